@@ -1,0 +1,27 @@
+"""The product spec's check catalog as data (data/catalog.json, generated from checks.md)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    id: str
+    platform: str
+    title: str
+    severity: str
+    severity_text: str
+    detection: str
+    passes_when: str
+    remediation: str
+    flags: str
+
+
+@functools.cache
+def catalog() -> dict[str, CatalogEntry]:
+    raw = json.loads(resources.files("hyperward").joinpath("data/catalog.json").read_text(encoding="utf-8"))
+    return {row["id"]: CatalogEntry(**row) for row in raw}

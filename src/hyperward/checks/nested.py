@@ -1,0 +1,62 @@
+"""Nested virtualization on the host."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..engine import check
+from ..facts import HostFacts
+from ..model import Category, Result, Severity, Unavailable
+from ..parsers.cmdline import split_param
+from ._common import is_enabled, module_param
+
+NESTED_MODULES = ("kvm_intel", "kvm_amd")
+
+
+@check("HV-NEST-001", Category.NEST, Severity.MEDIUM, "Host nested virtualization enabled",
+    fix="echo 'options kvm_intel nested=0' (kvm_amd on AMD) > /etc/modprobe.d/hyperward-nested.conf, then reload the module with no guests running or reboot",
+    references=("Linux Documentation/virt/kvm/x86/running-nested-guests.rst",),
+    profile_severity={"single-tenant": Severity.LOW},
+)
+def host_nested_enabled(host: HostFacts) -> Iterator[Result]:
+    """Nested VMX/SVM exposes L0's nested-virtualization code, a large and bug-prone surface, to
+    every guest given vmx/svm. Judged on the loaded module's parameter and, for the next load, on
+    modprobe.d options and configured kernel command lines."""
+    yielded = False
+    configured: dict[str, tuple[str, str]] = {}
+    for opt in host.modules.options:
+        if opt.module in NESTED_MODULES and opt.param == "nested":
+            configured[opt.module] = (opt.value, opt.file)
+    for source in host.kernel.cmdlines:
+        if source.running or isinstance(source.tokens, Unavailable):
+            continue
+        for token in source.tokens:
+            name, value = split_param(token)
+            module, _, param = name.partition(".")
+            if module in NESTED_MODULES and param == "nested" and value is not None:
+                configured[module] = (value, source.path)
+    for module in NESTED_MODULES:
+        value = module_param(host, module, "nested")
+        if isinstance(value, Unavailable):
+            yield Result.unavailable(value, module)
+            yielded = True
+        elif isinstance(value, str):
+            yielded = True
+            note = ""
+            if module in configured and is_enabled(configured[module][0]) != is_enabled(value):
+                note = f"; {configured[module][1]} sets nested={configured[module][0]} for the next module load"
+            if is_enabled(value):
+                yield Result.fail(module, f"{module}.nested={value} (loaded){note}")
+            else:
+                yield Result.passed(module, f"{module}.nested={value} (loaded){note}")
+        elif module in configured:
+            yielded = True
+            setting, path = configured[module]
+            if is_enabled(setting):
+                yield Result.fail(f"{module} ({path})", f"{path} sets {module} nested={setting}")
+            else:
+                yield Result.passed(f"{module} ({path})", f"{path} sets {module} nested={setting}")
+    if not yielded:
+        loaded = host.modules.loaded
+        reason = loaded.describe() if isinstance(loaded, Unavailable) else "kvm_intel and kvm_amd are not loaded"
+        yield Result.not_applicable(f"{reason}; no nested option in modprobe.d or the boot configuration")

@@ -1,0 +1,132 @@
+"""Patch level of the host: reboots pending, CPU microcode, automatic security updates."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Iterator
+
+from ..engine import check
+from ..facts import HostFacts
+from ..model import Category, Result, Severity, Unavailable
+from ..parsers.kernel import compare_versions
+from ._common import VULN_DIR
+
+_DEBIAN_RELEASE = re.compile(r"^(\d+\.\d+[\d.]*(?:-\d+)?)-([a-z][a-z0-9+-]*)$")
+
+
+def _flavour(release: str) -> str | None:
+    """"amd64" of 6.1.0-21-amd64, "cloud-amd64" of 6.1.0-21-cloud-amd64; None for other schemes."""
+    match = _DEBIAN_RELEASE.match(release)
+    return match.group(2) if match else None
+
+
+@check("HV-PATCH-003", Category.PATCH, Severity.HIGH, "Reboot pending: running kernel is not the newest installed",
+    fix="reboot into the newest installed kernel (live-migrate guests away first) or apply a livepatch",
+    references=("Debian reboot-required (update-notifier-common / unattended-upgrades)",),
+)
+def reboot_pending(host: HostFacts) -> Iterator[Result]:
+    """A kernel update protects nothing until the host boots it: KVM and the CPU-bug mitigations
+    live in the running kernel. Kernels of another flavour (cloud, rt) are not compared."""
+    kernel = host.kernel
+    reboot = kernel.reboot_required
+    if isinstance(reboot, Unavailable):
+        yield Result.unavailable(reboot, "reboot-required")
+    elif reboot.flagged:
+        pkgs = f" (packages: {', '.join(reboot.packages)})" if reboot.packages else ""
+        yield Result.fail("reboot-required", f"/var/run/reboot-required is present{pkgs}")
+    if isinstance(kernel.release, Unavailable):
+        yield Result.unavailable(kernel.release, "kernel")
+        return
+    if isinstance(kernel.installed, Unavailable):
+        yield Result.unavailable(kernel.installed, "kernel")
+        return
+    running = kernel.release
+    flavour = _flavour(running)
+    same = [k for k in kernel.installed if _flavour(k) == flavour] or list(kernel.installed)
+    newest = max(same, key=functools.cmp_to_key(compare_versions))
+    if running not in kernel.installed:
+        yield Result.fail("kernel", f"running kernel {running} is no longer installed (newest installed: {newest})")
+    elif compare_versions(newest, running) > 0:
+        yield Result.fail("kernel", f"running kernel {running}, newest installed {newest}")
+    else:
+        yield Result.passed("kernel", f"running kernel {running} is the newest installed")
+
+
+@check("HV-PATCH-004", Category.PATCH, Severity.HIGH, "CPU microcode outdated",
+    fix="apt install intel-microcode or amd64-microcode (non-free-firmware), or update the system firmware; reboot",
+    references=("Linux Documentation/admin-guide/hw-vuln/old_microcode.rst",),
+)
+def microcode_outdated(host: HostFacts) -> Iterator[Result]:
+    """Several mitigations (MDS, TAA, SRBDS, GDS, RFDS) need microcode the kernel cannot supply;
+    the kernel says so with "no microcode", and old_microcode flags revisions it knows are stale."""
+    vulns = host.cpu.vulnerabilities
+    if isinstance(vulns, Unavailable):
+        yield Result.unavailable(vulns, "cpu")
+        return
+    info = host.cpu.info
+    revision = f" (microcode {info.microcode})" if not isinstance(info, Unavailable) and info.microcode else ""
+    problems = []
+    for name, value in vulns.items():
+        if not isinstance(value, str):
+            continue
+        if name == "old_microcode" and "Vulnerable" in value:
+            problems.append(f"old_microcode: {value}")
+        elif "no microcode" in value.lower():
+            problems.append(f"{name}: {value}")
+    if problems:
+        yield Result.fail("cpu", "; ".join(problems) + revision)
+    elif "old_microcode" not in vulns:
+        yield Result.passed("cpu", f"no {VULN_DIR} file reports missing microcode; this kernel has no old_microcode file{revision}")
+    else:
+        yield Result.passed("cpu", f"old_microcode: {vulns['old_microcode']}{revision}")
+
+
+def _truthy_period(value: str | None) -> bool:
+    """APT::Periodic intervals: "0" or absent disables; a number of days or "always" enables."""
+    if value is None:
+        return False
+    v = value.strip().lower()
+    return v == "always" or (v.isdigit() and int(v) > 0)
+
+
+@check("HV-PATCH-005", Category.PATCH, Severity.MEDIUM, "No automated security patching",
+    fix="apt install unattended-upgrades && dpkg-reconfigure -plow unattended-upgrades; on dnf hosts set apply_updates = yes and enable dnf-automatic-install.timer",
+    references=("Debian wiki UnattendedUpgrades", "apt.conf(5), /usr/lib/apt/apt.systemd.daily", "dnf-automatic(8)"),
+)
+def no_automatic_updates(host: HostFacts) -> Iterator[Result]:
+    """QEMU, libvirt and kernel security fixes ship often; a host that waits for a human falls
+    behind. Debian: unattended-upgrades driven by APT::Periodic (apt.systemd.daily);
+    Fedora/RHEL: dnf-automatic with apply_updates=yes and its timer enabled."""
+    apt, dnf = host.patching.apt, host.patching.dnf_automatic
+    if apt is None and dnf is None:
+        yield Result.not_applicable("no /etc/apt and no dnf-automatic configuration")
+        return
+    if apt is not None:
+        s = apt.settings
+        problems = []
+        if apt.unattended_upgrades_installed is False:
+            problems.append("package unattended-upgrades is not installed")
+        if s.get("apt::periodic::enable", "1").strip() == "0":
+            problems.append('APT::Periodic::Enable "0"')
+        if not _truthy_period(s.get("apt::periodic::unattended-upgrade")):
+            problems.append(f'APT::Periodic::Unattended-Upgrade is {s.get("apt::periodic::unattended-upgrade", "unset (default 0)")!r}')
+        if not _truthy_period(s.get("apt::periodic::update-package-lists")):
+            problems.append(f'APT::Periodic::Update-Package-Lists is {s.get("apt::periodic::update-package-lists", "unset (default 0)")!r}')
+        if apt.upgrade_timer_masked:
+            problems.append("apt-daily-upgrade.timer is masked")
+        if problems:
+            yield Result.fail("apt", "; ".join(problems))
+        else:
+            yield Result.passed("apt", "unattended-upgrades installed and enabled by APT::Periodic")
+    if dnf is not None:
+        applies = (dnf.apply_updates or "").lower() in ("yes", "true", "1", "on")
+        if applies and dnf.timers_enabled:
+            yield Result.passed("dnf-automatic", f"apply_updates={dnf.apply_updates}, {', '.join(dnf.timers_enabled)} enabled")
+        else:
+            problems = []
+            if not applies:
+                problems.append(f"{dnf.path}: apply_updates={dnf.apply_updates or 'unset (default no)'}")
+            if not dnf.timers_enabled:
+                problems.append("no dnf-automatic timer enabled in timers.target.wants")
+            yield Result.fail("dnf-automatic", "; ".join(problems))

@@ -1,0 +1,162 @@
+"""CPU side channels: the kernel's own verdicts in sysfs, SMT, L1TF, iTLB multihit and KSM."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from ..engine import check
+from ..facts import HostFacts
+from ..model import Category, Result, Severity, Unavailable
+from ..parsers.cpu_vuln import main_status, parse_vulnerability
+from ._common import VULN_DIR, module_param, vuln_value
+
+SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
+
+
+def _clause_vulnerable(text: str) -> bool:
+    """"Vulnerable" anywhere, or a clause that *starts* lower-case "vulnerable" (l1tf's "VMX: vulnerable").
+    "SMT vulnerable" and "L1D vulnerable" are judged by HV-SIDE-003 and HV-SIDE-002."""
+    return "Vulnerable" in text or text.lower().startswith("vulnerable")
+
+
+@check("HV-SIDE-001", Category.SIDE, Severity.HIGH, 'A CPU vulnerability is reported "Vulnerable"',
+    fix="update the kernel and CPU microcode (intel-microcode / amd64-microcode), remove mitigation off-switches from the kernel command line, reboot",
+    references=("Linux Documentation/ABI/testing/sysfs-devices-system-cpu", "Linux Documentation/admin-guide/hw-vuln/index.rst"),
+)
+def cpu_reported_vulnerable(host: HostFacts) -> Iterator[Result]:
+    """The kernel knows best which speculative-execution bugs this CPU has and whether it mitigates
+    them. Every file is judged, including files newer kernels add, and every "; "-separated
+    sub-clause: spectre_v2 can be mitigated while its BHI clause says Vulnerable."""
+    vulns = host.cpu.vulnerabilities
+    if isinstance(vulns, Unavailable):
+        yield Result.unavailable(vulns)
+        return
+    if not vulns:
+        yield Result.not_applicable(f"{VULN_DIR}: empty (kernel reports no CPU vulnerabilities)")
+        return
+    for name, value in vulns.items():
+        if isinstance(value, Unavailable):
+            yield Result.unavailable(value, name)
+            continue
+        clauses = parse_vulnerability(value)
+        bad = [c for c in clauses if _clause_vulnerable(c.text)]
+        state = main_status(value)
+        if bad:
+            for clause in bad:
+                resource = name if clause.name is None else f"{name} ({clause.name})"
+                yield Result.fail(resource, f"{VULN_DIR}/{name}: {value}")
+        elif state == "unknown":
+            yield Result.fail(name, f"{VULN_DIR}/{name}: {value} (the kernel cannot tell; treat as unmitigated)", severity=Severity.MEDIUM)
+        elif state == "unrecognized" or not clauses:
+            yield Result.error(f"{VULN_DIR}/{name}: unrecognized value {value[:120]!r}", name)
+        else:
+            yield Result.passed(name, value)
+
+
+@check("HV-SIDE-002", Category.SIDE, Severity.HIGH, "L1TF guest-to-host exposure (Intel)",
+    fix="keep kvm-intel.vmentry_l1d_flush at cond or always (boot with l1tf=full,force for the strictest setting) and update microcode",
+    references=("Linux Documentation/admin-guide/hw-vuln/l1tf.rst",),
+)
+def l1tf_guest_host(host: HostFacts) -> Iterator[Result]:
+    """L1 Terminal Fault lets a guest read host L1D contents unless KVM flushes L1D on VM entry
+    (hw-vuln/l1tf.rst). "L1D vulnerable" or vmentry_l1d_flush=never leaves that open."""
+    value = vuln_value(host, "l1tf")
+    if value is None:
+        yield Result.not_applicable(f"{VULN_DIR}/l1tf: not reported by this kernel", "l1tf")
+        return
+    if isinstance(value, Unavailable):
+        yield Result.unavailable(value, "l1tf")
+        return
+    if main_status(value) == "not_affected":
+        yield Result.passed("l1tf", value)
+        return
+    problems = []
+    if "L1D vulnerable" in value or re.search(r"VMX: vulnerable", value, re.IGNORECASE):
+        problems.append(f"{VULN_DIR}/l1tf: {value}")
+    flush = module_param(host, "kvm_intel", "vmentry_l1d_flush")
+    if isinstance(flush, str) and flush.lower() == "never":
+        problems.append("kvm_intel.vmentry_l1d_flush=never")
+    if problems:
+        yield Result.fail("l1tf", "; ".join(problems))
+    else:
+        detail = value if not isinstance(flush, str) else f"{value} (vmentry_l1d_flush={flush})"
+        yield Result.passed("l1tf", detail)
+
+
+_SMT_OFF = ("off", "forceoff", "notsupported", "notimplemented")
+_SCHED_CORE_ON = ("vcpus", "emulator", "full")
+
+
+@check("HV-SIDE-003", Category.SIDE, Severity.HIGH, "SMT shared with untrusted guests",
+    fix="boot with nosmt=force (or echo off > /sys/devices/system/cpu/smt/control), or set sched_core = \"full\" in /etc/libvirt/qemu.conf",
+    references=("Linux Documentation/admin-guide/hw-vuln/core-scheduling.rst", "Linux Documentation/admin-guide/hw-vuln/mds.rst", "libvirt src/qemu/qemu.conf.in (sched_core)"),
+    profile_severity=SINGLE_TENANT_LOW,
+)
+def smt_shared(host: HostFacts) -> Iterator[Result]:
+    """With SMT on, sibling threads share L1, buffers and predictors: several leaks (MDS, TAA,
+    MMIO, L1TF, cross-thread RSB) cannot be fully mitigated while two guests, or a guest and the
+    host, run on one core. Core scheduling (qemu.conf sched_core) is the accepted alternative."""
+    control = host.cpu.smt.control
+    if isinstance(control, Unavailable):
+        yield Result.unavailable(control, "smt")
+        return
+    if control in _SMT_OFF:
+        yield Result.passed("smt", f"smt/control={control}")
+        return
+    settings = host.qemu_conf.settings
+    sched_core = settings.get("sched_core") if isinstance(settings, dict) else None
+    if isinstance(sched_core, str) and sched_core in _SCHED_CORE_ON:
+        yield Result.passed("smt", f"smt/control={control}, but {host.qemu_conf.path} sched_core=\"{sched_core}\" isolates guests per core")
+        return
+    reports = []
+    vulns = host.cpu.vulnerabilities
+    if isinstance(vulns, dict):
+        reports = [name for name, v in vulns.items() if isinstance(v, str) and "SMT vulnerable" in v]
+    active = host.cpu.smt.active
+    message = f"smt/control={control}" + (f", smt/active={active}" if isinstance(active, str) else "")
+    if reports:
+        message += f"; kernel reports \"SMT vulnerable\" for {', '.join(reports)}"
+    yield Result.fail("smt", message)
+
+
+@check("HV-SIDE-004", Category.SIDE, Severity.MEDIUM, "iTLB multihit guest-triggered machine check",
+    fix="set kvm.nx_huge_pages=auto (options kvm nx_huge_pages=auto in /etc/modprobe.d/), then reload kvm or reboot",
+    references=("Linux Documentation/admin-guide/hw-vuln/multihit.rst",),
+)
+def itlb_multihit(host: HostFacts) -> Iterator[Result]:
+    """On affected Intel CPUs a guest can hang the host with a machine check unless KVM splits
+    huge pages for executable guest memory (kvm.nx_huge_pages, hw-vuln/multihit.rst)."""
+    value = vuln_value(host, "itlb_multihit")
+    if value is None:
+        yield Result.not_applicable(f"{VULN_DIR}/itlb_multihit: not reported by this kernel", "itlb_multihit")
+        return
+    if isinstance(value, Unavailable):
+        yield Result.unavailable(value, "itlb_multihit")
+        return
+    nx = module_param(host, "kvm", "nx_huge_pages")
+    nx_text = f" (kvm.nx_huge_pages={nx})" if isinstance(nx, str) else ""
+    if value.startswith("Not affected") or "Mitigation" in value:
+        yield Result.passed("itlb_multihit", value + nx_text)
+    else:
+        yield Result.fail("itlb_multihit", f"{VULN_DIR}/itlb_multihit: {value}{nx_text}")
+
+
+@check("HV-SIDE-005", Category.SIDE, Severity.MEDIUM, "KSM merges memory across guests",
+    fix="systemctl disable --now ksm ksmtuned; echo 2 > /sys/kernel/mm/ksm/run; or give every guest <memoryBacking><nosharepages/></memoryBacking>",
+    references=("Linux Documentation/admin-guide/mm/ksm.rst", "libvirt docs/formatdomain.rst (memoryBacking/nosharepages)"),
+    profile_severity=SINGLE_TENANT_LOW,
+)
+def ksm_merging(host: HostFacts) -> Iterator[Result]:
+    """Kernel same-page merging lets one guest time copy-on-write faults to learn another guest's
+    memory contents (and weakens Rowhammer defences). Host part: is KSM running at all."""
+    ksm = host.ksm
+    if isinstance(ksm, Unavailable):
+        yield Result.unavailable(ksm, "ksm")
+        return
+    if ksm.run == 1:
+        sharing = f", pages_sharing={ksm.pages_sharing}" if ksm.pages_sharing is not None else ""
+        yield Result.fail("ksm", f"/sys/kernel/mm/ksm/run=1 (merging{sharing})")
+    else:
+        state = {0: "stopped", 2: "stopped, merged pages unmerged"}.get(ksm.run, "unknown state")
+        yield Result.passed("ksm", f"/sys/kernel/mm/ksm/run={ksm.run} ({state})")

@@ -1,0 +1,104 @@
+"""Vulnerability exposure the host configures for itself: kernel command-line off-switches."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..engine import check
+from ..facts import HostFacts
+from ..model import Category, Result, Severity, Unavailable
+from ..parsers.cmdline import split_param
+
+_OFF = frozenset({"off"})
+ANY = None
+
+# name -> (values that weaken it, or ANY for a bare flag / any value; what it turns off)
+WEAKENING: dict[str, tuple[frozenset[str] | None, str]] = {
+    "nospectre_v1": (ANY, "Spectre v1 (bounds check bypass) mitigations"),
+    "nospectre_v2": (ANY, "Spectre v2 (branch target injection) mitigations, guest-to-host included"),
+    "spectre_v2": (_OFF, "Spectre v2 (branch target injection) mitigations, guest-to-host included"),
+    "spectre_v2_user": (_OFF, "STIBP/IBPB between processes, QEMU processes of different guests included"),
+    "spectre_bhi": (_OFF, "the Branch History Injection mitigation"),
+    "nospec_store_bypass_disable": (ANY, "the Speculative Store Bypass mitigation"),
+    "spec_store_bypass_disable": (_OFF, "the Speculative Store Bypass mitigation"),
+    "l1tf": (_OFF, "the L1TF mitigation (no L1D flush on VM entry: guests can read host L1D)"),
+    "mds": (_OFF, "MDS buffer clearing on kernel exit and VM entry"),
+    "tsx_async_abort": (_OFF, "the TSX Async Abort mitigation"),
+    "mmio_stale_data": (_OFF, "the MMIO Stale Data mitigation"),
+    "retbleed": (_OFF, "the Retbleed mitigation"),
+    "spec_rstack_overflow": (_OFF, "the SRSO (Inception) mitigation"),
+    "gather_data_sampling": (_OFF, "the Gather Data Sampling (Downfall) mitigation"),
+    "reg_file_data_sampling": (_OFF, "the Register File Data Sampling mitigation"),
+    "vmscape": (_OFF, "the VMSCAPE mitigation (IBPB before returning to QEMU after a VM exit)"),
+    "srbds": (_OFF, "the Special Register Buffer Data Sampling mitigation"),
+    "indirect_target_selection": (_OFF, "the Indirect Target Selection mitigation"),
+    "tsa": (_OFF, "the Transient Scheduler Attacks mitigation"),
+    "nopti": (ANY, "kernel page-table isolation (Meltdown)"),
+    "pti": (_OFF, "kernel page-table isolation (Meltdown)"),
+    "kvm.nx_huge_pages": (frozenset({"off", "never"}), "the iTLB multihit mitigation: a guest can machine-check the host"),
+    "kvm_intel.vmentry_l1d_flush": (frozenset({"never"}), "L1D flushing on VM entry (L1TF guest-to-host leak)"),
+    "intel_iommu": (_OFF, "the Intel IOMMU: passed-through devices can DMA into all host memory"),
+    "amd_iommu": (_OFF, "the AMD IOMMU: passed-through devices can DMA into all host memory"),
+    "iommu": (_OFF, "the IOMMU: passed-through devices can DMA into all host memory"),
+    "pcie_acs_override": (ANY, "PCIe ACS isolation (IOMMU groups are split although devices can still reach each other)"),
+}
+
+# Documentation/admin-guide/hw-vuln/attack_vector_controls.rst
+ATTACK_VECTORS: dict[str, str] = {
+    "no_guest_host": "guest-to-host mitigations (BHI, ITS, GDS, L1TF, MDS, MMIO, Retbleed, RFDS, Spectre v2, SRBDS, SRSO, TAA, TSA): a guest can attack the host kernel",
+    "no_guest_guest": "guest-to-guest mitigations (GDS, MDS, MMIO, RFDS, Spectre v2 user, SRBDS, TAA, TSA): a guest can read another guest's data",
+    "no_cross_thread": "cross-thread mitigations: a guest can attack whatever runs on its SMT sibling",
+    "no_user_kernel": "user-to-kernel mitigations: host processes, QEMU included, can attack the host kernel",
+    "no_user_user": "user-to-user mitigations: host processes, QEMU processes of different guests included, can attack each other",
+}
+
+
+def weakening_effect(token: str) -> str | None:
+    """What `token` turns off, or None if it does not weaken isolation."""
+    name, value = split_param(token)
+    if name == "mitigations":
+        items = [v.strip().lower() for v in (value or "").split(",")]
+        if "off" in items:
+            return "every CPU vulnerability mitigation (all attack vectors)"
+        effects = [f"{v} turns off {ATTACK_VECTORS[v]}" for v in items if v in ATTACK_VECTORS]
+        return "; ".join(effects) or None
+    if name not in WEAKENING:
+        return None
+    values, effect = WEAKENING[name]
+    if values is ANY or (value is not None and value.strip().lower() in values):
+        return f"turns off {effect}"
+    return None
+
+
+def _fix(source: str) -> str:
+    if source.startswith("/etc/default/grub"):
+        return "remove it from GRUB_CMDLINE_LINUX* in /etc/default/grub (and grub.d), run update-grub, reboot"
+    if source == "/etc/kernel/cmdline":
+        return "remove it from /etc/kernel/cmdline, regenerate boot entries (kernel-install / proxmox-boot-tool refresh), reboot"
+    return "remove it from the boot loader configuration that produced this command line, then reboot"
+
+
+@check("HV-VULN-002", Category.VULN, Severity.CRITICAL, "Kernel command line weakens guest/host isolation",
+    fix="remove the parameter from the boot loader configuration (/etc/default/grub, /etc/kernel/cmdline), regenerate it, reboot",
+    references=("Linux Documentation/admin-guide/hw-vuln/attack_vector_controls.rst", "Linux Documentation/admin-guide/kernel-parameters.txt"),
+)
+def cmdline_weakens_isolation(host: HostFacts) -> Iterator[Result]:
+    """Each of these parameters switches off a CPU-bug mitigation or the IOMMU for the whole host,
+    so no guest configuration can win it back. The running command line (/proc/cmdline) and the
+    one configured for the next boot (/etc/default/grub, /etc/kernel/cmdline) are judged apart:
+    a fix that is configured but not booted yet still fails for the running kernel.
+    Beyond the catalog row: nospectre_v1, spectre_v2_user, spectre_bhi, spec_store_bypass_disable,
+    srbds, indirect_target_selection, tsa and pti=off, and the attack-vector forms no_cross_thread,
+    no_user_kernel and no_user_user (attack_vector_controls.rst)."""
+    for source in host.kernel.cmdlines:
+        if isinstance(source.tokens, Unavailable):
+            yield Result.unavailable(source.tokens, source.path)
+            continue
+        found = False
+        for token in source.tokens:
+            effect = weakening_effect(token)
+            if effect:
+                found = True
+                yield Result.fail(f"{source.path}: {token}", effect, remediation=_fix(source.path))
+        if not found:
+            yield Result.passed(source.path, "no weakening parameters")

@@ -1,0 +1,190 @@
+"""Kernel, CPU and module facts from /proc, /sys, /boot, /lib/modules and boot configuration."""
+
+from __future__ import annotations
+
+import re
+
+from ..facts import (
+    CmdlineSource,
+    CpuFacts,
+    KernelFacts,
+    KsmFacts,
+    Maybe,
+    ModprobeOption,
+    ModuleFacts,
+    RebootRequired,
+    SmtFacts,
+)
+from ..model import Unavailable
+from ..parsers.cmdline import parse_cmdline, parse_grub_defaults
+from ..parsers.config_files import parse_cpuinfo, parse_modprobe
+from .fs import RootFS
+
+VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
+CMDLINE_LIMIT = 64 * 1024
+
+# The modules and parameters the checks judge: a fixed list keeps the live scan to a few reads.
+MODULE_PARAMS: dict[str, tuple[str, ...]] = {
+    "kvm": ("nx_huge_pages", "mitigate_smt_rsb"),
+    "kvm_intel": ("nested", "vmentry_l1d_flush"),
+    "kvm_amd": ("nested",),
+    "vfio": ("enable_unsafe_noiommu_mode",),
+    "vfio_iommu_type1": ("allow_unsafe_interrupts",),
+}
+MODPROBE_DIRS = ("/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d")
+
+
+def _int(value: Maybe[str], path: str) -> Maybe[int]:
+    if isinstance(value, Unavailable):
+        return value
+    try:
+        return int(value.strip())
+    except ValueError:
+        return Unavailable(path, "invalid", f"expected an integer, found {value.strip()[:40]!r}")
+
+
+def collect_cmdlines(fs: RootFS) -> list[CmdlineSource]:
+    out: list[CmdlineSource] = []
+    running = fs.read_text("/proc/cmdline", CMDLINE_LIMIT)
+    out.append(CmdlineSource("/proc/cmdline", True, running if isinstance(running, Unavailable) else parse_cmdline(running)))
+
+    grub_files: list[tuple[str, str]] = []
+    grub = fs.read_text("/etc/default/grub")
+    if not (isinstance(grub, Unavailable) and grub.kind == "missing"):
+        if isinstance(grub, Unavailable):
+            out.append(CmdlineSource("/etc/default/grub", False, grub))
+        else:
+            grub_files.append(("/etc/default/grub", grub))
+    dropins = fs.listdir("/etc/default/grub.d")
+    if not isinstance(dropins, Unavailable):
+        for name in dropins:
+            if name.endswith(".cfg"):
+                text = fs.read_text(f"/etc/default/grub.d/{name}")
+                if not isinstance(text, Unavailable):
+                    grub_files.append((f"/etc/default/grub.d/{name}", text))
+    if grub_files:
+        label = grub_files[0][0] if len(grub_files) == 1 else "/etc/default/grub (with grub.d)"
+        out.append(CmdlineSource(label, False, parse_grub_defaults(grub_files)))
+
+    kernel_cmdline = fs.read_text("/etc/kernel/cmdline", CMDLINE_LIMIT)
+    if not (isinstance(kernel_cmdline, Unavailable) and kernel_cmdline.kind == "missing"):
+        tokens = kernel_cmdline if isinstance(kernel_cmdline, Unavailable) else parse_cmdline(kernel_cmdline)
+        out.append(CmdlineSource("/etc/kernel/cmdline", False, tokens))
+    return out
+
+
+_KERNEL_IMAGE = re.compile(r"^(?:vmlinuz|vmlinux|kernel)-(.+)$")
+
+
+def collect_installed_kernels(fs: RootFS) -> Maybe[list[str]]:
+    found: set[str] = set()
+    seen_dir = False
+    denied: Unavailable | None = None
+    modules = fs.listdir("/lib/modules")
+    if isinstance(modules, list):
+        seen_dir = True
+        for name in modules:
+            if fs.exists(f"/lib/modules/{name}/modules.dep") or fs.exists(f"/lib/modules/{name}/kernel"):
+                found.add(name)
+    elif modules.kind == "denied":
+        denied = modules
+    boot = fs.listdir("/boot")
+    if isinstance(boot, list):
+        seen_dir = True
+        for name in boot:
+            match = _KERNEL_IMAGE.match(name)
+            if match and not name.endswith((".sig", ".old", ".bak")):
+                found.add(match.group(1))
+    elif boot.kind == "denied":
+        denied = denied or boot
+    if found:
+        return sorted(found)
+    if denied:
+        return denied
+    reason = "no installed kernels found" if seen_dir else "neither directory exists"
+    return Unavailable("/lib/modules, /boot", "missing", reason)
+
+
+def collect_kernel(fs: RootFS) -> KernelFacts:
+    release = fs.read_line("/proc/sys/kernel/osrelease")
+    if isinstance(release, str):
+        release = release.strip()
+    tainted = _int(fs.read_line("/proc/sys/kernel/tainted"), "/proc/sys/kernel/tainted")
+
+    reboot: Maybe[RebootRequired]
+    flag = fs.read_text("/var/run/reboot-required")
+    if isinstance(flag, Unavailable) and flag.kind == "missing":
+        reboot = RebootRequired(False, [])
+    elif isinstance(flag, Unavailable):
+        reboot = flag
+    else:
+        pkgs = fs.read_text("/var/run/reboot-required.pkgs")
+        packages = sorted(set(pkgs.split())) if isinstance(pkgs, str) else []
+        reboot = RebootRequired(True, packages)
+
+    return KernelFacts(
+        release=release,
+        cmdlines=collect_cmdlines(fs),
+        tainted=tainted,
+        installed=collect_installed_kernels(fs),
+        reboot_required=reboot,
+    )
+
+
+def collect_cpu(fs: RootFS) -> CpuFacts:
+    names = fs.listdir(VULN_DIR)
+    vulns: Maybe[dict[str, Maybe[str]]]
+    if isinstance(names, Unavailable):
+        vulns = names
+    else:
+        vulns = {}
+        for name in names:
+            value = fs.read_line(f"{VULN_DIR}/{name}", 4096)
+            vulns[name] = value.strip() if isinstance(value, str) else value
+    cpuinfo = fs.read_text("/proc/cpuinfo")
+    info = cpuinfo if isinstance(cpuinfo, Unavailable) else parse_cpuinfo(cpuinfo)
+    smt = SmtFacts(
+        control=_strip(fs.read_line("/sys/devices/system/cpu/smt/control", 256)),
+        active=_strip(fs.read_line("/sys/devices/system/cpu/smt/active", 256)),
+    )
+    return CpuFacts(vulnerabilities=vulns, smt=smt, info=info)
+
+
+def _strip(value: Maybe[str]) -> Maybe[str]:
+    return value.strip() if isinstance(value, str) else value
+
+
+def collect_modules(fs: RootFS) -> ModuleFacts:
+    loaded: Maybe[dict[str, dict[str, Maybe[str]]]]
+    if not fs.exists("/sys/module"):
+        loaded = Unavailable("/sys/module", "missing", "not found (no live /sys under this root)")
+    else:
+        loaded = {}
+        for module, params in MODULE_PARAMS.items():
+            base = f"/sys/module/{module}"
+            if not fs.exists(base):
+                continue
+            loaded[module] = {p: _strip(fs.read_line(f"{base}/parameters/{p}", 256)) for p in params}
+    options: list[ModprobeOption] = []
+    seen_names: set[str] = set()
+    for directory in MODPROBE_DIRS:
+        names = fs.listdir(directory)
+        if isinstance(names, Unavailable):
+            continue
+        for name in names:
+            # modprobe.d(5): a file in an earlier directory overrides one of the same name later.
+            if not name.endswith(".conf") or name in seen_names:
+                continue
+            seen_names.add(name)
+            text = fs.read_text(f"{directory}/{name}")
+            if isinstance(text, str):
+                options.extend(parse_modprobe(text, f"{directory}/{name}"))
+    return ModuleFacts(loaded=loaded, options=options)
+
+
+def collect_ksm(fs: RootFS) -> Maybe[KsmFacts]:
+    run = _int(fs.read_line("/sys/kernel/mm/ksm/run", 64), "/sys/kernel/mm/ksm/run")
+    if isinstance(run, Unavailable):
+        return run
+    sharing = _int(fs.read_line("/sys/kernel/mm/ksm/pages_sharing", 64), "/sys/kernel/mm/ksm/pages_sharing")
+    return KsmFacts(run=run, pages_sharing=sharing if isinstance(sharing, int) else None)

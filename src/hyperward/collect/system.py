@@ -1,0 +1,178 @@
+"""Packages and patch automation, /dev/kvm and its group, firmware (EFI, Secure Boot, TPM),
+and the libvirt QEMU driver configuration."""
+
+from __future__ import annotations
+
+import grp
+import pwd
+import stat
+
+from ..facts import (
+    AccountFacts,
+    AptFacts,
+    DeviceNode,
+    DnfAutomaticFacts,
+    FirmwareFacts,
+    LibvirtConfig,
+    Maybe,
+    PatchingFacts,
+)
+from ..model import Unavailable
+from ..parsers.config_files import (
+    apt_conf_part_ok,
+    parse_apt_conf,
+    parse_dpkg_status,
+    parse_group,
+    parse_ini,
+    parse_passwd_gids,
+)
+from ..parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
+from .fs import RootFS
+
+SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+
+
+def collect_apt(fs: RootFS, installed: Maybe[dict[str, str]]) -> AptFacts | None:
+    if not fs.exists("/etc/apt"):
+        return None
+    files: list[str] = []
+    settings: dict[str, str] = {}
+    parts = fs.listdir("/etc/apt/apt.conf.d")
+    names = parts if isinstance(parts, list) else []
+    for path in [f"/etc/apt/apt.conf.d/{n}" for n in names if apt_conf_part_ok(n)] + ["/etc/apt/apt.conf"]:
+        text = fs.read_text(path)
+        if isinstance(text, str):
+            files.append(path)
+            settings.update(parse_apt_conf(text))
+    periodic = {k: v for k, v in settings.items() if k.startswith(("apt::periodic::", "unattended-upgrade::"))}
+    uu_installed = None if isinstance(installed, Unavailable) else "unattended-upgrades" in installed
+    masked = any(fs.is_masked_unit(f"{d}/apt-daily-upgrade.timer") for d in ("/etc/systemd/system", "/run/systemd/system"))
+    return AptFacts(files=files, settings=periodic, unattended_upgrades_installed=uu_installed, upgrade_timer_masked=masked)
+
+
+def collect_dnf_automatic(fs: RootFS) -> DnfAutomaticFacts | None:
+    for path in ("/etc/dnf/automatic.conf", "/etc/dnf/dnf5-plugins/automatic.conf"):
+        text = fs.read_text(path)
+        if isinstance(text, Unavailable):
+            continue
+        commands = parse_ini(text).get("commands", {})
+        timers = []
+        wants = fs.listdir("/etc/systemd/system/timers.target.wants")
+        if isinstance(wants, list):
+            timers = [n for n in wants if n.startswith("dnf") and "automatic" in n]
+        return DnfAutomaticFacts(path, commands.get("apply_updates"), commands.get("upgrade_type"), timers)
+    return None
+
+
+def collect_patching(fs: RootFS) -> PatchingFacts:
+    status = fs.read_text("/var/lib/dpkg/status", 256 * 1024 * 1024)
+    installed: Maybe[dict[str, str]] = status if isinstance(status, Unavailable) else parse_dpkg_status(status)
+    return PatchingFacts(apt=collect_apt(fs, installed), dnf_automatic=collect_dnf_automatic(fs), installed_packages=installed)
+
+
+def _name(lookup, ident: int, table: dict[str, int] | None) -> str | None:
+    if table is not None:
+        for name, value in table.items():
+            if value == ident:
+                return name
+        return None
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return None
+
+
+def collect_kvm_device(fs: RootFS, accounts: AccountFacts, passwd_uids: dict[str, int] | None) -> Maybe[DeviceNode]:
+    st = fs.stat("/dev/kvm")
+    if isinstance(st, Unavailable):
+        return st
+    groups = accounts.groups if isinstance(accounts.groups, dict) else None
+    if fs.live:
+        owner, group = _name(pwd.getpwuid, st.st_uid, None), _name(grp.getgrgid, st.st_gid, None)
+    else:
+        owner = _name(pwd.getpwuid, st.st_uid, passwd_uids)
+        group = _name(grp.getgrgid, st.st_gid, {n: g.gid for n, g in groups.items()} if groups else {})
+    return DeviceNode("/dev/kvm", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, owner, group, stat.S_ISCHR(st.st_mode))
+
+
+def collect_accounts(fs: RootFS) -> tuple[AccountFacts, dict[str, int] | None]:
+    group_text = fs.read_text("/etc/group")
+    groups = group_text if isinstance(group_text, Unavailable) else parse_group(group_text)
+    passwd_text = fs.read_text("/etc/passwd")
+    gids: Maybe[dict[str, int]] = passwd_text if isinstance(passwd_text, Unavailable) else parse_passwd_gids(passwd_text)
+    uids = None
+    if isinstance(passwd_text, str):
+        uids = {}
+        for line in passwd_text.splitlines():
+            f = line.split(":")
+            if len(f) >= 3 and f[2].isdigit():
+                uids[f[0]] = int(f[2])
+    return AccountFacts(groups=groups, primary_gids=gids), uids
+
+
+def collect_firmware(fs: RootFS) -> FirmwareFacts:
+    efi: Maybe[bool]
+    if fs.exists("/sys/firmware/efi"):
+        efi = True
+    elif fs.exists("/sys/firmware"):
+        efi = False
+    else:
+        efi = Unavailable("/sys/firmware", "missing", "not found (no live /sys under this root)")
+
+    secure: Maybe[int]
+    if efi is True:
+        raw = fs.read_bytes(SECURE_BOOT_VAR, 64)
+        if isinstance(raw, Unavailable) and raw.kind == "missing":
+            efivars = fs.listdir("/sys/firmware/efi/efivars")
+            # Firmware without Secure Boot support has no SecureBoot variable at all.
+            secure = 0 if isinstance(efivars, list) and efivars else Unavailable(
+                "/sys/firmware/efi/efivars", "missing", "efivarfs not mounted or empty"
+            )
+        elif isinstance(raw, Unavailable):
+            secure = raw
+        elif len(raw) < 5:
+            secure = Unavailable(SECURE_BOOT_VAR, "invalid", f"{len(raw)} bytes, expected 4 attribute bytes and a value")
+        else:
+            secure = raw[4]
+    elif efi is False:
+        secure = Unavailable("/sys/firmware/efi", "missing", "host booted in legacy BIOS mode")
+    else:
+        secure = efi
+
+    version: Maybe[int]
+    if not fs.exists("/sys/class/tpm/tpm0"):
+        version = 0 if fs.exists("/sys/class") else Unavailable("/sys/class", "missing", "not found (no live /sys under this root)")
+    else:
+        text = fs.read_line("/sys/class/tpm/tpm0/tpm_version_major", 64)
+        if isinstance(text, str) and text.strip().isdigit():
+            version = int(text.strip())
+        elif isinstance(text, str):
+            version = Unavailable("/sys/class/tpm/tpm0/tpm_version_major", "invalid", f"not a number: {text[:20]!r}")
+        elif text.kind == "missing" and fs.exists("/sys/class/tpm/tpm0/caps"):
+            version = 1  # kernels before 5.6 lack tpm_version_major; only TPM 1.2 devices have caps
+        else:
+            version = text
+
+    log: Maybe[bool]
+    log_path = "/sys/kernel/security/tpm0/binary_bios_measurements"
+    st = fs.stat(log_path)
+    if isinstance(st, Unavailable):
+        if st.kind == "missing" and fs.exists("/sys/kernel/security"):
+            listing = fs.listdir("/sys/kernel/security")
+            log = listing if isinstance(listing, Unavailable) else False
+        else:
+            log = st
+    else:
+        log = True
+    return FirmwareFacts(efi=efi, secure_boot=secure, tpm_version_major=version, tpm_event_log=log)
+
+
+def collect_libvirt_config(fs: RootFS, path: str) -> LibvirtConfig:
+    text = fs.read_text(path)
+    if isinstance(text, Unavailable):
+        return LibvirtConfig(path, text)
+    try:
+        return LibvirtConfig(path, parse_libvirt_conf(text))
+    except LibvirtConfError as exc:
+        return LibvirtConfig(path, Unavailable(path, "invalid", f"not valid libvirt configuration syntax: {exc}"))

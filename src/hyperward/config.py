@@ -1,0 +1,134 @@
+"""The TOML configuration: scan defaults and accepted risks (suppressions)."""
+
+from __future__ import annotations
+
+import datetime
+import re
+import tomllib
+from dataclasses import dataclass, field
+
+from .catalog import catalog
+from .engine import Suppression
+from .model import PROFILES, Severity
+
+DEFAULT_PATH = "/etc/hyperward/config.toml"
+_TOP_KEYS = {"scan", "suppress"}
+_SCAN_KEYS = {"profile", "fail_on", "only", "skip"}
+_SUPPRESS_KEYS = {"check", "resource", "reason", "expires"}
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; the message names the file and, where known, the line."""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None = None
+    profile: str | None = None
+    fail_on: Severity | None = None
+    only: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)
+    suppressions: list[Suppression] = field(default_factory=list)
+
+
+def _table_lines(text: str, header: str) -> list[int]:
+    pattern = re.compile(r"^\s*\[\[\s*" + re.escape(header) + r"\s*\]\]")
+    return [i for i, line in enumerate(text.splitlines(), 1) if pattern.match(line)]
+
+
+def _key_line(text: str, key: str) -> int | None:
+    pattern = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+    for i, line in enumerate(text.splitlines(), 1):
+        if pattern.match(line):
+            return i
+    return None
+
+
+def parse_config(text: str, path: str) -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+    def fail(message: str, line: int | None) -> ConfigError:
+        return ConfigError(f"{path}{f' line {line}' if line else ''}: {message}")
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise fail(f"unknown section or key {key!r} (expected: scan, suppress)", _key_line(text, key))
+    scan = data.get("scan", {})
+    if not isinstance(scan, dict):
+        raise fail("[scan] must be a table", _key_line(text, "scan"))
+    for key in scan:
+        if key not in _SCAN_KEYS:
+            raise fail(f"unknown key {key!r} in [scan] (expected: {', '.join(sorted(_SCAN_KEYS))})", _key_line(text, key))
+    profile = scan.get("profile")
+    if profile is not None and profile not in PROFILES:
+        raise fail(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}", _key_line(text, "profile"))
+    fail_on = None
+    if "fail_on" in scan:
+        try:
+            fail_on = Severity.parse(str(scan["fail_on"]))
+        except ValueError as exc:
+            raise fail(str(exc), _key_line(text, "fail_on")) from None
+    for key in ("only", "skip"):
+        if key in scan and not (isinstance(scan[key], list) and all(isinstance(v, str) for v in scan[key])):
+            raise fail(f"{key} must be a list of check IDs or categories", _key_line(text, key))
+
+    raw = data.get("suppress", [])
+    if not isinstance(raw, list):
+        raise fail("suppress must be an array of tables: [[suppress]]", _key_line(text, "suppress"))
+    lines = _table_lines(text, "suppress")
+    known = catalog()
+    suppressions = []
+    for index, entry in enumerate(raw):
+        line = lines[index] if index < len(lines) else None
+        if not isinstance(entry, dict):
+            raise fail("each suppression must be a table", line)
+        unknown = set(entry) - _SUPPRESS_KEYS
+        if unknown:
+            raise fail(f"unknown key {sorted(unknown)[0]!r} in [[suppress]] (expected: {', '.join(sorted(_SUPPRESS_KEYS))})", line)
+        check_id = entry.get("check")
+        if not isinstance(check_id, str) or check_id.upper() not in known:
+            raise fail(f"[[suppress]] needs check = a catalog ID (got {check_id!r})", line)
+        reason = entry.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise fail(f"[[suppress]] for {check_id} needs a reason", line)
+        resource = entry.get("resource", "*")
+        if not isinstance(resource, str) or not resource:
+            raise fail("resource must be a non-empty string (a glob; '*' for every resource)", line)
+        expires = entry.get("expires")
+        if isinstance(expires, datetime.datetime):
+            expires = expires.date()
+        elif isinstance(expires, str):
+            try:
+                expires = datetime.date.fromisoformat(expires)
+            except ValueError:
+                raise fail(f"expires must be a date (YYYY-MM-DD), not {expires!r}", line) from None
+        elif expires is not None and not isinstance(expires, datetime.date):
+            raise fail(f"expires must be a date (YYYY-MM-DD), not {expires!r}", line)
+        source = f"{path} line {line}" if line else path
+        suppressions.append(Suppression(check_id.upper(), resource, reason.strip(), expires, source))
+    return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions)
+
+
+def load_config(path: str | None) -> Config:
+    """`path` given: it must exist. Not given: the default path if present, else no config."""
+    explicit = path is not None
+    path = path or DEFAULT_PATH
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(1024 * 1024 + 1)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"{path}: no such file") from None
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    if len(data) > 1024 * 1024:
+        raise ConfigError(f"{path}: larger than 1 MiB; not a hyperward config")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    return parse_config(text, path)

@@ -1,0 +1,169 @@
+"""Check registry and runner. A check that raises becomes one `error` result and the run goes on."""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from .catalog import catalog
+from .facts import HostFacts
+from .model import Category, CheckMeta, Finding, Result, Severity, Status
+
+CheckFn = Callable[[HostFacts], Iterator[Result]]
+
+
+@dataclass(frozen=True)
+class RegisteredCheck:
+    meta: CheckMeta
+    fn: CheckFn
+
+
+_REGISTRY: dict[str, RegisteredCheck] = {}
+
+
+def check(
+    check_id: str,
+    category: Category,
+    severity: Severity,
+    title: str,
+    *,
+    fix: str,
+    references: tuple[str, ...] = (),
+    profile_severity: dict[str, Severity] | None = None,
+) -> Callable[[CheckFn], CheckFn]:
+    """Register a check. `fix` is the concrete one-line remediation shown with each failure
+    (a result may give a more specific one); the catalog's short remediation is the fallback."""
+
+    def register(fn: CheckFn) -> CheckFn:
+        if check_id in _REGISTRY:
+            raise RuntimeError(f"check {check_id} registered twice")
+        meta = CheckMeta(check_id, category, severity, title, inspect.getdoc(fn) or "", fix, references, profile_severity or {})
+        _REGISTRY[check_id] = RegisteredCheck(meta, fn)
+        return fn
+
+    return register
+
+
+def registry() -> dict[str, RegisteredCheck]:
+    from . import checks  # noqa: F401  (registers every check module)
+
+    return dict(sorted(_REGISTRY.items()))
+
+
+@dataclass(frozen=True)
+class Suppression:
+    check_id: str
+    resource: str
+    reason: str
+    expires: datetime.date | None
+    source: str
+
+    def matches(self, finding_id: str, resource: str) -> bool:
+        return finding_id == self.check_id and fnmatch.fnmatchcase(resource, self.resource)
+
+
+@dataclass
+class ScanReport:
+    facts: HostFacts
+    profile: str
+    findings: list[Finding]
+    warnings: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def counts_by_status(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for f in self.findings:
+            out[f.status.value] += 1
+        return out
+
+    def counts_by_severity(self) -> dict[str, int]:
+        """Failing findings only: what needs fixing, by how bad it is."""
+        out = {s.label: 0 for s in sorted(Severity, reverse=True)}
+        for f in self.findings:
+            if f.status is Status.FAIL:
+                out[f.severity.label] += 1
+        return out
+
+    def lacking_privilege(self) -> list[str]:
+        return sorted({f.check_id for f in self.findings if f.result.needs_privilege})
+
+    def worst_failure(self) -> Severity | None:
+        failing = [f.severity for f in self.findings if f.status is Status.FAIL]
+        return max(failing) if failing else None
+
+
+def select(
+    checks: dict[str, RegisteredCheck], only: Iterable[str] = (), skip: Iterable[str] = ()
+) -> dict[str, RegisteredCheck]:
+    """--only/--skip take check IDs or categories (SIDE, side, or the label "side channels")."""
+
+    def matcher(spec: str) -> Callable[[RegisteredCheck], bool]:
+        token = spec.strip()
+        upper = token.upper()
+        if upper in checks or upper in catalog():
+            return lambda c: c.meta.check_id == upper
+        for cat in Category:
+            if upper == cat.value or token.lower() == cat.label.lower():
+                return lambda c, cat=cat: c.meta.category is cat
+        raise ValueError(f"unknown check ID or category {spec!r}")
+
+    only_m = [matcher(s) for s in only]
+    skip_m = [matcher(s) for s in skip]
+    return {
+        cid: c
+        for cid, c in checks.items()
+        if (not only_m or any(m(c) for m in only_m)) and not any(m(c) for m in skip_m)
+    }
+
+
+def run_checks(
+    facts: HostFacts,
+    checks: dict[str, RegisteredCheck],
+    profile: str = "multi-tenant",
+    suppressions: Iterable[Suppression] = (),
+    today: datetime.date | None = None,
+) -> ScanReport:
+    started = time.perf_counter()
+    today = today or datetime.date.today()
+    active: list[Suppression] = []
+    warnings: list[str] = []
+    for s in suppressions:
+        if s.expires is not None and s.expires < today:
+            warnings.append(
+                f"suppression of {s.check_id} for {s.resource!r} expired on {s.expires.isoformat()} ({s.source}); no longer applied"
+            )
+        else:
+            active.append(s)
+    entries = catalog()
+    findings: list[Finding] = []
+    for cid, registered in checks.items():
+        meta = registered.meta
+        default_fix = meta.fix or (entries[cid].remediation if cid in entries else "")
+        try:
+            results = list(registered.fn(facts))
+            if not results:
+                results = [Result.error("check produced no result (a bug in hyperward)")]
+        except Exception as exc:  # one broken check must not stop the audit
+            results = [Result.error(f"check failed: {type(exc).__name__}: {exc}")]
+        for result in results:
+            severity = result.severity or meta.severity_for(profile)
+            status, reason = result.status, None
+            if status is Status.FAIL:
+                for s in active:
+                    if s.matches(cid, result.resource):
+                        status, reason = Status.SUPPRESSED, s.reason
+                        break
+            findings.append(Finding(meta, result, status, severity, result.remediation or default_fix, reason))
+    findings.sort(key=sort_key)
+    return ScanReport(facts, profile, findings, warnings, time.perf_counter() - started)
+
+
+_STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.SUPPRESSED: 2, Status.PASS: 3, Status.NOT_APPLICABLE: 4}
+
+
+def sort_key(f: Finding) -> tuple:
+    return (_STATUS_ORDER[f.status], -f.severity, f.check_id, f.result.resource)

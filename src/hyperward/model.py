@@ -1,0 +1,175 @@
+"""The vocabulary shared by checks, the engine and the reporters."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+class Severity(enum.IntEnum):
+    INFO = 1
+    LOW = 2
+    MEDIUM = 3
+    HIGH = 4
+    CRITICAL = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> "Severity":
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r} (one of: {', '.join(s.label for s in cls)})") from None
+
+
+class Status(enum.Enum):
+    FAIL = "fail"
+    ERROR = "error"
+    SUPPRESSED = "suppressed"
+    PASS = "pass"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class Category(enum.Enum):
+    """Value = the ID infix in the catalog (HV-<value>-NNN)."""
+
+    PATCH = "PATCH"
+    VULN = "VULN"
+    SIDE = "SIDE"
+    ISO = "ISO"
+    TPM = "TPM"
+    NEST = "NEST"
+    NET = "NET"
+    AUTH = "AUTH"
+    FW = "FW"
+    IDS = "IDS"
+    MON = "MON"
+    BAK = "BAK"
+    SCAN = "SCAN"
+
+    @property
+    def label(self) -> str:
+        return _CATEGORY_LABELS[self]
+
+    @classmethod
+    def from_check_id(cls, check_id: str) -> "Category":
+        return cls(check_id.split("-")[1])
+
+
+_CATEGORY_LABELS = {
+    Category.PATCH: "Patching",
+    Category.VULN: "Vulnerabilities",
+    Category.SIDE: "Side channels",
+    Category.ISO: "VM isolation",
+    Category.TPM: "vTPM and Secure Boot",
+    Category.NEST: "Nested virtualization",
+    Category.NET: "Network segmentation",
+    Category.AUTH: "Authentication and access",
+    Category.FW: "Firewall",
+    Category.IDS: "Intrusion detection",
+    Category.MON: "Monitoring",
+    Category.BAK: "Backups",
+    Category.SCAN: "Vulnerability scanning",
+}
+
+Profile = Literal["multi-tenant", "single-tenant"]
+PROFILES: tuple[Profile, ...] = ("multi-tenant", "single-tenant")
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A fact that could not be read, and why: the reason a check gives instead of a verdict.
+
+    kind: "missing" (the input does not exist under the root: the check is not applicable),
+    "denied" (permission: the check needs more privilege), "invalid" (exists but is garbage,
+    oversized, a symlink loop, not a regular file: an error naming the path).
+    """
+
+    path: str
+    kind: Literal["missing", "denied", "invalid"]
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+HOST = "host"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One verdict of one check on one resource (host, VM, network, socket, file, token)."""
+
+    status: Status
+    resource: str
+    message: str = ""
+    severity: Severity | None = None
+    remediation: str | None = None
+    needs_privilege: bool = False
+
+    @classmethod
+    def passed(cls, resource: str = HOST, message: str = "") -> "Result":
+        return cls(Status.PASS, resource, message)
+
+    @classmethod
+    def fail(
+        cls,
+        resource: str,
+        message: str,
+        *,
+        severity: Severity | None = None,
+        remediation: str | None = None,
+    ) -> "Result":
+        return cls(Status.FAIL, resource, message, severity, remediation)
+
+    @classmethod
+    def not_applicable(cls, reason: str, resource: str = HOST) -> "Result":
+        return cls(Status.NOT_APPLICABLE, resource, reason)
+
+    @classmethod
+    def error(cls, message: str, resource: str = HOST, *, needs_privilege: bool = False) -> "Result":
+        return cls(Status.ERROR, resource, message, needs_privilege=needs_privilege)
+
+    @classmethod
+    def unavailable(cls, fact: Unavailable, resource: str = HOST) -> "Result":
+        """Missing input is not applicable; unreadable or garbage input is an error, never a pass."""
+        if fact.kind == "missing":
+            return cls.not_applicable(fact.describe(), resource)
+        if fact.kind == "denied":
+            return cls.error(f"{fact.describe()} (run as root)", resource, needs_privilege=True)
+        return cls.error(fact.describe(), resource)
+
+
+@dataclass(frozen=True)
+class CheckMeta:
+    check_id: str
+    category: Category
+    severity: Severity
+    title: str
+    rationale: str
+    fix: str = ""
+    references: tuple[str, ...] = ()
+    profile_severity: dict[str, Severity] = field(default_factory=dict)
+
+    def severity_for(self, profile: str) -> Severity:
+        return self.profile_severity.get(profile, self.severity)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A result placed in its check's context, after profile and suppressions were applied."""
+
+    meta: CheckMeta
+    result: Result
+    status: Status
+    severity: Severity
+    remediation: str
+    suppression_reason: str | None = None
+
+    @property
+    def check_id(self) -> str:
+        return self.meta.check_id

@@ -1,0 +1,63 @@
+"""Kernel command lines: /proc/cmdline, /etc/kernel/cmdline and GRUB's defaults file."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+
+def parse_cmdline(text: str) -> list[str]:
+    """Split like the kernel's next_arg(): whitespace separates, double quotes group and are
+    dropped. Everything after a bare `--` belongs to init, not to the kernel."""
+    tokens: list[str] = []
+    current: list[str] = []
+    in_quote = False
+    started = False
+    for ch in text:
+        if ch == '"':
+            in_quote = not in_quote
+            started = True
+            continue
+        if ch.isspace() and not in_quote:
+            if started:
+                tokens.append("".join(current))
+                current, started = [], False
+            continue
+        current.append(ch)
+        started = True
+    if started:
+        tokens.append("".join(current))
+    if "--" in tokens:
+        tokens = tokens[: tokens.index("--")]
+    return tokens
+
+
+def split_param(token: str) -> tuple[str, str | None]:
+    """(name, value) with the name normalized as the kernel compares it: '-' equals '_'."""
+    name, sep, value = token.partition("=")
+    return name.replace("-", "_").lower(), (value if sep else None)
+
+
+_GRUB_ASSIGN = re.compile(r"^\s*(?:export\s+)?(GRUB_CMDLINE_LINUX(?:_DEFAULT)?)=(.*)$")
+_VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+
+
+def parse_grub_defaults(files: list[tuple[str, str]]) -> list[str]:
+    """The kernel parameters GRUB's defaults produce for a normal boot entry.
+
+    `files` are /etc/default/grub then /etc/default/grub.d/*.cfg in the order grub-mkconfig sources
+    them; later assignments win and may extend earlier ones ("$GRUB_CMDLINE_LINUX spectre_v2=on")."""
+    env: dict[str, str] = {"GRUB_CMDLINE_LINUX": "", "GRUB_CMDLINE_LINUX_DEFAULT": ""}
+    for _path, text in files:
+        for line in text.splitlines():
+            match = _GRUB_ASSIGN.match(line)
+            if not match:
+                continue
+            name, raw = match.groups()
+            expanded = _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), raw)
+            try:
+                words = shlex.split(expanded, comments=True)
+            except ValueError:
+                words = expanded.strip("\"'").split()
+            env[name] = " ".join(words)
+    return parse_cmdline(env["GRUB_CMDLINE_LINUX"] + " " + env["GRUB_CMDLINE_LINUX_DEFAULT"])

@@ -1,0 +1,173 @@
+"""Small system configuration formats: apt.conf, modprobe.d, /etc/group, /etc/passwd,
+/proc/cpuinfo, dpkg status, INI-style files."""
+
+from __future__ import annotations
+
+import re
+
+from ..facts import CpuInfo, GroupEntry, ModprobeOption
+
+_APT_TOKEN = re.compile(
+    r'\s+|//[^\n]*|/\*.*?\*/|#[^\n]*|"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};"]+)', re.DOTALL
+)
+
+
+def parse_apt_conf(text: str) -> dict[str, str]:
+    """apt.conf(5) scalar settings as lower-cased "a::b::c" -> value.
+
+    Handles nested scopes (`APT { Periodic { X "1"; }; };`), `::`-joined names, comments
+    (//, /* */, #) and `#clear`. List items (values without a name) are ignored."""
+    out: dict[str, str] = {}
+    scope: list[str] = []
+    pending: list[str] = []  # words since the last ';' '{' or '}'
+    for match in _APT_TOKEN.finditer(text):
+        chunk = match.group(0)
+        if chunk.startswith("#clear"):
+            name = chunk[len("#clear"):].strip().rstrip(";").strip().lower()
+            prefix = "::".join(scope + [name]) if name else ""
+            for key in [k for k in out if k == prefix or k.startswith(prefix + "::")]:
+                del out[key]
+            continue
+        if chunk.isspace() or chunk.startswith(("//", "/*", "#")):
+            continue
+        quoted, punct, word = match.group(1), match.group(2), match.group(3)
+        if punct == "{":
+            if pending:
+                scope.append(pending[0].lower().strip(":"))
+            else:
+                scope.append("")
+            pending = []
+        elif punct == "}":
+            if scope:
+                scope.pop()
+            pending = []
+        elif punct == ";":
+            if len(pending) >= 2:
+                key = "::".join([s for s in scope if s] + [pending[0].lower()])
+                out[key] = pending[1]
+            pending = []
+        elif quoted is not None:
+            pending.append(quoted)
+        elif word is not None:
+            pending.append(word)
+    return out
+
+
+def apt_conf_part_ok(name: str) -> bool:
+    """apt.conf(5): parts are read if the name has only [A-Za-z0-9_.-] and no extension or .conf."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        return False
+    if "." in name:
+        return name.endswith(".conf")
+    return True
+
+
+def parse_modprobe(text: str, path: str) -> list[ModprobeOption]:
+    """`options MODULE param=value ...` lines of modprobe.d(5), continuation lines joined."""
+    out: list[ModprobeOption] = []
+    logical = text.replace("\\\n", " ")
+    for line in logical.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) < 3 or words[0] != "options":
+            continue
+        module = words[1].replace("-", "_")
+        for word in words[2:]:
+            name, _, value = word.partition("=")
+            out.append(ModprobeOption(module, name.replace("-", "_"), value.strip('"'), path))
+    return out
+
+
+def parse_group(text: str) -> dict[str, GroupEntry]:
+    out: dict[str, GroupEntry] = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) < 4 or not fields[0] or fields[0].startswith(("#", "+", "-")):
+            continue
+        try:
+            gid = int(fields[2])
+        except ValueError:
+            continue
+        members = [m for m in fields[3].strip().split(",") if m]
+        out[fields[0]] = GroupEntry(gid, members)
+    return out
+
+
+def parse_passwd_gids(text: str) -> dict[str, int]:
+    """user -> primary gid. Hash fields are never kept."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) < 4 or not fields[0] or fields[0].startswith(("#", "+", "-")):
+            continue
+        try:
+            out[fields[0]] = int(fields[3])
+        except ValueError:
+            continue
+    return out
+
+
+def parse_cpuinfo(text: str) -> CpuInfo:
+    """The first processor's vendor, family, model and microcode revision."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if values:
+                break
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            values.setdefault(key.strip(), value.strip())
+
+    def as_int(key: str) -> int | None:
+        try:
+            return int(values[key], 0)
+        except (KeyError, ValueError):
+            return None
+
+    return CpuInfo(
+        vendor=values.get("vendor_id"),
+        family=as_int("cpu family"),
+        model=as_int("model"),
+        microcode=values.get("microcode"),
+    )
+
+
+def parse_dpkg_status(text: str) -> dict[str, str]:
+    """name (":arch" for foreign-architecture duplicates) -> version, for installed packages only.
+
+    A malformed stanza (no Package or no Version) is skipped, not fatal."""
+    out: dict[str, str] = {}
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if not line or line[0] in " \t":
+                continue
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key] = value.strip()
+        name, version, status = fields.get("Package"), fields.get("Version"), fields.get("Status", "")
+        if not name or not version:
+            continue
+        if status.split()[-1:] != ["installed"]:
+            continue
+        key = name if name not in out else f"{name}:{fields.get('Architecture', '')}"
+        out[key] = version
+    return out
+
+
+def parse_ini(text: str) -> dict[str, dict[str, str]]:
+    """Python-configparser-like sections, tolerant: lower-cased keys, '#'/';' comments."""
+    out: dict[str, dict[str, str]] = {}
+    section = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip().lower()
+            out.setdefault(section, {})
+            continue
+        key, sep, value = stripped.partition("=")
+        if sep:
+            out.setdefault(section, {})[key.strip().lower()] = value.strip()
+    return out

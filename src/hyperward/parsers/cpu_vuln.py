@@ -1,0 +1,53 @@
+"""/sys/devices/system/cpu/vulnerabilities/* values (Documentation/ABI/testing/sysfs-devices-system-cpu).
+
+A value is a main status ("Not affected", "Vulnerable...", "Mitigation: ...", "Unknown: ...")
+optionally followed by "; "-separated sub-clauses, e.g. spectre_v2's
+"Mitigation: Retpolines; STIBP: disabled; RSB filling; PBRSB-eIBRS: Not affected; BHI: Vulnerable".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Clause:
+    name: str | None
+    text: str
+
+    @property
+    def vulnerable(self) -> bool:
+        return _VULNERABLE.search(self.text) is not None
+
+
+_VULNERABLE = re.compile(r"\bVulnerable\b")
+_NAMED = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*(?: [A-Za-z0-9_-]+)?): (.*)$")
+
+
+def parse_vulnerability(text: str) -> list[Clause]:
+    """First clause is the main status (name None); the rest are named where they have a "Name: " prefix."""
+    parts = [p.strip() for p in text.strip().split(";")]
+    parts = [p for p in parts if p]
+    clauses: list[Clause] = []
+    for index, part in enumerate(parts):
+        if index == 0:
+            clauses.append(Clause(None, part))
+            continue
+        match = _NAMED.match(part)
+        clauses.append(Clause(match.group(1), match.group(2)) if match else Clause(None, part))
+    return clauses
+
+
+def main_status(text: str) -> str:
+    """"not_affected", "mitigated", "vulnerable", "unknown" or "unrecognized" for the main clause."""
+    head = text.strip().split(";", 1)[0].strip()
+    if head.startswith("Not affected"):
+        return "not_affected"
+    if head.startswith("Mitigation"):
+        return "mitigated"
+    if head.startswith("Vulnerable"):
+        return "vulnerable"
+    if head.startswith("Unknown"):
+        return "unknown"
+    return "unrecognized"

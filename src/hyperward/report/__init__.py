@@ -1,0 +1,34 @@
+"""Report formats behind one interface: a module per format exposing `render(report, options) -> str`.
+
+Adding SARIF, JUnit or HTML is one module here plus one line in FORMATS."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..engine import ScanReport
+
+FORMATS: dict[str, str] = {
+    "text": "hyperward.report.text",
+    "json": "hyperward.report.json_format",
+}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    color: bool = False
+    verbose: bool = False
+    quiet: bool = False
+    width: int = 100
+
+
+class Reporter(Protocol):
+    def render(self, report: ScanReport, options: RenderOptions) -> str: ...
+
+
+def get_reporter(name: str) -> Reporter:
+    if name not in FORMATS:
+        raise ValueError(f"unknown format {name!r} (one of: {', '.join(FORMATS)})")
+    return importlib.import_module(FORMATS[name])  # type: ignore[return-value]

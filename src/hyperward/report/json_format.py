@@ -1,0 +1,53 @@
+"""Machine-readable report for CI and SIEMs. Schema documented in docs/report-json.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import __version__
+from ..engine import ScanReport
+from . import RenderOptions
+
+SCHEMA_VERSION = 1
+
+
+def finding_to_dict(f: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": f.check_id,
+        "title": f.meta.title,
+        "category": f.meta.category.value,
+        "severity": f.severity.label,
+        "status": f.status.value,
+        "resource": f.result.resource,
+        "message": f.result.message,
+        "remediation": f.remediation,
+    }
+    if f.suppression_reason is not None:
+        out["suppression_reason"] = f.suppression_reason
+    if f.result.needs_privilege:
+        out["needs_privilege"] = True
+    return out
+
+
+def render(report: ScanReport, options: RenderOptions) -> str:
+    meta = report.facts.meta
+    document = {
+        "tool": "hyperward",
+        "version": __version__,
+        "schema": SCHEMA_VERSION,
+        "host": meta.hostname,
+        "root": meta.root,
+        "collected_at": meta.collected_at,
+        "collected_as_root": meta.euid == 0,
+        "profile": report.profile,
+        "duration_s": round(report.duration_s, 4),
+        "summary": {
+            "by_status": report.counts_by_status(),
+            "failing_by_severity": report.counts_by_severity(),
+            "lacking_privilege": report.lacking_privilege(),
+        },
+        "warnings": report.warnings,
+        "results": [finding_to_dict(f) for f in report.findings],
+    }
+    return json.dumps(document, indent=2) + "\n"

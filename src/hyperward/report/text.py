@@ -1,0 +1,102 @@
+"""Human report: findings grouped by category, worst first, each with its resource and one-line fix."""
+
+from __future__ import annotations
+
+import io
+from itertools import groupby
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.text import Text
+
+from .. import __version__
+from ..engine import ScanReport, sort_key
+from ..model import Finding, Severity, Status
+from . import RenderOptions
+
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+STATUS_STYLE = {
+    Status.FAIL: "bold red",
+    Status.ERROR: "bold magenta",
+    Status.SUPPRESSED: "dim",
+    Status.PASS: "green",
+    Status.NOT_APPLICABLE: "dim",
+}
+SHOWN_BY_DEFAULT = (Status.FAIL, Status.ERROR, Status.SUPPRESSED)
+
+
+def summary_line(report: ScanReport) -> str:
+    failing = report.counts_by_severity()
+    status = report.counts_by_status()
+    sev = ", ".join(f"{n} {label}" for label, n in failing.items())
+    st = ", ".join(f"{n} {label}" for label, n in status.items())
+    return f"Summary: {sum(failing.values())} failing ({sev}) | {st}"
+
+
+def _category_rank(findings: list[Finding]) -> tuple:
+    return min(sort_key(f) for f in findings)
+
+
+def _indented(text: str, style: str = "", indent: int = 6) -> Padding:
+    return Padding(Text(text, style=style), (0, 0, 0, indent), expand=False)
+
+
+def render(report: ScanReport, options: RenderOptions) -> str:
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=options.color,
+        no_color=not options.color,
+        color_system="standard" if options.color else None,
+        width=options.width,
+        highlight=False,
+    )
+    meta = report.facts.meta
+    if not options.quiet:
+        where = "live host" if meta.root == "/" else f"root {meta.root}"
+        header = Text()
+        header.append(f"hyperward {__version__}", style="bold")
+        header.append(f"  {meta.hostname} ({where}), profile {report.profile}, collected {meta.collected_at}")
+        if meta.euid != 0:
+            header.append(", not as root", style="yellow")
+        console.print(header)
+        shown = [f for f in report.findings if options.verbose or f.status in SHOWN_BY_DEFAULT]
+        by_category: dict = {}
+        for f in shown:
+            by_category.setdefault(f.meta.category, []).append(f)
+        for category, findings in sorted(by_category.items(), key=lambda kv: _category_rank(kv[1])):
+            console.print()
+            console.print(Text(category.label, style="bold underline"))
+            ordered = sorted(findings, key=sort_key)
+            for (_, check_id, severity, status), group in groupby(ordered, key=lambda f: (sort_key(f)[0], f.check_id, f.severity, f.status)):
+                items = list(group)
+                head = Text("  ")
+                head.append(f"{severity.label.upper():<8}", style=SEVERITY_STYLE[severity])
+                head.append(f" {status.value.upper():<14}", style=STATUS_STYLE[status])
+                head.append(f" {check_id}", style="bold")
+                head.append(f"  {items[0].meta.title}")
+                console.print(head)
+                for f in items:
+                    console.print(_indented(f"{f.result.resource}: {f.result.message}" if f.result.message else f.result.resource))
+                    if f.status is Status.SUPPRESSED:
+                        console.print(_indented(f"accepted risk: {f.suppression_reason}", "dim", 8))
+                if status is Status.FAIL:
+                    for fix in dict.fromkeys(f.remediation for f in items if f.remediation):
+                        console.print(_indented(f"fix: {fix}", "green"))
+        if not shown:
+            console.print()
+            console.print("No failures or errors." + ("" if options.verbose else " (--verbose lists passing checks)"))
+        console.print()
+        for warning in report.warnings:
+            console.print(Text(f"warning: {warning}", style="yellow"))
+        lacking = report.lacking_privilege()
+        if lacking:
+            console.print(Text(f"lacked privilege (run as root for these): {', '.join(lacking)}", style="yellow"))
+    console.print(Text(summary_line(report), style="bold"), soft_wrap=True)
+    return buffer.getvalue()
