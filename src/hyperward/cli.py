@@ -181,8 +181,11 @@ def explain(check_id: str) -> None:
     lines.append("")
     if registered and registered.meta.rationale:
         lines += ["Rationale:", *("  " + line for line in registered.meta.rationale.splitlines()), ""]
-    lines += [f"Detection:     {entry.detection}", f"Passes when:   {entry.passes_when}", f"Remediation:   {entry.remediation}"]
-    lines += ["", "References:    hyperward check catalog (shared/spec/checks.md); primary sources listed there"]
+    fix = registered.meta.fix if registered and registered.meta.fix else entry.remediation
+    lines += [f"Detection:     {entry.detection}", f"Passes when:   {entry.passes_when}", f"Remediation:   {fix}"]
+    references = list(registered.meta.references) if registered else []
+    references.append("hyperward check catalog, shared/spec/checks.md (primary sources listed there)")
+    lines += ["", "References:", *(f"  - {ref}" for ref in references)]
     click.echo("\n".join(lines))
 
 

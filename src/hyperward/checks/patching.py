@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from typing import Iterator
 
 from ..engine import check
@@ -12,13 +11,16 @@ from ..model import Category, Result, Severity, Unavailable
 from ..parsers.kernel import compare_versions
 from ._common import VULN_DIR
 
-_DEBIAN_RELEASE = re.compile(r"^(\d+\.\d+[\d.]*(?:-\d+)?)-([a-z][a-z0-9+-]*)$")
-
-
 def _flavour(release: str) -> str | None:
-    """"amd64" of 6.1.0-21-amd64, "cloud-amd64" of 6.1.0-21-cloud-amd64; None for other schemes."""
-    match = _DEBIAN_RELEASE.match(release)
-    return match.group(2) if match else None
+    """The trailing alphabetic parts: "amd64" of 6.1.0-21-amd64 and 6.12.38+deb12-amd64,
+    "cloud-amd64" of 6.1.0-21-cloud-amd64, "pve" of 6.8.12-4-pve; None for RHEL-style names."""
+    parts = release.split("-")[1:]
+    tail: list[str] = []
+    for part in reversed(parts):
+        if not part[:1].isalpha():
+            break
+        tail.append(part)
+    return "-".join(reversed(tail)) or None
 
 
 @check("HV-PATCH-003", Category.PATCH, Severity.HIGH, "Reboot pending: running kernel is not the newest installed",

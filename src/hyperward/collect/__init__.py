@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+import stat
 
 from .. import __version__
 from ..facts import HostFacts, Meta
@@ -24,8 +25,14 @@ class RootError(Exception):
 
 
 def collect_host(root: str = "/") -> HostFacts:
-    if not os.path.isdir(root):
-        raise RootError(f"--root {root}: not a directory" if os.path.exists(root) else f"--root {root}: no such directory")
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        raise RootError(f"--root {root}: no such directory") from None
+    except OSError as exc:
+        raise RootError(f"--root {root}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise RootError(f"--root {root}: not a directory")
     if not os.access(root, os.R_OK | os.X_OK):
         raise RootError(f"--root {root}: permission denied")
     fs = RootFS(root)

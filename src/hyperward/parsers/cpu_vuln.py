@@ -39,15 +39,18 @@ def parse_vulnerability(text: str) -> list[Clause]:
     return clauses
 
 
+_PREFIXED = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*: (.*)$")
+
+
 def main_status(text: str) -> str:
-    """"not_affected", "mitigated", "vulnerable", "unknown" or "unrecognized" for the main clause."""
+    """"not_affected", "mitigated", "vulnerable", "unknown" or "unrecognized" for the main clause.
+
+    The main clause may carry a component prefix, as in itlb_multihit's "KVM: Mitigation: Split huge pages"."""
     head = text.strip().split(";", 1)[0].strip()
-    if head.startswith("Not affected"):
-        return "not_affected"
-    if head.startswith("Mitigation"):
-        return "mitigated"
-    if head.startswith("Vulnerable"):
-        return "vulnerable"
-    if head.startswith("Unknown"):
-        return "unknown"
+    for prefix, state in (("Not affected", "not_affected"), ("Mitigation", "mitigated"), ("Vulnerable", "vulnerable"), ("Unknown", "unknown")):
+        if head.startswith(prefix):
+            return state
+    match = _PREFIXED.match(head)
+    if match:
+        return main_status(match.group(1))
     return "unrecognized"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from itertools import groupby
 
 from rich.console import Console
-from rich.padding import Padding
 from rich.text import Text
 
 from .. import __version__
@@ -43,8 +43,10 @@ def _category_rank(findings: list[Finding]) -> tuple:
     return min(sort_key(f) for f in findings)
 
 
-def _indented(text: str, style: str = "", indent: int = 6) -> Padding:
-    return Padding(Text(text, style=style), (0, 0, 0, indent), expand=False)
+def _indented(text: str, width: int, style: str = "", indent: int = 6) -> Text:
+    pad = " " * indent
+    wrapped = textwrap.fill(text, width=max(40, width - 1), initial_indent=pad, subsequent_indent=pad + "  ", break_on_hyphens=False)
+    return Text(wrapped, style=style)
 
 
 def render(report: ScanReport, options: RenderOptions) -> str:
@@ -83,12 +85,12 @@ def render(report: ScanReport, options: RenderOptions) -> str:
                 head.append(f"  {items[0].meta.title}")
                 console.print(head)
                 for f in items:
-                    console.print(_indented(f"{f.result.resource}: {f.result.message}" if f.result.message else f.result.resource))
+                    console.print(_indented(f"{f.result.resource}: {f.result.message}" if f.result.message else f.result.resource, options.width), soft_wrap=True)
                     if f.status is Status.SUPPRESSED:
-                        console.print(_indented(f"accepted risk: {f.suppression_reason}", "dim", 8))
+                        console.print(_indented(f"accepted risk: {f.suppression_reason}", options.width, "dim", 8), soft_wrap=True)
                 if status is Status.FAIL:
                     for fix in dict.fromkeys(f.remediation for f in items if f.remediation):
-                        console.print(_indented(f"fix: {fix}", "green"))
+                        console.print(_indented(f"fix: {fix}", options.width, "green"), soft_wrap=True)
         if not shown:
             console.print()
             console.print("No failures or errors." + ("" if options.verbose else " (--verbose lists passing checks)"))

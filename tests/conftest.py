@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from typing import Iterable, Iterator
+
+import pytest
+
+from hyperward.collect import collect_host
+from hyperward.engine import ScanReport, registry, run_checks, select
+from hyperward.model import Status
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+ROOTS = REPO / "tests" / "fixtures" / "roots"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require(condition: bool, why: str) -> None:
+    """A real component the test needs is missing: skip on a developer's machine, fail in CI."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required for this test in CI: {why}")
+    pytest.skip(why)
+
+
+def copy_root(name: str, dest: pathlib.Path, kvm_mode: int | None = 0o660, kvm_gid: int = 104) -> pathlib.Path:
+    """A writable copy of a committed fixture root, with /dev/kvm created as a real char device
+    (git cannot store device nodes)."""
+    target = dest / name
+    shutil.copytree(ROOTS / name, target, symlinks=True)
+    if kvm_mode is not None:
+        (target / "dev").mkdir(exist_ok=True)
+        os.mknod(target / "dev" / "kvm", stat.S_IFCHR | kvm_mode, os.makedev(10, 232))
+        os.chown(target / "dev" / "kvm", 0, kvm_gid)
+        os.chmod(target / "dev" / "kvm", kvm_mode)
+    return target
+
+
+def apply(root: pathlib.Path, changes: dict[str, str | bytes | None]) -> None:
+    for rel, content in changes.items():
+        path = root / rel
+        if content is None:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+def scan(root: pathlib.Path | str, only: Iterable[str] = (), profile: str = "multi-tenant") -> ScanReport:
+    return run_checks(collect_host(str(root)), select(registry(), only), profile)
+
+
+def failing(report: ScanReport, check_id: str | None = None) -> set[tuple[str, str]] | set[str]:
+    rows = {(f.check_id, f.result.resource) for f in report.findings if f.status is Status.FAIL}
+    if check_id is None:
+        return rows
+    return {resource for cid, resource in rows if cid == check_id}
+
+
+def statuses(report: ScanReport, check_id: str) -> dict[str, Status]:
+    return {f.result.resource: f.status for f in report.findings if f.check_id == check_id}
+
+
+def hyperward(*args: str, user: str | None = None, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the installed console script for real (a fresh interpreter, real exit codes)."""
+    exe = shutil.which("hyperward", path=os.path.dirname(sys.executable)) or shutil.which("hyperward")
+    assert exe, "the hyperward console script is not installed in this environment"
+    cmd = [exe, *args]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user if user != 'nobody' else 'nogroup'}", "--clear-groups", "--", *cmd]
+    full_env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    full_env.update(env or {})
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def world_tmp() -> Iterator[pathlib.Path]:
+    """A temporary directory an unprivileged user can traverse (pytest's tmp_path is 0700)."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="hyperward-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def hardened(tmp_path: pathlib.Path) -> pathlib.Path:
+    return copy_root("hardened", tmp_path)
+
+
+@pytest.fixture
+def weak(tmp_path: pathlib.Path) -> pathlib.Path:
+    return copy_root("weak", tmp_path, kvm_mode=0o666)

@@ -1,0 +1,184 @@
+"""Every command and option through the installed console script, with real exit codes."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from hyperward import __version__
+from hyperward.catalog import catalog
+from hyperward.engine import registry
+
+from conftest import hyperward
+
+COMMANDS = [[], ["scan"], ["collect"], ["checks"], ["explain"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")
+def test_every_command_has_help(command):
+    done = hyperward(*command, "--help")
+    assert done.returncode == 0 and "Usage: hyperward" in done.stdout
+    assert len(done.stdout.splitlines()) > 3
+
+
+def test_version():
+    assert hyperward("--version").stdout.strip() == f"hyperward, version {__version__}"
+
+
+def test_checks_lists_the_implemented_catalog():
+    done = hyperward("checks")
+    assert done.returncode == 0
+    ids = [line.split()[0] for line in done.stdout.splitlines()]
+    assert ids == [cid for cid in catalog() if cid in registry()]
+    rows = json.loads(hyperward("checks", "--format", "json", "--all").stdout)
+    assert [r["id"] for r in rows] == list(catalog())
+    assert {r["id"] for r in rows if r["implemented"]} == set(registry())
+
+
+def test_explain():
+    done = hyperward("explain", "hv-side-001")
+    assert done.returncode == 0
+    for part in ("HV-SIDE-001:", "Rationale:", "Detection:", "Passes when:", "Remediation:", "References:", "sysfs-devices-system-cpu"):
+        assert part in done.stdout
+    assert "Implemented:   not yet" in hyperward("explain", "HV-ISO-001").stdout
+    bad = hyperward("explain", "HV-NOPE-9")
+    assert bad.returncode == 2 and bad.stderr.startswith("hyperward: error: unknown check ID")
+
+
+def test_text_report_groups_worst_first_with_fixes(weak):
+    done = hyperward("scan", "--root", str(weak))
+    assert done.returncode == 0
+    out = done.stdout
+    assert out.index("Vulnerabilities") < out.index("Side channels") < out.index("Intrusion detection")
+    assert "CRITICAL FAIL" in out and "fix: " in out and "\x1b[" not in out
+    assert out.strip().splitlines()[-1].startswith("Summary: 32 failing (7 critical, 18 high, 5 medium, 2 low, 0 info) | 32 fail, 0 error, 0 suppressed")
+
+
+def test_json_report_schema(weak):
+    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json").stdout)
+    assert report["tool"] == "hyperward" and report["schema"] == 1 and report["root"] == str(weak)
+    first = report["results"][0]
+    assert set(first) >= {"id", "title", "category", "severity", "status", "resource", "message", "remediation"}
+    assert first["severity"] == "critical" and first["status"] == "fail"
+    assert report["summary"]["by_status"]["fail"] == 32
+
+
+@pytest.mark.parametrize(
+    "threshold,code",
+    [("critical", 1), ("high", 1), ("medium", 1), ("low", 1)],
+)
+def test_fail_on_weak(weak, threshold, code):
+    assert hyperward("scan", "--root", str(weak), "--fail-on", threshold, "-q").returncode == code
+
+
+def test_fail_on_thresholds(hardened):
+    (hardened / "sys/kernel/mm/ksm/run").write_text("1\n")  # one medium failure
+    for threshold, code in (("critical", 0), ("high", 0), ("medium", 1), ("low", 1)):
+        assert hyperward("scan", "--root", str(hardened), "--fail-on", threshold, "-q").returncode == code, threshold
+    assert hyperward("scan", "--root", str(hardened)).returncode == 0
+    assert hyperward("scan", "--root", str(hardened), "--fail-on", "severe").returncode == 2
+
+
+def test_only_and_skip(weak):
+    def ids(*args):
+        return {r["id"] for r in json.loads(hyperward("scan", "--root", str(weak), "--format", "json", *args).stdout)["results"]}
+
+    assert ids("--only", "SIDE") == {"HV-SIDE-001", "HV-SIDE-002", "HV-SIDE-003", "HV-SIDE-004", "HV-SIDE-005"}
+    assert ids("--only", "HV-NEST-001,hv-ids-007") == {"HV-NEST-001", "HV-IDS-007"}
+    assert ids("--only", "side channels", "--skip", "HV-SIDE-001") == {"HV-SIDE-002", "HV-SIDE-003", "HV-SIDE-004", "HV-SIDE-005"}
+    assert "HV-TPM-001" not in ids("--skip", "TPM")
+    bad = hyperward("scan", "--root", str(weak), "--only", "HV-FOO-1")
+    assert bad.returncode == 2 and "unknown check ID or category 'HV-FOO-1'" in bad.stderr
+
+
+def test_profile_changes_severity(weak):
+    def smt(*args):
+        results = json.loads(hyperward("scan", "--root", str(weak), "--format", "json", "--only", "HV-SIDE-003", *args).stdout)["results"]
+        return results[0]["severity"]
+
+    assert smt() == "high"
+    assert smt("--profile", "single-tenant") == "low"
+    assert hyperward("scan", "--profile", "shared").returncode == 2
+
+
+def test_output_file_quiet_and_color(weak, tmp_path):
+    out = tmp_path / "report.json"
+    done = hyperward("scan", "--root", str(weak), "--format", "json", "--output", str(out))
+    assert done.returncode == 0 and done.stdout == "" and json.loads(out.read_text())["tool"] == "hyperward"
+    quiet = hyperward("scan", "--root", str(weak), "-q")
+    assert quiet.stdout.count("\n") == 1 and quiet.stdout.startswith("Summary:")
+    unwritable = hyperward("scan", "--root", str(weak), "-o", str(tmp_path / "no/such/dir/r.txt"))
+    assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr
+
+
+def test_no_color_respected(weak):
+    script = f"script -qec '{hyperward_path()} scan --root {weak} --only SIDE' /dev/null"
+    import subprocess
+
+    colored = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    plain = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+    assert "\x1b[" in colored.stdout
+    assert "\x1b[" not in plain.stdout and "HV-SIDE-003" in plain.stdout
+
+
+def hyperward_path() -> str:
+    import os
+    import shutil
+    import sys
+
+    return shutil.which("hyperward", path=os.path.dirname(sys.executable)) or "hyperward"
+
+
+def test_verbose_lists_passes(hardened):
+    quiet = hyperward("scan", "--root", str(hardened)).stdout
+    verbose = hyperward("scan", "--root", str(hardened), "-v").stdout
+    assert "No failures or errors." in quiet and "PASS" not in quiet
+    assert "PASS" in verbose and "HV-SIDE-001" in verbose
+
+
+def test_suppressions_and_expiry(weak, tmp_path):
+    today = datetime.date.today()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[scan]\nprofile = \"multi-tenant\"\n\n"
+        "[[suppress]]\ncheck = \"HV-SIDE-003\"\nresource = \"smt\"\nreason = \"core scheduling planned for Q1\"\n"
+        f"expires = {today + datetime.timedelta(days=30)}\n\n"
+        "[[suppress]]\ncheck = \"HV-VULN-002\"\nresource = \"/proc/cmdline: *\"\nreason = \"lab box\"\n\n"
+        "[[suppress]]\ncheck = \"HV-IDS-007\"\nreason = \"ZFS out-of-tree module\"\n"
+        f"expires = {today - datetime.timedelta(days=1)}\n"
+    )
+    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json", "--config", str(config)).stdout)
+    by = {(r["id"], r["resource"]): r for r in report["results"]}
+    assert by[("HV-SIDE-003", "smt")]["status"] == "suppressed"
+    assert by[("HV-SIDE-003", "smt")]["suppression_reason"] == "core scheduling planned for Q1"
+    assert by[("HV-VULN-002", "/proc/cmdline: mitigations=off")]["status"] == "suppressed"
+    assert by[("HV-VULN-002", "/etc/default/grub (with grub.d): mitigations=off")]["status"] == "fail"
+    assert by[("HV-IDS-007", "kernel")]["status"] == "fail"
+    assert report["summary"]["by_status"]["suppressed"] == 5
+    [warning] = report["warnings"]
+    assert "HV-IDS-007" in warning and "expired" in warning and f"{config} line 15" in warning
+    text = hyperward("scan", "--root", str(weak), "--config", str(config)).stdout
+    assert "SUPPRESSED" in text and "accepted risk: lab box" in text and "warning: suppression of HV-IDS-007" in text
+    # suppressed findings no longer trip --fail-on
+    only = hyperward("scan", "--root", str(weak), "--config", str(config), "--only", "HV-SIDE-003", "--fail-on", "low")
+    assert only.returncode == 0
+
+
+def test_config_scan_defaults(weak, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('[scan]\nprofile = "single-tenant"\nfail_on = "critical"\nonly = ["SIDE"]\n')
+    done = hyperward("scan", "--root", str(weak), "--config", str(config), "--format", "json")
+    report = json.loads(done.stdout)
+    assert report["profile"] == "single-tenant" and {r["id"][:7] for r in report["results"]} == {"HV-SIDE"}
+    assert done.returncode == 0  # SIDE rows are high at most: below fail_on = critical
+
+
+def test_root_and_snapshot_are_exclusive(weak, tmp_path):
+    done = hyperward("scan", "--root", str(weak), "--snapshot", str(tmp_path / "x.json"))
+    assert done.returncode == 2 and "exclude each other" in done.stderr
+
+
+def test_unknown_option_is_a_usage_error():
+    assert hyperward("scan", "--colour").returncode == 2

@@ -1,0 +1,65 @@
+"""The live scan of the machine the tests run on (a Debian 12 VM here and in CI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+from hyperward.model import Status
+
+from conftest import hyperward, require, scan
+
+VULN_DIR = pathlib.Path("/sys/devices/system/cpu/vulnerabilities")
+
+
+def _live():
+    require(os.geteuid() == 0, "the live scan test runs as root, as hyperward does on a hypervisor")
+    return scan("/")
+
+
+def test_live_scan_has_no_errors():
+    report = _live()
+    errors = [(f.check_id, f.result.resource, f.result.message) for f in report.findings if f.status is Status.ERROR]
+    assert errors == []
+
+
+def test_live_side_001_matches_the_kernels_own_words():
+    require(VULN_DIR.is_dir(), "this kernel exposes no CPU vulnerabilities directory")
+    report = _live()
+    expected = set()
+    for path in VULN_DIR.iterdir():
+        text = path.read_text()
+        if "Vulnerable" in text or ": vulnerable" in text:
+            expected.add(path.name)
+    got = {f.result.resource.split(" ")[0] for f in report.findings if f.check_id == "HV-SIDE-001" and f.status is Status.FAIL}
+    assert got == expected
+    judged = {f.result.resource.split(" ")[0] for f in report.findings if f.check_id == "HV-SIDE-001"}
+    assert judged == {p.name for p in VULN_DIR.iterdir()}
+
+
+def test_live_vuln_002_reports_this_hosts_cmdline():
+    report = _live()
+    tokens = pathlib.Path("/proc/cmdline").read_text().split(" -- ")[0].split()
+    weakening = {
+        t for t in tokens
+        if (t.startswith("mitigations=") and ("off" in t or "no_" in t))
+        or t in ("nopti", "nospectre_v2", "nospectre_v1", "pti=off", "intel_iommu=off", "amd_iommu=off", "iommu=off")
+        or (t.endswith("=off") and t.split("=")[0] in ("spectre_v2", "l1tf", "mds", "retbleed", "kvm.nx_huge_pages"))
+    }
+    got = {f.result.resource for f in report.findings if f.check_id == "HV-VULN-002" and f.status is Status.FAIL and f.result.resource.startswith("/proc/cmdline")}
+    assert got == {f"/proc/cmdline: {t}" for t in weakening}
+
+
+def test_live_cli_scan_and_snapshot_round_trip(tmp_path):
+    require(os.geteuid() == 0, "runs as root")
+    snapshot = tmp_path / "host.json"
+    assert hyperward("collect", "-o", str(snapshot)).returncode == 0
+    direct = json.loads(hyperward("scan", "--format", "json").stdout)
+    offline = json.loads(hyperward("scan", "--snapshot", str(snapshot), "--format", "json").stdout)
+
+    def verdicts(report):
+        return sorted((r["id"], r["resource"], r["status"], r["severity"]) for r in report["results"])
+
+    assert verdicts(direct) == verdicts(offline)
+    assert json.loads(snapshot.read_text())["version"] == 1

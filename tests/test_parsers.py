@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hyperward.parsers.cmdline import parse_cmdline, parse_grub_defaults, split_param
+from hyperward.parsers.config_files import apt_conf_part_ok, parse_apt_conf, parse_dpkg_status, parse_group, parse_modprobe
+from hyperward.parsers.cpu_vuln import main_status, parse_vulnerability
+from hyperward.parsers.kernel import compare_versions, decode_taint
+from hyperward.parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
+
+from conftest import ROOTS, require
+
+
+def test_cmdline_quotes_and_init_args():
+    text = 'BOOT_IMAGE=/vmlinuz root=UUID=1 "acpi_osi=Windows 2020" dyndbg="file x +p" quiet -- single mitigations=off\n'
+    assert parse_cmdline(text) == ["BOOT_IMAGE=/vmlinuz", "root=UUID=1", "acpi_osi=Windows 2020", "dyndbg=file x +p", "quiet"]
+    assert parse_cmdline("") == []
+    assert split_param("kvm-intel.vmentry_l1d_flush=never") == ("kvm_intel.vmentry_l1d_flush", "never")
+    assert split_param("nopti") == ("nopti", None)
+
+
+def test_grub_defaults_debian_file_and_dropins():
+    debian = (ROOTS / "hardened/etc/default/grub").read_text()
+    assert parse_grub_defaults([("/etc/default/grub", debian)]) == ["quiet"]
+    extra = 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX spectre_v2=on"\nexport GRUB_CMDLINE_LINUX_DEFAULT="${GRUB_CMDLINE_LINUX_DEFAULT} nosmt"  # comment\n'
+    assert parse_grub_defaults([("/etc/default/grub", debian), ("/etc/default/grub.d/x.cfg", extra)]) == ["spectre_v2=on", "quiet", "nosmt"]
+
+
+@pytest.mark.parametrize(
+    "text,main,clauses",
+    [
+        ("Not affected", "not_affected", [(None, "Not affected")]),
+        ("KVM: Mitigation: Split huge pages", "mitigated", [(None, "KVM: Mitigation: Split huge pages")]),
+        ("Vulnerable; IBPB: disabled; STIBP: disabled; PBRSB-eIBRS: Not affected; BHI: Vulnerable", "vulnerable",
+         [(None, "Vulnerable"), ("IBPB", "disabled"), ("STIBP", "disabled"), ("PBRSB-eIBRS", "Not affected"), ("BHI", "Vulnerable")]),
+        ("Mitigation: PTE Inversion; VMX: vulnerable, SMT vulnerable", "mitigated", [(None, "Mitigation: PTE Inversion"), ("VMX", "vulnerable, SMT vulnerable")]),
+        ("Unknown: No mitigations", "unknown", [(None, "Unknown: No mitigations")]),
+        ("Processor vulnerable", "unrecognized", [(None, "Processor vulnerable")]),
+    ],
+)
+def test_vulnerability_clauses(text, main, clauses):
+    assert main_status(text) == main
+    assert [(c.name, c.text) for c in parse_vulnerability(text)] == clauses
+
+
+def test_apt_conf_forms():
+    text = (
+        '// comment\nAPT::Periodic::Update-Package-Lists "1";\n/* block\n comment */\n'
+        'APT { Periodic { Unattended-Upgrade "1"; AutocleanInterval "7"; }; };\n'
+        'Unattended-Upgrade::Origins-Pattern { "origin=Debian,codename=${distro_codename}-security"; };\n'
+        '#clear APT::Periodic::AutocleanInterval;\n'
+    )
+    conf = parse_apt_conf(text)
+    assert conf["apt::periodic::update-package-lists"] == "1"
+    assert conf["apt::periodic::unattended-upgrade"] == "1"
+    assert "apt::periodic::autocleaninterval" not in conf
+    real = (ROOTS / "hardened/etc/apt/apt.conf.d/50unattended-upgrades").read_text()
+    assert isinstance(parse_apt_conf(real), dict)
+    assert apt_conf_part_ok("20auto-upgrades") and apt_conf_part_ok("99local.conf")
+    assert not apt_conf_part_ok("20auto-upgrades.dpkg-old") and not apt_conf_part_ok("foo~") and not apt_conf_part_ok("x.disabled")
+
+
+def test_libvirt_conf_real_and_synthetic():
+    assert parse_libvirt_conf((ROOTS / "hardened/etc/libvirt/qemu.conf").read_text()) == {}
+    text = 'user = "+64055"\nvnc_listen = "0.0.0.0"  # all\nnamespaces = [ ]\ncgroup_device_acl = [\n  "/dev/null", "/dev/full",\n  "/dev/kvm"\n]\nmax_files = 32768\n'
+    assert parse_libvirt_conf(text) == {
+        "user": "+64055", "vnc_listen": "0.0.0.0", "namespaces": [], "cgroup_device_acl": ["/dev/null", "/dev/full", "/dev/kvm"], "max_files": 32768,
+    }
+    for bad, line in (('x = "unterminated\n', 1), ("a = 1\nb ==\n", 2), ("a = [ 1,\n", 1), ("= 3\n", 1)):
+        with pytest.raises(LibvirtConfError) as err:
+            parse_libvirt_conf(bad)
+        assert err.value.line == line
+
+
+def test_modprobe_group_dpkg():
+    opts = parse_modprobe("# c\noptions kvm-intel nested=1 \\\n  enable_apicv=0\nblacklist nouveau\n", "/etc/modprobe.d/x.conf")
+    assert [(o.module, o.param, o.value) for o in opts] == [("kvm_intel", "nested", "1"), ("kvm_intel", "enable_apicv", "0")]
+    groups = parse_group("kvm:x:104:alice,bob\nbroken line\nlibvirt:x:110:\n")
+    assert groups["kvm"].members == ["alice", "bob"] and groups["libvirt"].members == []
+    status = parse_dpkg_status((ROOTS / "hardened/var/lib/dpkg/status").read_text() + "Package: half\n\nPackage: removed\nStatus: deinstall ok config-files\nVersion: 1\n")
+    assert status["qemu-system-x86"] == "1:7.2+dfsg-7+deb12u7" and "half" not in status and "removed" not in status
+
+
+def test_taint_decoding():
+    assert [letter for _, letter, _ in decode_taint(12288)] == ["O", "E"]
+    assert [letter for _, letter, _ in decode_taint(4097)] == ["P", "O"]
+    assert decode_taint(0) == []
+
+
+KERNELS = ["6.1.0-9-amd64", "6.1.0-10-amd64", "6.1.0-28-amd64", "6.1.0-28-cloud-amd64", "5.10.0-30-amd64", "6.12.38+deb12-amd64",
+           "6.12.9+bpo-amd64", "6.1.0-0.deb11.17-amd64", "6.8.12-4-pve", "6.8.0-45-generic", "6.1~rc1-1-amd64", "6.1.0-28-rt-amd64"]
+version_text = st.from_regex(r"\A[0-9][0-9a-z.+~]{0,12}\Z", fullmatch=True)
+
+
+def _dpkg_cmp(a: str, b: str) -> int:
+    if subprocess.run(["dpkg", "--compare-versions", a, "lt", b], timeout=10).returncode == 0:
+        return -1
+    if subprocess.run(["dpkg", "--compare-versions", a, "eq", b], timeout=10).returncode == 0:
+        return 0
+    return 1
+
+
+def test_kernel_release_order_matches_dpkg():
+    require(shutil.which("dpkg") is not None, "dpkg is needed as the reference implementation")
+    for a in KERNELS:
+        for b in KERNELS:
+            assert compare_versions(a, b) == _dpkg_cmp(a, b), (a, b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(version_text, version_text)
+def test_version_order_matches_dpkg_property(a, b):
+    require(shutil.which("dpkg") is not None, "dpkg is needed as the reference implementation")
+    assert compare_versions(a, b) == _dpkg_cmp(a, b)
