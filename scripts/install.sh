@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install hyperward into ./.venv with Debian's Python 3.11 (Debian 12, as root).
+#   bash scripts/install.sh          the tool
+#   bash scripts/install.sh --test   the tool plus everything the test suite uses
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+packages=(python3 python3-venv python3-pip)
+# The tests use the real dpkg (version-order oracle), setpriv (run as an unprivileged user)
+# and script (a real terminal for colour output): all in Debian's essential set, listed to be sure.
+[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install.sh: needs root to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+if [ "$want_tests" = 1 ]; then
+  .venv/bin/python -m pip install -q -e '.[test]'
+else
+  .venv/bin/python -m pip install -q -e .
+fi
+echo "hyperward installed: $(.venv/bin/hyperward --version)"
