@@ -25,7 +25,7 @@ def parse_spec(text: str) -> list[dict[str, str]]:
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
         if len(cells) != len(FIELDS):
             raise SystemExit(f"unexpected row shape: {line[:80]}")
-        row = dict(zip(FIELDS, cells))
+        row = dict(zip(FIELDS, cells, strict=True))
         row["severity"] = SEVERITY[row["severity_text"][0]]
         rows.append(row)
     return rows

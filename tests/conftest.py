@@ -7,7 +7,7 @@ import stat
 import subprocess
 import sys
 import tempfile
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
@@ -86,7 +86,24 @@ def hyperward(*args: str, user: str | None = None, env: dict[str, str] | None = 
 
 
 @pytest.fixture
-def world_tmp() -> Iterator[pathlib.Path]:
+def unprivileged_can_run() -> Iterator[None]:
+    """Let an unprivileged user reach this checkout's venv: CI may clone under a 0700 directory
+    such as /root. Grants traversal (o+x) only, on the ancestors that lack it, and restores them."""
+    changed: list[tuple[pathlib.Path, int]] = []
+    for directory in [*reversed(REPO.parents), REPO]:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            changed.append((directory, stat.S_IMODE(mode)))
+            directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for directory, mode in reversed(changed):
+            directory.chmod(mode)
+
+
+@pytest.fixture
+def world_tmp(unprivileged_can_run: None) -> Iterator[pathlib.Path]:
     """A temporary directory an unprivileged user can traverse (pytest's tmp_path is 0700)."""
     path = pathlib.Path(tempfile.mkdtemp(prefix="hyperward-test-"))
     path.chmod(0o755)

@@ -91,7 +91,7 @@ def test_fifo_does_not_block(hardened):
 def test_permission_denied_names_the_checks_that_lacked_privilege(world_tmp):
     """As a normal user: what needs root becomes an error that says so, everything else runs."""
     root = copy_root("hardened", world_tmp)
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _, _ in os.walk(root):
         os.chmod(dirpath, 0o755)
     os.chmod(root / "sys/kernel/security", 0o700)  # securityfs is root-only on real hosts
     os.chmod(root / "etc/group", 0o600)

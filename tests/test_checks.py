@@ -169,3 +169,10 @@ def test_not_applicable_when_inputs_are_absent(tmp_path):
     na = [f for f in report.findings if f.status is Status.NOT_APPLICABLE]
     assert all("/" in f.result.message for f in na)
     assert by_check["HV-NEST-001"] == {Status.PASS}  # judged from modprobe.d alone
+
+
+def test_offline_names_come_from_the_tree_not_this_machine(tmp_path):
+    root = copy_root("hardened", tmp_path, kvm_mode=0o660, kvm_gid=0)
+    apply(root, {"etc/passwd": None, "etc/group": None})
+    [finding] = scan(root, only=["HV-ISO-021"]).findings
+    assert finding.result.message.startswith("mode 0660 0:0")

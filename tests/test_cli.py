@@ -117,8 +117,9 @@ def test_no_color_respected(weak):
     script = f"script -qec '{hyperward_path()} scan --root {weak} --only SIDE' /dev/null"
     import subprocess
 
-    colored = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
-    plain = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+    env = {"PATH": "/usr/bin:/bin", "TERM": "xterm-256color"}
+    colored = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    plain = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env={**env, "NO_COLOR": "1"})
     assert "\x1b[" in colored.stdout
     assert "\x1b[" not in plain.stdout and "HV-SIDE-003" in plain.stdout
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import pathlib
 
 from hyperward.catalog import catalog
 from hyperward.engine import RegisteredCheck, registry, run_checks

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime
 import fnmatch
+import functools
 import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .catalog import catalog
 from .facts import HostFacts
@@ -108,7 +109,7 @@ def select(
             return lambda c: c.meta.check_id == upper
         for cat in Category:
             if upper == cat.value or token.lower() == cat.label.lower():
-                return lambda c, cat=cat: c.meta.category is cat
+                return functools.partial(_in_category, cat)
         raise ValueError(f"unknown check ID or category {spec!r}")
 
     only_m = [matcher(s) for s in only]
@@ -118,6 +119,10 @@ def select(
         for cid, c in checks.items()
         if (not only_m or any(m(c) for m in only_m)) and not any(m(c) for m in skip_m)
     }
+
+
+def _in_category(category: Category, registered: RegisteredCheck) -> bool:
+    return registered.meta.category is category
 
 
 def run_checks(

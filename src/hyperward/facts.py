@@ -261,7 +261,7 @@ def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
             raise _ShapeError(f"{where}: expected an object, got {type(value).__name__}")
         _, item = typing.get_args(tp)
         return {str(k): _from_jsonable(item, v, f"{where}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise _ShapeError(f"{where}: expected an object, got {type(value).__name__}")
         kwargs = {}

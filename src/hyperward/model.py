@@ -19,7 +19,7 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
     @classmethod
-    def parse(cls, text: str) -> "Severity":
+    def parse(cls, text: str) -> Severity:
         try:
             return cls[text.strip().upper()]
         except KeyError:
@@ -56,7 +56,7 @@ class Category(enum.Enum):
         return _CATEGORY_LABELS[self]
 
     @classmethod
-    def from_check_id(cls, check_id: str) -> "Category":
+    def from_check_id(cls, check_id: str) -> Category:
         return cls(check_id.split("-")[1])
 
 
@@ -112,7 +112,7 @@ class Result:
     needs_privilege: bool = False
 
     @classmethod
-    def passed(cls, resource: str = HOST, message: str = "") -> "Result":
+    def passed(cls, resource: str = HOST, message: str = "") -> Result:
         return cls(Status.PASS, resource, message)
 
     @classmethod
@@ -123,19 +123,19 @@ class Result:
         *,
         severity: Severity | None = None,
         remediation: str | None = None,
-    ) -> "Result":
+    ) -> Result:
         return cls(Status.FAIL, resource, message, severity, remediation)
 
     @classmethod
-    def not_applicable(cls, reason: str, resource: str = HOST) -> "Result":
+    def not_applicable(cls, reason: str, resource: str = HOST) -> Result:
         return cls(Status.NOT_APPLICABLE, resource, reason)
 
     @classmethod
-    def error(cls, message: str, resource: str = HOST, *, needs_privilege: bool = False) -> "Result":
+    def error(cls, message: str, resource: str = HOST, *, needs_privilege: bool = False) -> Result:
         return cls(Status.ERROR, resource, message, needs_privilege=needs_privilege)
 
     @classmethod
-    def unavailable(cls, fact: Unavailable, resource: str = HOST) -> "Result":
+    def unavailable(cls, fact: Unavailable, resource: str = HOST) -> Result:
         """Missing input is not applicable; unreadable or garbage input is an error, never a pass."""
         if fact.kind == "missing":
             return cls.not_applicable(fact.describe(), resource)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from ..facts import HostFacts, Maybe
-from ..model import Unavailable
+from ..model import Result, Unavailable
 
 VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 
 
-def vuln_value(host: HostFacts, name: str) -> Maybe[str] | None:
-    """The text of one vulnerabilities file; None when this kernel does not report it."""
+def vuln_text(host: HostFacts, name: str) -> str | Result:
+    """The text of one vulnerabilities file, or the result to give when there is none to judge."""
     vulns = host.cpu.vulnerabilities
     if isinstance(vulns, Unavailable):
-        return vulns
-    return vulns.get(name)
+        return Result.unavailable(vulns, name)
+    value = vulns.get(name)
+    if value is None:
+        return Result.not_applicable(f"{VULN_DIR}/{name}: not reported by this kernel", name)
+    if isinstance(value, Unavailable):
+        return Result.unavailable(value, name)
+    return value
 
 
 def module_param(host: HostFacts, module: str, param: str) -> Maybe[str] | None:

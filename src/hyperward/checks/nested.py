@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import HostFacts
@@ -36,11 +36,12 @@ def host_nested_enabled(host: HostFacts) -> Iterator[Result]:
             if module in NESTED_MODULES and param == "nested" and value is not None:
                 configured[module] = (value, source.path)
     for module in NESTED_MODULES:
-        value = module_param(host, module, "nested")
-        if isinstance(value, Unavailable):
-            yield Result.unavailable(value, module)
+        loaded_value = module_param(host, module, "nested")
+        if isinstance(loaded_value, Unavailable):
+            yield Result.unavailable(loaded_value, module)
             yielded = True
-        elif isinstance(value, str):
+        elif isinstance(loaded_value, str):
+            value = loaded_value
             yielded = True
             note = ""
             if module in configured and is_enabled(configured[module][0]) != is_enabled(value):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import HostFacts
 from ..model import Category, Result, Severity, Unavailable
 from ..parsers.cpu_vuln import main_status, parse_vulnerability
-from ._common import VULN_DIR, module_param, vuln_value
+from ._common import VULN_DIR, module_param, vuln_text
 
 SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
 
@@ -61,12 +61,9 @@ def cpu_reported_vulnerable(host: HostFacts) -> Iterator[Result]:
 def l1tf_guest_host(host: HostFacts) -> Iterator[Result]:
     """L1 Terminal Fault lets a guest read host L1D contents unless KVM flushes L1D on VM entry
     (hw-vuln/l1tf.rst). "L1D vulnerable" or vmentry_l1d_flush=never leaves that open."""
-    value = vuln_value(host, "l1tf")
-    if value is None:
-        yield Result.not_applicable(f"{VULN_DIR}/l1tf: not reported by this kernel", "l1tf")
-        return
-    if isinstance(value, Unavailable):
-        yield Result.unavailable(value, "l1tf")
+    value = vuln_text(host, "l1tf")
+    if isinstance(value, Result):
+        yield value
         return
     if main_status(value) == "not_affected":
         yield Result.passed("l1tf", value)
@@ -127,12 +124,9 @@ def smt_shared(host: HostFacts) -> Iterator[Result]:
 def itlb_multihit(host: HostFacts) -> Iterator[Result]:
     """On affected Intel CPUs a guest can hang the host with a machine check unless KVM splits
     huge pages for executable guest memory (kvm.nx_huge_pages, hw-vuln/multihit.rst)."""
-    value = vuln_value(host, "itlb_multihit")
-    if value is None:
-        yield Result.not_applicable(f"{VULN_DIR}/itlb_multihit: not reported by this kernel", "itlb_multihit")
-        return
-    if isinstance(value, Unavailable):
-        yield Result.unavailable(value, "itlb_multihit")
+    value = vuln_text(host, "itlb_multihit")
+    if isinstance(value, Result):
+        yield value
         return
     nx = module_param(host, "kvm", "nx_huge_pages")
     nx_text = f" (kvm.nx_huge_pages={nx})" if isinstance(nx, str) else ""

@@ -42,7 +42,7 @@ def collect_host(root: str = "/") -> HostFacts:
         meta=Meta(
             hostname=hostname,
             root=fs.root,
-            collected_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            collected_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             euid=os.geteuid(),
             hyperward_version=__version__,
         ),

@@ -25,6 +25,7 @@ from ..parsers.config_files import (
     parse_group,
     parse_ini,
     parse_passwd_gids,
+    parse_passwd_uids,
 )
 from ..parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
 from .fs import RootFS
@@ -91,7 +92,8 @@ def collect_kvm_device(fs: RootFS, accounts: AccountFacts, passwd_uids: dict[str
     if fs.live:
         owner, group = _name(pwd.getpwuid, st.st_uid, None), _name(grp.getgrgid, st.st_gid, None)
     else:
-        owner = _name(pwd.getpwuid, st.st_uid, passwd_uids)
+        # Names come from the audited tree's own /etc, never from this machine's databases.
+        owner = _name(pwd.getpwuid, st.st_uid, passwd_uids or {})
         group = _name(grp.getgrgid, st.st_gid, {n: g.gid for n, g in groups.items()} if groups else {})
     return DeviceNode("/dev/kvm", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, owner, group, stat.S_ISCHR(st.st_mode))
 
@@ -101,13 +103,7 @@ def collect_accounts(fs: RootFS) -> tuple[AccountFacts, dict[str, int] | None]:
     groups = group_text if isinstance(group_text, Unavailable) else parse_group(group_text)
     passwd_text = fs.read_text("/etc/passwd")
     gids: Maybe[dict[str, int]] = passwd_text if isinstance(passwd_text, Unavailable) else parse_passwd_gids(passwd_text)
-    uids = None
-    if isinstance(passwd_text, str):
-        uids = {}
-        for line in passwd_text.splitlines():
-            f = line.split(":")
-            if len(f) >= 3 and f[2].isdigit():
-                uids[f[0]] = int(f[2])
+    uids = parse_passwd_uids(passwd_text) if isinstance(passwd_text, str) else None
     return AccountFacts(groups=groups, primary_gids=gids), uids
 
 

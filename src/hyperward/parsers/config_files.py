@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from ..facts import CpuInfo, GroupEntry, ModprobeOption
 
@@ -77,33 +78,29 @@ def parse_modprobe(text: str, path: str) -> list[ModprobeOption]:
     return out
 
 
-def parse_group(text: str) -> dict[str, GroupEntry]:
-    out: dict[str, GroupEntry] = {}
+def _colon_records(text: str) -> Iterator[list[str]]:
+    """Lines of /etc/group or /etc/passwd with at least four fields; NIS (+/-) and comments skipped."""
     for line in text.splitlines():
         fields = line.split(":")
-        if len(fields) < 4 or not fields[0] or fields[0].startswith(("#", "+", "-")):
-            continue
-        try:
-            gid = int(fields[2])
-        except ValueError:
-            continue
-        members = [m for m in fields[3].strip().split(",") if m]
-        out[fields[0]] = GroupEntry(gid, members)
+        if len(fields) >= 4 and fields[0] and not fields[0].startswith(("#", "+", "-")):
+            yield fields
+
+
+def parse_group(text: str) -> dict[str, GroupEntry]:
+    out: dict[str, GroupEntry] = {}
+    for fields in _colon_records(text):
+        if fields[2].isdigit():
+            out[fields[0]] = GroupEntry(int(fields[2]), [m for m in fields[3].strip().split(",") if m])
     return out
 
 
 def parse_passwd_gids(text: str) -> dict[str, int]:
     """user -> primary gid. Hash fields are never kept."""
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        fields = line.split(":")
-        if len(fields) < 4 or not fields[0] or fields[0].startswith(("#", "+", "-")):
-            continue
-        try:
-            out[fields[0]] = int(fields[3])
-        except ValueError:
-            continue
-    return out
+    return {fields[0]: int(fields[3]) for fields in _colon_records(text) if fields[3].isdigit()}
+
+
+def parse_passwd_uids(text: str) -> dict[str, int]:
+    return {fields[0]: int(fields[2]) for fields in _colon_records(text) if fields[2].isdigit()}
 
 
 def parse_cpuinfo(text: str) -> CpuInfo:
