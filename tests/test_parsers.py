@@ -38,9 +38,10 @@ def test_grub_defaults_debian_file_and_dropins():
         ("KVM: Mitigation: Split huge pages", "mitigated", [(None, "KVM: Mitigation: Split huge pages")]),
         ("Vulnerable; IBPB: disabled; STIBP: disabled; PBRSB-eIBRS: Not affected; BHI: Vulnerable", "vulnerable",
          [(None, "Vulnerable"), ("IBPB", "disabled"), ("STIBP", "disabled"), ("PBRSB-eIBRS", "Not affected"), ("BHI", "Vulnerable")]),
-        ("Mitigation: PTE Inversion; VMX: vulnerable, SMT vulnerable", "mitigated", [(None, "Mitigation: PTE Inversion"), ("VMX", "vulnerable, SMT vulnerable")]),
+        ("Mitigation: PTE Inversion; VMX: vulnerable, SMT disabled", "mitigated", [(None, "Mitigation: PTE Inversion"), ("VMX", "vulnerable, SMT disabled")]),
         ("Unknown: No mitigations", "unknown", [(None, "Unknown: No mitigations")]),
-        ("Processor vulnerable", "unrecognized", [(None, "Processor vulnerable")]),
+        ("Processor vulnerable", "vulnerable", [(None, "Processor vulnerable")]),
+        ("banana", "unrecognized", [(None, "banana")]),
     ],
 )
 def test_vulnerability_clauses(text, main, clauses):

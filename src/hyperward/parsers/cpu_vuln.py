@@ -18,10 +18,17 @@ class Clause:
 
     @property
     def vulnerable(self) -> bool:
-        return _VULNERABLE.search(self.text) is not None
-
-
-_VULNERABLE = re.compile(r"\bVulnerable\b")
+        """The kernel's own words for "not mitigated" in this clause (arch/x86/kernel/cpu/bugs.c):
+        "Vulnerable..." anywhere (also "Mitigation: Vulnerable, KVM: Not affected"), a clause that
+        starts lower-case "vulnerable" (l1tf's "VMX: vulnerable"), itlb_multihit's "Processor
+        vulnerable", and spectre_v2's trailing " - vulnerable module loaded". "SMT vulnerable" is
+        not here: it says SMT is on, which HV-SIDE-003 judges."""
+        low = self.text.lower()
+        return (
+            "Vulnerable" in self.text
+            or low.startswith(("vulnerable", "processor vulnerable"))
+            or "vulnerable module loaded" in low
+        )
 _NAMED = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*(?: [A-Za-z0-9_-]+)?): (.*)$")
 
 
@@ -53,4 +60,6 @@ def main_status(text: str) -> str:
     match = _PREFIXED.match(head)
     if match:
         return main_status(match.group(1))
+    if head.startswith("Processor vulnerable"):
+        return "vulnerable"
     return "unrecognized"
