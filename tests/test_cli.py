@@ -183,3 +183,9 @@ def test_root_and_snapshot_are_exclusive(weak, tmp_path):
 
 def test_unknown_option_is_a_usage_error():
     assert hyperward("scan", "--colour").returncode == 2
+
+
+def test_planned_catalog_ids_are_accepted_with_a_warning(weak):
+    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json", "--only", "HV-ISO-001,HV-NEST-001").stdout)
+    assert {r["id"] for r in report["results"]} == {"HV-NEST-001"}
+    assert report["warnings"] == [f"HV-ISO-001 is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it"]

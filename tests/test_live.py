@@ -63,3 +63,18 @@ def test_live_cli_scan_and_snapshot_round_trip(tmp_path):
 
     assert verdicts(direct) == verdicts(offline)
     assert json.loads(snapshot.read_text())["version"] == 1
+
+
+def test_live_scan_as_a_normal_user_runs_what_it_can(unprivileged_can_run):
+    require(os.geteuid() == 0, "needs root to compare with an unprivileged run")
+    as_root = json.loads(hyperward("scan", "--format", "json").stdout)
+    done = hyperward("scan", "--format", "json", user="nobody")
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    as_user = json.loads(done.stdout)
+    assert as_user["collected_as_root"] is False
+    root_verdicts = {(r["id"], r["resource"]): r["status"] for r in as_root["results"]}
+    for r in as_user["results"]:
+        if r.get("needs_privilege"):
+            assert r["status"] == "error" and r["id"] in as_user["summary"]["lacking_privilege"]
+        else:
+            assert root_verdicts.get((r["id"], r["resource"])) == r["status"], r

@@ -80,6 +80,7 @@ def scan(
     verbose: bool,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
+    from .catalog import catalog
     from .config import ConfigError, load_config
     from .engine import registry, run_checks, select
     from .report import RenderOptions, get_reporter
@@ -90,13 +91,16 @@ def scan(
         config = load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
+    only_ids, skip_ids = _split(only) or config.only, _split(skip) or config.skip
     try:
-        checks = select(registry(), _split(only) or config.only, _split(skip) or config.skip)
+        checks = select(registry(), only_ids, skip_ids)
     except ValueError as exc:
         _die(str(exc))
+    planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
     facts = _load_facts(root, snapshot)
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
+    report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
     width = shutil.get_terminal_size((100, 24)).columns if not output else 100
     options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
     _write(get_reporter(fmt).render(report, options), output)

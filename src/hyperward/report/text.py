@@ -67,7 +67,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         header.append(f"  {meta.hostname} ({where}), profile {report.profile}, collected {meta.collected_at}")
         if meta.euid != 0:
             header.append(", not as root", style="yellow")
-        console.print(header)
+        console.print(header, soft_wrap=True)
         shown = [f for f in report.findings if options.verbose or f.status in SHOWN_BY_DEFAULT]
         by_category: dict = {}
         for f in shown:
