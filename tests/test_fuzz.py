@@ -1,0 +1,61 @@
+"""Arbitrary input never escapes as an unexpected exception: parsers return data or raise their
+own documented error, which the collectors turn into an `invalid` fact naming the path."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hyperward.facts import SnapshotError, load_snapshot
+from hyperward.parsers.cmdline import parse_cmdline, parse_grub_defaults
+from hyperward.parsers.config_files import parse_apt_conf, parse_cpuinfo, parse_dpkg_status, parse_group, parse_ini, parse_modprobe, parse_passwd_gids
+from hyperward.parsers.cpu_vuln import main_status, parse_vulnerability
+from hyperward.parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
+
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=2000)
+structured = st.text(alphabet='abcXYZ019 =;:{}[]",\'#/*\\\n\t-_.+~$', max_size=400)
+FUZZ = settings(max_examples=250, deadline=None)
+
+
+@FUZZ
+@given(st.one_of(texts, structured))
+def test_text_parsers_never_raise(text):
+    parse_cmdline(text)
+    parse_grub_defaults([("/etc/default/grub", text)])
+    parse_apt_conf(text)
+    parse_modprobe(text, "/etc/modprobe.d/x.conf")
+    parse_group(text)
+    parse_passwd_gids(text)
+    parse_cpuinfo(text)
+    parse_dpkg_status(text)
+    parse_ini(text)
+    main_status(text)
+    parse_vulnerability(text)
+
+
+@FUZZ
+@given(st.one_of(texts, structured))
+def test_libvirt_conf_raises_only_its_error(text):
+    try:
+        parse_libvirt_conf(text)
+    except LibvirtConfError as exc:
+        assert exc.line >= 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=30,
+)
+
+
+@FUZZ
+@given(json_values)
+def test_snapshot_loader_raises_only_snapshot_error(value):
+    for document in (value, {"format": "hyperward-facts", "version": 1, "facts": value}):
+        try:
+            load_snapshot(json.dumps(document))
+        except SnapshotError as exc:
+            assert str(exc).startswith("snapshot: ")
