@@ -7,12 +7,15 @@ import json
 import os
 import shutil
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from . import __version__
 from .model import PROFILES, Category, Severity
+
+if TYPE_CHECKING:
+    from .facts import HostFacts
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 FORMAT_NAMES = ("text", "json")
@@ -109,7 +112,7 @@ def scan(
     sys.exit(EXIT_FINDINGS if threshold is not None and worst is not None and worst >= threshold else EXIT_OK)
 
 
-def _load_facts(root: str | None, snapshot: str | None):
+def _load_facts(root: str | None, snapshot: str | None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 

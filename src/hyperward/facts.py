@@ -11,7 +11,7 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
 from .model import Unavailable
@@ -174,7 +174,6 @@ class HostFacts:
     accounts: AccountFacts
     firmware: FirmwareFacts
     qemu_conf: LibvirtConfig
-    notes: list[str] = field(default_factory=list)
 
 
 class SnapshotError(Exception):

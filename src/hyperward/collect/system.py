@@ -3,8 +3,6 @@ and the libvirt QEMU driver configuration."""
 
 from __future__ import annotations
 
-import grp
-import pwd
 import stat
 
 from ..facts import (
@@ -31,7 +29,6 @@ from ..parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
 from .fs import RootFS
 
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
-SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 
 
 def collect_apt(fs: RootFS, installed: Maybe[dict[str, str]]) -> AptFacts | None:
@@ -72,29 +69,17 @@ def collect_patching(fs: RootFS) -> PatchingFacts:
     return PatchingFacts(apt=collect_apt(fs, installed), dnf_automatic=collect_dnf_automatic(fs), installed_packages=installed)
 
 
-def _name(lookup, ident: int, table: dict[str, int] | None) -> str | None:
-    if table is not None:
-        for name, value in table.items():
-            if value == ident:
-                return name
-        return None
-    try:
-        return lookup(ident)[0]
-    except KeyError:
-        return None
+def _name_of(ident: int, table: dict[str, int]) -> str | None:
+    return next((name for name, value in table.items() if value == ident), None)
 
 
 def collect_kvm_device(fs: RootFS, accounts: AccountFacts, passwd_uids: dict[str, int] | None) -> Maybe[DeviceNode]:
+    """Owner and group names come from the audited tree's own /etc, live or offline alike."""
     st = fs.stat("/dev/kvm")
     if isinstance(st, Unavailable):
         return st
-    groups = accounts.groups if isinstance(accounts.groups, dict) else None
-    if fs.live:
-        owner, group = _name(pwd.getpwuid, st.st_uid, None), _name(grp.getgrgid, st.st_gid, None)
-    else:
-        # Names come from the audited tree's own /etc, never from this machine's databases.
-        owner = _name(pwd.getpwuid, st.st_uid, passwd_uids or {})
-        group = _name(grp.getgrgid, st.st_gid, {n: g.gid for n, g in groups.items()} if groups else {})
+    gids = {name: entry.gid for name, entry in accounts.groups.items()} if isinstance(accounts.groups, dict) else {}
+    owner, group = _name_of(st.st_uid, passwd_uids or {}), _name_of(st.st_gid, gids)
     return DeviceNode("/dev/kvm", stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, owner, group, stat.S_ISCHR(st.st_mode))
 
 
