@@ -163,3 +163,20 @@ def test_malformed_config_names_file_and_line(tmp_path):
         assert len(lines) == 1 and str(path) in lines[0] and where in lines[0], (name, lines)
     done = hyperward("scan", "--config", str(tmp_path / "absent.toml"))
     assert done.returncode == 2 and "no such file" in done.stderr
+
+
+def test_a_collector_bug_is_one_line_not_a_traceback(hardened, tmp_path):
+    """Simulate a collector bug with a sitecustomize that breaks one parser in the child process."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import hyperward.collect.kernel as k\n"
+        "def broken(text):\n    raise ZeroDivisionError('injected')\n"
+        "k.parse_cpuinfo = broken\n"
+    )
+    done = hyperward("scan", "--root", str(hardened), env={"PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"hyperward: error: internal error while collecting facts from {hardened}: ZeroDivisionError: injected "
+        "(a bug in hyperward; HYPERWARD_DEBUG=1 shows the traceback)"
+    ]
+    debug = hyperward("scan", "--root", str(hardened), env={"PYTHONPATH": str(tmp_path), "HYPERWARD_DEBUG": "1"})
+    assert "Traceback" in debug.stderr and "injected" in debug.stderr

@@ -131,6 +131,11 @@ def _load_facts(root: str | None, snapshot: str | None) -> HostFacts:
         return collect_host(root or "/")
     except RootError as exc:
         _die(str(exc))
+    except Exception as exc:  # a collector bug must not end in a traceback on a production host
+        if os.environ.get("HYPERWARD_DEBUG"):
+            raise
+        _die(f"internal error while collecting facts from {root or '/'}: {type(exc).__name__}: {exc} "
+             "(a bug in hyperward; HYPERWARD_DEBUG=1 shows the traceback)")
 
 
 @main.command()
