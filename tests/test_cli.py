@@ -189,3 +189,15 @@ def test_planned_catalog_ids_are_accepted_with_a_warning(weak):
     report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json", "--only", "HV-ISO-001,HV-NEST-001").stdout)
     assert {r["id"] for r in report["results"]} == {"HV-NEST-001"}
     assert report["warnings"] == [f"HV-ISO-001 is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it"]
+
+
+def test_collect_to_stdout_then_scan_the_snapshot_elsewhere(weak, tmp_path):
+    done = hyperward("collect", "--root", str(weak), "-o", "-")
+    assert done.returncode == 0 and json.loads(done.stdout)["format"] == "hyperward-facts"
+    snapshot = tmp_path / "weak.json"
+    snapshot.write_text(done.stdout)
+    direct = json.loads(hyperward("scan", "--root", str(weak), "--format", "json").stdout)
+    offline = json.loads(hyperward("scan", "--snapshot", str(snapshot), "--format", "json").stdout)
+    assert [(r["id"], r["resource"], r["status"]) for r in offline["results"]] == [(r["id"], r["resource"], r["status"]) for r in direct["results"]]
+    assert offline["root"] == str(weak)
+    assert hyperward("collect", "--root", str(weak)).returncode == 2  # -o is required

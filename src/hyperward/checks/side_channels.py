@@ -38,9 +38,9 @@ def cpu_reported_vulnerable(host: HostFacts) -> Iterator[Result]:
         if bad:
             for clause in bad:
                 resource = name if clause.name is None else f"{name} ({clause.name})"
-                yield Result.fail(resource, f"{VULN_DIR}/{name}: {value}")
+                yield Result.fail(resource, value)
         elif state == "unknown":
-            yield Result.fail(name, f"{VULN_DIR}/{name}: {value} (the kernel cannot tell; treat as unmitigated)", severity=Severity.MEDIUM)
+            yield Result.fail(name, f"{value} (the kernel cannot tell; treat as unmitigated)", severity=Severity.MEDIUM)
         elif state == "unrecognized" or not clauses:
             yield Result.error(f"{VULN_DIR}/{name}: unrecognized value {value[:120]!r}", name)
         else:

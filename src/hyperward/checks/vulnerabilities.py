@@ -59,7 +59,7 @@ def weakening_effect(token: str) -> str | None:
     if name == "mitigations":
         items = [v.strip().lower() for v in (value or "").split(",")]
         if "off" in items:
-            return "every CPU vulnerability mitigation (all attack vectors)"
+            return "turns off every CPU vulnerability mitigation (all attack vectors)"
         effects = [f"{v} turns off {ATTACK_VECTORS[v]}" for v in items if v in ATTACK_VECTORS]
         return "; ".join(effects) or None
     if name not in WEAKENING:
