@@ -16,6 +16,8 @@ from typing import Any, TypeVar, Union
 
 from .model import Unavailable
 
+VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
+
 FORMAT_NAME = "hyperward-facts"
 FORMAT_VERSION = 1
 

@@ -97,6 +97,11 @@ class Unavailable:
         return f"{self.path}: {self.reason}"
 
 
+def is_missing(value: object) -> bool:
+    """True for an input that does not exist under the root (as opposed to one that is unreadable)."""
+    return isinstance(value, Unavailable) and value.kind == "missing"
+
+
 HOST = "host"
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ..facts import HostFacts, Maybe
+from ..facts import VULN_DIR, HostFacts, Maybe
 from ..model import Result, Unavailable
 
-VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 
 
 def vuln_text(host: HostFacts, name: str) -> str | Result:

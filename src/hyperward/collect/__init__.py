@@ -60,4 +60,4 @@ def collect_host(root: str = "/") -> HostFacts:
 
 def _offline_hostname(fs: RootFS) -> str:
     text = fs.read_line("/etc/hostname", 256)
-    return text.strip() if isinstance(text, str) and text.strip() else os.path.basename(fs.root) or fs.root
+    return text if isinstance(text, str) and text else os.path.basename(fs.root) or fs.root

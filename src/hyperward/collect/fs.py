@@ -111,11 +111,20 @@ class RootFS:
             return Unavailable(path, "invalid", f"not UTF-8 text (byte {exc.start})")
 
     def read_line(self, path: str, limit: int = 64 * 1024) -> str | Unavailable:
-        """A one-value file such as a sysfs attribute: its text without the trailing newline."""
+        """A one-value file such as a sysfs attribute: its text without surrounding whitespace."""
         text = self.read_text(path, limit)
         if isinstance(text, Unavailable):
             return text
-        return text.rstrip("\n")
+        return text.strip()
+
+    def read_int(self, path: str, limit: int = 256) -> int | Unavailable:
+        text = self.read_line(path, limit)
+        if isinstance(text, Unavailable):
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            return Unavailable(path, "invalid", f"expected an integer, found {text[:40]!r}")
 
     def listdir(self, path: str) -> list[str] | Unavailable:
         try:

@@ -14,13 +14,13 @@ from ..facts import (
     ModuleFacts,
     RebootRequired,
     SmtFacts,
+    VULN_DIR,
 )
-from ..model import Unavailable
+from ..model import Unavailable, is_missing
 from ..parsers.cmdline import parse_cmdline, parse_grub_defaults
 from ..parsers.config_files import parse_cpuinfo, parse_modprobe
 from .fs import RootFS
 
-VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 CMDLINE_LIMIT = 64 * 1024
 
 # The modules and parameters the checks judge: a fixed list keeps the live scan to a few reads.
@@ -34,15 +34,6 @@ MODULE_PARAMS: dict[str, tuple[str, ...]] = {
 MODPROBE_DIRS = ("/etc/modprobe.d", "/run/modprobe.d", "/usr/local/lib/modprobe.d", "/usr/lib/modprobe.d", "/lib/modprobe.d")
 
 
-def _int(value: Maybe[str], path: str) -> Maybe[int]:
-    if isinstance(value, Unavailable):
-        return value
-    try:
-        return int(value.strip())
-    except ValueError:
-        return Unavailable(path, "invalid", f"expected an integer, found {value.strip()[:40]!r}")
-
-
 def collect_cmdlines(fs: RootFS) -> list[CmdlineSource]:
     out: list[CmdlineSource] = []
     running = fs.read_text("/proc/cmdline", CMDLINE_LIMIT)
@@ -50,7 +41,7 @@ def collect_cmdlines(fs: RootFS) -> list[CmdlineSource]:
 
     grub_files: list[tuple[str, str]] = []
     grub = fs.read_text("/etc/default/grub")
-    if not (isinstance(grub, Unavailable) and grub.kind == "missing"):
+    if not is_missing(grub):
         if isinstance(grub, Unavailable):
             out.append(CmdlineSource("/etc/default/grub", False, grub))
         else:
@@ -67,7 +58,7 @@ def collect_cmdlines(fs: RootFS) -> list[CmdlineSource]:
         out.append(CmdlineSource(label, False, parse_grub_defaults(grub_files)))
 
     kernel_cmdline = fs.read_text("/etc/kernel/cmdline", CMDLINE_LIMIT)
-    if not (isinstance(kernel_cmdline, Unavailable) and kernel_cmdline.kind == "missing"):
+    if not is_missing(kernel_cmdline):
         tokens = kernel_cmdline if isinstance(kernel_cmdline, Unavailable) else parse_cmdline(kernel_cmdline)
         out.append(CmdlineSource("/etc/kernel/cmdline", False, tokens))
     return out
@@ -107,13 +98,11 @@ def collect_installed_kernels(fs: RootFS) -> Maybe[list[str]]:
 
 def collect_kernel(fs: RootFS) -> KernelFacts:
     release = fs.read_line("/proc/sys/kernel/osrelease")
-    if isinstance(release, str):
-        release = release.strip()
-    tainted = _int(fs.read_line("/proc/sys/kernel/tainted"), "/proc/sys/kernel/tainted")
+    tainted = fs.read_int("/proc/sys/kernel/tainted")
 
     reboot: Maybe[RebootRequired]
     flag = fs.read_text("/var/run/reboot-required")
-    if isinstance(flag, Unavailable) and flag.kind == "missing":
+    if is_missing(flag):
         reboot = RebootRequired(False, [])
     elif isinstance(flag, Unavailable):
         reboot = flag
@@ -139,19 +128,14 @@ def collect_cpu(fs: RootFS) -> CpuFacts:
     else:
         vulns = {}
         for name in names:
-            value = fs.read_line(f"{VULN_DIR}/{name}", 4096)
-            vulns[name] = value.strip() if isinstance(value, str) else value
+            vulns[name] = fs.read_line(f"{VULN_DIR}/{name}", 4096)
     cpuinfo = fs.read_text("/proc/cpuinfo")
     info = cpuinfo if isinstance(cpuinfo, Unavailable) else parse_cpuinfo(cpuinfo)
     smt = SmtFacts(
-        control=_strip(fs.read_line("/sys/devices/system/cpu/smt/control", 256)),
-        active=_strip(fs.read_line("/sys/devices/system/cpu/smt/active", 256)),
+        control=fs.read_line("/sys/devices/system/cpu/smt/control", 256),
+        active=fs.read_line("/sys/devices/system/cpu/smt/active", 256),
     )
     return CpuFacts(vulnerabilities=vulns, smt=smt, info=info)
-
-
-def _strip(value: Maybe[str]) -> Maybe[str]:
-    return value.strip() if isinstance(value, str) else value
 
 
 def collect_modules(fs: RootFS) -> ModuleFacts:
@@ -164,7 +148,7 @@ def collect_modules(fs: RootFS) -> ModuleFacts:
             base = f"/sys/module/{module}"
             if not fs.exists(base):
                 continue
-            loaded[module] = {p: _strip(fs.read_line(f"{base}/parameters/{p}", 256)) for p in params}
+            loaded[module] = {p: fs.read_line(f"{base}/parameters/{p}", 256) for p in params}
     options: list[ModprobeOption] = []
     seen_names: set[str] = set()
     for directory in MODPROBE_DIRS:
@@ -183,8 +167,8 @@ def collect_modules(fs: RootFS) -> ModuleFacts:
 
 
 def collect_ksm(fs: RootFS) -> Maybe[KsmFacts]:
-    run = _int(fs.read_line("/sys/kernel/mm/ksm/run", 64), "/sys/kernel/mm/ksm/run")
+    run = fs.read_int("/sys/kernel/mm/ksm/run")
     if isinstance(run, Unavailable):
         return run
-    sharing = _int(fs.read_line("/sys/kernel/mm/ksm/pages_sharing", 64), "/sys/kernel/mm/ksm/pages_sharing")
+    sharing = fs.read_int("/sys/kernel/mm/ksm/pages_sharing")
     return KsmFacts(run=run, pages_sharing=sharing if isinstance(sharing, int) else None)

@@ -15,7 +15,7 @@ from ..facts import (
     Maybe,
     PatchingFacts,
 )
-from ..model import Unavailable
+from ..model import Unavailable, is_missing
 from ..parsers.config_files import (
     apt_conf_part_ok,
     parse_apt_conf,
@@ -104,7 +104,7 @@ def collect_firmware(fs: RootFS) -> FirmwareFacts:
     secure: Maybe[int]
     if efi is True:
         raw = fs.read_bytes(SECURE_BOOT_VAR, 64)
-        if isinstance(raw, Unavailable) and raw.kind == "missing":
+        if is_missing(raw):
             efivars = fs.listdir("/sys/firmware/efi/efivars")
             # Firmware without Secure Boot support has no SecureBoot variable at all.
             secure = 0 if isinstance(efivars, list) and efivars else Unavailable(
@@ -126,8 +126,8 @@ def collect_firmware(fs: RootFS) -> FirmwareFacts:
         version = 0 if fs.exists("/sys/class") else Unavailable("/sys/class", "missing", "not found (no live /sys under this root)")
     else:
         text = fs.read_line("/sys/class/tpm/tpm0/tpm_version_major", 64)
-        if isinstance(text, str) and text.strip().isdigit():
-            version = int(text.strip())
+        if isinstance(text, str) and text.isdigit():
+            version = int(text)
         elif isinstance(text, str):
             version = Unavailable("/sys/class/tpm/tpm0/tpm_version_major", "invalid", f"not a number: {text[:20]!r}")
         elif text.kind == "missing" and fs.exists("/sys/class/tpm/tpm0/caps"):
