@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 want_tests=0
 [ "${1:-}" = "--test" ] && want_tests=1
 
-packages=(python3 python3-venv python3-pip)
-# The tests use the real dpkg (version-order oracle), setpriv (run as an unprivileged user)
-# and script (a real terminal for colour output): all in Debian's essential set, listed to be sure.
-[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils)
+# python3-libvirt: the libvirt API binding (Debian's build; the venv sees it through
+# --system-site-packages). The tool works without a daemon; the binding lets it ask one.
+packages=(python3 python3-venv python3-pip python3-libvirt)
+# The tests use the real dpkg (version-order oracle), setpriv (run as an unprivileged user),
+# script (a real terminal for colour output), and a real libvirt with QEMU (TCG guests), OVMF and
+# swtpm, started by the test session itself.
+[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,7 +30,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+# A venv made earlier without the system site-packages cannot see python3-libvirt: rebuild it.
+if [ -f .venv/pyvenv.cfg ] && ! grep -q 'include-system-site-packages = true' .venv/pyvenv.cfg; then
+  rm -rf .venv
+fi
+[ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$want_tests" = 1 ]; then
   .venv/bin/python -m pip install -q -e '.[test]'

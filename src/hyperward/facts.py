@@ -19,7 +19,7 @@ from .model import Unavailable
 VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 
 FORMAT_NAME = "hyperward-facts"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 T = TypeVar("T")
 Maybe = Union[T, Unavailable]
@@ -164,6 +164,275 @@ class LibvirtConfig:
     settings: Maybe[dict[str, Any]]
 
 
+# --- libvirt, QEMU and the hardware they hand to guests -------------------------------------
+
+
+@dataclass(frozen=True)
+class Seclabel:
+    type: str | None
+    model: str | None
+    relabel: str | None
+    label: str | None
+    device: str | None = None
+
+
+@dataclass(frozen=True)
+class Disk:
+    type: str | None
+    device: str
+    target: str | None
+    driver_type: str | None
+    source: str | None
+    protocol: str | None
+    hosts: list[str]
+    tls: str | None
+    has_auth: bool
+    encryption: str | None
+    readonly: bool
+    shareable: bool
+    rawio: str | None
+    sgio: str | None
+    backing: list[str]
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    type: str | None
+    accessmode: str | None
+    driver: str | None
+    source: str | None
+    target: str | None
+    readonly: bool
+
+
+@dataclass(frozen=True)
+class HostDev:
+    type: str | None
+    address: str | None
+
+
+@dataclass(frozen=True)
+class Interface:
+    type: str | None
+    source: str | None
+    model: str | None
+    target_dev: str | None
+    mac: str | None
+    filterref: str | None
+    vlan_tags: list[int]
+    vlan_trunk: bool
+    trust_guest_rx_filters: bool
+
+
+@dataclass(frozen=True)
+class Listen:
+    type: str
+    address: str | None
+    network: str | None
+
+
+@dataclass(frozen=True)
+class Graphics:
+    """has_password says whether a password is set; the password itself is never collected."""
+
+    type: str
+    listens: list[Listen]
+    autoport: bool
+    port: int | None
+    tls_port: int | None
+    has_password: bool
+    default_mode: str | None
+    clipboard: str | None
+    filetransfer: str | None
+
+
+@dataclass(frozen=True)
+class CharDev:
+    element: str
+    type: str | None
+    host: str | None
+    service: str | None
+    mode: str | None
+    protocol: str | None
+    tls: str | None
+
+
+@dataclass(frozen=True)
+class Tpm:
+    model: str | None
+    backend: str | None
+    version: str | None
+    encrypted: bool
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The security-relevant part of one domain definition. `origin` is the file it came from
+    or "libvirt API"; `running` is true when a live definition was seen."""
+
+    name: str
+    uuid: str
+    origin: str
+    running: bool
+    type: str | None
+    arch: str | None
+    machine: str | None
+    firmware: str | None
+    loader_type: str | None
+    loader_readonly: str | None
+    loader_secure: str | None
+    firmware_features: dict[str, str]
+    smm: str | None
+    seclabels: list[Seclabel]
+    memory_kib: int | None
+    dump_core: str | None
+    nosharepages: bool
+    locked: bool
+    hard_limit_kib: int | None
+    vcpus: int | None
+    cpu_mode: str | None
+    cpu_features: dict[str, str]
+    disks: list[Disk]
+    filesystems: list[Filesystem]
+    hostdevs: list[HostDev]
+    interfaces: list[Interface]
+    graphics: list[Graphics]
+    chardevs: list[CharDev]
+    tpms: list[Tpm]
+    launch_security: str | None
+    sev_policy: int | None
+    qemu_passthrough: list[str]
+    legacy_devices: list[str]
+    redirdevs: int
+    redirfilter_default_allow: bool | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.uuid})" if self.uuid else self.name
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    uuid: str
+    origin: str
+    forward_mode: str | None
+    bridge: str | None
+    interfaces: list[str]
+
+
+@dataclass(frozen=True)
+class SocketUnit:
+    """A systemd socket unit after its drop-ins; `enabled` means linked into a .wants directory."""
+
+    name: str
+    path: str
+    listen: list[str]
+    socket_mode: str | None
+    socket_group: str | None
+    enabled: bool
+    masked: bool
+
+
+@dataclass(frozen=True)
+class FileNode:
+    path: str
+    mode: int
+    uid: int
+    gid: int
+    owner: str | None
+    group: str | None
+    kind: str
+
+
+@dataclass(frozen=True)
+class PolkitRule:
+    path: str
+    grants: list[str]
+
+
+@dataclass(frozen=True)
+class TlsCertificate:
+    path: str
+    not_after: Maybe[str]
+
+
+@dataclass(frozen=True)
+class QemuProcess:
+    """One running QEMU. The command line is reduced to the facts the checks judge; it is not
+    stored, because it can carry secrets."""
+
+    pid: int
+    exe: Maybe[str]
+    exe_deleted: bool
+    deleted_libraries: list[str]
+    uid: int | None
+    seccomp: int | None
+    lsm_label: Maybe[str]
+    cgroup: str | None
+    domain_name: str | None
+    domain_uuid: str | None
+    managed_by: str | None
+    cpu_pm: bool
+    sandbox: str | None
+
+
+@dataclass(frozen=True)
+class ApiFacts:
+    uri: str
+    connected: bool
+    error: str | None
+    secmodels: list[str]
+
+
+@dataclass(frozen=True)
+class LibvirtFacts:
+    installed: bool
+    configs: dict[str, LibvirtConfig]
+    qemu_user_default: str | None
+    daemon_args: dict[str, str]
+    socket_units: list[SocketUnit]
+    sockets: list[FileNode]
+    domains: list[Maybe[Domain]]
+    networks: list[Maybe[Network]]
+    nwfilters: Maybe[dict[str, list[str]]]
+    pools: list[str]
+    host_lsms: Maybe[list[str]]
+    sasl_mechs: Maybe[list[str]]
+    polkit_rules: list[PolkitRule]
+    tls_key: Maybe[FileNode]
+    tls_cert: Maybe[TlsCertificate]
+    paths: dict[str, Maybe[FileNode]]
+    processes: Maybe[list[QemuProcess]]
+    pidfiles: dict[str, int]
+    api: ApiFacts | None
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    fstype: str
+
+
+@dataclass(frozen=True)
+class Listener:
+    protocol: str
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HardwareFacts:
+    mem_total_kib: Maybe[int]
+    cpus: Maybe[int]
+    iommu_groups: Maybe[dict[str, list[str]]]
+    pci_classes: dict[str, str]
+    vfio_noiommu: list[str]
+    mounts: Maybe[list[Mount]]
+    listeners: Maybe[list[Listener]]
+
+
 @dataclass(frozen=True)
 class HostFacts:
     meta: Meta
@@ -175,7 +444,12 @@ class HostFacts:
     kvm_device: Maybe[DeviceNode]
     accounts: AccountFacts
     firmware: FirmwareFacts
-    qemu_conf: LibvirtConfig
+    libvirt: LibvirtFacts
+    hardware: HardwareFacts
+
+    @property
+    def qemu_conf(self) -> LibvirtConfig:
+        return self.libvirt.configs["qemu.conf"]
 
 
 class SnapshotError(Exception):

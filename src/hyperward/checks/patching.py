@@ -10,6 +10,7 @@ from ..facts import HostFacts
 from ..model import Category, Result, Severity, Unavailable
 from ..parsers.kernel import compare_versions
 from ._common import VULN_DIR
+from ._libvirt import process_label, qemu_processes
 
 def _flavour(release: str) -> str | None:
     """The trailing alphabetic parts: "amd64" of 6.1.0-21-amd64 and 6.12.38+deb12-amd64,
@@ -132,3 +133,29 @@ def no_automatic_updates(host: HostFacts) -> Iterator[Result]:
             if not dnf.timers_enabled:
                 problems.append("no dnf-automatic timer enabled in timers.target.wants")
             yield Result.fail("dnf-automatic", "; ".join(problems))
+
+
+@check("HV-PATCH-002", Category.PATCH, Severity.HIGH, "Running QEMU uses a replaced (pre-update) binary or library",
+    fix="restart the listed guests (virsh shutdown/start, or live-migrate them and back) so they run the updated QEMU",
+    references=("needrestart(1)",),
+)
+def stale_qemu(host: HostFacts) -> Iterator[Result]:
+    """An update fixes nothing for a guest whose QEMU still runs the old code: the fix lands only
+    when the process is restarted."""
+    procs = qemu_processes(host)
+    if isinstance(procs, Result):
+        yield procs
+        return
+    for proc in procs:
+        stale = []
+        if proc.exe_deleted:
+            stale.append(f"executable {str(proc.exe).removesuffix(' (deleted)')} was replaced")
+        if proc.deleted_libraries:
+            shown = ", ".join(proc.deleted_libraries[:5]) + (f" and {len(proc.deleted_libraries) - 5} more" if len(proc.deleted_libraries) > 5 else "")
+            stale.append(f"maps deleted {shown}")
+        if stale:
+            yield Result.fail(process_label(proc), "; ".join(stale))
+        elif isinstance(proc.exe, Unavailable):
+            yield Result.unavailable(proc.exe, process_label(proc))
+        else:
+            yield Result.passed(process_label(proc), f"runs the installed {proc.exe}")

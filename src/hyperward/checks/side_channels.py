@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..engine import check
-from ..facts import HostFacts
+from ..facts import Domain, HostFacts
 from ..model import Category, Result, Severity, Unavailable
 from ..parsers.cpu_vuln import main_status, parse_vulnerability
-from ._common import VULN_DIR, module_param, vuln_text
+from ._common import VULN_DIR, is_enabled, module_param, vuln_text
+from ._libvirt import domains, each_domain, process_label, qemu_processes
 
 SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
 
@@ -140,14 +141,77 @@ def itlb_multihit(host: HostFacts) -> Iterator[Result]:
 )
 def ksm_merging(host: HostFacts) -> Iterator[Result]:
     """Kernel same-page merging lets one guest time copy-on-write faults to learn another guest's
-    memory contents (and weakens Rowhammer defences). Host part: is KSM running at all."""
+    memory contents (and weakens Rowhammer defences). Passes when KSM is off, or when every guest
+    opts out with <nosharepages/>; with KSM on, each guest that does not opt out fails."""
     ksm = host.ksm
     if isinstance(ksm, Unavailable):
         yield Result.unavailable(ksm, "ksm")
         return
     if ksm.run == 1:
         sharing = f", pages_sharing={ksm.pages_sharing}" if ksm.pages_sharing is not None else ""
+        good, _ = domains(host)
+        exposed = [d for d in good if not d.nosharepages]
+        if good and not exposed:
+            yield Result.passed("ksm", f"/sys/kernel/mm/ksm/run=1 (merging{sharing}), but every guest has <nosharepages/>")
+            return
         yield Result.fail("ksm", f"/sys/kernel/mm/ksm/run=1 (merging{sharing})")
+        for d in good:
+            if d.nosharepages:
+                yield Result.passed(d.label, "<memoryBacking><nosharepages/>")
+            else:
+                yield Result.fail(d.label, "no <nosharepages/>: its memory is merged with other guests'")
     else:
         state = {0: "stopped", 2: "stopped, merged pages unmerged"}.get(ksm.run, "unknown state")
         yield Result.passed("ksm", f"/sys/kernel/mm/ksm/run={ksm.run} ({state})")
+
+
+@check("HV-SIDE-006", Category.SIDE, Severity.MEDIUM, "AMD cross-thread RSB with cpu-pm=on",
+    fix="boot with kvm.mitigate_smt_rsb=1 (or disable SMT), or drop cpu-pm=on from the guests",
+    references=("Linux Documentation/admin-guide/hw-vuln/cross-thread-rsb.rst",),
+)
+def cross_thread_rsb(host: HostFacts) -> Iterator[Result]:
+    """On AMD family 17h, a guest allowed to idle its vCPU thread (cpu-pm=on: no HLT exits) can
+    read the sibling thread's return predictions unless KVM stuffs the RSB (mitigate_smt_rsb)."""
+    info = host.cpu.info
+    if isinstance(info, Unavailable):
+        yield Result.unavailable(info, "cpu")
+        return
+    if info.vendor not in ("AuthenticAMD", "HygonGenuine") or info.family != 0x17:
+        yield Result.not_applicable(f"CPU {info.vendor} family {info.family}: only AMD family 17h is affected", "cpu")
+        return
+    control = host.cpu.smt.control
+    if isinstance(control, str) and control in ("off", "forceoff", "notsupported"):
+        yield Result.passed("smt", f"smt/control={control}: no sibling thread to attack")
+        return
+    mitigation = module_param(host, "kvm", "mitigate_smt_rsb")
+    if isinstance(mitigation, str) and is_enabled(mitigation):
+        yield Result.passed("kvm.mitigate_smt_rsb", f"kvm.mitigate_smt_rsb={mitigation}")
+        return
+    procs = qemu_processes(host)
+    if isinstance(procs, Result):
+        yield procs
+        return
+    for proc in procs:
+        if proc.cpu_pm:
+            yield Result.fail(process_label(proc), "runs with -overcommit cpu-pm=on while kvm.mitigate_smt_rsb is off and SMT is on")
+        else:
+            yield Result.passed(process_label(proc), "cpu-pm off")
+
+
+MITIGATION_FEATURES = ("spec-ctrl", "ssbd", "virt-ssbd", "amd-ssbd", "md-clear", "ibpb", "stibp", "arch-capabilities", "flush-l1d",
+                       "amd-stibp", "ibrs", "amd-no-ssb", "pschange-mc-no")
+
+
+@check("HV-SIDE-007", Category.SIDE, Severity.MEDIUM, "Guest CPU model disables mitigation features",
+    fix="remove <feature policy='disable'> for the listed mitigation features from the guest's <cpu>",
+    references=("QEMU docs/system/i386/cpu.rst (Important CPU features for Intel/AMD x86 hosts)",),
+)
+def guest_mitigation_features(host: HostFacts) -> Iterator[Result]:
+    """Without spec-ctrl, ssbd, md-clear and friends the guest kernel cannot protect itself (or
+    its other processes) from Spectre-class attacks by its own users."""
+
+    def judge(d: Domain) -> list[str]:
+        disabled = [n for n, p in d.cpu_features.items() if p in ("disable", "forbid") and n in MITIGATION_FEATURES]
+        return [f"disables {', '.join(sorted(disabled))}"] if disabled else []
+
+    yield from each_domain(host, judge)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..engine import check
-from ..facts import HostFacts
+from ..facts import Domain, FileNode, HostFacts
+from ._libvirt import each_domain
 from ..model import Category, Result, Severity, Unavailable
 
 
@@ -57,3 +58,119 @@ def host_tpm(host: HostFacts) -> Iterator[Result]:
         yield Result.passed("host", "TPM 2.0 with a measured-boot event log")
     else:
         yield Result.fail("host", "TPM 2.0 present but no measured-boot event log (/sys/kernel/security/tpm0/binary_bios_measurements)")
+
+
+def _secure_boot_requested(d: Domain) -> bool:
+    return d.loader_secure == "yes" or d.firmware_features.get("secure-boot") == "yes"
+
+
+@check("HV-TPM-003", Category.TPM, Severity.MEDIUM, "Guest Secure Boot not enforced",
+    fix="use <os firmware='efi'><firmware><feature enabled='yes' name='secure-boot'/><feature enabled='yes' name='enrolled-keys'/></firmware></os>, then start once with --reset-nvram",
+    references=("libvirt docs/kbase/secureboot.rst",),
+)
+def guest_secure_boot(host: HostFacts) -> Iterator[Result]:
+    """Without Secure Boot with enrolled keys a guest boots any bootloader: a bootkit survives reinstalls of the guest's OS."""
+
+    def judge(d: Domain) -> list[str]:
+        if d.arch not in (None, "x86_64", "i686", "aarch64"):
+            return []
+        efi = d.firmware == "efi" or d.loader_type == "pflash" or bool(d.firmware_features)
+        if not efi:
+            return ["BIOS (SeaBIOS) firmware: no Secure Boot"]
+        problems = []
+        if d.firmware_features.get("secure-boot") == "no" or (not _secure_boot_requested(d)):
+            problems.append("UEFI without Secure Boot")
+        elif d.firmware_features.get("enrolled-keys") == "no":
+            problems.append("Secure Boot firmware without enrolled keys (enrolled-keys='no'): nothing is verified")
+        return problems
+
+    yield from each_domain(host, judge)
+
+
+@check("HV-TPM-004", Category.TPM, Severity.HIGH, "Secure Boot firmware without SMM or with writable code",
+    fix="add <features><smm state='on'/></features> and <loader readonly='yes' secure='yes' type='pflash'>",
+    references=("libvirt docs/formatdomain.rst (BIOS bootloader: secure, readonly)", "libvirt docs/kbase/secureboot.rst"),
+)
+def secure_boot_smm(host: HostFacts) -> Iterator[Result]:
+    """Secure Boot's variable store is protected only by SMM; without it, or with writable
+    firmware code, the guest OS can rewrite the keys and disable Secure Boot."""
+
+    def judge(d: Domain) -> list[str]:
+        problems = []
+        if d.smm == "off" or (d.smm is None and d.loader_secure == "yes"):
+            problems.append("secure-boot firmware without <smm state='on'/>")
+        if d.loader_readonly == "no":
+            problems.append("firmware code is writable (loader readonly='no')")
+        return problems
+
+    yield from each_domain(host, judge, applies=_secure_boot_requested, none_reason="no domain uses Secure Boot firmware")
+
+
+@check("HV-TPM-005", Category.TPM, Severity.MEDIUM, "Guest has no vTPM, or a weak backend/version",
+    fix="add <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm> (swtpm)",
+    references=("libvirt docs/formatdomain.rst (TPM device)",),
+)
+def guest_vtpm(host: HostFacts) -> Iterator[Result]:
+    """A vTPM gives the guest measured boot and sealed keys; TPM 1.2 has SHA-1 only; a passthrough
+    TPM shares the host's TPM with one guest and its PCRs with the host."""
+
+    def judge(d: Domain) -> tuple[list[str], Severity | None]:
+        if not d.tpms:
+            return ["no vTPM"], None
+        problems, severity = [], None
+        for t in d.tpms:
+            if t.backend == "passthrough":
+                problems.append("host TPM passed through (not a per-guest vTPM)")
+                severity = Severity.LOW
+            elif t.backend == "emulator" and t.version == "1.2":
+                problems.append("vTPM version 1.2")
+            elif t.backend not in ("emulator", "passthrough", "external"):
+                problems.append(f"vTPM backend {t.backend or 'unset'}")
+        return problems, severity
+
+    yield from each_domain(host, judge)
+
+
+@check("HV-TPM-006", Category.TPM, Severity.MEDIUM, "vTPM state unprotected",
+    fix="add <encryption secret='UUID'/> to the TPM backend (a libvirt secret) and keep /var/lib/libvirt/swtpm/<uuid> 0700 owned by swtpm_user",
+    references=("libvirt docs/formatdomain.rst (TPM device: encryption)", "libvirt src/qemu/qemu.conf.in swtpm_user"),
+)
+def vtpm_state(host: HostFacts) -> Iterator[Result]:
+    """The swtpm state holds the vTPM's keys in the clear unless encrypted; whoever reads it can
+    impersonate the guest's TPM."""
+
+    def judge(d: Domain) -> list[str]:
+        problems = []
+        for t in d.tpms:
+            if t.backend != "emulator":
+                continue
+            if not t.encrypted:
+                problems.append("vTPM state not encrypted")
+            node = host.libvirt.paths.get(f"/var/lib/libvirt/swtpm/{d.uuid}")
+            if isinstance(node, FileNode) and node.mode & 0o077:
+                problems.append(f"/var/lib/libvirt/swtpm/{d.uuid} mode {node.mode:04o} (0700 expected)")
+        return problems
+
+    yield from each_domain(host, judge, applies=lambda d: any(t.backend == "emulator" for t in d.tpms), none_reason="no domain has an emulated vTPM")
+
+
+@check("HV-TPM-007", Category.TPM, Severity.HIGH, "SEV/SEV-ES policy allows debug or key sharing",
+    fix="set bits 0 (NODBG) and 1 (NOKS) in <launchSecurity type='sev'><policy> (e.g. 0x0003, 0x0007 for SEV-ES)",
+    references=("libvirt docs/kbase/launch_security_sev.rst", "AMD SEV API specification, guest policy"),
+)
+def sev_policy(host: HostFacts) -> Iterator[Result]:
+    """Debug lets the host decrypt guest memory; key sharing lets another guest use this guest's key."""
+
+    def judge(d: Domain) -> list[str]:
+        policy = d.sev_policy
+        if policy is None:
+            return ["no <policy>: the firmware default allows debugging"]
+        problems = []
+        if not policy & 0x1:
+            problems.append(f"policy {policy:#06x}: debugging allowed (NODBG bit 0 clear)")
+        if not policy & 0x2:
+            problems.append(f"policy {policy:#06x}: key sharing allowed (NOKS bit 1 clear)")
+        return problems
+
+    yield from each_domain(host, judge, applies=lambda d: d.launch_security == "sev",
+                           none_reason="no domain uses AMD SEV")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..engine import check
-from ..facts import HostFacts
+from ..facts import Domain, HostFacts
+from ._libvirt import as_int, each_domain, qemu_settings
 from ..model import Category, Result, Severity, Unavailable
 from ..parsers.cmdline import split_param
 
@@ -102,3 +103,53 @@ def cmdline_weakens_isolation(host: HostFacts) -> Iterator[Result]:
                 yield Result.fail(f"{source.path}: {token}", effect, remediation=_fix(source.path))
         if not found:
             yield Result.passed(source.path, "no weakening parameters")
+
+
+SUPPORTED_MACHINES = ("pc", "q35", "microvm", "virt", "pseries", "s390-ccw-virtio")
+
+
+@check("HV-VULN-003", Category.VULN, Severity.HIGH, "Disk format probing or untrusted backing chain",
+    fix="set <driver name='qemu' type='qcow2'/> (or raw) on every disk, and rebase images whose backing files live outside the storage pools",
+    references=("libvirt docs/kbase/backing_chains.rst", "CVE-2010-2237/2238 (format probing)"),
+)
+def backing_chains(host: HostFacts) -> Iterator[Result]:
+    """A guest that writes a qcow2 header naming /etc/shadow as backing file into a probed raw image
+    gets the host file on next start. libvirt stopped probing in 0.8.3 (an unspecified format is
+    raw: the primary source, which wins over the catalog row), so a missing type is no finding
+    here; qemu.conf's allow_disk_format_probing and backing files outside the pools are."""
+    settings = qemu_settings(host)
+    if isinstance(settings, dict) and "allow_disk_format_probing" in settings and as_int(settings["allow_disk_format_probing"]):
+        yield Result.fail("qemu.conf:allow_disk_format_probing", "allow_disk_format_probing = 1: libvirt probes image formats")
+    pools = tuple(p.rstrip("/") + "/" for p in host.libvirt.pools)
+
+    def judge(d: Domain) -> list[str]:
+        problems = []
+        for disk in d.disks:
+            if disk.driver_type in ("auto",):
+                problems.append(f"{disk.target or disk.source}: driver type 'auto' (format probing)")
+            for backing in disk.backing:
+                if backing.startswith("/") and not backing.startswith(pools):
+                    problems.append(f"{disk.target or disk.source}: backing file {backing} outside the storage pools")
+        return problems
+
+    yield from each_domain(host, judge)
+
+
+@check("HV-VULN-005", Category.VULN, Severity.HIGH, "Guest outside QEMU's security-support scope",
+    fix="run the guest with <domain type='kvm'> and a versioned pc-q35-*/pc-i440fx-* (or virt-*, pseries-*, s390-ccw-virtio-*) machine type",
+    references=("QEMU docs/system/security.rst (Virtualization use case)",),
+)
+def security_support(host: HostFacts) -> Iterator[Result]:
+    """QEMU treats only KVM-accelerated guests on the listed machine types as a security
+    boundary; TCG (type='qemu') and other machines get no security fixes for guest escapes."""
+
+    def judge(d: Domain) -> list[str]:
+        problems = []
+        if d.type != "kvm":
+            problems.append(f"domain type {d.type or 'unset'} (TCG emulation is not a security boundary)")
+        machine = d.machine or ""
+        if machine and not any(machine == m or machine.startswith(m + "-") for m in SUPPORTED_MACHINES):
+            problems.append(f"machine type {machine} is outside QEMU's security support")
+        return problems
+
+    yield from each_domain(host, judge)

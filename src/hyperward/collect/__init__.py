@@ -8,23 +8,25 @@ import socket
 import stat
 
 from .. import __version__
-from ..facts import HostFacts, Meta
+from ..facts import AccountFacts, HostFacts, Meta
 from .fs import RootFS
 from .kernel import collect_cpu, collect_kernel, collect_ksm, collect_modules
 from .system import (
     collect_accounts,
     collect_firmware,
     collect_kvm_device,
-    collect_libvirt_config,
     collect_patching,
 )
+from .hardware import collect_hardware
+from .libvirt import collect_libvirt
 
 
 class RootError(Exception):
     """The root to audit cannot be used at all."""
 
 
-def collect_host(root: str = "/") -> HostFacts:
+def collect_host(root: str = "/", libvirt_uri: str | None = None) -> HostFacts:
+    """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host)."""
     try:
         st = os.stat(root)
     except FileNotFoundError:
@@ -37,6 +39,7 @@ def collect_host(root: str = "/") -> HostFacts:
         raise RootError(f"--root {root}: permission denied")
     fs = RootFS(root)
     accounts, uids = collect_accounts(fs)
+    names = _id_names(accounts, uids)
     hostname = socket.gethostname() if fs.live else _offline_hostname(fs)
     return HostFacts(
         meta=Meta(
@@ -54,8 +57,15 @@ def collect_host(root: str = "/") -> HostFacts:
         kvm_device=collect_kvm_device(fs, accounts, uids),
         accounts=accounts,
         firmware=collect_firmware(fs),
-        qemu_conf=collect_libvirt_config(fs, "/etc/libvirt/qemu.conf"),
+        libvirt=collect_libvirt(fs, names, libvirt_uri),
+        hardware=collect_hardware(fs),
     )
+
+
+def _id_names(accounts: AccountFacts, uids: dict[str, int] | None) -> tuple[dict[int, str], dict[int, str]]:
+    users = {uid: name for name, uid in (uids or {}).items()}
+    groups = {e.gid: name for name, e in accounts.groups.items()} if isinstance(accounts.groups, dict) else {}
+    return users, groups
 
 
 def _offline_hostname(fs: RootFS) -> str:

@@ -11,7 +11,6 @@ from ..facts import (
     DeviceNode,
     DnfAutomaticFacts,
     FirmwareFacts,
-    LibvirtConfig,
     Maybe,
     PatchingFacts,
 )
@@ -25,7 +24,6 @@ from ..parsers.config_files import (
     parse_passwd_gids,
     parse_passwd_uids,
 )
-from ..parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
 from .fs import RootFS
 
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
@@ -148,12 +146,3 @@ def collect_firmware(fs: RootFS) -> FirmwareFacts:
         log = True
     return FirmwareFacts(efi=efi, secure_boot=secure, tpm_version_major=version, tpm_event_log=log)
 
-
-def collect_libvirt_config(fs: RootFS, path: str) -> LibvirtConfig:
-    text = fs.read_text(path)
-    if isinstance(text, Unavailable):
-        return LibvirtConfig(path, text)
-    try:
-        return LibvirtConfig(path, parse_libvirt_conf(text))
-    except LibvirtConfError as exc:
-        return LibvirtConfig(path, Unavailable(path, "invalid", f"not valid libvirt configuration syntax: {exc}"))

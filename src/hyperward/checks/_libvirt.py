@@ -1,0 +1,167 @@
+"""Shared reading of libvirt facts for checks: effective settings with compiled defaults, and the
+per-domain loop (one result per domain; unreadable domain XML is an error naming the file)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..facts import Domain, HostFacts, LibvirtConfig, QemuProcess
+from ..model import Result, Severity, Unavailable, is_missing
+from ..parsers.libvirt_defaults import (
+    LIBVIRTD_CONF_DEFAULTS,
+    QEMU_CONF_DEFAULTS,
+    QEMU_USER_FALLBACK,
+    Setting,
+    effective,
+)
+
+NOT_INSTALLED = "libvirt is not installed (no /etc/libvirt)"
+DAEMON_CONFIGS = ("libvirtd.conf", "virtproxyd.conf", "virtqemud.conf")
+REMOTE_CONFIGS = ("libvirtd.conf", "virtproxyd.conf")
+
+
+def qemu_settings(host: HostFacts) -> dict[str, Any] | Result:
+    """qemu.conf's settings; a missing file means every default (libvirt reads none then)."""
+    if not host.libvirt.installed:
+        return Result.not_applicable(NOT_INSTALLED)
+    config = host.qemu_conf
+    if is_missing(config.settings):
+        return {}
+    if isinstance(config.settings, Unavailable):
+        return Result.unavailable(config.settings, config.path)
+    return config.settings
+
+
+def qemu_setting(settings: dict[str, Any], key: str) -> Setting:
+    return effective(settings, "/etc/libvirt/qemu.conf", key, QEMU_CONF_DEFAULTS)
+
+
+def qemu_user(host: HostFacts, settings: dict[str, Any]) -> Setting:
+    if "user" in settings:
+        return qemu_setting(settings, "user")
+    default = host.libvirt.qemu_user_default or QEMU_USER_FALLBACK
+    return Setting("user", default, "/etc/libvirt/qemu.conf", True)
+
+
+def is_root_user(value: object) -> bool:
+    return str(value).strip() in ("root", "+0", "0")
+
+
+def daemon_configs(host: HostFacts, names: tuple[str, ...] = DAEMON_CONFIGS) -> Iterator[tuple[str, dict[str, Any] | Result]]:
+    """(config file name, settings or the result to give) for each daemon config present."""
+    for name in names:
+        config: LibvirtConfig | None = host.libvirt.configs.get(name)
+        if config is None:
+            continue
+        if isinstance(config.settings, Unavailable):
+            yield name, Result.unavailable(config.settings, config.path)
+        else:
+            yield name, config.settings
+
+
+def daemon_setting(name: str, settings: dict[str, Any], key: str) -> Setting:
+    return effective(settings, f"/etc/libvirt/{name}", key, LIBVIRTD_CONF_DEFAULTS)
+
+
+def no_daemon_config(host: HostFacts) -> Result:
+    if not host.libvirt.installed:
+        return Result.not_applicable(NOT_INSTALLED)
+    return Result.not_applicable("no libvirtd.conf, virtproxyd.conf or virtqemud.conf under /etc/libvirt")
+
+
+def as_int(value: object, default: int = 0) -> int:
+    try:
+        return int(str(value), 0) if not isinstance(value, int) else value
+    except ValueError:
+        return default
+
+
+def as_mode(value: object) -> int | None:
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        return None
+
+
+def domains(host: HostFacts) -> tuple[list[Domain], list[Unavailable]]:
+    good = [d for d in host.libvirt.domains if isinstance(d, Domain)]
+    bad = [d for d in host.libvirt.domains if isinstance(d, Unavailable)]
+    return good, bad
+
+
+Judge = Callable[[Domain], list[str] | tuple[list[str], Severity | None]]
+
+
+def each_domain(host: HostFacts, judge: Judge, *, applies: Callable[[Domain], bool] | None = None,
+                none_reason: str = "") -> Iterator[Result]:
+    """One result per domain: fail with every problem the judge found, or pass."""
+    good, bad = domains(host)
+    if not good and not bad:
+        yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt domains defined")
+        return
+    for problem in bad:
+        yield Result.unavailable(problem, problem.path)
+    judged = 0
+    for domain in good:
+        if applies is not None and not applies(domain):
+            continue
+        judged += 1
+        verdict = judge(domain)
+        problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
+        if problems:
+            yield Result.fail(domain.label, "; ".join(problems), severity=severity)
+        else:
+            yield Result.passed(domain.label)
+    if not judged and not bad:
+        yield Result.not_applicable(none_reason or "no domain uses this feature")
+
+
+def is_loopback(address: str | None) -> bool:
+    if address is None:
+        return False
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return address in ("localhost", "localhost.localdomain")
+
+
+def qemu_processes(host: HostFacts) -> list[QemuProcess] | Result:
+    procs = host.libvirt.processes
+    if isinstance(procs, Unavailable):
+        return Result.unavailable(procs, "/proc")
+    if not procs:
+        return Result.not_applicable("no QEMU process is running")
+    return procs
+
+
+def process_label(proc: QemuProcess) -> str:
+    who = f"{proc.domain_name} " if proc.domain_name else ""
+    return f"{who}(pid {proc.pid})"
+
+
+def tcp_listening(host: HostFacts, port: int) -> bool:
+    listeners = host.hardware.listeners
+    return isinstance(listeners, list) and any(l.protocol == "tcp" and l.port == port for l in listeners)
+
+
+def unit_enabled(host: HostFacts, name: str) -> bool:
+    return any(u.name == name and u.enabled for u in host.libvirt.socket_units)
+
+
+def daemon_listens(host: HostFacts, name: str, settings: dict[str, Any], kind: str) -> tuple[bool, str]:
+    """Whether the daemon of this config file accepts `kind` ("tcp" or "tls") connections, and why.
+    Socket activation (libvirtd-tcp.socket) or `--listen` with listen_tcp/listen_tls turns it on."""
+    daemon = name.removesuffix(".conf")
+    port = 16509 if kind == "tcp" else 16514
+    if unit_enabled(host, f"{daemon}-{kind}.socket"):
+        return True, f"{daemon}-{kind}.socket is enabled"
+    args = " ".join(v for k, v in host.libvirt.daemon_args.items() if f"/{daemon}:" in k)
+    listen = daemon_setting(name, settings, f"listen_{kind}")
+    if "--listen" in args.split() or "-l" in args.split():
+        if as_int(listen.value):
+            return True, f"{daemon} runs with --listen and {listen.describe()}"
+    if tcp_listening(host, port):
+        return True, f"a process listens on TCP port {port}"
+    return False, f"no {kind.upper()} listener ({daemon}-{kind}.socket not enabled, no --listen, nothing on port {port})"

@@ -1,0 +1,427 @@
+"""Authentication and access to libvirt and the guests: the daemon's TCP/TLS/UNIX sockets, SASL,
+polkit and the groups that are root-equivalent, consoles, character devices and network storage.
+Secrets (console passwords, keys) are judged as set / not set and never shown."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+from ..engine import check
+from ..facts import Domain, FileNode, HostFacts, TlsCertificate
+from ..model import Category, Result, Severity, Unavailable
+from ._libvirt import (
+    REMOTE_CONFIGS,
+    as_int,
+    as_mode,
+    daemon_configs,
+    daemon_listens,
+    daemon_setting,
+    each_domain,
+    is_loopback,
+    no_daemon_config,
+    qemu_setting,
+    qemu_settings,
+    qemu_user,
+)
+
+CERT_MIN_DAYS = 30
+STRONG_SASL = {"gssapi", "scram-sha-256", "scram-sha-512", "external"}
+SERVICE_ACCOUNTS = {"libvirt-qemu", "qemu", "libvirt-dnsmasq", "tss", "swtpm"}
+RW_SOCKETS = {"libvirtd.conf": "libvirt-sock", "virtqemud.conf": "virtqemud-sock", "virtproxyd.conf": "libvirt-sock"}
+
+
+def _per_daemon(host: HostFacts, names: tuple[str, ...], judge: Any) -> Iterator[Result]:
+    seen = False
+    for name, settings in daemon_configs(host, names):
+        seen = True
+        if isinstance(settings, Result):
+            yield settings
+            continue
+        yield from judge(name, settings)
+    if not seen:
+        yield no_daemon_config(host)
+
+
+@check("HV-AUTH-001", Category.AUTH, Severity.CRITICAL, "libvirt TCP socket without strong auth",
+    fix="disable libvirtd-tcp.socket / listen_tcp, connect with qemu+tls:// (16514) or qemu+ssh://; if TCP must stay, auth_tcp = \"sasl\" with GSSAPI or SCRAM",
+    references=("libvirt src/remote/libvirtd.conf.in listen_tcp, auth_tcp", "libvirt docs/remote.rst"),
+)
+def tcp_auth(host: HostFacts) -> Iterator[Result]:
+    """Plain TCP on 16509 with auth_tcp = "none" gives anyone who reaches the port full control of every guest."""
+
+    def judge(name: str, settings: dict[str, Any]) -> Iterator[Result]:
+        listening, why = daemon_listens(host, name, settings, "tcp")
+        auth = daemon_setting(name, settings, "auth_tcp")
+        resource = f"{name}:auth_tcp"
+        if not listening:
+            yield Result.passed(resource, why)
+        elif auth.value != "sasl":
+            yield Result.fail(resource, f"{why}; {auth.describe()}: unauthenticated, unencrypted remote control")
+        else:
+            yield Result.passed(resource, f"{why}; {auth.describe()} (mechanisms: HV-AUTH-009)")
+
+    yield from _per_daemon(host, REMOTE_CONFIGS, judge)
+
+
+@check("HV-AUTH-002", Category.AUTH, Severity.CRITICAL, "libvirt TLS client verification off",
+    fix="remove tls_no_verify_certificate = 1 from the daemon configuration",
+    references=("libvirt src/remote/libvirtd.conf.in tls_no_verify_certificate",),
+)
+def tls_verify(host: HostFacts) -> Iterator[Result]:
+    """Without client certificate verification any TLS client is accepted: TLS then only encrypts."""
+
+    def judge(name: str, settings: dict[str, Any]) -> Iterator[Result]:
+        setting = daemon_setting(name, settings, "tls_no_verify_certificate")
+        if as_int(setting.value):
+            yield Result.fail(f"{name}:tls_no_verify_certificate", f"{setting.describe()}: client certificates are not verified")
+        else:
+            yield Result.passed(f"{name}:tls_no_verify_certificate", setting.describe())
+
+    yield from _per_daemon(host, REMOTE_CONFIGS, judge)
+
+
+@check("HV-AUTH-003", Category.AUTH, Severity.MEDIUM, "No TLS DN allowlist, or sanity checks off",
+    fix="set tls_allowed_dn_list = [\"C=..,O=..,CN=admin-host\"] and remove tls_no_sanity_certificate",
+    references=("libvirt src/remote/libvirtd.conf.in tls_allowed_dn_list",),
+)
+def tls_dn_list(host: HostFacts) -> Iterator[Result]:
+    """Without a DN allowlist every certificate the CA ever issued (any host, any service) is an administrator."""
+
+    def judge(name: str, settings: dict[str, Any]) -> Iterator[Result]:
+        sanity = daemon_setting(name, settings, "tls_no_sanity_certificate")
+        if as_int(sanity.value):
+            yield Result.fail(f"{name}:tls_no_sanity_certificate", f"{sanity.describe()}: the server's own certificate is not checked")
+        listening, why = daemon_listens(host, name, settings, "tls")
+        resource = f"{name}:tls_allowed_dn_list"
+        if not listening:
+            yield Result.passed(resource, why)
+        elif not settings.get("tls_allowed_dn_list"):
+            yield Result.fail(resource, f"{why}; no tls_allowed_dn_list: any certificate signed by the CA is accepted")
+        else:
+            yield Result.passed(resource, f"{why}; {len(settings['tls_allowed_dn_list'])} allowed DN pattern(s)")
+
+    yield from _per_daemon(host, REMOTE_CONFIGS, judge)
+
+
+@check("HV-AUTH-004", Category.AUTH, Severity.MEDIUM, "libvirt TLS key/certificate hygiene",
+    fix="chmod 0600 (root) or 0640 root:libvirt the server key; renew the certificate before it expires",
+    references=("libvirt docs/kbase/tlscerts.rst",),
+)
+def tls_files(host: HostFacts) -> Iterator[Result]:
+    """A readable server key lets any local user impersonate the hypervisor; an expiring
+    certificate leads admins to turn verification off."""
+    key, cert = host.libvirt.tls_key, host.libvirt.tls_cert
+    if isinstance(key, Unavailable) and key.kind == "missing" and isinstance(cert, Unavailable) and cert.kind == "missing":
+        yield Result.not_applicable("no libvirt TLS key or certificate (/etc/pki/libvirt)")
+        return
+    if isinstance(key, FileNode):
+        if key.mode & 0o004:
+            yield Result.fail(key.path, f"mode {key.mode:04o}: world-readable private key")
+        elif key.mode & 0o040 and key.group not in ("root", "libvirt"):
+            yield Result.fail(key.path, f"mode {key.mode:04o}, group {key.group or key.gid} can read the private key")
+        else:
+            yield Result.passed(key.path, f"mode {key.mode:04o} {key.owner or key.uid}:{key.group or key.gid}")
+    elif key.kind != "missing":
+        yield Result.unavailable(key, key.path)
+    if isinstance(cert, TlsCertificate):
+        if isinstance(cert.not_after, Unavailable):
+            yield Result.unavailable(cert.not_after, cert.path)
+        else:
+            expires = datetime.datetime.fromisoformat(cert.not_after)
+            now = datetime.datetime.fromisoformat(host.meta.collected_at)
+            days = (expires - now).days
+            if days < CERT_MIN_DAYS:
+                state = "expired" if days < 0 else f"expires in {days} days"
+                yield Result.fail(cert.path, f"{state} ({cert.not_after})")
+            else:
+                yield Result.passed(cert.path, f"valid until {cert.not_after} ({days} days)")
+    elif cert.kind != "missing":
+        yield Result.unavailable(cert, cert.path)
+
+
+def _socket_mode(host: HostFacts, daemon: str, socket_name: str, setting_mode: int | None) -> tuple[int | None, str]:
+    for node in host.libvirt.sockets:
+        if node.path == f"/run/libvirt/{socket_name}":
+            return node.mode, f"{node.path} mode {node.mode:04o} {node.owner or node.uid}:{node.group or node.gid}"
+    for unit in host.libvirt.socket_units:
+        if unit.name.startswith(daemon) and any(l.endswith("/" + socket_name) for l in unit.listen) and unit.socket_mode:
+            mode = as_mode(unit.socket_mode)
+            return mode, f"{unit.name} SocketMode={unit.socket_mode}"
+    return setting_mode, f"socket permissions {setting_mode:04o}" if setting_mode is not None else "socket permissions unknown"
+
+
+@check("HV-AUTH-005", Category.AUTH, Severity.CRITICAL, "Read-write libvirt UNIX socket without auth",
+    fix="keep auth_unix_rw = \"polkit\", or with \"none\" set SocketMode=0600 (or 0660 with a vetted SocketGroup) in a socket drop-in",
+    references=("libvirt src/remote/libvirtd.conf.in auth_unix_rw, unix_sock_rw_perms",),
+)
+def unix_rw_auth(host: HostFacts) -> Iterator[Result]:
+    """The read-write socket is root on the host (define a guest with the host's disk); with no
+    authentication, its file mode is the only guard."""
+
+    def judge(name: str, settings: dict[str, Any]) -> Iterator[Result]:
+        auth = daemon_setting(name, settings, "auth_unix_rw")
+        perms = daemon_setting(name, settings, "unix_sock_rw_perms")
+        daemon = name.removesuffix(".conf")
+        mode, where = _socket_mode(host, daemon, RW_SOCKETS[name], as_mode(perms.value))
+        resource = f"{name}:auth_unix_rw"
+        if auth.value != "none":
+            yield Result.passed(resource, f"{auth.describe()}; {where}")
+        elif mode is None or mode & 0o006:
+            yield Result.fail(resource, f"{auth.describe()} and {where}: every local user controls libvirt")
+        elif mode & 0o060:
+            group = daemon_setting(name, settings, "unix_sock_group")
+            yield Result.passed(resource, f"{auth.describe()}; {where}; members of {group.value} are root-equivalent (HV-AUTH-007)")
+        else:
+            yield Result.passed(resource, f"{auth.describe()}; {where}")
+
+    yield from _per_daemon(host, ("libvirtd.conf", "virtqemud.conf", "virtproxyd.conf"), judge)
+
+
+@check("HV-AUTH-006", Category.AUTH, Severity.HIGH, "Admin or read-only libvirt socket exposed",
+    fix="restore unix_sock_admin_perms = \"0700\" (SocketMode=0600 on *-admin.socket); auth_unix_ro = \"polkit\" or a restrictive unix_sock_ro_perms",
+    references=("libvirt src/remote/libvirtd.conf.in unix_sock_admin_perms, auth_unix_ro",),
+)
+def admin_ro_sockets(host: HostFacts) -> Iterator[Result]:
+    """The admin socket reconfigures the daemon itself (logging, clients); the read-only socket
+    discloses every guest's definition."""
+
+    def judge(name: str, settings: dict[str, Any]) -> Iterator[Result]:
+        admin = daemon_setting(name, settings, "unix_sock_admin_perms")
+        mode = as_mode(admin.value)
+        if mode is None or mode & 0o077:
+            yield Result.fail(f"{name}:unix_sock_admin_perms", f"{admin.describe()}: others can reach the admin interface")
+        else:
+            yield Result.passed(f"{name}:unix_sock_admin_perms", admin.describe())
+        ro_auth = daemon_setting(name, settings, "auth_unix_ro")
+        ro_perms = daemon_setting(name, settings, "unix_sock_ro_perms")
+        ro_mode = as_mode(ro_perms.value)
+        if ro_auth.value == "none" and (ro_mode is None or ro_mode & 0o006):
+            yield Result.fail(f"{name}:auth_unix_ro", f"{ro_auth.describe()}, {ro_perms.describe()}: any local user reads every guest definition",
+                              severity=Severity.LOW)
+        else:
+            yield Result.passed(f"{name}:auth_unix_ro", f"{ro_auth.describe()}; {ro_perms.describe()}")
+
+    yield from _per_daemon(host, ("libvirtd.conf", "virtqemud.conf", "virtproxyd.conf"), judge)
+    for unit in host.libvirt.socket_units:
+        if unit.name.endswith("-admin.socket") and unit.socket_mode and (as_mode(unit.socket_mode) or 0) & 0o077:
+            yield Result.fail(unit.name, f"SocketMode={unit.socket_mode}: the admin socket is open beyond root")
+    for node in host.libvirt.sockets:
+        if "admin" in node.path and node.mode & 0o077:
+            yield Result.fail(node.path, f"mode {node.mode:04o}: the admin socket is open beyond root")
+
+
+@check("HV-AUTH-007", Category.AUTH, Severity.HIGH, "Root-equivalent virtualization group members",
+    fix="remove users who do not administer the host from groups libvirt and kvm (gpasswd -d USER libvirt); approve the rest with a suppression naming the member",
+    references=("libvirt docs/kbase/secureusage.rst", "polkit(8)"),
+)
+def virt_groups(host: HostFacts) -> Iterator[Result]:
+    """Membership of libvirt (through polkit's org.libvirt.unix.manage) is root on the host; kvm
+    opens /dev/kvm. Each member is one result: approve people by suppressing their resource."""
+    groups, gids = host.accounts.groups, host.accounts.primary_gids
+    if isinstance(groups, Unavailable):
+        yield Result.unavailable(groups, "/etc/group")
+        return
+    settings = qemu_settings(host)
+    qemu = str(qemu_user(host, settings).value) if isinstance(settings, dict) else None
+    service = SERVICE_ACCOUNTS | ({qemu} if qemu else set())
+    found = False
+    for name in ("libvirt", "kvm"):
+        entry = groups.get(name)
+        if entry is None:
+            continue
+        found = True
+        members = set(entry.members)
+        if isinstance(gids, dict):
+            members |= {user for user, gid in gids.items() if gid == entry.gid}
+        people = sorted(members - service)
+        for user in people:
+            yield Result.fail(f"{name}:{user}", f"{user} is in group {name} (root-equivalent)")
+        if not people:
+            yield Result.passed(f"group {name}", f"no members besides service accounts ({', '.join(sorted(members & service)) or 'none'})")
+    for rule in host.libvirt.polkit_rules:
+        extra = [g for g in rule.grants if g != "group:libvirt"]
+        if extra:
+            yield Result.fail(f"polkit:{rule.path}", f"grants org.libvirt.unix.manage to {', '.join(extra)}")
+            found = True
+    if not found:
+        yield Result.not_applicable("no libvirt or kvm group and no polkit rule for libvirt")
+
+
+@check("HV-AUTH-008", Category.AUTH, Severity.MEDIUM, "No per-object libvirt API access control",
+    fix="set access_drivers = [ \"polkit\" ] and write polkit rules per org.libvirt.api.* action (multi-admin hosts)",
+    references=("libvirt docs/acl.rst", "libvirt src/remote/libvirtd.conf.in access_drivers"),
+    profile_severity={"single-tenant": Severity.LOW},
+)
+def access_drivers(host: HostFacts) -> Iterator[Result]:
+    """Without an access driver every authenticated client may do everything to every guest."""
+
+    def judge(name: str, settings: dict[str, Any]) -> Iterator[Result]:
+        setting = daemon_setting(name, settings, "access_drivers")
+        value = setting.value if isinstance(setting.value, list) else [setting.value]
+        if "polkit" in value:
+            yield Result.passed(f"{name}:access_drivers", setting.describe())
+        else:
+            yield Result.fail(f"{name}:access_drivers", f"{setting.describe().replace('= []', '= [] (none)')}: every client may manage every guest")
+
+    yield from _per_daemon(host, ("libvirtd.conf", "virtqemud.conf"), judge)
+
+
+@check("HV-AUTH-009", Category.AUTH, Severity.HIGH, "Weak SASL mechanisms for libvirt",
+    fix="set mech_list: gssapi (or scram-sha-256) in /etc/sasl2/libvirt.conf; keep tcp_min_ssf >= 56",
+    references=("libvirt docs/auth.rst (SASL)", "libvirt src/remote/libvirtd.conf.in tcp_min_ssf"),
+)
+def sasl_mechanisms(host: HostFacts) -> Iterator[Result]:
+    """DIGEST-MD5 is broken and PLAIN sends the password over the wire; libvirt needs a mechanism with a security layer."""
+    used = []
+    for name, settings in daemon_configs(host, REMOTE_CONFIGS):
+        if isinstance(settings, Result):
+            yield settings
+            continue
+        if daemon_listens(host, name, settings, "tcp")[0] and daemon_setting(name, settings, "auth_tcp").value == "sasl":
+            used.append(f"{name} TCP")
+        if daemon_listens(host, name, settings, "tls")[0] and daemon_setting(name, settings, "auth_tls").value == "sasl":
+            used.append(f"{name} TLS")
+        ssf = daemon_setting(name, settings, "tcp_min_ssf")
+        if as_int(ssf.value, 56) < 56:
+            yield Result.fail(f"{name}:tcp_min_ssf", f"{ssf.describe()}: weaker than libvirt's minimum")
+    mechs = host.libvirt.sasl_mechs
+    resource = "/etc/sasl2/libvirt.conf"
+    if isinstance(mechs, Unavailable):
+        if mechs.kind == "missing" and not used:
+            yield Result.not_applicable("SASL is not used and /etc/sasl2/libvirt.conf is absent")
+        elif mechs.kind == "invalid":
+            yield Result.fail(resource, mechs.reason)
+        else:
+            yield Result.unavailable(mechs, resource)
+        return
+    weak = sorted({m.lower() for m in mechs} - STRONG_SASL)
+    scope = f" (SASL used by {', '.join(used)})" if used else " (SASL not in use now)"
+    if weak:
+        yield Result.fail(resource, f"mech_list allows {', '.join(weak)}{scope}")
+    else:
+        yield Result.passed(resource, f"mech_list: {' '.join(mechs)}{scope}")
+
+
+def _graphics_listen(host: HostFacts, settings: dict[str, Any], kind: str, addresses: list[str | None]) -> list[str]:
+    default = str(qemu_setting(settings, f"{kind}_listen").value)
+    return [a if a is not None else default for a in addresses]
+
+
+@check("HV-AUTH-010", Category.AUTH, Severity.CRITICAL, "VNC/SPICE console reachable without strong auth",
+    fix="listen on 127.0.0.1 or a UNIX socket (<listen type='socket'/>) and reach consoles over SSH; or vnc_tls = 1 with vnc_tls_x509_verify = 1 (spice_tls = 1)",
+    references=("libvirt src/qemu/qemu.conf.in vnc_listen, vnc_tls, spice_tls", "libvirt docs/formatdomain.rst (Graphical framebuffers)"),
+)
+def console_auth(host: HostFacts) -> Iterator[Result]:
+    """A guest console is keyboard and screen: whoever reaches it can log in at the boot prompt.
+    A VNC password is at most 8 characters over DES: a warning, not protection."""
+    settings = qemu_settings(host)
+    if isinstance(settings, Result):
+        yield settings
+        return
+    for kind in ("vnc", "spice"):
+        listen = qemu_setting(settings, f"{kind}_listen")
+        if not is_loopback(str(listen.value)):
+            yield Result.fail(f"qemu.conf:{kind}_listen", f"{listen.describe()}: consoles without their own listen address are exposed")
+
+    def judge(d: Domain) -> tuple[list[str], Severity | None]:
+        problems, worst = [], None
+        for g in d.graphics:
+            if g.type not in ("vnc", "spice"):
+                continue
+            exposed = []
+            for listen in g.listens or [None]:  # type: ignore[list-item]
+                if listen is None or listen.type == "address":
+                    address = _graphics_listen(host, settings, g.type, [listen.address if listen else None])[0]
+                    if not is_loopback(address):
+                        exposed.append(address)
+                elif listen.type == "network":
+                    exposed.append(f"network {listen.network}")
+            if not exposed:
+                continue
+            if g.type == "vnc":
+                tls = as_int(qemu_setting(settings, "vnc_tls").value)
+                verify = as_int(qemu_setting(settings, "vnc_tls_x509_verify").value)
+                sasl = as_int(qemu_setting(settings, "vnc_sasl").value)
+                password = g.has_password or "vnc_password" in settings
+            else:
+                tls = as_int(qemu_setting(settings, "spice_tls").value) and g.tls_port is not None
+                verify = tls
+                sasl = as_int(qemu_setting(settings, "spice_sasl").value)
+                password = g.has_password or "spice_password" in settings
+            where = f"{g.type.upper()} on {', '.join(exposed)}"
+            if tls and verify:
+                continue
+            if sasl:
+                continue
+            if tls:
+                problems.append(f"{where}: TLS without client certificate verification")
+                worst = worst or Severity.MEDIUM
+            elif password:
+                problems.append(f"{where}: password only, no TLS")
+                worst = Severity.MEDIUM if worst in (None, Severity.MEDIUM) else worst
+            else:
+                problems.append(f"{where}: no password, no TLS")
+                worst = Severity.CRITICAL
+        return problems, worst
+
+    yield from each_domain(host, judge, applies=lambda d: any(g.type in ("vnc", "spice") for g in d.graphics),
+                           none_reason="no domain has VNC or SPICE graphics")
+
+
+@check("HV-AUTH-011", Category.AUTH, Severity.HIGH, "Guest character device or monitor reachable over the network",
+    fix="use <serial type='pty'/> or a UNIX socket; for TCP, bind to 127.0.0.1 or set chardev_tls = 1",
+    references=("libvirt docs/formatdomain.rst (Character devices)", "libvirt src/qemu/qemu.conf.in chardev_tls"),
+)
+def network_chardevs(host: HostFacts) -> Iterator[Result]:
+    """A serial console or channel on TCP/UDP (or telnet) is an unauthenticated shell prompt or
+    agent channel for whoever reaches the port."""
+    settings = qemu_settings(host)
+    chardev_tls = isinstance(settings, dict) and as_int(qemu_setting(settings, "chardev_tls").value) == 1
+
+    def judge(d: Domain) -> list[str]:
+        problems = []
+        for c in d.chardevs:
+            if c.type not in ("tcp", "udp"):
+                continue
+            host_addr = c.host if c.host else ("0.0.0.0" if c.mode == "bind" or c.type == "udp" else None)
+            if host_addr is None or is_loopback(host_addr):
+                continue
+            if c.type == "tcp" and c.tls != "no" and (c.tls == "yes" or chardev_tls):
+                continue
+            proto = f" ({c.protocol})" if c.protocol and c.protocol != "raw" else ""
+            problems.append(f"{c.element} {c.type}{proto} on {host_addr}:{c.service or '?'} without TLS")
+        return problems
+
+    yield from each_domain(host, judge)
+
+
+@check("HV-AUTH-012", Category.AUTH, Severity.MEDIUM, "Network storage or NBD without TLS or auth",
+    fix="add tls='yes' to NBD sources (or nbd_tls = 1), <auth> with a libvirt secret to iSCSI and RBD sources",
+    references=("libvirt docs/formatdomain.rst (Hard drives: source protocol, auth, tls)",),
+)
+def network_storage_auth(host: HostFacts) -> Iterator[Result]:
+    """Unauthenticated iSCSI/RBD lets any host on the storage network attach the guest's disk;
+    plain NBD sends it in the clear."""
+    settings = qemu_settings(host)
+    nbd_tls = isinstance(settings, dict) and as_int(qemu_setting(settings, "nbd_tls").value) == 1
+
+    def judge(d: Domain) -> list[str]:
+        problems = []
+        for disk in d.disks:
+            if disk.type != "network":
+                continue
+            name = f"{disk.target or 'disk'} ({disk.protocol} {disk.source or ''})".replace(" )", ")")
+            if disk.protocol == "nbd" and disk.tls != "yes" and not (nbd_tls and disk.tls != "no"):
+                if not all(is_loopback(h.split(":")[0]) for h in disk.hosts if h):
+                    problems.append(f"{name}: NBD without TLS")
+            if disk.protocol in ("iscsi", "rbd") and not disk.has_auth:
+                problems.append(f"{name}: no <auth>")
+            if disk.protocol in ("http", "ftp", "tftp"):
+                problems.append(f"{name}: unencrypted, unauthenticated protocol")
+        return problems
+
+    yield from each_domain(host, judge, applies=lambda d: any(x.type == "network" for x in d.disks),
+                           none_reason="no domain uses network storage")
+

@@ -1,0 +1,128 @@
+"""Network segmentation as libvirt defines it: anti-spoofing filters, forward modes, VLAN trunks,
+guest-controlled RX filters, and where live migration listens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..engine import check
+from ..facts import Domain, HostFacts
+from ..model import Category, Result, Severity, Unavailable
+from ._libvirt import NOT_INSTALLED, as_int, each_domain, qemu_setting, qemu_settings
+
+ANTI_SPOOFING = {"clean-traffic", "clean-traffic-gateway", "no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing",
+                 "no-arp-mac-spoofing", "no-arp-ip-spoofing"}
+FILTERED_TYPES = ("bridge", "network", "ethernet")
+
+
+def _reaches_anti_spoofing(name: str, filters: dict[str, list[str]]) -> bool:
+    seen, pending = set(), [name]
+    while pending:
+        current = pending.pop()
+        if current in ANTI_SPOOFING:
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        pending.extend(filters.get(current, []))
+    return False
+
+
+@check("HV-NET-001", Category.NET, Severity.HIGH, "VM NIC without anti-spoofing filter",
+    fix="add <filterref filter='clean-traffic'/> (with <parameter name='IP' .../> if needed) to each bridged or NAT interface",
+    references=("libvirt docs/formatnwfilter.rst",),
+)
+def nic_anti_spoofing(host: HostFacts) -> Iterator[Result]:
+    """Without MAC/IP/ARP anti-spoofing a guest can impersonate the gateway or another guest on its bridge."""
+    filters = host.libvirt.nwfilters if isinstance(host.libvirt.nwfilters, dict) else {}
+
+    def judge(d: Domain) -> list[str]:
+        problems = []
+        for i in d.interfaces:
+            if i.type not in FILTERED_TYPES:
+                continue
+            name = i.target_dev or i.mac or i.source or "interface"
+            if i.filterref is None:
+                problems.append(f"{name} ({i.type} {i.source or ''}): no <filterref>".replace(" )", ")"))
+            elif filters and i.filterref not in filters:
+                problems.append(f"{name}: filter {i.filterref} is not defined")
+            elif filters and not _reaches_anti_spoofing(i.filterref, filters):
+                problems.append(f"{name}: filter {i.filterref} includes no MAC/IP/ARP anti-spoofing filter")
+        return problems
+
+    yield from each_domain(host, judge, applies=lambda d: any(i.type in FILTERED_TYPES for i in d.interfaces),
+                           none_reason="no bridged, NAT or ethernet interface in any domain")
+
+
+@check("HV-NET-002", Category.NET, Severity.MEDIUM, "libvirt network forwards without host firewalling",
+    fix="use <forward mode='nat'/> or an isolated network, or firewall the routed network on the host and upstream",
+    references=("libvirt docs/formatnetwork.rst (forward modes open, route)",),
+)
+def network_forward_mode(host: HostFacts) -> Iterator[Result]:
+    """Forward mode 'open' adds no firewall rules at all, 'route' routes guests to the LAN with no
+    NAT and only libvirt's minimal rules: guests are reachable from and reach everything routed."""
+    networks = host.libvirt.networks
+    if not networks:
+        yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt networks defined")
+        return
+    for net in networks:
+        if isinstance(net, Unavailable):
+            yield Result.unavailable(net, net.path)
+            continue
+        mode = net.forward_mode or "isolated"
+        if mode in ("open", "route"):
+            yield Result.fail(f"network {net.name}", f"forward mode {mode} on bridge {net.bridge or '?'}: "
+                              + ("libvirt installs no firewall rules" if mode == "open" else "routed without NAT; only libvirt's minimal rules"))
+        else:
+            yield Result.passed(f"network {net.name}", f"forward mode {mode}")
+
+
+@check("HV-NET-004", Category.NET, Severity.MEDIUM, "Guest gets a VLAN trunk",
+    fix="give the interface a single access VLAN: <vlan><tag id='N'/></vlan> without trunk='yes'",
+    references=("libvirt docs/formatdomain.rst (Setting VLAN tag)",),
+)
+def vlan_trunk(host: HostFacts) -> Iterator[Result]:
+    """A trunk puts the guest on several VLANs at once, bridging segments the network keeps apart."""
+
+    def judge(d: Domain) -> list[str]:
+        return [f"{i.target_dev or i.mac or i.source}: VLAN trunk ({', '.join(map(str, i.vlan_tags))})"
+                for i in d.interfaces if i.vlan_trunk or len(i.vlan_tags) > 1]
+
+    yield from each_domain(host, judge)
+
+
+@check("HV-NET-005", Category.NET, Severity.MEDIUM, "Guest trusted to change RX filters",
+    fix="remove trustGuestRxFilters='yes' from the interface",
+    references=("libvirt docs/formatdomain.rst (trustGuestRxFilters)",),
+)
+def trust_rx_filters(host: HostFacts) -> Iterator[Result]:
+    """The host then follows the guest's MAC and multicast changes on the macvtap/VF: the guest can
+    take over other MAC addresses (spoofing) and receive their traffic."""
+
+    def judge(d: Domain) -> list[str]:
+        return [f"{i.target_dev or i.mac or i.source}: trustGuestRxFilters='yes'" for i in d.interfaces if i.trust_guest_rx_filters]
+
+    yield from each_domain(host, judge)
+
+
+@check("HV-NET-007", Category.NET, Severity.HIGH, "Live migration unencrypted or exposed",
+    fix="set migrate_tls_force = 1 and migration_address to a dedicated migration network address in /etc/libvirt/qemu.conf (or always migrate with --tunnelled over TLS/SSH)",
+    references=("libvirt src/qemu/qemu.conf.in migrate_tls_force, migration_address", "libvirt docs/migration.rst"),
+)
+def migration_exposure(host: HostFacts) -> Iterator[Result]:
+    """A migration stream carries the guest's entire RAM; unencrypted on a shared network anyone on
+    the path reads it, and a listener on every address accepts it from anyone."""
+    settings = qemu_settings(host)
+    if isinstance(settings, Result):
+        yield settings
+        return
+    tls = qemu_setting(settings, "migrate_tls_force")
+    if as_int(tls.value) != 1:
+        yield Result.fail("qemu.conf:migrate_tls_force", f"{tls.describe()}: native migration may run unencrypted")
+    else:
+        yield Result.passed("qemu.conf:migrate_tls_force", tls.describe())
+    address = qemu_setting(settings, "migration_address")
+    if str(address.value) in ("0.0.0.0", "::", "[::]", ""):
+        yield Result.fail("qemu.conf:migration_address", f"{address.describe()}: incoming migrations listen on every address")
+    else:
+        yield Result.passed("qemu.conf:migration_address", address.describe())

@@ -1,0 +1,420 @@
+"""libvirt and QEMU: daemon configuration, socket units and sockets, domain and network XML,
+nwfilters, SASL and polkit, TLS files, file modes of guest state, and running QEMU processes.
+
+Files first (they work offline and are what the daemon reads); the libvirt API, when a daemon
+runs on the live host, adds transient domains, live definitions and the security models.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import stat
+
+from ..facts import (
+    Domain,
+    FileNode,
+    LibvirtConfig,
+    LibvirtFacts,
+    Maybe,
+    Network,
+    PolkitRule,
+    QemuProcess,
+    SocketUnit,
+    TlsCertificate,
+)
+from ..model import Unavailable, is_missing
+from ..parsers.domain_xml import XmlError, parse_domain, parse_network, parse_nwfilter, pool_target
+from ..parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
+from ..parsers.libvirt_defaults import LIBVIRTD_CONF_DEFAULTS, QEMU_CONF_DEFAULTS, effective
+from ..parsers.proc import (
+    deleted_mappings,
+    machine_slice,
+    option_value,
+    polkit_manage_grants,
+    qemu_cpu_pm,
+    qemu_guest_name,
+    sasl_mech_list,
+    split_cmdline,
+    status_fields,
+)
+from ..parsers.systemd import last, parse_unit
+from . import libvirt_api
+from .fs import RootFS
+
+CONFIG_FILES = ("qemu.conf", "libvirtd.conf", "virtqemud.conf", "virtproxyd.conf")
+SOCKET_UNITS = tuple(
+    f"{daemon}{suffix}.socket"
+    for daemon in ("libvirtd", "virtqemud", "virtproxyd")
+    for suffix in ("", "-ro", "-admin", "-tcp", "-tls")
+)
+UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system", "/run/systemd/system", "/etc/systemd/system")
+STATE_DIRS = (
+    "/var/lib/libvirt/images",
+    "/var/lib/libvirt/qemu/save",
+    "/var/lib/libvirt/qemu/snapshot",
+    "/var/lib/libvirt/qemu/dump",
+    "/var/lib/libvirt/qemu/nvram",
+    "/var/lib/libvirt/swtpm",
+)
+QEMU_BINARY = re.compile(r"^(qemu-system-[\w.-]+|qemu-kvm|kvm)$")
+XML_LIMIT = 8 * 1024 * 1024
+MAX_STATE_FILES = 1000
+
+
+def _config(fs: RootFS, path: str) -> tuple[LibvirtConfig, str | None]:
+    text = fs.read_text(path)
+    if isinstance(text, Unavailable):
+        return LibvirtConfig(path, text), None
+    try:
+        return LibvirtConfig(path, parse_libvirt_conf(text)), text
+    except LibvirtConfError as exc:
+        return LibvirtConfig(path, Unavailable(path, "invalid", f"not valid libvirt configuration syntax: {exc}")), text
+
+
+def _node(fs: RootFS, path: str, names: tuple[dict[int, str], dict[int, str]], follow: bool = True) -> Maybe[FileNode]:
+    st = fs.stat(path)
+    if isinstance(st, Unavailable):
+        return st
+    mode = st.st_mode
+    kind = ("directory" if stat.S_ISDIR(mode) else "socket" if stat.S_ISSOCK(mode) else "block device"
+            if stat.S_ISBLK(mode) else "character device" if stat.S_ISCHR(mode) else "file")
+    users, groups = names
+    return FileNode(path, stat.S_IMODE(mode), st.st_uid, st.st_gid, users.get(st.st_uid), groups.get(st.st_gid), kind)
+
+
+def _socket_units(fs: RootFS) -> list[SocketUnit]:
+    wants: set[str] = set()
+    etc = fs.listdir("/etc/systemd/system")
+    for entry in etc if isinstance(etc, list) else []:
+        if entry.endswith(".wants"):
+            listing = fs.listdir(f"/etc/systemd/system/{entry}")
+            wants.update(listing if isinstance(listing, list) else [])
+    units = []
+    for name in SOCKET_UNITS:
+        main_path, texts = None, []
+        for directory in UNIT_DIRS:
+            path = f"{directory}/{name}"
+            if fs.is_masked_unit(path):
+                main_path, texts = path, []
+                continue
+            text = fs.read_text(path, 256 * 1024)
+            if isinstance(text, str):
+                main_path, texts = path, [text]
+        if main_path is None:
+            continue
+        masked = any(fs.is_masked_unit(f"{d}/{name}") for d in ("/etc/systemd/system", "/run/systemd/system"))
+        dropins = []
+        for directory in UNIT_DIRS:
+            listing = fs.listdir(f"{directory}/{name}.d")
+            for conf in listing if isinstance(listing, list) else []:
+                if conf.endswith(".conf"):
+                    dropins.append((conf, f"{directory}/{name}.d/{conf}"))
+        for _, path in sorted(dropins):
+            text = fs.read_text(path, 256 * 1024)
+            if isinstance(text, str):
+                texts.append(text)
+        unit = parse_unit(texts)
+        units.append(SocketUnit(
+            name=name,
+            path=main_path,
+            listen=unit.get("Socket", {}).get("ListenStream", []),
+            socket_mode=last(unit, "Socket", "SocketMode"),
+            socket_group=last(unit, "Socket", "SocketGroup"),
+            enabled=name in wants and not masked,
+            masked=masked,
+        ))
+    return units
+
+
+def _xml_dir(fs: RootFS, directory: str) -> list[tuple[str, str | Unavailable]]:
+    listing = fs.listdir(directory)
+    if isinstance(listing, Unavailable):
+        return []
+    return [(f"{directory}/{n}", fs.read_text(f"{directory}/{n}", XML_LIMIT)) for n in listing if n.endswith(".xml")]
+
+
+def _domains(fs: RootFS, api_domains: list[Maybe[Domain]]) -> list[Maybe[Domain]]:
+    persistent: dict[str, Domain] = {}
+    problems: list[Unavailable] = []
+    for source, running in (("/etc/libvirt/qemu", False), ("/run/libvirt/qemu", True)):
+        for path, text in _xml_dir(fs, source):
+            if isinstance(text, Unavailable):
+                problems.append(text)
+                continue
+            try:
+                domain = parse_domain(text, path, running=running)
+            except XmlError as exc:
+                problems.append(Unavailable(path, "invalid", f"cannot read domain XML: {exc}"))
+                continue
+            key = domain.uuid or domain.name
+            if running or key not in persistent:
+                persistent[key] = domain
+    for item in api_domains:
+        if isinstance(item, Unavailable):
+            problems.append(item)
+            continue
+        key = item.uuid or item.name
+        if item.running or key not in persistent or not persistent[key].running:
+            persistent[key] = item
+    ordered: list[Maybe[Domain]] = sorted(persistent.values(), key=lambda d: (d.name, d.uuid))
+    return ordered + problems
+
+
+def _networks(fs: RootFS, api_networks: list[Maybe[Network]]) -> list[Maybe[Network]]:
+    found: dict[str, Network] = {}
+    problems: list[Unavailable] = []
+    for path, text in _xml_dir(fs, "/etc/libvirt/qemu/networks"):
+        if isinstance(text, Unavailable):
+            problems.append(text)
+            continue
+        try:
+            network = parse_network(text, path)
+        except XmlError as exc:
+            problems.append(Unavailable(path, "invalid", f"cannot read network XML: {exc}"))
+            continue
+        found[network.name] = network
+    for item in api_networks:
+        if isinstance(item, Unavailable):
+            problems.append(item)
+        else:
+            found[item.name] = item
+    return [*sorted(found.values(), key=lambda n: n.name), *problems]
+
+
+def _nwfilters(fs: RootFS, api_filters: dict[str, list[str]]) -> Maybe[dict[str, list[str]]]:
+    listing = fs.listdir("/etc/libvirt/nwfilter")
+    if isinstance(listing, Unavailable) and not api_filters:
+        return listing
+    filters: dict[str, list[str]] = {}
+    for _, text in _xml_dir(fs, "/etc/libvirt/nwfilter"):
+        if isinstance(text, str):
+            try:
+                name, refs = parse_nwfilter(text)
+            except XmlError:
+                continue
+            filters[name] = refs
+    filters.update(api_filters)
+    return dict(sorted(filters.items()))
+
+
+def _pools(fs: RootFS) -> list[str]:
+    targets = {"/var/lib/libvirt/images"}
+    for _, text in _xml_dir(fs, "/etc/libvirt/storage"):
+        if isinstance(text, str):
+            try:
+                target = pool_target(text)
+            except XmlError:
+                continue
+            if target:
+                targets.add(target)
+    return sorted(targets)
+
+
+def _host_lsms(fs: RootFS) -> Maybe[list[str]]:
+    text = fs.read_line("/sys/kernel/security/lsm", 4096)
+    if isinstance(text, Unavailable):
+        return text
+    return [name for name in text.split(",") if name]
+
+
+def _polkit(fs: RootFS) -> list[PolkitRule]:
+    rules = []
+    for directory in ("/usr/share/polkit-1/rules.d", "/etc/polkit-1/rules.d"):
+        listing = fs.listdir(directory)
+        for name in listing if isinstance(listing, list) else []:
+            if not name.endswith(".rules"):
+                continue
+            text = fs.read_text(f"{directory}/{name}", 1024 * 1024)
+            if isinstance(text, str):
+                grants = polkit_manage_grants(text)
+                if grants is not None:
+                    rules.append(PolkitRule(f"{directory}/{name}", grants))
+    return rules
+
+
+def _certificate(fs: RootFS, path: str) -> Maybe[TlsCertificate]:
+    data = fs.read_bytes(path, 1024 * 1024)
+    if isinstance(data, Unavailable):
+        return data
+    try:
+        from cryptography import x509
+
+        if b"-----BEGIN" in data:
+            cert = x509.load_pem_x509_certificate(data)
+        else:
+            cert = x509.load_der_x509_certificate(data)
+        after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+        return TlsCertificate(path, after.isoformat(timespec="seconds"))
+    except Exception as exc:  # any malformed certificate: name it, do not crash
+        return TlsCertificate(path, Unavailable(path, "invalid", f"not an X.509 certificate ({type(exc).__name__})"))
+
+
+def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]:
+    listing = fs.listdir("/proc")
+    if isinstance(listing, Unavailable):
+        return listing
+    pids = [int(p) for p in listing if p.isdigit()]
+    if not pids and not fs.exists("/proc/self"):
+        return Unavailable("/proc", "missing", "no process table under this root")
+    by_pid = {pid: name for name, pid in pidfiles.items()}
+    out = []
+    for pid in sorted(pids):
+        raw = fs.read_bytes(f"/proc/{pid}/cmdline", 1024 * 1024)
+        if isinstance(raw, Unavailable) or not raw:
+            continue
+        args = split_cmdline(raw)
+        if not args or not QEMU_BINARY.match(os.path.basename(args[0])):
+            continue
+        base = f"/proc/{pid}"
+        exe: Maybe[str]
+        try:
+            exe = os.readlink(fs.local_path(f"{base}/exe")) if not fs.live else os.readlink(f"{base}/exe")
+        except PermissionError:
+            exe = Unavailable(f"{base}/exe", "denied", "permission denied")
+        except OSError as exc:
+            exe = Unavailable(f"{base}/exe", "missing", exc.strerror or "unreadable")
+        maps = fs.read_text(f"{base}/maps", 64 * 1024 * 1024)
+        status = fs.read_text(f"{base}/status")
+        fields = status_fields(status) if isinstance(status, str) else {}
+        uid_field = fields.get("Uid", "").split()
+        seccomp = fields.get("Seccomp")
+        label = fs.read_text(f"{base}/attr/current", 4096)
+        if isinstance(label, str):
+            label = label.strip("\0\n ")
+        cgroup_text = fs.read_text(f"{base}/cgroup")
+        cgroup = machine_slice(cgroup_text) if isinstance(cgroup_text, str) else None
+        name = qemu_guest_name(args) or by_pid.get(pid)
+        managed = None
+        if pid in by_pid or (cgroup and "machine-qemu" in cgroup):
+            managed = "libvirt"
+        elif cgroup and "qemu.slice" in cgroup:
+            managed = "proxmox"
+        out.append(QemuProcess(
+            pid=pid,
+            exe=exe,
+            exe_deleted=isinstance(exe, str) and exe.endswith(" (deleted)"),
+            deleted_libraries=deleted_mappings(maps) if isinstance(maps, str) else [],
+            uid=int(uid_field[1]) if len(uid_field) > 1 and uid_field[1].isdigit() else None,
+            seccomp=int(seccomp) if seccomp and seccomp.isdigit() else None,
+            lsm_label=label,
+            cgroup=cgroup,
+            domain_name=name,
+            domain_uuid=option_value(args, "-uuid"),
+            managed_by=managed,
+            cpu_pm=qemu_cpu_pm(args),
+            sandbox=option_value(args, "-sandbox"),
+        ))
+    return out
+
+
+def _pidfiles(fs: RootFS) -> dict[str, int]:
+    out = {}
+    listing = fs.listdir("/run/libvirt/qemu")
+    for name in listing if isinstance(listing, list) else []:
+        if name.endswith(".pid"):
+            value = fs.read_int(f"/run/libvirt/qemu/{name}", 64)
+            if isinstance(value, int):
+                out[name[:-4]] = value
+    return out
+
+
+def _daemon_args(fs: RootFS) -> dict[str, str]:
+    out = {}
+    for name in ("libvirtd", "virtproxyd", "virtqemud"):
+        text = fs.read_text(f"/etc/default/{name}", 64 * 1024)
+        if isinstance(text, str):
+            for line in text.splitlines():
+                key, sep, value = line.strip().partition("=")
+                if sep and key.endswith("_ARGS") and not key.startswith("#"):
+                    out[f"/etc/default/{name}:{key}"] = value.strip().strip("\"'")
+    return out
+
+
+def _qemu_user_default(text: str | None) -> str | None:
+    if text is None:
+        return None
+    match = re.search(r'^#\s*user\s*=\s*"([^"@]+)"\s*$', text, re.M)
+    return match.group(1) if match else None
+
+
+def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], uri: str | None = None) -> LibvirtFacts:
+    installed = fs.exists("/etc/libvirt")
+    configs: dict[str, LibvirtConfig] = {}
+    qemu_text = None
+    for name in CONFIG_FILES:
+        config, text = _config(fs, f"/etc/libvirt/{name}")
+        if name == "qemu.conf":
+            qemu_text = text
+        if name == "qemu.conf" or not is_missing(config.settings):
+            configs[name] = config
+    api = None
+    api_domains: list[Maybe[Domain]] = []
+    api_networks: list[Maybe[Network]] = []
+    api_filters: dict[str, list[str]] = {}
+    if uri or (fs.live and fs.exists("/run/libvirt")):
+        result = libvirt_api.collect(uri or "qemu:///system")
+        api, api_domains, api_networks, api_filters = result.api, result.domains, result.networks, result.nwfilters
+    domains = _domains(fs, api_domains)
+    paths: dict[str, Maybe[FileNode]] = {}
+    qemu_settings = configs["qemu.conf"].settings
+    dump_path = effective(qemu_settings if isinstance(qemu_settings, dict) else {}, "", "auto_dump_path", QEMU_CONF_DEFAULTS).value
+    for path in (*STATE_DIRS, str(dump_path)):
+        node = _node(fs, path, names)
+        if not is_missing(node):
+            paths[path] = node
+    for directory in ("/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot", str(dump_path)):
+        listing = fs.listdir(directory)
+        for name in (listing if isinstance(listing, list) else [])[:MAX_STATE_FILES]:
+            paths.setdefault(f"{directory}/{name}", _node(fs, f"{directory}/{name}", names))
+    for domain in domains:
+        if isinstance(domain, Unavailable):
+            continue
+        for disk in domain.disks:
+            if disk.type in ("file", "block", None) and disk.source and disk.source.startswith("/"):
+                paths.setdefault(disk.source, _node(fs, disk.source, names))
+        if any(t.backend == "emulator" for t in domain.tpms) and domain.uuid:
+            tpm_dir = f"/var/lib/libvirt/swtpm/{domain.uuid}"
+            paths.setdefault(tpm_dir, _node(fs, tpm_dir, names))
+    sockets = []
+    run = fs.listdir("/run/libvirt")
+    for name in run if isinstance(run, list) else []:
+        if "sock" in name:
+            node = _node(fs, f"/run/libvirt/{name}", names)
+            if isinstance(node, FileNode):
+                sockets.append(node)
+    daemon = configs.get("libvirtd.conf") or configs.get("virtproxyd.conf")
+    daemon_settings = daemon.settings if daemon is not None and isinstance(daemon.settings, dict) else {}
+    key_file = str(effective(daemon_settings, "", "key_file", LIBVIRTD_CONF_DEFAULTS).value)
+    cert_file = str(effective(daemon_settings, "", "cert_file", LIBVIRTD_CONF_DEFAULTS).value)
+    sasl_text = fs.read_text("/etc/sasl2/libvirt.conf", 256 * 1024)
+    sasl: Maybe[list[str]]
+    if isinstance(sasl_text, Unavailable):
+        sasl = sasl_text
+    else:
+        mechs = sasl_mech_list(sasl_text)
+        sasl = mechs if mechs is not None else Unavailable("/etc/sasl2/libvirt.conf", "invalid", "no mech_list: every mechanism the SASL library has is allowed")
+    pidfiles = _pidfiles(fs)
+    return LibvirtFacts(
+        installed=installed,
+        configs=configs,
+        qemu_user_default=_qemu_user_default(qemu_text),
+        daemon_args=_daemon_args(fs),
+        socket_units=_socket_units(fs),
+        sockets=sockets,
+        domains=domains,
+        networks=_networks(fs, api_networks),
+        nwfilters=_nwfilters(fs, api_filters),
+        pools=_pools(fs),
+        host_lsms=_host_lsms(fs),
+        sasl_mechs=sasl,
+        polkit_rules=_polkit(fs),
+        tls_key=_node(fs, key_file, names),
+        tls_cert=_certificate(fs, cert_file),
+        paths=paths,
+        processes=_processes(fs, pidfiles),
+        pidfiles=pidfiles,
+        api=api,
+    )
+
