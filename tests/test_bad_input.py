@@ -99,7 +99,7 @@ def test_permission_denied_names_the_checks_that_lacked_privilege(world_tmp):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["collected_as_root"] is False
-    assert report["summary"]["lacking_privilege"] == ["HV-TPM-002"]
+    assert report["summary"]["lacking_privilege"] == ["HV-AUTH-007", "HV-TPM-002"]
     [tpm] = [r for r in report["results"] if r["id"] == "HV-TPM-002"]
     assert tpm["status"] == "error" and tpm["needs_privilege"] and "/sys/kernel/security" in tpm["message"] and "run as root" in tpm["message"]
     text = hyperward("scan", "--root", str(root), user="nobody")

@@ -270,7 +270,7 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
         base = f"/proc/{pid}"
         exe: Maybe[str]
         try:
-            exe = os.readlink(fs.local_path(f"{base}/exe")) if not fs.live else os.readlink(f"{base}/exe")
+            exe = os.readlink(os.path.join(fs.local_path(base), "exe"))
         except PermissionError:
             exe = Unavailable(f"{base}/exe", "denied", "permission denied")
         except OSError as exc:
