@@ -95,15 +95,18 @@ def test_permission_denied_names_the_checks_that_lacked_privilege(world_tmp):
         os.chmod(dirpath, 0o755)
     os.chmod(root / "sys/kernel/security", 0o700)  # securityfs is root-only on real hosts
     os.chmod(root / "etc/group", 0o600)
+    for private in ("etc/pki/libvirt/private", "var/lib/libvirt/qemu/save", "var/lib/libvirt/qemu/snapshot", "var/lib/libvirt/qemu/dump"):
+        os.chmod(root / private, 0o700)  # as Debian's libvirt packages create them
     done = hyperward("scan", "--root", str(root), "--format", "json", user="nobody")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["collected_as_root"] is False
-    assert report["summary"]["lacking_privilege"] == ["HV-AUTH-007", "HV-TPM-002"]
+    assert report["summary"]["lacking_privilege"] == ["HV-AUTH-004", "HV-AUTH-007", "HV-BAK-004", "HV-ISO-001", "HV-TPM-002"]
+    assert not [r for r in report["results"] if r["status"] == "error" and not r["needs_privilege"]]
     [tpm] = [r for r in report["results"] if r["id"] == "HV-TPM-002"]
     assert tpm["status"] == "error" and tpm["needs_privilege"] and "/sys/kernel/security" in tpm["message"] and "run as root" in tpm["message"]
     text = hyperward("scan", "--root", str(root), user="nobody")
-    assert "lacked privilege (run as root for these): HV-TPM-002" in text.stdout
+    assert "lacked privilege (run as root for these): HV-AUTH-004, HV-AUTH-007, HV-BAK-004, HV-ISO-001, HV-TPM-002" in " ".join(text.stdout.split())
     assert "Traceback" not in done.stderr + text.stderr
 
 

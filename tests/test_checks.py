@@ -37,7 +37,8 @@ CASES = [
     ("itlb-vmx-disabled", "HV-SIDE-004", {f"{V}/itlb_multihit": "KVM: Mitigation: VMX disabled\n"}, set()),
     ("itlb-kvm-vulnerable", "HV-SIDE-004", {f"{V}/itlb_multihit": "KVM: Vulnerable\n", "sys/module/kvm/parameters/nx_huge_pages": "N\n"}, {"itlb_multihit"}),
     # HV-SIDE-005
-    ("ksm-running", "HV-SIDE-005", {"sys/kernel/mm/ksm/run": "1\n", "sys/kernel/mm/ksm/pages_sharing": "5120\n"}, {"ksm"}),
+    ("ksm-running-every-guest-opts-out", "HV-SIDE-005", {"sys/kernel/mm/ksm/run": "1\n", "sys/kernel/mm/ksm/pages_sharing": "5120\n"}, set()),
+    ("ksm-running-no-guests", "HV-SIDE-005", {"sys/kernel/mm/ksm/run": "1\n", "etc/libvirt/qemu/hardened-vm.xml": None, "etc/libvirt/qemu/sev-vm.xml": None, "run/libvirt/qemu/hardened-vm.xml": None}, {"ksm"}),
     ("ksm-unmerged", "HV-SIDE-005", {"sys/kernel/mm/ksm/run": "2\n"}, set()),
     # HV-VULN-002
     ("attack-vectors-this-host", "HV-VULN-002", {"proc/cmdline": "BOOT_IMAGE=/boot/vmlinuz-6.1.0-28-amd64 root=/dev/vda1 ro mitigations=auto,no_guest_host,no_guest_guest console=ttyS0\n"}, {"/proc/cmdline: mitigations=auto,no_guest_host,no_guest_guest"}),

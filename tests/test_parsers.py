@@ -67,7 +67,9 @@ def test_apt_conf_forms():
 
 
 def test_libvirt_conf_real_and_synthetic():
-    assert parse_libvirt_conf((ROOTS / "hardened/etc/libvirt/qemu.conf").read_text()) == {}
+    assert parse_libvirt_conf((ROOTS / "hardened/etc/libvirt/qemu.conf").read_text()) == {
+        "migrate_tls_force": 1, "migration_address": "10.20.0.5", "security_require_confined": 1,
+    }
     text = 'user = "+64055"\nvnc_listen = "0.0.0.0"  # all\nnamespaces = [ ]\ncgroup_device_acl = [\n  "/dev/null", "/dev/full",\n  "/dev/kvm"\n]\nmax_files = 32768\n'
     assert parse_libvirt_conf(text) == {
         "user": "+64055", "vnc_listen": "0.0.0.0", "namespaces": [], "cgroup_device_acl": ["/dev/null", "/dev/full", "/dev/kvm"], "max_files": 32768,

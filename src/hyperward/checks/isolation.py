@@ -131,6 +131,9 @@ def svirt_enabled(host: HostFacts) -> Iterator[Result]:
             return
         yield Result.passed(resource, f"{setting.describe() if drivers else 'security_driver not set: libvirt picks'} {', '.join(mac)}")
         return
+    if lsms.kind != "missing":
+        yield Result.unavailable(lsms, resource)
+        return
     yield Result.passed(resource, f"{setting.describe() if drivers else 'security_driver not set (libvirt auto-detects the host LSM)'}; host LSM list unavailable ({lsms.describe()})")
 
 

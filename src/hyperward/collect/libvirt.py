@@ -366,6 +366,8 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
             paths[path] = node
     for directory in ("/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot", str(dump_path)):
         listing = fs.listdir(directory)
+        if isinstance(listing, Unavailable) and listing.kind == "denied":
+            paths[f"{directory}/*"] = listing
         for name in (listing if isinstance(listing, list) else [])[:MAX_STATE_FILES]:
             paths.setdefault(f"{directory}/{name}", _node(fs, f"{directory}/{name}", names))
     for domain in domains:
