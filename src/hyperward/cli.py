@@ -60,6 +60,7 @@ def main() -> None:
 @main.command()
 @click.option("--root", "root", metavar="DIR", help="Audit an offline tree (mounted image, copy of /etc /proc /sys /var) instead of this host.")
 @click.option("--snapshot", metavar="FILE", help="Evaluate facts saved by 'hyperward collect' instead of collecting.")
+@click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True, help="Report format.")
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of standard output.")
 @click.option("--fail-on", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding at or above this severity fails (default: never).")
@@ -81,6 +82,7 @@ def scan(
     config_path: str | None,
     quiet: bool,
     verbose: bool,
+    connect: str | None,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     from .catalog import catalog
@@ -90,6 +92,8 @@ def scan(
 
     if root and snapshot:
         _die("--root and --snapshot exclude each other")
+    if connect and snapshot:
+        _die("--connect and --snapshot exclude each other")
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -100,7 +104,7 @@ def scan(
     except ValueError as exc:
         _die(str(exc))
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
-    facts = _load_facts(root, snapshot)
+    facts = _load_facts(root, snapshot, connect)
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
@@ -112,7 +116,7 @@ def scan(
     sys.exit(EXIT_FINDINGS if threshold is not None and worst is not None and worst >= threshold else EXIT_OK)
 
 
-def _load_facts(root: str | None, snapshot: str | None) -> HostFacts:
+def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -128,7 +132,7 @@ def _load_facts(root: str | None, snapshot: str | None) -> HostFacts:
         except SnapshotError as exc:
             _die(str(exc))
     try:
-        return collect_host(root or "/")
+        return collect_host(root or "/", connect)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -141,11 +145,12 @@ def _load_facts(root: str | None, snapshot: str | None) -> HostFacts:
 @main.command()
 @click.option("--root", "root", metavar="DIR", help="Collect from an offline tree instead of this host.")
 @click.option("--output", "-o", metavar="FILE", required=True, help="Where to save the snapshot ('-' for standard output).")
-def collect(root: str | None, output: str) -> None:
+@click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
+def collect(root: str | None, output: str, connect: str | None) -> None:
     """Save this host's facts as a JSON snapshot for 'hyperward scan --snapshot' elsewhere."""
     from .facts import dump_snapshot
 
-    facts = _load_facts(root, None)
+    facts = _load_facts(root, None, connect)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output)
 
 

@@ -143,6 +143,9 @@ def run_checks(
             )
         else:
             active.append(s)
+    api = facts.libvirt.api
+    if api is not None and not api.connected:
+        warnings.append(f"libvirt API {api.uri}: {api.error}; libvirt checks judged the files under /etc/libvirt and /run/libvirt only")
     entries = catalog()
     findings: list[Finding] = []
     for cid, registered in checks.items():

@@ -287,7 +287,7 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
         cgroup = machine_slice(cgroup_text) if isinstance(cgroup_text, str) else None
         name = qemu_guest_name(args) or by_pid.get(pid)
         managed = None
-        if pid in by_pid or (cgroup and "machine-qemu" in cgroup):
+        if pid in by_pid or (cgroup and ("machine-qemu" in cgroup or cgroup.endswith(".libvirt-qemu") or ".libvirt-qemu/" in cgroup)):
             managed = "libvirt"
         elif cgroup and "qemu.slice" in cgroup:
             managed = "proxmox"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..facts import ApiFacts, Domain, Maybe, Network
 from ..model import Unavailable
-from ..parsers.domain_xml import XmlError, capabilities_secmodels, parse_nwfilter, parse_domain, parse_network
+from ..parsers.domain_xml import XmlError, parse_nwfilter, parse_domain, parse_network
 
 TIMEOUT_S = 10.0
 
@@ -56,8 +56,11 @@ def _message(exc: Exception) -> str:
 def _read(libvirt, conn, uri: str, secure: bool) -> ApiResult:  # type: ignore[no-untyped-def]
     secmodels: list[str] = []
     try:
-        secmodels = capabilities_secmodels(conn.getCapabilities())
-    except (libvirt.libvirtError, XmlError):
+        # The primary model (virNodeGetSecurityModel) is instant; getCapabilities re-probes the
+        # host CPU and takes seconds. DAC is always stacked under it.
+        model = conn.getSecurityModel()
+        secmodels = [m for m in (model[0] if model else "", "dac") if m]
+    except libvirt.libvirtError:
         pass
     result = ApiResult(ApiFacts(uri, True, None, secmodels))
     flags = libvirt.VIR_DOMAIN_XML_SECURE if secure else 0

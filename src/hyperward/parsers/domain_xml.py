@@ -404,8 +404,3 @@ def pool_target(text: str | bytes) -> str | None:
     root = _parse(text, "pool")
     return (root.findtext("target/path") or "").strip() or None
 
-
-def capabilities_secmodels(text: str | bytes) -> list[str]:
-    """Security models in `virsh capabilities` (<host><secmodel><model>): dac, selinux, apparmor."""
-    root = _parse(text, "capabilities")
-    return [m for m in (el.findtext("model") for el in root.findall("host/secmodel")) if m]
