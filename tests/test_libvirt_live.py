@@ -1,0 +1,255 @@
+"""Against a real libvirtd (started here when none runs) with real QEMU processes under TCG.
+
+Networks and domains are defined through the libvirt API, one guest is started, and `hyperward
+scan` runs on this live host as a user would run it. Everything the tests create is named
+hwtest-* and removed afterwards; daemons the tests started are stopped.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import hyperward, require
+
+PASSWORD = "Zq8%Pw3x"  # VNC passwords are at most 8 characters
+
+ISOLATED_NET = """<network>
+  <name>hwtest-iso</name>
+  <bridge name='hwtestbr0' stp='on' delay='0'/>
+  <ip address='10.251.7.1' netmask='255.255.255.0'/>
+</network>
+"""
+
+RUNNING = f"""<domain type='qemu'>
+  <name>hwtest-run</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <interface type='network'>
+      <source network='hwtest-iso'/>
+      <model type='virtio'/>
+    </interface>
+    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' passwd='{PASSWORD}'/>
+    <video><model type='virtio'/></video>
+  </devices>
+</domain>
+"""
+
+WEAK = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>hwtest-weak</name>
+  <memory unit='MiB'>64</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <sound model='ich6'/>
+    <graphics type='spice' autoport='yes' listen='0.0.0.0'/>
+  </devices>
+  <seclabel type='none'/>
+  <qemu:commandline>
+    <qemu:arg value='-no-hpet'/>
+  </qemu:commandline>
+</domain>
+"""
+
+
+def _connect():  # type: ignore[no-untyped-def]
+    import libvirt
+
+    libvirt.registerErrorHandler(lambda _c, _e: None, None)
+    return libvirt.open("qemu:///system")
+
+
+def _responds() -> bool:
+    try:
+        _connect().close()
+        return True
+    except Exception:
+        return False
+
+
+def _cleanup() -> None:
+    import libvirt
+
+    conn = _connect()
+    try:
+        for dom in conn.listAllDomains(0):
+            if dom.name().startswith("hwtest-"):
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        for net in conn.listAllNetworks(0):
+            if net.name().startswith("hwtest-"):
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def libvirtd() -> Iterator[None]:
+    require(os.geteuid() == 0, "a system libvirtd needs root")
+    missing = [b for b in ("libvirtd", "virtlogd", "qemu-system-x86_64") if not shutil.which(b)]
+    require(not missing, f"{', '.join(missing)} not installed (Debian packages libvirt-daemon-system, qemu-system-x86)")
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        require(False, "python3-libvirt is not installed")
+    kvm = _udev_kvm_permissions()
+    started: list[str] = []
+    if not _responds():
+        for daemon in ("virtlogd", "libvirtd"):
+            if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
+                subprocess.run([daemon, "-d"], check=True, timeout=60)
+                started.append(daemon)
+        deadline = time.monotonic() + 60
+        while not _responds():
+            assert time.monotonic() < deadline, "libvirtd did not answer within 60 s"
+            time.sleep(0.2)
+    _cleanup()
+    try:
+        yield
+    finally:
+        _cleanup()
+        for daemon in reversed(started):
+            try:
+                with open(f"/run/{daemon}.pid") as handle:
+                    os.kill(int(handle.read().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                subprocess.run(["pkill", "-x", daemon], timeout=10)
+        if kvm is not None:
+            os.chown("/dev/kvm", -1, kvm[1])
+            os.chmod("/dev/kvm", kvm[0])
+
+
+def _udev_kvm_permissions() -> tuple[int, int] | None:
+    """Give /dev/kvm the mode Debian's udev rule gives it (0660 root:kvm) for the session.
+
+    Machines without udev leave it 0600 root:root; libvirt then finds KVM unusable for its QEMU
+    user, invalidates its capability cache on every lookup and re-probes QEMU (about 40 s per
+    domain define). Returns the original (mode, gid) to restore, or None when nothing changed."""
+    try:
+        st = os.stat("/dev/kvm")
+        kvm_gid = grp.getgrnam("kvm").gr_gid
+    except (OSError, KeyError):
+        return None
+    original = (stat.S_IMODE(st.st_mode), st.st_gid)
+    if original == (0o660, kvm_gid):
+        return None
+    os.chown("/dev/kvm", -1, kvm_gid)
+    os.chmod("/dev/kvm", 0o660)
+    return original
+
+
+@pytest.fixture(scope="module")
+def guests(libvirtd: None) -> Iterator[dict[str, str]]:
+    conn = _connect()
+    try:
+        net = conn.networkDefineXML(ISOLATED_NET)
+        net.create()
+        running = conn.defineXML(RUNNING)
+        running.create()
+        weak = conn.defineXML(WEAK)
+        with open("/run/libvirt/qemu/hwtest-run.pid") as handle:
+            pid = int(handle.read().strip())
+        yield {
+            "run": f"hwtest-run ({running.UUIDString()})",
+            "weak": f"hwtest-weak ({weak.UUIDString()})",
+            "proc": f"hwtest-run (pid {pid})",
+        }
+    finally:
+        conn.close()
+
+
+def _results(*args: str) -> dict[tuple[str, str], dict]:
+    done = hyperward("scan", "--format", "json", *args)
+    assert done.returncode == 0, done.stderr
+    return {(r["id"], r["resource"]): r for r in json.loads(done.stdout)["results"]}
+
+
+def test_live_scan_judges_real_domains_networks_and_qemu(guests):
+    results = _results()
+    status = {key: r["status"] for key, r in results.items()}
+    proc = guests["proc"]
+    # The running TCG guest's real QEMU process, found in /proc and tied to its domain.
+    assert status[("HV-ISO-005", proc)] == "pass" and "uid 64055" in results[("HV-ISO-005", proc)]["message"]
+    assert status[("HV-ISO-006", proc)] == "pass"
+    assert status[("HV-IDS-005", proc)] == "pass"
+    assert status[("HV-PATCH-002", proc)] == "pass"
+    assert ("HV-ISO-004", proc) in status and status[("HV-ISO-004", proc)] != "error"
+    # Definitions read through the API and the files, named by name and UUID.
+    assert status[("HV-VULN-005", guests["run"])] == "fail"
+    assert status[("HV-NET-001", guests["run"])] == "fail"
+    assert status[("HV-AUTH-010", guests["run"])] == "pass"
+    assert status[("HV-NET-002", "network hwtest-iso")] == "pass"
+    for check in ("HV-ISO-003", "HV-ISO-017", "HV-ISO-018", "HV-ISO-026"):
+        assert status[(check, guests["weak"])] == "fail", check
+    assert status[("HV-AUTH-010", guests["weak"])] == "fail"
+    assert results[("HV-AUTH-010", guests["weak"])]["severity"] == "critical"
+
+
+def test_live_console_password_is_seen_as_set_and_never_shown(guests, tmp_path):
+    snapshot = tmp_path / "facts.json"
+    assert hyperward("collect", "-o", str(snapshot)).returncode == 0
+    facts = json.loads(snapshot.read_text())["facts"]
+    [run] = [d for d in facts["libvirt"]["domains"] if d.get("name") == "hwtest-run"]
+    assert run["graphics"][0]["has_password"] is True and run["running"] is True
+    outputs = [snapshot.read_text()]
+    for args in (("--format", "json"), ("-v",), ("--format", "text")):
+        done = hyperward("scan", *args)
+        outputs += [done.stdout, done.stderr]
+    assert not [o for o in outputs if PASSWORD in o]
+
+
+def test_rogue_and_replaced_qemu_are_found(libvirtd, tmp_path):
+    """A QEMU started outside libvirt from a binary that was then deleted (a package update)."""
+    binary = tmp_path / "qemu-system-x86_64"
+    shutil.copy2("/usr/bin/qemu-system-x86_64", binary)
+    proc = subprocess.Popen(
+        [str(binary), "-machine", "none", "-nodefaults", "-display", "none", "-S", "-name", "guest=hwtest-rogue"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # A copied QEMU finds its accelerator modules only through this variable.
+        env={**os.environ, "QEMU_MODULE_DIR": "/usr/lib/x86_64-linux-gnu/qemu"},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(f"/proc/{proc.pid}/exe") or os.readlink(f"/proc/{proc.pid}/exe") != str(binary):
+            assert proc.poll() is None and time.monotonic() < deadline, "qemu did not start"
+            time.sleep(0.05)
+        binary.unlink()
+        results = _results("--only", "HV-IDS-005,HV-PATCH-002")
+        resource = f"hwtest-rogue (pid {proc.pid})"
+        assert results[("HV-IDS-005", resource)]["status"] == "fail"
+        stale = results[("HV-PATCH-002", resource)]
+        assert stale["status"] == "fail" and f"executable {binary} was replaced" in stale["message"]
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_daemon_unreachable_is_one_clear_warning_and_files_still_count(libvirtd):
+    done = hyperward("scan", "--format", "json", "--connect", "qemu+unix:///system?socket=/run/hwtest-no-such.sock")
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    report = json.loads(done.stdout)
+    [warning] = [w for w in report["warnings"] if w.startswith("libvirt API")]
+    assert "/run/hwtest-no-such.sock" in warning and "judged the files" in warning
+    assert {r["id"] for r in report["results"]} >= {"HV-ISO-002", "HV-AUTH-005", "HV-NET-007"}
+
+
+def test_unprivileged_user_gets_the_permission_error_once(libvirtd, unprivileged_can_run):
+    done = hyperward("scan", "--format", "json", user="nobody")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    report = json.loads(done.stdout)
+    api_warnings = [w for w in report["warnings"] if w.startswith("libvirt API qemu:///system")]
+    assert len(api_warnings) <= 1
+    assert "HV-ISO-005" in {r["id"] for r in report["results"]}
