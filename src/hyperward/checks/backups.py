@@ -27,10 +27,10 @@ def saved_state(host: HostFacts) -> Iterator[Result]:
     for path, node in sorted(host.libvirt.paths.items()):
         if not any(path == d or path.startswith(d + "/") for d in (*STATE_DIRS, dump)):
             continue
+        judged = True
         if isinstance(node, Unavailable):
             yield Result.unavailable(node, path)
             continue
-        judged = True
         if node.kind == "directory":
             bad = node.mode & 0o007
             expected = "0700 or 0711"

@@ -318,6 +318,7 @@ def image_modes(host: HostFacts) -> Iterator[Result]:
             owners = f" (disk of {', '.join(sorted(set(users[path])))})" if path in users else ""
             if isinstance(node, Unavailable):
                 if node.kind != "missing":
+                    judged = True
                     yield Result.unavailable(node, path)
                 continue
             if node.kind in ("character device",):

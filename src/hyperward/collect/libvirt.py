@@ -63,12 +63,19 @@ XML_LIMIT = 8 * 1024 * 1024
 MAX_STATE_FILES = 1000
 
 
+SECRET_SETTING = re.compile(r"password|passwd|secret|token", re.I)
+REDACTED = "(set; value not collected)"
+
+
 def _config(fs: RootFS, path: str) -> tuple[LibvirtConfig, str | None]:
+    """Settings that hold secrets (vnc_password, spice_password ...) keep only the fact that
+    they are set: their values never reach a snapshot or a report."""
     text = fs.read_text(path)
     if isinstance(text, Unavailable):
         return LibvirtConfig(path, text), None
     try:
-        return LibvirtConfig(path, parse_libvirt_conf(text)), text
+        settings = parse_libvirt_conf(text)
+        return LibvirtConfig(path, {k: REDACTED if SECRET_SETTING.search(k) else v for k, v in settings.items()}), text
     except LibvirtConfError as exc:
         return LibvirtConfig(path, Unavailable(path, "invalid", f"not valid libvirt configuration syntax: {exc}")), text
 
