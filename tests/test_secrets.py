@@ -38,3 +38,14 @@ def test_planted_secrets_appear_in_no_output(weak, tmp_path):
     facts = json.loads(snapshot.read_text())["facts"]
     legacy = [d for d in facts["libvirt"]["domains"] if d.get("name") == "legacy-vm"][0]
     assert legacy["graphics"][0]["has_password"] is True
+
+
+def test_config_syntax_errors_do_not_echo_values():
+    import pytest
+
+    from hyperward.parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
+
+    for text in ('vnc_password = hunter2xx\n', 'vnc_password = "a" hunter2xx\n', 'spice_password = [ "x", hunter2xx ]\n'):
+        with pytest.raises(LibvirtConfError) as err:
+            parse_libvirt_conf(text)
+        assert "hunter2xx" not in str(err.value)

@@ -78,7 +78,7 @@ def parse_libvirt_conf(text: str) -> dict[str, Any]:
                     i += 1
                     break
                 if ikind not in ("str", "int"):
-                    raise LibvirtConfError(iline, f"unexpected {iraw!r} in list for {raw}")
+                    raise LibvirtConfError(iline, f"unexpected token in the list for {raw}")
                 items.append(_scalar(ikind, iraw))
                 i += 1
                 while i < len(toks) and toks[i][0] == "nl":
@@ -87,7 +87,7 @@ def parse_libvirt_conf(text: str) -> dict[str, Any]:
                     i += 1
             out[raw] = items
         else:
-            raise LibvirtConfError(vline, f"unexpected value {vraw!r} for {raw}")
+            raise LibvirtConfError(vline, f"the value of {raw} is not a quoted string, a number or a [list]")
         if i < len(toks) and toks[i][0] not in ("nl",) and toks[i][1] != ";":
-            raise LibvirtConfError(toks[i][2], f"unexpected {toks[i][1]!r} after the value of {raw}")
+            raise LibvirtConfError(toks[i][2], f"unexpected text after the value of {raw}")
     return out
