@@ -231,3 +231,12 @@ def test_no_libvirt_means_not_applicable_not_errors(hardened):
     libvirt_checks = {f.check_id for f in report.findings if f.result.message.startswith("libvirt is not installed")}
     assert {"HV-ISO-001", "HV-ISO-003", "HV-AUTH-005", "HV-NET-002", "HV-IDS-003"} <= libvirt_checks
     assert not [f for f in report.findings if f.status is Status.ERROR]
+
+
+def test_world_writable_state_directory_and_readable_image(hardened):
+    os.chmod(hardened / "var/lib/libvirt/qemu/save", 0o777)
+    os.chmod(hardened / "var/lib/libvirt/images/hardened-vm.qcow2", 0o644)
+    assert failing(scan(hardened, only=["HV-ISO-009"])) == {
+        ("HV-ISO-009", "/var/lib/libvirt/qemu/save"),
+        ("HV-ISO-009", "/var/lib/libvirt/images/hardened-vm.qcow2"),
+    }

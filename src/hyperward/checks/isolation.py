@@ -313,8 +313,10 @@ def image_modes(host: HostFacts) -> Iterator[Result]:
         return
     users = _disk_users(host)
     judged = False
+    state_dirs = {"/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot", "/var/lib/libvirt/qemu/dump",
+                  "/var/lib/libvirt/qemu/nvram", "/var/lib/libvirt/swtpm"}
     for path, node in sorted(host.libvirt.paths.items()):
-        if path in users or path.startswith("/var/lib/libvirt/images"):
+        if path in users or path.startswith("/var/lib/libvirt/images") or path in state_dirs:
             owners = f" (disk of {', '.join(sorted(set(users[path])))})" if path in users else ""
             if isinstance(node, Unavailable):
                 if node.kind != "missing":
