@@ -24,7 +24,9 @@ import uuid
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "tests/fixtures"))
 from bench_scan import HYPERWARD, series  # noqa: E402
+from layout import apply_layout  # noqa: E402
 
 TARGET_S, TARGET_MB = 1.5, 150.0
 TESTDATA = REPO / "tests/fixtures/libvirt-testdata/libvirt-9.0.0-testdata.tar.xz"
@@ -49,6 +51,7 @@ def templates() -> list[str]:
 def build_root(base: pathlib.Path, count: int, pool: list[str]) -> pathlib.Path:
     root = base / f"root-{count}"
     shutil.copytree(REPO / "tests/fixtures/roots/hardened", root, symlinks=True)
+    apply_layout(root, "hardened")
     qemu = root / "etc/libvirt/qemu"
     for path in qemu.glob("*.xml"):
         path.unlink()

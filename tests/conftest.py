@@ -11,6 +11,9 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "fixtures"))
+from layout import apply_layout  # noqa: E402
+
 from hyperward.collect import collect_host
 from hyperward.engine import ScanReport, registry, run_checks, select
 from hyperward.model import Status
@@ -34,6 +37,7 @@ def copy_root(name: str, dest: pathlib.Path, kvm_mode: int | None = 0o660, kvm_g
     (git cannot store device nodes)."""
     target = dest / name
     shutil.copytree(ROOTS / name, target, symlinks=True)
+    apply_layout(target, name)
     if kvm_mode is not None:
         (target / "dev").mkdir(exist_ok=True)
         os.mknod(target / "dev" / "kvm", stat.S_IFCHR | kvm_mode, os.makedev(10, 232))
