@@ -107,20 +107,22 @@ def libvirtd() -> Iterator[None]:
         require(False, "python3-libvirt is not installed")
     kvm = _udev_kvm_permissions()
     started: list[str] = []
-    if not _responds():
-        for daemon in ("virtlogd", "libvirtd"):
-            if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
-                subprocess.run([daemon, "-d"], check=True, timeout=60)
-                started.append(daemon)
-        deadline = time.monotonic() + 60
-        while not _responds():
-            assert time.monotonic() < deadline, "libvirtd did not answer within 60 s"
-            time.sleep(0.2)
-    _cleanup()
     try:
+        if not _responds():
+            for daemon in ("virtlogd", "libvirtd"):
+                if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
+                    subprocess.run([daemon, "-d"], check=True, timeout=60)
+                    started.append(daemon)
+            # A first start probes every QEMU binary's capabilities before it serves clients.
+            deadline = time.monotonic() + 300
+            while not _responds():
+                assert time.monotonic() < deadline, "libvirtd did not answer within 300 s"
+                time.sleep(0.2)
+        _cleanup()
         yield
     finally:
-        _cleanup()
+        if started or _responds():
+            _cleanup()
         for daemon in reversed(started):
             try:
                 with open(f"/run/{daemon}.pid") as handle:
