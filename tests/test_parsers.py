@@ -120,3 +120,34 @@ def test_kernel_release_order_matches_dpkg():
 def test_version_order_matches_dpkg_property(a, b):
     require(shutil.which("dpkg") is not None, "dpkg is needed as the reference implementation")
     assert compare_versions(a, b) == _dpkg_cmp(a, b)
+
+
+def test_proc_and_unit_parsers():
+    from hyperward.parsers.proc import (
+        cpu_count, deleted_mappings, machine_slice, net_listeners, parse_mounts, qemu_cpu_pm, qemu_guest_name, sasl_mech_list,
+    )
+    from hyperward.parsers.systemd import last, parse_unit
+
+    header = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    tcp6 = header + (
+        "   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n"
+        "   1: 00000000000000000000000001000000:0277 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0\n"
+        "   2: 0000000000000000FFFF00000100007F:3F0D 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0\n"
+        "   3: 00000000000000000000000001000000:0277 00000000000000000000000001000000:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 4 1 0 100 0 0 10 0\n"
+    )
+    assert [(l.address, l.port) for l in net_listeners(tcp6, "tcp6")] == [("::", 22), ("::1", 631), ("::ffff:127.0.0.1", 16141)]
+    tcp = header + "   0: 0100007F:407D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5 1 0 100 0 0 10 0\n"
+    assert [(l.protocol, l.address, l.port) for l in net_listeners(tcp, "tcp")] == [("tcp", "127.0.0.1", 16509)]
+    assert parse_mounts("/dev/sda1 /mnt/my\\040disk ext4 rw 0 0\n")[0].target == "/mnt/my disk"
+    assert qemu_guest_name(["qemu-system-x86_64", "-name", "guest=a,,b,debug-threads=on"]) == "a,b"
+    assert qemu_guest_name(["kvm", "-name", "web01"]) == "web01"
+    assert qemu_cpu_pm(["qemu", "-overcommit", "mem-lock=off,cpu-pm=on"]) and not qemu_cpu_pm(["qemu", "-overcommit", "cpu-pm=off"])
+    assert machine_slice("12:pids:/machine.slice/x\n0::/machine.slice/machine-qemu\\x2d1\\x2dvm.scope/libvirt/emulator\n").startswith("/machine.slice/machine-qemu")
+    maps = ("7f00-7f01 r-xp 0 fe:01 1 /usr/lib/x86_64-linux-gnu/libssl.so.3 (deleted)\n"
+            "7f01-7f02 rw-s 0 00:01 2 /memfd:pc.ram (deleted)\n7f02-7f03 rw-s 0 00:01 3 /SYSV00000000 (deleted)\n"
+            "7f03-7f04 r--p 0 fe:01 4 /usr/share/locale/de/LC_MESSAGES/libc.mo (deleted)\n")
+    assert deleted_mappings(maps) == ["/usr/lib/x86_64-linux-gnu/libssl.so.3"]
+    assert cpu_count("0-3,6,8-9\n") == 7 and cpu_count("garbage") is None
+    assert sasl_mech_list("# c\nmech_list: gssapi scram-sha-256\n") == ["gssapi", "scram-sha-256"] and sasl_mech_list("keytab: x\n") is None
+    unit = parse_unit(["[Socket]\nListenStream=/run/libvirt/libvirt-sock\nSocketMode=0666\n", "[Socket]\nSocketMode=0600\nListenStream=\nListenStream=/run/x.sock\n"])
+    assert last(unit, "Socket", "SocketMode") == "0600" and unit["Socket"]["ListenStream"] == ["/run/x.sock"]

@@ -80,7 +80,7 @@ def _config(fs: RootFS, path: str) -> tuple[LibvirtConfig, str | None]:
         return LibvirtConfig(path, Unavailable(path, "invalid", f"not valid libvirt configuration syntax: {exc}")), text
 
 
-def _node(fs: RootFS, path: str, names: tuple[dict[int, str], dict[int, str]], follow: bool = True) -> Maybe[FileNode]:
+def _node(fs: RootFS, path: str, names: tuple[dict[int, str], dict[int, str]]) -> Maybe[FileNode]:
     st = fs.stat(path)
     if isinstance(st, Unavailable):
         return st

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from ..facts import Listener, Mount
@@ -92,13 +93,9 @@ def _hex_address(text: str) -> str:
         return ".".join(str(b) for b in raw)
     words = [bytes.fromhex(text[i : i + 8])[::-1].hex() for i in range(0, 32, 8)]
     full = "".join(words)
-    groups = [full[i : i + 4] for i in range(0, 32, 4)]
     if full.startswith("00000000000000000000ffff"):
-        raw = bytes.fromhex(full[24:])
-        return "::ffff:" + ".".join(str(b) for b in raw)
-    import ipaddress
-
-    return str(ipaddress.IPv6Address(":".join(groups)))
+        return "::ffff:" + ".".join(str(b) for b in bytes.fromhex(full[24:]))
+    return str(ipaddress.IPv6Address(int(full, 16)))
 
 
 def net_listeners(text: str, protocol: str) -> list[Listener]:
@@ -143,15 +140,11 @@ def meminfo_total_kib(text: str) -> int | None:
 def cpu_count(online: str) -> int | None:
     """/sys/devices/system/cpu/online: "0-3,6,8-9"."""
     total = 0
-    try:
-        for part in online.strip().split(","):
-            if "-" in part:
-                lo, hi = part.split("-")
-                total += int(hi) - int(lo) + 1
-            elif part:
-                total += 1
-    except ValueError:
-        return None
+    for part in online.strip().split(","):
+        bounds = part.split("-")
+        if not 1 <= len(bounds) <= 2 or not all(b.isdigit() for b in bounds):
+            return None
+        total += int(bounds[-1]) - int(bounds[0]) + 1
     return total or None
 
 
@@ -164,8 +157,8 @@ def sasl_mech_list(text: str) -> list[str] | None:
     return None
 
 
+_POLKIT_SUBJECT = re.compile(r"""subject\.(isInGroup|user)\s*(?:\(\s*|==\s*)["']([^"']+)["']""")
 _POLKIT_ACTION = re.compile(r"""action\.id\s*==\s*["']org\.libvirt\.unix\.manage["']""")
-_POLKIT_SUBJECT = re.compile(r"""subject\.(?:isInGroup|user)\s*(?:\(\s*|==\s*)["']([^"']+)["']""")
 
 
 def polkit_manage_grants(text: str) -> list[str] | None:
@@ -175,7 +168,7 @@ def polkit_manage_grants(text: str) -> list[str] | None:
     if not _POLKIT_ACTION.search(text):
         return None
     grants = []
-    for match in re.finditer(r"""subject\.(isInGroup|user)\s*(?:\(\s*|==\s*)["']([^"']+)["']""", text):
+    for match in _POLKIT_SUBJECT.finditer(text):
         grants.append(("group:" if match.group(1) == "isInGroup" else "user:") + match.group(2))
     if not grants and "polkit.Result.YES" in text:
         grants.append("anyone")
