@@ -59,3 +59,38 @@ def test_snapshot_loader_raises_only_snapshot_error(value):
             load_snapshot(json.dumps(document))
         except SnapshotError as exc:
             assert str(exc).startswith("snapshot: ")
+
+
+xml_like = st.text(alphabet="<>/='\" domainamevcpuoriceslabtyp!-?&;#x01\n", max_size=600)
+
+
+@FUZZ
+@given(st.one_of(texts, xml_like, st.binary(max_size=600)))
+def test_xml_and_proc_parsers_raise_only_their_own_error(data):
+    from hyperward.parsers.domain_xml import XmlError, parse_domain, parse_network, parse_nwfilter
+    from hyperward.parsers.proc import deleted_mappings, machine_slice, net_listeners, parse_mounts, status_fields
+    from hyperward.parsers.systemd import parse_unit
+
+    for parse in (lambda t: parse_domain(t, "x.xml"), lambda t: parse_network(t, "x.xml"), parse_nwfilter):
+        try:
+            parse(data)
+        except XmlError:
+            pass
+    if isinstance(data, str):
+        for parse_text in (deleted_mappings, machine_slice, parse_mounts, status_fields, lambda t: net_listeners(t, "tcp6"), lambda t: parse_unit([t])):
+            parse_text(data)
+
+
+@FUZZ
+@given(st.builds(
+    lambda attrs, body: f"<domain type='kvm'><name>n</name><memory {attrs}>{body}</memory><vcpu>{body}</vcpu>"
+                        f"<devices><graphics type='vnc' {attrs}/><interface type='bridge'><vlan><tag id='{body}'/></vlan></interface>"
+                        f"<hostdev type='pci'><source><address bus='{body}'/></source></hostdev></devices>"
+                        f"<launchSecurity type='sev'><policy>{body}</policy></launchSecurity></domain>",
+    st.sampled_from(["", "unit='GiB'", "unit='bogus'", "port='x'", "tlsPort='-1'", "dumpCore='on'"]),
+    st.text(alphabet="0123456789xabcdefXG-+ .", max_size=12),
+))
+def test_domain_values_of_any_shape_parse(text):
+    from hyperward.parsers.domain_xml import parse_domain
+
+    parse_domain(text, "x.xml")
