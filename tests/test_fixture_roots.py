@@ -40,6 +40,8 @@ WEAK_FAILURES = {
     ("HV-PATCH-003", "reboot-required"),
     ("HV-PATCH-004", "cpu"),
     ("HV-PATCH-005", "apt"),
+    ("HV-PATCH-001", "qemu-system-x86"),
+    ("HV-PATCH-001", "apt"),
     ("HV-IDS-007", "kernel"),
     ("HV-ISO-021", "/dev/kvm"),
     ("HV-TPM-001", "host"),

@@ -19,7 +19,7 @@ from .model import Unavailable
 VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 
 FORMAT_NAME = "hyperward-facts"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 T = TypeVar("T")
 Maybe = Union[T, Unavailable]
@@ -119,10 +119,79 @@ class DnfAutomaticFacts:
 
 
 @dataclass(frozen=True)
+class Package:
+    """An installed package; `source` is the source package advisories name (qemu for qemu-system-x86)."""
+
+    name: str
+    arch: str
+    version: str
+    source: str
+    source_version: str
+    format: str
+
+
+@dataclass(frozen=True)
+class PendingUpdate:
+    name: str
+    arch: str
+    installed: str
+    candidate: str
+    source: str
+    origin: str
+    security: bool
+
+
+@dataclass(frozen=True)
+class AptState:
+    """What apt would upgrade, computed from the lists under /var/lib/apt/lists and the pins."""
+
+    lists: list[str]
+    lists_updated: str | None
+    pins: int
+    pending: list[PendingUpdate]
+    problems: list[Unavailable]
+
+
+@dataclass(frozen=True)
+class OsRelease:
+    id: str
+    version_id: str
+    codename: str
+
+
+@dataclass(frozen=True)
+class VulnMatch:
+    advisory: str
+    cve: str
+    package: str
+    source: str
+    installed: str
+    fixed: str | None
+    severity: str | None
+    cvss: float | None
+    fixed_by_pending: bool
+    database: str
+
+
+@dataclass(frozen=True)
+class VulnFacts:
+    database: str
+    updated_at: str | None
+    sources: list[str]
+    advisories: int
+    release: str
+    matches: list[VulnMatch]
+
+
+@dataclass(frozen=True)
 class PatchingFacts:
     apt: AptFacts | None
     dnf_automatic: DnfAutomaticFacts | None
     installed_packages: Maybe[dict[str, str]]
+    packages: Maybe[list[Package]] = dataclasses.field(default_factory=list)
+    os: Maybe[OsRelease] = dataclasses.field(default_factory=lambda: Unavailable("/etc/os-release", "missing", "not collected"))
+    apt_state: Maybe[AptState] | None = None
+    vulnerabilities: Maybe[VulnFacts] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import fnmatch
 import functools
 from collections.abc import Iterator
 
@@ -159,3 +161,53 @@ def stale_qemu(host: HostFacts) -> Iterator[Result]:
             yield Result.unavailable(proc.exe, process_label(proc))
         else:
             yield Result.passed(process_label(proc), f"runs the installed {proc.exe}")
+
+
+VIRT_STACK = ("linux-image*", "linux-signed-*", "qemu*", "libvirt*", "python3-libvirt", "xen*", "libxen*", "ovmf*", "edk2*",
+              "swtpm*", "libtpms*", "*-microcode", "seabios", "ipxe*", "libspice*", "libvirglrenderer*", "libslirp*")
+LISTS_MAX_AGE_DAYS = 7
+
+
+def is_virt_stack(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in VIRT_STACK)
+
+
+@check("HV-PATCH-001", Category.PATCH, Severity.HIGH, "Security updates pending for the virtualization stack",
+    fix="apt-get update && apt-get upgrade (then restart the guests, HV-PATCH-002, or reboot for a kernel, HV-PATCH-003)",
+    references=("apt_preferences(5) (candidate selection)", "Debian Security Advisories"),
+)
+def pending_updates(host: HostFacts) -> Iterator[Result]:
+    """An unapplied fix protects nothing. Computed from apt's own lists and pins as `apt list
+    --upgradable` would show them, offline: virtualization-stack packages (kernel, QEMU, libvirt,
+    firmware, swtpm, microcode) are high whatever the archive; other packages from a security
+    archive are medium; other pending updates are not findings."""
+    state = host.patching.apt_state
+    if state is None:
+        yield Result.not_applicable(f"no apt lists ({'/var/lib/apt/lists'}): not a Debian-family host, or apt was never updated")
+        return
+    if isinstance(state, Unavailable):
+        yield Result.unavailable(state, "apt")
+        return
+    for problem in state.problems:
+        yield Result.unavailable(problem, problem.path)
+    if state.lists_updated:
+        age = (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(state.lists_updated)).days
+        if age > LISTS_MAX_AGE_DAYS:
+            yield Result.fail("apt lists", f"last updated {age} days ago ({state.lists_updated}): pending updates may be missing",
+                              severity=Severity.MEDIUM, remediation="run apt-get update (enable APT::Periodic::Update-Package-Lists)")
+    packages = host.patching.packages
+    native = next((p.arch for p in packages if p.name == "dpkg"), "amd64") if isinstance(packages, list) else "amd64"
+    reported = 0
+    for update in sorted(state.pending, key=lambda u: u.name):
+        virt = is_virt_stack(update.name)
+        if not virt and not update.security:
+            continue
+        reported += 1
+        kind = "virtualization stack" if virt else "security update"
+        where = f"{update.origin}{' (security)' if update.security else ''}"
+        yield Result.fail(update.name if update.arch in ("all", "", native) else f"{update.name}:{update.arch}",
+                          f"{kind}: installed {update.installed}, candidate {update.candidate} from {where}",
+                          severity=Severity.HIGH if virt else Severity.MEDIUM)
+    if not reported:
+        others = len(state.pending)
+        yield Result.passed("apt", f"no pending security or virtualization-stack update ({others} other pending; lists updated {state.lists_updated})")

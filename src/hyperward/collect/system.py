@@ -12,12 +12,14 @@ from ..facts import (
     DnfAutomaticFacts,
     FirmwareFacts,
     Maybe,
+    Package,
     PatchingFacts,
 )
 from ..model import Unavailable, is_missing
 from ..parsers.config_files import (
     apt_conf_part_ok,
     parse_apt_conf,
+    parse_dpkg_packages,
     parse_dpkg_status,
     parse_group,
     parse_ini,
@@ -25,6 +27,7 @@ from ..parsers.config_files import (
     parse_passwd_uids,
 )
 from .fs import RootFS
+from .packages import collect_apt_state, collect_os_release
 
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
@@ -41,7 +44,7 @@ def collect_apt(fs: RootFS, installed: Maybe[dict[str, str]]) -> AptFacts | None
         if isinstance(text, str):
             files.append(path)
             settings.update(parse_apt_conf(text))
-    periodic = {k: v for k, v in settings.items() if k.startswith(("apt::periodic::", "unattended-upgrade::"))}
+    periodic = {k: v for k, v in settings.items() if k.startswith(("apt::periodic::", "unattended-upgrade::")) or k == "apt::default-release"}
     uu_installed = None if isinstance(installed, Unavailable) else "unattended-upgrades" in installed
     masked = any(fs.is_masked_unit(f"{d}/apt-daily-upgrade.timer") for d in ("/etc/systemd/system", "/run/systemd/system"))
     return AptFacts(files=files, settings=periodic, unattended_upgrades_installed=uu_installed, upgrade_timer_masked=masked)
@@ -64,7 +67,17 @@ def collect_dnf_automatic(fs: RootFS) -> DnfAutomaticFacts | None:
 def collect_patching(fs: RootFS) -> PatchingFacts:
     status = fs.read_text("/var/lib/dpkg/status", 256 * 1024 * 1024)
     installed: Maybe[dict[str, str]] = status if isinstance(status, Unavailable) else parse_dpkg_status(status)
-    return PatchingFacts(apt=collect_apt(fs, installed), dnf_automatic=collect_dnf_automatic(fs), installed_packages=installed)
+    packages: Maybe[list[Package]] = status if isinstance(status, Unavailable) else parse_dpkg_packages(status)
+    apt = collect_apt(fs, installed)
+    default_release = apt.settings.get("apt::default-release") if apt is not None else None
+    return PatchingFacts(
+        apt=apt,
+        dnf_automatic=collect_dnf_automatic(fs),
+        installed_packages=installed,
+        packages=packages,
+        os=collect_os_release(fs),
+        apt_state=collect_apt_state(fs, packages, default_release) if isinstance(packages, list) else None,
+    )
 
 
 def _name_of(ident: int, table: dict[str, int]) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ..facts import CpuInfo, GroupEntry, ModprobeOption
+from ..facts import CpuInfo, GroupEntry, ModprobeOption, Package
 
 _APT_TOKEN = re.compile(
     r'\s+|//[^\n]*|/\*.*?\*/|#[^\n]*|"((?:[^"\\]|\\.)*)"|([{};])|([^\s{};"]+)', re.DOTALL
@@ -149,6 +149,26 @@ def parse_dpkg_status(text: str) -> dict[str, str]:
             continue
         key = name if name not in out else f"{name}:{fields.get('Architecture', '')}"
         out[key] = version
+    return out
+
+
+def parse_dpkg_packages(text: str) -> list[Package]:
+    """Installed packages with architecture and source: "Source: linux-signed-amd64 (6.1.119+1)"
+    names the source package and, in parentheses, its version when it differs from the binary's."""
+    out = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if not line or line[0] in " \t":
+                continue
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key] = value.strip()
+        name, version, status = fields.get("Package"), fields.get("Version"), fields.get("Status", "")
+        if not name or not version or status.split()[-1:] != ["installed"]:
+            continue
+        source, _, source_version = fields.get("Source", name).partition(" ")
+        out.append(Package(name, fields.get("Architecture", ""), version, source, source_version.strip("() ") or version, "deb"))
     return out
 
 

@@ -2,49 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
-_PIECE = re.compile(r"(\d+|[A-Za-z]+|~|[^\dA-Za-z~]+)")
-
-
-def _order_char(c: str) -> int:
-    if c == "~":
-        return -1
-    if c.isalpha():
-        return ord(c)
-    return ord(c) + 256
+from .versions import verrevcmp
 
 
 def compare_versions(a: str, b: str) -> int:
-    """dpkg's ordering of version strings (without epoch/revision splitting, which kernel release
-    names such as 6.1.0-21-amd64 do not use): digits numerically, letters before other symbols,
-    '~' before everything including the end."""
-    i = j = 0
-    while i < len(a) or j < len(b):
-        first_diff = 0
-        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
-            ac = _order_char(a[i]) if i < len(a) and not a[i].isdigit() else 0
-            bc = _order_char(b[j]) if j < len(b) and not b[j].isdigit() else 0
-            if ac != bc:
-                return -1 if ac < bc else 1
-            i += 1
-            j += 1
-        while i < len(a) and a[i] == "0":
-            i += 1
-        while j < len(b) and b[j] == "0":
-            j += 1
-        while i < len(a) and a[i].isdigit() and j < len(b) and b[j].isdigit():
-            if not first_diff:
-                first_diff = (a[i] > b[j]) - (a[i] < b[j])
-            i += 1
-            j += 1
-        if i < len(a) and a[i].isdigit():
-            return 1
-        if j < len(b) and b[j].isdigit():
-            return -1
-        if first_diff:
-            return first_diff
-    return 0
+    """Kernel release names (6.1.0-21-amd64) in dpkg's order, as one version part: they have
+    no epoch, and their '-' is not a Debian revision separator."""
+    return verrevcmp(a, b)
 
 
 # Documentation/admin-guide/tainted-kernels.rst

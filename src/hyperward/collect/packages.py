@@ -1,0 +1,163 @@
+"""Installed packages (dpkg status, rpm database), the OS release, and what apt would upgrade,
+computed from apt's own lists and pins without network access and without running apt."""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import lzma
+from collections import defaultdict
+
+from ..facts import AptState, Maybe, OsRelease, Package, PendingUpdate
+from ..model import Unavailable
+from ..parsers.apt_lists import Offer, Pin, Release, candidate, iter_packages, parse_preferences, parse_release, source_list_prefixes
+from .fs import RootFS
+
+LISTS = "/var/lib/apt/lists"
+LIST_LIMIT = 512 * 1024 * 1024
+COMPRESSED = (".lz4", ".gz", ".xz", ".zst")
+
+
+def collect_os_release(fs: RootFS) -> Maybe[OsRelease]:
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        text = fs.read_text(path, 64 * 1024)
+        if isinstance(text, str):
+            fields = {}
+            for line in text.splitlines():
+                key, sep, value = line.partition("=")
+                if sep:
+                    fields[key.strip()] = value.strip().strip("\"'")
+            return OsRelease(fields.get("ID", ""), fields.get("VERSION_ID", ""), fields.get("VERSION_CODENAME", ""))
+        if text.kind != "missing":
+            return text
+    return Unavailable("/etc/os-release", "missing", "not found")
+
+
+def _decompress(path: str, data: bytes) -> bytes | Unavailable:
+    try:
+        if path.endswith(".lz4"):
+            import lz4.frame
+
+            return lz4.frame.decompress(data)
+        if path.endswith(".gz"):
+            return gzip.decompress(data)
+        if path.endswith(".xz"):
+            return lzma.decompress(data)
+        if path.endswith(".zst"):
+            try:
+                import zstandard  # type: ignore[import-not-found]
+            except ImportError:
+                return Unavailable(path, "invalid", "zstd-compressed list and the zstandard module is not installed")
+            return zstandard.ZstdDecompressor().decompress(data, max_output_size=LIST_LIMIT)
+    except Exception as exc:  # a truncated or corrupt index: name it, go on with the others
+        return Unavailable(path, "invalid", f"cannot decompress ({type(exc).__name__}: {exc})")
+    return data
+
+
+def _release_for(name: str, names: set[str]) -> str | None:
+    """The InRelease/Release file whose prefix this index file name starts with (the longest)."""
+    best = None
+    for other in names:
+        for suffix in ("_InRelease", "_Release"):
+            if other.endswith(suffix):
+                prefix = other[: -len(suffix)] + "_"
+                if name.startswith(prefix) and (best is None or len(prefix) > len(best[0])):
+                    best = (prefix, other)
+    return best[1] if best else None
+
+
+def _pins(fs: RootFS) -> list[Pin]:
+    pins: list[Pin] = []
+    paths = ["/etc/apt/preferences"]
+    listing = fs.listdir("/etc/apt/preferences.d")
+    for name in listing if isinstance(listing, list) else []:
+        # apt_preferences(5): files without extension or ending in .pref; others are ignored
+        if ("." not in name or name.endswith(".pref")) and all(c.isalnum() or c in "_-." for c in name):
+            paths.append(f"/etc/apt/preferences.d/{name}")
+    for path in paths:
+        text = fs.read_text(path, 1024 * 1024)
+        if isinstance(text, str):
+            pins.extend(parse_preferences(text, path))
+    return pins
+
+
+def _configured_prefixes(fs: RootFS) -> list[str] | None:
+    """None when no sources are configured at all (then every list file counts)."""
+    prefixes: list[str] = []
+    found = False
+    paths = [("/etc/apt/sources.list", False)]
+    listing = fs.listdir("/etc/apt/sources.list.d")
+    for name in listing if isinstance(listing, list) else []:
+        if name.endswith(".list"):
+            paths.append((f"/etc/apt/sources.list.d/{name}", False))
+        elif name.endswith(".sources"):
+            paths.append((f"/etc/apt/sources.list.d/{name}", True))
+    for path, deb822 in paths:
+        text = fs.read_text(path, 1024 * 1024)
+        if isinstance(text, str):
+            found = True
+            prefixes.extend(source_list_prefixes(text, deb822))
+    return prefixes if found else None
+
+
+def collect_apt_state(fs: RootFS, packages: list[Package], default_release: str | None) -> Maybe[AptState] | None:
+    listing = fs.listdir(LISTS)
+    if isinstance(listing, Unavailable):
+        return None if listing.kind == "missing" else listing
+    names = set(listing)
+    configured = _configured_prefixes(fs)
+    wanted = {p.name for p in packages if p.format == "deb"}
+    releases: dict[str, Release] = {}
+    offers: dict[tuple[str, str], list[Offer]] = defaultdict(list)
+    problems: list[Unavailable] = []
+    used, newest = [], 0.0
+    for name in sorted(names):
+        base = name
+        for suffix in COMPRESSED:
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        if not base.endswith("_Packages"):
+            continue
+        if configured is not None and not name.startswith(tuple(configured)):
+            continue  # a list of a source no longer configured: apt ignores it too
+        release_name = _release_for(name, names)
+        release = None
+        if release_name is not None:
+            if release_name not in releases:
+                text = fs.read_text(f"{LISTS}/{release_name}", 64 * 1024 * 1024)
+                if isinstance(text, Unavailable):
+                    problems.append(text)
+                    continue
+                releases[release_name] = parse_release(text, site=name.split("_", 1)[0])
+            release = releases[release_name]
+        path = f"{LISTS}/{name}"
+        data = fs.read_bytes(path, LIST_LIMIT)
+        if not isinstance(data, Unavailable):
+            data = _decompress(path, data)
+        if isinstance(data, Unavailable):
+            problems.append(data)
+            continue
+        st = fs.stat(path)
+        if not isinstance(st, Unavailable):
+            newest = max(newest, st.st_mtime)
+        used.append(path)
+        for item in iter_packages(data, wanted):
+            offers[(item.name, item.arch)].append(Offer(item.version, release))
+    pins = _pins(fs)
+    pending = []
+    for pkg in packages:
+        if pkg.format != "deb":
+            continue
+        available = offers.get((pkg.name, pkg.arch), [])
+        if not available:
+            continue
+        chosen = candidate(pkg.name, pkg.version, available, pins, default_release)
+        if chosen is None or chosen.version == pkg.version or chosen.release is None:
+            continue
+        same = [o.release for o in available if o.version == chosen.version and o.release is not None]
+        security = any(r.security for r in same)
+        origin = next((r for r in same if r.security), chosen.release)
+        pending.append(PendingUpdate(pkg.name, pkg.arch, pkg.version, chosen.version, pkg.source, origin.describe(), security))
+    updated = datetime.datetime.fromtimestamp(newest, datetime.UTC).isoformat(timespec="seconds") if newest else None
+    return AptState(lists=used, lists_updated=updated, pins=len(pins), pending=pending, problems=problems)
+
