@@ -8,8 +8,6 @@ the implementation apt itself runs. The pure-Python fallbacks follow dpkg's lib/
 
 from __future__ import annotations
 
-import re
-
 try:
     import apt_pkg  # type: ignore[import-not-found]
 
@@ -87,41 +85,61 @@ def deb_compare(a: str, b: str) -> int:
     return deb_compare_py(a, b)
 
 
-_RPM_SEGMENT = re.compile(r"(~|\^|\d+|[A-Za-z]+)")
-
-
 def rpmvercmp(a: str, b: str) -> int:
-    """rpm's rpmvercmp: alphanumeric segments, numbers beat letters, '~' sorts before anything,
-    '^' after the base version but before anything longer."""
+    """rpm's rpmio/rpmvercmp.c, line for line: alphanumeric segments, numbers beat letters, '~'
+    sorts before anything (even the end), '^' after the base version but before anything longer."""
     if a == b:
         return 0
-    sa, sb = _RPM_SEGMENT.findall(a), _RPM_SEGMENT.findall(b)
-    for x, y in zip(sa, sb):
-        if x == "~" or y == "~":
-            if x != y:
-                return -1 if x == "~" else 1
+    i = j = 0
+    la, lb = len(a), len(b)
+
+    def skip(s: str, k: int) -> int:
+        while k < len(s) and not (s[k].isascii() and s[k].isalnum()) and s[k] not in "~^":
+            k += 1
+        return k
+
+    while i < la or j < lb:
+        i, j = skip(a, i), skip(b, j)
+        ca, cb = a[i] if i < la else "", b[j] if j < lb else ""
+        if ca == "~" or cb == "~":
+            if ca != "~":
+                return 1
+            if cb != "~":
+                return -1
+            i, j = i + 1, j + 1
             continue
-        if x == "^" or y == "^":
-            if x != y:
-                return -1 if x == "^" else 1
+        if ca == "^" or cb == "^":
+            if not ca:
+                return -1
+            if not cb:
+                return 1
+            if ca != "^":
+                return 1
+            if cb != "^":
+                return -1
+            i, j = i + 1, j + 1
             continue
-        if x.isdigit() != y.isdigit():
-            return 1 if x.isdigit() else -1
-        if x.isdigit():
-            xi, yi = int(x), int(y)
-            if xi != yi:
-                return -1 if xi < yi else 1
-        elif x != y:
-            return -1 if x < y else 1
-    if len(sa) == len(sb):
+        if not (ca and cb):
+            break
+        numeric = ca.isdigit()
+        test = str.isdigit if numeric else (lambda c: c.isascii() and c.isalpha())
+        si, sj = i, j
+        while i < la and test(a[i]):
+            i += 1
+        while j < lb and test(b[j]):
+            j += 1
+        seg_a, seg_b = a[si:i], b[sj:j]
+        if not seg_b:
+            return 1 if numeric else -1
+        if numeric:
+            seg_a, seg_b = seg_a.lstrip("0"), seg_b.lstrip("0")
+            if len(seg_a) != len(seg_b):
+                return 1 if len(seg_a) > len(seg_b) else -1
+        if seg_a != seg_b:
+            return 1 if seg_a > seg_b else -1
+    if i >= la and j >= lb:
         return 0
-    longer, sign = (sa, 1) if len(sa) > len(sb) else (sb, -1)
-    nxt = longer[min(len(sa), len(sb))]
-    if nxt == "~":
-        return -sign
-    if nxt == "^":
-        return -sign
-    return sign
+    return -1 if i >= la else 1
 
 
 def rpm_compare(a: str, b: str) -> int:
