@@ -23,6 +23,26 @@ ROOTS = REPO / "tests" / "fixtures" / "roots"
 IN_CI = os.environ.get("CI") == "true"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """Every scan in the suite (in-process and the CLI) matches against a database built from the
+    committed advisory fixtures, never whatever database this machine has."""
+    from hyperward import vulndb
+
+    path = tmp_path_factory.mktemp("vulndb") / "advisories.sqlite"
+    conn = vulndb.open_for_writing(str(path))
+    report = vulndb.import_path(conn, str(REPO / "tests/fixtures/advisories"), name="fixtures")
+    conn.close()
+    assert report.imported == 9 and not report.errors, report.errors
+    previous = os.environ.get("HYPERWARD_VULNDB")
+    os.environ["HYPERWARD_VULNDB"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("HYPERWARD_VULNDB", None)
+    else:
+        os.environ["HYPERWARD_VULNDB"] = previous
+
+
 def require(condition: bool, why: str) -> None:
     """A real component the test needs is missing: skip on a developer's machine, fail in CI."""
     if condition:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 
 from hyperward.model import Status
@@ -88,7 +89,7 @@ def test_fifo_does_not_block(hardened):
     assert f.status is Status.ERROR and "not a regular file" in f.result.message
 
 
-def test_permission_denied_names_the_checks_that_lacked_privilege(world_tmp):
+def test_permission_denied_names_the_checks_that_lacked_privilege(world_tmp, advisory_db):
     """As a normal user: what needs root becomes an error that says so, everything else runs."""
     root = copy_root("hardened", world_tmp)
     for dirpath, _, _ in os.walk(root):
@@ -97,15 +98,19 @@ def test_permission_denied_names_the_checks_that_lacked_privilege(world_tmp):
     os.chmod(root / "etc/group", 0o600)
     for private in ("etc/pki/libvirt/private", "var/lib/libvirt/qemu/save", "var/lib/libvirt/qemu/snapshot", "var/lib/libvirt/qemu/dump"):
         os.chmod(root / private, 0o700)  # as Debian's libvirt packages create them
-    done = hyperward("scan", "--root", str(root), "--format", "json", user="nobody")
+    db = world_tmp / "advisories.sqlite"
+    shutil.copy(advisory_db, db)
+    db.chmod(0o644)
+    env = {"HYPERWARD_VULNDB": str(db)}
+    done = hyperward("scan", "--root", str(root), "--format", "json", user="nobody", env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["collected_as_root"] is False
     assert report["summary"]["lacking_privilege"] == ["HV-AUTH-004", "HV-AUTH-007", "HV-BAK-004", "HV-ISO-001", "HV-TPM-002"]
-    assert not [r for r in report["results"] if r["status"] == "error" and not r["needs_privilege"]]
+    assert not [r for r in report["results"] if r["status"] == "error" and not r.get("needs_privilege")]
     [tpm] = [r for r in report["results"] if r["id"] == "HV-TPM-002"]
     assert tpm["status"] == "error" and tpm["needs_privilege"] and "/sys/kernel/security" in tpm["message"] and "run as root" in tpm["message"]
-    text = hyperward("scan", "--root", str(root), user="nobody")
+    text = hyperward("scan", "--root", str(root), user="nobody", env=env)
     assert "lacked privilege (run as root for these): HV-AUTH-004, HV-AUTH-007, HV-BAK-004, HV-ISO-001, HV-TPM-002" in " ".join(text.stdout.split())
     assert "Traceback" not in done.stderr + text.stderr
 

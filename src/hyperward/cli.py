@@ -68,6 +68,7 @@ def main() -> None:
 @click.option("--skip", multiple=True, metavar="ID|CATEGORY", help="Skip these checks (repeatable, comma-separated).")
 @click.option("--profile", type=click.Choice(PROFILES), help="Tenancy profile; changes SMT, KSM and nested rows' severity (default multi-tenant).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
+@click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: $HYPERWARD_VULNDB, the config's [vulndb] path, or /var/lib/hyperward/advisories.sqlite).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line (text format).")
 @click.option("--verbose", "-v", is_flag=True, help="Also list passing and not-applicable results (text format).")
 def scan(
@@ -83,6 +84,7 @@ def scan(
     quiet: bool,
     verbose: bool,
     connect: str | None,
+    vulndb: str | None,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     from .catalog import catalog
@@ -104,7 +106,7 @@ def scan(
     except ValueError as exc:
         _die(str(exc))
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
-    facts = _load_facts(root, snapshot, connect)
+    facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path)
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
@@ -116,7 +118,7 @@ def scan(
     sys.exit(EXIT_FINDINGS if threshold is not None and worst is not None and worst >= threshold else EXIT_OK)
 
 
-def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None) -> HostFacts:
+def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -132,7 +134,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
-        return collect_host(root or "/", connect)
+        return collect_host(root or "/", connect, vulndb)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -146,11 +148,18 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
 @click.option("--root", "root", metavar="DIR", help="Collect from an offline tree instead of this host.")
 @click.option("--output", "-o", metavar="FILE", required=True, help="Where to save the snapshot ('-' for standard output).")
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
-def collect(root: str | None, output: str, connect: str | None) -> None:
+@click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: $HYPERWARD_VULNDB, the config's [vulndb] path, or /var/lib/hyperward/advisories.sqlite).")
+@click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
+def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None) -> None:
     """Save this host's facts as a JSON snapshot for 'hyperward scan --snapshot' elsewhere."""
+    from .config import ConfigError, load_config
     from .facts import dump_snapshot
 
-    facts = _load_facts(root, None, connect)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        _die(str(exc))
+    facts = _load_facts(root, None, connect, vulndb or config.vulndb_path)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output)
 
 
@@ -204,6 +213,134 @@ def explain(check_id: str) -> None:
     references.append("hyperward check catalog, shared/spec/checks.md (primary sources listed there)")
     lines += ["", "References:", *(f"  - {ref}" for ref in references)]
     click.echo("\n".join(lines))
+
+
+@main.group()
+def db() -> None:
+    """The offline advisory database HV-VULN-001 matches installed packages against."""
+
+
+def _db_config(config_path: str | None, path: str | None) -> tuple[str, int, list[str]]:
+    from . import vulndb
+    from .config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        _die(str(exc))
+    return (path or (os.environ.get("HYPERWARD_VULNDB") and vulndb.default_path()) or config.vulndb_path or vulndb.default_path(),
+            config.vulndb_max_age_days or vulndb.DEFAULT_MAX_AGE_DAYS, config.vulndb_sources or list(vulndb.DEFAULT_SOURCES))
+
+
+_db_path = click.option("--db", "path", metavar="FILE", help="Database file (default: $HYPERWARD_VULNDB, the config's [vulndb] path, or /var/lib/hyperward/advisories.sqlite).")
+_db_conf = click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
+
+
+def _report_import(report: "ImportReport") -> None:  # noqa: F821
+    shown = report.errors[:20]
+    for error in shown:
+        click.echo(f"hyperward: skipped: {error}", err=True)
+    if len(report.errors) > len(shown):
+        click.echo(f"hyperward: ... and {len(report.errors) - len(shown)} more skipped entries", err=True)
+    click.echo(f"{report.source}: {report.imported} advisories imported ({report.kind}), {len(report.errors)} skipped")
+
+
+@db.command("import")
+@click.argument("sources", nargs=-1, required=True, metavar="FILE|DIR...")
+@_db_path
+@_db_conf
+def db_import(sources: tuple[str, ...], path: str | None, config_path: str | None) -> None:
+    """Import OSV JSON (files, directories, OSV zip exports) or the Debian security tracker's JSON.
+
+    Re-importing a source replaces what it imported before. Bad entries are named and skipped."""
+    from . import vulndb
+
+    db_file, _, _ = _db_config(config_path, path)
+    try:
+        conn = vulndb.open_for_writing(db_file)
+    except (vulndb.DatabaseError, OSError) as exc:
+        _die(str(exc))
+    imported = 0
+    for source in sources:
+        if not os.path.exists(source):
+            _die(f"{source}: no such file or directory")
+        report = vulndb.import_path(conn, source)
+        _report_import(report)
+        imported += report.imported
+    conn.close()
+    if not imported:
+        _die("nothing was imported")
+
+
+@db.command("update")
+@click.option("--url", "urls", multiple=True, metavar="URL", help="Download from these URLs instead of the configured sources (repeatable).")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds without data before a download is abandoned.")
+@_db_path
+@_db_conf
+def db_update(urls: tuple[str, ...], timeout: float, path: str | None, config_path: str | None) -> None:
+    """Download the advisory sources (OSV Debian export, Debian security tracker) and import them."""
+    import tempfile
+
+    from . import vulndb
+    from .download import DownloadError, download
+
+    db_file, _, configured = _db_config(config_path, path)
+    targets = list(urls) or configured
+    try:
+        conn = vulndb.open_for_writing(db_file)
+    except (vulndb.DatabaseError, OSError) as exc:
+        _die(str(exc))
+    failed = 0
+    with tempfile.TemporaryDirectory(prefix="hyperward-db-") as tmp:
+        for url in targets:
+            name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
+            local = os.path.join(tmp, name if name.endswith((".zip", ".json")) else name + ".json")
+            try:
+                download(url, local, timeout=timeout, show_progress=sys.stderr.isatty())
+            except DownloadError as exc:
+                click.echo(f"hyperward: {url}: {exc}", err=True)
+                failed += 1
+                continue
+            report = vulndb.import_path(conn, local, name=url)
+            _report_import(report)
+    conn.close()
+    if failed == len(targets):
+        _die("no source could be downloaded")
+    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+@db.command("status")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@_db_path
+@_db_conf
+def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
+    """Sources, advisory counts and age of the database; exit 1 when it is older than the limit."""
+    import datetime
+
+    from . import vulndb
+
+    db_file, max_age, _ = _db_config(config_path, path)
+    try:
+        conn = vulndb.open_read_only(db_file)
+    except vulndb.DatabaseError as exc:
+        _die(str(exc))
+    rows = vulndb.sources(conn)
+    total = conn.execute("SELECT COUNT(*) FROM advisories").fetchone()[0]
+    conn.close()
+    now = datetime.datetime.now(datetime.UTC)
+    newest = max((r.imported_at for r in rows), default=None)
+    age = (now - datetime.datetime.fromisoformat(newest)).total_seconds() / 86400 if newest else None
+    stale = age is None or age > max_age
+    if fmt == "json":
+        click.echo(json.dumps({"database": db_file, "advisories": total, "updated_at": newest, "age_days": age, "max_age_days": max_age,
+                               "stale": stale, "sources": [r.__dict__ for r in rows]}, indent=2))
+    else:
+        click.echo(f"{db_file}: {total} advisories from {len(rows)} source(s)")
+        for r in rows:
+            click.echo(f"  {r.name}  [{r.kind}]  {r.advisories} advisories, {r.errors} skipped, imported {r.imported_at}")
+        state = "no sources imported" if age is None else f"updated {age:.1f} days ago"
+        click.echo(f"{state} (limit {max_age} days){': STALE, run hyperward db update' if stale else ''}")
+    sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from .engine import Suppression
 from .model import PROFILES, Severity
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
-_TOP_KEYS = {"scan", "suppress"}
+_TOP_KEYS = {"scan", "suppress", "vulndb"}
+_VULNDB_KEYS = {"path", "max_age_days", "sources"}
 _SCAN_KEYS = {"profile", "fail_on", "only", "skip"}
 _SUPPRESS_KEYS = {"check", "resource", "reason", "expires"}
 
@@ -29,6 +30,9 @@ class Config:
     only: list[str] = field(default_factory=list)
     skip: list[str] = field(default_factory=list)
     suppressions: list[Suppression] = field(default_factory=list)
+    vulndb_path: str | None = None
+    vulndb_max_age_days: int | None = None
+    vulndb_sources: list[str] = field(default_factory=list)
 
 
 def _table_lines(text: str, header: str) -> list[int]:
@@ -55,7 +59,7 @@ def parse_config(text: str, path: str) -> Config:
 
     for key in data:
         if key not in _TOP_KEYS:
-            raise fail(f"unknown section or key {key!r} (expected: scan, suppress)", _key_line(text, key))
+            raise fail(f"unknown section or key {key!r} (expected: scan, suppress, vulndb)", _key_line(text, key))
     scan = data.get("scan", {})
     if not isinstance(scan, dict):
         raise fail("[scan] must be a table", _key_line(text, "scan"))
@@ -109,7 +113,22 @@ def parse_config(text: str, path: str) -> Config:
             raise fail(f"expires must be a date (YYYY-MM-DD), not {expires!r}", line)
         source = f"{path} line {line}" if line else path
         suppressions.append(Suppression(check_id.upper(), resource, reason.strip(), expires, source))
-    return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions)
+    vulndb = data.get("vulndb", {})
+    if not isinstance(vulndb, dict):
+        raise fail("[vulndb] must be a table", _key_line(text, "vulndb"))
+    for key in vulndb:
+        if key not in _VULNDB_KEYS:
+            raise fail(f"unknown key {key!r} in [vulndb] (expected: {', '.join(sorted(_VULNDB_KEYS))})", _key_line(text, key))
+    if "path" in vulndb and not isinstance(vulndb["path"], str):
+        raise fail("[vulndb] path must be a string", _key_line(text, "path"))
+    max_age = vulndb.get("max_age_days")
+    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 1):
+        raise fail("[vulndb] max_age_days must be a whole number of days >= 1", _key_line(text, "max_age_days"))
+    urls = vulndb.get("sources", [])
+    if not (isinstance(urls, list) and all(isinstance(u, str) and u.startswith(("http://", "https://", "file://")) for u in urls)):
+        raise fail("[vulndb] sources must be a list of http(s):// or file:// URLs", _key_line(text, "sources"))
+    return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
+                  vulndb.get("path"), max_age, list(urls))
 
 
 def load_config(path: str | None) -> Config:

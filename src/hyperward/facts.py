@@ -624,6 +624,10 @@ def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _ShapeError(f"{where}: expected an integer, got {type(value).__name__}")
         return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _ShapeError(f"{where}: expected a number, got {type(value).__name__}")
+        return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise _ShapeError(f"{where}: expected a string, got {type(value).__name__}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 
 from ..engine import check
@@ -153,3 +154,52 @@ def security_support(host: HostFacts) -> Iterator[Result]:
         return problems
 
     yield from each_domain(host, judge)
+
+
+VIRT_SOURCES = ("qemu", "libvirt", "linux", "xen", "edk2", "swtpm", "libtpms", "seabios", "ipxe", "intel-microcode",
+                "amd64-microcode", "spice", "virglrenderer", "libslirp", "dnsmasq", "openssh", "openssl", "gnutls28")
+DB_MAX_AGE_DAYS = 7
+
+
+@check("HV-VULN-001", Category.VULN, Severity.HIGH, "Installed virtualization components have known CVEs",
+    fix="apt-get update && apt-get upgrade for the listed packages; restart what runs them (HV-PATCH-002, HV-PATCH-003)",
+    references=("OSV schema (ossf.github.io/osv-schema)", "Debian security tracker (security-tracker.debian.org)"),
+)
+def known_cves(host: HostFacts) -> Iterator[Result]:
+    """Installed package versions matched against an offline advisory database (OSV, Debian security
+    tracker) by source package and dpkg version order. A CVE with a fix available fails (critical
+    when the fix exists and CVSS >= 9); a CVE with no fix yet is listed as info for the
+    virtualization stack only. Advisories name source packages (qemu), results name both."""
+    facts = host.patching.vulnerabilities
+    if facts is None:
+        yield Result.not_applicable("no package inventory to match (no dpkg status)")
+        return
+    if isinstance(facts, Unavailable):
+        if facts.kind == "missing" and "no advisory database" in facts.reason:
+            yield Result.error(facts.reason, "advisory database")
+        else:
+            yield Result.unavailable(facts, "advisory database")
+        return
+    if facts.updated_at:
+        age = (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(facts.updated_at)).days
+        if age > DB_MAX_AGE_DAYS:
+            yield Result.fail("advisory database", f"{facts.database} last updated {age} days ago ({facts.updated_at}): newer CVEs are missing",
+                              severity=Severity.MEDIUM, remediation="hyperward db update (schedule it daily)")
+    open_with_fix = 0
+    for m in facts.matches:
+        score = f", CVSS {m.cvss:.1f}" if m.cvss is not None else ""
+        label = f"{m.severity or 'severity unknown'}{score}"
+        binaries = m.package.replace(",", ", ")
+        resource = f"{m.cve} {m.source}"
+        if m.fixed is not None:
+            open_with_fix += 1
+            pending = "the pending update fixes it" if m.fixed_by_pending else "no pending update fixes it yet (apt-get update?)"
+            severity = Severity.CRITICAL if (m.cvss or 0) >= 9 else Severity.HIGH
+            yield Result.fail(resource, f"{binaries} {m.installed}, fixed in {m.fixed} ({label}; {m.advisory} in {m.database}); {pending}",
+                              severity=severity)
+        elif m.source in VIRT_SOURCES and m.severity != "unimportant":
+            yield Result.fail(resource, f"{binaries} {m.installed}: no fix yet ({label}; {m.advisory})", severity=Severity.INFO,
+                              remediation="watch the advisory; mitigate by configuration until a fix is released")
+    if not open_with_fix:
+        yield Result.passed("packages", f"no known CVE with a fix available ({facts.advisories} advisories for {facts.release}, "
+                                        f"database updated {facts.updated_at})")

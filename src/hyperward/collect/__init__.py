@@ -18,6 +18,7 @@ from .system import (
     collect_patching,
 )
 from .hardware import collect_hardware
+from .vulns import collect_vulnerabilities
 from .libvirt import collect_libvirt
 
 
@@ -25,8 +26,10 @@ class RootError(Exception):
     """The root to audit cannot be used at all."""
 
 
-def collect_host(root: str = "/", libvirt_uri: str | None = None) -> HostFacts:
-    """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host)."""
+def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None) -> HostFacts:
+    """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
+    vulndb: the advisory database to match the installed packages against (default: the
+    standard path; absent, the facts say so)."""
     try:
         st = os.stat(root)
     except FileNotFoundError:
@@ -53,7 +56,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None) -> HostFacts:
         cpu=collect_cpu(fs),
         modules=collect_modules(fs),
         ksm=collect_ksm(fs),
-        patching=collect_patching(fs),
+        patching=collect_vulnerabilities(collect_patching(fs), vulndb),
         kvm_device=collect_kvm_device(fs, accounts, uids),
         accounts=accounts,
         firmware=collect_firmware(fs),

@@ -1,0 +1,36 @@
+"""Match the installed packages against the offline advisory database (read-only)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+
+from ..facts import PatchingFacts
+from ..model import Unavailable
+from ..parsers.advisories import DEBIAN_RELEASES
+from .. import vulndb
+
+
+def collect_vulnerabilities(patching: PatchingFacts, path: str | None) -> PatchingFacts:
+    path = path or vulndb.default_path()
+    os_release, packages = patching.os, patching.packages
+    if isinstance(os_release, Unavailable) or isinstance(packages, Unavailable):
+        return patching
+    if os_release.id not in ("debian", "ubuntu"):
+        return dataclasses.replace(patching, vulnerabilities=Unavailable(
+            "/etc/os-release", "missing", f"no advisory matching for {os_release.id or 'this OS'} (Debian and Ubuntu are supported)"))
+    release = os_release.version_id or DEBIAN_RELEASES.get(os_release.codename, os_release.codename)
+    try:
+        conn = vulndb.open_read_only(path)
+    except vulndb.DatabaseError as exc:
+        kind = "denied" if isinstance(exc, vulndb.DatabaseDenied) else "missing" if "no advisory database" in str(exc) else "invalid"
+        return dataclasses.replace(patching, vulnerabilities=Unavailable(path, kind, str(exc)))
+    try:
+        state = patching.apt_state
+        pending = state.pending if state is not None and not isinstance(state, Unavailable) else []
+        facts = vulndb.match(conn, path, os_release.id, release, packages, pending)
+    except sqlite3.DatabaseError as exc:
+        return dataclasses.replace(patching, vulnerabilities=Unavailable(path, "invalid", f"advisory database unreadable ({exc})"))
+    finally:
+        conn.close()
+    return dataclasses.replace(patching, vulnerabilities=facts)

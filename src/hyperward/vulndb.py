@@ -1,0 +1,294 @@
+"""The offline advisory database: SQLite, filled by `hyperward db import/update`, read by scans.
+
+One table of advisories, one of affected (ecosystem, release, source package, version range) rows
+with the index matching needs. Re-importing a source replaces its rows. Scans open the database
+read-only (`mode=ro` URI) and never write to it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import sqlite3
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .facts import Package, PendingUpdate, VulnFacts, VulnMatch
+from .parsers.advisories import AdvisoryError, Record, looks_like_osv, parse_debian_tracker, parse_osv
+from .parsers.versions import deb_compare
+
+SCHEMA_VERSION = "1"
+MAX_FILE = 1024 * 1024 * 1024
+MAX_ENTRY = 16 * 1024 * 1024
+DEFAULT_MAX_AGE_DAYS = 7
+DEFAULT_SOURCES = (
+    "https://osv-vulnerabilities.storage.googleapis.com/Debian/all.zip",
+    "https://security-tracker.debian.org/tracker/data/json",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources(
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, kind TEXT NOT NULL, location TEXT NOT NULL,
+    imported_at TEXT NOT NULL, advisories INTEGER NOT NULL, errors INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS advisories(
+    id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+    advisory TEXT NOT NULL, cve TEXT NOT NULL, severity TEXT, cvss REAL, summary TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS affected(
+    advisory_id INTEGER NOT NULL REFERENCES advisories(id) ON DELETE CASCADE,
+    ecosystem TEXT NOT NULL, release TEXT NOT NULL, package TEXT NOT NULL,
+    introduced TEXT, fixed TEXT, last_affected TEXT);
+CREATE INDEX IF NOT EXISTS affected_lookup ON affected(ecosystem, release, package);
+CREATE INDEX IF NOT EXISTS advisories_source ON advisories(source_id);
+"""
+
+
+class DatabaseError(Exception):
+    pass
+
+
+def default_path() -> str:
+    """$HYPERWARD_VULNDB, else /var/lib/hyperward (root) or the user's XDG data directory."""
+    if os.environ.get("HYPERWARD_VULNDB"):
+        return os.environ["HYPERWARD_VULNDB"]
+    if os.geteuid() == 0:
+        return "/var/lib/hyperward/advisories.sqlite"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "hyperward", "advisories.sqlite")
+
+
+@dataclass
+class ImportReport:
+    source: str
+    kinds: set[str] = field(default_factory=set)
+    imported: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return "+".join(sorted(self.kinds)) or "unknown"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def open_for_writing(path: str) -> sqlite3.Connection:
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(path, timeout=30)
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Rollback journal, not WAL: scans open the file read-only, as users who cannot create
+        # the -shm file a WAL database needs beside it.
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        conn.commit()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path}: not a hyperward advisory database ({exc})") from None
+    return conn
+
+
+class DatabaseDenied(DatabaseError):
+    pass
+
+
+def open_read_only(path: str) -> sqlite3.Connection:
+    try:
+        os.stat(path)
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise DatabaseError(f"no advisory database at {path}: run 'hyperward db update' (or 'hyperward db import FILE')") from None
+    except PermissionError:
+        raise DatabaseDenied(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise DatabaseError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path}: not a hyperward advisory database ({exc})") from None
+    if row is None or row[0] != SCHEMA_VERSION:
+        raise DatabaseError(f"{path}: advisory database schema {row[0] if row else 'unknown'} (this hyperward reads {SCHEMA_VERSION}); re-import")
+    return conn
+
+
+def _records_from_json(data: bytes, where: str, report: ImportReport) -> Iterator[Record]:
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        report.errors.append(f"{where}: not valid JSON ({str(exc)[:120]})")
+        return
+    if looks_like_osv(doc):
+        report.kinds.add("osv")
+        try:
+            yield parse_osv(doc)
+        except AdvisoryError as exc:
+            report.errors.append(f"{where}: {exc}")
+        return
+    if isinstance(doc, list):
+        report.kinds.add("osv")
+        for i, item in enumerate(doc):
+            try:
+                yield parse_osv(item)
+            except AdvisoryError as exc:
+                report.errors.append(f"{where}[{i}]: {exc}")
+        return
+    report.kinds.add("debian-tracker")
+    for item in parse_debian_tracker(doc):
+        if isinstance(item, AdvisoryError):
+            report.errors.append(f"{where}: {item}")
+        else:
+            yield item
+
+
+def read_records(path: str, report: ImportReport) -> Iterator[Record]:
+    """Every record in a JSON file, a directory of them, or an OSV zip export; bad entries are
+    reported by file (and entry) and skipped."""
+    if os.path.isdir(path):
+        for dirpath, _, files in sorted(os.walk(path)):
+            for name in sorted(files):
+                if name.endswith((".json", ".zip")):
+                    yield from read_records(os.path.join(dirpath, name), report)
+        return
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE:
+            report.errors.append(f"{path}: {size} bytes, larger than {MAX_FILE}: not read")
+            return
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    if info.is_dir() or not info.filename.endswith(".json"):
+                        continue
+                    where = f"{path}:{info.filename}"
+                    if info.file_size > MAX_ENTRY:
+                        report.errors.append(f"{where}: {info.file_size} bytes uncompressed, larger than {MAX_ENTRY}: skipped")
+                        continue
+                    try:
+                        with archive.open(info) as member:
+                            data = member.read(MAX_ENTRY + 1)
+                    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                        report.errors.append(f"{where}: unreadable zip member ({exc})")
+                        continue
+                    yield from _records_from_json(data, where, report)
+            return
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE + 1)
+    except (OSError, zipfile.BadZipFile) as exc:
+        report.errors.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
+        return
+    yield from _records_from_json(data, path, report)
+
+
+def import_path(conn: sqlite3.Connection, path: str, name: str | None = None,
+                progress: Callable[[int], None] | None = None) -> ImportReport:
+    report = ImportReport(source=name or os.path.abspath(path))
+    records = read_records(path, report)
+    _store(conn, report, records, progress)
+    return report
+
+
+def _store(conn: sqlite3.Connection, report: ImportReport, records: Iterable[Record], progress: Callable[[int], None] | None) -> None:
+    with conn:
+        conn.execute("DELETE FROM sources WHERE name = ?", (report.source,))
+        cur = conn.execute(
+            "INSERT INTO sources(name, kind, location, imported_at, advisories, errors) VALUES (?, ?, ?, ?, 0, 0)",
+            (report.source, report.kind, report.source, _now()),
+        )
+        source_id = cur.lastrowid
+        affected_rows: list[tuple] = []
+        for record in records:
+            cur = conn.execute(
+                "INSERT INTO advisories(source_id, advisory, cve, severity, cvss, summary) VALUES (?, ?, ?, ?, ?, ?)",
+                (source_id, record.advisory, record.cve, record.severity, record.cvss, record.summary),
+            )
+            advisory_id = cur.lastrowid
+            affected_rows.extend((advisory_id, a.ecosystem, a.release, a.package, a.introduced, a.fixed, a.last_affected) for a in record.affected)
+            report.imported += 1
+            if len(affected_rows) > 20000:
+                conn.executemany("INSERT INTO affected VALUES (?, ?, ?, ?, ?, ?, ?)", affected_rows)
+                affected_rows.clear()
+            if progress and report.imported % 1000 == 0:
+                progress(report.imported)
+        conn.executemany("INSERT INTO affected VALUES (?, ?, ?, ?, ?, ?, ?)", affected_rows)
+        conn.execute("UPDATE sources SET kind = ?, advisories = ?, errors = ? WHERE id = ?",
+                     (report.kind, report.imported, len(report.errors), source_id))
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    name: str
+    kind: str
+    imported_at: str
+    advisories: int
+    errors: int
+
+
+def sources(conn: sqlite3.Connection) -> list[SourceInfo]:
+    return [SourceInfo(*row) for row in conn.execute("SELECT name, kind, imported_at, advisories, errors FROM sources ORDER BY name")]
+
+
+def _affects(version: str, introduced: str | None, fixed: str | None, last_affected: str | None) -> bool:
+    if introduced not in (None, "", "0") and deb_compare(version, introduced) < 0:
+        return False
+    if fixed is not None and deb_compare(version, fixed) >= 0:
+        return False
+    if last_affected is not None and deb_compare(version, last_affected) > 0:
+        return False
+    return True
+
+
+def advisory_source(pkg: Package) -> tuple[str, str]:
+    """The source package and version advisories name. Debian's signed kernels are built from
+    linux-signed-<arch> ("6.1.119+1") but advisories name `linux` at the image's version."""
+    if pkg.source.startswith("linux-signed-"):
+        return "linux", pkg.version
+    return pkg.source, pkg.source_version
+
+
+def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, packages: list[Package],
+          pending: list[PendingUpdate]) -> VulnFacts:
+    by_source: dict[tuple[str, str], list[Package]] = {}
+    for pkg in packages:
+        if pkg.format == "deb":
+            by_source.setdefault(advisory_source(pkg), []).append(pkg)
+    versions_of: dict[str, list[tuple[str, list[Package]]]] = {}
+    for (name, version), binaries in by_source.items():
+        versions_of.setdefault(name, []).append((version, binaries))
+    names = sorted(versions_of)
+    candidates: dict[str, list[str]] = {}
+    for p in pending:
+        candidates.setdefault(p.name, []).append(p.candidate)
+    found: dict[tuple[str, str], VulnMatch] = {}
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+        rows = conn.execute(
+            f"SELECT a.advisory, a.cve, a.severity, a.cvss, f.package, f.introduced, f.fixed, f.last_affected, s.name "
+            f"FROM affected f JOIN advisories a ON a.id = f.advisory_id JOIN sources s ON s.id = a.source_id "
+            f"WHERE f.ecosystem = ? AND f.release = ? AND f.package IN ({','.join('?' * len(chunk))})",
+            (ecosystem, release, *chunk),
+        )
+        for advisory, cve, severity, cvss, package, introduced, fixed, last_affected, database in rows:
+            source = package
+            for version, binaries in versions_of.get(package, []):
+                if not _affects(version, introduced, fixed, last_affected):
+                    continue
+                key = (cve, source)
+                previous = found.get(key)
+                if previous is not None and (previous.fixed is not None or fixed is None) and (previous.cvss or 0) >= (cvss or 0):
+                    continue
+                pending_fixes = fixed is not None and any(
+                    deb_compare(c, fixed) >= 0 for b in binaries for c in candidates.get(b.name, [])
+                )
+                found[key] = VulnMatch(advisory, cve, ",".join(sorted({b.name for b in binaries})), source, version, fixed,
+                                       severity, cvss, pending_fixes, database)
+    newest = conn.execute("SELECT MAX(imported_at) FROM sources").fetchone()[0]
+    count = conn.execute("SELECT COUNT(*) FROM advisories").fetchone()[0]
+    return VulnFacts(database=path, updated_at=newest, sources=[s.name for s in sources(conn)], advisories=count,
+                     release=f"{ecosystem}:{release}", matches=sorted(found.values(), key=lambda m: (m.source, m.cve)))
+
