@@ -68,7 +68,7 @@ def main() -> None:
 @click.option("--skip", multiple=True, metavar="ID|CATEGORY", help="Skip these checks (repeatable, comma-separated).")
 @click.option("--profile", type=click.Choice(PROFILES), help="Tenancy profile; changes SMT, KSM and nested rows' severity (default multi-tenant).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
-@click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: $HYPERWARD_VULNDB, the config's [vulndb] path, or /var/lib/hyperward/advisories.sqlite).")
+@click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line (text format).")
 @click.option("--verbose", "-v", is_flag=True, help="Also list passing and not-applicable results (text format).")
 def scan(
@@ -148,7 +148,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
 @click.option("--root", "root", metavar="DIR", help="Collect from an offline tree instead of this host.")
 @click.option("--output", "-o", metavar="FILE", required=True, help="Where to save the snapshot ('-' for standard output).")
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
-@click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: $HYPERWARD_VULNDB, the config's [vulndb] path, or /var/lib/hyperward/advisories.sqlite).")
+@click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
 def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None) -> None:
     """Save this host's facts as a JSON snapshot for 'hyperward scan --snapshot' elsewhere."""
@@ -228,11 +228,11 @@ def _db_config(config_path: str | None, path: str | None) -> tuple[str, int, lis
         config = load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
-    return (path or (os.environ.get("HYPERWARD_VULNDB") and vulndb.default_path()) or config.vulndb_path or vulndb.default_path(),
+    return (path or config.vulndb_path or vulndb.default_path(),
             config.vulndb_max_age_days or vulndb.DEFAULT_MAX_AGE_DAYS, config.vulndb_sources or list(vulndb.DEFAULT_SOURCES))
 
 
-_db_path = click.option("--db", "path", metavar="FILE", help="Database file (default: $HYPERWARD_VULNDB, the config's [vulndb] path, or /var/lib/hyperward/advisories.sqlite).")
+_db_path = click.option("--db", "path", metavar="FILE", help="Database file (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
 _db_conf = click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
 
 

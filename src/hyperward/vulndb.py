@@ -7,6 +7,7 @@ read-only (`mode=ro` URI) and never write to it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -279,13 +280,20 @@ def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, pac
                 if not _affects(version, introduced, fixed, last_affected):
                     continue
                 key = (cve, source)
-                previous = found.get(key)
-                if previous is not None and (previous.fixed is not None or fixed is None) and (previous.cvss or 0) >= (cvss or 0):
-                    continue
+                names = {b.name for b in binaries}
                 pending_fixes = fixed is not None and any(
                     deb_compare(c, fixed) >= 0 for b in binaries for c in candidates.get(b.name, [])
                 )
-                found[key] = VulnMatch(advisory, cve, ",".join(sorted({b.name for b in binaries})), source, version, fixed,
+                previous = found.get(key)
+                if previous is not None:
+                    better = (fixed is not None and previous.fixed is None) or (cvss or 0) > (previous.cvss or 0)
+                    base = VulnMatch(advisory, cve, "", source, "", fixed, severity, cvss, pending_fixes, database) if better else previous
+                    names |= set(previous.package.split(","))
+                    versions = set(previous.installed.split(", ")) | {version}
+                    found[key] = dataclasses.replace(base, package=",".join(sorted(names)), installed=", ".join(sorted(versions)),
+                                                     fixed_by_pending=previous.fixed_by_pending and pending_fixes)
+                    continue
+                found[key] = VulnMatch(advisory, cve, ",".join(sorted(names)), source, version, fixed,
                                        severity, cvss, pending_fixes, database)
     newest = conn.execute("SELECT MAX(imported_at) FROM sources").fetchone()[0]
     count = conn.execute("SELECT COUNT(*) FROM advisories").fetchone()[0]
