@@ -141,7 +141,8 @@ def _packages() -> list[Package]:
 
 def test_matching_maps_binaries_to_sources_and_knows_what_the_pending_update_fixes(tmp_path):
     conn = vulndb.open_read_only(str(_db(tmp_path, ADVISORIES)))
-    pending = [PendingUpdate("qemu-system-x86", "amd64", "1:7.2+dfsg-7+deb12u7", "1:7.2+dfsg-7+deb12u18", "qemu", "Debian bookworm-security", True)]
+    pending = [PendingUpdate(name, "amd64", "1:7.2+dfsg-7+deb12u7", "1:7.2+dfsg-7+deb12u18", "qemu", "Debian bookworm-security", True)
+               for name in ("qemu-system-x86", "qemu-utils")]
     facts = vulndb.match(conn, "db", "debian", "12", _packages(), pending)
     rows = {(m.cve, m.source): m for m in facts.matches}
     assert set(rows) == {("CVE-2025-21901", "qemu"), ("CVE-2024-7409", "qemu"), ("CVE-2024-50264", "linux"), ("CVE-2025-1001", "libvirt"),
@@ -149,6 +150,8 @@ def test_matching_maps_binaries_to_sources_and_knows_what_the_pending_update_fix
     assert rows[("CVE-2023-52340", "linux")].package == "linux-image-6.1.0-21-amd64,linux-image-6.1.0-28-amd64"
     qemu = rows[("CVE-2025-21901", "qemu")]
     assert qemu.package == "qemu-system-x86,qemu-utils" and qemu.fixed == "1:7.2+dfsg-7+deb12u12" and qemu.cvss == 9.6 and qemu.fixed_by_pending
+    only_one = vulndb.match(conn, "db", "debian", "12", _packages(), pending[:1])
+    assert not {(m.cve, m.source): m for m in only_one.matches}[("CVE-2025-21901", "qemu")].fixed_by_pending  # qemu-utils stays vulnerable
     kernel = rows[("CVE-2024-50264", "linux")]
     assert kernel.package == "linux-image-6.1.0-21-amd64" and kernel.installed == "6.1.90-1" and not kernel.fixed_by_pending
     assert rows[("CVE-2025-1001", "libvirt")].fixed is None and rows[("CVE-2025-1001", "libvirt")].severity == "unimportant"

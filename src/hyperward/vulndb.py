@@ -7,7 +7,6 @@ read-only (`mode=ro` URI) and never write to it.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -261,42 +260,53 @@ def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, pac
     versions_of: dict[str, list[tuple[str, list[Package]]]] = {}
     for (name, version), binaries in by_source.items():
         versions_of.setdefault(name, []).append((version, binaries))
-    names = sorted(versions_of)
+    sources_wanted = sorted(versions_of)
     candidates: dict[str, list[str]] = {}
     for p in pending:
         candidates.setdefault(p.name, []).append(p.candidate)
-    found: dict[tuple[str, str], VulnMatch] = {}
-    for start in range(0, len(names), 500):
-        chunk = names[start : start + 500]
+    # Pass 1: the affected ranges of the installed source packages, judged by version alone.
+    hits: list[tuple[int, str, str, str | None]] = []
+    for start in range(0, len(sources_wanted), 500):
+        chunk = sources_wanted[start : start + 500]
         rows = conn.execute(
-            f"SELECT a.advisory, a.cve, a.severity, a.cvss, f.package, f.introduced, f.fixed, f.last_affected, s.name "
-            f"FROM affected f JOIN advisories a ON a.id = f.advisory_id JOIN sources s ON s.id = a.source_id "
-            f"WHERE f.ecosystem = ? AND f.release = ? AND f.package IN ({','.join('?' * len(chunk))})",
+            f"SELECT advisory_id, package, introduced, fixed, last_affected FROM affected "
+            f"WHERE ecosystem = ? AND release = ? AND package IN ({','.join('?' * len(chunk))})",
             (ecosystem, release, *chunk),
         )
-        for advisory, cve, severity, cvss, package, introduced, fixed, last_affected, database in rows:
-            source = package
-            for version, binaries in versions_of.get(package, []):
-                if not _affects(version, introduced, fixed, last_affected):
-                    continue
-                key = (cve, source)
-                names = {b.name for b in binaries}
-                pending_fixes = fixed is not None and any(
-                    deb_compare(c, fixed) >= 0 for b in binaries for c in candidates.get(b.name, [])
-                )
-                previous = found.get(key)
-                if previous is not None:
-                    better = (fixed is not None and previous.fixed is None) or (cvss or 0) > (previous.cvss or 0)
-                    base = VulnMatch(advisory, cve, "", source, "", fixed, severity, cvss, pending_fixes, database) if better else previous
-                    names |= set(previous.package.split(","))
-                    versions = set(previous.installed.split(", ")) | {version}
-                    found[key] = dataclasses.replace(base, package=",".join(sorted(names)), installed=", ".join(sorted(versions)),
-                                                     fixed_by_pending=previous.fixed_by_pending and pending_fixes)
-                    continue
-                found[key] = VulnMatch(advisory, cve, ",".join(sorted(names)), source, version, fixed,
-                                       severity, cvss, pending_fixes, database)
+        for advisory_id, package, introduced, fixed, last_affected in rows:
+            for version, _ in versions_of[package]:
+                if _affects(version, introduced, fixed, last_affected):
+                    hits.append((advisory_id, package, version, fixed))
+    # Pass 2: advisory details, only for what matched.
+    details: dict[int, tuple[str, str, str | None, float | None, str]] = {}
+    ids = sorted({h[0] for h in hits})
+    for start in range(0, len(ids), 900):
+        chunk_ids = ids[start : start + 900]
+        for row in conn.execute(
+            f"SELECT a.id, a.advisory, a.cve, a.severity, a.cvss, s.name FROM advisories a JOIN sources s ON s.id = a.source_id "
+            f"WHERE a.id IN ({','.join('?' * len(chunk_ids))})", chunk_ids,
+        ):
+            details[row[0]] = row[1:]
+    names_of = {(name, version): {b.name for b in binaries} for name, entries in versions_of.items() for version, binaries in entries}
+    grouped: dict[tuple[str, str], list[tuple[int, str, str | None]]] = {}
+    for advisory_id, source, version, fixed in hits:
+        grouped.setdefault((details[advisory_id][1], source), []).append((advisory_id, version, fixed))
+    found: list[VulnMatch] = []
+    for (cve, source), entries in grouped.items():
+        # Several advisories (a DSA, its DEBIAN-CVE, the tracker) can name one CVE: the one with a
+        # fix and the highest score speaks for all; every affected binary and version is listed.
+        best = max(entries, key=lambda e: (e[2] is not None, details[e[0]][3] or 0.0))
+        advisory, _, severity, cvss, database = details[best[0]]
+        fixed = best[2]
+        binaries = sorted(set().union(*(names_of[(source, version)] for _, version, _ in entries)))
+        versions = sorted({version for _, version, _ in entries})
+        pending_fixes = fixed is not None and all(
+            any(deb_compare(c, fixed) >= 0 for c in candidates.get(name, ()))
+            for name in binaries if any(deb_compare(v, fixed) < 0 for v in versions)
+        )
+        found.append(VulnMatch(advisory, cve, ",".join(binaries), source, ", ".join(versions), fixed, severity, cvss, pending_fixes, database))
     newest = conn.execute("SELECT MAX(imported_at) FROM sources").fetchone()[0]
     count = conn.execute("SELECT COUNT(*) FROM advisories").fetchone()[0]
     return VulnFacts(database=path, updated_at=newest, sources=[s.name for s in sources(conn)], advisories=count,
-                     release=f"{ecosystem}:{release}", matches=sorted(found.values(), key=lambda m: (m.source, m.cve)))
+                     release=f"{ecosystem}:{release}", matches=sorted(found, key=lambda m: (m.source, m.cve)))
 
