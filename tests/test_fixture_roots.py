@@ -42,6 +42,7 @@ WEAK_FAILURES = {
     ("HV-PATCH-005", "apt"),
     ("HV-PATCH-001", "qemu-system-x86"),
     ("HV-PATCH-001", "apt"),
+    ("HV-PATCH-002", "virtlogd (pid 1210)"),
     ("HV-VULN-001", "CVE-2025-21901 qemu"),
     ("HV-VULN-001", "CVE-2024-7409 qemu"),
     ("HV-VULN-001", "CVE-2024-50264 linux"),

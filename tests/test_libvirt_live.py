@@ -255,3 +255,28 @@ def test_unprivileged_user_gets_the_permission_error_once(libvirtd, unprivileged
     api_warnings = [w for w in report["warnings"] if w.startswith("libvirt API qemu:///system")]
     assert len(api_warnings) <= 1
     assert "HV-ISO-005" in {r["id"] for r in report["results"]}
+
+
+def test_replaced_swtpm_and_current_libvirtd(libvirtd, tmp_path):
+    """swtpm (a guest's vTPM) started from a binary a package update then replaced; libvirtd runs
+    the installed binary."""
+    binary = tmp_path / "swtpm"
+    shutil.copy2(shutil.which("swtpm") or "/usr/bin/swtpm", binary)
+    state = tmp_path / "state"
+    state.mkdir()
+    proc = subprocess.Popen([str(binary), "socket", "--tpm2", "--tpmstate", f"dir={state}", "--ctrl", f"type=unixio,path={tmp_path}/ctrl"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(f"/proc/{proc.pid}/exe") or os.readlink(f"/proc/{proc.pid}/exe") != str(binary):
+            assert proc.poll() is None and time.monotonic() < deadline, f"swtpm did not start: {proc.stderr.read() if proc.stderr else ''}"
+            time.sleep(0.05)
+        binary.unlink()
+        results = _results("--only", "HV-PATCH-002")
+        stale = results[("HV-PATCH-002", f"swtpm (pid {proc.pid})")]
+        assert stale["status"] == "fail" and f"executable {binary} was replaced" in stale["message"]
+        daemons = [r for (cid, resource), r in results.items() if resource.startswith("libvirtd (pid")]
+        assert daemons and all(r["status"] == "pass" for r in daemons)
+    finally:
+        proc.kill()
+        proc.wait(10)

@@ -17,6 +17,8 @@ from typing import Any, TypeVar, Union
 from .model import Unavailable
 
 VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
+# Processes of the virtualization stack besides QEMU itself (QemuProcess.kind).
+STACK_DAEMONS = ("libvirtd", "virtqemud", "virtproxyd", "virtlogd", "virtlockd", "virtnetworkd", "virtstoraged", "swtpm")
 
 FORMAT_NAME = "hyperward-facts"
 FORMAT_VERSION = 3
@@ -428,8 +430,9 @@ class TlsCertificate:
 
 @dataclass(frozen=True)
 class QemuProcess:
-    """One running QEMU. The command line is reduced to the facts the checks judge; it is not
-    stored, because it can carry secrets."""
+    """One running QEMU, or (kind libvirtd, virtqemud, virtlogd, swtpm ...) a daemon of the stack.
+    The command line is reduced to the facts the checks judge; it is not stored, because it can
+    carry secrets."""
 
     pid: int
     exe: Maybe[str]
@@ -444,6 +447,7 @@ class QemuProcess:
     managed_by: str | None
     cpu_pm: bool
     sandbox: str | None
+    kind: str = "qemu"
 
 
 @dataclass(frozen=True)

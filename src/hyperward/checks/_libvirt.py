@@ -127,16 +127,19 @@ def is_loopback(address: str | None) -> bool:
         return address in ("localhost", "localhost.localdomain")
 
 
-def qemu_processes(host: HostFacts) -> list[QemuProcess] | Result:
+def qemu_processes(host: HostFacts, kinds: tuple[str, ...] = ("qemu",)) -> list[QemuProcess] | Result:
     procs = host.libvirt.processes
     if isinstance(procs, Unavailable):
         return Result.unavailable(procs, "/proc")
+    procs = [p for p in procs if p.kind in kinds]
     if not procs:
-        return Result.not_applicable("no QEMU process is running")
+        return Result.not_applicable("no QEMU process is running" if kinds == ("qemu",) else "no QEMU, libvirt or swtpm process is running")
     return procs
 
 
 def process_label(proc: QemuProcess) -> str:
+    if proc.kind != "qemu":
+        return f"{proc.kind} (pid {proc.pid})"
     who = f"{proc.domain_name} " if proc.domain_name else ""
     return f"{who}(pid {proc.pid})"
 

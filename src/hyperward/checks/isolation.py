@@ -235,6 +235,8 @@ def qemu_not_root(host: HostFacts) -> Iterator[Result]:
     procs = host.libvirt.processes
     if isinstance(procs, list):
         for proc in procs:
+            if proc.kind != "qemu":
+                continue
             if proc.uid == 0:
                 yield Result.fail(process_label(proc), "runs with uid 0")
             elif proc.uid is not None:
@@ -253,7 +255,7 @@ def seccomp_sandbox(host: HostFacts) -> Iterator[Result]:
     procs = host.libvirt.processes
     if isinstance(procs, list):
         for proc in procs:
-            if proc.seccomp is None:
+            if proc.kind != "qemu" or proc.seccomp is None:
                 continue
             if proc.seccomp != 2:
                 yield Result.fail(process_label(proc), f"/proc/{proc.pid}/status Seccomp: {proc.seccomp} (2 = filter mode expected)")

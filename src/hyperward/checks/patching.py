@@ -8,7 +8,7 @@ import functools
 from collections.abc import Iterator
 
 from ..engine import check
-from ..facts import HostFacts
+from ..facts import STACK_DAEMONS, HostFacts
 from ..model import Category, Result, Severity, Unavailable
 from ..parsers.kernel import compare_versions
 from ._common import VULN_DIR
@@ -138,13 +138,13 @@ def no_automatic_updates(host: HostFacts) -> Iterator[Result]:
 
 
 @check("HV-PATCH-002", Category.PATCH, Severity.HIGH, "Running QEMU uses a replaced (pre-update) binary or library",
-    fix="restart the listed guests (virsh shutdown/start, or live-migrate them and back) so they run the updated QEMU",
+    fix="restart the listed guests (virsh shutdown/start, or live-migrate them and back) so they run the updated QEMU; restart libvirtd/virtlogd (swtpm restarts with its guest)",
     references=("needrestart(1)",),
 )
 def stale_qemu(host: HostFacts) -> Iterator[Result]:
     """An update fixes nothing for a guest whose QEMU still runs the old code: the fix lands only
-    when the process is restarted."""
-    procs = qemu_processes(host)
+    when the process is restarted. The same holds for libvirt's daemons and swtpm."""
+    procs = qemu_processes(host, ("qemu", *STACK_DAEMONS))
     if isinstance(procs, Result):
         yield procs
         return

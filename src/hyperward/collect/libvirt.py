@@ -21,6 +21,7 @@ from ..facts import (
     Network,
     PolkitRule,
     QemuProcess,
+    STACK_DAEMONS,
     SocketUnit,
     TlsCertificate,
 )
@@ -272,7 +273,9 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
         if isinstance(raw, Unavailable) or not raw:
             continue
         args = split_cmdline(raw)
-        if not args or not QEMU_BINARY.match(os.path.basename(args[0])):
+        program = os.path.basename(args[0]) if args else ""
+        kind = "qemu" if QEMU_BINARY.match(program) else program if program in STACK_DAEMONS else None
+        if kind is None:
             continue
         base = f"/proc/{pid}"
         exe: Maybe[str]
@@ -292,9 +295,11 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
             label = label.strip("\0\n ")
         cgroup_text = fs.read_text(f"{base}/cgroup")
         cgroup = machine_slice(cgroup_text) if isinstance(cgroup_text, str) else None
-        name = qemu_guest_name(args) or by_pid.get(pid)
+        name = (qemu_guest_name(args) or by_pid.get(pid)) if kind == "qemu" else None
         managed = None
-        if pid in by_pid or (cgroup and ("machine-qemu" in cgroup or cgroup.endswith(".libvirt-qemu") or ".libvirt-qemu/" in cgroup)):
+        if kind != "qemu":
+            managed = None
+        elif pid in by_pid or (cgroup and ("machine-qemu" in cgroup or cgroup.endswith(".libvirt-qemu") or ".libvirt-qemu/" in cgroup)):
             managed = "libvirt"
         elif cgroup and "qemu.slice" in cgroup:
             managed = "proxmox"
@@ -312,6 +317,7 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
             managed_by=managed,
             cpu_pm=qemu_cpu_pm(args),
             sandbox=option_value(args, "-sandbox"),
+            kind=kind,
         ))
     return out
 
