@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .facts import Package, PendingUpdate, VulnFacts, VulnMatch
 from .parsers.advisories import AdvisoryError, Record, looks_like_osv, parse_debian_tracker, parse_osv
-from .parsers.versions import deb_compare
+from .parsers.versions import deb_compare, rpm_compare
 
 SCHEMA_VERSION = "1"
 MAX_FILE = 1024 * 1024 * 1024
@@ -233,19 +233,26 @@ def sources(conn: sqlite3.Connection) -> list[SourceInfo]:
     return [SourceInfo(*row) for row in conn.execute("SELECT name, kind, imported_at, advisories, errors FROM sources ORDER BY name")]
 
 
-def _affects(version: str, introduced: str | None, fixed: str | None, last_affected: str | None) -> bool:
-    if introduced not in (None, "", "0") and deb_compare(version, introduced) < 0:
+RPM_FAMILIES = ("almalinux", "rocky")
+
+
+def _affects(version: str, introduced: str | None, fixed: str | None, last_affected: str | None,
+             compare: Callable[[str, str], int] = deb_compare) -> bool:
+    if introduced not in (None, "", "0") and compare(version, introduced) < 0:
         return False
-    if fixed is not None and deb_compare(version, fixed) >= 0:
+    if fixed is not None and compare(version, fixed) >= 0:
         return False
-    if last_affected is not None and deb_compare(version, last_affected) > 0:
+    if last_affected is not None and compare(version, last_affected) > 0:
         return False
     return True
 
 
 def advisory_source(pkg: Package) -> tuple[str, str]:
     """The source package and version advisories name. Debian's signed kernels are built from
-    linux-signed-<arch> ("6.1.119+1") but advisories name `linux` at the image's version."""
+    linux-signed-<arch> ("6.1.119+1") but advisories name `linux` at the image's version. rpm
+    advisories compare the full epoch:version-release of the binary."""
+    if pkg.format == "rpm":
+        return pkg.source, pkg.version
     if pkg.source.startswith("linux-signed-"):
         return "linux", pkg.version
     return pkg.source, pkg.source_version
@@ -253,9 +260,11 @@ def advisory_source(pkg: Package) -> tuple[str, str]:
 
 def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, packages: list[Package],
           pending: list[PendingUpdate]) -> VulnFacts:
+    rpm = ecosystem in RPM_FAMILIES
+    compare = rpm_compare if rpm else deb_compare
     by_source: dict[tuple[str, str], list[Package]] = {}
     for pkg in packages:
-        if pkg.format == "deb":
+        if pkg.format == ("rpm" if rpm else "deb"):
             by_source.setdefault(advisory_source(pkg), []).append(pkg)
     versions_of: dict[str, list[tuple[str, list[Package]]]] = {}
     for (name, version), binaries in by_source.items():
@@ -275,7 +284,7 @@ def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, pac
         )
         for advisory_id, package, introduced, fixed, last_affected in rows:
             for version, _ in versions_of[package]:
-                if _affects(version, introduced, fixed, last_affected):
+                if _affects(version, introduced, fixed, last_affected, compare):
                     hits.append((advisory_id, package, version, fixed))
     # Pass 2: advisory details, only for what matched.
     details: dict[int, tuple[str, str, str | None, float | None, str]] = {}
@@ -301,8 +310,8 @@ def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, pac
         binaries = sorted(set().union(*(names_of[(source, version)] for _, version, _ in entries)))
         versions = sorted({version for _, version, _ in entries})
         pending_fixes = fixed is not None and all(
-            any(deb_compare(c, fixed) >= 0 for c in candidates.get(name, ()))
-            for name in binaries if any(deb_compare(v, fixed) < 0 for v in versions)
+            any(compare(c, fixed) >= 0 for c in candidates.get(name, ()))
+            for name in binaries if any(compare(v, fixed) < 0 for v in versions)
         )
         found.append(VulnMatch(advisory, cve, ",".join(binaries), source, ", ".join(versions), fixed, severity, cvss, pending_fixes, database))
     newest = conn.execute("SELECT MAX(imported_at) FROM sources").fetchone()[0]

@@ -6,11 +6,14 @@ from __future__ import annotations
 import datetime
 import gzip
 import lzma
+import os
+import sqlite3
 from collections import defaultdict
 
 from ..facts import AptState, Maybe, OsRelease, Package, PendingUpdate
 from ..model import Unavailable
 from ..parsers.apt_lists import Offer, Pin, Release, candidate, iter_packages, parse_preferences, parse_release, source_list_prefixes
+from ..parsers.rpm_header import ARCH, EPOCH, NAME, RELEASE, SOURCERPM, VERSION, HeaderError, parse_header, source_name
 from .fs import RootFS
 
 LISTS = "/var/lib/apt/lists"
@@ -161,3 +164,50 @@ def collect_apt_state(fs: RootFS, packages: list[Package], default_release: str 
     updated = datetime.datetime.fromtimestamp(newest, datetime.UTC).isoformat(timespec="seconds") if newest else None
     return AptState(lists=used, lists_updated=updated, pins=len(pins), pending=pending, problems=problems)
 
+
+
+RPMDB_PATHS = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite")
+
+
+def collect_rpm_packages(fs: RootFS) -> Maybe[list[Package]] | None:
+    """Installed rpm packages from rpm's SQLite database (rpm >= 4.16: RHEL 9, Fedora 33+); None
+    when the host has none. Read-only and without locking: the database is never written."""
+    for path in RPMDB_PATHS:
+        if not fs.exists(path):
+            continue
+        st = fs.stat(path)
+        if isinstance(st, Unavailable):
+            return st
+        local = fs.local_path(path)
+        rows = None
+        # mode=ro sees what rpm left in the -wal file; a user who cannot open the -shm beside it
+        # (or an offline copy without it) falls back to reading the main file as immutable.
+        for options in ("mode=ro", "mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(f"file:{local}?{options}", uri=True, timeout=5)
+                try:
+                    rows = conn.execute("SELECT hnum, blob FROM Packages").fetchall()
+                finally:
+                    conn.close()
+                break
+            except sqlite3.DatabaseError as exc:
+                error = exc
+        if rows is None:
+            if not os.access(local, os.R_OK):
+                return Unavailable(path, "denied", "permission denied")
+            return Unavailable(path, "invalid", f"not an rpm database ({error})")
+        packages = []
+        for hnum, blob in rows:
+            try:
+                header = parse_header(bytes(blob))
+            except HeaderError:
+                continue  # one damaged header must not hide the others
+            name, version, release = header.get(NAME), header.get(VERSION), header.get(RELEASE)
+            if not isinstance(name, str) or not isinstance(version, str) or not isinstance(release, str):
+                continue
+            epoch = header.get(EPOCH)
+            evr = f"{epoch}:{version}-{release}" if isinstance(epoch, int) and epoch else f"{version}-{release}"
+            source, source_version = source_name(str(header.get(SOURCERPM, ""))) if header.get(SOURCERPM) else (name, f"{version}-{release}")
+            packages.append(Package(name, str(header.get(ARCH, "")), evr, source, source_version, "rpm"))
+        return sorted(packages, key=lambda p: (p.name, p.arch))
+    return None

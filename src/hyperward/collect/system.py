@@ -27,7 +27,7 @@ from ..parsers.config_files import (
     parse_passwd_uids,
 )
 from .fs import RootFS
-from .packages import collect_apt_state, collect_os_release
+from .packages import collect_apt_state, collect_os_release, collect_rpm_packages
 
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
@@ -68,6 +68,11 @@ def collect_patching(fs: RootFS) -> PatchingFacts:
     status = fs.read_text("/var/lib/dpkg/status", 256 * 1024 * 1024)
     installed: Maybe[dict[str, str]] = status if isinstance(status, Unavailable) else parse_dpkg_status(status)
     packages: Maybe[list[Package]] = status if isinstance(status, Unavailable) else parse_dpkg_packages(status)
+    if is_missing(status):
+        rpms = collect_rpm_packages(fs)
+        if rpms is not None:
+            packages = rpms
+            installed = rpms if isinstance(rpms, Unavailable) else {p.name: p.version for p in rpms}
     apt = collect_apt(fs, installed)
     default_release = apt.settings.get("apt::default-release") if apt is not None else None
     return PatchingFacts(

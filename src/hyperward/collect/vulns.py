@@ -14,12 +14,16 @@ from .. import vulndb
 def collect_vulnerabilities(patching: PatchingFacts, path: str | None) -> PatchingFacts:
     path = path or vulndb.default_path()
     os_release, packages = patching.os, patching.packages
-    if isinstance(os_release, Unavailable) or isinstance(packages, Unavailable):
-        return patching
-    if os_release.id not in ("debian", "ubuntu"):
+    if isinstance(packages, Unavailable):
+        return dataclasses.replace(patching, vulnerabilities=packages)
+    if isinstance(os_release, Unavailable):
+        return dataclasses.replace(patching, vulnerabilities=os_release)
+    if os_release.id not in ("debian", "ubuntu", "almalinux", "rocky"):
         return dataclasses.replace(patching, vulnerabilities=Unavailable(
-            "/etc/os-release", "missing", f"no advisory matching for {os_release.id or 'this OS'} (Debian and Ubuntu are supported)"))
+            "/etc/os-release", "missing", f"no advisory matching for {os_release.id or 'this OS'} (Debian, Ubuntu, AlmaLinux and Rocky Linux are supported)"))
     release = os_release.version_id or DEBIAN_RELEASES.get(os_release.codename, os_release.codename)
+    if os_release.id in ("almalinux", "rocky"):
+        release = release.split(".")[0]
     try:
         conn = vulndb.open_read_only(path)
     except vulndb.DatabaseError as exc:

@@ -36,10 +36,16 @@ class Record:
     affected: list[Affected]
 
 
+RPM_ECOSYSTEMS = {"almalinux": "almalinux", "rocky linux": "rocky"}
+
+
 def split_ecosystem(value: str) -> tuple[str, str] | None:
-    """"Debian:12" -> ("debian", "12"); "Ubuntu:22.04:LTS" -> ("ubuntu", "22.04"); others None."""
+    """"Debian:12" -> ("debian", "12"); "Ubuntu:22.04:LTS" -> ("ubuntu", "22.04");
+    "AlmaLinux:9" -> ("almalinux", "9"); "Rocky Linux:9" -> ("rocky", "9"); others None."""
     parts = value.split(":")
     name = parts[0].strip().lower()
+    if name in RPM_ECOSYSTEMS and len(parts) >= 2 and parts[1].strip():
+        return RPM_ECOSYSTEMS[name], parts[1].strip().split(".")[0]
     if name not in ("debian", "ubuntu") or len(parts) < 2 or not parts[1].strip():
         return None
     release = parts[1].strip()
