@@ -194,3 +194,27 @@ def test_non_debian_host_is_not_matched(hardened):
     (hardened / "etc/os-release").write_text('NAME="Fedora Linux"\nVERSION_ID=40\nID=fedora\n')
     [f] = scan(hardened, only=["HV-VULN-001"]).findings
     assert f.status is Status.NOT_APPLICABLE and "fedora" in f.result.message
+
+
+def test_malformed_dpkg_stanza_is_a_warning(hardened):
+    status = hardened / "var/lib/dpkg/status"
+    status.write_text(status.read_text() + "Package: half-written\nStatus: install ok installed\n\nVersion: 1.0\nArchitecture: amd64\n")
+    done = hyperward("scan", "--root", str(hardened), "--format", "json", "--only", "HV-VULN-001,HV-PATCH-001")
+    report = json.loads(done.stdout)
+    [warning] = [w for w in report["warnings"] if "dpkg/status" in w]
+    assert "2 malformed stanza(s) skipped" in warning and "first at line" in warning
+    assert {r["status"] for r in report["results"]} == {"pass"}
+
+
+def test_configured_max_age(tmp_path):
+    root = copy_root("hardened", tmp_path)
+    db = _db(tmp_path, ADVISORIES)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE sources SET imported_at = ?", ((datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3, hours=1)).isoformat(),))
+    conn.commit()
+    conn.close()
+    config = tmp_path / "config.toml"
+    for days, expected in ((7, "pass"), (2, "fail")):
+        config.write_text(f'[vulndb]\npath = "{db}"\nmax_age_days = {days}\n')
+        report = json.loads(hyperward("scan", "--root", str(root), "--config", str(config), "--format", "json", "--only", "HV-VULN-001").stdout)
+        assert {r["resource"]: r["status"] for r in report["results"]}.get("advisory database", "pass") == expected

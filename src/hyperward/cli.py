@@ -106,7 +106,7 @@ def scan(
     except ValueError as exc:
         _die(str(exc))
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
-    facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path)
+    facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days)
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
@@ -118,7 +118,8 @@ def scan(
     sys.exit(EXIT_FINDINGS if threshold is not None and worst is not None and worst >= threshold else EXIT_OK)
 
 
-def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None) -> HostFacts:
+def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
+                vulndb_max_age_days: int | None = None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -134,7 +135,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
-        return collect_host(root or "/", connect, vulndb)
+        return collect_host(root or "/", connect, vulndb, vulndb_max_age_days)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -159,7 +160,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
         config = load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
-    facts = _load_facts(root, None, connect, vulndb or config.vulndb_path)
+    facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output)
 
 

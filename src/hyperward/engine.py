@@ -143,6 +143,7 @@ def run_checks(
             )
         else:
             active.append(s)
+    warnings.extend(facts.patching.warnings)
     api = facts.libvirt.api
     if api is not None and not api.connected:
         warnings.append(f"libvirt API {api.uri}: {api.error}; libvirt checks judged the files under /etc/libvirt and /run/libvirt only")

@@ -183,6 +183,7 @@ class VulnFacts:
     advisories: int
     release: str
     matches: list[VulnMatch]
+    max_age_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class PatchingFacts:
     os: Maybe[OsRelease] = dataclasses.field(default_factory=lambda: Unavailable("/etc/os-release", "missing", "not collected"))
     apt_state: Maybe[AptState] | None = None
     vulnerabilities: Maybe[VulnFacts] | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)

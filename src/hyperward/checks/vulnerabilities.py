@@ -158,7 +158,6 @@ def security_support(host: HostFacts) -> Iterator[Result]:
 
 VIRT_SOURCES = ("qemu", "libvirt", "linux", "xen", "edk2", "swtpm", "libtpms", "seabios", "ipxe", "intel-microcode",
                 "amd64-microcode", "spice", "virglrenderer", "libslirp", "dnsmasq", "openssh", "openssl", "gnutls28")
-DB_MAX_AGE_DAYS = 7
 
 
 @check("HV-VULN-001", Category.VULN, Severity.HIGH, "Installed virtualization components have known CVEs",
@@ -182,7 +181,7 @@ def known_cves(host: HostFacts) -> Iterator[Result]:
         return
     if facts.updated_at:
         age = (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(facts.updated_at)).days
-        if age > DB_MAX_AGE_DAYS:
+        if age > facts.max_age_days:
             yield Result.fail("advisory database", f"{facts.database} last updated {age} days ago ({facts.updated_at}): newer CVEs are missing",
                               severity=Severity.MEDIUM, remediation="hyperward db update (schedule it daily)")
     open_with_fix = 0

@@ -26,7 +26,7 @@ class RootError(Exception):
     """The root to audit cannot be used at all."""
 
 
-def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None) -> HostFacts:
+def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
     vulndb: the advisory database to match the installed packages against (default: the
     standard path; absent, the facts say so)."""
@@ -56,7 +56,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         cpu=collect_cpu(fs),
         modules=collect_modules(fs),
         ksm=collect_ksm(fs),
-        patching=collect_vulnerabilities(collect_patching(fs), vulndb),
+        patching=collect_vulnerabilities(collect_patching(fs), vulndb, vulndb_max_age_days),
         kvm_device=collect_kvm_device(fs, accounts, uids),
         accounts=accounts,
         firmware=collect_firmware(fs),

@@ -67,7 +67,9 @@ def collect_dnf_automatic(fs: RootFS) -> DnfAutomaticFacts | None:
 def collect_patching(fs: RootFS) -> PatchingFacts:
     status = fs.read_text("/var/lib/dpkg/status", 256 * 1024 * 1024)
     installed: Maybe[dict[str, str]] = status if isinstance(status, Unavailable) else parse_dpkg_status(status)
-    packages: Maybe[list[Package]] = status if isinstance(status, Unavailable) else parse_dpkg_packages(status)
+    skipped: list[int] = []
+    packages: Maybe[list[Package]] = status if isinstance(status, Unavailable) else parse_dpkg_packages(status, skipped)
+    warnings = [f"/var/lib/dpkg/status: {len(skipped)} malformed stanza(s) skipped (no Package or Version; first at line {skipped[0]})"] if skipped else []
     if is_missing(status):
         rpms = collect_rpm_packages(fs)
         if rpms is not None:
@@ -82,6 +84,7 @@ def collect_patching(fs: RootFS) -> PatchingFacts:
         packages=packages,
         os=collect_os_release(fs),
         apt_state=collect_apt_state(fs, packages, default_release) if isinstance(packages, list) else None,
+        warnings=warnings,
     )
 
 

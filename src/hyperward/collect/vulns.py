@@ -11,7 +11,7 @@ from ..parsers.advisories import DEBIAN_RELEASES
 from .. import vulndb
 
 
-def collect_vulnerabilities(patching: PatchingFacts, path: str | None) -> PatchingFacts:
+def collect_vulnerabilities(patching: PatchingFacts, path: str | None, max_age_days: int | None = None) -> PatchingFacts:
     path = path or vulndb.default_path()
     os_release, packages = patching.os, patching.packages
     if isinstance(packages, Unavailable):
@@ -32,7 +32,8 @@ def collect_vulnerabilities(patching: PatchingFacts, path: str | None) -> Patchi
     try:
         state = patching.apt_state
         pending = state.pending if state is not None and not isinstance(state, Unavailable) else []
-        facts = vulndb.match(conn, path, os_release.id, release, packages, pending)
+        facts = dataclasses.replace(vulndb.match(conn, path, os_release.id, release, packages, pending),
+                                    max_age_days=max_age_days or vulndb.DEFAULT_MAX_AGE_DAYS)
     except sqlite3.DatabaseError as exc:
         return dataclasses.replace(patching, vulnerabilities=Unavailable(path, "invalid", f"advisory database unreadable ({exc})"))
     finally:

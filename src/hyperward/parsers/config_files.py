@@ -152,11 +152,17 @@ def parse_dpkg_status(text: str) -> dict[str, str]:
     return out
 
 
-def parse_dpkg_packages(text: str) -> list[Package]:
+def parse_dpkg_packages(text: str, skipped: list[int] | None = None) -> list[Package]:
     """Installed packages with architecture and source: "Source: linux-signed-amd64 (6.1.119+1)"
-    names the source package and, in parentheses, its version when it differs from the binary's."""
+    names the source package and, in parentheses, its version when it differs from the binary's.
+    A malformed stanza (no Package or no Version) is skipped; its first line number goes to `skipped`."""
     out = []
-    for stanza in re.split(r"\n\s*\n", text):
+    line_no = 1
+    for stanza in re.split(r"(\n\s*\n)", text):
+        start = line_no
+        line_no += stanza.count("\n")
+        if not stanza.strip():
+            continue
         fields: dict[str, str] = {}
         for line in stanza.splitlines():
             if not line or line[0] in " \t":
@@ -165,7 +171,11 @@ def parse_dpkg_packages(text: str) -> list[Package]:
             if sep:
                 fields[key] = value.strip()
         name, version, status = fields.get("Package"), fields.get("Version"), fields.get("Status", "")
-        if not name or not version or status.split()[-1:] != ["installed"]:
+        if not name or not version:
+            if skipped is not None:
+                skipped.append(start + len(stanza) - len(stanza.lstrip("\n")))
+            continue
+        if status.split()[-1:] != ["installed"]:
             continue
         source, _, source_version = fields.get("Source", name).partition(" ")
         out.append(Package(name, fields.get("Architecture", ""), version, source, source_version.strip("() ") or version, "deb"))
