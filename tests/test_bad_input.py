@@ -106,12 +106,12 @@ def test_permission_denied_names_the_checks_that_lacked_privilege(world_tmp, adv
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["collected_as_root"] is False
-    assert report["summary"]["lacking_privilege"] == ["HV-AUTH-004", "HV-AUTH-007", "HV-BAK-004", "HV-ISO-001", "HV-TPM-002"]
+    assert report["summary"]["lacking_privilege"] == ["HV-AUTH-004", "HV-AUTH-007", "HV-AUTH-015", "HV-BAK-004", "HV-ISO-001", "HV-TPM-002"]
     assert not [r for r in report["results"] if r["status"] == "error" and not r.get("needs_privilege")]
     [tpm] = [r for r in report["results"] if r["id"] == "HV-TPM-002"]
     assert tpm["status"] == "error" and tpm["needs_privilege"] and "/sys/kernel/security" in tpm["message"] and "run as root" in tpm["message"]
     text = hyperward("scan", "--root", str(root), user="nobody", env=env)
-    assert "lacked privilege (run as root for these): HV-AUTH-004, HV-AUTH-007, HV-BAK-004, HV-ISO-001, HV-TPM-002" in " ".join(text.stdout.split())
+    assert "lacked privilege (run as root for these): HV-AUTH-004, HV-AUTH-007, HV-AUTH-015, HV-BAK-004, HV-ISO-001, HV-TPM-002" in " ".join(text.stdout.split())
     assert "Traceback" not in done.stderr + text.stderr
 
 

@@ -21,7 +21,7 @@ VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 STACK_DAEMONS = ("libvirtd", "virtqemud", "virtproxyd", "virtlogd", "virtlockd", "virtnetworkd", "virtstoraged", "swtpm")
 
 FORMAT_NAME = "hyperward-facts"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 T = TypeVar("T")
 Maybe = Union[T, Unavailable]
@@ -508,6 +508,56 @@ class HardwareFacts:
     listeners: Maybe[list[Listener]]
 
 
+# --- access: SSH, PAM, local accounts -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchOverride:
+    criteria: str
+    keyword: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SshFacts:
+    """The effective sshd configuration for the judged keywords; `sources[k]` is file:line, or
+    None for OpenSSH's default. `sshd_t` is what the installed sshd itself printed (`sshd -T`)."""
+
+    config: str
+    values: dict[str, str]
+    sources: dict[str, str | None]
+    overrides: list[MatchOverride]
+    sshd_t: Maybe[dict[str, str]] | None
+    problems: list[Unavailable]
+
+
+@dataclass(frozen=True)
+class PamStack:
+    service: str
+    auth_modules: list[str]
+    mfa_modules: list[str]
+
+
+@dataclass(frozen=True)
+class SudoRule:
+    file: str
+    line: int
+    who: str
+
+
+@dataclass(frozen=True)
+class AccessFacts:
+    ssh: Maybe[SshFacts] | None
+    pam: dict[str, Maybe[PamStack]]
+    password_schemes: Maybe[dict[str, str]]
+    login_shells: dict[str, str]
+    uid0: list[str]
+    nopasswd_all: Maybe[list[SudoRule]]
+    pwquality: Maybe[dict[str, str]]
+    login_defs: Maybe[dict[str, str]]
+
+
 @dataclass(frozen=True)
 class HostFacts:
     meta: Meta
@@ -521,6 +571,7 @@ class HostFacts:
     firmware: FirmwareFacts
     libvirt: LibvirtFacts
     hardware: HardwareFacts
+    access: AccessFacts
 
     @property
     def qemu_conf(self) -> LibvirtConfig:

@@ -17,6 +17,7 @@ from .system import (
     collect_kvm_device,
     collect_patching,
 )
+from .access import collect_access
 from .hardware import collect_hardware
 from .vulns import collect_vulnerabilities
 from .libvirt import collect_libvirt
@@ -62,6 +63,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         firmware=collect_firmware(fs),
         libvirt=collect_libvirt(fs, names, libvirt_uri),
         hardware=collect_hardware(fs),
+        access=collect_access(fs),
     )
 
 

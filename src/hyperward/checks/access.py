@@ -1,0 +1,176 @@
+"""Who can log in to the hypervisor and how: SSH server settings, multi-factor authentication for
+sshd and sudo, local password hashes, UID 0 accounts, passwordless sudo and the password policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..engine import check
+from ..facts import HostFacts, SshFacts
+from ..model import Category, Result, Severity, Unavailable
+from ..parsers.auth_files import WEAK_SCHEMES
+from ..parsers.sshd import DEFAULTS, resolve_algorithms, weak_algorithms
+
+NAMES = {"permitrootlogin": "PermitRootLogin", "passwordauthentication": "PasswordAuthentication",
+         "kbdinteractiveauthentication": "KbdInteractiveAuthentication", "permitemptypasswords": "PermitEmptyPasswords",
+         "authenticationmethods": "AuthenticationMethods", "ciphers": "Ciphers", "macs": "MACs", "kexalgorithms": "KexAlgorithms",
+         "usepam": "UsePAM"}
+NO_LOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false", "")
+MIN_PASSWORD_LENGTH = 12
+
+
+def _value(ssh: SshFacts, key: str) -> tuple[str, str]:
+    """The value sshd uses and where it comes from: sshd -T when it ran, else the parsed files."""
+    if isinstance(ssh.sshd_t, dict) and key in ssh.sshd_t:
+        return ssh.sshd_t[key], "sshd -T"
+    source = ssh.sources.get(key)
+    return ssh.values[key], source or "OpenSSH default"
+
+
+def _requires_two_factors(methods: str) -> bool:
+    """AuthenticationMethods "publickey,keyboard-interactive" needs both; "any" or single methods do not."""
+    return methods != "any" and all("," in alternative for alternative in methods.split())
+
+
+def _password_problems(key: str, value: str, ssh: SshFacts) -> str | None:
+    value = value.lower()
+    if key == "permitrootlogin" and value == "yes":
+        return "root may log in with a password"
+    if key == "passwordauthentication" and value == "yes":
+        return "password logins allowed"
+    if key == "kbdinteractiveauthentication" and value == "yes":
+        use_pam = _value(ssh, "usepam")[0].lower() == "yes"
+        return "keyboard-interactive (PAM password prompts) allowed" if use_pam else None
+    if key == "permitemptypasswords" and value == "yes":
+        return "accounts with empty passwords may log in"
+    return None
+
+
+@check("HV-AUTH-013", Category.AUTH, Severity.HIGH, "SSH permits root login or password authentication",
+    fix="set PermitRootLogin prohibit-password (or no), PasswordAuthentication no, KbdInteractiveAuthentication no and modern Ciphers/MACs/KexAlgorithms in /etc/ssh/sshd_config.d/, then reload sshd",
+    references=("sshd_config(5)", "ssh-audit hardening guides"),
+)
+def ssh_config(host: HostFacts) -> Iterator[Result]:
+    """A hypervisor's SSH is its most exposed door: guessable passwords and root logins are how
+    hosts are taken over, and broken algorithms undo the encryption of the session."""
+    ssh = host.access.ssh
+    if ssh is None:
+        yield Result.not_applicable("no /etc/ssh/sshd_config (no SSH server)")
+        return
+    if isinstance(ssh, Unavailable):
+        yield Result.unavailable(ssh, "/etc/ssh/sshd_config")
+        return
+    for problem in ssh.problems:
+        yield Result.unavailable(problem, problem.path)
+    if isinstance(ssh.sshd_t, Unavailable):
+        yield Result.error(f"sshd -T could not confirm the configuration: {ssh.sshd_t.reason}; judged from the files", "sshd -T")
+    methods = _value(ssh, "authenticationmethods")[0]
+    two_factor = _requires_two_factors(methods)
+    for key in ("permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "permitemptypasswords"):
+        value, source = _value(ssh, key)
+        resource = f"sshd:{NAMES[key]}"
+        problem = _password_problems(key, value, ssh)
+        if problem and two_factor and key != "permitemptypasswords":
+            yield Result.passed(resource, f"{NAMES[key]} {value} ({source}), but AuthenticationMethods {methods} requires a second factor")
+        elif problem:
+            yield Result.fail(resource, f"{NAMES[key]} {value} ({source}): {problem}")
+        else:
+            yield Result.passed(resource, f"{NAMES[key]} {value} ({source})")
+    for key in ("ciphers", "macs", "kexalgorithms"):
+        value, source = _value(ssh, key)
+        algorithms = resolve_algorithms(value, DEFAULTS[key]) if source != "sshd -T" else value.split(",")
+        weak = weak_algorithms(key, algorithms)
+        if weak:
+            yield Result.fail(f"sshd:{NAMES[key]}", f"{', '.join(weak)} offered ({source})", severity=Severity.MEDIUM,
+                              remediation=f"set {NAMES[key]} to an explicit list without them ({', '.join(weak)})")
+        else:
+            yield Result.passed(f"sshd:{NAMES[key]}", f"{len(algorithms)} algorithms, none broken ({source})")
+    for override in ssh.overrides:
+        problem = _password_problems(override.keyword, override.value, ssh)
+        if override.keyword in ("ciphers", "macs", "kexalgorithms"):
+            weak = weak_algorithms(override.keyword, resolve_algorithms(override.value, DEFAULTS[override.keyword]))
+            problem = f"{', '.join(weak)} offered" if weak else None
+        if problem:
+            yield Result.fail(f"sshd:Match {override.criteria}", f"{NAMES.get(override.keyword, override.keyword)} {override.value} ({override.source}): {problem}")
+
+
+@check("HV-AUTH-014", Category.AUTH, Severity.MEDIUM, "No multi-factor authentication for administrators",
+    fix="add a second factor: pam_u2f or pam_google_authenticator in /etc/pam.d/sshd and /etc/pam.d/sudo, and AuthenticationMethods publickey,keyboard-interactive",
+    references=("pam_u2f(8)", "google-authenticator-libpam", "sshd_config(5) AuthenticationMethods"),
+)
+def mfa(host: HostFacts) -> Iterator[Result]:
+    """A stolen key or password is the most common way into a hypervisor; a second factor makes it insufficient."""
+    access = host.access
+    ssh = access.ssh
+    for service in ("sshd", "sudo"):
+        stack = access.pam.get(service)
+        if isinstance(stack, Unavailable):
+            if stack.kind == "missing" and (service == "sudo" or ssh is None):
+                yield Result.not_applicable(f"{stack.describe()} ({service} not installed)", service)
+            else:
+                yield Result.unavailable(stack, service)
+            continue
+        if stack is None:
+            continue
+        if service == "sshd" and isinstance(ssh, SshFacts):
+            methods = _value(ssh, "authenticationmethods")[0]
+            if _requires_two_factors(methods):
+                yield Result.passed(service, f"AuthenticationMethods {methods}" + (f"; PAM: {', '.join(stack.mfa_modules)}" if stack.mfa_modules else ""))
+                continue
+        if stack.mfa_modules:
+            yield Result.passed(service, f"PAM auth stack requires {', '.join(stack.mfa_modules)}")
+        else:
+            yield Result.fail(service, f"/etc/pam.d/{service}: auth stack {', '.join(stack.auth_modules) or '(empty)'}: no second factor")
+
+
+@check("HV-AUTH-015", Category.AUTH, Severity.MEDIUM, "Weak local password policy or passwordless sudo",
+    fix="lock or re-hash the listed accounts (passwd -l / chpasswd with yescrypt), remove NOPASSWD: ALL rules, give root alone UID 0, set minlen = 14 in /etc/security/pwquality.conf",
+    references=("shadow(5), crypt(5)", "sudoers(5)", "pam_pwquality(8)", "login.defs(5)"),
+)
+def local_accounts(host: HostFacts) -> Iterator[Result]:
+    """Every local account on a hypervisor is a way to the guests: an empty or weakly hashed password,
+    a second UID 0 or a passwordless sudo to ALL turns one leaked credential into root. Hashes are
+    judged by scheme only and never shown."""
+    access = host.access
+    schemes = access.password_schemes
+    if isinstance(schemes, Unavailable):
+        yield Result.unavailable(schemes, "/etc/shadow")
+    else:
+        bad = {user: scheme for user, scheme in schemes.items() if scheme in WEAK_SCHEMES
+               and not (scheme == "empty" and access.login_shells.get(user, "") in NO_LOGIN_SHELLS)}
+        for user, scheme in sorted(bad.items()):
+            what = "no password" if scheme == "empty" else f"{scheme} password hash"
+            yield Result.fail(f"account {user}", f"{what} (/etc/shadow)")
+        if not bad:
+            yield Result.passed("/etc/shadow", f"{len(schemes)} accounts: no empty or weak password hash")
+    extra_root = [u for u in access.uid0 if u != "root"]
+    for user in extra_root:
+        yield Result.fail(f"account {user}", "UID 0 besides root (/etc/passwd)")
+    rules = access.nopasswd_all
+    if isinstance(rules, Unavailable):
+        yield Result.unavailable(rules, rules.path)
+    else:
+        for rule in rules:
+            yield Result.fail(f"sudo {rule.who}", f"{rule.file}:{rule.line}: NOPASSWD for ALL commands")
+        if not rules:
+            yield Result.passed("sudoers", "no passwordless rule for ALL commands")
+    quality = access.pwquality
+    if isinstance(quality, Unavailable):
+        if quality.kind == "missing":
+            yield Result.fail("password policy", "no /etc/security/pwquality.conf (libpam-pwquality not installed): passwords of any length are accepted")
+        else:
+            yield Result.unavailable(quality, "/etc/security/pwquality.conf")
+    else:
+        try:
+            minlen = int(quality.get("minlen", "8"))
+        except ValueError:
+            minlen = 0
+        if minlen < MIN_PASSWORD_LENGTH:
+            yield Result.fail("password policy", f"pwquality minlen {minlen}{' (default)' if 'minlen' not in quality else ''}: shorter than {MIN_PASSWORD_LENGTH}")
+        else:
+            yield Result.passed("password policy", f"pwquality minlen {minlen}")
+    defs = access.login_defs
+    if isinstance(defs, dict):
+        method = defs.get("ENCRYPT_METHOD", "DES").upper()
+        if method not in ("SHA512", "YESCRYPT", "SHA256", "GOST_YESCRYPT", "BCRYPT"):
+            yield Result.fail("login.defs", f"ENCRYPT_METHOD {method}: new passwords get a weak hash")
