@@ -482,6 +482,19 @@ class LibvirtFacts:
     pidfiles: dict[str, int]
     api: ApiFacts | None
 
+    def guest_bridges(self) -> list[str]:
+        """Bridges guests attach to: libvirt networks' bridges and bridges named by guest NICs."""
+        bridges = {n.bridge for n in self.networks if isinstance(n, Network) and n.bridge}
+        by_network = {n.name: n.bridge for n in self.networks if isinstance(n, Network) and n.bridge}
+        for d in self.domains:
+            if isinstance(d, Domain):
+                for i in d.interfaces:
+                    if i.type == "bridge" and i.source:
+                        bridges.add(i.source)
+                    elif i.type == "network" and i.source in by_network:
+                        bridges.add(by_network[i.source])
+        return sorted(b for b in bridges if b)
+
 
 @dataclass(frozen=True)
 class Mount:
@@ -558,6 +571,59 @@ class AccessFacts:
     login_defs: Maybe[dict[str, str]]
 
 
+# --- intrusion detection, logging, time ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    """Process names running now (live hosts; /proc/PID/comm) and units enabled in *.wants."""
+
+    running: Maybe[list[str]]
+    enabled: list[str]
+
+
+@dataclass(frozen=True)
+class AideFacts:
+    config: str
+    coverage: dict[str, bool]
+    database: Maybe[str]
+    periodic: bool
+    last_check: str | None
+
+
+@dataclass(frozen=True)
+class AuditWatch:
+    path: str
+    permissions: str
+    file: str
+
+
+@dataclass(frozen=True)
+class IdsTool:
+    name: str
+    interfaces: list[str]
+    rules_updated: str | None
+    config: str | None
+
+
+@dataclass(frozen=True)
+class LogFacts:
+    journald_storage: str
+    journal_dir: bool
+    forwarding: list[str]
+
+
+@dataclass(frozen=True)
+class MonitoringFacts:
+    services: ServiceFacts
+    aide: AideFacts | None
+    audit_watches: Maybe[list[AuditWatch]]
+    ids_tools: list[IdsTool]
+    guest_bridges: list[str]
+    logs: LogFacts
+    time_sync: int | None
+
+
 @dataclass(frozen=True)
 class HostFacts:
     meta: Meta
@@ -572,6 +638,7 @@ class HostFacts:
     libvirt: LibvirtFacts
     hardware: HardwareFacts
     access: AccessFacts
+    monitoring: MonitoringFacts
 
     @property
     def qemu_conf(self) -> LibvirtConfig:

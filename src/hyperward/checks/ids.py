@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 
 from ..engine import check
@@ -71,3 +72,114 @@ def rogue_qemu(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(process_label(proc), f"QEMU not started by libvirt or Proxmox (no pid file in /run/libvirt/qemu, cgroup {proc.cgroup or 'unknown'})")
         else:
             yield Result.passed(process_label(proc), f"managed by {proc.managed_by}")
+
+
+AIDE_MAX_AGE_DAYS = 7
+IDS_RULES_MAX_AGE_DAYS = 7
+VIRT_CONFIG_WATCHES = ("/etc/libvirt",)
+
+
+def _running(host: HostFacts, *names: str) -> bool | None:
+    running = host.monitoring.services.running
+    if isinstance(running, Unavailable):
+        return None
+    return any(n in running for n in names)
+
+
+def _enabled(host: HostFacts, *units: str) -> bool:
+    return any(u in host.monitoring.services.enabled for u in units)
+
+
+def _age_days(host: HostFacts, when: str) -> int:
+    return (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(when)).days
+
+
+@check("HV-IDS-001", Category.IDS, Severity.MEDIUM, "No file-integrity monitoring of virtualization config and binaries",
+    fix="apt install aide; make sure /etc/libvirt, /usr/bin/qemu-system-*, /usr/sbin/libvirtd and /boot are selected; aideinit; keep dailyaidecheck.timer enabled",
+    references=("aide.conf(5)", "Debian aide-common README"),
+)
+def file_integrity(host: HostFacts) -> Iterator[Result]:
+    """Integrity monitoring notices a replaced QEMU or libvirtd binary, an edited qemu.conf or a new
+    kernel in /boot: the traces of a host compromise or of an escape that persisted itself."""
+    aide = host.monitoring.aide
+    if aide is None:
+        yield Result.fail("aide", "AIDE is not installed (no /etc/aide/aide.conf): no file-integrity monitoring")
+        return
+    uncovered = [p for p, covered in aide.coverage.items() if not covered]
+    if uncovered:
+        yield Result.fail("aide:coverage", f"{aide.config} does not select {', '.join(uncovered)}")
+    else:
+        yield Result.passed("aide:coverage", f"selects {', '.join(aide.coverage)}")
+    if isinstance(aide.database, Unavailable):
+        if aide.database.kind == "missing":
+            yield Result.fail("aide:database", f"{aide.database.describe()}: run aideinit")
+        else:
+            yield Result.unavailable(aide.database, "aide:database")
+    elif not aide.periodic:
+        yield Result.fail("aide:schedule", "no dailyaidecheck.timer or /etc/cron.daily/aide: the database is never compared")
+    elif aide.last_check and _age_days(host, aide.last_check) > AIDE_MAX_AGE_DAYS:
+        yield Result.fail("aide:schedule", f"last check {aide.last_check} ({_age_days(host, aide.last_check)} days ago)")
+    else:
+        yield Result.passed("aide:database", f"database from {aide.database}; checked periodically" + (f", last {aide.last_check}" if aide.last_check else ""))
+
+
+@check("HV-IDS-002", Category.IDS, Severity.MEDIUM, "No audit watches on virtualization config",
+    fix="add '-w /etc/libvirt/ -p wa -k libvirt-config' to /etc/audit/rules.d/libvirt.rules, augenrules --load, keep auditd enabled",
+    references=("auditctl(8)", "audit.rules(7)"),
+)
+def audit_watches(host: HostFacts) -> Iterator[Result]:
+    """Audit records say who changed a domain definition or qemu.conf, and when: the trail an
+    investigation needs after the fact."""
+    watches = host.monitoring.audit_watches
+    if isinstance(watches, Unavailable):
+        if watches.kind == "missing":
+            yield Result.fail("auditd", f"{watches.describe()}: nothing records changes to the virtualization configuration")
+        else:
+            yield Result.unavailable(watches, watches.path)
+        return
+    for target in VIRT_CONFIG_WATCHES:
+        covering = [w for w in watches if (w.path.rstrip("/") == target or target.startswith(w.path.rstrip("/") + "/"))
+                    and "w" in w.permissions]
+        if covering:
+            yield Result.passed(target, f"watched for writes ({covering[0].file})")
+        else:
+            yield Result.fail(target, "no audit watch for writes (-w /etc/libvirt/ -p wa)")
+    active = _running(host, "auditd")
+    if active is False or (active is None and not _enabled(host, "auditd.service")):
+        yield Result.fail("auditd", "auditd is not " + ("running" if active is False else "enabled") + ": the rules are not loaded")
+
+
+@check("HV-IDS-004", Category.IDS, Severity.MEDIUM, "No host or guest-traffic intrusion detection",
+    fix="run Suricata (or Snort/Zeek) on the guest bridges with rules updated daily (suricata-update), or a host agent (Wazuh, Falco)",
+    references=("Suricata user guide: af-packet", "suricata-update(1)"),
+)
+def network_ids(host: HostFacts) -> Iterator[Result]:
+    """A firewall decides; an IDS notices: scans, exploitation attempts and command-and-control
+    traffic from a compromised guest show up on its bridge."""
+    tools = host.monitoring.ids_tools
+    if not tools:
+        yield Result.fail("ids", "no Suricata, Snort, Zeek, Wazuh/OSSEC or Falco configuration found")
+        return
+    process = {"suricata": ("Suricata-Main", "suricata"), "snort": ("snort",), "zeek": ("zeek",), "wazuh-agent": ("wazuh-agentd", "ossec-agentd"),
+               "falco": ("falco",)}
+    for tool in tools:
+        running = _running(host, *process.get(tool.name, (tool.name,)))
+        unit = f"{tool.name}.service"
+        problems = []
+        if running is False:
+            problems.append("not running")
+        elif running is None and not _enabled(host, unit):
+            problems.append(f"{unit} not enabled")
+        if tool.name in ("suricata", "snort", "zeek"):
+            missing = [b for b in host.monitoring.guest_bridges if not any(i == b or i in ("any", "all") for i in tool.interfaces)]
+            if missing:
+                problems.append(f"does not capture on guest bridge(s) {', '.join(missing)} (captures: {', '.join(tool.interfaces) or 'none'})")
+            if tool.name != "zeek":
+                if tool.rules_updated is None:
+                    problems.append("no rule files")
+                elif _age_days(host, tool.rules_updated) > IDS_RULES_MAX_AGE_DAYS:
+                    problems.append(f"rules last updated {tool.rules_updated} ({_age_days(host, tool.rules_updated)} days ago)")
+        if problems:
+            yield Result.fail(tool.name, "; ".join(problems))
+        else:
+            yield Result.passed(tool.name, f"active; captures {', '.join(tool.interfaces)}" if tool.interfaces else "active")

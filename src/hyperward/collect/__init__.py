@@ -19,6 +19,7 @@ from .system import (
 )
 from .access import collect_access
 from .hardware import collect_hardware
+from .monitoring import collect_monitoring
 from .vulns import collect_vulnerabilities
 from .libvirt import collect_libvirt
 
@@ -44,6 +45,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
     fs = RootFS(root)
     accounts, uids = collect_accounts(fs)
     names = _id_names(accounts, uids)
+    libvirt = collect_libvirt(fs, names, libvirt_uri)
     hostname = socket.gethostname() if fs.live else _offline_hostname(fs)
     return HostFacts(
         meta=Meta(
@@ -61,9 +63,10 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         kvm_device=collect_kvm_device(fs, accounts, uids),
         accounts=accounts,
         firmware=collect_firmware(fs),
-        libvirt=collect_libvirt(fs, names, libvirt_uri),
+        libvirt=libvirt,
         hardware=collect_hardware(fs),
         access=collect_access(fs),
+        monitoring=collect_monitoring(fs, libvirt.guest_bridges()),
     )
 
 
