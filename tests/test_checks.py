@@ -149,7 +149,7 @@ def test_dnf_automatic(tmp_path):
     root = copy_root("hardened", tmp_path)
     apply(root, {"etc/apt": None, "etc/dnf/automatic.conf": "[commands]\nupgrade_type = security\napply_updates = yes\n"})
     wants = root / "etc/systemd/system/timers.target.wants"
-    wants.mkdir(parents=True)
+    wants.mkdir(parents=True, exist_ok=True)
     os.symlink("/usr/lib/systemd/system/dnf-automatic-install.timer", wants / "dnf-automatic-install.timer")
     assert statuses(scan(root, only=["HV-PATCH-005"]), "HV-PATCH-005") == {"dnf-automatic": Status.PASS}
     apply(root, {"etc/dnf/automatic.conf": "[commands]\napply_updates = no\n"})
