@@ -15,6 +15,7 @@ from . import __version__
 from .model import PROFILES, Category, Severity
 
 if TYPE_CHECKING:
+    from .config import BackupConfig
     from .facts import HostFacts
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -106,7 +107,7 @@ def scan(
     except ValueError as exc:
         _die(str(exc))
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
-    facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days)
+    facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups)
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
@@ -119,7 +120,7 @@ def scan(
 
 
 def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
-                vulndb_max_age_days: int | None = None) -> HostFacts:
+                vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -135,7 +136,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
-        return collect_host(root or "/", connect, vulndb, vulndb_max_age_days)
+        return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -160,7 +161,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
         config = load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
-    facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days)
+    facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output)
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .catalog import catalog
 from .engine import Suppression
+from .facts import BackupRepository
 from .model import PROFILES, Severity
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
-_TOP_KEYS = {"scan", "suppress", "vulndb"}
+_TOP_KEYS = {"scan", "suppress", "vulndb", "backups"}
+_BACKUPS_KEYS = {"guest_max_age_hours", "host_max_age_days", "repository"}
+_REPOSITORY_KEYS = {"kind", "location", "password_file", "password_env", "name"}
 _VULNDB_KEYS = {"path", "max_age_days", "sources"}
 _SCAN_KEYS = {"profile", "fail_on", "only", "skip"}
 _SUPPRESS_KEYS = {"check", "resource", "reason", "expires"}
@@ -20,6 +24,13 @@ _SUPPRESS_KEYS = {"check", "resource", "reason", "expires"}
 
 class ConfigError(Exception):
     """A config file that cannot be used; the message names the file and, where known, the line."""
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    repositories: list[BackupRepository]
+    guest_max_age_hours: int = 24
+    host_max_age_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class Config:
     vulndb_path: str | None = None
     vulndb_max_age_days: int | None = None
     vulndb_sources: list[str] = field(default_factory=list)
+    backups: BackupConfig | None = None
 
 
 def _table_lines(text: str, header: str) -> list[int]:
@@ -59,7 +71,7 @@ def parse_config(text: str, path: str) -> Config:
 
     for key in data:
         if key not in _TOP_KEYS:
-            raise fail(f"unknown section or key {key!r} (expected: scan, suppress, vulndb)", _key_line(text, key))
+            raise fail(f"unknown section or key {key!r} (expected: scan, suppress, vulndb, backups)", _key_line(text, key))
     scan = data.get("scan", {})
     if not isinstance(scan, dict):
         raise fail("[scan] must be a table", _key_line(text, "scan"))
@@ -128,7 +140,42 @@ def parse_config(text: str, path: str) -> Config:
     if not (isinstance(urls, list) and all(isinstance(u, str) and u.startswith(("http://", "https://", "file://")) for u in urls)):
         raise fail("[vulndb] sources must be a list of http(s):// or file:// URLs", _key_line(text, "sources"))
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
-                  vulndb.get("path"), max_age, list(urls))
+                  vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail))
+
+
+def _backups(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> BackupConfig | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise fail("[backups] must be a table", _key_line(text, "backups"))
+    for key in table:
+        if key not in _BACKUPS_KEYS:
+            raise fail(f"unknown key {key!r} in [backups] (expected: {', '.join(sorted(_BACKUPS_KEYS))})", _key_line(text, key))
+    repositories = []
+    for entry in table.get("repository", []):
+        line = _key_line(text, "location")
+        if not isinstance(entry, dict):
+            raise fail("[[backups.repository]] must be tables", line)
+        unknown = set(entry) - _REPOSITORY_KEYS
+        if unknown:
+            raise fail(f"unknown key {sorted(unknown)[0]!r} in [[backups.repository]] (expected: {', '.join(sorted(_REPOSITORY_KEYS))})", line)
+        kind, location = entry.get("kind"), entry.get("location")
+        if kind not in ("restic", "borg", "directory"):
+            raise fail(f"[[backups.repository]] kind must be restic, borg or directory, not {kind!r}", _key_line(text, "kind"))
+        if not isinstance(location, str) or not location:
+            raise fail("[[backups.repository]] needs a location", line)
+        for key in ("password_file", "password_env", "name"):
+            if key in entry and not isinstance(entry[key], str):
+                raise fail(f"[[backups.repository]] {key} must be a string", _key_line(text, key))
+        repositories.append(BackupRepository(kind, location, entry.get("password_file"), entry.get("password_env"), entry.get("name")))
+    limits = {}
+    for key in ("guest_max_age_hours", "host_max_age_days"):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise fail(f"[backups] {key} must be a whole number >= 1", _key_line(text, key))
+            limits[key] = value
+    return BackupConfig(repositories, **limits)
 
 
 def load_config(path: str | None) -> Config:

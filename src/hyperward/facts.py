@@ -624,6 +624,45 @@ class MonitoringFacts:
     time_sync: int | None
 
 
+# --- backups -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupRepository:
+    """A repository the config names. The password comes from password_file or the environment
+    variable password_env, never from the command line; it is not part of the facts."""
+
+    kind: str
+    location: str
+    password_file: str | None = None
+    password_env: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class BackupSnapshot:
+    time: str
+    label: str
+    paths: list[str]
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class BackupRepoFacts:
+    kind: str
+    location: str
+    encryption: str | None
+    same_host: bool | None
+    snapshots: Maybe[list[BackupSnapshot]]
+
+
+@dataclass(frozen=True)
+class BackupFacts:
+    guest_max_age_hours: int
+    host_max_age_days: int
+    repositories: list[BackupRepoFacts]
+
+
 @dataclass(frozen=True)
 class HostFacts:
     meta: Meta
@@ -639,6 +678,7 @@ class HostFacts:
     hardware: HardwareFacts
     access: AccessFacts
     monitoring: MonitoringFacts
+    backups: BackupFacts | None = None
 
     @property
     def qemu_conf(self) -> LibvirtConfig:

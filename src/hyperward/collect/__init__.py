@@ -6,9 +6,13 @@ import datetime
 import os
 import socket
 import stat
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..facts import AccountFacts, HostFacts, Meta
+
+if TYPE_CHECKING:
+    from ..config import BackupConfig
 from .fs import RootFS
 from .kernel import collect_cpu, collect_kernel, collect_ksm, collect_modules
 from .system import (
@@ -18,6 +22,7 @@ from .system import (
     collect_patching,
 )
 from .access import collect_access
+from .backups import collect_backups
 from .hardware import collect_hardware
 from .monitoring import collect_monitoring
 from .vulns import collect_vulnerabilities
@@ -28,7 +33,8 @@ class RootError(Exception):
     """The root to audit cannot be used at all."""
 
 
-def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None) -> HostFacts:
+def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
+                 backups: BackupConfig | None = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
     vulndb: the advisory database to match the installed packages against (default: the
     standard path; absent, the facts say so)."""
@@ -46,6 +52,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
     accounts, uids = collect_accounts(fs)
     names = _id_names(accounts, uids)
     libvirt = collect_libvirt(fs, names, libvirt_uri)
+    hardware = collect_hardware(fs)
     hostname = socket.gethostname() if fs.live else _offline_hostname(fs)
     return HostFacts(
         meta=Meta(
@@ -64,9 +71,11 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         accounts=accounts,
         firmware=collect_firmware(fs),
         libvirt=libvirt,
-        hardware=collect_hardware(fs),
+        hardware=hardware,
         access=collect_access(fs),
         monitoring=collect_monitoring(fs, libvirt.guest_bridges()),
+        backups=collect_backups(backups.repositories, backups.guest_max_age_hours, backups.host_max_age_days, hardware.mounts)
+        if backups is not None else None,
     )
 
 

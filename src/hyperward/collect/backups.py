@@ -1,0 +1,160 @@
+"""Backup repositories named in the config: their snapshot lists (restic, borg, or a directory of
+virtnbdbackup/vzdump output), encryption, and whether they live on this very host.
+
+restic and borg run with a timeout, read-only (`restic --no-lock snapshots`, `borg list`/`info`
+with `--bypass-lock`), and get the repository password through their environment only
+(RESTIC_PASSWORD / BORG_PASSPHRASE) from the file or variable the config names. Their output and
+errors are reduced to facts; neither the password nor the command's environment is recorded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import subprocess
+
+from ..facts import BackupFacts, BackupRepoFacts, BackupRepository, BackupSnapshot, Maybe, Mount
+from ..model import Unavailable
+
+TIMEOUT_S = 120
+REMOTE_PREFIXES = ("sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:", "ssh://")
+NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "sshfs", "fuse.sshfs", "glusterfs", "ceph", "fuse.rclone", "davfs", "9p")
+
+
+def _password(repo: BackupRepository) -> str | Unavailable | None:
+    if repo.password_file:
+        try:
+            with open(repo.password_file, encoding="utf-8") as handle:
+                return handle.read().rstrip("\n")
+        except OSError as exc:
+            return Unavailable(repo.password_file, "denied" if isinstance(exc, PermissionError) else "missing",
+                               f"password file unreadable ({exc.strerror or exc})")
+    if repo.password_env:
+        value = os.environ.get(repo.password_env)
+        if value is None:
+            return Unavailable(f"${repo.password_env}", "missing", "password variable not set")
+        return value
+    return None
+
+
+def _same_host(location: str, mounts: Maybe[list[Mount]]) -> bool | None:
+    if location.startswith(REMOTE_PREFIXES) or ("@" in location and ":" in location.split("@", 1)[1]):
+        return False
+    path = location.removeprefix("local:").removeprefix("file://")
+    if not path.startswith("/"):
+        return None
+    if isinstance(mounts, list):
+        best = max((m for m in mounts if path == m.target or path.startswith(m.target.rstrip("/") + "/")), key=lambda m: len(m.target), default=None)
+        if best is not None and best.fstype in NETWORK_FS:
+            return False
+    return True
+
+
+def _run(cmd: list[str], env: dict[str, str], what: str) -> str | Unavailable:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return Unavailable(what, "invalid", f"{cmd[0]} did not answer within {TIMEOUT_S} s")
+    except OSError as exc:
+        return Unavailable(what, "invalid", f"cannot run {cmd[0]} ({exc.strerror or exc})")
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return Unavailable(what, "invalid", f"{os.path.basename(cmd[0])} failed: {(lines[-1] if lines else 'exit ' + str(done.returncode))[:200]}")
+    return done.stdout
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_CACHE_HOME")}
+    keep.update(extra)
+    return keep
+
+
+def _restic(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFacts:
+    binary = shutil.which("restic")
+    same = _same_host(repo.location, mounts)
+    if binary is None:
+        return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, Unavailable("restic", "invalid", "restic is not installed"))
+    password = _password(repo)
+    if isinstance(password, Unavailable):
+        return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, password)
+    env = _env({"RESTIC_REPOSITORY": repo.location, **({"RESTIC_PASSWORD": password} if password is not None else {})})
+    out = _run([binary, "snapshots", "--json", "--no-lock", "--no-cache"], env, repo.location)
+    if isinstance(out, Unavailable):
+        return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, out)
+    try:
+        items = json.loads(out) or []
+        snapshots = [BackupSnapshot(str(s["time"]), str(s.get("short_id", s.get("id", ""))), list(s.get("paths") or []), list(s.get("tags") or []))
+                     for s in items]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, Unavailable(repo.location, "invalid", f"unexpected restic output ({exc})"))
+    return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, snapshots)
+
+
+def _borg(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFacts:
+    binary = shutil.which("borg")
+    same = _same_host(repo.location, mounts)
+    if binary is None:
+        return BackupRepoFacts("borg", repo.location, None, same, Unavailable("borg", "invalid", "borg is not installed"))
+    password = _password(repo)
+    if isinstance(password, Unavailable):
+        return BackupRepoFacts("borg", repo.location, None, same, password)
+    extra = {"BORG_PASSPHRASE": password} if password is not None else {}
+    # Never prompt, never relocate or trust a repository silently: answers are "no".
+    extra.update({"BORG_RELOCATED_REPO_ACCESS_IS_OK": "no", "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes", "BORG_DISPLAY_PASSPHRASE": "no"})
+    env = _env(extra)
+    info = _run([binary, "info", "--json", "--bypass-lock", repo.location], env, repo.location)
+    encryption = None
+    if isinstance(info, str):
+        try:
+            encryption = str(json.loads(info)["encryption"]["mode"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            encryption = None
+    else:
+        return BackupRepoFacts("borg", repo.location, None, same, info)
+    out = _run([binary, "list", "--json", "--bypass-lock", repo.location], env, repo.location)
+    if isinstance(out, Unavailable):
+        return BackupRepoFacts("borg", repo.location, encryption, same, out)
+    try:
+        archives = json.loads(out)["archives"]
+        snapshots = [BackupSnapshot(_utc(str(a["time"])), str(a["name"]), [], [str(a["name"])]) for a in archives]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        return BackupRepoFacts("borg", repo.location, encryption, same, Unavailable(repo.location, "invalid", f"unexpected borg output ({exc})"))
+    return BackupRepoFacts("borg", repo.location, encryption, same, snapshots)
+
+
+def _utc(value: str) -> str:
+    """borg prints local time without a zone; restic prints RFC 3339 with one."""
+    parsed = datetime.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()
+    return parsed.astimezone(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _directory(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFacts:
+    """virtnbdbackup writes one directory per guest, vzdump files named vzdump-qemu-<id>-<time>:
+    every entry counts with its modification time and its name as the label."""
+    same = _same_host(repo.location, mounts)
+    try:
+        entries = sorted(os.scandir(repo.location), key=lambda e: e.name)
+    except OSError as exc:
+        kind = "missing" if isinstance(exc, FileNotFoundError) else "denied" if isinstance(exc, PermissionError) else "invalid"
+        return BackupRepoFacts("directory", repo.location, "none (plain files)", same, Unavailable(repo.location, kind, exc.strerror or str(exc)))
+    snapshots = []
+    for entry in entries:
+        try:
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+            if entry.is_dir(follow_symlinks=False):
+                mtime = max([mtime, *(e.stat(follow_symlinks=False).st_mtime for e in os.scandir(entry.path))])
+        except OSError:
+            continue
+        snapshots.append(BackupSnapshot(datetime.datetime.fromtimestamp(mtime, datetime.UTC).isoformat(timespec="seconds"), entry.name,
+                                        [entry.path], []))
+    return BackupRepoFacts("directory", repo.location, "none (plain files)", same, snapshots)
+
+
+def collect_backups(repositories: list[BackupRepository], guest_max_age_hours: int, host_max_age_days: int,
+                    mounts: Maybe[list[Mount]]) -> BackupFacts:
+    readers = {"restic": _restic, "borg": _borg, "directory": _directory}
+    return BackupFacts(guest_max_age_hours, host_max_age_days, [readers[r.kind](r, mounts) for r in repositories])

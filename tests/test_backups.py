@@ -1,0 +1,135 @@
+"""Backups against real repositories: restic and borg (Debian packages) with real snapshots, fresh
+and stale, one guest in no repository, an unencrypted borg repository, a wrong password, a corrupt
+repository and a missing binary. Passwords come from a file or the environment and never show."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from conftest import copy_root, hyperward, require
+
+HARDENED = "hardened-vm (6f1a8e5c-3b2d-4c9e-8a7f-1d2e3c4b5a69)"
+SEV = "sev-vm (0b9d7c3e-5f21-4a8b-9c6d-2e4f6a8b0c1d)"
+PASSWORD = "Rq7!backup-Pl4nted"
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, pathlib.Path]]:
+    require(shutil.which("restic") is not None and shutil.which("borg") is not None, "restic and borg (Debian packages restic, borgbackup)")
+    base = tmp_path_factory.mktemp("backups")
+    src = base / "src"
+    (src / "etc/libvirt/qemu").mkdir(parents=True)
+    (src / "etc/libvirt/qemu/hardened-vm.xml").write_text("<domain/>")
+    (src / "images").mkdir()
+    (src / "images/hardened-vm.qcow2").write_bytes(b"QFI\xfb" + b"\0" * 1024)
+    (src / "images/sev-vm.qcow2").write_bytes(b"QFI\xfb" + b"\1" * 1024)
+    password_file = base / "restic.pass"
+    password_file.write_text(PASSWORD + "\n")
+    password_file.chmod(0o600)
+    restic = base / "restic-repo"
+    env = {"RESTIC_PASSWORD_FILE": str(password_file), "RESTIC_REPOSITORY": str(restic), "RESTIC_CACHE_DIR": str(base / "cache")}
+    _run(["restic", "init"], env)
+    _run(["restic", "backup", "--tag", "host-config", str(src / "etc/libvirt")], env)
+    _run(["restic", "backup", "--tag", "hardened-vm", str(src / "images/hardened-vm.qcow2")], env)
+    _run(["restic", "backup", "--tag", "sev-vm", "--time", "2026-01-10 03:00:00", str(src / "images/sev-vm.qcow2")], env)
+    borg = base / "borg-repo"
+    benv = {"BORG_PASSPHRASE": PASSWORD, "BORG_BASE_DIR": str(base / "borgbase")}
+    _run(["borg", "init", "--encryption=repokey", str(borg)], benv)
+    _run(["borg", "create", "--timestamp", "2026-11-01T02:00:00", f"{borg}::sev-vm-2026-11-01", str(src / "images/sev-vm.qcow2")], benv)
+    plain = base / "borg-plain"
+    _run(["borg", "init", "--encryption=none", str(plain)], benv)
+    _run(["borg", "create", f"{plain}::misc-{os.getpid()}", str(src / "etc")], benv)
+    yield {"base": base, "restic": restic, "borg": borg, "plain": plain, "password_file": password_file}
+
+
+def _config(tmp: pathlib.Path, repos: dict[str, pathlib.Path], *entries: str) -> pathlib.Path:
+    config = tmp / "config.toml"
+    config.write_text("[backups]\nguest_max_age_hours = 24\nhost_max_age_days = 7\n" + "".join(entries))
+    return config
+
+
+def _restic_entry(repos: dict[str, pathlib.Path], password_file: pathlib.Path | None = None) -> str:
+    return (f'[[backups.repository]]\nkind = "restic"\nlocation = "{repos["restic"]}"\n'
+            f'password_file = "{password_file or repos["password_file"]}"\n')
+
+
+def _borg_entry(location: pathlib.Path) -> str:
+    return f'[[backups.repository]]\nkind = "borg"\nlocation = "{location}"\npassword_env = "HW_BORG_PASS"\n'
+
+
+def _scan(root: pathlib.Path, config: pathlib.Path, repos: dict[str, pathlib.Path], env: dict[str, str] | None = None) -> tuple[dict, str]:
+    done = hyperward("scan", "--root", str(root), "--config", str(config), "--format", "json", "--only", "BAK",
+                     env={"HW_BORG_PASS": PASSWORD, "BORG_BASE_DIR": str(repos["base"] / "borgbase"), **(env or {})})
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    return {(r["id"], r["resource"]): r for r in report["results"]}, done.stdout + done.stderr
+
+
+def test_fresh_stale_and_missing_guests(tmp_path, repos):
+    root = copy_root("hardened", tmp_path)
+    (root / "etc/libvirt/qemu/lonely-vm.xml").write_text("<domain type='kvm'><name>lonely-vm</name><uuid>99999999-8888-4777-8666-555555555555</uuid></domain>\n")
+    config = _config(tmp_path, repos, _restic_entry(repos), _borg_entry(repos["borg"]))
+    results, text = _scan(root, config, repos)
+    assert results[("HV-BAK-001", "host configuration")]["status"] == "pass"
+    assert results[("HV-BAK-002", HARDENED)]["status"] == "pass"
+    sev = results[("HV-BAK-002", SEV)]
+    assert sev["status"] == "fail" and "2026-11-01" in sev["message"] and "borg" in sev["message"]  # newer than restic's January one
+    assert results[("HV-BAK-002", "lonely-vm (99999999-8888-4777-8666-555555555555)")]["message"] == "in no configured repository"
+    # both repositories are local directories on this machine
+    assert results[("HV-BAK-003", str(repos["restic"]))]["message"] == "restic: on this host's own storage"
+    assert results[("HV-BAK-003", str(repos["borg"]))]["message"] == "borg: on this host's own storage"
+    assert PASSWORD not in text
+
+
+def test_unencrypted_borg_and_remote_location(tmp_path, repos):
+    root = copy_root("hardened", tmp_path)
+    config = _config(tmp_path, repos, _borg_entry(repos["plain"]))
+    results, _ = _scan(root, config, repos)
+    assert results[("HV-BAK-003", str(repos["plain"]))]["message"] == "borg: not encrypted (none); on this host's own storage"
+    assert results[("HV-BAK-001", "host configuration")]["status"] == "fail"
+
+
+def test_wrong_password_corrupt_repository_and_missing_binary(tmp_path, repos):
+    root = copy_root("hardened", tmp_path)
+    wrong = tmp_path / "wrong.pass"
+    wrong.write_text("not-the-password\n")
+    corrupt = tmp_path / "corrupt-borg"
+    shutil.copytree(repos["borg"], corrupt)
+    (corrupt / "config").write_text("[repository]\nversion = 1\n")
+    config = _config(tmp_path, repos, _restic_entry(repos, wrong), _borg_entry(corrupt))
+    results, text = _scan(root, config, repos)
+    restic_error = results[("HV-BAK-001", str(repos["restic"]))]
+    assert restic_error["status"] == "error" and "restic failed" in restic_error["message"] and "password" in restic_error["message"]
+    borg_error = results[("HV-BAK-001", str(corrupt))]
+    assert borg_error["status"] == "error" and "borg failed" in borg_error["message"]
+    assert results[("HV-BAK-003", str(corrupt))]["status"] == "fail"
+    assert "not-the-password" not in text and PASSWORD not in text
+    # the rest of the scan is unaffected
+    assert {r["id"] for r in results.values()} == {"HV-BAK-001", "HV-BAK-002", "HV-BAK-003", "HV-BAK-004", "HV-BAK-005"}
+    missing, _ = _scan(root, _config(tmp_path, repos, _restic_entry(repos)), repos, env={"PATH": "/nonexistent"})
+    assert missing[("HV-BAK-001", str(repos["restic"]))]["message"].endswith("restic is not installed")
+
+
+def test_no_repositories_configured_is_said(hardened):
+    done = hyperward("scan", "--root", str(hardened), "--only", "HV-BAK-001", "--format", "json")
+    [result] = json.loads(done.stdout)["results"]
+    assert result["status"] == "not_applicable" and "no backup repositories configured" in result["message"]
+
+
+def test_bad_backup_config_is_one_line(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[[backups.repository]]\nkind = "tape"\nlocation = "/dev/st0"\n')
+    done = hyperward("scan", "--config", str(config))
+    assert done.returncode == 2 and "kind must be restic, borg or directory" in done.stderr
