@@ -128,7 +128,8 @@ def _human(delta: datetime.timedelta) -> str:
     return f"{hours:.1f} hours" if hours < 48 else f"{hours / 24:.1f} days"
 
 
-NO_BACKUPS = "no backup repositories configured: name them in the config ([[backups.repository]] with kind restic, borg or directory)"
+NO_BACKUPS = ("no backup repositories configured: name them in /etc/hyperward/config.toml or --config "
+              "([[backups.repository]] with kind restic, borg or directory)")
 
 
 @check("HV-BAK-001", Category.BAK, Severity.MEDIUM, "Hypervisor configuration not backed up",
