@@ -36,6 +36,8 @@ def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Pa
     assert report.imported == 9 and not report.errors, report.errors
     previous = os.environ.get("HYPERWARD_VULNDB")
     os.environ["HYPERWARD_VULNDB"] = str(path)
+    # nor this machine's drift baseline: tests that want one write it here
+    os.environ["HYPERWARD_BASELINE"] = str(path.parent / "baseline.json")
     yield path
     if previous is None:
         os.environ.pop("HYPERWARD_VULNDB", None)

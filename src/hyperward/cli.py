@@ -345,5 +345,38 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
     sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
 
 
+@main.group()
+def baseline() -> None:
+    """The accepted state of the virtualization configuration that HV-IDS-006 compares against."""
+
+
+@baseline.command("accept")
+@click.option("--root", "root", metavar="DIR", help="Accept the configuration of an offline tree instead of this host.")
+@click.option("--file", "path", metavar="FILE", help="Where to store the baseline (default: $HYPERWARD_BASELINE or /var/lib/hyperward/baseline.json).")
+def baseline_accept(root: str | None, path: str | None) -> None:
+    """Record normalized digests of qemu.conf, libvirtd.conf, and every domain, network and nwfilter
+    definition as the accepted state. This writes only the baseline file."""
+    import datetime
+    import socket
+
+    from .collect.drift import config_digests, default_baseline_path, write_baseline
+    from .collect.fs import RootFS
+
+    target = path or default_baseline_path()
+    directory = root or "/"
+    if not os.path.isdir(directory):
+        _die(f"--root {directory}: no such directory")
+    fs = RootFS(directory)
+    if not fs.exists("/etc/libvirt"):
+        _die(f"{directory}: no /etc/libvirt: nothing to accept")
+    digests = config_digests(fs)
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    try:
+        write_baseline(target, digests, socket.gethostname() if fs.live else directory, fs.root, now)
+    except OSError as exc:
+        _die(f"cannot write {target}: {exc.strerror or exc}")
+    click.echo(f"accepted {len(digests)} files and definitions into {target}")
+
+
 if __name__ == "__main__":
     main()

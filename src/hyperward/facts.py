@@ -663,6 +663,38 @@ class BackupFacts:
     repositories: list[BackupRepoFacts]
 
 
+# --- drift and scan history -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftFacts:
+    """Normalized digests of the virtualization configuration now, and the accepted baseline."""
+
+    current: dict[str, str]
+    baseline: Maybe[dict[str, str]]
+    baseline_path: str
+    accepted_at: str | None
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    source: str
+    time: str
+    targets: list[str]
+
+
+@dataclass(frozen=True)
+class ScanFacts:
+    """Vulnerability scans of this host and its guests: hyperward's own recorded scans and report
+    files of OpenVAS/Greenbone or Nessus. `host_names` and `guest_names` are what a report may call
+    them (names, addresses from the libvirt DHCP leases)."""
+
+    records: list[ScanRecord]
+    problems: list[Unavailable]
+    host_names: list[str]
+    guest_names: dict[str, list[str]]
+
+
 @dataclass(frozen=True)
 class HostFacts:
     meta: Meta
@@ -679,6 +711,8 @@ class HostFacts:
     access: AccessFacts
     monitoring: MonitoringFacts
     backups: BackupFacts | None = None
+    drift: DriftFacts | None = None
+    scans: ScanFacts | None = None
 
     @property
     def qemu_conf(self) -> LibvirtConfig:

@@ -183,3 +183,34 @@ def network_ids(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(tool.name, "; ".join(problems))
         else:
             yield Result.passed(tool.name, f"active; captures {', '.join(tool.interfaces)}" if tool.interfaces else "active")
+
+
+@check("HV-IDS-006", Category.IDS, Severity.MEDIUM, "Configuration drift from the accepted baseline",
+    fix="review the change; if intended, record it with `hyperward baseline accept`, else restore the file or definition",
+    references=("hyperward baseline accept --help",),
+)
+def config_drift(host: HostFacts) -> Iterator[Result]:
+    """An unreviewed change to qemu.conf, a domain, network or nwfilter definition is how
+    weakenings (and persistence) slip in; comparing normalized digests to an accepted baseline
+    shows exactly what moved, per file and per VM."""
+    drift = host.drift
+    if drift is None:
+        yield Result.not_applicable("libvirt is not installed (no /etc/libvirt)")
+        return
+    if isinstance(drift.baseline, Unavailable):
+        if drift.baseline.kind == "missing":
+            yield Result.not_applicable(f"{drift.baseline.describe()}; until then changes to the virtualization configuration go unnoticed")
+        else:
+            yield Result.unavailable(drift.baseline, drift.baseline_path)
+        return
+    since = f" since the baseline of {drift.accepted_at}" if drift.accepted_at else ""
+    changed = False
+    for key in sorted(set(drift.current) | set(drift.baseline)):
+        now, then = drift.current.get(key), drift.baseline.get(key)
+        if now == then:
+            continue
+        changed = True
+        state = "added" if then is None else "removed" if now is None else "changed"
+        yield Result.fail(key, f"{state}{since}")
+    if not changed:
+        yield Result.passed("baseline", f"{len(drift.current)} files and definitions unchanged{since}")
