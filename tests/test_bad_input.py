@@ -101,7 +101,7 @@ def test_permission_denied_names_the_checks_that_lacked_privilege(world_tmp, adv
     db = world_tmp / "advisories.sqlite"
     shutil.copy(advisory_db, db)
     db.chmod(0o644)
-    env = {"HYPERWARD_VULNDB": str(db)}
+    env = {"HYPERWARD_VULNDB": str(db), "HYPERWARD_BASELINE": str(world_tmp / "no-baseline.json")}
     done = hyperward("scan", "--root", str(root), "--format", "json", user="nobody", env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
