@@ -38,6 +38,7 @@ def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Pa
     os.environ["HYPERWARD_VULNDB"] = str(path)
     # nor this machine's drift baseline: tests that want one write it here
     os.environ["HYPERWARD_BASELINE"] = str(path.parent / "baseline.json")
+    os.environ["HYPERWARD_HISTORY"] = str(path.parent / "history.sqlite")
     yield path
     if previous is None:
         os.environ.pop("HYPERWARD_VULNDB", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -70,6 +71,7 @@ def main() -> None:
 @click.option("--profile", type=click.Choice(PROFILES), help="Tenancy profile; changes SMT, KSM and nested rows' severity (default multi-tenant).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
 @click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
+@click.option("--record", is_flag=True, help="Store this scan's results in hyperward's scan history (HV-SCAN-001); the only write a scan makes, and only when asked.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line (text format).")
 @click.option("--verbose", "-v", is_flag=True, help="Also list passing and not-applicable results (text format).")
 def scan(
@@ -86,6 +88,7 @@ def scan(
     verbose: bool,
     connect: str | None,
     vulndb: str | None,
+    record: bool,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     from .catalog import catalog
@@ -107,20 +110,30 @@ def scan(
     except ValueError as exc:
         _die(str(exc))
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
-    facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups)
+    facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
+                        config.scan_reports, config.history_path)
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
     width = shutil.get_terminal_size((100, 24)).columns if not output else 100
     options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
     _write(get_reporter(fmt).render(report, options), output)
+    if record or config.history_record:
+        from . import history
+
+        target = config.history_path or history.default_path()
+        try:
+            history.record(target, report)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            click.echo(f"hyperward: could not record the scan in {target}: {exc}", err=True)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
     worst = report.worst_failure()
     sys.exit(EXIT_FINDINGS if threshold is not None and worst is not None and worst >= threshold else EXIT_OK)
 
 
 def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
-                vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None) -> HostFacts:
+                vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None, scan_reports: list[str] | None = None,
+                history_path: str | None = None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -136,7 +149,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
-        return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups)
+        return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports, history_path=history_path)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -161,7 +174,8 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
         config = load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
-    facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups)
+    facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
+                        config.scan_reports, config.history_path)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output)
 
 

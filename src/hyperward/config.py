@@ -14,7 +14,8 @@ from .facts import BackupRepository
 from .model import PROFILES, Severity
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
-_TOP_KEYS = {"scan", "suppress", "vulndb", "backups"}
+_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history"}
+_HISTORY_KEYS = {"path", "record", "reports"}
 _BACKUPS_KEYS = {"guest_max_age_hours", "host_max_age_days", "repository"}
 _REPOSITORY_KEYS = {"kind", "location", "password_file", "password_env", "name"}
 _VULNDB_KEYS = {"path", "max_age_days", "sources"}
@@ -45,6 +46,9 @@ class Config:
     vulndb_max_age_days: int | None = None
     vulndb_sources: list[str] = field(default_factory=list)
     backups: BackupConfig | None = None
+    history_path: str | None = None
+    history_record: bool = False
+    scan_reports: list[str] = field(default_factory=list)
 
 
 def _table_lines(text: str, header: str) -> list[int]:
@@ -71,7 +75,7 @@ def parse_config(text: str, path: str) -> Config:
 
     for key in data:
         if key not in _TOP_KEYS:
-            raise fail(f"unknown section or key {key!r} (expected: scan, suppress, vulndb, backups)", _key_line(text, key))
+            raise fail(f"unknown section or key {key!r} (expected: scan, suppress, vulndb, backups, history)", _key_line(text, key))
     scan = data.get("scan", {})
     if not isinstance(scan, dict):
         raise fail("[scan] must be a table", _key_line(text, "scan"))
@@ -139,8 +143,20 @@ def parse_config(text: str, path: str) -> Config:
     urls = vulndb.get("sources", [])
     if not (isinstance(urls, list) and all(isinstance(u, str) and u.startswith(("http://", "https://", "file://")) for u in urls)):
         raise fail("[vulndb] sources must be a list of http(s):// or file:// URLs", _key_line(text, "sources"))
+    hist = data.get("history", {})
+    if not isinstance(hist, dict):
+        raise fail("[history] must be a table", _key_line(text, "history"))
+    for key in hist:
+        if key not in _HISTORY_KEYS:
+            raise fail(f"unknown key {key!r} in [history] (expected: {', '.join(sorted(_HISTORY_KEYS))})", _key_line(text, key))
+    if not isinstance(hist.get("record", False), bool):
+        raise fail("[history] record must be true or false", _key_line(text, "record"))
+    reports = hist.get("reports", [])
+    if not (isinstance(reports, list) and all(isinstance(r, str) for r in reports)):
+        raise fail("[history] reports must be a list of file paths or globs", _key_line(text, "reports"))
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
-                  vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail))
+                  vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail),
+                  hist.get("path"), hist.get("record", False), list(reports))
 
 
 def _backups(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> BackupConfig | None:

@@ -202,3 +202,40 @@ def known_cves(host: HostFacts) -> Iterator[Result]:
     if not open_with_fix:
         yield Result.passed("packages", f"no known CVE with a fix available ({facts.advisories} advisories for {facts.release}, "
                                         f"database updated {facts.updated_at})")
+
+
+SCAN_MAX_AGE_DAYS = 7
+
+
+@check("HV-SCAN-001", Category.SCAN, Severity.MEDIUM, "No recent vulnerability scan of host and guests",
+    fix="scan weekly: `hyperward db update && hyperward scan --record` for the host, OpenVAS/Greenbone or Nessus for the guests, and list the report files under [history] reports",
+    references=("Greenbone report export", "Nessus v2 file format"),
+)
+def recent_scans(host: HostFacts) -> Iterator[Result]:
+    """A vulnerability that nobody looks for is never fixed: host and guests need a scan at least
+    weekly. Evidence: hyperward's recorded scans with an advisory database, and the scanners' reports."""
+    scans = host.scans
+    if scans is None:
+        yield Result.not_applicable("no scan history (hyperward scan --record) and no OpenVAS/Nessus report files configured "
+                                    "([history] reports in /etc/hyperward/config.toml)")
+        return
+    for problem in scans.problems:
+        yield Result.unavailable(problem, problem.path)
+    now = datetime.datetime.fromisoformat(host.meta.collected_at)
+
+    def newest(names: list[str]) -> tuple[str, str] | None:
+        wanted = {n.lower() for n in names}
+        hits = [(r.time, r.source) for r in scans.records if wanted & {t.lower() for t in r.targets}]
+        return max(hits) if hits else None
+
+    targets = [("host", scans.host_names)] + list(scans.guest_names.items())
+    for resource, names in targets:
+        found = newest(names)
+        if found is None:
+            yield Result.fail(resource, f"no vulnerability scan on record for {', '.join(names[:3])}")
+            continue
+        age = (now - datetime.datetime.fromisoformat(found[0])).days
+        if age > SCAN_MAX_AGE_DAYS:
+            yield Result.fail(resource, f"last scanned {found[0]} ({age} days ago) by {found[1]}")
+        else:
+            yield Result.passed(resource, f"scanned {found[0]} by {found[1]}")

@@ -24,6 +24,7 @@ from .system import (
 from .access import collect_access
 from .backups import collect_backups
 from .drift import collect_drift
+from .scans import collect_scans
 from .hardware import collect_hardware
 from .monitoring import collect_monitoring
 from .vulns import collect_vulnerabilities
@@ -35,7 +36,8 @@ class RootError(Exception):
 
 
 def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
-                 backups: BackupConfig | None = None, baseline: str | None = None) -> HostFacts:
+                 backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
+                 history_path: str | None = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
     vulndb: the advisory database to match the installed packages against (default: the
     standard path; absent, the facts say so)."""
@@ -78,6 +80,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         backups=collect_backups(backups.repositories, backups.guest_max_age_hours, backups.host_max_age_days, hardware.mounts)
         if backups is not None else None,
         drift=collect_drift(fs, baseline),
+        scans=collect_scans(fs, hostname, libvirt, scan_reports or [], history_path),
     )
 
 
