@@ -89,7 +89,9 @@ def collect_drift(fs: RootFS, baseline_path: str | None) -> DriftFacts | None:
         return None
     path = baseline_path or default_baseline_path()
     baseline, accepted = read_baseline(path)
-    return DriftFacts(config_digests(fs), baseline, path, accepted)
+    # Digesting every definition costs as much as parsing it again: only when there is a baseline.
+    current = config_digests(fs) if isinstance(baseline, dict) else {}
+    return DriftFacts(current, baseline, path, accepted)
 
 
 def write_baseline(path: str, digests: dict[str, str], host: str, root: str, accepted_at: str) -> None:

@@ -84,22 +84,39 @@ def _regex(pattern: str) -> re.Pattern[str] | None:
         return None
 
 
-def aide_covers(rules: list[tuple[str, str]], path: str) -> bool:
+_LITERAL = re.compile(r"[^\\.^$*+?()\[\]{}|@]*")
+
+
+def _could_match(pattern: str, path: str) -> bool:
+    literal = _LITERAL.match(pattern).group(0)  # type: ignore[union-attr]
+    return path.startswith(literal) or literal.startswith(path)
+
+
+def aide_covers(rules: list[tuple[str, str]], path: str, compiled: dict[str, re.Pattern[str] | None] | None = None) -> bool:
     """AIDE selection: a path is checked when a selection regex matches it from the start (or an
     equals rule names it) and no negative rule matches it or a parent directory."""
+    cache = compiled if compiled is not None else {}
+
+    def rx(pattern: str) -> re.Pattern[str] | None:
+        if pattern not in cache:
+            cache[pattern] = _regex(pattern)
+        return cache[pattern]
+
     ancestors = [path[: i] for i in range(len(path), 0, -1) if i == len(path) or path[i] == "/"]
+    # A rule whose literal start diverges from the path cannot match it: skip compiling it.
+    rules = [(k, p) for k, p in rules if _could_match(p, path)]
     for kind, pattern in rules:
         if kind == "!":
-            rx = _regex(pattern)
-            if rx is not None and any(rx.fullmatch(a) or (not pattern.endswith("$") and rx.match(a)) for a in ancestors):
+            r = rx(pattern)
+            if r is not None and any(r.fullmatch(a) or (not pattern.endswith("$") and r.match(a)) for a in ancestors):
                 return False
     for kind, pattern in rules:
-        rx = _regex(pattern)
-        if rx is None:
+        r = rx(pattern)
+        if r is None:
             continue
-        if kind == "=" and rx.fullmatch(path):
+        if kind == "=" and r.fullmatch(path):
             return True
-        if kind == "/" and (rx.fullmatch(path) or (not pattern.endswith("$") and rx.match(path))):
+        if kind == "/" and (r.fullmatch(path) or (not pattern.endswith("$") and r.match(path))):
             return True
     return False
 
@@ -127,7 +144,8 @@ def collect_aide(fs: RootFS, services: ServiceFacts) -> AideFacts | None:
     periodic = "dailyaidecheck.timer" in services.enabled or fs.exists("/etc/cron.daily/aide")
     log = fs.stat("/var/log/aide/aide.log")
     last = None if isinstance(log, Unavailable) else _iso(log.st_mtime)
-    return AideFacts(path, {p: aide_covers(rules, p) for p in AIDE_REQUIRED}, database, periodic, last)
+    compiled: dict[str, re.Pattern[str] | None] = {}
+    return AideFacts(path, {p: aide_covers(rules, p, compiled) for p in AIDE_REQUIRED}, database, periodic, last)
 
 
 def collect_audit_watches(fs: RootFS) -> Maybe[list[AuditWatch]]:

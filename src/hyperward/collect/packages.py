@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from ..facts import AptState, Maybe, OsRelease, Package, PendingUpdate
 from ..model import Unavailable
-from ..parsers.apt_lists import Offer, Pin, Release, candidate, iter_packages, parse_preferences, parse_release, source_list_prefixes
+from ..parsers.apt_lists import Available, Offer, Pin, Release, candidate, iter_packages, parse_preferences, parse_release, source_list_prefixes
 from ..parsers.rpm_header import ARCH, EPOCH, NAME, RELEASE, SOURCERPM, VERSION, HeaderError, parse_header, source_name
 from .fs import RootFS
 
@@ -36,25 +36,62 @@ def collect_os_release(fs: RootFS) -> Maybe[OsRelease]:
     return Unavailable("/etc/os-release", "missing", "not found")
 
 
-def _decompress(path: str, data: bytes) -> bytes | Unavailable:
-    try:
-        if path.endswith(".lz4"):
-            import lz4.frame
+BLOCK = 1024 * 1024
 
-            return lz4.frame.decompress(data)
-        if path.endswith(".gz"):
-            return gzip.decompress(data)
-        if path.endswith(".xz"):
-            return lzma.decompress(data)
-        if path.endswith(".zst"):
-            try:
-                import zstandard  # type: ignore[import-not-found]
-            except ImportError:
-                return Unavailable(path, "invalid", "zstd-compressed list and the zstandard module is not installed")
-            return zstandard.ZstdDecompressor().decompress(data, max_output_size=LIST_LIMIT)
+
+def _open_index(fs: RootFS, path: str):  # type: ignore[no-untyped-def]
+    """A binary file object over the decompressed index, read in blocks: a Debian main index is
+    50 MB decompressed and is never held whole."""
+    local = fs.local_path(path)
+    if path.endswith(".lz4"):
+        import lz4.frame
+
+        return lz4.frame.open(local, "rb")
+    if path.endswith(".gz"):
+        return gzip.open(local, "rb")
+    if path.endswith(".xz"):
+        return lzma.open(local, "rb")
+    if path.endswith(".zst"):
+        import zstandard  # type: ignore[import-not-found]
+
+        return zstandard.ZstdDecompressor().stream_reader(open(local, "rb"), closefd=True)
+    return open(local, "rb")
+
+
+def _read_index(fs: RootFS, path: str, wanted: set[str]) -> list[Available] | Unavailable:
+    st = fs.stat(path)
+    if isinstance(st, Unavailable):
+        return st
+    if path.endswith(".zst"):
+        try:
+            import zstandard  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError:
+            return Unavailable(path, "invalid", "zstd-compressed list and the zstandard module is not installed")
+    found: list[Available] = []
+    total = 0
+    try:
+        with _open_index(fs, path) as stream:
+            carry = b""
+            while True:
+                block = stream.read(BLOCK)
+                total += len(block)
+                if total > LIST_LIMIT:
+                    return Unavailable(path, "invalid", f"larger than {LIST_LIMIT} bytes decompressed; not read")
+                if not block:
+                    found.extend(iter_packages(carry, wanted))
+                    break
+                data = carry + block
+                cut = data.rfind(b"\n\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                found.extend(iter_packages(data[:cut], wanted))
+                carry = data[cut + 2 :]
+    except PermissionError:
+        return Unavailable(path, "denied", "permission denied")
     except Exception as exc:  # a truncated or corrupt index: name it, go on with the others
         return Unavailable(path, "invalid", f"cannot decompress ({type(exc).__name__}: {exc})")
-    return data
+    return found
 
 
 def _release_for(name: str, names: set[str]) -> str | None:
@@ -134,17 +171,15 @@ def collect_apt_state(fs: RootFS, packages: list[Package], default_release: str 
                 releases[release_name] = parse_release(text, site=name.split("_", 1)[0])
             release = releases[release_name]
         path = f"{LISTS}/{name}"
-        data = fs.read_bytes(path, LIST_LIMIT)
-        if not isinstance(data, Unavailable):
-            data = _decompress(path, data)
-        if isinstance(data, Unavailable):
-            problems.append(data)
+        items = _read_index(fs, path, wanted)
+        if isinstance(items, Unavailable):
+            problems.append(items)
             continue
         st = fs.stat(path)
         if not isinstance(st, Unavailable):
             newest = max(newest, st.st_mtime)
         used.append(path)
-        for item in iter_packages(data, wanted):
+        for item in items:
             offers[(item.name, item.arch)].append(Offer(item.version, release))
     pins = _pins(fs)
     pending = []

@@ -88,22 +88,22 @@ class Available:
 
 def iter_packages(data: bytes, wanted: set[str]) -> Iterator[Available]:
     """Only stanzas of wanted package names are decoded and parsed: a Debian main index holds
-    60,000 stanzas (50 MB), so the name test works on bytes."""
+    60,000 stanzas (50 MB), so the scan walks the bytes without copying them."""
     names = {w.encode() for w in wanted}
-    for stanza in data.split(b"\n\n"):
-        stanza = stanza.lstrip(b"\n")
-        if not stanza.startswith(b"Package: "):
-            continue
-        end = stanza.find(b"\n")
-        if stanza[9:end if end >= 0 else None].strip() not in names:
-            continue
-        fields = _fields(stanza.decode("utf-8", "replace"))
-        version = fields.get("Version")
-        if not version:
-            continue
-        name = fields["Package"]
-        source = fields.get("Source", name).split(" ", 1)[0]
-        yield Available(name, fields.get("Architecture", ""), version, source)
+    pos = 0 if data.startswith(b"Package: ") else data.find(b"\nPackage: ")
+    while pos >= 0:
+        start = pos if data.startswith(b"Package: ", pos) else pos + 1
+        line_end = data.find(b"\n", start)
+        name = data[start + 9 : line_end if line_end >= 0 else None].strip()
+        nxt = data.find(b"\n\nPackage: ", start)
+        if name in names:
+            end = nxt if nxt >= 0 else len(data)
+            fields = _fields(data[start:end].decode("utf-8", "replace"))
+            version = fields.get("Version")
+            if version:
+                package = fields["Package"]
+                yield Available(package, fields.get("Architecture", ""), version, fields.get("Source", package).split(" ", 1)[0])
+        pos = nxt + 1 if nxt >= 0 else -1
 
 
 @dataclass(frozen=True)
