@@ -75,7 +75,10 @@ def _sshd_t(fs: RootFS) -> Maybe[dict[str, str]] | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Unavailable("sshd -T", "invalid", f"did not complete ({type(exc).__name__})")
     if done.returncode != 0:
-        return Unavailable("sshd -T", "invalid", (done.stderr.strip().splitlines() or ["failed"])[0][:200])
+        message = (done.stderr.strip().splitlines() or ["failed"])[0][:200]
+        if "privilege separation directory" in message:
+            return None  # sshd is installed but not running (no /run/sshd): the files are all there is
+        return Unavailable("sshd -T", "invalid", message)
     return parse_sshd_t(done.stdout)
 
 
