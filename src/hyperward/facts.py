@@ -663,6 +663,27 @@ class BackupFacts:
     repositories: list[BackupRepoFacts]
 
 
+# --- host networking ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetInterface:
+    """One interface in /sys/class/net: its kind (bridge, vlan, ...), the bridge it is a port of,
+    and for a VLAN its parent device."""
+
+    name: str
+    kind: str
+    master: str | None
+    vlan_parent: str | None
+
+
+@dataclass(frozen=True)
+class NetworkFacts:
+    interfaces: Maybe[dict[str, NetInterface]]
+    default_route: Maybe[list[str]]
+    bridge_nf: dict[str, int] | None
+
+
 # --- drift and scan history -------------------------------------------------------------------
 
 
@@ -713,6 +734,7 @@ class HostFacts:
     backups: BackupFacts | None = None
     drift: DriftFacts | None = None
     scans: ScanFacts | None = None
+    network: NetworkFacts | None = None
 
     @property
     def qemu_conf(self) -> LibvirtConfig:

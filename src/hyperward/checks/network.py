@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..engine import check
-from ..facts import Domain, HostFacts
+from ..facts import Domain, HostFacts, NetInterface
 from ..model import Category, Result, Severity, Unavailable
-from ._libvirt import NOT_INSTALLED, as_int, each_domain, qemu_setting, qemu_settings
+from ._libvirt import NOT_INSTALLED, as_int, domains, each_domain, qemu_setting, qemu_settings
 
 ANTI_SPOOFING = {"clean-traffic", "clean-traffic-gateway", "no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing",
                  "no-arp-mac-spoofing", "no-arp-ip-spoofing"}
@@ -126,3 +126,91 @@ def migration_exposure(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("qemu.conf:migration_address", f"{address.describe()}: incoming migrations listen on every address")
     else:
         yield Result.passed("qemu.conf:migration_address", address.describe())
+
+
+GUEST_PORT_PREFIXES = ("vnet", "tap", "vif", "macvtap", "fwpr", "veth-guest")
+
+
+def _segment(interfaces: dict[str, NetInterface], name: str) -> str:
+    """The layer-2 segment of an interface: the bridge it is a port of, or itself."""
+    iface = interfaces.get(name)
+    if iface is not None and iface.master and interfaces.get(iface.master, NetInterface(iface.master, "bridge", None, None)).kind == "bridge":
+        return iface.master
+    return name
+
+
+def guest_segments(host: HostFacts, interfaces: dict[str, NetInterface]) -> dict[str, list[str]]:
+    """Segment -> what puts guests on it (domain NICs by bridge, network or macvtap parent, and
+    bridge ports named like guest taps)."""
+    out: dict[str, list[str]] = {}
+    bridges = {n.name: n.bridge for n in host.libvirt.networks if not isinstance(n, Unavailable) and n.bridge}
+    for d in domains(host)[0]:
+        for i in d.interfaces:
+            segment = None
+            if i.type == "bridge" and i.source:
+                segment = i.source
+            elif i.type == "network" and i.source in bridges:
+                segment = bridges[i.source]
+            elif i.type == "direct" and i.source:
+                segment = _segment(interfaces, i.source)
+            if segment:
+                out.setdefault(segment, []).append(f"guest {d.name}")
+    for iface in interfaces.values():
+        if iface.master and iface.name.startswith(GUEST_PORT_PREFIXES):
+            out.setdefault(iface.master, []).append(f"port {iface.name}")
+    return out
+
+
+@check("HV-NET-003", Category.NET, Severity.HIGH, "Management plane shares layer 2 with guests",
+    fix="give management its own NIC or VLAN: move the host's address off the guest bridge (or put guests on a separate bridge/VLAN)",
+    references=("NIST SP 800-125B (virtual network segmentation)",),
+)
+def management_segment(host: HostFacts) -> Iterator[Result]:
+    """A guest on the management segment can ARP-spoof the gateway, reach SSH and libvirt's
+    ports directly and sniff management traffic: segmentation is the first line beyond the firewall."""
+    network = host.network
+    if network is None or isinstance(network.interfaces, Unavailable):
+        yield Result.not_applicable("no /sys/class/net under this root" if network is None else network.interfaces.describe())  # type: ignore[union-attr]
+        return
+    if isinstance(network.default_route, Unavailable):
+        yield Result.unavailable(network.default_route, "/proc/net/route")
+        return
+    if not network.default_route:
+        yield Result.not_applicable("no default route in /proc/net/route: no management interface to judge")
+        return
+    interfaces = network.interfaces
+    guests = guest_segments(host, interfaces)
+    for device in network.default_route:
+        segment = _segment(interfaces, device)
+        via = f" (port of bridge {segment})" if segment != device else ""
+        if segment in guests:
+            yield Result.fail(device, f"default-route interface{via} shares layer 2 with {', '.join(sorted(set(guests[segment]))[:6])}")
+        else:
+            yield Result.passed(device, f"default-route interface{via}; guests are on {', '.join(sorted(guests)) or 'no bridge'}")
+
+
+@check("HV-FW-003", Category.FW, Severity.MEDIUM, "bridge traffic bypasses the host firewall unexpectedly",
+    fix="for nwfilter on bridged guests: modprobe br_netfilter and sysctl net.bridge.bridge-nf-call-iptables=1 (and -ip6tables=1) via /etc/sysctl.d; otherwise filter in an nftables bridge table",
+    references=("libvirt docs/formatnwfilter.rst", "Linux Documentation/networking/bridge.rst (br_netfilter)"),
+)
+def bridge_netfilter(host: HostFacts) -> Iterator[Result]:
+    """Bridged frames reach the IP firewall (iptables FORWARD, nftables ip/inet hooks) only through
+    br_netfilter with bridge-nf-call-iptables=1. libvirt's IP-level nwfilter rules on bridged NICs
+    depend on it; without it they silently filter nothing. The state is reported either way."""
+    network = host.network
+    if network is None:
+        yield Result.not_applicable("no /proc/sys/net under this root")
+        return
+    filtered = [f"{d.name} {i.target_dev or i.source}" for d in domains(host)[0] for i in d.interfaces
+                if i.type in ("bridge", "ethernet") and i.filterref]
+    nf = network.bridge_nf
+    state = "br_netfilter not loaded" if nf is None else ", ".join(f"{k}={v}" for k, v in sorted(nf.items()))
+    for family in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
+        on = nf is not None and nf.get(family) == 1
+        resource = f"net.bridge.{family}"
+        if filtered and not on:
+            yield Result.fail(resource, f"{state}: the nwfilter rules on bridged NICs ({', '.join(filtered[:4])}) do not see bridged traffic")
+        elif on:
+            yield Result.passed(resource, f"{state}: bridged guest traffic passes the host's IP firewall hooks")
+        else:
+            yield Result.passed(resource, f"{state}: bridged guest traffic bypasses the host's IP firewall; no nwfilter on bridged NICs relies on it")

@@ -24,6 +24,7 @@ from .system import (
 from .access import collect_access
 from .backups import collect_backups
 from .drift import collect_drift
+from .network import collect_network
 from .scans import collect_scans
 from .hardware import collect_hardware
 from .monitoring import collect_monitoring
@@ -81,6 +82,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         if backups is not None else None,
         drift=collect_drift(fs, baseline),
         scans=collect_scans(fs, hostname, libvirt, scan_reports or [], history_path),
+        network=collect_network(fs),
     )
 
 
