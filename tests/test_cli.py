@@ -42,7 +42,7 @@ def test_explain():
     assert done.returncode == 0
     for part in ("HV-SIDE-001:", "Rationale:", "Detection:", "Passes when:", "Remediation:", "References:", "sysfs-devices-system-cpu"):
         assert part in done.stdout
-    assert "Implemented:   not yet" in hyperward("explain", "HV-FW-001").stdout
+    assert "Implemented:   not yet" in hyperward("explain", "HV-MON-005").stdout
     bad = hyperward("explain", "HV-NOPE-9")
     assert bad.returncode == 2 and bad.stderr.startswith("hyperward: error: unknown check ID")
 
@@ -190,9 +190,9 @@ def test_unknown_option_is_a_usage_error():
 
 
 def test_planned_catalog_ids_are_accepted_with_a_warning(weak):
-    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json", "--only", "HV-FW-001,HV-NEST-001").stdout)
+    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json", "--only", "HV-MON-005,HV-NEST-001").stdout)
     assert {r["id"] for r in report["results"]} == {"HV-NEST-001"}
-    assert report["warnings"] == [f"HV-FW-001 is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it"]
+    assert report["warnings"] == [f"HV-MON-005 is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it"]
 
 
 def test_collect_to_stdout_then_scan_the_snapshot_elsewhere(weak, tmp_path):

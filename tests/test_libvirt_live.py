@@ -14,7 +14,9 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -280,3 +282,58 @@ def test_replaced_swtpm_and_current_libvirtd(libvirtd, tmp_path):
     finally:
         proc.kill()
         proc.wait(10)
+
+
+LIBVIRT_NETS = {
+    "nat": "<network><name>hwtest-rnat</name><forward mode='nat'/><bridge name='virbr-hwn' stp='on' delay='0'/>"
+           "<ip address='10.93.0.1' netmask='255.255.255.0'><dhcp><range start='10.93.0.100' end='10.93.0.200'/></dhcp></ip></network>",
+    "isolated": "<network><name>hwtest-riso</name><bridge name='virbr-hwi' stp='on' delay='0'/>"
+                "<ip address='10.94.0.1' netmask='255.255.255.0'/></network>",
+}
+
+
+@pytest.mark.parametrize("kind", LIBVIRT_NETS)
+def test_reachability_through_the_rules_libvirt_installs(libvirtd, kind, tmp_path):
+    """A real libvirt NAT/isolated network: its bridge, its dnsmasq and the rules libvirt put into
+    the firewall; a guest namespace plugged into the bridge probes our listeners."""
+    import test_reach as harness
+
+    require(shutil.which("nft") is not None and shutil.which("ip") is not None, "nftables and iproute2")
+    conn = _connect()
+    net = conn.networkCreateXML(LIBVIRT_NETS[kind])
+    bridge = net.bridgeName()
+    subnet = "10.93.0" if kind == "nat" else "10.94.0"
+    guest = f"hwr-lv-{uuid.uuid4().hex[:6]}"
+    ports = [("tcp", 16509), ("tcp", 5901), ("tcp", 8006), ("udp", 5353)]
+    server = None
+    try:
+        subprocess.run(["ip", "netns", "add", guest], check=True, timeout=30)
+        subprocess.run(["ip", "link", "add", "vnet-hwr", "type", "veth", "peer", "name", "eth0", "netns", guest], check=True, timeout=30)
+        subprocess.run(["ip", "link", "set", "vnet-hwr", "master", bridge], check=True, timeout=30)
+        subprocess.run(["ip", "link", "set", "vnet-hwr", "up"], check=True, timeout=30)
+        for args in (["link", "set", "eth0", "up"], ["link", "set", "lo", "up"], ["addr", "add", f"{subnet}.2/24", "dev", "eth0"]):
+            subprocess.run(["ip", "-n", guest, *args], check=True, timeout=30)
+        deadline = time.monotonic() + 60
+        while open("/sys/class/net/vnet-hwr/brport/state").read().strip() != "3":  # STP: wait until the port forwards
+            assert time.monotonic() < deadline, "the bridge port never reached the forwarding state"
+            time.sleep(0.2)
+        server = subprocess.Popen([sys.executable, "-c", harness.SERVER, *(f"{p}:0.0.0.0:{n}" for p, n in ports)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        rows = json.loads(hyperward("reach", "--format", "json").stdout)
+        predicted = {f"{r['protocol']}:{r['port']}": r["reachable"] for r in rows if r["source"] == bridge}
+        done = subprocess.run(["ip", "netns", "exec", guest, sys.executable, "-c", harness.PROBE, f"{subnet}.1",
+                               *(f"{p}:{n}" for p, n in ports)], capture_output=True, text=True, timeout=60)
+        actual = json.loads(done.stdout)
+        assert {k: predicted.get(k) for k in actual} == actual, rows
+        # libvirt's own accept rules for DHCP and DNS on its bridge are read as such
+        dhcp = [r for r in rows if r["source"] == bridge and r["protocol"] == "udp" and r["port"] == 67]
+        assert not dhcp or dhcp[0]["reachable"] is True
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait(10)
+        subprocess.run(["ip", "link", "del", "vnet-hwr"], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", guest], capture_output=True, timeout=30)
+        net.destroy()
+        conn.close()

@@ -359,6 +359,36 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
     sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
 
 
+@main.command()
+@click.option("--root", "root", metavar="DIR", help="An offline tree (without a live ruleset every answer is unknown).")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+def reach(root: str | None, fmt: str) -> None:
+    """Which host services each guest network can reach through the host's nftables rules."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .reach import port_label, reachability
+
+    rows = reachability(_load_facts(root, None))
+    if fmt == "json":
+        click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no guest-facing bridge with a listening host service")
+        return
+    console = Console(no_color="NO_COLOR" in os.environ or not sys.stdout.isatty(), width=max(100, shutil.get_terminal_size((120, 24)).columns),
+                      highlight=False)
+    table = Table(show_lines=False)
+    for column in ("guest network", "service", "process", "reachable", "because"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        label = port_label(r.port)
+        state = {True: "YES", False: "no", None: "unknown"}[r.reachable]
+        table.add_row(r.source, f"{r.address}:{r.port}/{r.protocol}" + (f" ({label})" if label else ""),
+                      f"{r.process or '?'}{f' [{r.pid}]' if r.pid else ''}", state, r.because)
+    console.print(table)
+
+
 @main.group()
 def baseline() -> None:
     """The accepted state of the virtualization configuration that HV-IDS-006 compares against."""

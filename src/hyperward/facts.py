@@ -678,10 +678,22 @@ class NetInterface:
 
 
 @dataclass(frozen=True)
+class SocketOwner:
+    protocol: str
+    address: str
+    port: int
+    process: str | None
+    pid: int | None
+
+
+@dataclass(frozen=True)
 class NetworkFacts:
     interfaces: Maybe[dict[str, NetInterface]]
     default_route: Maybe[list[str]]
     bridge_nf: dict[str, int] | None
+    addresses: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    sockets: Maybe[list[SocketOwner]] = dataclasses.field(default_factory=list)
+    nftables: Maybe[dict[str, Any]] | None = None
 
 
 # --- drift and scan history -------------------------------------------------------------------

@@ -3,9 +3,16 @@ relations, the default-route devices, and the br_netfilter switches."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import re
+import shutil
+import subprocess
+from typing import Any
 
-from ..facts import Maybe, NetInterface, NetworkFacts
+from ..facts import Maybe, NetInterface, NetworkFacts, SocketOwner
+from ..parsers.proc import net_listeners
 from ..model import Unavailable
 from .fs import RootFS
 
@@ -73,4 +80,105 @@ def collect_network(fs: RootFS) -> NetworkFacts:
             value = fs.read_int(f"/proc/sys/net/bridge/{name}")
             if isinstance(value, int):
                 bridge_nf[name] = value
-    return NetworkFacts(_interfaces(fs), _default_route(fs), bridge_nf)
+    return NetworkFacts(_interfaces(fs), _default_route(fs), bridge_nf, _addresses(fs), _socket_owners(fs), collect_nftables(fs))
+
+
+NFT_TIMEOUT = 10
+
+
+def _addresses(fs: RootFS) -> dict[str, list[str]]:
+    """Interface -> its IPv4 addresses (/proc/net/fib_trie, "/32 host LOCAL" under the interface's
+    prefix) and IPv6 addresses (/proc/net/if_inet6)."""
+    out: dict[str, list[str]] = {}
+    route = fs.read_text("/proc/net/route", 4 * 1024 * 1024)
+    nets: list[tuple[str, ipaddress.IPv4Network]] = []
+    if isinstance(route, str):
+        for line in route.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 8 and parts[1] != "00000000":
+                try:
+                    dest = ipaddress.IPv4Address(bytes.fromhex(parts[1])[::-1])
+                    mask = ipaddress.IPv4Address(bytes.fromhex(parts[7])[::-1])
+                    nets.append((parts[0], ipaddress.IPv4Network(f"{dest}/{mask}", strict=False)))
+                except ValueError:
+                    continue
+    trie = fs.read_text("/proc/net/fib_trie", 8 * 1024 * 1024)
+    if isinstance(trie, str):
+        last = None
+        for line in trie.splitlines():
+            match = re.search(r"\|--\s+([\d.]+)", line)
+            if match:
+                last = match.group(1)
+            elif "/32 host LOCAL" in line and last:
+                address = ipaddress.IPv4Address(last)
+                device = next((d for d, n in nets if address in n), "lo" if address.is_loopback else None)
+                if device:
+                    out.setdefault(device, [])
+                    if last not in out[device]:
+                        out[device].append(last)
+    six = fs.read_text("/proc/net/if_inet6", 1024 * 1024)
+    if isinstance(six, str):
+        for line in six.splitlines():
+            parts = line.split()
+            if len(parts) >= 6:
+                out.setdefault(parts[5], []).append(str(ipaddress.IPv6Address(int(parts[0], 16))))
+    return out
+
+
+def _socket_owners(fs: RootFS) -> Maybe[list[SocketOwner]]:
+    """Listening sockets with the process holding them: socket inodes from /proc/net/* matched to
+    /proc/PID/fd links (root sees every process; others only their own)."""
+    inodes: dict[str, tuple[str, str, int]] = {}
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        text = fs.read_text(f"/proc/net/{proto}", 64 * 1024 * 1024)
+        if not isinstance(text, str):
+            continue
+        for line in text.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) < 10 or ":" not in parts[1]:
+                continue
+            if proto.startswith("tcp") and parts[3] != "0A":
+                continue
+            for listener in net_listeners(f"header\n{line}", proto):
+                inodes[parts[9]] = (listener.protocol, listener.address, listener.port)
+    owners: dict[str, tuple[str, int]] = {}
+    if fs.live:
+        listing = fs.listdir("/proc")
+        for pid in listing if isinstance(listing, list) else []:
+            if not pid.isdigit():
+                continue
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inode = target[8:-1]
+                    if inode in inodes and inode not in owners:
+                        comm = fs.read_line(f"/proc/{pid}/comm", 64)
+                        owners[inode] = (comm if isinstance(comm, str) else "?", int(pid))
+    return [SocketOwner(p, a, port, *(owners.get(inode, (None, None)))) for inode, (p, a, port) in sorted(inodes.items(), key=lambda i: (i[1][2], i[1][0]))]
+
+
+def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
+    """The live ruleset, from the kernel (`nft -j list ruleset`, read-only, root only)."""
+    binary = shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if not fs.live or binary is None:
+        return None
+    if os.geteuid() != 0:
+        return Unavailable("nft list ruleset", "denied", "reading the ruleset needs root")
+    try:
+        done = subprocess.run([binary, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=NFT_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Unavailable("nft list ruleset", "invalid", f"did not complete ({type(exc).__name__})")
+    if done.returncode != 0:
+        return Unavailable("nft list ruleset", "invalid", (done.stderr.strip().splitlines() or ["failed"])[0][:200])
+    try:
+        document = json.loads(done.stdout or '{"nftables": []}')
+    except json.JSONDecodeError as exc:
+        return Unavailable("nft list ruleset", "invalid", f"not JSON ({exc})")
+    return document if isinstance(document, dict) else Unavailable("nft list ruleset", "invalid", "not a JSON object")

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import __version__
 from ..engine import ScanReport
+from ..reach import reachability
 from . import RenderOptions
 
 SCHEMA_VERSION = 1
@@ -49,5 +50,6 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         },
         "warnings": report.warnings,
         "results": [finding_to_dict(f) for f in report.findings],
+        "reachability": [row.as_dict() for row in reachability(report.facts)],
     }
     return json.dumps(document, indent=2) + "\n"

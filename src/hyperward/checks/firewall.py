@@ -1,0 +1,76 @@
+"""The host firewall as guests meet it: default policy on the input path, and which host services
+each guest network reaches through the real nftables rules (hyperward.reach)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..engine import check
+from ..facts import HostFacts
+from ..model import Category, Result, Severity, Unavailable
+from ..parsers.nft import Packet, Ruleset
+from ..reach import guest_sources, port_label, reachability
+
+PROBE = Packet("hyperward-probe0", "198.51.100.7", "203.0.113.9", "tcp", 65000)
+DHCP_DNS = {("udp", 67), ("udp", 547), ("udp", 53), ("tcp", 53)}
+
+
+@check("HV-FW-001", Category.FW, Severity.HIGH, "Host firewall not default-deny for inbound traffic",
+    fix="set policy drop on the nftables input chain (chain input { type filter hook input priority 0; policy drop; ... }) and allow what is needed",
+    references=("nft(8)", "nftables wiki: Simple ruleset for a server"),
+)
+def input_default_deny(host: HostFacts) -> Iterator[Result]:
+    """Whatever the rules allow explicitly, a packet no rule mentions must be dropped: new services
+    (a console, a migration port) otherwise open to everyone the day they start. Judged by sending a
+    packet no rule should know (unknown interface, documentation addresses, port 65000) through the
+    input path."""
+    network = host.network
+    if network is None or network.nftables is None:
+        yield Result.not_applicable("no live nftables ruleset (offline root, or nft not installed); /etc/nftables.conf and "
+                                    "legacy iptables are not evaluated yet")
+        return
+    if isinstance(network.nftables, Unavailable):
+        yield Result.unavailable(network.nftables, "nftables")
+        return
+    decision = Ruleset(network.nftables).evaluate(PROBE)
+    if decision.verdict == "drop":
+        yield Result.passed("input", f"an unexpected packet is dropped ({decision.because})")
+    elif decision.verdict == "accept":
+        yield Result.fail("input", f"an unexpected packet is accepted ({decision.because})")
+    else:
+        yield Result.error(f"default verdict unknown: {decision.because}", "input")
+
+
+@check("HV-FW-002", Category.FW, Severity.HIGH, "Host services reachable from guest networks",
+    fix="drop guest-bridge traffic to the host except DHCP/DNS of its own network: nftables `iifname \"virbr*\" udp dport { 53, 67 } accept; iifname \"virbr*\" drop` in the input chain",
+    references=("libvirt docs/firewall.rst", "NIST SP 800-125B"),
+)
+def guest_reach(host: HostFacts) -> Iterator[Result]:
+    """A guest that can reach libvirtd, a VNC console, SSH or a migration port on its own host
+    attacks the hypervisor directly: the firewall in front of the guests is not enough."""
+    network = host.network
+    if network is None or not guest_sources(host):
+        yield Result.not_applicable("no guest-facing bridge on this host")
+        return
+    if network.nftables is None:
+        yield Result.not_applicable("no live nftables ruleset (offline root, or nft not installed); /etc/nftables.conf and "
+                                    "legacy iptables are not evaluated yet")
+        return
+    if isinstance(network.nftables, Unavailable):
+        yield Result.unavailable(network.nftables, "nftables")
+        return
+    rows = reachability(host)
+    if not rows:
+        yield Result.not_applicable("no listening socket, or no guest bridge is active")
+        return
+    for row in rows:
+        label = port_label(row.port)
+        what = f"{row.protocol}/{row.port}" + (f" {label}" if label else "") + (f" ({row.process})" if row.process else "")
+        resource = f"{row.source} -> {row.address}:{row.port}/{row.protocol}"
+        if row.reachable is None:
+            yield Result.error(f"{what}: reachability unknown: {row.because}", resource)
+        elif row.reachable and (row.protocol, row.port) not in DHCP_DNS:
+            yield Result.fail(resource, f"{what} reachable from guests on {row.source} ({row.because})",
+                              severity=Severity.CRITICAL if label and row.port in (16509, 16514) or (label or "").endswith("console") else None)
+        else:
+            yield Result.passed(resource, f"{what}: {'allowed (DHCP/DNS)' if row.reachable else 'not reachable'} ({row.because})")
