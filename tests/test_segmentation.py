@@ -104,3 +104,34 @@ def test_nwfilter_without_br_netfilter_fails(hardened):
         path.write_text(path.read_text().replace("<interface type='network'>", "<interface type='bridge'>")
                         .replace("<source network='default'/>", "<source bridge='virbr0'/>"))
     assert failing(scan(hardened, only=["HV-FW-003"])) == {("HV-FW-003", "net.bridge.bridge-nf-call-iptables")}
+
+
+# No SR-IOV NIC exists on these machines, so HV-NET-006 is judged on `ip -j -d link show` output
+# written in iproute2's format for an Intel X710 PF with three VFs; the rest of the facts are real.
+IP_LINK_SRIOV = """[{"ifindex":4,"ifname":"enp65s0f0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,"qdisc":"mq",
+"operstate":"UP","linkmode":"DEFAULT","group":"default","txqlen":1000,"link_type":"ether","address":"3c:fd:fe:a1:b2:c3",
+"broadcast":"ff:ff:ff:ff:ff:ff","num_vf":3,"vfinfo_list":[
+{"vf":0,"link_type":"ether","address":"52:54:00:aa:00:01","broadcast":"ff:ff:ff:ff:ff:ff","vlan_list":[{"vlan":100}],
+ "rate":{"max_tx":0,"min_tx":0},"spoofchk":true,"link_state":"auto","trust":false},
+{"vf":1,"link_type":"ether","address":"52:54:00:aa:00:02","broadcast":"ff:ff:ff:ff:ff:ff","rate":{"max_tx":0,"min_tx":0},
+ "spoofchk":false,"link_state":"auto","trust":false},
+{"vf":2,"link_type":"ether","address":"52:54:00:aa:00:03","broadcast":"ff:ff:ff:ff:ff:ff","rate":{"max_tx":0,"min_tx":0},
+ "spoofchk":true,"link_state":"enable","trust":true}]},
+{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"link_type":"loopback","address":"00:00:00:00:00:00"}]"""
+
+
+def test_sriov_vf_settings(hardened):
+    import dataclasses
+
+    from hyperward.collect import collect_host
+    from hyperward.collect.network import parse_ip_link_vfs
+    from hyperward.engine import registry, run_checks, select
+
+    facts = collect_host(str(hardened))
+    vfs = parse_ip_link_vfs(IP_LINK_SRIOV)
+    facts = dataclasses.replace(facts, network=dataclasses.replace(facts.network, vfs=vfs))
+    report = run_checks(facts, select(registry(), ["HV-NET-006"]))
+    assert {(f.result.resource, f.status.value) for f in report.findings} == {
+        ("enp65s0f0 vf 0", "pass"), ("enp65s0f0 vf 1", "fail"), ("enp65s0f0 vf 2", "fail")}
+    live = collect_host("/").network.vfs
+    assert live is None or isinstance(live, list)  # this machine: real `ip -j -d link`, no VFs

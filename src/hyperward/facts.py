@@ -678,6 +678,17 @@ class NetInterface:
 
 
 @dataclass(frozen=True)
+class VirtualFunction:
+    """An SR-IOV VF as `ip -d link` shows it under its PF: spoofchk and trust (None: not reported)."""
+
+    pf: str
+    vf: int
+    mac: str | None
+    spoofchk: bool | None
+    trust: bool | None
+
+
+@dataclass(frozen=True)
 class SocketOwner:
     protocol: str
     address: str
@@ -694,6 +705,7 @@ class NetworkFacts:
     addresses: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     sockets: Maybe[list[SocketOwner]] = dataclasses.field(default_factory=list)
     nftables: Maybe[dict[str, Any]] | None = None
+    vfs: Maybe[list[VirtualFunction]] | None = None
 
 
 # --- drift and scan history -------------------------------------------------------------------

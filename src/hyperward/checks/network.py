@@ -214,3 +214,33 @@ def bridge_netfilter(host: HostFacts) -> Iterator[Result]:
             yield Result.passed(resource, f"{state}: bridged guest traffic passes the host's IP firewall hooks")
         else:
             yield Result.passed(resource, f"{state}: bridged guest traffic bypasses the host's IP firewall; no nwfilter on bridged NICs relies on it")
+
+
+@check("HV-NET-006", Category.NET, Severity.HIGH, "SR-IOV VF spoof-check off or trust on",
+    fix="ip link set PF vf N spoofchk on trust off (and in libvirt: no trustGuestRxFilters on hostdev interfaces)",
+    references=("ip-link(8) (vf ... spoofchk, trust)",),
+)
+def sriov_vfs(host: HostFacts) -> Iterator[Result]:
+    """A VF without spoof checking lets its guest send frames with any MAC; a trusted VF may enter
+    promiscuous mode and change its MAC: both bypass every filter on the host bridge."""
+    vfs = host.network.vfs if host.network is not None else None
+    if vfs is None:
+        yield Result.not_applicable("no live link information (offline root): /sys/class/net has no VF settings")
+        return
+    if isinstance(vfs, Unavailable):
+        yield Result.unavailable(vfs, "ip -d link")
+        return
+    if not vfs:
+        yield Result.not_applicable("no SR-IOV virtual functions (ip -d link shows no vfinfo_list under /sys/class/net devices)")
+        return
+    for vf in vfs:
+        problems = []
+        if vf.spoofchk is False:
+            problems.append("spoofchk off")
+        if vf.trust is True:
+            problems.append("trust on")
+        resource = f"{vf.pf} vf {vf.vf}"
+        if problems:
+            yield Result.fail(resource, f"{', '.join(problems)} (MAC {vf.mac or '?'})")
+        else:
+            yield Result.passed(resource, "spoofchk on, trust off")

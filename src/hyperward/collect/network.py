@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from typing import Any
 
-from ..facts import Maybe, NetInterface, NetworkFacts, SocketOwner
+from ..facts import Maybe, NetInterface, NetworkFacts, SocketOwner, VirtualFunction
 from ..parsers.proc import net_listeners
 from ..model import Unavailable
 from .fs import RootFS
@@ -80,7 +80,7 @@ def collect_network(fs: RootFS) -> NetworkFacts:
             value = fs.read_int(f"/proc/sys/net/bridge/{name}")
             if isinstance(value, int):
                 bridge_nf[name] = value
-    return NetworkFacts(_interfaces(fs), _default_route(fs), bridge_nf, _addresses(fs), _socket_owners(fs), collect_nftables(fs))
+    return NetworkFacts(_interfaces(fs), _default_route(fs), bridge_nf, _addresses(fs), _socket_owners(fs), collect_nftables(fs), collect_vfs(fs))
 
 
 NFT_TIMEOUT = 10
@@ -182,3 +182,30 @@ def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
     except json.JSONDecodeError as exc:
         return Unavailable("nft list ruleset", "invalid", f"not JSON ({exc})")
     return document if isinstance(document, dict) else Unavailable("nft list ruleset", "invalid", "not a JSON object")
+
+
+def parse_ip_link_vfs(text: str) -> list[VirtualFunction]:
+    """`ip -j -d link show`: links with a vfinfo_list (SR-IOV physical functions)."""
+    out = []
+    for link in json.loads(text or "[]"):
+        for vf in link.get("vfinfo_list") or []:
+            out.append(VirtualFunction(str(link.get("ifname", "?")), int(vf.get("vf", -1)), vf.get("address"),
+                                       vf.get("spoofchk") if isinstance(vf.get("spoofchk"), bool) else None,
+                                       vf.get("trust") if isinstance(vf.get("trust"), bool) else None))
+    return out
+
+
+def collect_vfs(fs: RootFS) -> Maybe[list[VirtualFunction]] | None:
+    binary = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if not fs.live or binary is None:
+        return None
+    try:
+        done = subprocess.run([binary, "-j", "-d", "link", "show"], capture_output=True, text=True, timeout=NFT_TIMEOUT, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Unavailable("ip -d link", "invalid", f"did not complete ({type(exc).__name__})")
+    if done.returncode != 0:
+        return Unavailable("ip -d link", "invalid", (done.stderr.strip().splitlines() or ["failed"])[0][:200])
+    try:
+        return parse_ip_link_vfs(done.stdout)
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        return Unavailable("ip -d link", "invalid", f"unexpected output ({exc})")

@@ -39,6 +39,31 @@ def summary_line(report: ScanReport) -> str:
     return f"Summary: {sum(failing.values())} failing ({sev}) | {st}"
 
 
+def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) -> None:
+    """Guest network x host service, worst exposures first; only what guests reach (or might),
+    unless --verbose."""
+    from ..reach import port_label, reachability
+
+    rows = [r for r in reachability(report.facts) if options.verbose or r.reachable is not False]
+    if not rows:
+        return
+    console.print()
+    console.print(Text("Reachable from guest networks (HV-FW-002)", style="bold underline"))
+    for r in rows[:40]:
+        label = port_label(r.port)
+        state = {True: "REACHABLE", False: "blocked", None: "unknown"}[r.reachable]
+        line = Text("  ")
+        line.append(f"{state:<10}", style="red" if r.reachable else "yellow" if r.reachable is None else "green")
+        line.append(f" {r.source:<12} -> {r.address}:{r.port}/{r.protocol}")
+        if label:
+            line.append(f" {label}", style="bold")
+        if r.process:
+            line.append(f" ({r.process})")
+        console.print(line, soft_wrap=True)
+    if len(rows) > 40:
+        console.print(f"  ... {len(rows) - 40} more (hyperward reach)")
+
+
 def _category_rank(findings: list[Finding]) -> tuple:
     return min(sort_key(f) for f in findings)
 
@@ -94,6 +119,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         if not shown:
             console.print()
             console.print("No failures or errors." + ("" if options.verbose else " (--verbose lists passing checks)"))
+        _reach_matrix(console, report, options)
         console.print()
         for warning in report.warnings:
             console.print(Text(f"warning: {warning}", style="yellow"))
