@@ -56,7 +56,7 @@ def test_text_report_groups_worst_first_with_fixes(weak):
     assert out.index("Vulnerabilities") < out.index("Side channels") < out.index("Monitoring")
     assert out.index("VM isolation") < out.index("Side channels")
     assert "CRITICAL FAIL" in out and "fix: " in out and "\x1b[" not in out
-    assert out.strip().splitlines()[-1].startswith("Summary: 156 failing (22 critical, 71 high, 59 medium, 4 low, 0 info) | 156 fail, 0 error, 0 suppressed")
+    assert out.strip().splitlines()[-1].startswith("Summary: 159 failing (23 critical, 73 high, 59 medium, 4 low, 0 info) | 159 fail, 0 error, 0 suppressed")
 
 
 def test_json_report_schema(weak):
@@ -65,7 +65,7 @@ def test_json_report_schema(weak):
     first = report["results"][0]
     assert set(first) >= {"id", "title", "category", "severity", "status", "resource", "message", "remediation"}
     assert first["severity"] == "critical" and first["status"] == "fail"
-    assert report["summary"]["by_status"]["fail"] == 156
+    assert report["summary"]["by_status"]["fail"] == 159
 
 
 @pytest.mark.parametrize(

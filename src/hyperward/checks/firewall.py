@@ -61,7 +61,7 @@ def guest_reach(host: HostFacts) -> Iterator[Result]:
         return
     rows = reachability(host)
     if not rows:
-        yield Result.not_applicable("no listening socket, or no guest bridge is active")
+        yield Result.not_applicable("no listening socket in /proc/net, or no guest bridge is up in /sys/class/net")
         return
     for row in rows:
         label = port_label(row.port)

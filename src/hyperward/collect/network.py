@@ -164,11 +164,44 @@ def _socket_owners(fs: RootFS) -> Maybe[list[SocketOwner]]:
     return [SocketOwner(p, a, port, *(owners.get(inode, (None, None)))) for inode, (p, a, port) in sorted(inodes.items(), key=lambda i: (i[1][2], i[1][0]))]
 
 
-def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
-    """The live ruleset, from the kernel (`nft -j list ruleset`, read-only, root only)."""
-    binary = shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin")
-    if not fs.live or binary is None:
+_INCLUDE = re.compile(r'^(\s*include\s+")(/[^"]*)(")', re.M)
+
+
+def _offline_ruleset(fs: RootFS, nft: str) -> Maybe[dict[str, Any]] | None:
+    """An offline root's /etc/nftables.conf, loaded by the real nft into a private, empty network
+    namespace made for the purpose and deleted at once (as root only): nft itself parses it, and
+    the host's own ruleset is never touched. Absolute includes are resolved inside the root."""
+    path = "/etc/nftables.conf"
+    text = fs.read_text(path, 4 * 1024 * 1024)
+    ip = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if isinstance(text, Unavailable) or ip is None or os.geteuid() != 0:
         return None
+    rewritten = _INCLUDE.sub(lambda m: m.group(1) + fs.local_path(m.group(2)) + m.group(3), text)
+    namespace = f"hyperward-{os.getpid()}"
+    try:
+        made = subprocess.run([ip, "netns", "add", namespace], capture_output=True, text=True, timeout=NFT_TIMEOUT)
+        if made.returncode != 0:
+            return Unavailable(path, "invalid", f"no private network namespace to load it into ({made.stderr.strip()[:120]})")
+        loaded = subprocess.run([ip, "netns", "exec", namespace, nft, "-f", "-"], input=rewritten, capture_output=True, text=True, timeout=NFT_TIMEOUT)
+        if loaded.returncode != 0:
+            return Unavailable(path, "invalid", f"nft rejects it: {(loaded.stderr.strip().splitlines() or ['error'])[0][:200]}")
+        listed = subprocess.run([ip, "netns", "exec", namespace, nft, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=NFT_TIMEOUT)
+        document = json.loads(listed.stdout or '{"nftables": []}')
+        return document if isinstance(document, dict) else Unavailable(path, "invalid", "nft printed no JSON object")
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+        return Unavailable(path, "invalid", f"could not be evaluated ({type(exc).__name__})")
+    finally:
+        subprocess.run([ip, "netns", "del", namespace], capture_output=True, timeout=NFT_TIMEOUT)
+
+
+def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
+    """The live ruleset, from the kernel (`nft -j list ruleset`, read-only, root only); for an
+    offline root, its /etc/nftables.conf (see _offline_ruleset)."""
+    binary = shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if binary is None:
+        return None
+    if not fs.live:
+        return _offline_ruleset(fs, binary)
     if os.geteuid() != 0:
         return Unavailable("nft list ruleset", "denied", "reading the ruleset needs root")
     try:
