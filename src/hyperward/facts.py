@@ -706,6 +706,7 @@ class NetworkFacts:
     sockets: Maybe[list[SocketOwner]] = dataclasses.field(default_factory=list)
     nftables: Maybe[dict[str, Any]] | None = None
     vfs: Maybe[list[VirtualFunction]] | None = None
+    iptables_legacy: Maybe[dict[str, Any]] | None = None
 
 
 # --- drift and scan history -------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from .facts import HostFacts
 from .model import Unavailable
-from .parsers.nft import Packet, Ruleset
+from .parsers.nft import Packet, Ruleset, evaluate_all
 
 VIRT_PORTS = {16509: "libvirt TCP", 16514: "libvirt TLS", 22: "SSH", 8006: "Proxmox API", 3128: "Proxmox SPICE proxy",
               2049: "NFS", 111: "rpcbind", 3260: "iSCSI", 5404: "corosync", 5405: "corosync"}
@@ -59,14 +59,27 @@ def _guest_address(host_address: str) -> str:
     return str(neighbour)
 
 
+def firewall_rulesets(host: HostFacts) -> list[tuple[str, Ruleset]]:
+    """The rulesets the kernel applies: nftables (iptables-nft included) and legacy iptables."""
+    network = host.network
+    if network is None:
+        return []
+    out = []
+    if isinstance(network.nftables, dict):
+        out.append(("nftables", Ruleset(network.nftables)))
+    if isinstance(network.iptables_legacy, dict):
+        out.append(("iptables-legacy", Ruleset(network.iptables_legacy)))
+    return out
+
+
 def reachability(host: HostFacts) -> list[Reach]:
     network = host.network
     if network is None:
         return []
     sockets = network.sockets if isinstance(network.sockets, list) else []
-    ruleset = Ruleset(network.nftables) if isinstance(network.nftables, dict) else None
-    unknown_reason = (network.nftables.describe() if isinstance(network.nftables, Unavailable)
-                      else "no nftables ruleset read (offline root, or nft not installed)")
+    rulesets = firewall_rulesets(host)
+    problems = [f.describe() for f in (network.nftables, network.iptables_legacy) if isinstance(f, Unavailable)]
+    unknown_reason = "; ".join(problems) or "no nftables ruleset read (offline root, or nft not installed)"
     all_addresses = [a for dev, addrs in network.addresses.items() if dev != "lo" for a in addrs]
     rows: list[Reach] = []
     present = set(network.interfaces) if isinstance(network.interfaces, dict) else None
@@ -89,10 +102,10 @@ def reachability(host: HostFacts) -> list[Reach]:
             else:
                 daddr = sock.address
             saddr = next((_guest_address(a) for a in own if (":" in a) == (":" in daddr) and not a.startswith("fe80")), None)
-            if ruleset is None:
+            if not rulesets or problems:
                 rows.append(Reach(bridge, sock.address, sock.port, proto, sock.process, sock.pid, None, unknown_reason))
                 continue
-            decision = ruleset.evaluate(Packet(bridge, saddr, daddr, proto, sock.port))
+            decision = evaluate_all(rulesets, Packet(bridge, saddr, daddr, proto, sock.port))
             reachable = {"accept": True, "drop": False}.get(decision.verdict)
             rows.append(Reach(bridge, sock.address, sock.port, proto, sock.process, sock.pid, reachable, decision.because))
     return sorted(rows, key=lambda r: (r.reachable is not True, port_label(r.port) is None, r.port, r.source, r.protocol))

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from ..engine import check
 from ..facts import HostFacts
 from ..model import Category, Result, Severity, Unavailable
-from ..parsers.nft import Packet, Ruleset
-from ..reach import guest_sources, port_label, reachability
+from ..parsers.nft import Packet, evaluate_all
+from ..reach import firewall_rulesets, guest_sources, port_label, reachability
 
 PROBE = Packet("hyperward-probe0", "198.51.100.7", "203.0.113.9", "tcp", 65000)
 DHCP_DNS = {("udp", 67), ("udp", 547), ("udp", 53), ("tcp", 53)}
@@ -25,14 +25,14 @@ def input_default_deny(host: HostFacts) -> Iterator[Result]:
     packet no rule should know (unknown interface, documentation addresses, port 65000) through the
     input path."""
     network = host.network
-    if network is None or network.nftables is None:
-        yield Result.not_applicable("no live nftables ruleset (offline root, or nft not installed); /etc/nftables.conf and "
-                                    "legacy iptables are not evaluated yet")
+    if network is None or (network.nftables is None and network.iptables_legacy is None):
+        yield Result.not_applicable("no firewall ruleset read: not root, nft not installed, or no /etc/nftables.conf in an offline root")
         return
-    if isinstance(network.nftables, Unavailable):
-        yield Result.unavailable(network.nftables, "nftables")
-        return
-    decision = Ruleset(network.nftables).evaluate(PROBE)
+    for source in (network.nftables, network.iptables_legacy):
+        if isinstance(source, Unavailable):
+            yield Result.unavailable(source, source.path)
+            return
+    decision = evaluate_all(firewall_rulesets(host), PROBE)
     if decision.verdict == "drop":
         yield Result.passed("input", f"an unexpected packet is dropped ({decision.because})")
     elif decision.verdict == "accept":
@@ -52,13 +52,13 @@ def guest_reach(host: HostFacts) -> Iterator[Result]:
     if network is None or not guest_sources(host):
         yield Result.not_applicable("no guest-facing bridge on this host")
         return
-    if network.nftables is None:
-        yield Result.not_applicable("no live nftables ruleset (offline root, or nft not installed); /etc/nftables.conf and "
-                                    "legacy iptables are not evaluated yet")
+    if network.nftables is None and network.iptables_legacy is None:
+        yield Result.not_applicable("no firewall ruleset read: not root, nft not installed, or no /etc/nftables.conf in an offline root")
         return
-    if isinstance(network.nftables, Unavailable):
-        yield Result.unavailable(network.nftables, "nftables")
-        return
+    for source in (network.nftables, network.iptables_legacy):
+        if isinstance(source, Unavailable):
+            yield Result.unavailable(source, source.path)
+            return
     rows = reachability(host)
     if not rows:
         yield Result.not_applicable("no listening socket in /proc/net, or no guest bridge is up in /sys/class/net")

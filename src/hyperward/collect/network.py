@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from typing import Any
 
 from ..facts import Maybe, NetInterface, NetworkFacts, SocketOwner, VirtualFunction
@@ -80,7 +81,8 @@ def collect_network(fs: RootFS) -> NetworkFacts:
             value = fs.read_int(f"/proc/sys/net/bridge/{name}")
             if isinstance(value, int):
                 bridge_nf[name] = value
-    return NetworkFacts(_interfaces(fs), _default_route(fs), bridge_nf, _addresses(fs), _socket_owners(fs), collect_nftables(fs), collect_vfs(fs))
+    return NetworkFacts(_interfaces(fs), _default_route(fs), bridge_nf, _addresses(fs), _socket_owners(fs), collect_nftables(fs), collect_vfs(fs),
+                        collect_iptables_legacy(fs))
 
 
 NFT_TIMEOUT = 10
@@ -167,31 +169,84 @@ def _socket_owners(fs: RootFS) -> Maybe[list[SocketOwner]]:
 _INCLUDE = re.compile(r'^(\s*include\s+")(/[^"]*)(")', re.M)
 
 
+def _load_private(source: str, text: str, nft: str) -> Maybe[dict[str, Any]]:
+    """nft loads `text` (nft syntax) into a private, empty network namespace made for the purpose
+    and deleted at once; its JSON listing is the answer. The host's own ruleset is never touched."""
+    ip = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if ip is None:
+        return Unavailable(source, "invalid", "iproute2 (ip) is not installed")
+    namespace = f"hyperward-{os.getpid()}-{abs(hash(source)) % 10000}"
+    try:
+        made = subprocess.run([ip, "netns", "add", namespace], capture_output=True, text=True, timeout=NFT_TIMEOUT)
+        if made.returncode != 0:
+            return Unavailable(source, "invalid", f"no private network namespace to load it into ({made.stderr.strip()[:120]})")
+        loaded = subprocess.run([ip, "netns", "exec", namespace, nft, "-f", "-"], input=text, capture_output=True, text=True, timeout=NFT_TIMEOUT)
+        if loaded.returncode != 0:
+            return Unavailable(source, "invalid", f"nft rejects it: {(loaded.stderr.strip().splitlines() or ['error'])[0][:200]}")
+        listed = subprocess.run([ip, "netns", "exec", namespace, nft, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=NFT_TIMEOUT)
+        document = json.loads(listed.stdout or '{"nftables": []}')
+        return document if isinstance(document, dict) else Unavailable(source, "invalid", "nft printed no JSON object")
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
+        return Unavailable(source, "invalid", f"could not be evaluated ({type(exc).__name__})")
+    finally:
+        subprocess.run([ip, "netns", "del", namespace], capture_output=True, timeout=NFT_TIMEOUT)
+
+
+def _translate_iptables(source: str, text: str) -> str | Unavailable:
+    """iptables-save text to nft syntax with iptables' own translator (iptables-restore-translate)."""
+    translator = shutil.which("iptables-restore-translate", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if translator is None:
+        return Unavailable(source, "invalid", "iptables-restore-translate (package iptables) is not installed")
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="hyperward-iptables-", suffix=".rules") as handle:
+            handle.write(text)
+            handle.flush()
+            done = subprocess.run([translator, "-f", handle.name], capture_output=True, text=True, timeout=NFT_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Unavailable(source, "invalid", f"translation did not complete ({type(exc).__name__})")
+    if done.returncode != 0:
+        return Unavailable(source, "invalid", f"iptables-restore-translate: {(done.stderr.strip().splitlines() or ['failed'])[0][:200]}")
+    return done.stdout
+
+
+def collect_iptables_legacy(fs: RootFS) -> Maybe[dict[str, Any]] | None:
+    """Legacy iptables rules (iptables-legacy-save on a live host, /etc/iptables/rules.v4 offline),
+    translated by iptables itself and evaluated like nftables. None when there are none (as root only)."""
+    nft = shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if nft is None or os.geteuid() != 0:
+        return None
+    if fs.live:
+        save = shutil.which("iptables-legacy-save", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        if save is None:
+            return None
+        try:
+            done = subprocess.run([save], capture_output=True, text=True, timeout=NFT_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        text, source = done.stdout, "iptables-legacy-save"
+    else:
+        read = fs.read_text("/etc/iptables/rules.v4", 4 * 1024 * 1024)
+        if isinstance(read, Unavailable):
+            return None if read.kind == "missing" else read
+        text, source = read, "/etc/iptables/rules.v4"
+    if "-A " not in text and not re.search(r"^:INPUT (DROP|REJECT)", text, re.M):
+        return None  # no rule and default policies: legacy iptables is not in use
+    translated = _translate_iptables(source, text)
+    if isinstance(translated, Unavailable):
+        return translated
+    return _load_private(source, translated, nft)
+
+
 def _offline_ruleset(fs: RootFS, nft: str) -> Maybe[dict[str, Any]] | None:
     """An offline root's /etc/nftables.conf, loaded by the real nft into a private, empty network
     namespace made for the purpose and deleted at once (as root only): nft itself parses it, and
     the host's own ruleset is never touched. Absolute includes are resolved inside the root."""
     path = "/etc/nftables.conf"
     text = fs.read_text(path, 4 * 1024 * 1024)
-    ip = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
-    if isinstance(text, Unavailable) or ip is None or os.geteuid() != 0:
+    if isinstance(text, Unavailable) or os.geteuid() != 0:
         return None
     rewritten = _INCLUDE.sub(lambda m: m.group(1) + fs.local_path(m.group(2)) + m.group(3), text)
-    namespace = f"hyperward-{os.getpid()}"
-    try:
-        made = subprocess.run([ip, "netns", "add", namespace], capture_output=True, text=True, timeout=NFT_TIMEOUT)
-        if made.returncode != 0:
-            return Unavailable(path, "invalid", f"no private network namespace to load it into ({made.stderr.strip()[:120]})")
-        loaded = subprocess.run([ip, "netns", "exec", namespace, nft, "-f", "-"], input=rewritten, capture_output=True, text=True, timeout=NFT_TIMEOUT)
-        if loaded.returncode != 0:
-            return Unavailable(path, "invalid", f"nft rejects it: {(loaded.stderr.strip().splitlines() or ['error'])[0][:200]}")
-        listed = subprocess.run([ip, "netns", "exec", namespace, nft, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=NFT_TIMEOUT)
-        document = json.loads(listed.stdout or '{"nftables": []}')
-        return document if isinstance(document, dict) else Unavailable(path, "invalid", "nft printed no JSON object")
-    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
-        return Unavailable(path, "invalid", f"could not be evaluated ({type(exc).__name__})")
-    finally:
-        subprocess.run([ip, "netns", "del", namespace], capture_output=True, timeout=NFT_TIMEOUT)
+    return _load_private(path, rewritten, nft)
 
 
 def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:

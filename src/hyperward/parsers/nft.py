@@ -240,3 +240,14 @@ class _WrongFamilyType:
 
 
 _WrongFamily = _WrongFamilyType()
+
+
+def evaluate_all(rulesets: list[tuple[str, Ruleset]], packet: Packet) -> Decision:
+    """Every ruleset hooked into the kernel filters the packet (nftables and legacy iptables side by
+    side): any drop drops it, otherwise any unknown leaves it unknown."""
+    decisions = [(name, ruleset.evaluate(packet)) for name, ruleset in rulesets]
+    for verdict in ("drop", "unknown"):
+        hits = [f"{name}: {d.because}" for name, d in decisions if d.verdict == verdict]
+        if hits:
+            return Decision(verdict, "; ".join(hits))
+    return Decision("accept", "; ".join(f"{name}: {d.because}" for name, d in decisions))
