@@ -155,9 +155,11 @@ def guest_segments(host: HostFacts, interfaces: dict[str, NetInterface]) -> dict
                 segment = _segment(interfaces, i.source)
             if segment:
                 out.setdefault(segment, []).append(f"guest {d.name}")
+    owners = {i.target_dev: d.name for d in domains(host)[0] for i in d.interfaces if i.target_dev}
     for iface in interfaces.values():
-        if iface.master and iface.name.startswith(GUEST_PORT_PREFIXES):
-            out.setdefault(iface.master, []).append(f"port {iface.name}")
+        if iface.master and (iface.name.startswith(GUEST_PORT_PREFIXES) or iface.name in owners):
+            owner = f" ({owners[iface.name]})" if iface.name in owners else ""
+            out.setdefault(iface.master, []).append(f"port {iface.name}{owner}")
     return out
 
 
