@@ -94,3 +94,29 @@ def test_domain_values_of_any_shape_parse(text):
     from hyperward.parsers.domain_xml import parse_domain
 
     parse_domain(text, "x.xml")
+
+
+nft_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=12),
+                     st.sampled_from(["@s", "accept", "drop", "vnet*", "10.0.0.0", "tcp", "udp", "new", "established"]))
+nft_json = st.recursive(nft_leaf, lambda children: st.one_of(st.lists(children, max_size=4),
+                                                             st.dictionaries(st.sampled_from(["match", "left", "right", "op", "meta", "key",
+                                                                                              "payload", "protocol", "field", "set", "range",
+                                                                                              "prefix", "addr", "len", "jump", "goto", "target",
+                                                                                              "vmap", "data", "ct", "accept", "drop", "counter"]),
+                                                                             children, max_size=4)), max_leaves=20)
+
+
+@FUZZ
+@given(st.lists(nft_json, max_size=6))
+def test_nft_evaluator_never_raises(exprs):
+    from hyperward.parsers.nft import Packet, Ruleset
+
+    document = {"nftables": [
+        {"chain": {"family": "inet", "table": "t", "name": "input", "hook": "input", "prio": 0, "policy": "drop", "type": "filter"}},
+        {"chain": {"family": "inet", "table": "t", "name": "other"}},
+        {"set": {"family": "inet", "table": "t", "name": "s", "elem": [22, {"range": [80, 90]}]}},
+        {"rule": {"family": "inet", "table": "t", "chain": "input", "expr": [e for e in exprs if isinstance(e, dict)]}},
+        {"rule": {"family": "inet", "table": "t", "chain": "input", "expr": [{"jump": {"target": "other"}}]}},
+    ]}
+    decision = Ruleset(document).evaluate(Packet("br0", "10.0.0.2", "10.0.0.1", "tcp", 22))
+    assert decision.verdict in ("accept", "drop", "unknown")

@@ -47,17 +47,25 @@ class Ruleset:
         self.rules: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.sets: dict[tuple[str, str, str], list[Any]] = {}
         for item in items:
-            if "chain" in item:
-                c = item["chain"]
-                key = (c.get("family", ""), c.get("table", ""), c.get("name", ""))
-                self.chains[key] = c
-                self.rules.setdefault(key, [])
-            elif "rule" in item:
-                r = item["rule"]
-                self.rules.setdefault((r.get("family", ""), r.get("table", ""), r.get("chain", "")), []).append(r)
-            elif "set" in item or "map" in item:
-                s = item.get("set") or item.get("map")
-                self.sets[(s.get("family", ""), s.get("table", ""), s.get("name", ""))] = list(s.get("elem") or [])
+            try:
+                self._add(item)
+            except (AttributeError, TypeError, KeyError):
+                continue  # a malformed object in the listing: the rest still counts
+
+    def _add(self, item: Any) -> None:
+        if not isinstance(item, dict):
+            return
+        if "chain" in item:
+            c = item["chain"]
+            key = (c.get("family", ""), c.get("table", ""), c.get("name", ""))
+            self.chains[key] = c
+            self.rules.setdefault(key, [])
+        elif "rule" in item:
+            r = item["rule"]
+            self.rules.setdefault((r.get("family", ""), r.get("table", ""), r.get("chain", "")), []).append(r)
+        elif "set" in item or "map" in item:
+            s = item.get("set") or item.get("map")
+            self.sets[(s.get("family", ""), s.get("table", ""), s.get("name", ""))] = list(s.get("elem") or [])
 
     def base_chains(self, packet: Packet) -> list[tuple[str, str, str]]:
         families = ("inet", packet.family)
@@ -95,6 +103,8 @@ class Ruleset:
                 outcome = self._rule(key, rule, packet, depth, where)
             except _Unknown as exc:
                 return "unknown", f"{where}: {exc} (not modelled: reachability unknown)"
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                return "unknown", f"{where}: malformed rule in the ruleset JSON ({type(exc).__name__})"
             if outcome is None:
                 continue
             verdict, because = outcome
@@ -107,6 +117,8 @@ class Ruleset:
 
     def _rule(self, key: tuple[str, str, str], rule: dict[str, Any], packet: Packet, depth: int, where: str) -> tuple[str, str] | None:
         for expr in rule.get("expr", []):
+            if not isinstance(expr, dict) or not expr:
+                raise _Unknown("malformed statement")
             if "match" in expr:
                 if not self._match(key, expr["match"], packet):
                     return None
