@@ -217,7 +217,10 @@ def collect_iptables_legacy(fs: RootFS) -> Maybe[dict[str, Any]] | None:
         return None
     if fs.live:
         save = shutil.which("iptables-legacy-save", path="/usr/sbin:/sbin:/usr/bin:/bin")
-        if save is None:
+        # Only when legacy tables exist: running iptables-legacy-save would otherwise make the
+        # kernel load ip_tables, a change to the host.
+        names = fs.read_text("/proc/net/ip_tables_names", 4096)
+        if save is None or not isinstance(names, str) or not names.strip():
             return None
         try:
             done = subprocess.run([save], capture_output=True, text=True, timeout=NFT_TIMEOUT)
@@ -249,6 +252,18 @@ def _offline_ruleset(fs: RootFS, nft: str) -> Maybe[dict[str, Any]] | None:
     return _load_private(path, rewritten, nft)
 
 
+def _module_available(fs: RootFS, module: str) -> bool:
+    """Loaded or built in, or no module files to load it from: asking then changes nothing."""
+    loaded = fs.read_text("/proc/modules", 4 * 1024 * 1024)
+    if isinstance(loaded, str) and re.search(rf"^{module}\s", loaded, re.M):
+        return True
+    release = fs.read_line("/proc/sys/kernel/osrelease", 256)
+    if not isinstance(release, str) or not fs.exists(f"/lib/modules/{release}"):
+        return True
+    builtin = fs.read_text(f"/lib/modules/{release}/modules.builtin", 16 * 1024 * 1024)
+    return isinstance(builtin, str) and f"/{module}.ko" in builtin
+
+
 def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
     """The live ruleset, from the kernel (`nft -j list ruleset`, read-only, root only); for an
     offline root, its /etc/nftables.conf (see _offline_ruleset)."""
@@ -257,6 +272,8 @@ def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
         return None
     if not fs.live:
         return _offline_ruleset(fs, binary)
+    if not _module_available(fs, "nf_tables"):
+        return {"nftables": []}  # nf_tables not loaded: no nftables rule exists (and nft would load it)
     if os.geteuid() != 0:
         return Unavailable("nft list ruleset", "denied", "reading the ruleset needs root")
     try:
