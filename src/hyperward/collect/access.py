@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import shutil
-import subprocess
 
 from ..facts import AccessFacts, Maybe, MatchOverride, PamStack, SshFacts, SudoRule
 from ..model import Unavailable, is_missing
@@ -21,6 +19,7 @@ from ..parsers.auth_files import (
     sudoers_nopasswd_all,
 )
 from ..parsers.sshd import Directive, effective, include_patterns, parse_sshd_t, split_line
+from . import commands
 from .fs import RootFS
 
 SSHD_CONFIG = "/etc/ssh/sshd_config"
@@ -67,19 +66,14 @@ def _directives(fs: RootFS, path: str, match: str | None, depth: int, problems: 
 def _sshd_t(fs: RootFS) -> Maybe[dict[str, str]] | None:
     """Only on the live host, as root, with the host's own sshd: it reads the configuration and
     host keys and prints the result; it changes nothing."""
-    binary = shutil.which("sshd", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    binary = commands.find("sshd")
     if not fs.live or binary is None or os.geteuid() != 0:
         return None
-    try:
-        done = subprocess.run([binary, "-T"], capture_output=True, text=True, timeout=SSHD_T_TIMEOUT, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Unavailable("sshd -T", "invalid", f"did not complete ({type(exc).__name__})")
-    if done.returncode != 0:
-        message = (done.stderr.strip().splitlines() or ["failed"])[0][:200]
-        if "privilege separation directory" in message:
-            return None  # sshd is installed but not running (no /run/sshd): the files are all there is
-        return Unavailable("sshd -T", "invalid", message)
-    return parse_sshd_t(done.stdout)
+    out = commands.run([binary, "-T"], "sshd -T", timeout=SSHD_T_TIMEOUT)
+    if isinstance(out, Unavailable):
+        # sshd installed but not running (no /run/sshd): the files are all there is
+        return None if "privilege separation directory" in out.reason else out
+    return parse_sshd_t(out)
 
 
 def collect_ssh(fs: RootFS) -> Maybe[SshFacts] | None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
-import subprocess
 
 from ..facts import BackupFacts, BackupRepoFacts, BackupRepository, BackupSnapshot, Maybe, Mount
 from ..model import Unavailable
+from . import commands
 
 TIMEOUT_S = 120
 REMOTE_PREFIXES = ("sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:", "ssh://")
@@ -53,16 +52,7 @@ def _same_host(location: str, mounts: Maybe[list[Mount]]) -> bool | None:
 
 
 def _run(cmd: list[str], env: dict[str, str], what: str) -> str | Unavailable:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return Unavailable(what, "invalid", f"{cmd[0]} did not answer within {TIMEOUT_S} s")
-    except OSError as exc:
-        return Unavailable(what, "invalid", f"cannot run {cmd[0]} ({exc.strerror or exc})")
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        return Unavailable(what, "invalid", f"{os.path.basename(cmd[0])} failed: {(lines[-1] if lines else 'exit ' + str(done.returncode))[:200]}")
-    return done.stdout
+    return commands.run(cmd, what, timeout=TIMEOUT_S, env=env)
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
@@ -72,7 +62,7 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def _restic(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFacts:
-    binary = shutil.which("restic")
+    binary = commands.find("restic", None)
     same = _same_host(repo.location, mounts)
     if binary is None:
         return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, Unavailable("restic", "invalid", "restic is not installed"))
@@ -93,7 +83,7 @@ def _restic(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFac
 
 
 def _borg(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFacts:
-    binary = shutil.which("borg")
+    binary = commands.find("borg", None)
     same = _same_host(repo.location, mounts)
     if binary is None:
         return BackupRepoFacts("borg", repo.location, None, same, Unavailable("borg", "invalid", "borg is not installed"))

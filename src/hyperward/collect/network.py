@@ -7,14 +7,13 @@ import ipaddress
 import json
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 from typing import Any
 
 from ..facts import Maybe, NetInterface, NetworkFacts, SocketOwner, VirtualFunction
 from ..parsers.proc import net_listeners
 from ..model import Unavailable
+from . import commands
 from .fs import RootFS
 
 BRIDGE_NF = ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables")
@@ -85,7 +84,6 @@ def collect_network(fs: RootFS) -> NetworkFacts:
                         collect_iptables_legacy(fs))
 
 
-NFT_TIMEOUT = 10
 
 
 def _addresses(fs: RootFS) -> dict[str, list[str]]:
@@ -172,61 +170,60 @@ _INCLUDE = re.compile(r'^(\s*include\s+")(/[^"]*)(")', re.M)
 def _load_private(source: str, text: str, nft: str) -> Maybe[dict[str, Any]]:
     """nft loads `text` (nft syntax) into a private, empty network namespace made for the purpose
     and deleted at once; its JSON listing is the answer. The host's own ruleset is never touched."""
-    ip = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    ip = commands.find("ip")
     if ip is None:
         return Unavailable(source, "invalid", "iproute2 (ip) is not installed")
     namespace = f"hyperward-{os.getpid()}-{abs(hash(source)) % 10000}"
+    made = commands.run([ip, "netns", "add", namespace], source)
+    if isinstance(made, Unavailable):
+        return Unavailable(source, "invalid", f"no private network namespace to load it into ({made.reason})")
     try:
-        made = subprocess.run([ip, "netns", "add", namespace], capture_output=True, text=True, timeout=NFT_TIMEOUT)
-        if made.returncode != 0:
-            return Unavailable(source, "invalid", f"no private network namespace to load it into ({made.stderr.strip()[:120]})")
-        loaded = subprocess.run([ip, "netns", "exec", namespace, nft, "-f", "-"], input=text, capture_output=True, text=True, timeout=NFT_TIMEOUT)
-        if loaded.returncode != 0:
-            return Unavailable(source, "invalid", f"nft rejects it: {(loaded.stderr.strip().splitlines() or ['error'])[0][:200]}")
-        listed = subprocess.run([ip, "netns", "exec", namespace, nft, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=NFT_TIMEOUT)
-        document = json.loads(listed.stdout or '{"nftables": []}')
-        return document if isinstance(document, dict) else Unavailable(source, "invalid", "nft printed no JSON object")
-    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as exc:
-        return Unavailable(source, "invalid", f"could not be evaluated ({type(exc).__name__})")
+        loaded = commands.run([ip, "netns", "exec", namespace, nft, "-f", "-"], source, input=text)
+        if isinstance(loaded, Unavailable):
+            return Unavailable(source, "invalid", f"nft rejects it ({loaded.reason})")
+        listed = commands.run([ip, "netns", "exec", namespace, nft, "-j", "list", "ruleset"], source)
+        return listed if isinstance(listed, Unavailable) else _ruleset_json(source, listed)
     finally:
-        subprocess.run([ip, "netns", "del", namespace], capture_output=True, timeout=NFT_TIMEOUT)
+        commands.run([ip, "netns", "del", namespace], source)
+
+
+def _ruleset_json(source: str, text: str) -> Maybe[dict[str, Any]]:
+    try:
+        document = json.loads(text or '{"nftables": []}')
+    except json.JSONDecodeError as exc:
+        return Unavailable(source, "invalid", f"nft printed no JSON ({exc})")
+    return document if isinstance(document, dict) else Unavailable(source, "invalid", "nft printed no JSON object")
 
 
 def _translate_iptables(source: str, text: str) -> str | Unavailable:
-    """iptables-save text to nft syntax with iptables' own translator (iptables-restore-translate)."""
-    translator = shutil.which("iptables-restore-translate", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    """iptables-save text to nft syntax with iptables' own translator (iptables-restore-translate,
+    which reads only files)."""
+    translator = commands.find("iptables-restore-translate")
     if translator is None:
         return Unavailable(source, "invalid", "iptables-restore-translate (package iptables) is not installed")
-    try:
-        with tempfile.NamedTemporaryFile("w", prefix="hyperward-iptables-", suffix=".rules") as handle:
-            handle.write(text)
-            handle.flush()
-            done = subprocess.run([translator, "-f", handle.name], capture_output=True, text=True, timeout=NFT_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Unavailable(source, "invalid", f"translation did not complete ({type(exc).__name__})")
-    if done.returncode != 0:
-        return Unavailable(source, "invalid", f"iptables-restore-translate: {(done.stderr.strip().splitlines() or ['failed'])[0][:200]}")
-    return done.stdout
+    with tempfile.NamedTemporaryFile("w", prefix="hyperward-iptables-", suffix=".rules") as handle:
+        handle.write(text)
+        handle.flush()
+        return commands.run([translator, "-f", handle.name], source)
 
 
 def collect_iptables_legacy(fs: RootFS) -> Maybe[dict[str, Any]] | None:
     """Legacy iptables rules (iptables-legacy-save on a live host, /etc/iptables/rules.v4 offline),
     translated by iptables itself and evaluated like nftables. None when there are none (as root only)."""
-    nft = shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    nft = commands.find("nft")
     if nft is None or os.geteuid() != 0:
         return None
     if fs.live:
-        save = shutil.which("iptables-legacy-save", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        save = commands.find("iptables-legacy-save")
         # Only when legacy tables exist: running iptables-legacy-save would otherwise make the
         # kernel load ip_tables, a change to the host.
         names = fs.read_text("/proc/net/ip_tables_names", 4096)
         if save is None or not isinstance(names, str) or not names.strip():
             return None
-        try:
-            done = subprocess.run([save], capture_output=True, text=True, timeout=NFT_TIMEOUT)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        text, source = done.stdout, "iptables-legacy-save"
+        saved = commands.run([save], "iptables-legacy-save")
+        if isinstance(saved, Unavailable):
+            return saved
+        text, source = saved, "iptables-legacy-save"
     else:
         read = fs.read_text("/etc/iptables/rules.v4", 4 * 1024 * 1024)
         if isinstance(read, Unavailable):
@@ -267,7 +264,7 @@ def _module_available(fs: RootFS, module: str) -> bool:
 def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
     """The live ruleset, from the kernel (`nft -j list ruleset`, read-only, root only); for an
     offline root, its /etc/nftables.conf (see _offline_ruleset)."""
-    binary = shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    binary = commands.find("nft")
     if binary is None:
         return None
     if not fs.live:
@@ -276,17 +273,8 @@ def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
         return {"nftables": []}  # nf_tables not loaded: no nftables rule exists (and nft would load it)
     if os.geteuid() != 0:
         return Unavailable("nft list ruleset", "denied", "reading the ruleset needs root")
-    try:
-        done = subprocess.run([binary, "-j", "list", "ruleset"], capture_output=True, text=True, timeout=NFT_TIMEOUT, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Unavailable("nft list ruleset", "invalid", f"did not complete ({type(exc).__name__})")
-    if done.returncode != 0:
-        return Unavailable("nft list ruleset", "invalid", (done.stderr.strip().splitlines() or ["failed"])[0][:200])
-    try:
-        document = json.loads(done.stdout or '{"nftables": []}')
-    except json.JSONDecodeError as exc:
-        return Unavailable("nft list ruleset", "invalid", f"not JSON ({exc})")
-    return document if isinstance(document, dict) else Unavailable("nft list ruleset", "invalid", "not a JSON object")
+    listed = commands.run([binary, "-j", "list", "ruleset"], "nft list ruleset")
+    return listed if isinstance(listed, Unavailable) else _ruleset_json("nft list ruleset", listed)
 
 
 def parse_ip_link_vfs(text: str) -> list[VirtualFunction]:
@@ -301,16 +289,13 @@ def parse_ip_link_vfs(text: str) -> list[VirtualFunction]:
 
 
 def collect_vfs(fs: RootFS) -> Maybe[list[VirtualFunction]] | None:
-    binary = shutil.which("ip", path="/usr/sbin:/sbin:/usr/bin:/bin")
+    binary = commands.find("ip")
     if not fs.live or binary is None:
         return None
+    out = commands.run([binary, "-j", "-d", "link", "show"], "ip -d link")
+    if isinstance(out, Unavailable):
+        return out
     try:
-        done = subprocess.run([binary, "-j", "-d", "link", "show"], capture_output=True, text=True, timeout=NFT_TIMEOUT, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Unavailable("ip -d link", "invalid", f"did not complete ({type(exc).__name__})")
-    if done.returncode != 0:
-        return Unavailable("ip -d link", "invalid", (done.stderr.strip().splitlines() or ["failed"])[0][:200])
-    try:
-        return parse_ip_link_vfs(done.stdout)
+        return parse_ip_link_vfs(out)
     except (json.JSONDecodeError, TypeError, ValueError) as exc:
         return Unavailable("ip -d link", "invalid", f"unexpected output ({exc})")
