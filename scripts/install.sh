@@ -15,7 +15,7 @@ packages=(python3 python3-venv python3-pip python3-libvirt python3-apt)
 # The tests use the real dpkg (version-order oracle), setpriv (run as an unprivileged user),
 # script (a real terminal for colour output), and a real libvirt with QEMU (TCG guests), OVMF and
 # swtpm, started by the test session itself.
-[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables)
+[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup)
 
 missing=()
 for p in "${packages[@]}"; do
