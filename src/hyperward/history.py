@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 import defusedxml.ElementTree as DET
 
 from .facts import ScanRecord
+from .paths import data_file
 from .model import Status, Unavailable
 
 SCHEMA = """
@@ -28,12 +29,8 @@ MAX_REPORT = 512 * 1024 * 1024
 
 
 def default_path() -> str:
-    if os.environ.get("HYPERWARD_HISTORY"):
-        return os.environ["HYPERWARD_HISTORY"]
-    if os.geteuid() == 0:
-        return "/var/lib/hyperward/history.sqlite"
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "hyperward", "history.sqlite")
+    """$HYPERWARD_HISTORY, else /var/lib/hyperward (root) or the user's XDG data directory."""
+    return data_file("HYPERWARD_HISTORY", "history.sqlite")
 
 
 def record(path: str, report: object) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from .facts import Package, PendingUpdate, VulnFacts, VulnMatch
 from .parsers.advisories import AdvisoryError, Record, looks_like_osv, parse_debian_tracker, parse_osv
 from .parsers.versions import deb_compare, rpm_compare
+from .paths import data_file
 
 SCHEMA_VERSION = "1"
 MAX_FILE = 1024 * 1024 * 1024
@@ -52,12 +53,7 @@ class DatabaseError(Exception):
 
 def default_path() -> str:
     """$HYPERWARD_VULNDB, else /var/lib/hyperward (root) or the user's XDG data directory."""
-    if os.environ.get("HYPERWARD_VULNDB"):
-        return os.environ["HYPERWARD_VULNDB"]
-    if os.geteuid() == 0:
-        return "/var/lib/hyperward/advisories.sqlite"
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "hyperward", "advisories.sqlite")
+    return data_file("HYPERWARD_VULNDB", "advisories.sqlite")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from ..engine import check
 from ..facts import Domain, HostFacts, NetInterface
 from ..model import Category, Result, Severity, Unavailable
+from ..reach import GUEST_PORT_PREFIXES
 from ._libvirt import NOT_INSTALLED, as_int, domains, each_domain, qemu_setting, qemu_settings
 
 ANTI_SPOOFING = {"clean-traffic", "clean-traffic-gateway", "no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing",
@@ -128,15 +129,15 @@ def migration_exposure(host: HostFacts) -> Iterator[Result]:
         yield Result.passed("qemu.conf:migration_address", address.describe())
 
 
-GUEST_PORT_PREFIXES = ("vnet", "tap", "vif", "macvtap", "fwpr", "veth-guest")
 
 
 def _segment(interfaces: dict[str, NetInterface], name: str) -> str:
     """The layer-2 segment of an interface: the bridge it is a port of, or itself."""
     iface = interfaces.get(name)
-    if iface is not None and iface.master and interfaces.get(iface.master, NetInterface(iface.master, "bridge", None, None)).kind == "bridge":
-        return iface.master
-    return name
+    if iface is None or not iface.master:
+        return name
+    master = interfaces.get(iface.master)
+    return iface.master if master is None or master.kind == "bridge" else name
 
 
 def guest_segments(host: HostFacts, interfaces: dict[str, NetInterface]) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ import defusedxml.ElementTree as DET
 
 from ..facts import DriftFacts, Maybe
 from ..model import Unavailable
+from ..paths import data_file
 from .fs import RootFS
 
 CONFIG_FILES = ("qemu.conf", "libvirtd.conf", "virtqemud.conf", "virtproxyd.conf")
@@ -20,12 +21,7 @@ BASELINE_FORMAT = "hyperward-baseline"
 
 
 def default_baseline_path() -> str:
-    if os.environ.get("HYPERWARD_BASELINE"):
-        return os.environ["HYPERWARD_BASELINE"]
-    if os.geteuid() == 0:
-        return "/var/lib/hyperward/baseline.json"
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "hyperward", "baseline.json")
+    return data_file("HYPERWARD_BASELINE", "baseline.json")
 
 
 def _digest(text: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import datetime
-import fnmatch
 import re
 
 from ..facts import AideFacts, AuditWatch, IdsTool, LogFacts, Maybe, MonitoringFacts, ServiceFacts
@@ -295,6 +294,3 @@ def collect_monitoring(fs: RootFS, guest_bridges: list[str]) -> MonitoringFacts:
         time_sync=adjtimex_state(fs),
     )
 
-
-def matches_bridge(interfaces: list[str], bridge: str) -> bool:
-    return any(fnmatch.fnmatchcase(bridge, i) or i in ("any", "all") for i in interfaces)
