@@ -7,12 +7,9 @@ hwtest-* and removed afterwards; daemons the tests started are stopped.
 
 from __future__ import annotations
 
-import grp
 import json
 import os
 import shutil
-import signal
-import stat
 import subprocess
 import sys
 import time
@@ -22,6 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import hyperward, require
+from live_libvirt import connect, running_libvirtd
 
 PASSWORD = "Zq8%Pw3x"  # VNC passwords are at most 8 characters
 
@@ -64,100 +62,15 @@ WEAK = """<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu
 """
 
 
-def _connect():  # type: ignore[no-untyped-def]
-    import libvirt
-
-    libvirt.registerErrorHandler(lambda _c, _e: None, None)
-    return libvirt.open("qemu:///system")
-
-
-def _responds() -> bool:
-    try:
-        _connect().close()
-        return True
-    except Exception:
-        return False
-
-
-def _cleanup() -> None:
-    import libvirt
-
-    conn = _connect()
-    try:
-        for dom in conn.listAllDomains(0):
-            if dom.name().startswith("hwtest-"):
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-        for net in conn.listAllNetworks(0):
-            if net.name().startswith("hwtest-"):
-                if net.isActive():
-                    net.destroy()
-                net.undefine()
-    finally:
-        conn.close()
-
-
 @pytest.fixture(scope="module")
 def libvirtd() -> Iterator[None]:
-    require(os.geteuid() == 0, "a system libvirtd needs root")
-    missing = [b for b in ("libvirtd", "virtlogd", "qemu-system-x86_64") if not shutil.which(b)]
-    require(not missing, f"{', '.join(missing)} not installed (Debian packages libvirt-daemon-system, qemu-system-x86)")
-    try:
-        import libvirt  # noqa: F401
-    except ImportError:
-        require(False, "python3-libvirt is not installed")
-    kvm = _udev_kvm_permissions()
-    started: list[str] = []
-    try:
-        if not _responds():
-            for daemon in ("virtlogd", "libvirtd"):
-                if subprocess.run(["pgrep", "-x", daemon], capture_output=True).returncode != 0:
-                    subprocess.run([daemon, "-d"], check=True, timeout=60)
-                    started.append(daemon)
-            # A first start probes every QEMU binary's capabilities before it serves clients.
-            deadline = time.monotonic() + 300
-            while not _responds():
-                assert time.monotonic() < deadline, "libvirtd did not answer within 300 s"
-                time.sleep(0.2)
-        _cleanup()
+    with running_libvirtd("hwtest-"):
         yield
-    finally:
-        if started or _responds():
-            _cleanup()
-        for daemon in reversed(started):
-            try:
-                with open(f"/run/{daemon}.pid") as handle:
-                    os.kill(int(handle.read().strip()), signal.SIGTERM)
-            except (OSError, ValueError):
-                subprocess.run(["pkill", "-x", daemon], timeout=10)
-        if kvm is not None:
-            os.chown("/dev/kvm", -1, kvm[1])
-            os.chmod("/dev/kvm", kvm[0])
-
-
-def _udev_kvm_permissions() -> tuple[int, int] | None:
-    """Give /dev/kvm the mode Debian's udev rule gives it (0660 root:kvm) for the session.
-
-    Machines without udev leave it 0600 root:root; libvirt then finds KVM unusable for its QEMU
-    user, invalidates its capability cache on every lookup and re-probes QEMU (about 40 s per
-    domain define). Returns the original (mode, gid) to restore, or None when nothing changed."""
-    try:
-        st = os.stat("/dev/kvm")
-        kvm_gid = grp.getgrnam("kvm").gr_gid
-    except (OSError, KeyError):
-        return None
-    original = (stat.S_IMODE(st.st_mode), st.st_gid)
-    if original == (0o660, kvm_gid):
-        return None
-    os.chown("/dev/kvm", -1, kvm_gid)
-    os.chmod("/dev/kvm", 0o660)
-    return original
 
 
 @pytest.fixture(scope="module")
 def guests(libvirtd: None) -> Iterator[dict[str, str]]:
-    conn = _connect()
+    conn = connect()
     try:
         net = conn.networkDefineXML(ISOLATED_NET)
         net.create()
@@ -299,7 +212,7 @@ def test_reachability_through_the_rules_libvirt_installs(libvirtd, kind, tmp_pat
     import test_reach as harness
 
     require(shutil.which("nft") is not None and shutil.which("ip") is not None, "nftables and iproute2")
-    conn = _connect()
+    conn = connect()
     net = conn.networkCreateXML(LIBVIRT_NETS[kind])
     bridge = net.bridgeName()
     subnet = "10.93.0" if kind == "nat" else "10.94.0"

@@ -424,3 +424,8 @@ def baseline_accept(root: str | None, path: str | None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+from .cli_monitor import register as _register_monitor  # noqa: E402 - the commands attach to main
+
+_register_monitor(main)

@@ -14,7 +14,14 @@ from .facts import BackupRepository
 from .model import PROFILES, Severity
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
-_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history"}
+_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor"}
+_MONITOR_KEYS = {"interval", "database", "retention_days", "connect", "metrics", "detector", "floors", "sink"}
+_DETECTOR_NUMBERS = {"window": int, "warmup": int, "refresh_every": int, "k": float, "ratio": float,
+                     "memory_ratio": float, "cpu_saturation": float, "cpu_sustain": int, "sustain": int,
+                     "resolve_after": int, "seasonal_min_days": int, "seasonal_days": int, "seasonal_margin": float}
+_FLOOR_KEYS = {"tx_bps", "tx_pps", "wr_bps", "mem_kib"}
+_SINK_KEYS = {"jsonl": {"path"}, "syslog": {"address", "facility"}, "webhook": {"url", "token_env"},
+              "alertmanager": {"url", "token_env", "resend_seconds"}}
 _HISTORY_KEYS = {"path", "record", "reports"}
 _BACKUPS_KEYS = {"guest_max_age_hours", "host_max_age_days", "repository"}
 _REPOSITORY_KEYS = {"kind", "location", "password_file", "password_env", "name"}
@@ -35,6 +42,24 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class SinkConfig:
+    type: str
+    options: dict[str, object]
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    interval: float | None = None
+    database: str | None = None
+    retention_days: float | None = None
+    connect: str | None = None
+    metrics: str | None = None
+    detector: dict[str, float] = field(default_factory=dict)
+    floors: dict[str, float] = field(default_factory=dict)
+    sinks: list[SinkConfig] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Config:
     path: str | None = None
     profile: str | None = None
@@ -49,6 +74,7 @@ class Config:
     history_path: str | None = None
     history_record: bool = False
     scan_reports: list[str] = field(default_factory=list)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
 
 def _table_lines(text: str, header: str) -> list[int]:
@@ -75,7 +101,7 @@ def parse_config(text: str, path: str) -> Config:
 
     for key in data:
         if key not in _TOP_KEYS:
-            raise fail(f"unknown section or key {key!r} (expected: scan, suppress, vulndb, backups, history)", _key_line(text, key))
+            raise fail(f"unknown section or key {key!r} (expected: {', '.join(sorted(_TOP_KEYS))})", _key_line(text, key))
     scan = data.get("scan", {})
     if not isinstance(scan, dict):
         raise fail("[scan] must be a table", _key_line(text, "scan"))
@@ -156,7 +182,69 @@ def parse_config(text: str, path: str) -> Config:
         raise fail("[history] reports must be a list of file paths or globs", _key_line(text, "reports"))
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
                   vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail),
-                  hist.get("path"), hist.get("record", False), list(reports))
+                  hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail))
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _monitor(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> MonitorConfig:
+    if table is None:
+        return MonitorConfig()
+    if not isinstance(table, dict):
+        raise fail("[monitor] must be a table", _key_line(text, "monitor"))
+    for key in table:
+        if key not in _MONITOR_KEYS:
+            raise fail(f"unknown key {key!r} in [monitor] (expected: {', '.join(sorted(_MONITOR_KEYS))})", _key_line(text, key))
+    for key in ("interval", "retention_days"):
+        if key in table and not (_number(table[key]) and table[key] > 0):
+            raise fail(f"[monitor] {key} must be a positive number", _key_line(text, key))
+    for key in ("database", "connect", "metrics"):
+        if key in table and not (isinstance(table[key], str) and table[key]):
+            raise fail(f"[monitor] {key} must be a non-empty string", _key_line(text, key))
+    detector = table.get("detector", {})
+    if not isinstance(detector, dict):
+        raise fail("[monitor.detector] must be a table", _key_line(text, "detector"))
+    for key, value in detector.items():
+        kind = _DETECTOR_NUMBERS.get(key)
+        if kind is None:
+            raise fail(f"unknown key {key!r} in [monitor.detector] (expected: {', '.join(sorted(_DETECTOR_NUMBERS))})", _key_line(text, key))
+        if not _number(value) or value <= 0 or (kind is int and not isinstance(value, int)):
+            raise fail(f"[monitor.detector] {key} must be a positive {'whole ' if kind is int else ''}number", _key_line(text, key))
+    floors = table.get("floors", {})
+    if not isinstance(floors, dict):
+        raise fail("[monitor.floors] must be a table", _key_line(text, "floors"))
+    for key, value in floors.items():
+        if key not in _FLOOR_KEYS:
+            raise fail(f"unknown key {key!r} in [monitor.floors] (expected: {', '.join(sorted(_FLOOR_KEYS))})", _key_line(text, key))
+        if not _number(value) or value < 0:
+            raise fail(f"[monitor.floors] {key} must be a number >= 0", _key_line(text, key))
+    sinks = []
+    raw = table.get("sink", [])
+    if not isinstance(raw, list):
+        raise fail("sinks must be an array of tables: [[monitor.sink]]", _key_line(text, "sink"))
+    lines = _table_lines(text, "monitor.sink")
+    for index, entry in enumerate(raw):
+        line = lines[index] if index < len(lines) else None
+        if not isinstance(entry, dict) or entry.get("type") not in _SINK_KEYS:
+            raise fail(f"[[monitor.sink]] type must be one of {', '.join(_SINK_KEYS)}", line)
+        allowed = _SINK_KEYS[entry["type"]]
+        options = {k: v for k, v in entry.items() if k != "type"}
+        for key, value in options.items():
+            if key not in allowed:
+                raise fail(f"unknown key {key!r} in a {entry['type']} [[monitor.sink]] (expected: {', '.join(sorted(allowed))})", line)
+            if key == "resend_seconds" and not (_number(value) and value > 0):
+                raise fail("resend_seconds must be a positive number", line)
+            if key != "resend_seconds" and not (isinstance(value, str) and value):
+                raise fail(f"{key} must be a non-empty string", line)
+        if entry["type"] in ("webhook", "alertmanager") and not str(options.get("url", "")).startswith(("http://", "https://")):
+            raise fail(f"a {entry['type']} sink needs url = an http:// or https:// URL", line)
+        if entry["type"] == "jsonl" and "path" not in options:
+            raise fail("a jsonl sink needs path (a file, or \"-\" for standard output)", line)
+        sinks.append(SinkConfig(entry["type"], options))
+    return MonitorConfig(table.get("interval"), table.get("database"), table.get("retention_days"), table.get("connect"),
+                         table.get("metrics"), dict(detector), dict(floors), sinks)
 
 
 def _backups(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> BackupConfig | None:

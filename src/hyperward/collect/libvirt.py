@@ -296,13 +296,7 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
         cgroup_text = fs.read_text(f"{base}/cgroup")
         cgroup = machine_slice(cgroup_text) if isinstance(cgroup_text, str) else None
         name = (qemu_guest_name(args) or by_pid.get(pid)) if kind == "qemu" else None
-        managed = None
-        if kind != "qemu":
-            managed = None
-        elif pid in by_pid or (cgroup and ("machine-qemu" in cgroup or cgroup.endswith(".libvirt-qemu") or ".libvirt-qemu/" in cgroup)):
-            managed = "libvirt"
-        elif cgroup and "qemu.slice" in cgroup:
-            managed = "proxmox"
+        managed = managed_by(pid, cgroup, by_pid) if kind == "qemu" else None
         out.append(QemuProcess(
             pid=pid,
             exe=exe,
@@ -322,7 +316,16 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
     return out
 
 
-def _pidfiles(fs: RootFS) -> dict[str, int]:
+def managed_by(pid: int, cgroup: str | None, pidfile_pids: dict[int, str]) -> str | None:
+    """Who started a QEMU: libvirt (its pid file or its machine cgroup), Proxmox (qemu.slice), or nobody known."""
+    if pid in pidfile_pids or (cgroup and ("machine-qemu" in cgroup or cgroup.endswith(".libvirt-qemu") or ".libvirt-qemu/" in cgroup)):
+        return "libvirt"
+    if cgroup and "qemu.slice" in cgroup:
+        return "proxmox"
+    return None
+
+
+def pidfiles(fs: RootFS) -> dict[str, int]:
     out = {}
     listing = fs.listdir("/run/libvirt/qemu")
     for name in listing if isinstance(listing, list) else []:
@@ -410,7 +413,7 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
     else:
         mechs = sasl_mech_list(sasl_text)
         sasl = mechs if mechs is not None else Unavailable("/etc/sasl2/libvirt.conf", "invalid", "no mech_list: every mechanism the SASL library has is allowed")
-    pidfiles = _pidfiles(fs)
+    pid_files = pidfiles(fs)
     return LibvirtFacts(
         installed=installed,
         configs=configs,
@@ -428,8 +431,8 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
         tls_key=_node(fs, key_file, names),
         tls_cert=_certificate(fs, cert_file),
         paths=paths,
-        processes=_processes(fs, pidfiles),
-        pidfiles=pidfiles,
+        processes=_processes(fs, pid_files),
+        pidfiles=pid_files,
         api=api,
     )
 

@@ -1,0 +1,292 @@
+"""Per-VM, per-metric baselines and the anomaly rules.
+
+A baseline is the median and the median absolute deviation (MAD) of the VM's own recent values:
+both ignore the occasional spike that would drag a mean and a standard deviation. Values judged
+anomalous are kept out of the baseline, so an attack in progress does not become "normal" within
+the hour. Once a VM has `seasonal_min_days` of history at an hour of the day, that hour's typical
+high (the median over days of the hour's 95th percentile) also counts as normal: the nightly backup
+that writes 200 MB/s at 02:00 stops alerting, a 02:00 surge on a VM that never does that does not.
+
+Each rule needs `sustain` consecutive anomalous intervals to fire and `resolve_after` normal ones
+to resolve; the first interval after a VM (re)starts or after a gap has no rate and breaks neither.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .rates import Rates
+
+MAD_SCALE = 1.4826  # MAD of a normal distribution times this is its standard deviation
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    metric: str
+    title: str
+    severity: str
+    floor: float
+    action: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("cpu_saturation", "cpu", "sustained CPU saturation", "high", 0.0,
+         "look for a cryptominer or runaway process in the guest (top inside it; the QEMU process on the host); pause the VM if you cannot explain it"),
+    Rule("egress_surge", "tx_bps", "outbound traffic surge", "high", 512 * 1024,
+         "check where the VM sends data (conntrack -L, a capture on its tap device); block the destination or pause the VM if it is exfiltration or DDoS participation"),
+    Rule("packet_rate_surge", "tx_pps", "outbound packet-rate surge", "high", 300.0,
+         "many small packets suggest scanning or a flood: capture on the VM's tap device and apply an nwfilter or rate limit"),
+    Rule("disk_write_surge", "wr_bps", "disk write surge", "high", 8 * 1024 * 1024,
+         "mass rewriting of files is how ransomware looks from outside: snapshot the disk now, then look inside the guest"),
+    Rule("memory_growth", "mem_kib", "memory growth", "medium", 256 * 1024,
+         "compare the guest's memory with its definition (virsh dommemstat); a QEMU that keeps growing may be leaking or abused"),
+)
+RULE_BY_KIND = {r.kind: r for r in RULES}
+METRICS = tuple(dict.fromkeys(r.metric for r in RULES))
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    window: int = 360
+    warmup: int = 90
+    refresh_every: int = 30
+    k: float = 6.0
+    ratio: float = 4.0
+    memory_ratio: float = 1.25
+    cpu_saturation: float = 0.9
+    cpu_sustain: int = 3
+    sustain: int = 2
+    resolve_after: int = 3
+    seasonal_min_days: int = 2
+    seasonal_days: int = 14
+    seasonal_margin: float = 1.5
+    forget_after_s: float = 86400.0
+    floors: dict[str, float] = field(default_factory=dict)
+
+    def floor(self, rule: Rule) -> float:
+        return self.floors.get(rule.metric, rule.floor)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule that fired or resolved for one VM. `observed` and `baseline` are the values that
+    decided it, in the metric's unit."""
+
+    kind: str
+    uuid: str
+    name: str
+    status: str
+    since: float
+    at: float
+    observed: float
+    baseline: float
+    threshold: float
+    seasonal: bool
+
+
+def _median(values: list[float]) -> float:
+    n = len(values)
+    mid = n // 2
+    return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2.0
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, int(round(q * (len(sorted_values) - 1)))))
+    return sorted_values[index]
+
+
+class Series:
+    """One VM's one metric. Plain slots and an array ring: 1,000 VMs x 5 metrics must stay small."""
+
+    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "hot", "cool", "firing", "since",
+                 "peak", "hour", "day", "hour_values", "profile", "seasonal_hi", "threshold")
+
+    def __init__(self, window: int) -> None:
+        self.ring = array("d", bytes(8 * window))
+        self.pos = 0
+        self.count = 0
+        self.pushes = 0
+        self.med = 0.0
+        self.sigma = 0.0
+        self.hot = 0
+        self.cool = 0
+        self.firing = False
+        self.since = 0.0
+        self.peak = 0.0
+        self.hour = -1
+        self.day = -1
+        self.hour_values = array("d")
+        self.profile: dict[int, deque[float]] = {}
+        self.seasonal_hi: float | None = None
+        self.threshold = float("inf")
+
+    def push(self, value: float, window: int) -> None:
+        self.ring[self.pos] = value
+        self.pos = (self.pos + 1) % window
+        if self.count < window:
+            self.count += 1
+        self.pushes += 1
+
+    def refresh(self) -> None:
+        values = sorted(self.ring[: self.count])
+        med = _median(values)
+        deviations = sorted(abs(v - med) for v in values)
+        self.med = med
+        self.sigma = MAD_SCALE * _median(deviations)
+
+
+class Detector:
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.series: dict[tuple[str, str], Series] = {}
+        self.names: dict[str, str] = {}
+        self.last_seen: dict[str, float] = {}
+
+    # --- learning -----------------------------------------------------------------------
+    def _series(self, uuid: str, metric: str) -> Series:
+        key = (uuid, metric)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series(self.config.window)
+        return series
+
+    def learn(self, uuid: str, metric: str, values: Iterable[float]) -> None:
+        """Seed a baseline from stored samples (a restarted monitor need not warm up again)."""
+        series = self._series(uuid, metric)
+        for value in values:
+            series.push(value, self.config.window)
+        if series.count:
+            series.refresh()
+            self._threshold(series, RULE_FOR_METRIC[metric])
+
+    def seed_profile(self, uuid: str, metric: str, hour: int, highs: Iterable[float]) -> None:
+        series = self._series(uuid, metric)
+        series.profile[hour] = deque(highs, maxlen=self.config.seasonal_days)
+
+    def profiles(self) -> Iterator[tuple[str, str, int, list[float]]]:
+        for (uuid, metric), series in self.series.items():
+            for hour, highs in series.profile.items():
+                yield uuid, metric, hour, list(highs)
+
+    def ready(self, uuid: str, metric: str) -> bool:
+        series = self.series.get((uuid, metric))
+        return series is not None and series.count >= self.config.warmup
+
+    def baseline(self, uuid: str, metric: str) -> tuple[float, float, float | None] | None:
+        series = self.series.get((uuid, metric))
+        if series is None or series.count == 0:
+            return None
+        return series.med, series.sigma, series.seasonal_hi
+
+    def _threshold(self, series: Series, rule: Rule) -> None:
+        c = self.config
+        if rule.metric == "cpu":
+            # Saturation is abnormal only for a VM whose usual level (or this hour's) is below it.
+            normal_hi = max(series.med + c.k * series.sigma, series.seasonal_hi or 0.0)
+            series.threshold = c.cpu_saturation if normal_hi < c.cpu_saturation else float("inf")
+            return
+        floor = c.floor(rule)
+        ratio = c.memory_ratio if rule.metric == "mem_kib" else c.ratio
+        threshold = max(series.med + c.k * series.sigma, series.med * ratio, series.med + floor)
+        if series.seasonal_hi is not None:
+            threshold = max(threshold, series.seasonal_hi * c.seasonal_margin)
+        series.threshold = threshold
+
+    def _roll_hour(self, series: Series, hour: int, day: int) -> None:
+        if series.hour != -1 and (hour != series.hour or day != series.day) and len(series.hour_values) >= 3:
+            high = _quantile(sorted(series.hour_values), 0.95)
+            series.profile.setdefault(series.hour, deque(maxlen=self.config.seasonal_days)).append(high)
+        if hour != series.hour or day != series.day:
+            series.hour, series.day = hour, day
+            series.hour_values = array("d")
+            highs = series.profile.get(hour)
+            if highs is not None and len(highs) >= self.config.seasonal_min_days:
+                series.seasonal_hi = _median(sorted(highs))
+            else:
+                series.seasonal_hi = None
+
+    # --- judging ------------------------------------------------------------------------
+    def observe(self, rates: list[Rates]) -> list[Finding]:
+        c = self.config
+        out: list[Finding] = []
+        clock: dict[float, tuple[int, int]] = {}
+        for r in rates:
+            hour_day = clock.get(r.ts)
+            if hour_day is None:
+                local = time.localtime(r.ts)
+                hour_day = clock[r.ts] = (local.tm_hour, local.tm_yday)
+            self.names[r.uuid] = r.name
+            self.last_seen[r.uuid] = r.ts
+            for rule in RULES:
+                value = getattr(r, rule.metric)
+                if value is None:
+                    continue
+                value = float(value)
+                series = self._series(r.uuid, rule.metric)
+                hour_before = series.hour
+                self._roll_hour(series, *hour_day)
+                if series.hour != hour_before and series.count:
+                    self._threshold(series, rule)
+                series.hour_values.append(value)
+                if series.count < c.warmup:
+                    series.push(value, c.window)
+                    if series.count == c.warmup or series.count % c.refresh_every == 0:
+                        series.refresh()
+                        self._threshold(series, rule)
+                    continue
+                anomalous = value > series.threshold
+                sustain = c.cpu_sustain if rule.metric == "cpu" else c.sustain
+                if anomalous:
+                    series.cool = 0
+                    series.hot += 1
+                    if series.hot == 1:
+                        series.since = r.ts
+                        series.peak = value
+                    series.peak = max(series.peak, value)
+                    if not series.firing and series.hot >= sustain:
+                        series.firing = True
+                        out.append(Finding(rule.kind, r.uuid, r.name, "firing", series.since, r.ts, value,
+                                           series.med, series.threshold, series.seasonal_hi is not None))
+                    continue
+                series.hot = 0
+                if series.firing:
+                    series.cool += 1
+                    if series.cool >= c.resolve_after:
+                        series.firing = False
+                        series.cool = 0
+                        out.append(Finding(rule.kind, r.uuid, r.name, "resolved", series.since, r.ts, value,
+                                           series.med, series.threshold, series.seasonal_hi is not None))
+                series.push(value, c.window)
+                if series.pushes % c.refresh_every == 0:
+                    series.refresh()
+                    self._threshold(series, rule)
+        return out
+
+    def vanished(self, now: float, present: set[str]) -> list[Finding]:
+        """A VM that stopped ends its conditions; one gone for a day is forgotten (VM churn)."""
+        out: list[Finding] = []
+        for (uuid, metric), series in list(self.series.items()):
+            if uuid in present:
+                continue
+            if series.firing:
+                series.firing = False
+                series.hot = series.cool = 0
+                out.append(Finding(RULE_FOR_METRIC[metric].kind, uuid, self.names.get(uuid, uuid), "resolved",
+                                   series.since, now, 0.0, series.med, series.threshold, False))
+            series.hot = 0
+            if now - self.last_seen.get(uuid, now) > self.config.forget_after_s:
+                del self.series[(uuid, metric)]
+        for uuid in [u for u, seen in self.last_seen.items() if u not in present and now - seen > self.config.forget_after_s]:
+            del self.last_seen[uuid]
+            self.names.pop(uuid, None)
+        return out
+
+
+RULE_FOR_METRIC = {r.metric: r for r in RULES}
