@@ -42,7 +42,7 @@ def test_explain():
     assert done.returncode == 0
     for part in ("HV-SIDE-001:", "Rationale:", "Detection:", "Passes when:", "Remediation:", "References:", "sysfs-devices-system-cpu"):
         assert part in done.stdout
-    assert "Implemented:   not yet" in hyperward("explain", "HV-MON-005").stdout
+    assert "Implemented:   not yet" in hyperward("explain", "HV-SCAN-002").stdout
     bad = hyperward("explain", "HV-NOPE-9")
     assert bad.returncode == 2 and bad.stderr.startswith("hyperward: error: unknown check ID")
 
@@ -56,7 +56,7 @@ def test_text_report_groups_worst_first_with_fixes(weak):
     assert out.index("Vulnerabilities") < out.index("Side channels") < out.index("Monitoring")
     assert out.index("VM isolation") < out.index("Side channels")
     assert "CRITICAL FAIL" in out and "fix: " in out and "\x1b[" not in out
-    assert out.strip().splitlines()[-1].startswith("Summary: 159 failing (23 critical, 73 high, 59 medium, 4 low, 0 info) | 159 fail, 0 error, 0 suppressed")
+    assert out.strip().splitlines()[-1].startswith("Summary: 160 failing (23 critical, 73 high, 59 medium, 5 low, 0 info) | 160 fail, 0 error, 0 suppressed")
 
 
 def test_json_report_schema(weak):
@@ -65,7 +65,7 @@ def test_json_report_schema(weak):
     first = report["results"][0]
     assert set(first) >= {"id", "title", "category", "severity", "status", "resource", "message", "remediation"}
     assert first["severity"] == "critical" and first["status"] == "fail"
-    assert report["summary"]["by_status"]["fail"] == 159
+    assert report["summary"]["by_status"]["fail"] == 160
 
 
 @pytest.mark.parametrize(
@@ -190,9 +190,9 @@ def test_unknown_option_is_a_usage_error():
 
 
 def test_planned_catalog_ids_are_accepted_with_a_warning(weak):
-    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json", "--only", "HV-MON-005,HV-NEST-001").stdout)
+    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json", "--only", "HV-SCAN-002,HV-NEST-001").stdout)
     assert {r["id"] for r in report["results"]} == {"HV-NEST-001"}
-    assert report["warnings"] == [f"HV-MON-005 is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it"]
+    assert report["warnings"] == [f"HV-SCAN-002 is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it"]
 
 
 def test_collect_to_stdout_then_scan_the_snapshot_elsewhere(weak, tmp_path):

@@ -287,6 +287,9 @@ def _run_scenario(tmp: pathlib.Path) -> Iterator[Scenario]:
         s.marks["trigger"] = time.time()
         with socket.create_connection((GUEST_IP, tiny_guest.TRIGGER_PORT), timeout=10):
             pass
+        # The change is when the guest starts burning, which under TCG can lag the trigger by a second.
+        _wait(lambda: "HYPERWARD-GUEST-BUSY" in _console(), 30, "the guest to start its load", step=0.02)
+        s.marks["busy"] = time.time()
         _wait(lambda: {"cpu_saturation", "egress_surge"} <= set(s.kinds("trigger")), 30, "CPU and network alerts")
         _wait(lambda: _am_alerts(am_port, "hyperward_cpu_saturation"), 30, "the alert in Alertmanager")
         s.alertmanager = _get_json(f"http://127.0.0.1:{am_port}/api/v2/alerts")  # type: ignore[assignment]
@@ -399,10 +402,10 @@ def test_quiet_phase_raises_no_anomaly(scenario: Scenario) -> None:
 
 
 def test_cpu_and_network_alerts_within_three_intervals(scenario: Scenario) -> None:
-    t0 = scenario.marks["trigger"]
+    t0 = scenario.marks["busy"]
     for kind in ("cpu_saturation", "egress_surge"):
         seen, alert = scenario.first(kind, "trigger")
-        assert seen - t0 <= 3 * INTERVAL + 1.0, f"{kind} came {seen - t0:.1f} s after the change"
+        assert seen - t0 <= 3 * INTERVAL + 0.5, f"{kind} came {seen - t0:.1f} s after the change"
         assert alert["vm"] == {"name": "hwmon-guest", "uuid": scenario.uuid}
         assert alert["observed"] and alert["baseline"] and alert["action"] and alert["since"]
     cpu = scenario.first("cpu_saturation", "trigger")[1]

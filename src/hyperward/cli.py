@@ -111,7 +111,7 @@ def scan(
         _die(str(exc))
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path)
+                        config.scan_reports, config.history_path, config.monitor.database)
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
@@ -133,7 +133,7 @@ def scan(
 
 def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
                 vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None, scan_reports: list[str] | None = None,
-                history_path: str | None = None) -> HostFacts:
+                history_path: str | None = None, monitor_db: str | None = None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -149,7 +149,8 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
-        return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports, history_path=history_path)
+        return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports,
+                            history_path=history_path, monitor_db=monitor_db)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -175,7 +176,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
     except ConfigError as exc:
         _die(str(exc))
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path)
+                        config.scan_reports, config.history_path, config.monitor.database)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output)
 
 

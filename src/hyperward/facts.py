@@ -21,7 +21,7 @@ VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 STACK_DAEMONS = ("libvirtd", "virtqemud", "virtproxyd", "virtlogd", "virtlockd", "virtnetworkd", "virtstoraged", "swtpm")
 
 FORMAT_NAME = "hyperward-facts"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 T = TypeVar("T")
 Maybe = Union[T, Unavailable]
@@ -614,6 +614,23 @@ class LogFacts:
 
 
 @dataclass(frozen=True)
+class GuestMonitorFacts:
+    """hyperward monitor's heartbeat (from its database) and other guest-activity monitors seen.
+    pid_running is None where processes cannot be seen (offline roots)."""
+
+    database: str
+    present: bool
+    error: str | None
+    pid: int | None
+    pid_running: bool | None
+    last_sample: str | None
+    interval_s: float | None
+    connected: bool | None
+    unit_enabled: bool
+    exporters: list[str]
+
+
+@dataclass(frozen=True)
 class MonitoringFacts:
     services: ServiceFacts
     aide: AideFacts | None
@@ -622,6 +639,7 @@ class MonitoringFacts:
     guest_bridges: list[str]
     logs: LogFacts
     time_sync: int | None
+    guest_monitor: GuestMonitorFacts | None = None
 
 
 # --- backups -----------------------------------------------------------------------------------

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import HostFacts
 from ..model import Category, Result, Severity
-from ._libvirt import DAEMON_CONFIGS, as_int, daemon_configs, daemon_setting, no_daemon_config
+from ._libvirt import DAEMON_CONFIGS, NOT_INSTALLED, as_int, daemon_configs, daemon_setting, no_daemon_config
+
+MONITOR_STALE_S = 120.0
+MONITOR_UNIT = "hyperward-monitor.service"
 
 
 @check("HV-MON-002", Category.MON, Severity.LOW, "libvirt debug logging in production",
@@ -76,3 +80,42 @@ def time_sync(host: HostFacts) -> Iterator[Result]:
             yield Result.fail("kernel clock", "adjtimex reports TIME_ERROR: the clock is not synchronized")
         else:
             yield Result.passed("kernel clock", f"adjtimex state {state} (synchronized)")
+
+
+@check("HV-MON-005", Category.MON, Severity.LOW, "No monitoring of guest activity",
+    fix="run hyperward monitor as a service (systemctl enable --now hyperward-monitor, unit in contrib/), or a libvirt exporter scraped by Prometheus with alerting rules",
+    references=("hyperward README: hyperward monitor", "libvirt virConnectGetAllDomainStats"),
+)
+def guest_activity_monitoring(host: HostFacts) -> Iterator[Result]:
+    """A guest that starts mining, scanning or exfiltrating looks normal from every configuration
+    file: only its CPU, traffic and disk rates show it, and only while someone watches them."""
+    if not host.libvirt.installed:
+        yield Result.not_applicable(NOT_INSTALLED)
+        return
+    gm = host.monitoring.guest_monitor
+    if gm is None:
+        yield Result.error("this snapshot predates guest-monitor facts (collect again)")
+        return
+    if gm.exporters:
+        yield Result.passed("exporter", f"{', '.join(gm.exporters)} present")
+        return
+    unit = f"; {MONITOR_UNIT} is enabled" if gm.unit_enabled else ""
+    if not gm.present:
+        yield Result.fail("hyperward monitor", f"no hyperward monitor database at {gm.database} and no libvirt exporter{unit}: nobody watches what the guests do")
+        return
+    if gm.error:
+        yield Result.error(f"{gm.database}: {gm.error}")
+        return
+    if gm.last_sample is None:
+        yield Result.fail("hyperward monitor", f"{gm.database} holds no sample yet{unit}")
+        return
+    age = (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(gm.last_sample)).total_seconds()
+    allowed = max(3 * (gm.interval_s or 10.0), MONITOR_STALE_S)
+    if gm.pid_running is False:
+        yield Result.fail("hyperward monitor", f"not running (pid {gm.pid or 'none'} in {gm.database} is gone); last sample {gm.last_sample}{unit}")
+    elif age > allowed:
+        yield Result.fail("hyperward monitor", f"last sample {gm.last_sample}, {age / 60:.0f} min before this scan{unit}")
+    elif gm.connected is False:
+        yield Result.fail("hyperward monitor", f"running but not connected to libvirt (last sample {gm.last_sample})")
+    else:
+        yield Result.passed("hyperward monitor", f"pid {gm.pid}, last sample {age:.0f} s ago, every {gm.interval_s:g} s")

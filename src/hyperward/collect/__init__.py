@@ -38,7 +38,7 @@ class RootError(Exception):
 
 def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
                  backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
-                 history_path: str | None = None) -> HostFacts:
+                 history_path: str | None = None, monitor_db: str | None = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
     vulndb: the advisory database to match the installed packages against (default: the
     standard path; absent, the facts say so)."""
@@ -77,7 +77,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         libvirt=libvirt,
         hardware=hardware,
         access=collect_access(fs),
-        monitoring=collect_monitoring(fs, libvirt.guest_bridges()),
+        monitoring=collect_monitoring(fs, libvirt.guest_bridges(), monitor_db),
         backups=collect_backups(backups.repositories, backups.guest_max_age_hours, backups.host_max_age_days, hardware.mounts)
         if backups is not None else None,
         drift=collect_drift(fs, baseline),

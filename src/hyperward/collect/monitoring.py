@@ -1,13 +1,15 @@
 """Host intrusion detection (AIDE, auditd, Suricata/Snort/Zeek, Wazuh/OSSEC, Falco), log
-persistence and forwarding, and time synchronisation."""
+persistence and forwarding, time synchronisation, and whether guest activity is monitored."""
 
 from __future__ import annotations
 
 import ctypes
 import datetime
+import os
 import re
+import sqlite3
 
-from ..facts import AideFacts, AuditWatch, IdsTool, LogFacts, Maybe, MonitoringFacts, ServiceFacts
+from ..facts import AideFacts, AuditWatch, GuestMonitorFacts, IdsTool, LogFacts, Maybe, MonitoringFacts, ServiceFacts
 from ..model import Unavailable
 from .fs import RootFS
 
@@ -282,7 +284,47 @@ def adjtimex_state(fs: RootFS) -> int | None:
         return None
 
 
-def collect_monitoring(fs: RootFS, guest_bridges: list[str]) -> MonitoringFacts:
+EXPORTER_NAMES = ("prometheus-libvirt-exporter", "libvirt_exporter", "libvirt-exporter")
+EXPORTER_UNITS = ("prometheus-libvirt-exporter.service", "libvirt-exporter.service", "libvirt_exporter.service")
+MONITOR_UNIT = "hyperward-monitor.service"
+
+
+def collect_guest_monitor(fs: RootFS, services: ServiceFacts, db_path: str | None) -> GuestMonitorFacts:
+    """Read-only: the database is opened with mode=ro (WAL readers never block the monitor)."""
+    from ..monitor.store import StoreError, connect, read_heartbeat
+    from ..paths import data_file
+
+    path = db_path or (data_file("HYPERWARD_MONITOR_DB", "monitor.sqlite") if fs.live else "/var/lib/hyperward/monitor.sqlite")
+    local = path if fs.live else fs.local_path(path)
+    running = services.running if isinstance(services.running, list) else []
+    # /proc/PID/comm is cut at 15 characters: "prometheus-libvirt-exporter" shows as "prometheus-libv".
+    exporters = sorted({n for n in EXPORTER_NAMES if any(r == n[:15] for r in running)}
+                       | {u for u in EXPORTER_UNITS if u in services.enabled})
+    facts = dict(database=path, present=False, error=None, pid=None, pid_running=None, last_sample=None,
+                 interval_s=None, connected=None, unit_enabled=MONITOR_UNIT in services.enabled, exporters=exporters)
+    if not os.path.isfile(local):
+        return GuestMonitorFacts(**facts)  # type: ignore[arg-type]
+    facts["present"] = True
+    try:
+        conn = connect(local, readonly=True, immutable=not fs.live)
+        try:
+            hb = read_heartbeat(conn)
+        finally:
+            conn.close()
+    except (StoreError, sqlite3.Error) as exc:
+        facts["error"] = str(exc).replace(local, path)
+        return GuestMonitorFacts(**facts)  # type: ignore[arg-type]
+    facts.update(pid=hb.pid, last_sample=_iso(hb.last_sample) if hb.last_sample else None, interval_s=hb.interval,
+                 connected=hb.connected)
+    if fs.live and hb.pid:
+        cmdline = fs.read_bytes(f"/proc/{hb.pid}/cmdline", 64 * 1024)
+        facts["pid_running"] = isinstance(cmdline, bytes) and b"hyperward" in cmdline and b"monitor" in cmdline
+    elif fs.live:
+        facts["pid_running"] = False
+    return GuestMonitorFacts(**facts)  # type: ignore[arg-type]
+
+
+def collect_monitoring(fs: RootFS, guest_bridges: list[str], monitor_db: str | None = None) -> MonitoringFacts:
     services = collect_services(fs)
     return MonitoringFacts(
         services=services,
@@ -292,5 +334,6 @@ def collect_monitoring(fs: RootFS, guest_bridges: list[str]) -> MonitoringFacts:
         guest_bridges=guest_bridges,
         logs=collect_logs(fs),
         time_sync=adjtimex_state(fs),
+        guest_monitor=collect_guest_monitor(fs, services, monitor_db),
     )
 

@@ -43,7 +43,7 @@ RULES: tuple[Rule, ...] = (
          "many small packets suggest scanning or a flood: capture on the VM's tap device and apply an nwfilter or rate limit"),
     Rule("disk_write_surge", "wr_bps", "disk write surge", "high", 8 * 1024 * 1024,
          "mass rewriting of files is how ransomware looks from outside: snapshot the disk now, then look inside the guest"),
-    Rule("memory_growth", "mem_kib", "memory growth", "medium", 256 * 1024,
+    Rule("memory_growth", "mem_kib", "memory growth", "medium", 512 * 1024,
          "compare the guest's memory with its definition (virsh dommemstat); a QEMU that keeps growing may be leaking or abused"),
 )
 RULE_BY_KIND = {r.kind: r for r in RULES}
@@ -60,12 +60,17 @@ class DetectorConfig:
     memory_ratio: float = 1.25
     cpu_saturation: float = 0.9
     cpu_sustain: int = 3
-    sustain: int = 2
+    sustain: int = 3
     resolve_after: int = 3
-    seasonal_min_days: int = 2
+    seasonal_min_days: int = 1
     seasonal_days: int = 14
     seasonal_margin: float = 1.5
     forget_after_s: float = 86400.0
+    boot_grace: int = 12
+    hysteresis: float = 0.5
+    burst_accept: int = 30
+    burst_memory_s: float = 7 * 86400.0
+    max_sustain: int = 18
     floors: dict[str, float] = field(default_factory=dict)
 
     def floor(self, rule: Rule) -> float:
@@ -105,7 +110,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 class Series:
     """One VM's one metric. Plain slots and an array ring: 1,000 VMs x 5 metrics must stay small."""
 
-    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "hot", "cool", "firing", "since",
+    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "hot", "cool", "firing", "since", "bursts",
                  "peak", "hour", "day", "hour_values", "profile", "seasonal_hi", "threshold")
 
     def __init__(self, window: int) -> None:
@@ -116,6 +121,7 @@ class Series:
         self.med = 0.0
         self.sigma = 0.0
         self.hot = 0
+        self.bursts: deque[tuple[float, int]] | None = None
         self.cool = 0
         self.firing = False
         self.since = 0.0
@@ -148,6 +154,7 @@ class Detector:
         self.series: dict[tuple[str, str], Series] = {}
         self.names: dict[str, str] = {}
         self.last_seen: dict[str, float] = {}
+        self.grace: dict[str, int] = {}
 
     # --- learning -----------------------------------------------------------------------
     def _series(self, uuid: str, metric: str) -> Series:
@@ -212,6 +219,11 @@ class Detector:
             else:
                 series.seasonal_hi = None
 
+    def restarted(self, uuid: str) -> None:
+        """A VM that (re)boots burns CPU and writes logs for a minute or two: that is neither an
+        anomaly nor its baseline, so `boot_grace` intervals are skipped."""
+        self.grace[uuid] = self.config.boot_grace
+
     # --- judging ------------------------------------------------------------------------
     def observe(self, rates: list[Rates]) -> list[Finding]:
         c = self.config
@@ -224,6 +236,14 @@ class Detector:
                 hour_day = clock[r.ts] = (local.tm_hour, local.tm_yday)
             self.names[r.uuid] = r.name
             self.last_seen[r.uuid] = r.ts
+            if self.grace:
+                left = self.grace.get(r.uuid, 0)
+                if left:
+                    if left == 1:
+                        del self.grace[r.uuid]
+                    else:
+                        self.grace[r.uuid] = left - 1
+                    continue
             for rule in RULES:
                 value = getattr(r, rule.metric)
                 if value is None:
@@ -241,8 +261,20 @@ class Detector:
                         series.refresh()
                         self._threshold(series, rule)
                     continue
-                anomalous = value > series.threshold
+                # Hysteresis: once firing, a condition ends only below halfway between the median
+                # and the threshold, so a noisy plateau does not fire and resolve repeatedly.
+                threshold = series.threshold
+                if rule.metric == "mem_kib" and r.balloon_kib:
+                    # QEMU's memory grows after boot until the guest has touched its allocation:
+                    # that is normal. More than the allocation plus QEMU's overhead is not.
+                    threshold = r.balloon_kib + c.floor(rule)
+                if series.firing:
+                    anomalous = value > series.med + (threshold - series.med) * c.hysteresis
+                else:
+                    anomalous = value > threshold
                 sustain = c.cpu_sustain if rule.metric == "cpu" else c.sustain
+                if series.bursts:
+                    sustain = self._learnt_sustain(series, sustain, r.ts)
                 if anomalous:
                     series.cool = 0
                     series.hot += 1
@@ -253,21 +285,36 @@ class Detector:
                     if not series.firing and series.hot >= sustain:
                         series.firing = True
                         out.append(Finding(rule.kind, r.uuid, r.name, "firing", series.since, r.ts, value,
-                                           series.med, series.threshold, series.seasonal_hi is not None))
+                                           series.med, threshold, series.seasonal_hi is not None))
                     continue
-                series.hot = 0
+                if series.hot:
+                    if series.hot < c.burst_accept:
+                        if series.bursts is None:
+                            series.bursts = deque(maxlen=64)
+                        series.bursts.append((r.ts, series.hot))
+                    series.hot = 0
                 if series.firing:
                     series.cool += 1
                     if series.cool >= c.resolve_after:
                         series.firing = False
                         series.cool = 0
                         out.append(Finding(rule.kind, r.uuid, r.name, "resolved", series.since, r.ts, value,
-                                           series.med, series.threshold, series.seasonal_hi is not None))
+                                           series.med, threshold, series.seasonal_hi is not None))
                 series.push(value, c.window)
                 if series.pushes % c.refresh_every == 0:
                     series.refresh()
                     self._threshold(series, rule)
         return out
+
+    def _learnt_sustain(self, series: Series, sustain: int, now: float) -> int:
+        """Episodes shorter than `burst_accept` intervals that ended on their own teach how long
+        this VM's normal bursts last (a build, an upload): only longer ones alert. A VM that never
+        bursts keeps the short default, so detection stays within a few intervals."""
+        assert series.bursts is not None
+        while series.bursts and now - series.bursts[0][0] > self.config.burst_memory_s:
+            series.bursts.popleft()
+        longest = max((length for _, length in series.bursts), default=0)
+        return min(max(sustain, longest + 1), self.config.max_sustain)
 
     def vanished(self, now: float, present: set[str]) -> list[Finding]:
         """A VM that stopped ends its conditions; one gone for a day is forgotten (VM churn)."""

@@ -182,6 +182,11 @@ class Monitor:
         counters = [parse_domain_stats(name, uuid, params) for name, uuid, params in records]
         rates = self.tracker.update(counters, wall, begin)
         present = {c.uuid for c in counters}
+        for uuid in self.tracker.resets:
+            self.detector.restarted(uuid)
+        if self.active is not None:
+            for uuid in present - self.active:
+                self.detector.restarted(uuid)
         self.names.update((c.uuid, c.name) for c in counters)
         self.active = present
         findings = self.detector.observe(rates) + self.detector.vanished(wall, present)

@@ -59,15 +59,23 @@ def _sum(params: Mapping[str, object], prefix: str, count: int, field: str) -> i
 
 
 def parse_domain_stats(name: str, uuid: str, params: Mapping[str, object]) -> DomainCounters:
-    """Sums NICs and disks: an attacker exfiltrates through whichever NIC is there. Disks that
-    are backing-chain members (block.<n>.backingIndex) are skipped so writes are counted once."""
+    """Sums NICs and disks: an attacker exfiltrates through whichever NIC is there."""
     state_code = _int(params.get("state.state"))
     state = STATE_NAMES[state_code] if state_code is not None and state_code < len(STATE_NAMES) else "unknown"
     vcpus = _int(params.get("vcpu.current")) or 0
     vcpu_ns = tuple(_int(params.get(f"vcpu.{i}.time")) or 0 for i in range(min(vcpus, 4096)))
     nets = min(_int(params.get("net.count")) or 0, 4096)
     blocks = min(_int(params.get("block.count")) or 0, 4096)
-    top_disks = [i for i in range(blocks) if f"block.{i}.backingIndex" not in params]
+    # Without VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING (never asked for) each entry is a disk's top
+    # image; backingIndex is set even then (libvirt 9 reports 1 for a top qcow2), so it is no
+    # guide. A backing-chain member, should one appear, repeats its disk's name: count a name once.
+    names_seen: set[str] = set()
+    top_disks = []
+    for i in range(blocks):
+        disk = str(params.get(f"block.{i}.name", f"block{i}"))
+        if disk not in names_seen:
+            names_seen.add(disk)
+            top_disks.append(i)
     nic_names = tuple(str(params.get(f"net.{i}.name", f"net{i}")) for i in range(nets))
     disk_names = tuple(str(params.get(f"block.{i}.name", f"block{i}")) for i in top_disks)
 
