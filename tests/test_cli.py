@@ -7,13 +7,23 @@ import json
 
 import pytest
 
+import click
+
 from hyperward import __version__
+from hyperward.cli import main as cli_main
 from hyperward.catalog import catalog
 from hyperward.engine import registry
 
 from conftest import hyperward
 
-COMMANDS = [[], ["scan"], ["collect"], ["checks"], ["explain"]]
+def _commands(group: click.Group, path: list[str]) -> list[list[str]]:
+    out = [path]
+    for name, command in group.commands.items():
+        out += _commands(command, [*path, name]) if isinstance(command, click.Group) else [[*path, name]]
+    return out
+
+
+COMMANDS = _commands(cli_main, [])
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")

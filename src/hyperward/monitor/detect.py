@@ -68,7 +68,7 @@ class DetectorConfig:
     forget_after_s: float = 86400.0
     boot_grace: int = 12
     hysteresis: float = 0.5
-    burst_accept: int = 30
+    burst_accept: int = 6
     burst_memory_s: float = 7 * 86400.0
     max_sustain: int = 18
     floors: dict[str, float] = field(default_factory=dict)

@@ -60,7 +60,7 @@ def connect(path: str, readonly: bool = False, immutable: bool = False) -> sqlit
             directory = os.path.dirname(path)
             if directory:
                 os.makedirs(directory, mode=0o750, exist_ok=True)
-            conn = sqlite3.connect(path, timeout=5)
+            conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
             os.chmod(path, 0o640)
         conn.execute("PRAGMA busy_timeout = 5000")
         if not readonly:
