@@ -14,8 +14,10 @@ want_tests=0
 packages=(python3 python3-venv python3-pip python3-libvirt python3-apt)
 # The tests use the real dpkg (version-order oracle), setpriv (run as an unprivileged user),
 # script (a real terminal for colour output), and a real libvirt with QEMU (TCG guests), OVMF and
-# swtpm, started by the test session itself.
-[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup)
+# swtpm, started by the test session itself. The monitor's live test boots Debian's own kernel
+# (downloaded with apt-get download) with a static busybox, and delivers to a real Prometheus
+# Alertmanager scraped by a real Prometheus, both started on loopback by the test.
+[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager systemd)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -41,5 +43,14 @@ if [ "$want_tests" = 1 ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
 else
   .venv/bin/python -m pip install -q -e .
+fi
+if [ "$want_tests" = 1 ]; then
+  # The kernel package the monitor's live test boots (cached; the test fetches it too if absent).
+  cache=${HYPERWARD_TEST_CACHE:-/var/cache/hyperward-tests}
+  kernel=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
+  if [ -n "$kernel" ] && ! ls "$cache/${kernel}"_*.deb >/dev/null 2>&1; then
+    [ -d /var/lib/apt/lists/partial ] && ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1 || apt-get update -qq
+    mkdir -p "$cache" && (cd "$cache" && apt-get download -qq "$kernel")
+  fi
 fi
 echo "hyperward installed: $(.venv/bin/hyperward --version)"

@@ -582,3 +582,56 @@ def test_hv_mon_005_live_pid_gone(tmp_path: pathlib.Path) -> None:
     done = hyperward("scan", "--only", "HV-MON-005", "--format", "json", env={"HYPERWARD_MONITOR_DB": str(db)})
     result = json.loads(done.stdout)["results"][0]
     assert result["status"] == "fail" and f"pid {dead.pid} in {db} is gone" in result["message"]
+
+
+# --- the systemd unit -------------------------------------------------------------------------
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_systemd_unit_verifies_and_runs_the_installed_monitor(tmp_path: pathlib.Path) -> None:
+    """systemd-analyze verify (Debian's systemd 252) checks every key and that ExecStart exists;
+    the unit is installed the way its header says, with /opt/hyperward replaced by this checkout."""
+    import shutil
+
+    from conftest import require
+
+    require(shutil.which("systemd-analyze") is not None, "systemd-analyze not installed (apt install systemd)")
+    unit = (REPO / "contrib/hyperward-monitor.service").read_text().replace("/opt/hyperward", str(REPO))
+    path = tmp_path / "hyperward-monitor.service"
+    path.write_text(unit)
+    done = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
+    exec_start = next(line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.split()[1:] == ["monitor"]
+    assert hyperward(*exec_start.split()[1:], "--help").returncode == 0
+    broken = tmp_path / "broken.service"
+    broken.write_text(unit.replace("ProtectSystem=strict", "ProtectSystem=strict\nProtectEverything=yes"))
+    bad = subprocess.run(["systemd-analyze", "verify", str(broken)], capture_output=True, text=True, timeout=60)
+    assert "Unknown key 'ProtectEverything'" in bad.stderr
+
+
+def test_changes_while_disconnected_are_reported_after_reconnecting(tmp_path: pathlib.Path) -> None:
+    """libvirtd away: a VM stopped and another was undefined meanwhile; no events came. The
+    reconciliation after reconnecting reports both, marked as seen while not connected."""
+    both = {"domains": frames(1, vms=(UUID_A, UUID_B))[0]["domains"],
+            "defined": [{"name": "vm0", "uuid": UUID_A}, {"name": "vm1", "uuid": UUID_B}]}
+    clock = Clock()
+    xml = "<domain type='kvm'><name>{n}</name><uuid>{u}</uuid><memory>1</memory><os><type>hvm</type></os></domain>"
+
+    class Host(ReplaySource):
+        def definition(self, uuid: str) -> str | None:
+            return xml.format(n="vm0" if uuid == UUID_A else "vm1", u=uuid)
+
+    source = Host(str(write_frames(tmp_path / "f.jsonl", [both])))
+    mon, sink = make_monitor(tmp_path, [], clock, source=source)
+    mon._reconcile()
+    run_ticks(mon, clock, 2)
+    mon._lost("connection to replay closed")
+    source.frames = [{"domains": [], "defined": [{"name": "vm0", "uuid": UUID_A}]}]
+    source.index = 0
+    assert mon._connect()
+    mon._deliver_pending()
+    got = [(a.kind, a.vm, "while the monitor was not connected" in a.summary) for a in sink.alerts]
+    assert ("vm_undefined", "vm1", True) in got and ("vm_stopped", "vm0", True) in got
+    assert mon.store.conn.execute("SELECT count(*) FROM gaps WHERE reason LIKE 'libvirt unreachable%'").fetchone()[0] == 1
+    mon.shutdown()
