@@ -635,3 +635,14 @@ def test_changes_while_disconnected_are_reported_after_reconnecting(tmp_path: pa
     assert ("vm_undefined", "vm1", True) in got and ("vm_stopped", "vm0", True) in got
     assert mon.store.conn.execute("SELECT count(*) FROM gaps WHERE reason LIKE 'libvirt unreachable%'").fetchone()[0] == 1
     mon.shutdown()
+
+
+def test_a_balloon_change_while_running_is_an_event(tmp_path: pathlib.Path) -> None:
+    data = frames(6)
+    for frame in data[3:]:
+        frame["domains"][0]["stats"]["balloon.current"] = 262144
+    clock = Clock()
+    mon, sink = make_monitor(tmp_path, data, clock)
+    run_ticks(mon, clock, 6)
+    mon.shutdown()
+    assert [(a.kind, a.summary) for a in sink.alerts] == [("memory_changed", "vm0: memory changed from 128.0 MiB to 256.0 MiB while running")]

@@ -102,6 +102,7 @@ class Scenario:
     stderr: str = ""
     uuid: str = ""
     metrics_text: str = ""
+    top: list[dict] = field(default_factory=list)
     db: pathlib.Path | None = None
 
     def between(self, start: str, end: str | None = None) -> list[dict]:
@@ -297,6 +298,9 @@ def _run_scenario(tmp: pathlib.Path) -> Iterator[Scenario]:
         s.prometheus["up"] = _prom(prom_port, 'up{job="hyperward"}')
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
             s.metrics_text = response.read().decode()
+        top = subprocess.run([sys.executable, "-m", "hyperward", "top", "--once", "--interval", "2", "--format", "json"],
+                             capture_output=True, text=True, timeout=60)
+        s.top = json.loads(top.stdout) if top.returncode == 0 else [{"error": top.stderr}]
 
         s.marks["console"] = time.time()
         port = int(dom.XMLDesc(0).split("<graphics type='vnc' port='")[1].split("'")[0])
@@ -471,3 +475,9 @@ def test_webhook_received_json_with_the_token_in_a_header_only(scenario: Scenari
     assert all(post["headers"]["Authorization"] == "Bearer hwtest-secret-token-1234" for post in scenario.webhook)
     assert "hwtest-secret-token-1234" not in json.dumps([p["body"] for p in scenario.webhook])
     assert "hwtest-secret-token-1234" not in scenario.stderr
+
+
+def test_top_shows_the_busy_guest(scenario: Scenario) -> None:
+    guest = [row for row in scenario.top if row.get("name") == "hwmon-guest"]
+    assert guest, scenario.top
+    assert guest[0]["cpu"] > 0.8 and guest[0]["tx_bps"] > 512 * 1024 and guest[0]["uuid"] == scenario.uuid

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..parsers.domain_xml import XmlError, parse_domain
-from ..parsers.domstats import parse_domain_stats
+from ..parsers.domstats import DomainCounters, parse_domain_stats
 from . import metrics as metrics_mod
-from .alerts import Alert, AlertBook, definition_diff, definition_fields, diff_severity, finding_alert
+from .alerts import Alert, AlertBook, definition_diff, definition_fields, diff_severity, finding_alert, human
 from .detect import METRICS, RULE_BY_KIND, Detector, DetectorConfig, Finding
 from .rates import Rates, RateTracker
 from .sinks import Sink
@@ -68,6 +68,7 @@ class Monitor:
         self.counts: Counter[str] = Counter()
         self.health: dict[str, float] = {"up": 0, "gaps_total": 0, "reconnects_total": 0, "clock_jumps_total": 0}
         self.last_rates: list[Rates] = []
+        self.balloons: dict[str, int] = {}
         self.pending: list[Alert] = []
         self.hour = time.localtime(self.started).tm_hour
         self._seed()
@@ -189,6 +190,7 @@ class Monitor:
                 self.detector.restarted(uuid)
         self.names.update((c.uuid, c.name) for c in counters)
         self.active = present
+        self._memory_resized(counters, wall)
         findings = self.detector.observe(rates) + self.detector.vanished(wall, present)
         self._findings(findings)
         if self.qemu is not None:
@@ -350,6 +352,22 @@ class Monitor:
         for uuid in self.active - present:
             self._lifecycle("stopped", "shutdown", self.names.get(uuid, uuid), uuid, now, note)
 
+
+    def _memory_resized(self, counters: list[DomainCounters], now: float) -> None:
+        """The guest's memory allocation (balloon target, or hot-plugged DIMMs) changed while running."""
+        for c in counters:
+            if c.balloon_kib is None:
+                continue
+            before = self.balloons.get(c.uuid)
+            self.balloons[c.uuid] = c.balloon_kib
+            if before and abs(c.balloon_kib - before) >= max(0.01 * before, 1024):
+                self.pending.append(self._event(
+                    "memory_changed", "medium", now, c.name, c.uuid,
+                    f"{c.name}: memory changed from {human('mem_kib', before)} to {human('mem_kib', c.balloon_kib)} while running",
+                    "confirm the balloon or memory hot-plug change was made by an operator (virsh setmem / attach-device)",
+                    {"before_kib": before, "after_kib": c.balloon_kib}))
+        for uuid in [u for u in self.balloons if u not in {c.uuid for c in counters}]:
+            del self.balloons[uuid]
 
     def _watch_qemu(self, now: float) -> None:
         assert self.qemu is not None
