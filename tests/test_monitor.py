@@ -646,3 +646,16 @@ def test_a_balloon_change_while_running_is_an_event(tmp_path: pathlib.Path) -> N
     run_ticks(mon, clock, 6)
     mon.shutdown()
     assert [(a.kind, a.summary) for a in sink.alerts] == [("memory_changed", "vm0: memory changed from 128.0 MiB to 256.0 MiB while running")]
+
+
+def test_unreadable_inputs_give_one_line_errors(tmp_path: pathlib.Path) -> None:
+    garbage = tmp_path / "g.sqlite"
+    garbage.write_bytes(b"garbage" * 200)
+    for args in (["monitor", "status", "--db", str(garbage)], ["history", "vm0", "--db", str(garbage)],
+                 ["monitor", "--db", str(garbage / "x.sqlite"), "--replay", str(garbage)],
+                 ["monitor", "--db", str(tmp_path / "m.sqlite"), "--replay", str(garbage)]):
+        done = hyperward(*args)
+        assert done.returncode == 2 and done.stderr.startswith("hyperward: error: ") and "Traceback" not in done.stderr, args
+    assert str(garbage) in hyperward("monitor", "status", "--db", str(garbage)).stderr
+    done = hyperward("top", "--connect", f"test://{tmp_path}/absent.xml", "--once")
+    assert done.returncode == 2 and "hyperward: error: connect:" in done.stderr and "Traceback" not in done.stderr

@@ -125,6 +125,13 @@ def register(main: click.Group) -> None:
             except (OSError, ValueError) as exc:
                 _die(f"cannot serve metrics on {address}: {exc}")
         source = _open_source(uri, replay, config)
+        if replay:
+            from .monitor.source import SourceError
+
+            try:
+                source.connect()  # a recording that cannot be read will not get better: stop now
+            except SourceError as exc:
+                _die(str(exc))
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: object) -> None:

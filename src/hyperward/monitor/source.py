@@ -283,6 +283,8 @@ class ReplaySource:
         self.index = 0
 
     def connect(self) -> None:
+        if self.frames:
+            return  # reconnecting to a recording continues where it was
         try:
             with open(self.path, encoding="utf-8") as handle:
                 for number, line in enumerate(handle, 1):
