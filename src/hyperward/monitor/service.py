@@ -242,7 +242,7 @@ class Monitor:
                 try:
                     sink.send(out)
                 except Exception as exc:  # a broken sink must not stop the monitor
-                    sink._failed(f"{type(exc).__name__}: {exc}")
+                    sink.failed(f"{type(exc).__name__}: {exc}")
         return out
 
     def _deliver_pending(self) -> None:

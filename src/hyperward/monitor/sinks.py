@@ -53,7 +53,7 @@ class Sink:
     def close(self) -> None:
         pass
 
-    def _failed(self, message: str) -> None:
+    def failed(self, message: str) -> None:
         self.health.errors += 1
         self.health.last_error = message
         now = time.time()
@@ -85,7 +85,7 @@ class JsonLinesSink(Sink):
             self.handle.flush()
             self.health.sent += len(alerts)
         except OSError as exc:
-            self._failed(f"cannot write: {exc.strerror or exc}")
+            self.failed(f"cannot write: {exc.strerror or exc}")
 
     def close(self) -> None:
         if self.handle is not sys.stdout:
@@ -105,19 +105,19 @@ class SyslogSink(Sink):
             target = (host, int(port))
         else:
             target = address
-        self.handler = logging.handlers.SysLogHandler(target, facility=facility)
+        health = self.health
+
+        class Handler(logging.handlers.SysLogHandler):
+            def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's API
+                exc = sys.exc_info()[1]
+                health.errors += 1
+                health.last_error = str(exc)
+
+        self.handler = Handler(target, facility=facility)
         self.handler.ident = "hyperward-monitor: "
         self.logger = logging.Logger("hyperward.monitor.syslog")
         self.logger.addHandler(self.handler)
         self.logger.propagate = False
-        errors = self.health
-
-        def handle_error(_record: logging.LogRecord) -> None:
-            exc = sys.exc_info()[1]
-            errors.errors += 1
-            errors.last_error = str(exc)
-
-        self.handler.handleError = handle_error  # type: ignore[method-assign]
 
     def send(self, alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -175,7 +175,7 @@ class _HttpSink(Sink):
                 except (urllib.error.URLError, OSError, ValueError) as exc:
                     reason = getattr(exc, "reason", None) or exc
                     if attempt == RETRIES - 1:
-                        self._failed(f"POST {self.endpoint()} failed: {reason}")
+                        self.failed(f"POST {self.endpoint()} failed: {reason}")
                     else:
                         time.sleep(0.5 * (2 ** attempt))
 
