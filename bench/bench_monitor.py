@@ -25,7 +25,6 @@ import resource
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid as uuidlib
 
@@ -109,7 +108,6 @@ def fleet(vms: int, intervals: int, with_metrics: bool) -> dict[str, float]:
         rows = store.conn.execute("SELECT count(*) FROM samples").fetchone()[0]
         size = sum(f.stat().st_size for f in pathlib.Path(tmp).glob("monitor.sqlite*")) / 1e6
         monitor.shutdown()
-        _ = threading
     steady = per_tick[10:] or per_tick
     cpu = statistics.median(steady) - generate_cpu
     return {"cpu_s": cpu, "p95_s": sorted(steady)[int(0.95 * (len(steady) - 1))] - generate_cpu,

@@ -47,6 +47,7 @@ RULES: tuple[Rule, ...] = (
          "compare the guest's memory with its definition (virsh dommemstat); a QEMU that keeps growing may be leaking or abused"),
 )
 RULE_BY_KIND = {r.kind: r for r in RULES}
+RULE_FOR_METRIC = {r.metric: r for r in RULES}
 METRICS = tuple(dict.fromkeys(r.metric for r in RULES))
 
 
@@ -335,5 +336,3 @@ class Detector:
             self.names.pop(uuid, None)
         return out
 
-
-RULE_FOR_METRIC = {r.metric: r for r in RULES}

@@ -37,7 +37,6 @@ class MonitorOptions:
     retention_days: float = 14.0
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     proc_root: str | None = "/"
-    event_ttl_s: float = 3600.0
 
 
 class Monitor:
@@ -59,7 +58,6 @@ class Monitor:
         self.gap_start: float | None = None
         self.last_error: str | None = None
         self.started = wall()
-        self.last_sample: float | None = None
         self.last_wall: float | None = None
         self.last_mono: float | None = None
         self.active: set[str] | None = None
@@ -196,7 +194,6 @@ class Monitor:
         if self.qemu is not None:
             self._watch_qemu(wall)
         self.last_rates = rates
-        self.last_sample = wall
         self.last_mono, self.last_wall = begin, wall
         out, self.pending = self.pending, []
         delivered = self._transitions(out)
@@ -387,7 +384,7 @@ class Monitor:
 
     # --- reporting --------------------------------------------------------------------------
     def _heartbeat_values(self, running: bool) -> dict[str, object]:
-        return {"pid": os.getpid() if running else None, "started": self.started, "last_sample": self.last_sample,
+        return {"pid": os.getpid() if running else None, "started": self.started, "last_sample": self.last_wall,
                 "interval": self.options.interval, "connected": self.connected, "source": self.source.uri,
                 "domains": len(self.active or ()), "last_error": self.last_error}
 
