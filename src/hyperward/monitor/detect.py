@@ -335,4 +335,3 @@ class Detector:
             del self.last_seen[uuid]
             self.names.pop(uuid, None)
         return out
-
