@@ -659,3 +659,18 @@ def test_unreadable_inputs_give_one_line_errors(tmp_path: pathlib.Path) -> None:
     assert str(garbage) in hyperward("monitor", "status", "--db", str(garbage)).stderr
     done = hyperward("top", "--connect", f"test://{tmp_path}/absent.xml", "--once")
     assert done.returncode == 2 and "hyperward: error: connect:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_egress_alert_names_the_nic(tmp_path: pathlib.Path) -> None:
+    data = frames(30)
+    for i, frame in enumerate(data):
+        stats = frame["domains"][0]["stats"]
+        stats.update({"net.count": 2, "net.1.name": "vnet7", "net.1.rx.bytes": 0, "net.1.rx.pkts": 0,
+                      "net.1.tx.bytes": max(0, i - 20) * 50_000_000, "net.1.tx.pkts": max(0, i - 20) * 40_000})
+    clock = Clock()
+    mon, sink = make_monitor(tmp_path, data, clock)
+    run_ticks(mon, clock, 30)
+    mon.shutdown()
+    egress = next(a for a in sink.alerts if a.kind == "egress_surge")
+    assert egress.summary.endswith("(mostly via vnet7)")
+    assert egress.details["tx_bytes_per_second_by_nic"] == {"vnet16": 1000.0, "vnet7": 5000000.0}

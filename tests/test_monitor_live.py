@@ -412,6 +412,9 @@ def test_cpu_and_network_alerts_within_three_intervals(scenario: Scenario) -> No
         assert seen - t0 <= 3 * INTERVAL + 0.5, f"{kind} came {seen - t0:.1f} s after the change"
         assert alert["vm"] == {"name": "hwmon-guest", "uuid": scenario.uuid}
         assert alert["observed"] and alert["baseline"] and alert["action"] and alert["since"]
+    egress = scenario.first("egress_surge", "trigger")[1]
+    assert list(egress["details"]["tx_bytes_per_second_by_nic"]) and egress["summary"].endswith(")")
+    assert all(nic.startswith("vnet") for nic in egress["details"]["tx_bytes_per_second_by_nic"])
     cpu = scenario.first("cpu_saturation", "trigger")[1]
     assert cpu["details"]["value"] > 0.9 > cpu["details"]["median"]
 

@@ -57,11 +57,13 @@ class RateTracker:
 
     def __init__(self) -> None:
         self._prev: dict[str, tuple[float, DomainCounters]] = {}
+        self._before: dict[str, tuple[float, DomainCounters]] = {}
         self.resets: list[str] = []
 
     def forget(self) -> None:
         """After a gap (libvirtd away) the next interval would average over the gap: start over."""
         self._prev.clear()
+        self._before.clear()
 
     def update(self, counters: list[DomainCounters], wall: float, mono: float) -> list[Rates]:
         self.resets = []
@@ -99,5 +101,19 @@ class RateTracker:
                 rd_iops=None if reset else _rate(c.rd_reqs, p.rd_reqs, dt),
                 wr_iops=None if reset else _rate(c.wr_reqs, p.wr_reqs, dt),
             ))
-        self._prev = seen
+        self._before, self._prev = self._prev, seen
+        return out
+
+    def nic_tx_rates(self, uuid: str) -> dict[str, float]:
+        """Bytes per second each NIC sent over the last interval: which interface a surge used."""
+        before, now = self._before.get(uuid), self._prev.get(uuid)
+        if before is None or now is None or now[0] <= before[0]:
+            return {}
+        dt = now[0] - before[0]
+        old = dict(zip(before[1].nics, before[1].nic_tx_bytes))
+        out = {}
+        for name, value in zip(now[1].nics, now[1].nic_tx_bytes):
+            rate = _rate(value, old.get(name), dt)
+            if rate is not None:
+                out[name] = rate
         return out

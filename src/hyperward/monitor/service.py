@@ -213,7 +213,14 @@ class Monitor:
     def _findings(self, findings: list[Finding]) -> None:
         for f in findings:
             if f.status == "firing":
-                self.pending.append(finding_alert(f, self.options.interval))
+                alert = finding_alert(f, self.options.interval)
+                if f.kind in ("egress_surge", "packet_rate_surge"):
+                    by_nic = self.tracker.nic_tx_rates(f.uuid)
+                    if by_nic:
+                        alert.details["tx_bytes_per_second_by_nic"] = {n: round(v, 1) for n, v in by_nic.items()}
+                        busiest = max(by_nic, key=by_nic.__getitem__)
+                        alert.summary += f" (mostly via {busiest})"
+                self.pending.append(alert)
             else:
                 key = f"{f.kind}:{f.uuid}"
                 if key in self.book.open:

@@ -40,6 +40,7 @@ class DomainCounters:
     wr_reqs: int | None
     nics: tuple[str, ...]
     disks: tuple[str, ...]
+    nic_tx_bytes: tuple[int | None, ...] = ()
 
 
 def _int(value: object) -> int | None:
@@ -107,4 +108,5 @@ def parse_domain_stats(name: str, uuid: str, params: Mapping[str, object]) -> Do
         wr_reqs=disk_sum("wr.reqs"),
         nics=nic_names,
         disks=disk_names,
+        nic_tx_bytes=tuple(_int(params.get(f"net.{i}.tx.bytes")) for i in range(nets)),
     )
