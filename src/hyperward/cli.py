@@ -8,25 +8,21 @@ import os
 import shutil
 import sqlite3
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
+from .cli_common import EXIT_FINDINGS, EXIT_OK
+from .cli_common import die as _die
 from .model import PROFILES, Category, Severity
 
 if TYPE_CHECKING:
     from .config import BackupConfig
     from .facts import HostFacts
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 FORMAT_NAMES = ("text", "json")
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
-
-
-def _die(message: str) -> NoReturn:
-    click.echo(f"hyperward: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
 
 
 def _split(values: tuple[str, ...]) -> list[str]:

@@ -11,15 +11,11 @@ import time
 
 import click
 
+from .cli_common import die as _die
 from .config import ConfigError, MonitorConfig, load_config
 from .paths import data_file
 
 DEFAULT_URI = "qemu:///system"
-
-
-def _die(message: str) -> None:
-    click.echo(f"hyperward: error: {message}", err=True)
-    sys.exit(2)
 
 
 def _monitor_config(config_path: str | None) -> MonitorConfig:
@@ -27,7 +23,6 @@ def _monitor_config(config_path: str | None) -> MonitorConfig:
         return load_config(config_path).monitor
     except ConfigError as exc:
         _die(str(exc))
-        raise AssertionError from exc
 
 
 def default_db(config: MonitorConfig, path: str | None) -> str:

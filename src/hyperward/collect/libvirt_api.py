@@ -36,11 +36,11 @@ def _collect(uri: str) -> ApiResult:
     try:
         conn = libvirt.open(uri) if secure else libvirt.openReadOnly(uri)
     except libvirt.libvirtError as exc:
-        return ApiResult(ApiFacts(uri, False, _message(exc), []))
+        return ApiResult(ApiFacts(uri, False, error_line(exc), []))
     try:
         return _read(libvirt, conn, uri, secure)
     except libvirt.libvirtError as exc:
-        return ApiResult(ApiFacts(uri, False, _message(exc), []))
+        return ApiResult(ApiFacts(uri, False, error_line(exc), []))
     finally:
         try:
             conn.close()
@@ -48,7 +48,8 @@ def _collect(uri: str) -> ApiResult:
             pass
 
 
-def _message(exc: Exception) -> str:
+def error_line(exc: Exception) -> str:
+    """The first line of a libvirt error: the rest repeats it with internals."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -74,7 +75,7 @@ def _read(libvirt, conn, uri: str, secure: bool) -> ApiResult:  # type: ignore[n
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 continue  # undefined between listing and reading
-            result.domains.append(Unavailable(where, "invalid", _message(exc)))
+            result.domains.append(Unavailable(where, "invalid", error_line(exc)))
     for net in conn.listAllNetworks(0):
         try:
             result.networks.append(parse_network(net.XMLDesc(0), "libvirt API"))

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..collect.libvirt_api import error_line
+
 CALL_TIMEOUT_S = 10.0
 
 
@@ -124,7 +126,7 @@ class LibvirtSource:
             self.conn = None
             raise SourceError(f"{what}: no answer from {self.uri} within {self.timeout:.0f} s") from None
         except self.libvirt.libvirtError as exc:
-            raise SourceError(f"{what}: {_first_line(exc)}") from None
+            raise SourceError(f"{what}: {error_line(exc)}") from None
 
     def _push(self, event: Event) -> None:
         try:
@@ -262,11 +264,6 @@ class LibvirtSource:
                 raise
 
         return self._call(call, "XMLDesc")  # type: ignore[no-any-return]
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 class ReplaySource:

@@ -157,7 +157,7 @@ class Store:
 
     # --- reading (also used by status/history through a read-only connection) ---------------
     def definitions(self) -> dict[str, tuple[str, dict[str, object]]]:
-        return read_definitions(self.conn)
+        return {uuid: (name, json.loads(fields)) for uuid, name, fields, _ in self.conn.execute("SELECT * FROM definitions")}
 
     def recent_values(self, window: int, metrics: Iterable[str]) -> dict[tuple[str, str], list[float]]:
         columns = list(metrics)
@@ -174,10 +174,6 @@ class Store:
 
     def profiles(self) -> list[tuple[str, str, int, list[float]]]:
         return [(u, m, h, json.loads(highs)) for u, m, h, highs in self.conn.execute("SELECT * FROM profiles")]
-
-
-def read_definitions(conn: sqlite3.Connection) -> dict[str, tuple[str, dict[str, object]]]:
-    return {uuid: (name, json.loads(fields)) for uuid, name, fields, _ in conn.execute("SELECT * FROM definitions")}
 
 
 def read_heartbeat(conn: sqlite3.Connection) -> Heartbeat:
