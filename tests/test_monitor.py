@@ -115,6 +115,31 @@ def test_quiet_warmup_then_a_surge_fires_once_and_resolves_with_hysteresis() -> 
     assert done == [("egress_surge", "resolved", t + 220), ("packet_rate_surge", "resolved", t + 220)]
 
 
+def test_a_change_is_alerted_at_the_third_sample_after_it_begins() -> None:
+    """A rate is an interval's average, so a change 40% into an interval shows as 60% of itself in
+    that sample: it counts by that share, and the alert comes with the third sample (within three
+    intervals of the change). A 20-second burst straddling three samples (60%, full, 40%) has
+    lasted two intervals and does not alert; a change at the very end of an interval is invisible
+    in that sample, so three whole intervals follow it."""
+    quiet = [r(T0 + 10 * i, cpu=0.03 + 0.002 * (i % 3)) for i in range(30)]
+    d = Detector(CFG)
+    feed(d, quiet)
+    t = T0 + 300
+    assert feed(d, [r(t, cpu=0.03 + 0.6 * 0.95), r(t + 10, cpu=0.95)]) == []
+    assert feed(d, [r(t + 20, cpu=0.96)]) == [("cpu_saturation", "firing", t + 20)]
+    assert d.series[(UUID_A, "cpu")].since == t, "the episode began in the partly covered interval"
+
+    d = Detector(CFG)
+    feed(d, quiet)
+    burst = [r(t, cpu=0.6 * 0.95), r(t + 10, cpu=0.95), r(t + 20, cpu=0.4 * 0.95)] + [r(t + 30 + 10 * i) for i in range(3)]
+    assert feed(d, burst) == [], "a 20-second burst is not a sustained saturation"
+
+    d = Detector(CFG)
+    feed(d, quiet)
+    late = [r(t, cpu=0.031)] + [r(t + 10 + 10 * i, cpu=0.95) for i in range(3)]
+    assert feed(d, late) == [("cpu_saturation", "firing", t + 30)]
+
+
 def test_cpu_saturation_only_for_a_vm_not_normally_saturated() -> None:
     idle, busy = Detector(CFG), Detector(CFG)
     feed(idle, [r(T0 + 10 * i, cpu=0.05) for i in range(30)])

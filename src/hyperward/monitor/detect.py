@@ -9,6 +9,12 @@ that writes 200 MB/s at 02:00 stops alerting, a 02:00 surge on a VM that never d
 
 Each rule needs `sustain` consecutive anomalous intervals to fire and `resolve_after` normal ones
 to resolve; the first interval after a VM (re)starts or after a gap has no rate and breaks neither.
+A change rarely starts on a sample: a rate is the average over the interval, so the interval a
+change begins in shows part of it. That interval counts by its share when it is clearly above
+normal (beyond the baseline's k sigma and `onset` of the way to the threshold), and an episode
+fires once it has lasted more than `sustain - 1` intervals: with the default 3, a change is
+alerted at the third sample after it begins, i.e. within three intervals, while a 20-second burst
+that straddles three samples has lasted two and does not alert.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ class Rule:
     severity: str
     floor: float
     action: str
+    gauge: bool = False  # a reading at the sample, not an average over the interval
 
 
 RULES: tuple[Rule, ...] = (
@@ -44,7 +51,8 @@ RULES: tuple[Rule, ...] = (
     Rule("disk_write_surge", "wr_bps", "disk write surge", "high", 8 * 1024 * 1024,
          "mass rewriting of files is how ransomware looks from outside: snapshot the disk now, then look inside the guest"),
     Rule("memory_growth", "mem_kib", "memory growth", "medium", 512 * 1024,
-         "compare the guest's memory with its definition (virsh dommemstat); a QEMU that keeps growing may be leaking or abused"),
+         "compare the guest's memory with its definition (virsh dommemstat); a QEMU that keeps growing may be leaking or abused",
+         gauge=True),
 )
 RULE_BY_KIND = {r.kind: r for r in RULES}
 RULE_FOR_METRIC = {r.metric: r for r in RULES}
@@ -69,6 +77,8 @@ class DetectorConfig:
     forget_after_s: float = 86400.0
     boot_grace: int = 12
     hysteresis: float = 0.5
+    onset: float = 0.05
+    burst_margin: float = 0.5
     burst_accept: int = 6
     burst_memory_s: float = 7 * 86400.0
     max_sustain: int = 18
@@ -112,7 +122,7 @@ class Series:
     """One VM's one metric. Plain slots and an array ring: 1,000 VMs x 5 metrics must stay small."""
 
     __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "hot", "cool", "firing", "since", "bursts",
-                 "peak", "hour", "day", "hour_values", "profile", "seasonal_hi", "threshold")
+                 "onset_ts", "onset_value", "streak", "peak", "hour", "day", "hour_values", "profile", "seasonal_hi", "threshold")
 
     def __init__(self, window: int) -> None:
         self.ring = array("d", bytes(8 * window))
@@ -121,11 +131,14 @@ class Series:
         self.pushes = 0
         self.med = 0.0
         self.sigma = 0.0
-        self.hot = 0
-        self.bursts: deque[tuple[float, int]] | None = None
+        self.hot = 0.0
+        self.streak: array[float] | None = None
+        self.bursts: deque[tuple[float, float]] | None = None
         self.cool = 0
         self.firing = False
         self.since = 0.0
+        self.onset_ts = 0.0
+        self.onset_value = 0.0
         self.peak = 0.0
         self.hour = -1
         self.day = -1
@@ -273,27 +286,41 @@ class Detector:
                     anomalous = value > series.med + (threshold - series.med) * c.hysteresis
                 else:
                     anomalous = value > threshold
-                sustain = c.cpu_sustain if rule.metric == "cpu" else c.sustain
-                if series.bursts:
-                    sustain = self._learnt_sustain(series, sustain, r.ts)
                 if anomalous:
                     series.cool = 0
-                    series.hot += 1
-                    if series.hot == 1:
+                    if series.firing:
+                        series.hot += 1.0
+                        series.peak = max(series.peak, value)
+                        continue
+                    if series.streak is None:
+                        series.streak = array("d")
                         series.since = r.ts
-                        series.peak = value
-                    series.peak = max(series.peak, value)
-                    if not series.firing and series.hot >= sustain:
+                        if series.onset_ts:
+                            series.streak.append(series.onset_value)
+                            series.since = series.onset_ts
+                    series.streak.append(value)
+                    series.onset_ts = 0.0
+                    series.peak = max(series.streak)
+                    series.hot = self._duration(series)
+                    lasted = float((c.cpu_sustain if rule.metric == "cpu" else c.sustain) - 1)
+                    if series.bursts:
+                        lasted = self._learnt_sustain(series, lasted, r.ts)
+                    if series.hot > lasted:
                         series.firing = True
+                        series.streak = None
                         out.append(Finding(rule.kind, r.uuid, r.name, "firing", series.since, r.ts, value,
                                            series.med, threshold, series.seasonal_hi is not None))
                     continue
+                rising = not series.firing and not rule.gauge and value > series.med + max(c.k * series.sigma, (threshold - series.med) * c.onset)
+                series.onset_ts = r.ts if rising else 0.0
+                series.onset_value = value
                 if series.hot:
                     if series.hot < c.burst_accept:
                         if series.bursts is None:
                             series.bursts = deque(maxlen=64)
                         series.bursts.append((r.ts, series.hot))
-                    series.hot = 0
+                    series.hot = 0.0
+                    series.streak = None
                 if series.firing:
                     series.cool += 1
                     if series.cool >= c.resolve_after:
@@ -307,15 +334,25 @@ class Detector:
                     self._threshold(series, rule)
         return out
 
-    def _learnt_sustain(self, series: Series, sustain: int, now: float) -> int:
+    def _duration(self, series: Series) -> float:
+        """How many intervals the episode has lasted: each interval counts by its excess over the
+        median relative to the episode's peak, so the partly covered intervals at either end of a
+        20-second burst that straddles three samples add up to one, and the burst lasted two."""
+        assert series.streak is not None
+        full = series.peak - series.med
+        if full <= 0:
+            return float(len(series.streak))
+        return sum(min(1.0, max(0.0, (v - series.med) / full)) for v in series.streak)
+
+    def _learnt_sustain(self, series: Series, sustain: float, now: float) -> float:
         """Episodes shorter than `burst_accept` intervals that ended on their own teach how long
         this VM's normal bursts last (a build, an upload): only longer ones alert. A VM that never
         bursts keeps the short default, so detection stays within a few intervals."""
         assert series.bursts is not None
         while series.bursts and now - series.bursts[0][0] > self.config.burst_memory_s:
             series.bursts.popleft()
-        longest = max((length for _, length in series.bursts), default=0)
-        return min(max(sustain, longest + 1), self.config.max_sustain)
+        longest = max((length for _, length in series.bursts), default=0.0)
+        return min(max(sustain, longest + self.config.burst_margin), self.config.max_sustain - 1)
 
     def vanished(self, now: float, present: set[str]) -> list[Finding]:
         """A VM that stopped ends its conditions; one gone for a day is forgotten (VM churn)."""
@@ -325,10 +362,11 @@ class Detector:
                 continue
             if series.firing:
                 series.firing = False
-                series.hot = series.cool = 0
+                series.cool = 0
                 out.append(Finding(RULE_FOR_METRIC[metric].kind, uuid, self.names.get(uuid, uuid), "resolved",
                                    series.since, now, 0.0, series.med, series.threshold, False))
-            series.hot = 0
+            series.hot = 0.0
+            series.streak = None
             if now - self.last_seen.get(uuid, now) > self.config.forget_after_s:
                 del self.series[(uuid, metric)]
         for uuid in [u for u, seen in self.last_seen.items() if u not in present and now - seen > self.config.forget_after_s]:
