@@ -699,3 +699,18 @@ def test_an_egress_alert_names_the_nic(tmp_path: pathlib.Path) -> None:
     egress = next(a for a in sink.alerts if a.kind == "egress_surge")
     assert egress.summary.endswith("(mostly via vnet7)")
     assert egress.details["tx_bytes_per_second_by_nic"] == {"vnet16": 1000.0, "vnet7": 5000000.0}
+
+
+def test_a_disk_write_alert_names_the_disk(tmp_path: pathlib.Path) -> None:
+    data = frames(30)
+    for i, frame in enumerate(data):
+        stats = frame["domains"][0]["stats"]
+        stats.update({"block.count": 2, "block.0.wr.bytes": i * 40_960, "block.1.name": "vdb", "block.1.path": "/var/lib/libvirt/images/data.qcow2",
+                      "block.1.wr.bytes": max(0, i - 20) * 2_000_000_000, "block.1.wr.reqs": max(0, i - 20) * 30_000})
+    clock = Clock()
+    mon, sink = make_monitor(tmp_path, data, clock)
+    run_ticks(mon, clock, 30)
+    mon.shutdown()
+    writes = next(a for a in sink.alerts if a.kind == "disk_write_surge")
+    assert writes.summary.endswith("(mostly to vdb)")
+    assert writes.details["write_bytes_per_second_by_disk"] == {"vda": 4096.0, "vdb": 200_000_000.0}

@@ -106,13 +106,20 @@ class RateTracker:
 
     def nic_tx_rates(self, uuid: str) -> dict[str, float]:
         """Bytes per second each NIC sent over the last interval: which interface a surge used."""
+        return self._per_device(uuid, "nics", "nic_tx_bytes")
+
+    def disk_write_rates(self, uuid: str) -> dict[str, float]:
+        """Bytes per second written to each disk over the last interval: which disk is being rewritten."""
+        return self._per_device(uuid, "disks", "disk_wr_bytes")
+
+    def _per_device(self, uuid: str, names: str, counters: str) -> dict[str, float]:
         before, now = self._before.get(uuid), self._prev.get(uuid)
         if before is None or now is None or now[0] <= before[0]:
             return {}
         dt = now[0] - before[0]
-        old = dict(zip(before[1].nics, before[1].nic_tx_bytes))
+        old = dict(zip(getattr(before[1], names), getattr(before[1], counters)))
         out = {}
-        for name, value in zip(now[1].nics, now[1].nic_tx_bytes):
+        for name, value in zip(getattr(now[1], names), getattr(now[1], counters)):
             rate = _rate(value, old.get(name), dt)
             if rate is not None:
                 out[name] = rate

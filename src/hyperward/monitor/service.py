@@ -210,16 +210,21 @@ class Monitor:
             self.store.save_profiles(self.detector.profiles())
         self._publish()
 
+    @staticmethod
+    def _name_device(alert: Alert, rates: dict[str, float], detail: str, preposition: str) -> None:
+        """The VM-wide sum decided the alert; the per-device rates of the same interval say where to look."""
+        if rates:
+            alert.details[detail] = {n: round(v, 1) for n, v in rates.items()}
+            alert.summary += f" (mostly {preposition} {max(rates, key=rates.__getitem__)})"
+
     def _findings(self, findings: list[Finding]) -> None:
         for f in findings:
             if f.status == "firing":
                 alert = finding_alert(f, self.options.interval)
                 if f.kind in ("egress_surge", "packet_rate_surge"):
-                    by_nic = self.tracker.nic_tx_rates(f.uuid)
-                    if by_nic:
-                        alert.details["tx_bytes_per_second_by_nic"] = {n: round(v, 1) for n, v in by_nic.items()}
-                        busiest = max(by_nic, key=by_nic.__getitem__)
-                        alert.summary += f" (mostly via {busiest})"
+                    self._name_device(alert, self.tracker.nic_tx_rates(f.uuid), "tx_bytes_per_second_by_nic", "via")
+                elif f.kind == "disk_write_surge":
+                    self._name_device(alert, self.tracker.disk_write_rates(f.uuid), "write_bytes_per_second_by_disk", "to")
                 self.pending.append(alert)
             else:
                 key = f"{f.kind}:{f.uuid}"

@@ -41,6 +41,7 @@ class DomainCounters:
     nics: tuple[str, ...]
     disks: tuple[str, ...]
     nic_tx_bytes: tuple[int | None, ...] = ()
+    disk_wr_bytes: tuple[int | None, ...] = ()
 
 
 def _int(value: object) -> int | None:
@@ -109,4 +110,5 @@ def parse_domain_stats(name: str, uuid: str, params: Mapping[str, object]) -> Do
         nics=nic_names,
         disks=disk_names,
         nic_tx_bytes=tuple(_int(params.get(f"net.{i}.tx.bytes")) for i in range(nets)),
+        disk_wr_bytes=tuple(_int(params.get(f"block.{i}.wr.bytes")) for i in top_disks),
     )
