@@ -121,7 +121,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 class Series:
     """One VM's one metric. Plain slots and an array ring: 1,000 VMs x 5 metrics must stay small."""
 
-    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "hot", "cool", "firing", "since", "bursts",
+    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "lasted", "cool", "firing", "since", "bursts",
                  "onset_ts", "onset_value", "streak", "peak", "hour", "day", "hour_values", "profile", "seasonal_hi", "threshold")
 
     def __init__(self, window: int) -> None:
@@ -131,7 +131,7 @@ class Series:
         self.pushes = 0
         self.med = 0.0
         self.sigma = 0.0
-        self.hot = 0.0
+        self.lasted = 0.0
         self.streak: array[float] | None = None
         self.bursts: deque[tuple[float, float]] | None = None
         self.cool = 0
@@ -289,7 +289,7 @@ class Detector:
                 if anomalous:
                     series.cool = 0
                     if series.firing:
-                        series.hot += 1.0
+                        series.lasted += 1.0
                         series.peak = max(series.peak, value)
                         continue
                     if series.streak is None:
@@ -301,11 +301,11 @@ class Detector:
                     series.streak.append(value)
                     series.onset_ts = 0.0
                     series.peak = max(series.streak)
-                    series.hot = self._duration(series)
-                    lasted = float((c.cpu_sustain if rule.metric == "cpu" else c.sustain) - 1)
+                    series.lasted = self._duration(series)
+                    need = float((c.cpu_sustain if rule.metric == "cpu" else c.sustain) - 1)
                     if series.bursts:
-                        lasted = self._learnt_sustain(series, lasted, r.ts)
-                    if series.hot > lasted:
+                        need = self._learnt_sustain(series, need, r.ts)
+                    if series.lasted > need:
                         series.firing = True
                         series.streak = None
                         out.append(Finding(rule.kind, r.uuid, r.name, "firing", series.since, r.ts, value,
@@ -314,12 +314,12 @@ class Detector:
                 rising = not series.firing and not rule.gauge and value > series.med + max(c.k * series.sigma, (threshold - series.med) * c.onset)
                 series.onset_ts = r.ts if rising else 0.0
                 series.onset_value = value
-                if series.hot:
-                    if series.hot < c.burst_accept:
+                if series.lasted:
+                    if series.lasted < c.burst_accept:
                         if series.bursts is None:
                             series.bursts = deque(maxlen=64)
-                        series.bursts.append((r.ts, series.hot))
-                    series.hot = 0.0
+                        series.bursts.append((r.ts, series.lasted))
+                    series.lasted = 0.0
                     series.streak = None
                 if series.firing:
                     series.cool += 1
@@ -365,7 +365,7 @@ class Detector:
                 series.cool = 0
                 out.append(Finding(RULE_FOR_METRIC[metric].kind, uuid, self.names.get(uuid, uuid), "resolved",
                                    series.since, now, 0.0, series.med, series.threshold, False))
-            series.hot = 0.0
+            series.lasted = 0.0
             series.streak = None
             if now - self.last_seen.get(uuid, now) > self.config.forget_after_s:
                 del self.series[(uuid, metric)]
