@@ -15,6 +15,17 @@ PROBE = Packet("hyperward-probe0", "198.51.100.7", "203.0.113.9", "tcp", 65000)
 DHCP_DNS = {("udp", 67), ("udp", 547), ("udp", 53), ("tcp", 53)}
 
 
+def _no_ruleset(host: HostFacts) -> Result | None:
+    """Why neither check can judge the firewall, when it cannot: nothing read, or a source unreadable."""
+    network = host.network
+    if network is None or (network.nftables is None and network.iptables_legacy is None):
+        return Result.not_applicable("no firewall ruleset read: not root, nft not installed, or no /etc/nftables.conf in an offline root")
+    for source in (network.nftables, network.iptables_legacy):
+        if isinstance(source, Unavailable):
+            return Result.unavailable(source, source.path)
+    return None
+
+
 @check("HV-FW-001", Category.FW, Severity.HIGH, "Host firewall not default-deny for inbound traffic",
     fix="set policy drop on the nftables input chain (chain input { type filter hook input priority 0; policy drop; ... }) and allow what is needed",
     references=("nft(8)", "nftables wiki: Simple ruleset for a server"),
@@ -24,14 +35,10 @@ def input_default_deny(host: HostFacts) -> Iterator[Result]:
     (a console, a migration port) otherwise open to everyone the day they start. Judged by sending a
     packet no rule should know (unknown interface, documentation addresses, port 65000) through the
     input path."""
-    network = host.network
-    if network is None or (network.nftables is None and network.iptables_legacy is None):
-        yield Result.not_applicable("no firewall ruleset read: not root, nft not installed, or no /etc/nftables.conf in an offline root")
+    missing = _no_ruleset(host)
+    if missing is not None:
+        yield missing
         return
-    for source in (network.nftables, network.iptables_legacy):
-        if isinstance(source, Unavailable):
-            yield Result.unavailable(source, source.path)
-            return
     decision = evaluate_all(firewall_rulesets(host), PROBE)
     if decision.verdict == "drop":
         yield Result.passed("input", f"an unexpected packet is dropped ({decision.because})")
@@ -48,17 +55,13 @@ def input_default_deny(host: HostFacts) -> Iterator[Result]:
 def guest_reach(host: HostFacts) -> Iterator[Result]:
     """A guest that can reach libvirtd, a VNC console, SSH or a migration port on its own host
     attacks the hypervisor directly: the firewall in front of the guests is not enough."""
-    network = host.network
-    if network is None or not guest_sources(host):
+    if host.network is None or not guest_sources(host):
         yield Result.not_applicable("no guest-facing bridge on this host")
         return
-    if network.nftables is None and network.iptables_legacy is None:
-        yield Result.not_applicable("no firewall ruleset read: not root, nft not installed, or no /etc/nftables.conf in an offline root")
+    missing = _no_ruleset(host)
+    if missing is not None:
+        yield missing
         return
-    for source in (network.nftables, network.iptables_legacy):
-        if isinstance(source, Unavailable):
-            yield Result.unavailable(source, source.path)
-            return
     rows = reachability(host)
     if not rows:
         yield Result.not_applicable("no listening socket in /proc/net, or no guest bridge is up in /sys/class/net")
