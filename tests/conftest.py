@@ -146,3 +146,23 @@ def hardened(tmp_path: pathlib.Path) -> pathlib.Path:
 @pytest.fixture
 def weak(tmp_path: pathlib.Path) -> pathlib.Path:
     return copy_root("weak", tmp_path, kvm_mode=0o666)
+
+
+@pytest.fixture(scope="session")
+def attacker() -> Iterator[str]:
+    """A local unprivileged account made for the session (and removed after), to play the user who
+    plants links and files where root will write."""
+    require(shutil.which("useradd") is not None and os.geteuid() == 0, "useradd, as root")
+    name = f"hwatk{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True, timeout=30)
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, timeout=30)
+
+
+def as_user(user: str, *cmd: str) -> subprocess.CompletedProcess:
+    """Run CMD as USER with only that user's own group (setpriv: no PAM, no login)."""
+    return subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *cmd],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)

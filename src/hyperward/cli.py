@@ -20,6 +20,7 @@ from .model import PROFILES, Category, Severity
 if TYPE_CHECKING:
     from .config import BackupConfig
     from .facts import HostFacts
+    from .safefile import Ownership
 
 FORMAT_NAMES = ("text", "json")
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
@@ -35,11 +36,15 @@ def _use_color(output: str | None) -> bool:
     return sys.stdout.isatty()
 
 
-def _write(text: str, output: str | None) -> None:
+def _write(text: str, output: str | None, ownership: Ownership | None = None) -> None:
+    """To a file: atomically, never through a symlink, 0600 (0640 for the config's [files] group)."""
     if output:
+        from . import safefile
+
         try:
-            with open(output, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            safefile.write_text(output, text, ownership or safefile.PRIVATE)
+        except safefile.UnsafePath as exc:
+            _die(str(exc))
         except OSError as exc:
             _die(f"cannot write {output}: {exc.strerror or exc}")
     else:
@@ -113,13 +118,13 @@ def scan(
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
     width = shutil.get_terminal_size((100, 24)).columns if not output else 100
     options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
-    _write(get_reporter(fmt).render(report, options), output)
+    _write(get_reporter(fmt).render(report, options), output, config.ownership())
     if record or config.history_record:
         from . import history
 
         target = config.history_path or history.default_path()
         try:
-            history.record(target, report)
+            history.record(target, report, config.ownership())
         except (OSError, sqlite3.DatabaseError) as exc:
             click.echo(f"hyperward: could not record the scan in {target}: {exc}", err=True)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
@@ -173,7 +178,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
         _die(str(exc))
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database)
-    _write(dump_snapshot(facts) + "\n", None if output == "-" else output)
+    _write(dump_snapshot(facts) + "\n", None if output == "-" else output, config.ownership())
 
 
 @main.command("checks")
@@ -233,7 +238,7 @@ def db() -> None:
     """The offline advisory database HV-VULN-001 matches installed packages against."""
 
 
-def _db_config(config_path: str | None, path: str | None) -> tuple[str, int, list[str]]:
+def _db_config(config_path: str | None, path: str | None) -> tuple[str, int, list[str], Ownership]:
     from . import vulndb
     from .config import ConfigError, load_config
 
@@ -242,7 +247,8 @@ def _db_config(config_path: str | None, path: str | None) -> tuple[str, int, lis
     except ConfigError as exc:
         _die(str(exc))
     return (path or config.vulndb_path or vulndb.default_path(),
-            config.vulndb_max_age_days or vulndb.DEFAULT_MAX_AGE_DAYS, config.vulndb_sources or list(vulndb.DEFAULT_SOURCES))
+            config.vulndb_max_age_days or vulndb.DEFAULT_MAX_AGE_DAYS, config.vulndb_sources or list(vulndb.DEFAULT_SOURCES),
+            config.ownership())
 
 
 _db_path = click.option("--db", "path", metavar="FILE", help="Database file (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
@@ -268,21 +274,30 @@ def db_import(sources: tuple[str, ...], path: str | None, config_path: str | Non
     Re-importing a source replaces what it imported before. Bad entries are named and skipped."""
     from . import vulndb
 
-    db_file, _, _ = _db_config(config_path, path)
-    try:
-        conn = vulndb.open_for_writing(db_file)
-    except (vulndb.DatabaseError, OSError) as exc:
-        _die(str(exc))
-    imported = 0
+    db_file, _, _, ownership = _db_config(config_path, path)
     for source in sources:
         if not os.path.exists(source):
             _die(f"{source}: no such file or directory")
-        report = vulndb.import_path(conn, source)
-        _report_import(report)
-        imported += report.imported
-    conn.close()
-    if not imported:
-        _die("nothing was imported")
+    try:
+        build = vulndb.Build(db_file, ownership)
+    except (vulndb.DatabaseError, OSError) as exc:
+        _die(str(exc))
+    imported = 0
+    try:
+        for source in sources:
+            report = vulndb.import_path(build.conn, source)
+            _report_import(report)
+            imported += report.imported
+        if not imported:
+            build.abort()
+            _die(f"nothing was imported; {db_file} is unchanged")
+        build.commit()
+    except (vulndb.DatabaseError, OSError, sqlite3.DatabaseError) as exc:
+        build.abort()
+        _die(f"{db_file} is unchanged: {exc}")
+    except BaseException:
+        build.abort()
+        raise
 
 
 @db.command("update")
@@ -297,28 +312,37 @@ def db_update(urls: tuple[str, ...], timeout: float, path: str | None, config_pa
     from . import vulndb
     from .download import DownloadError, download
 
-    db_file, _, configured = _db_config(config_path, path)
+    db_file, _, configured, ownership = _db_config(config_path, path)
     targets = list(urls) or configured
     try:
-        conn = vulndb.open_for_writing(db_file)
+        build = vulndb.Build(db_file, ownership)
     except (vulndb.DatabaseError, OSError) as exc:
         _die(str(exc))
-    failed = 0
-    with tempfile.TemporaryDirectory(prefix="hyperward-db-") as tmp:
-        for url in targets:
-            name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
-            local = os.path.join(tmp, name if name.endswith((".zip", ".json")) else name + ".json")
-            try:
-                download(url, local, timeout=timeout, show_progress=sys.stderr.isatty())
-            except DownloadError as exc:
-                click.echo(f"hyperward: {url}: {exc}", err=True)
-                failed += 1
-                continue
-            report = vulndb.import_path(conn, local, name=url)
-            _report_import(report)
-    conn.close()
-    if failed == len(targets):
-        _die("no source could be downloaded")
+    failed = imported = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="hyperward-db-") as tmp:
+            for url in targets:
+                name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
+                local = os.path.join(tmp, name if name.endswith((".zip", ".json")) else name + ".json")
+                try:
+                    download(url, local, timeout=timeout, show_progress=sys.stderr.isatty())
+                except DownloadError as exc:
+                    click.echo(f"hyperward: {url}: {exc}", err=True)
+                    failed += 1
+                    continue
+                report = vulndb.import_path(build.conn, local, name=url)
+                _report_import(report)
+                imported += report.imported
+        if not imported:
+            build.abort()
+            _die(f"{'no source could be downloaded' if failed == len(targets) else 'nothing was imported'}; {db_file} is unchanged")
+        build.commit()
+    except (vulndb.DatabaseError, OSError, sqlite3.DatabaseError) as exc:
+        build.abort()
+        _die(f"{db_file} is unchanged: {exc}")
+    except BaseException:
+        build.abort()
+        raise
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
 
@@ -332,7 +356,7 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
 
     from . import vulndb
 
-    db_file, max_age, _ = _db_config(config_path, path)
+    db_file, max_age, _, _ = _db_config(config_path, path)
     try:
         conn = vulndb.open_read_only(db_file)
     except vulndb.DatabaseError as exc:

@@ -12,17 +12,28 @@ import time
 import click
 
 from .cli_common import die as _die
-from .config import ConfigError, MonitorConfig, load_config
+from . import safefile
+from .config import Config, ConfigError, MonitorConfig, load_config
 from .paths import data_file
+from .safefile import Ownership
 
 DEFAULT_URI = "qemu:///system"
 
 
-def _monitor_config(config_path: str | None) -> MonitorConfig:
+def _config(config_path: str | None) -> Config:
     try:
-        return load_config(config_path).monitor
+        return load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
+        raise
+
+
+def _monitor_config(config_path: str | None) -> MonitorConfig:
+    return _config(config_path).monitor
+
+
+def _ownership(config_path: str | None) -> Ownership:
+    return _config(config_path).ownership()
 
 
 def default_db(config: MonitorConfig, path: str | None) -> str:
@@ -80,20 +91,21 @@ def register(main: click.Group) -> None:
         from .monitor.sinks import AlertmanagerSink, JsonLinesSink, Sink, SyslogSink, WebhookSink
         from .monitor.store import Store, StoreError
 
-        config = _monitor_config(config_path)
+        full_config = _config(config_path)
+        config, ownership = full_config.monitor, full_config.ownership()
         sinks: list[Sink] = []
         try:
             for entry in config.sinks:
                 o = entry.options
                 if entry.type == "jsonl":
-                    sinks.append(JsonLinesSink(str(o["path"])))
+                    sinks.append(JsonLinesSink(str(o["path"]), ownership))
                 elif entry.type == "syslog":
                     sinks.append(SyslogSink(str(o.get("address", "/dev/log")), str(o.get("facility", "daemon"))))
                 elif entry.type == "webhook":
                     sinks.append(WebhookSink(str(o["url"]), o.get("token_env")))  # type: ignore[arg-type]
                 else:
                     sinks.append(AlertmanagerSink(str(o["url"]), o.get("token_env"), float(o.get("resend_seconds", 60))))  # type: ignore[arg-type]
-            sinks += [JsonLinesSink(p) for p in jsonl]
+            sinks += [JsonLinesSink(p, ownership) for p in jsonl]
             if syslog:
                 sinks.append(SyslogSink(syslog))
             sinks += [WebhookSink(u) for u in webhook]
@@ -104,7 +116,7 @@ def register(main: click.Group) -> None:
             _die(f"cannot set up an alert sink: {exc}")
         path = default_db(config, db_path)
         try:
-            store = Store(path)
+            store = Store(path, ownership)
         except StoreError as exc:
             _die(str(exc))
             return
@@ -249,12 +261,14 @@ def register(main: click.Group) -> None:
             return
         data = read_history(conn, found[0], found[1], time.time() - seconds)
         click.echo(render_history(data), nl=False)
+        ownership = _ownership(config_path)
         try:
             if html_path:
-                with open(html_path, "w", encoding="utf-8") as handle:
-                    handle.write(history_html(data))
+                safefile.write_text(html_path, history_html(data), ownership)
             if png:
-                history_png(data, png)
+                safefile.write_bytes(png, history_png(data), ownership)
+        except safefile.UnsafePath as exc:
+            _die(str(exc))
         except OSError as exc:
             _die(f"cannot write chart: {exc.strerror or exc}")
         except ImportError:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,9 +14,11 @@ from .catalog import catalog
 from .engine import Suppression
 from .facts import BackupRepository
 from .model import PROFILES, Severity
+from .safefile import Ownership
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
-_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor"}
+_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor", "files"}
+_FILES_KEYS = {"group"}
 _MONITOR_KEYS = {"interval", "database", "retention_days", "connect", "metrics", "detector", "floors", "sink"}
 _DETECTOR_NUMBERS = {"window": int, "warmup": int, "refresh_every": int, "k": float, "ratio": float,
                      "memory_ratio": float, "cpu_saturation": float, "cpu_sustain": int, "sustain": int,
@@ -77,6 +81,11 @@ class Config:
     history_record: bool = False
     scan_reports: list[str] = field(default_factory=list)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    files_group: str | None = None
+
+    def ownership(self) -> Ownership:
+        """How hyperward's own files are created: 0600, or 0640 for the [files] group."""
+        return Ownership(self.files_group)
 
 
 def _table_lines(text: str, header: str) -> list[int]:
@@ -182,9 +191,18 @@ def parse_config(text: str, path: str) -> Config:
     reports = hist.get("reports", [])
     if not (isinstance(reports, list) and all(isinstance(r, str) for r in reports)):
         raise fail("[history] reports must be a list of file paths or globs", _key_line(text, "reports"))
+    files = data.get("files", {})
+    if not isinstance(files, dict):
+        raise fail("[files] must be a table", _key_line(text, "files"))
+    for key in files:
+        if key not in _FILES_KEYS:
+            raise fail(f"unknown key {key!r} in [files] (expected: {', '.join(sorted(_FILES_KEYS))})", _key_line(text, key))
+    group = files.get("group")
+    if group is not None and not (isinstance(group, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", group)):
+        raise fail("[files] group must be a group name", _key_line(text, "group"))
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
                   vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail),
-                  hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail))
+                  hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail), group)
 
 
 def _number(value: object) -> bool:
@@ -289,14 +307,26 @@ def load_config(path: str | None) -> Config:
     explicit = path is not None
     path = path or DEFAULT_PATH
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(1024 * 1024 + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"{path}: no such file") from None
         return Config()
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{path}: not a regular file")
+        # The config names programs, paths and passwords files that a scan as root uses: a file
+        # another user may change would hand them root.
+        if os.geteuid() == 0 and (st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)):
+            raise ConfigError(f"{path}: refusing a config that a user other than root can change "
+                              f"(owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}); chown root and chmod go-w")
+        try:
+            data = handle.read(1024 * 1024 + 1)
+        except OSError as exc:
+            raise ConfigError(f"{path}: {exc.strerror or exc}") from None
     if len(data) > 1024 * 1024:
         raise ConfigError(f"{path}: larger than 1 MiB; not a hyperward config")
     try:

@@ -14,6 +14,7 @@ import defusedxml.ElementTree as DET
 
 from .facts import ScanRecord
 from .paths import data_file
+from .safefile import PRIVATE, Ownership, prepare_database
 from .model import Status, Unavailable
 
 SCHEMA = """
@@ -33,13 +34,13 @@ def default_path() -> str:
     return data_file("HYPERWARD_HISTORY", "history.sqlite")
 
 
-def record(path: str, report: object) -> int:
+def record(path: str, report: object, ownership: Ownership = PRIVATE) -> int:
     """Store one scan's results. A scan counts as a vulnerability scan when HV-VULN-001 judged the
     packages against an advisory database (it was not an error)."""
     from .engine import ScanReport
 
     assert isinstance(report, ScanReport)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    prepare_database(path, ownership)
     conn = sqlite3.connect(path, timeout=30)
     try:
         conn.executescript(SCHEMA)

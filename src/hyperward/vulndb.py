@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from .facts import Package, PendingUpdate, VulnFacts, VulnMatch
 from .parsers.advisories import AdvisoryError, Record, looks_like_osv, parse_debian_tracker, parse_osv
 from .parsers.versions import deb_compare, rpm_compare
+from . import safefile
 from .paths import data_file
+from .safefile import PRIVATE, Ownership
 
 SCHEMA_VERSION = "1"
 MAX_FILE = 1024 * 1024 * 1024
@@ -72,10 +74,8 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def open_for_writing(path: str) -> sqlite3.Connection:
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+def _initialise(conn: sqlite3.Connection, path: str) -> None:
     try:
-        conn = sqlite3.connect(path, timeout=30)
         conn.execute("PRAGMA foreign_keys = ON")
         # Rollback journal, not WAL: scans open the file read-only, as users who cannot create
         # the -shm file a WAL database needs beside it.
@@ -84,8 +84,68 @@ def open_for_writing(path: str) -> sqlite3.Connection:
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
         conn.commit()
     except sqlite3.DatabaseError as exc:
+        conn.close()
         raise DatabaseError(f"{path}: not a hyperward advisory database ({exc})") from None
+
+
+def open_for_writing(path: str, ownership: Ownership = PRIVATE) -> sqlite3.Connection:
+    """The database itself, changed in place (tests build their fixture database this way); the
+    commands build a new one beside it with Build instead."""
+    try:
+        safefile.prepare_database(path, ownership)
+        conn = sqlite3.connect(path, timeout=30)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(f"{path}: not a hyperward advisory database ({exc})") from None
+    except OSError as exc:
+        raise DatabaseError(f"{path}: {exc.strerror or exc}") from None
+    _initialise(conn, path)
     return conn
+
+
+class Build:
+    """A new advisory database built beside PATH and renamed over it only when complete, so a failed
+    or interrupted update leaves the old database (or none) and never an empty one that a scan would
+    read as "no known CVE". It starts as a copy of the current database: importing one source
+    replaces that source and keeps the others."""
+
+    def __init__(self, path: str, ownership: Ownership = PRIVATE) -> None:
+        self.path = path
+        try:
+            self.tmp = safefile.temporary_beside(path, ownership)
+        except OSError as exc:
+            raise DatabaseError(f"{path}: {exc.strerror or exc}") from None
+        try:
+            self.conn = sqlite3.connect(self.tmp, timeout=30)
+            if os.path.lexists(path):
+                try:
+                    current = open_read_only(path)
+                except DatabaseError as exc:
+                    if "schema" not in str(exc):
+                        raise
+                else:
+                    with current:
+                        current.backup(self.conn)
+                    current.close()
+            _initialise(self.conn, path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('completed_at', ?)", (_now(),))
+        self.conn.close()
+        try:
+            safefile.replace_with(self.tmp, self.path)
+        except OSError as exc:
+            safefile.discard(self.tmp)
+            raise DatabaseError(f"{self.path}: {exc.strerror or exc}") from None
+
+    def abort(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            conn.close()
+        safefile.discard(self.tmp)
 
 
 class DatabaseDenied(DatabaseError):
@@ -109,7 +169,17 @@ def open_read_only(path: str) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path}: not a hyperward advisory database ({exc})") from None
     if row is None or row[0] != SCHEMA_VERSION:
+        conn.close()
         raise DatabaseError(f"{path}: advisory database schema {row[0] if row else 'unknown'} (this hyperward reads {SCHEMA_VERSION}); re-import")
+    try:
+        imported = conn.execute("SELECT COUNT(*) FROM sources WHERE advisories > 0").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseError(f"{path}: not a hyperward advisory database ({exc})") from None
+    if not imported:
+        conn.close()
+        raise DatabaseError(f"{path}: the advisory database holds no imported advisories (an update or import never "
+                            "completed): run 'hyperward db update' or 'hyperward db import FILE'")
     return conn
 
 
@@ -229,6 +299,10 @@ def sources(conn: sqlite3.Connection) -> list[SourceInfo]:
     return [SourceInfo(*row) for row in conn.execute("SELECT name, kind, imported_at, advisories, errors FROM sources ORDER BY name")]
 
 
+def coverage(conn: sqlite3.Connection) -> list[str]:
+    return [f"{e}:{r}" for e, r in conn.execute("SELECT DISTINCT ecosystem, release FROM affected ORDER BY 1, 2 LIMIT 20")]
+
+
 RPM_FAMILIES = ("almalinux", "rocky")
 
 
@@ -310,6 +384,9 @@ def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, pac
             for name in binaries if any(compare(v, fixed) < 0 for v in versions)
         )
         found.append(VulnMatch(advisory, cve, ",".join(binaries), source, ", ".join(versions), fixed, severity, cvss, pending_fixes, database))
+    if conn.execute("SELECT 1 FROM affected WHERE ecosystem = ? AND release = ? LIMIT 1", (ecosystem, release)).fetchone() is None:
+        raise DatabaseError(f"{path}: no advisory for {ecosystem}:{release} in the database (it covers "
+                            f"{', '.join(coverage(conn)) or 'nothing'}): import a source for this release")
     newest = conn.execute("SELECT MAX(imported_at) FROM sources").fetchone()[0]
     count = conn.execute("SELECT COUNT(*) FROM advisories").fetchone()[0]
     return VulnFacts(database=path, updated_at=newest, sources=[s.name for s in sources(conn)], advisories=count,

@@ -13,6 +13,7 @@ import defusedxml.ElementTree as DET
 from ..facts import DriftFacts, Maybe
 from ..model import Unavailable
 from ..paths import data_file
+from ..safefile import PRIVATE, Ownership, UnsafePath, ensure_directory, read_state, write_text
 from .fs import RootFS
 
 CONFIG_FILES = ("qemu.conf", "libvirtd.conf", "virtqemud.conf", "virtproxyd.conf")
@@ -67,13 +68,14 @@ def config_digests(fs: RootFS) -> dict[str, str]:
 
 def read_baseline(path: str) -> tuple[Maybe[dict[str, str]], str | None]:
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
+        document = json.loads(read_state(path, 64 * 1024 * 1024))
     except FileNotFoundError:
         return Unavailable(path, "missing", "no baseline accepted yet: run 'hyperward baseline accept'"), None
     except PermissionError:
         return Unavailable(path, "denied", "permission denied"), None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnsafePath as exc:
+        return Unavailable(path, "invalid", str(exc)), None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         return Unavailable(path, "invalid", f"not a hyperward baseline ({exc})"), None
     if not isinstance(document, dict) or document.get("format") != BASELINE_FORMAT or not isinstance(document.get("digests"), dict):
         return Unavailable(path, "invalid", "not a hyperward baseline"), None
@@ -90,10 +92,8 @@ def collect_drift(fs: RootFS, baseline_path: str | None) -> DriftFacts | None:
     return DriftFacts(current, baseline, path, accepted)
 
 
-def write_baseline(path: str, digests: dict[str, str], host: str, root: str, accepted_at: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump({"format": BASELINE_FORMAT, "version": 1, "accepted_at": accepted_at, "host": host, "root": root, "digests": digests},
-                  handle, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+def write_baseline(path: str, digests: dict[str, str], host: str, root: str, accepted_at: str,
+                   ownership: Ownership = PRIVATE) -> None:
+    ensure_directory(os.path.dirname(os.path.abspath(path)))
+    document = {"format": BASELINE_FORMAT, "version": 1, "accepted_at": accepted_at, "host": host, "root": root, "digests": digests}
+    write_text(path, json.dumps(document, indent=1, sort_keys=True), ownership)

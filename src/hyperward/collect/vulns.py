@@ -28,12 +28,14 @@ def collect_vulnerabilities(patching: PatchingFacts, path: str | None, max_age_d
         conn = vulndb.open_read_only(path)
     except vulndb.DatabaseError as exc:
         kind = "denied" if isinstance(exc, vulndb.DatabaseDenied) else "missing" if "no advisory database" in str(exc) else "invalid"
-        return dataclasses.replace(patching, vulnerabilities=Unavailable(path, kind, str(exc)))
+        return dataclasses.replace(patching, vulnerabilities=Unavailable(path, kind, str(exc).removeprefix(f"{path}: ")))
     try:
         state = patching.apt_state
         pending = state.pending if state is not None and not isinstance(state, Unavailable) else []
         facts = dataclasses.replace(vulndb.match(conn, path, os_release.id, release, packages, pending),
                                     max_age_days=max_age_days or vulndb.DEFAULT_MAX_AGE_DAYS)
+    except vulndb.DatabaseError as exc:
+        return dataclasses.replace(patching, vulnerabilities=Unavailable(path, "invalid", str(exc).removeprefix(f"{path}: ")))
     except sqlite3.DatabaseError as exc:
         return dataclasses.replace(patching, vulnerabilities=Unavailable(path, "invalid", f"advisory database unreadable ({exc})"))
     finally:

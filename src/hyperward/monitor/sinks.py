@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
+from ..safefile import PRIVATE, Ownership, ensure_directory, open_append
 from .alerts import Alert, iso
 
 HTTP_TIMEOUT_S = 5.0
@@ -65,7 +66,7 @@ class Sink:
 class JsonLinesSink(Sink):
     """One alert per line, flushed at once. '-' is standard output."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, ownership: Ownership = PRIVATE) -> None:
         super().__init__()
         self.name = f"jsonl:{path}"
         self.path = path
@@ -73,10 +74,8 @@ class JsonLinesSink(Sink):
         if path == "-":
             self.handle = sys.stdout
         else:
-            directory = os.path.dirname(path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+            ensure_directory(os.path.dirname(os.path.abspath(path)))
+            self.handle = open_append(path, ownership)
 
     def send(self, alerts: list[Alert]) -> None:
         try:

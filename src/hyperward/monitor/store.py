@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database
 from .alerts import Alert
 from .rates import RATE_COLUMNS, Rates
 
@@ -50,18 +51,17 @@ class Heartbeat:
     last_error: str | None
 
 
-def connect(path: str, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
-    """immutable: a database in an offline image, which nothing writes (no -shm needed)."""
+def connect(path: str, readonly: bool = False, immutable: bool = False, ownership: Ownership = PRIVATE) -> sqlite3.Connection:
+    """immutable: a database in an offline image, which nothing writes (no -shm needed). For writing,
+    the file and its directory are made safe first (no symlink, private mode, nobody else writes
+    in the directory where SQLite creates -wal and -shm)."""
     try:
         if readonly:
             quoted = urllib.parse.quote(path)
             conn = sqlite3.connect(f"file:{quoted}?mode=ro{'&immutable=1' if immutable else ''}", uri=True, timeout=5)
         else:
-            directory = os.path.dirname(path)
-            if directory:
-                os.makedirs(directory, mode=0o750, exist_ok=True)
+            prepare_database(path, ownership)
             conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
-            os.chmod(path, 0o640)
         conn.execute("PRAGMA busy_timeout = 5000")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
@@ -73,15 +73,17 @@ def connect(path: str, readonly: bool = False, immutable: bool = False) -> sqlit
             conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not a hyperward monitor database ({exc})") from None
+    except UnsafePath as exc:
+        raise StoreError(str(exc)) from None
     except OSError as exc:
         raise StoreError(f"{path}: {exc.strerror or exc}") from None
     return conn
 
 
 class Store:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, ownership: Ownership = PRIVATE) -> None:
         self.path = path
-        self.conn = connect(path)
+        self.conn = connect(path, ownership=ownership)
         self._last_purge = 0.0
 
     def close(self) -> None:

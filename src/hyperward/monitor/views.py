@@ -4,6 +4,7 @@ a PNG). Reads the monitor database through a read-only connection."""
 from __future__ import annotations
 
 import datetime
+import io
 import html
 import os
 import sqlite3
@@ -245,7 +246,7 @@ def history_html(h: History) -> str:
             + "</body></html>\n")
 
 
-def history_png(h: History, path: str) -> None:
+def history_png(h: History) -> bytes:
     import matplotlib  # type: ignore[import-not-found]
 
     matplotlib.use("Agg")
@@ -266,5 +267,7 @@ def history_png(h: History, path: str) -> None:
     axes[0, 0].set_title(f"{h.name} ({h.uuid})")
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100)
     plt.close(fig)
+    return out.getvalue()
