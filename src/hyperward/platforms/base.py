@@ -1,0 +1,56 @@
+"""The one seam between hyperward and a hypervisor.
+
+A platform says whether it is present on a source, collects its own facts from it, maps its VMs and
+containers onto the neutral Guest, and registers its own checks. A source is a root filesystem (the
+live host or an offline copy), an API endpoint, or both: ESXi has no root filesystem and is
+collected from its API alone, and one scan can hold several platforms (a Proxmox node also has
+libvirt installed; a workstation runs VirtualBox beside KVM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from ..collect.fs import RootFS
+    from ..guests.model import Guest
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a scan was pointed at. `fs` is None for an API-only source; `endpoints` holds the API
+    endpoints the user named, by platform (`--connect` for libvirt)."""
+
+    fs: RootFS | None
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        return self.fs is not None and self.fs.live
+
+
+class Platform(Protocol):
+    #: short name used in facts, results and `--platform` ("libvirt", "proxmox")
+    name: ClassVar[str]
+    #: what people call it ("KVM/libvirt", "Proxmox VE")
+    title: ClassVar[str]
+    #: the catalog's platform letter (K, P, X, V, E)
+    letter: ClassVar[str]
+    #: the frozen dataclass its collect() returns, for snapshot decoding
+    facts_type: ClassVar[type[Any]]
+    #: module whose import registers the platform's own checks
+    checks_module: ClassVar[str]
+
+    def detect(self, source: Source) -> bool:
+        """Whether the platform is installed or reachable on this source (cheap: a few stats)."""
+        ...
+
+    def collect(self, source: Source) -> Any:
+        """The platform's facts (an instance of facts_type); never raises for bad input, which
+        becomes Unavailable values naming the path."""
+        ...
+
+    def guests(self, facts: Any) -> list[Guest]:
+        """Its VMs and containers on the neutral model."""
+        ...
