@@ -119,7 +119,7 @@ def test_live_console_password_is_seen_as_set_and_never_shown(guests, tmp_path):
     snapshot = tmp_path / "facts.json"
     assert hyperward("collect", "-o", str(snapshot)).returncode == 0
     facts = json.loads(snapshot.read_text())["facts"]
-    [run] = [d for d in facts["libvirt"]["domains"] if d.get("name") == "hwtest-run"]
+    [run] = [d for d in facts["platforms"]["libvirt"]["domains"] if d.get("name") == "hwtest-run"]
     assert run["graphics"][0]["has_password"] is True and run["running"] is True
     outputs = [snapshot.read_text()]
     for args in (("--format", "json"), ("-v",), ("--format", "text")):

@@ -36,7 +36,7 @@ def test_planted_secrets_appear_in_no_output(weak, tmp_path):
     leaks = [(s, i) for i, out in enumerate(outputs) for s in secrets if s in out]
     assert leaks == []
     facts = json.loads(snapshot.read_text())["facts"]
-    legacy = [d for d in facts["libvirt"]["domains"] if d.get("name") == "legacy-vm"][0]
+    legacy = [d for d in facts["platforms"]["libvirt"]["domains"] if d.get("name") == "legacy-vm"][0]
     assert legacy["graphics"][0]["has_password"] is True
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from collections.abc import Callable, Iterable, Iterator
 
 from .catalog import catalog
+from .platforms import registry as platform_registry
 from .facts import HostFacts
 from .model import Category, CheckMeta, Finding, Result, Severity, Status
 
@@ -144,9 +145,10 @@ def run_checks(
         else:
             active.append(s)
     warnings.extend(facts.patching.warnings)
-    api = facts.libvirt.api
-    if api is not None and not api.connected:
-        warnings.append(f"libvirt API {api.uri}: {api.error}; libvirt checks judged the files under /etc/libvirt and /run/libvirt only")
+    known = platform_registry()
+    for name, platform_facts in facts.platforms.items():
+        if name in known:
+            warnings.extend(known[name].warnings(platform_facts))
     entries = catalog()
     findings: list[Finding] = []
     for cid, registered in checks.items():

@@ -8,6 +8,7 @@ that says which path could not be read and why. Snapshots are JSON (see docs/sna
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -16,12 +17,15 @@ from typing import Any, TypeVar, Union
 
 from .model import Unavailable
 
+if typing.TYPE_CHECKING:
+    from .guests.model import Guest
+
 VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 # Processes of the virtualization stack besides QEMU itself (QemuProcess.kind).
 STACK_DAEMONS = ("libvirtd", "virtqemud", "virtproxyd", "virtlogd", "virtlockd", "virtnetworkd", "virtstoraged", "swtpm")
 
 FORMAT_NAME = "hyperward-facts"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 
 T = TypeVar("T")
 Maybe = Union[T, Unavailable]
@@ -767,10 +771,8 @@ class HostFacts:
     modules: ModuleFacts
     ksm: Maybe[KsmFacts]
     patching: PatchingFacts
-    kvm_device: Maybe[DeviceNode]
     accounts: AccountFacts
     firmware: FirmwareFacts
-    libvirt: LibvirtFacts
     hardware: HardwareFacts
     access: AccessFacts
     monitoring: MonitoringFacts
@@ -778,10 +780,47 @@ class HostFacts:
     drift: DriftFacts | None = None
     scans: ScanFacts | None = None
     network: NetworkFacts | None = None
+    kvm_device: Maybe[DeviceNode] | None = None
+    #: each detected platform's own facts, by platform name (platforms/<name>: facts_type)
+    platforms: PlatformFacts = dataclasses.field(default_factory=lambda: PlatformFacts())
+
+    @property
+    def libvirt(self) -> LibvirtFacts:
+        """libvirt's facts; on a source without libvirt, an empty "not installed" set."""
+        found = self.platforms.get("libvirt")
+        return found if isinstance(found, LibvirtFacts) else EMPTY_LIBVIRT
 
     @property
     def qemu_conf(self) -> LibvirtConfig:
         return self.libvirt.configs["qemu.conf"]
+
+    @functools.cached_property
+    def guests(self) -> list[Guest]:
+        """Every platform's VMs and containers on the neutral model, mapped once per scan."""
+        from .platforms import registry
+
+        known = registry()
+        return [g for name, facts in self.platforms.items() if name in known for g in known[name].guests(facts)]
+
+    def guest_bridges(self) -> list[str]:
+        from .platforms import registry
+
+        known = registry()
+        return sorted({b for name, facts in self.platforms.items() if name in known for b in known[name].guest_bridges(facts)})
+
+
+class PlatformFacts(dict[str, Any]):
+    """Platform name -> that platform's facts. Snapshots decode each entry with the type its
+    platform declares, so a new platform needs no change here."""
+
+
+EMPTY_LIBVIRT = LibvirtFacts(installed=False, configs={"qemu.conf": LibvirtConfig("/etc/libvirt/qemu.conf", Unavailable("/etc/libvirt/qemu.conf", "missing", "not present"))},
+                             qemu_user_default=None, daemon_args={}, socket_units=[], sockets=[], domains=[], networks=[],
+                             nwfilters=Unavailable("/etc/libvirt/nwfilter", "missing", "not present"), pools=[],
+                             host_lsms=[], sasl_mechs=Unavailable("/etc/sasl2/libvirt.conf", "missing", "not present"),
+                             polkit_rules=[], tls_key=Unavailable("/etc/pki/libvirt/private/serverkey.pem", "missing", "not present"),
+                             tls_cert=Unavailable("/etc/pki/libvirt/servercert.pem", "missing", "not present"), paths={},
+                             processes=[], pidfiles={}, api=None)
 
 
 class SnapshotError(Exception):
@@ -815,7 +854,8 @@ def load_snapshot(text: str, source: str = "snapshot") -> HostFacts:
     version = document.get("version")
     if version != FORMAT_VERSION:
         raise SnapshotError(
-            f"{source}: snapshot format version {version!r} is not supported (this hyperward reads version {FORMAT_VERSION})"
+            f"{source}: snapshot format version {version!r} is not supported (this hyperward reads version {FORMAT_VERSION}): "
+            "collect it again with this hyperward ('hyperward collect -o FILE' on that host)"
         )
     try:
         return _from_jsonable(HostFacts, document.get("facts"), "facts")
@@ -836,10 +876,26 @@ def _hints(cls: type) -> dict[str, Any]:
     return _HINTS[cls]
 
 
+def _platforms_from_jsonable(value: Any, where: str) -> PlatformFacts:
+    from .platforms import registry
+
+    if not isinstance(value, dict):
+        raise _ShapeError(f"{where}: expected an object, got {type(value).__name__}")
+    known = registry()
+    out = PlatformFacts()
+    for name, facts in value.items():
+        if name not in known:
+            raise _ShapeError(f"{where}.{name}: unknown platform (this hyperward knows {', '.join(sorted(known))})")
+        out[name] = _from_jsonable(known[name].facts_type, facts, f"{where}.{name}")
+    return out
+
+
 def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
+    if tp is PlatformFacts:
+        return _platforms_from_jsonable(value, where)
     if origin in (Union, types.UnionType):
         options = typing.get_args(tp)
         if isinstance(value, dict) and "$unavailable" in value and Unavailable in options:

@@ -44,7 +44,7 @@ class Reach:
 
 def guest_sources(host: HostFacts) -> list[str]:
     network = host.network
-    bridges = set(host.libvirt.guest_bridges())
+    bridges = set(host.guest_bridges())
     if network is not None and isinstance(network.interfaces, dict):
         for iface in network.interfaces.values():
             if iface.master and iface.name.startswith(GUEST_PORT_PREFIXES):

@@ -29,7 +29,9 @@ from .scans import collect_scans
 from .hardware import collect_hardware
 from .monitoring import collect_monitoring
 from .vulns import collect_vulnerabilities
-from .libvirt import collect_libvirt
+from ..facts import EMPTY_LIBVIRT, PlatformFacts
+from ..platforms import registry
+from ..platforms.base import Source
 
 
 class RootError(Exception):
@@ -54,8 +56,11 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         raise RootError(f"--root {root}: permission denied")
     fs = RootFS(root)
     accounts, uids = collect_accounts(fs)
-    names = _id_names(accounts, uids)
-    libvirt = collect_libvirt(fs, names, libvirt_uri)
+    source = Source(fs, {"libvirt": libvirt_uri} if libvirt_uri else {}, _id_names(accounts, uids))
+    platforms = PlatformFacts({name: p.collect(source) for name, p in registry().items() if p.detect(source)})
+    known = registry()
+    bridges = sorted({b for name, facts in platforms.items() for b in known[name].guest_bridges(facts)})
+    libvirt = platforms.get("libvirt", EMPTY_LIBVIRT)
     hardware = collect_hardware(fs)
     hostname = socket.gethostname() if fs.live else _offline_hostname(fs)
     return HostFacts(
@@ -74,15 +79,15 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         kvm_device=collect_kvm_device(fs, accounts, uids),
         accounts=accounts,
         firmware=collect_firmware(fs),
-        libvirt=libvirt,
         hardware=hardware,
         access=collect_access(fs),
-        monitoring=collect_monitoring(fs, libvirt.guest_bridges(), monitor_db),
+        monitoring=collect_monitoring(fs, bridges, monitor_db),
         backups=collect_backups(backups.repositories, backups.guest_max_age_hours, backups.host_max_age_days, hardware.mounts)
         if backups is not None else None,
         drift=collect_drift(fs, baseline),
         scans=collect_scans(fs, hostname, libvirt, scan_reports or [], history_path),
         network=collect_network(fs),
+        platforms=platforms,
     )
 
 

@@ -24,6 +24,8 @@ class Source:
 
     fs: RootFS | None
     endpoints: dict[str, str] = field(default_factory=dict)
+    #: the host's user and group names by id, for platforms that judge file ownership
+    id_names: tuple[dict[int, str], dict[int, str]] = field(default_factory=lambda: ({}, {}))
 
     @property
     def live(self) -> bool:
@@ -53,4 +55,12 @@ class Platform(Protocol):
 
     def guests(self, facts: Any) -> list[Guest]:
         """Its VMs and containers on the neutral model."""
+        ...
+
+    def guest_bridges(self, facts: Any) -> list[str]:
+        """Host bridges its guests attach to: reachability and IDS coverage treat them as guest-facing."""
+        ...
+
+    def warnings(self, facts: Any) -> list[str]:
+        """Scan-wide caveats (an API that did not answer, so only files were judged)."""
         ...

@@ -1,0 +1,49 @@
+"""KVM/QEMU under libvirt: the files under /etc/libvirt and /run/libvirt, the libvirt API, and the
+QEMU processes in /proc. Its facts are `LibvirtFacts`; its checks are the libvirt rows of the
+catalog (hyperward.checks); its guests map from `Domain` (guests.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from ...facts import LibvirtFacts
+
+if TYPE_CHECKING:
+    from ...guests.model import Guest
+    from ..base import Source
+
+
+class LibvirtPlatform:
+    name: ClassVar[str] = "libvirt"
+    title: ClassVar[str] = "KVM/libvirt"
+    letter: ClassVar[str] = "K"
+    facts_type: ClassVar[type[LibvirtFacts]] = LibvirtFacts
+    checks_module: ClassVar[str] = "hyperward.checks"
+
+    def detect(self, source: Source) -> bool:
+        """Always collected on a root: its collector says "not installed" itself, and the /proc
+        QEMU inventory (rogue QEMU processes, HV-IDS-005) matters most where libvirt is absent."""
+        return source.fs is not None
+
+    def collect(self, source: Source) -> LibvirtFacts:
+        from ...collect.libvirt import collect_libvirt
+
+        assert source.fs is not None
+        return collect_libvirt(source.fs, source.id_names, source.endpoints.get(self.name))
+
+    def guests(self, facts: LibvirtFacts) -> list[Guest]:
+        from .guests import domain_guests
+
+        return domain_guests(facts)
+
+    def guest_bridges(self, facts: LibvirtFacts) -> list[str]:
+        return facts.guest_bridges()
+
+    def warnings(self, facts: LibvirtFacts) -> list[str]:
+        api = facts.api
+        if api is not None and not api.connected:
+            return [f"libvirt API {api.uri}: {api.error}; libvirt checks judged the files under /etc/libvirt and /run/libvirt only"]
+        return []
+
+
+PLATFORM = LibvirtPlatform()

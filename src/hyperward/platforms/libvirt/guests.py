@@ -1,0 +1,170 @@
+"""libvirt domains on the neutral Guest model.
+
+What the domain XML leaves to qemu.conf (console listen addresses, VNC/SPICE TLS and SASL,
+chardev_tls) is resolved here with libvirt's compiled defaults, and each default relied on is named
+in `Guest.defaults`, so a neutral check can say "default assumed" as the libvirt checks do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...facts import Domain, Graphics, LibvirtFacts
+from ...guests.model import (
+    Console,
+    Guest,
+    GuestDisk,
+    GuestNic,
+    GuestTpm,
+    NetworkChardev,
+    PassedDevice,
+    SharedDirectory,
+)
+from ...model import Unavailable
+from ...parsers.libvirt_defaults import QEMU_CONF_DEFAULTS, QEMU_USER_FALLBACK
+
+FILTERED_TYPES = ("bridge", "network", "ethernet")
+ANTI_SPOOFING_FILTERS = ("no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing", "no-arp-mac-spoofing", "no-arp-ip-spoofing")
+
+
+def _qemu_settings(facts: LibvirtFacts) -> dict[str, Any]:
+    config = facts.configs.get("qemu.conf")
+    if config is None or isinstance(config.settings, Unavailable):
+        return {}
+    return config.settings
+
+
+def _setting(settings: dict[str, Any], key: str, defaults: list[str]) -> Any:
+    if key in settings:
+        return settings[key]
+    defaults.append(f"qemu.conf:{key}")
+    return QEMU_CONF_DEFAULTS.get(key)
+
+
+def _flag(value: Any) -> bool:
+    try:
+        return int(str(value), 0) == 1
+    except ValueError:
+        return False
+
+
+def _reaches_anti_spoofing(name: str, filters: dict[str, list[str]]) -> bool:
+    seen, pending = set(), [name]
+    while pending:
+        current = pending.pop()
+        if current in ANTI_SPOOFING_FILTERS or current.startswith("clean-traffic"):
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        pending.extend(filters.get(current, []))
+    return False
+
+
+def _console(g: Graphics, settings: dict[str, Any], defaults: list[str]) -> Console:
+    addresses: list[str] = []
+    socket = False
+    for listen in g.listens or [None]:  # type: ignore[list-item]
+        if listen is None or listen.type == "address":
+            address = listen.address if listen is not None else None
+            addresses.append(address if address is not None else str(_setting(settings, f"{g.type}_listen", defaults)))
+        elif listen.type == "network":
+            addresses.append(f"network {listen.network}")
+        elif listen.type == "socket":
+            socket = True
+    auth: list[str] = []
+    if g.type == "vnc":
+        tls = _flag(_setting(settings, "vnc_tls", defaults))
+        verify = tls and _flag(_setting(settings, "vnc_tls_x509_verify", defaults))
+        if _flag(_setting(settings, "vnc_sasl", defaults)):
+            auth.append("sasl")
+        if g.has_password or "vnc_password" in settings:
+            auth.append("password")
+    else:
+        tls = _flag(_setting(settings, "spice_tls", defaults)) and g.tls_port is not None
+        verify = tls
+        if _flag(_setting(settings, "spice_sasl", defaults)):
+            auth.append("sasl")
+        if g.has_password or "spice_password" in settings:
+            auth.append("password")
+    if verify:
+        auth.append("x509")
+    return Console(g.type, addresses, socket, auth or ["none"], tls, verify, f"<graphics type='{g.type}'>")
+
+
+def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
+    settings = _qemu_settings(facts)
+    defaults: list[str] = []
+    filters = facts.nwfilters if isinstance(facts.nwfilters, dict) else None
+    user = settings.get("user", facts.qemu_user_default or QEMU_USER_FALLBACK)
+    root_qemu = str(user).strip() in ("root", "+0", "0")
+    efi = d.firmware == "efi" or d.loader_type == "pflash" or bool(d.firmware_features)
+    secure = d.loader_secure == "yes" or d.firmware_features.get("secure-boot") == "yes"
+    if d.firmware_features.get("secure-boot") == "no":
+        secure = False
+    enrolled = None if not secure else d.firmware_features.get("enrolled-keys") != "no"
+    consoles = [_console(g, settings, defaults) for g in d.graphics if g.type in ("vnc", "spice")]
+    spice = [g for g in d.graphics if g.type == "spice"]
+    chardev_tls = _flag(settings.get("chardev_tls", QEMU_CONF_DEFAULTS.get("chardev_tls", 0)))
+    network_chardevs = []
+    for c in d.chardevs:
+        if c.type not in ("tcp", "udp"):
+            continue
+        host_addr = c.host if c.host else ("0.0.0.0" if c.mode == "bind" or c.type == "udp" else None)
+        tls = c.type == "tcp" and c.tls != "no" and (c.tls == "yes" or chardev_tls)
+        network_chardevs.append(NetworkChardev(c.element, host_addr, c.service, c.protocol or c.type, tls))
+    nics = []
+    for i in d.interfaces:
+        if i.type in FILTERED_TYPES:
+            if i.filterref is None:
+                anti: bool | None = False
+            elif filters is None:
+                anti = None
+            else:
+                anti = i.filterref in filters and _reaches_anti_spoofing(i.filterref, filters)
+        else:
+            anti = None
+        nics.append(GuestNic(i.type, i.source, i.mac, anti, i.filterref, trusted=i.trust_guest_rx_filters,
+                             host_device=i.source if i.type in ("direct", "hostdev") else None))
+    devices = [PassedDevice(h.type or "unknown", h.address) for h in d.hostdevs]
+    devices += [PassedDevice("block", disk.source, raw_io=disk.rawio == "yes" or disk.sgio == "unfiltered")
+                for disk in d.disks if disk.type == "block" and disk.source]
+    nested_features = [n for n in ("vmx", "svm") if d.cpu_features.get(n) in ("require", "force", "optional")]
+    disabled = any(d.cpu_features.get(n) in ("disable", "forbid") for n in ("vmx", "svm"))
+    nested = bool(nested_features) or (d.cpu_mode in ("host-passthrough", "maximum") and not disabled)
+    return Guest(
+        platform="libvirt",
+        kind="vm",
+        name=d.name,
+        id=d.uuid,
+        uuid=d.uuid or None,
+        origin=d.origin,
+        state="running" if d.running else "defined",
+        firmware="uefi" if efi else "bios",
+        secure_boot=secure if efi else False,
+        keys_enrolled=enrolled,
+        tpms=[GuestTpm(t.backend or "unknown", t.version, t.encrypted) for t in d.tpms],
+        consoles=consoles,
+        shared_directories=[SharedDirectory(fs.source or "/", fs.target, not fs.readonly, fs.accessmode or "passthrough",
+                                            (fs.accessmode or "passthrough") == "passthrough" and root_qemu)
+                            for fs in d.filesystems if fs.type in ("mount", None)],
+        devices=devices,
+        disks=[GuestDisk(disk.source, disk.driver_type, disk.readonly, disk.shareable,
+                         True if disk.encryption else (None if disk.type == "network" else False),
+                         disk.protocol if disk.type == "network" else None, disk.type == "block", disk.target)
+               for disk in d.disks],
+        nics=nics,
+        nested=nested,
+        clipboard=any(g.clipboard != "no" for g in spice) if spice else False,
+        file_transfer=any(g.filetransfer != "no" for g in spice) if spice else False,
+        drag_drop=None,
+        memory_sharing_opt_out=d.nosharepages,
+        network_chardevs=network_chardevs,
+        vcpus=d.vcpus,
+        memory_kib=d.memory_kib,
+        defaults=sorted(set(defaults)),
+    )
+
+
+def domain_guests(facts: LibvirtFacts) -> list[Guest]:
+    return [domain_guest(d, facts) for d in facts.domains if isinstance(d, Domain)]
