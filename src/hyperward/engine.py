@@ -8,11 +8,15 @@ import functools
 import inspect
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterable, Iterator
 
 from .catalog import catalog
 from .platforms import registry as platform_registry
 from .facts import HostFacts
+
+if TYPE_CHECKING:
+    from .artifacts import Artifacts
 from .model import Category, CheckMeta, Finding, Result, Severity, Status
 
 CheckFn = Callable[[HostFacts], Iterator[Result]]
@@ -75,6 +79,15 @@ class ScanReport:
     findings: list[Finding]
     warnings: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    artifacts: Artifacts | None = None
+
+    def derived(self) -> Artifacts:
+        """The artifacts, computed on first use when the report was built without them."""
+        if self.artifacts is None:
+            from .artifacts import compute
+
+            self.artifacts = compute(self.facts)
+        return self.artifacts
 
     def counts_by_status(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}
@@ -170,7 +183,9 @@ def run_checks(
                         break
             findings.append(Finding(meta, result, status, severity, result.remediation or default_fix, reason))
     findings.sort(key=sort_key)
-    return ScanReport(facts, profile, findings, warnings, time.perf_counter() - started)
+    from .artifacts import compute
+
+    return ScanReport(facts, profile, findings, warnings, time.perf_counter() - started, compute(facts))
 
 
 _STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.SUPPRESSED: 2, Status.PASS: 3, Status.NOT_APPLICABLE: 4}

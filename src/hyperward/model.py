@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import enum
 from dataclasses import dataclass, field
 from typing import Literal
@@ -115,6 +117,12 @@ class Result:
     severity: Severity | None = None
     remediation: str | None = None
     needs_privilege: bool = False
+    #: the hypervisor platform the resource belongs to ("libvirt", "proxmox"), for guest results
+    platform: str | None = None
+
+    def on(self, platform: str) -> Result:
+        """The same result, naming the platform its resource belongs to."""
+        return dataclasses.replace(self, platform=platform)
 
     @classmethod
     def passed(cls, resource: str = HOST, message: str = "") -> Result:

@@ -76,6 +76,8 @@ class GuestDisk:
     network: str | None = None
     raw_device: bool = False
     target: str | None = None
+    #: "disk", "cdrom", "floppy", "lun" (a SCSI LUN passed as such)
+    device: str = "disk"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class GuestNic:
     trusted: bool = False
     promiscuous: bool = False
     host_device: str | None = None
+    #: the platform's name for the NIC (vnet3, net0) and, when anti_spoofing is not True, why
+    name: str | None = None
+    why: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ class NetworkChardev:
     port: str | None
     protocol: str | None
     tls: bool | None
+    #: "tcp" or "udp"
+    transport: str = "tcp"
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ class GuestTpm:
     """kind "emulator" (swtpm), "passthrough" (the host's TPM), "external"; `version` "1.2"/"2.0";
     `state_encrypted` None: unknown."""
 
-    kind: str
+    kind: str | None
     version: str | None
     state_encrypted: bool | None
 
@@ -153,6 +160,14 @@ class Guest:
     vcpus: int | None = None
     memory_kib: int | None = None
     defaults: list[str] = field(default_factory=list)
+    arch: str | None = None
+    #: why `nested` is True: "requested" (the definition asks for vmx/svm, whatever the host) or
+    #: "cpu-passthrough" (the host CPU model is passed through: nested exactly when the host has
+    #: nested on); with the platform's words for it
+    nested_kind: str | None = None
+    nested_detail: str | None = None
+    #: USB redirection channels not closed by a deny-by-default filter
+    usb_redirection: int = 0
 
     @property
     def label(self) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 if TYPE_CHECKING:
     from ..collect.fs import RootFS
     from ..guests.model import Guest
+    from ..model import Unavailable
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class Platform(Protocol):
 
     def guest_bridges(self, facts: Any) -> list[str]:
         """Host bridges its guests attach to: reachability and IDS coverage treat them as guest-facing."""
+        ...
+
+    def unreadable(self, facts: Any) -> list[Unavailable]:
+        """Guest definitions it found but could not read: each becomes an error naming the file."""
+        ...
+
+    def no_guests(self, facts: Any) -> str:
+        """Why it has no guests ("libvirt is not installed (no /etc/libvirt)", "no VMs defined")."""
         ...
 
     def warnings(self, facts: Any) -> list[str]:

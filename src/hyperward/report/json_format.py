@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__
 from ..engine import ScanReport
-from ..reach import reachability
+from ..artifacts import guest_to_dict
 from . import RenderOptions
 
 SCHEMA_VERSION = 1
@@ -50,6 +50,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         },
         "warnings": report.warnings,
         "results": [finding_to_dict(f) for f in report.findings],
-        "reachability": [row.as_dict() for row in reachability(report.facts)],
+        "reachability": [row.as_dict() for row in report.derived().reachability],
+        "guests": [guest_to_dict(g) for g in report.derived().guests],
     }
     return json.dumps(document, indent=2) + "\n"

@@ -42,9 +42,9 @@ def summary_line(report: ScanReport) -> str:
 def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) -> None:
     """Guest network x host service, worst exposures first; only what guests reach (or might),
     unless --verbose."""
-    from ..reach import port_label, reachability
+    from ..reach import port_label
 
-    rows = [r for r in reachability(report.facts) if options.verbose or r.reachable is not False]
+    rows = [r for r in report.derived().reachability if options.verbose or r.reachable is not False]
     if not rows:
         return
     console.print()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from ...facts import LibvirtFacts
+from ...model import Unavailable
 
 if TYPE_CHECKING:
     from ...guests.model import Guest
@@ -38,6 +39,12 @@ class LibvirtPlatform:
 
     def guest_bridges(self, facts: LibvirtFacts) -> list[str]:
         return facts.guest_bridges()
+
+    def unreadable(self, facts: LibvirtFacts) -> list[Unavailable]:
+        return [d for d in facts.domains if isinstance(d, Unavailable)]
+
+    def no_guests(self, facts: LibvirtFacts) -> str:
+        return "no libvirt domains defined" if facts.installed else "libvirt is not installed (no /etc/libvirt)"
 
     def warnings(self, facts: LibvirtFacts) -> list[str]:
         api = facts.api

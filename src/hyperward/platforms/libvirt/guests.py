@@ -112,26 +112,37 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
             continue
         host_addr = c.host if c.host else ("0.0.0.0" if c.mode == "bind" or c.type == "udp" else None)
         tls = c.type == "tcp" and c.tls != "no" and (c.tls == "yes" or chardev_tls)
-        network_chardevs.append(NetworkChardev(c.element, host_addr, c.service, c.protocol or c.type, tls))
+        network_chardevs.append(NetworkChardev(c.element, host_addr, c.service, c.protocol, tls, c.type))
+    hostdev_nets = {n.name for n in facts.networks if not isinstance(n, Unavailable) and n.forward_mode == "hostdev"}
     nics = []
     for i in d.interfaces:
+        name = i.target_dev or i.mac or i.source or "interface"
+        why = None
+        anti: bool | None = None
         if i.type in FILTERED_TYPES:
             if i.filterref is None:
-                anti: bool | None = False
+                anti, why = False, f"{name} ({i.type} {i.source or ''}): no <filterref>".replace(" )", ")")
             elif filters is None:
-                anti = None
+                anti, why = None, f"{name}: filter {i.filterref} (nwfilter definitions unreadable)"
+            elif i.filterref not in filters:
+                anti, why = False, f"{name}: filter {i.filterref} is not defined"
+            elif not _reaches_anti_spoofing(i.filterref, filters):
+                anti, why = False, f"{name}: filter {i.filterref} includes no MAC/IP/ARP anti-spoofing filter"
             else:
-                anti = i.filterref in filters and _reaches_anti_spoofing(i.filterref, filters)
-        else:
-            anti = None
+                anti = True
         nics.append(GuestNic(i.type, i.source, i.mac, anti, i.filterref, trusted=i.trust_guest_rx_filters,
-                             host_device=i.source if i.type in ("direct", "hostdev") else None))
+                             host_device=i.source if i.type in ("direct", "hostdev") else None, name=name, why=why))
     devices = [PassedDevice(h.type or "unknown", h.address) for h in d.hostdevs]
-    devices += [PassedDevice("block", disk.source, raw_io=disk.rawio == "yes" or disk.sgio == "unfiltered")
-                for disk in d.disks if disk.type == "block" and disk.source]
+    devices += [PassedDevice("hostdev-net", i.source) for i in d.interfaces
+                if i.type == "hostdev" or (i.type == "network" and i.source in hostdev_nets)]
     nested_features = [n for n in ("vmx", "svm") if d.cpu_features.get(n) in ("require", "force", "optional")]
     disabled = any(d.cpu_features.get(n) in ("disable", "forbid") for n in ("vmx", "svm"))
-    nested = bool(nested_features) or (d.cpu_mode in ("host-passthrough", "maximum") and not disabled)
+    nested_kind, nested_detail = None, None
+    if nested_features:
+        nested_kind, nested_detail = "requested", f"CPU feature {', '.join(nested_features)} requested"
+    elif d.cpu_mode in ("host-passthrough", "maximum") and not disabled:
+        nested_kind, nested_detail = "cpu-passthrough", f"cpu mode {d.cpu_mode}"
+    nested = nested_kind is not None
     return Guest(
         platform="libvirt",
         kind="vm",
@@ -143,7 +154,7 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
         firmware="uefi" if efi else "bios",
         secure_boot=secure if efi else False,
         keys_enrolled=enrolled,
-        tpms=[GuestTpm(t.backend or "unknown", t.version, t.encrypted) for t in d.tpms],
+        tpms=[GuestTpm(t.backend, t.version, t.encrypted) for t in d.tpms],
         consoles=consoles,
         shared_directories=[SharedDirectory(fs.source or "/", fs.target, not fs.readonly, fs.accessmode or "passthrough",
                                             (fs.accessmode or "passthrough") == "passthrough" and root_qemu)
@@ -151,7 +162,7 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
         devices=devices,
         disks=[GuestDisk(disk.source, disk.driver_type, disk.readonly, disk.shareable,
                          True if disk.encryption else (None if disk.type == "network" else False),
-                         disk.protocol if disk.type == "network" else None, disk.type == "block", disk.target)
+                         disk.protocol if disk.type == "network" else None, disk.type == "block", disk.target, disk.device)
                for disk in d.disks],
         nics=nics,
         nested=nested,
@@ -162,7 +173,12 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
         network_chardevs=network_chardevs,
         vcpus=d.vcpus,
         memory_kib=d.memory_kib,
-        defaults=sorted(set(defaults)),
+        defaults=sorted(set(defaults + [f"spice:{what}" for g in spice for what, value in
+                                        (("clipboard", g.clipboard), ("filetransfer", g.filetransfer)) if value is None])),
+        arch=d.arch,
+        nested_kind=nested_kind,
+        nested_detail=nested_detail,
+        usb_redirection=d.redirdevs if d.redirdevs and d.redirfilter_default_allow is not False else 0,
     )
 
 

@@ -1,0 +1,27 @@
+"""What a scan derives from the facts besides findings, computed once per scan and handed to every
+reporter: the reachability matrix and the guest inventory. Reporters only format these; none
+re-derives them from raw facts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .facts import HostFacts
+from .guests.model import Guest
+from .reach import Reach, reachability
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    reachability: list[Reach]
+    guests: list[Guest]
+
+
+def compute(facts: HostFacts) -> Artifacts:
+    return Artifacts(reachability(facts), list(facts.guests))
+
+
+def guest_to_dict(guest: Guest) -> dict[str, Any]:
+    return dataclasses.asdict(guest)

@@ -1,0 +1,357 @@
+"""Checks written once over every guest of every platform (guests/model.py). Each result names the
+guest's platform; a platform that cannot know a field leaves it None, and the check says so
+(not applicable or an error), never a pass."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+
+from ..engine import check
+from ..facts import HostFacts
+from ..model import Category, Result, Severity, Unavailable
+from ..platforms import registry
+from .model import Guest
+
+SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
+#: host directories a guest must never see (a share of / or of a parent of these counts too)
+SENSITIVE_DIRS = ("/", "/etc", "/root", "/home", "/boot", "/var/lib/libvirt", "/usr", "/var", "/srv", "/run", "/dev", "/proc", "/sys")
+
+Judge = Callable[[Guest], list[str] | tuple[list[str], Severity | None]]
+
+
+def _unreadable(host: HostFacts) -> list[tuple[str, Unavailable]]:
+    known = registry()
+    return [(name, u) for name, facts in host.platforms.items() if name in known for u in known[name].unreadable(facts)]
+
+
+def no_guests_reason(host: HostFacts) -> str:
+    known = registry()
+    reasons = [(name, known[name].no_guests(facts)) for name, facts in host.platforms.items() if name in known]
+    if not reasons:
+        return "no hypervisor platform found on this host"
+    if len(reasons) == 1:
+        return reasons[0][1]
+    return "; ".join(f"{known[name].title}: {why}" for name, why in reasons)
+
+
+def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool] | None = None,
+               none_reason: str = "") -> Iterator[Result]:
+    """One result per guest: fail with every problem the judge found, or pass; unreadable
+    definitions are errors naming their file."""
+    guests = host.guests
+    bad = _unreadable(host)
+    if not guests and not bad:
+        yield Result.not_applicable(no_guests_reason(host))
+        return
+    for platform, problem in bad:
+        yield Result.unavailable(problem, problem.path).on(platform)
+    judged = 0
+    for guest in guests:
+        if applies is not None and not applies(guest):
+            continue
+        judged += 1
+        verdict = judge(guest)
+        problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
+        if problems:
+            yield Result.fail(guest.label, "; ".join(problems), severity=severity).on(guest.platform)
+        else:
+            yield Result.passed(guest.label).on(guest.platform)
+    if not judged and not bad:
+        yield Result.not_applicable(none_reason or "no guest uses this feature")
+
+
+def is_loopback(address: str | None) -> bool:
+    if address is None:
+        return False
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return address in ("localhost", "localhost.localdomain")
+
+
+@check("HV-TPM-003", Category.TPM, Severity.MEDIUM, "Guest Secure Boot not enforced",
+    fix="libvirt: <os firmware='efi'><firmware><feature enabled='yes' name='secure-boot'/><feature enabled='yes' name='enrolled-keys'/></firmware></os>, then start once with --reset-nvram; "
+        "Proxmox: bios: ovmf with efidisk0: ...,pre-enrolled-keys=1",
+    references=("libvirt docs/kbase/secureboot.rst", "Proxmox VE qm.conf(5) efidisk0 pre-enrolled-keys"),
+)
+def guest_secure_boot(host: HostFacts) -> Iterator[Result]:
+    """Without Secure Boot with enrolled keys a guest boots any bootloader: a bootkit survives
+    reinstalls of the guest's OS. Architectures without UEFI Secure Boot (s390x, ppc64) pass."""
+
+    def judge(g: Guest) -> list[str]:
+        if g.arch not in (None, "x86_64", "i686", "aarch64"):
+            return []
+        if g.firmware == "bios":
+            return ["BIOS (SeaBIOS) firmware: no Secure Boot"]
+        if g.firmware is None:
+            return ["firmware unknown: Secure Boot cannot be verified"]
+        if not g.secure_boot:
+            return ["UEFI without Secure Boot"]
+        if g.keys_enrolled is False:
+            return ["Secure Boot firmware without enrolled keys: nothing is verified"]
+        return []
+
+    yield from each_guest(host, judge, applies=lambda g: g.kind == "vm", none_reason="no virtual machine (containers have no firmware)")
+
+
+@check("HV-TPM-005", Category.TPM, Severity.MEDIUM, "Guest has no vTPM, or a weak backend/version",
+    fix="libvirt: <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm> (swtpm); Proxmox: tpmstate0: STORAGE:1,version=v2.0",
+    references=("libvirt docs/formatdomain.rst (TPM device)", "Proxmox VE qm.conf(5) tpmstate0"),
+)
+def guest_vtpm(host: HostFacts) -> Iterator[Result]:
+    """A vTPM gives the guest measured boot and sealed keys; TPM 1.2 has SHA-1 only; a passthrough
+    TPM shares the host's TPM with one guest and its PCRs with the host."""
+
+    def judge(g: Guest) -> tuple[list[str], Severity | None]:
+        if not g.tpms:
+            return ["no vTPM"], None
+        problems: list[str] = []
+        severity = None
+        for t in g.tpms:
+            if t.kind == "passthrough":
+                problems.append("host TPM passed through (not a per-guest vTPM)")
+                severity = Severity.LOW
+            elif t.kind == "emulator" and t.version == "1.2":
+                problems.append("vTPM version 1.2")
+            elif t.kind not in ("emulator", "passthrough", "external"):
+                problems.append(f"vTPM backend {t.kind or 'unset'}")
+        return problems, severity
+
+    yield from each_guest(host, judge, applies=lambda g: g.kind == "vm", none_reason="no virtual machine (containers have no vTPM)")
+
+
+@check("HV-ISO-010", Category.ISO, Severity.CRITICAL, "Devices passed through without an active IOMMU",
+    fix="enable VT-d / AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on); remove the passed-through device until then",
+    references=("libvirt docs/formatdomain.rst (Host device assignment)", "Linux Documentation/driver-api/vfio.rst",
+                "Proxmox VE admin guide, PCI(e) passthrough"),
+)
+def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
+    """Without an IOMMU a passed-through device can DMA into any host memory: the guest owns the host."""
+    groups = host.hardware.iommu_groups
+    active = isinstance(groups, dict) and bool(groups)
+
+    def dma_devices(g: Guest) -> list[str]:
+        return [d.host_id or "?" for d in g.devices if d.kind == "pci"]
+
+    def uses(g: Guest) -> bool:
+        return g.kind == "vm" and any(d.kind in ("pci", "hostdev-net") for d in g.devices)
+
+    def judge(g: Guest) -> list[str]:
+        if active:
+            return []
+        if isinstance(groups, Unavailable) and groups.kind != "missing":
+            return [f"IOMMU state unknown ({groups.describe()})"]
+        devices = dma_devices(g) or ["hostdev network interface"]
+        return [f"passes through {', '.join(devices)} but /sys/kernel/iommu_groups is empty: no IOMMU"]
+
+    yield from each_guest(host, judge, applies=uses, none_reason="no guest has a PCI device passed through")
+
+
+@check("HV-ISO-014", Category.ISO, Severity.HIGH, "Host directory shared into a guest (9p/virtiofs)",
+    fix="share a dedicated directory read-only (libvirt 9p: <readonly/> with accessmode='mapped'; Proxmox containers: mpN ... ro=1), never /, /etc, /home or /var/lib/libvirt",
+    references=("libvirt docs/formatdomain.rst (Filesystems)", "libvirt docs/kbase/virtiofs.rst", "Proxmox VE pct.conf(5) mount points"),
+)
+def shared_folders(host: HostFacts) -> Iterator[Result]:
+    """A writable share of a host system directory lets the guest change the host; passthrough
+    with a root QEMU (or a privileged container) writes files as root."""
+
+    def judge(g: Guest) -> tuple[list[str], Severity | None]:
+        problems: list[str] = []
+        severity = None
+        for share in g.shared_directories:
+            src = share.host_path.rstrip("/") or "/"
+            name = f"{src} -> {share.guest_tag or '?'}"
+            if any(src == s or s.startswith(src + "/") or (src == "/" and s) for s in SENSITIVE_DIRS):
+                problems.append(f"{name}: shares a host system directory")
+            if share.writable is None:
+                problems.append(f"{name}: cannot tell whether it is writable")
+            elif share.writable:
+                problems.append(f"{name}: writable")
+            if share.writable and share.as_root:
+                what = f"accessmode {share.mode}" if share.mode else "host-side access"
+                problems.append(f"{name}: {what} with {'QEMU running as root' if g.kind == 'vm' else 'root on the host'}")
+                severity = Severity.CRITICAL
+        return problems, severity
+
+    yield from each_guest(host, judge, applies=lambda g: bool(g.shared_directories), none_reason="no guest shares a host directory")
+
+
+@check("HV-ISO-016", Category.ISO, Severity.MEDIUM, "Writable disk shared between guests",
+    fix="give each guest its own disk, or mark a cluster disk shareable deliberately (libvirt <shareable/>), or read-only",
+    references=("libvirt docs/formatdomain.rst (shareable)",),
+)
+def shared_disks(host: HostFacts) -> Iterator[Result]:
+    """Two guests writing one disk corrupt it, and each can read and plant what the other writes.
+    Judged across the guests of every platform: a raw device given to a libvirt guest and a
+    Proxmox VM is shared all the same."""
+    guests = host.guests
+    if not guests:
+        yield Result.not_applicable(no_guests_reason(host))
+        return
+    users: dict[str, list[tuple[Guest, bool, bool]]] = {}
+    for g in guests:
+        for disk in g.disks:
+            if disk.source and disk.device in ("disk", "lun"):
+                users.setdefault(disk.source, []).append((g, disk.readonly, disk.shared))
+    shared = {src: u for src, u in users.items() if len({g.name for g, _, _ in u}) > 1}
+    for src, entries in sorted(shared.items()):
+        writers = sorted({g.name for g, ro, _ in entries if not ro})
+        names = ", ".join(sorted({g.name for g, _, _ in entries}))
+        platforms = sorted({g.platform for g, _, _ in entries})
+        result = (Result.fail(src, f"used by {names}; writable in {', '.join(writers)} without being marked shareable")
+                  if writers and not all(sh or ro for _, ro, sh in entries)
+                  else Result.passed(src, f"shared by {names}: read-only or marked shareable"))
+        yield result.on(platforms[0]) if len(platforms) == 1 else result
+    if not shared:
+        yield Result.passed("domains", f"no disk is used by more than one of {len(guests)} guests")
+
+
+@check("HV-ISO-026", Category.ISO, Severity.MEDIUM, "SPICE clipboard, file transfer or USB redirection enabled",
+    fix="libvirt: <clipboard copypaste='no'/> and <filetransfer enable='no'/> in the SPICE graphics, a <redirfilter> ending in <usbdev allow='no'/>; "
+        "Proxmox: drop clipboard=vnc from vga:",
+    references=("libvirt docs/formatdomain.rst (Graphical framebuffers, Redirected devices)", "Proxmox VE qm.conf(5) vga clipboard"),
+    profile_severity=SINGLE_TENANT_LOW,
+)
+def console_channels(host: HostFacts) -> Iterator[Result]:
+    """Clipboard, file transfer and USB redirection are data channels between the console client
+    and the guest, outside every network control."""
+
+    def uses(g: Guest) -> bool:
+        return bool(g.consoles) or g.usb_redirection > 0 or bool(g.clipboard)
+
+    def judge(g: Guest) -> list[str]:
+        problems = []
+        spice = any(c.kind == "spice" for c in g.consoles)
+        label = "SPICE" if spice else "console"
+        if g.clipboard:
+            problems.append(f"{label} clipboard sharing on" + (" (default)" if "spice:clipboard" in g.defaults else ""))
+        if g.file_transfer:
+            problems.append(f"{label} file transfer on" + (" (default)" if "spice:filetransfer" in g.defaults else ""))
+        if g.drag_drop:
+            problems.append("drag and drop on")
+        if g.usb_redirection:
+            problems.append(f"{g.usb_redirection} USB redirection channel(s) without a deny-by-default filter")
+        return problems
+
+    yield from each_guest(host, judge, applies=uses, none_reason="no guest has a console channel or USB redirection")
+
+
+@check("HV-AUTH-010", Category.AUTH, Severity.CRITICAL, "VNC/SPICE console reachable without strong auth",
+    fix="listen on 127.0.0.1 or a UNIX socket (<listen type='socket'/>) and reach consoles over SSH; or vnc_tls = 1 with vnc_tls_x509_verify = 1 (spice_tls = 1)",
+    references=("libvirt src/qemu/qemu.conf.in vnc_listen, vnc_tls, spice_tls", "libvirt docs/formatdomain.rst (Graphical framebuffers)"),
+)
+def console_auth(host: HostFacts) -> Iterator[Result]:
+    """A guest console is keyboard and screen: whoever reaches it can log in at the boot prompt.
+    A VNC password is at most 8 characters over DES: a warning, not protection. Consoles a
+    platform serves only through its authenticated API (Proxmox's ticketed VNC/SPICE proxies) are
+    judged with that API (HV-AUTH-017), not here."""
+    known = registry()
+    for name, facts in host.platforms.items():
+        extra = getattr(known.get(name), "console_settings", None)
+        if extra is not None:
+            yield from (r.on(name) for r in extra(facts))
+
+    def exposed_consoles(g: Guest) -> list[tuple[str, list[str], list[str], bool | None, bool | None]]:
+        out = []
+        for c in g.consoles:
+            if c.kind not in ("vnc", "spice") or c.listen is None:
+                continue
+            exposed = [a for a in c.listen if not is_loopback(a)]
+            if exposed:
+                out.append((c.kind, exposed, c.auth, c.tls, c.tls_verify))
+        return out
+
+    def judge(g: Guest) -> tuple[list[str], Severity | None]:
+        problems: list[str] = []
+        worst: Severity | None = None
+        for kind, exposed, auth, tls, verify in exposed_consoles(g):
+            where = f"{kind.upper()} on {', '.join(exposed)}"
+            if (tls and verify) or "sasl" in auth:
+                continue
+            if tls:
+                problems.append(f"{where}: TLS without client certificate verification")
+                worst = worst or Severity.MEDIUM
+            elif "password" in auth:
+                problems.append(f"{where}: password only, no TLS")
+                worst = Severity.MEDIUM if worst in (None, Severity.MEDIUM) else worst
+            else:
+                problems.append(f"{where}: no password, no TLS")
+                worst = Severity.CRITICAL
+        return problems, worst
+
+    yield from each_guest(host, judge, applies=lambda g: any(c.kind in ("vnc", "spice") and c.listen is not None for c in g.consoles),
+                          none_reason="no guest has a VNC or SPICE console of its own")
+
+
+@check("HV-AUTH-011", Category.AUTH, Severity.HIGH, "Guest character device or monitor reachable over the network",
+    fix="use a pty or a UNIX socket for serial ports and channels; for TCP, bind to 127.0.0.1 or set chardev_tls = 1 (libvirt)",
+    references=("libvirt docs/formatdomain.rst (Character devices)", "libvirt src/qemu/qemu.conf.in chardev_tls"),
+)
+def network_chardevs(host: HostFacts) -> Iterator[Result]:
+    """A serial console or channel on TCP/UDP (or telnet) is an unauthenticated shell prompt or
+    agent channel for whoever reaches the port."""
+
+    def judge(g: Guest) -> list[str]:
+        problems = []
+        for c in g.network_chardevs:
+            if c.host is None or is_loopback(c.host):
+                continue
+            if c.transport == "tcp" and c.tls:
+                continue
+            proto = f" ({c.protocol})" if c.protocol and c.protocol != "raw" else ""
+            problems.append(f"{c.kind} {c.transport}{proto} on {c.host}:{c.port or '?'} without TLS")
+        return problems
+
+    yield from each_guest(host, judge)
+
+
+@check("HV-NET-001", Category.NET, Severity.HIGH, "VM NIC without anti-spoofing filter",
+    fix="libvirt: <filterref filter='clean-traffic'/> (with <parameter name='IP' .../> if needed) on each bridged or NAT interface; "
+        "Proxmox: firewall=1 on the NIC, enable: 1 and ipfilter: 1 in /etc/pve/firewall/<vmid>.fw (macfilter stays on)",
+    references=("libvirt docs/formatnwfilter.rst", "Proxmox VE pve-firewall(8) (ipfilter, macfilter)"),
+)
+def nic_anti_spoofing(host: HostFacts) -> Iterator[Result]:
+    """Without MAC/IP/ARP anti-spoofing a guest can impersonate the gateway or another guest on its
+    bridge. A NIC whose filtering the platform cannot tell (unreadable filter definitions) fails
+    with the reason: a filter that cannot be read is not evidence of one."""
+
+    def judge(g: Guest) -> list[str]:
+        return [n.why or f"{n.name or n.mac or 'NIC'}: no anti-spoofing" for n in g.nics
+                if n.attachment in ("bridge", "network", "ethernet") and n.anti_spoofing is not True]
+
+    yield from each_guest(host, judge, applies=lambda g: any(n.attachment in ("bridge", "network", "ethernet") for n in g.nics),
+                          none_reason="no bridged, NAT or ethernet interface in any guest")
+
+
+@check("HV-SIDE-005", Category.SIDE, Severity.MEDIUM, "KSM merges memory across guests",
+    fix="systemctl disable --now ksm ksmtuned; echo 2 > /sys/kernel/mm/ksm/run; or opt every guest out (libvirt <memoryBacking><nosharepages/>, Proxmox allow-ksm: 0)",
+    references=("Linux Documentation/admin-guide/mm/ksm.rst", "libvirt docs/formatdomain.rst (memoryBacking/nosharepages)", "Proxmox VE qm.conf(5) allow-ksm"),
+    profile_severity=SINGLE_TENANT_LOW,
+)
+def ksm_merging(host: HostFacts) -> Iterator[Result]:
+    """Kernel same-page merging lets one guest time copy-on-write faults to learn another guest's
+    memory contents (and weakens Rowhammer defences). Passes when KSM is off, or when every guest
+    opts out; with KSM on, each guest that does not opt out fails. Containers share the host
+    kernel's memory anyway and are not judged here."""
+    ksm = host.ksm
+    if isinstance(ksm, Unavailable):
+        yield Result.unavailable(ksm, "ksm")
+        return
+    if ksm.run != 1:
+        state = {0: "stopped", 2: "stopped, merged pages unmerged"}.get(ksm.run, "unknown state")
+        yield Result.passed("ksm", f"/sys/kernel/mm/ksm/run={ksm.run} ({state})")
+        return
+    sharing = f", pages_sharing={ksm.pages_sharing}" if ksm.pages_sharing is not None else ""
+    vms = [g for g in host.guests if g.kind == "vm"]
+    if vms and all(g.memory_sharing_opt_out for g in vms):
+        yield Result.passed("ksm", f"/sys/kernel/mm/ksm/run=1 (merging{sharing}), but every guest opted out")
+        return
+    yield Result.fail("ksm", f"/sys/kernel/mm/ksm/run=1 (merging{sharing})")
+    for g in vms:
+        if g.memory_sharing_opt_out:
+            yield Result.passed(g.label, "opted out of merging").on(g.platform)
+        elif g.memory_sharing_opt_out is None:
+            yield Result.fail(g.label, "cannot tell whether it opted out of merging: assume its memory is merged").on(g.platform)
+        else:
+            yield Result.fail(g.label, "does not opt out: its memory is merged with other guests'").on(g.platform)
