@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 
-from rich.markup import escape as _markup_escape
 from rich.text import Text
 
 # C0 controls, DEL, C1 controls; Unicode format and separator characters that reorder or hide
@@ -43,12 +42,8 @@ def visible(value: object) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
-def markup_safe(value: object) -> str:
-    """For a string rich will parse as markup: escaped first, then `[...]` made literal, so a VM
-    named `[link=https://x]y[/link]` or `[red]x` prints as it is named."""
-    return _markup_escape(visible(value))
-
-
 def rich_text(value: object, style: str = "") -> Text:
-    """A rich Text (never parsed for markup or emoji codes) holding the escaped string."""
+    """For rich: a Text is never parsed for markup or emoji codes, so a VM named
+    `[link=https://x]y[/link]` or `[red]x` prints as it is named (a plain str given to rich's
+    print or to a Table cell would be parsed)."""
     return Text(visible(value), style=style)

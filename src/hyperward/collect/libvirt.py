@@ -340,9 +340,9 @@ def _processes(fs: RootFS, records: ManagerRecords) -> Maybe[list[QemuProcess]]:
 # slices and, since libvirt 7.1, a libvirt/ directory inside the scope; the non-systemd layout
 # with .partition directories; names without the domain ID from libvirt before 2.x).
 LIBVIRT_CGROUP = re.compile(
-    r"^/machine\.slice(?:/machine-[^/]+\.slice)*/machine-qemu\\x2d(?:\d+\\x2d)?[^/]+\.scope(?:/[^/]+)*$"
-    r"|^/machine(?:/[^/]+\.partition)*/(?:qemu-\d+-)?[^/]+\.libvirt-qemu(?:/[^/]+)*$")
-PROXMOX_CGROUP = re.compile(r"^/qemu\.slice/(\d+)\.scope(?:/[^/]+)*$")
+    r"^/machine\.slice(?:/machine-[^/]+\.slice)*/machine-qemu\\x2d(?:\d+\\x2d)?[^/]+\.scope(?:/[^/]+)*\Z"
+    r"|^/machine(?:/[^/]+\.partition)*/(?:qemu-\d+-)?[^/]+\.libvirt-qemu(?:/[^/]+)*\Z")
+PROXMOX_CGROUP = re.compile(r"^/qemu\.slice/(\d+)\.scope(?:/[^/]+)*\Z")
 USER_CGROUP = re.compile(r"^/user\.slice(?:/|$)|/user@\d+\.service(?:/|$)")
 SYSTEM_URI = "qemu:///system"
 
