@@ -63,7 +63,7 @@ def hostile(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 def test_scan_text_report_shows_hostile_names_escaped(hostile: pathlib.Path) -> None:
-    done = hyperward("scan", "--root", str(hostile), "--verbose", env={"COLUMNS": "400"})
+    done = hyperward("scan", "--root", str(hostile), "--verbose", env={"COLUMNS": "2000"})
     assert done.returncode == 0, done.stderr
     assert_inert(done.stdout)
     assert_inert(done.stderr)
@@ -87,7 +87,7 @@ def test_scan_on_a_real_terminal_emits_only_its_own_colours(hostile: pathlib.Pat
     require(shutil.which("script") is not None, "script(1) from util-linux gives the scan a real tty")
     exe = shutil.which("hyperward", path=os.path.dirname(sys.executable)) or shutil.which("hyperward")
     assert exe
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm-256color", "COLUMNS": "400"}
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": "xterm-256color", "COLUMNS": "2000"}
     command = shlex.join([exe, "scan", "--root", str(hostile), "--only", "HV-IDS-005,HV-ISO-004"])
     done = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=120, env=env,
                           stdin=subprocess.DEVNULL)
