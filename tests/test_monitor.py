@@ -393,6 +393,7 @@ def test_unmanaged_qemu_is_alerted_once_and_resolved(tmp_path: pathlib.Path) -> 
           "0::/machine.slice/machine-qemu\\x2d1\\x2dweb1.scope/libvirt/emulator\n")
     _proc(root, 5151, ["qemu-system-x86_64", "-name", "guest=rogue", "-display", "none"], "0::/user.slice/user-1000.slice/session-4.scope\n")
     (root / "run/libvirt/qemu").mkdir(parents=True)
+    (root / "run/libvirt/qemu/web1.pid").write_text("4242")  # libvirt's record of the QEMU it started
     watch = QemuWatch(str(root))
     assert {(p.pid, p.guest, p.managed_by) for p in watch.scan()} == {(4242, "web1", "libvirt"), (5151, "rogue", None)}
     clock = Clock()

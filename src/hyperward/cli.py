@@ -16,6 +16,7 @@ from . import __version__
 from .cli_common import EXIT_FINDINGS, EXIT_OK
 from .cli_common import die as _die
 from .model import PROFILES, Category, Severity
+from .textsafe import rich_text, visible
 
 if TYPE_CHECKING:
     from .config import BackupConfig
@@ -126,7 +127,7 @@ def scan(
         try:
             history.record(target, report, config.ownership())
         except (OSError, sqlite3.DatabaseError) as exc:
-            click.echo(f"hyperward: could not record the scan in {target}: {exc}", err=True)
+            click.echo(f"hyperward: could not record the scan in {visible(target)}: {visible(exc)}", err=True)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
     worst = report.worst_failure()
     sys.exit(EXIT_FINDINGS if threshold is not None and worst is not None and worst >= threshold else EXIT_OK)
@@ -258,10 +259,10 @@ _db_conf = click.option("--config", "config_path", metavar="FILE", help="Config 
 def _report_import(report: "ImportReport") -> None:  # noqa: F821
     shown = report.errors[:20]
     for error in shown:
-        click.echo(f"hyperward: skipped: {error}", err=True)
+        click.echo(f"hyperward: skipped: {visible(error)}", err=True)
     if len(report.errors) > len(shown):
         click.echo(f"hyperward: ... and {len(report.errors) - len(shown)} more skipped entries", err=True)
-    click.echo(f"{report.source}: {report.imported} advisories imported ({report.kind}), {len(report.errors)} skipped")
+    click.echo(f"{visible(report.source)}: {report.imported} advisories imported ({report.kind}), {len(report.errors)} skipped")
 
 
 @db.command("import")
@@ -327,7 +328,7 @@ def db_update(urls: tuple[str, ...], timeout: float, path: str | None, config_pa
                 try:
                     download(url, local, timeout=timeout, show_progress=sys.stderr.isatty())
                 except DownloadError as exc:
-                    click.echo(f"hyperward: {url}: {exc}", err=True)
+                    click.echo(f"hyperward: {visible(url)}: {visible(exc)}", err=True)
                     failed += 1
                     continue
                 report = vulndb.import_path(build.conn, local, name=url)
@@ -372,9 +373,9 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
         click.echo(json.dumps({"database": db_file, "advisories": total, "updated_at": newest, "age_days": age, "max_age_days": max_age,
                                "stale": stale, "sources": [r.__dict__ for r in rows]}, indent=2))
     else:
-        click.echo(f"{db_file}: {total} advisories from {len(rows)} source(s)")
+        click.echo(f"{visible(db_file)}: {total} advisories from {len(rows)} source(s)")
         for r in rows:
-            click.echo(f"  {r.name}  [{r.kind}]  {r.advisories} advisories, {r.errors} skipped, imported {r.imported_at}")
+            click.echo(f"  {visible(r.name)}  [{visible(r.kind)}]  {r.advisories} advisories, {r.errors} skipped, imported {r.imported_at}")
         state = "no sources imported" if age is None else f"updated {age:.1f} days ago"
         click.echo(f"{state} (limit {max_age} days){': STALE, run hyperward db update' if stale else ''}")
     sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
@@ -405,8 +406,8 @@ def reach(root: str | None, fmt: str) -> None:
     for r in rows:
         label = port_label(r.port)
         state = {True: "YES", False: "no", None: "unknown"}[r.reachable]
-        table.add_row(r.source, f"{r.address}:{r.port}/{r.protocol}" + (f" ({label})" if label else ""),
-                      f"{r.process or '?'}{f' [{r.pid}]' if r.pid else ''}", state, r.because)
+        table.add_row(rich_text(r.source), rich_text(f"{r.address}:{r.port}/{r.protocol}" + (f" ({label})" if label else "")),
+                      rich_text(f"{r.process or '?'}{f' [{r.pid}]' if r.pid else ''}"), state, rich_text(r.because))
     console.print(table)
 
 
@@ -440,7 +441,7 @@ def baseline_accept(root: str | None, path: str | None) -> None:
         write_baseline(target, digests, socket.gethostname() if fs.live else directory, fs.root, now)
     except OSError as exc:
         _die(f"cannot write {target}: {exc.strerror or exc}")
-    click.echo(f"accepted {len(digests)} files and definitions into {target}")
+    click.echo(f"accepted {len(digests)} files and definitions into {visible(target)}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from . import safefile
 from .config import Config, ConfigError, MonitorConfig, load_config
 from .paths import data_file
 from .safefile import Ownership
+from .textsafe import rich_text, visible
 
 DEFAULT_URI = "qemu:///system"
 
@@ -146,7 +147,7 @@ def register(main: click.Group) -> None:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        print(f"hyperward monitor: watching {source.uri} every {options.interval:g} s; database {path}"
+        print(f"hyperward monitor: watching {visible(source.uri)} every {options.interval:g} s; database {visible(path)}"
               + (f"; metrics on http://{server.address}/metrics" if server else ""), file=sys.stderr, flush=True)
         Monitor(options, source, store, sinks, server).run(stop)
         print("hyperward monitor: stopped", file=sys.stderr, flush=True)
@@ -163,7 +164,7 @@ def register(main: click.Group) -> None:
 
         path = default_db(_monitor_config(ctx.obj.get("config_path")), db_path)
         if not os.path.exists(path):
-            click.echo(f"hyperward monitor: no database at {path}: the monitor has never run here (start it: hyperward monitor)")
+            click.echo(f"hyperward monitor: no database at {visible(path)}: the monitor has never run here (start it: hyperward monitor)")
             sys.exit(1)
         try:
             conn = connect(path, readonly=True)
@@ -200,11 +201,11 @@ def register(main: click.Group) -> None:
             return tracker.update([parse_domain_stats(*r) for r in records], time.time(), time.monotonic())
 
         def table(rates: list) -> Table:  # type: ignore[type-arg]
-            t = Table(title=f"hyperward top: {source.uri}, {len(rates)} running VMs, sorted by {sort}")
+            t = Table(title=rich_text(f"hyperward top: {source.uri}, {len(rates)} running VMs, sorted by {sort}"))
             for header in TOP_HEADERS:
                 t.add_column(header, justify="left" if header == "VM" else "right")
             for row in top_rows(rates, sort, limit):
-                t.add_row(*row)
+                t.add_row(*(rich_text(cell) for cell in row))
             return t
 
         try:

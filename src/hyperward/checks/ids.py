@@ -58,7 +58,7 @@ def libvirt_audit(host: HostFacts) -> Iterator[Result]:
 
 @check("HV-IDS-005", Category.IDS, Severity.MEDIUM, "Unmanaged (rogue) QEMU processes",
     fix="find out who started the listed QEMU processes (ps -o user,lstart,args -p PID); bring them under libvirt or stop them",
-    references=("libvirt docs/drvqemu.rst",),
+    references=("libvirt docs/drvqemu.rst", "libvirt docs/cgroups.rst (the cgroup layouts accepted as libvirt's)"),
 )
 def rogue_qemu(host: HostFacts) -> Iterator[Result]:
     """A QEMU that libvirt did not start escapes sVirt, cgroups, auditing and this audit's
@@ -69,7 +69,8 @@ def rogue_qemu(host: HostFacts) -> Iterator[Result]:
         return
     for proc in procs:
         if proc.managed_by is None:
-            yield Result.fail(process_label(proc), f"QEMU not started by libvirt or Proxmox (no pid file in /run/libvirt/qemu, cgroup {proc.cgroup or 'unknown'})")
+            yield Result.fail(process_label(proc), f"QEMU not started by libvirt or Proxmox (no libvirt pid file in /run/libvirt/qemu names "
+                              f"this PID for a running domain, and cgroup {proc.cgroup or 'unknown'} is not libvirt's or Proxmox's own)")
         else:
             yield Result.passed(process_label(proc), f"managed by {proc.managed_by}")
 

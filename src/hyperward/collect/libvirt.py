@@ -11,6 +11,7 @@ import datetime
 import os
 import re
 import stat
+from dataclasses import dataclass
 
 from ..facts import (
     Domain,
@@ -259,32 +260,49 @@ def _certificate(fs: RootFS, path: str) -> Maybe[TlsCertificate]:
         return TlsCertificate(path, Unavailable(path, "invalid", f"not an X.509 certificate ({type(exc).__name__})"))
 
 
-def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]:
+def process_exe(fs: RootFS, pid: int) -> Maybe[str]:
+    base = f"/proc/{pid}"
+    try:
+        return os.readlink(os.path.join(fs.local_path(base), "exe"))
+    except PermissionError:
+        return Unavailable(f"{base}/exe", "denied", "permission denied")
+    except OSError as exc:
+        return Unavailable(f"{base}/exe", "missing", exc.strerror or "unreadable")
+
+
+def program_name(exe: Maybe[str] | None, args: list[str]) -> str:
+    """What a process runs, from the kernel's link to its executable: argv[0] is whatever its
+    starter chose, so a process calling itself qemu-system-x86_64 is not QEMU, and a QEMU
+    calling itself anything else still is. argv[0] only when the link cannot be read (a scan
+    that is not root, an offline tree without the link)."""
+    if isinstance(exe, str):
+        return os.path.basename(exe.removesuffix(" (deleted)"))
+    return os.path.basename(args[0]) if args else ""
+
+
+def process_kind(program: str) -> str | None:
+    return "qemu" if QEMU_BINARY.match(program) else program if program in STACK_DAEMONS else None
+
+
+def _processes(fs: RootFS, records: ManagerRecords) -> Maybe[list[QemuProcess]]:
     listing = fs.listdir("/proc")
     if isinstance(listing, Unavailable):
         return listing
     pids = [int(p) for p in listing if p.isdigit()]
     if not pids and not fs.exists("/proc/self"):
         return Unavailable("/proc", "missing", "no process table under this root")
-    by_pid = {pid: name for name, pid in pidfiles.items()}
+    by_pid = records.libvirt_pids or {}
     out = []
     for pid in sorted(pids):
         raw = fs.read_bytes(f"/proc/{pid}/cmdline", 1024 * 1024)
         if isinstance(raw, Unavailable) or not raw:
             continue
         args = split_cmdline(raw)
-        program = os.path.basename(args[0]) if args else ""
-        kind = "qemu" if QEMU_BINARY.match(program) else program if program in STACK_DAEMONS else None
+        exe = process_exe(fs, pid)
+        kind = process_kind(program_name(exe, args))
         if kind is None:
             continue
         base = f"/proc/{pid}"
-        exe: Maybe[str]
-        try:
-            exe = os.readlink(os.path.join(fs.local_path(base), "exe"))
-        except PermissionError:
-            exe = Unavailable(f"{base}/exe", "denied", "permission denied")
-        except OSError as exc:
-            exe = Unavailable(f"{base}/exe", "missing", exc.strerror or "unreadable")
         maps = fs.read_text(f"{base}/maps", 64 * 1024 * 1024)
         status = fs.read_text(f"{base}/status")
         fields = status_fields(status) if isinstance(status, str) else {}
@@ -296,7 +314,7 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
         cgroup_text = fs.read_text(f"{base}/cgroup")
         cgroup = machine_slice(cgroup_text) if isinstance(cgroup_text, str) else None
         name = (qemu_guest_name(args) or by_pid.get(pid)) if kind == "qemu" else None
-        managed = managed_by(pid, cgroup, by_pid) if kind == "qemu" else None
+        managed = managed_by(pid, cgroup, records) if kind == "qemu" else None
         out.append(QemuProcess(
             pid=pid,
             exe=exe,
@@ -316,24 +334,94 @@ def _processes(fs: RootFS, pidfiles: dict[str, int]) -> Maybe[list[QemuProcess]]
     return out
 
 
-def managed_by(pid: int, cgroup: str | None, pidfile_pids: dict[int, str]) -> str | None:
-    """Who started a QEMU: libvirt (its pid file or its machine cgroup), Proxmox (qemu.slice), or nobody known."""
-    if pid in pidfile_pids or (cgroup and ("machine-qemu" in cgroup or cgroup.endswith(".libvirt-qemu") or ".libvirt-qemu/" in cgroup)):
+# The cgroups libvirt and Proxmox put a QEMU in, anchored at the root of the hierarchy: only root
+# can create or enter them, while any user may name a cgroup of their own systemd user manager
+# ".../machine-qemu-x.scope" (libvirt docs/cgroups.rst: the systemd layout with optional partition
+# slices and, since libvirt 7.1, a libvirt/ directory inside the scope; the non-systemd layout
+# with .partition directories; names without the domain ID from libvirt before 2.x).
+LIBVIRT_CGROUP = re.compile(
+    r"^/machine\.slice(?:/machine-[^/]+\.slice)*/machine-qemu\\x2d(?:\d+\\x2d)?[^/]+\.scope(?:/[^/]+)*\Z"
+    r"|^/machine(?:/[^/]+\.partition)*/(?:qemu-\d+-)?[^/]+\.libvirt-qemu(?:/[^/]+)*\Z")
+PROXMOX_CGROUP = re.compile(r"^/qemu\.slice/(\d+)\.scope(?:/[^/]+)*\Z")
+USER_CGROUP = re.compile(r"^/user\.slice(?:/|$)|/user@\d+\.service(?:/|$)")
+SYSTEM_URI = "qemu:///system"
+
+
+@dataclass(frozen=True)
+class ManagerRecords:
+    """What the managers themselves record as running: libvirt's pid files by PID (None when
+    /run/libvirt/qemu cannot be read), the running domains the system daemon's API lists (None
+    when it was not asked or did not answer in full), Proxmox's pid files by VM ID."""
+
+    libvirt_pids: dict[int, str] | None
+    api_running: frozenset[str] | None = None
+    proxmox_pids: dict[str, int] | None = None
+
+
+def cgroup_owner(cgroup: str | None) -> str | None:
+    if not cgroup:
+        return None
+    if LIBVIRT_CGROUP.match(cgroup):
         return "libvirt"
-    if cgroup and "qemu.slice" in cgroup:
+    if PROXMOX_CGROUP.match(cgroup):
         return "proxmox"
     return None
 
 
-def pidfiles(fs: RootFS) -> dict[str, int]:
+def managed_by(pid: int, cgroup: str | None, records: ManagerRecords) -> str | None:
+    """Who started a QEMU: libvirt, Proxmox, or nobody known (HV-IDS-005, the monitor's rule).
+
+    libvirt's pid file names the PID of each domain's QEMU; a pid file whose domain the API does
+    not list as running is stale, and its PID may since belong to anyone. Inside a VM's cgroup
+    only that PID is libvirt's: another QEMU there was started by a process in the VM's scope
+    (QEMU itself, after a guest escape). The cgroup alone decides only when the pid files cannot
+    be read (a scan that is not root). Nothing under a user's slice is managed."""
+    if cgroup and USER_CGROUP.search(cgroup):
+        return None
+    owner = cgroup_owner(cgroup)
+    name = records.libvirt_pids.get(pid) if records.libvirt_pids is not None else None
+    if name is not None and owner != "proxmox" and (records.api_running is None or name in records.api_running):
+        return "libvirt"
+    if owner == "libvirt" and records.libvirt_pids is None:
+        return "libvirt"
+    if owner == "proxmox" and cgroup:
+        match = PROXMOX_CGROUP.match(cgroup)
+        vmid = match.group(1) if match else ""
+        recorded = (records.proxmox_pids or {}).get(vmid)
+        return "proxmox" if recorded is None or recorded == pid else None
+    return None
+
+
+def _pid_dir(fs: RootFS, directory: str) -> dict[str, int] | None:
+    listing = fs.listdir(directory)
+    if isinstance(listing, Unavailable):
+        return None
     out = {}
-    listing = fs.listdir("/run/libvirt/qemu")
-    for name in listing if isinstance(listing, list) else []:
+    for name in listing:
         if name.endswith(".pid"):
-            value = fs.read_int(f"/run/libvirt/qemu/{name}", 64)
+            value = fs.read_int(f"{directory}/{name}", 64)
             if isinstance(value, int):
                 out[name[:-4]] = value
+            elif value.kind == "denied":
+                return None
     return out
+
+
+def pidfiles(fs: RootFS) -> dict[str, int]:
+    return _pid_dir(fs, "/run/libvirt/qemu") or {}
+
+
+def manager_records(fs: RootFS, api_domains: list[Maybe[Domain]] | None = None) -> ManagerRecords:
+    """`api_domains` only from the local system daemon, and only a listing without errors."""
+    libvirt = _pid_dir(fs, "/run/libvirt/qemu")
+    running = None
+    if api_domains is not None and not any(isinstance(d, Unavailable) for d in api_domains):
+        running = frozenset(d.name for d in api_domains if isinstance(d, Domain) and d.running)
+    return ManagerRecords(
+        libvirt_pids=None if libvirt is None else {pid: name for name, pid in libvirt.items()},
+        api_running=running,
+        proxmox_pids=_pid_dir(fs, "/run/qemu-server"),
+    )
 
 
 def _daemon_args(fs: RootFS) -> dict[str, str]:
@@ -414,6 +502,8 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
         mechs = sasl_mech_list(sasl_text)
         sasl = mechs if mechs is not None else Unavailable("/etc/sasl2/libvirt.conf", "invalid", "no mech_list: every mechanism the SASL library has is allowed")
     pid_files = pidfiles(fs)
+    from_system_daemon = api is not None and api.connected and api.uri == SYSTEM_URI
+    records = manager_records(fs, api_domains if from_system_daemon else None)
     return LibvirtFacts(
         installed=installed,
         configs=configs,
@@ -431,7 +521,7 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
         tls_key=_node(fs, key_file, names),
         tls_cert=_certificate(fs, cert_file),
         paths=paths,
-        processes=_processes(fs, pid_files),
+        processes=_processes(fs, records),
         pidfiles=pid_files,
         api=api,
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..parsers.domain_xml import XmlError, parse_domain
 from ..parsers.domstats import DomainCounters, parse_domain_stats
+from ..textsafe import visible
 from . import metrics as metrics_mod
 from .alerts import Alert, AlertBook, definition_diff, definition_fields, diff_severity, finding_alert, human
 from .detect import METRICS, RULE_BY_KIND, Detector, DetectorConfig, Finding
@@ -140,7 +141,7 @@ class Monitor:
             if self.gap_start is None:
                 self.gap_start = self.wall()
                 self.health["gaps_total"] += 1
-            print(f"hyperward monitor: {reason}; reconnecting with backoff", file=sys.stderr, flush=True)
+            print(f"hyperward monitor: {visible(reason)}; reconnecting with backoff", file=sys.stderr, flush=True)
         self.connected = False
         self.health["up"] = 0
         self.last_error = reason

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from ..safefile import PRIVATE, Ownership, ensure_directory, open_append
+from ..textsafe import visible
 from .alerts import Alert, iso
 
 HTTP_TIMEOUT_S = 5.0
@@ -60,7 +61,7 @@ class Sink:
         now = time.time()
         if now - self.health.last_reported >= 60:
             self.health.last_reported = now
-            print(f"hyperward monitor: {self.name}: {message}", file=sys.stderr, flush=True)
+            print(f"hyperward monitor: {visible(self.name)}: {visible(message)}", file=sys.stderr, flush=True)
 
 
 class JsonLinesSink(Sink):

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from ..textsafe import visible
 from .alerts import human, iso
 from .rates import Rates
 from .store import Heartbeat, read_heartbeat
@@ -102,23 +103,23 @@ def render_status(status: Status, db_path: str) -> str:
         state = f"running (pid {hb.pid}) but no sample for {now - hb.last_sample:.0f} s" if hb.last_sample else f"running (pid {hb.pid}), no sample yet"
     else:
         state = "not running" + (f"; last sample {iso(hb.last_sample)}" if hb.last_sample else "")
-    lines = [f"hyperward monitor: {state}", f"  database: {db_path}"]
+    lines = [f"hyperward monitor: {state}", f"  database: {visible(db_path)}"]
     if hb.source:
-        lines.append(f"  source: {hb.source}, every {hb.interval:g} s, {'connected' if hb.connected else 'NOT connected'}")
+        lines.append(f"  source: {visible(hb.source)}, every {hb.interval:g} s, {'connected' if hb.connected else 'NOT connected'}")
     if hb.last_error:
-        lines.append(f"  last error: {hb.last_error}")
+        lines.append(f"  last error: {visible(hb.last_error)}")
     lines.append(f"\nWatched VMs ({len(status.vms)}):")
     for vm in status.vms:
-        lines.append(f"  {vm['name']:<24} cpu {_fmt('cpu', vm['cpu']):>8}  out {_fmt('tx_bps', vm['tx_bps']):>12}  "
+        lines.append(f"  {visible(vm['name']):<24} cpu {_fmt('cpu', vm['cpu']):>8}  out {_fmt('tx_bps', vm['tx_bps']):>12}  "
                      f"in {_fmt('rx_bps', vm['rx_bps']):>12}  disk write {_fmt('wr_bps', vm['wr_bps']):>12}")
     lines.append(f"\nOpen alerts ({len(status.open_alerts)}):")
-    lines += [f"  [{a['severity']}] {a['summary']}" for a in status.open_alerts] or ["  none"]
+    lines += [f"  [{visible(a['severity'])}] {visible(a['summary'])}" for a in status.open_alerts] or ["  none"]
     lines.append("\nLast alerts and events:")
-    lines += [f"  {a['recorded']} {a['status']:<8} [{a['severity']}] {a['kind']}: {a['summary'] or a['vm']}"
+    lines += [f"  {a['recorded']} {visible(a['status']):<8} [{visible(a['severity'])}] {visible(a['kind'])}: {visible(a['summary'] or a['vm'])}"
               for a in status.recent_alerts] or ["  none"]
     if status.gaps:
         lines.append("\nGaps in the last 24 h:")
-        lines += [f"  {g['start']} .. {g['end']}: {g['reason']}" for g in status.gaps]
+        lines += [f"  {g['start']} .. {g['end']}: {visible(g['reason'])}" for g in status.gaps]
     return "\n".join(lines) + "\n"
 
 
@@ -137,6 +138,7 @@ SORT_KEYS = {"cpu": lambda r: r.cpu or 0.0,
 
 
 def top_rows(rates: list[Rates], sort: str, limit: int | None) -> list[list[str]]:
+    """Plain cells: the table that shows them makes each one a rich Text through textsafe.rich_text."""
     ordered = sorted(rates, key=SORT_KEYS[sort], reverse=True)[:limit]
     return [[r.name, str(r.vcpus), _fmt("cpu", r.cpu), _fmt("tx_bps", r.tx_bps), _fmt("rx_bps", r.rx_bps),
              _fmt("tx_pps", r.tx_pps), _fmt("wr_bps", r.wr_bps), _fmt("rd_bps", r.rd_bps), _fmt("mem_kib", r.mem_kib)]
@@ -187,8 +189,8 @@ def sparkline(values: list[float | None], width: int = 60) -> str:
 
 def render_history(h: History) -> str:
     if not h.ts:
-        return f"{h.name}: no samples in this period\n"
-    lines = [f"{h.name} ({h.uuid}): {len(h.ts)} samples, {iso(h.ts[0])} .. {iso(h.ts[-1])}"]
+        return f"{visible(h.name)}: no samples in this period\n"
+    lines = [f"{visible(h.name)} ({visible(h.uuid)}): {len(h.ts)} samples, {iso(h.ts[0])} .. {iso(h.ts[-1])}"]
     for metric, title in HISTORY_METRICS:
         values = h.values[metric]
         known = [v for v in values if v is not None]
@@ -197,7 +199,7 @@ def render_history(h: History) -> str:
         lines.append(f"  {title:<14} {sparkline(values)}  max {_fmt(metric, max(known))}, last {_fmt(metric, known[-1])}")
     if h.alerts:
         lines.append("  alerts:")
-        lines += [f"    {a['since']} {a['status']} [{a['severity']}] {a['summary']}" for a in h.alerts]
+        lines += [f"    {a['since']} {visible(a['status'])} [{visible(a['severity'])}] {visible(a['summary'])}" for a in h.alerts]
     return "\n".join(lines) + "\n"
 
 

@@ -72,16 +72,18 @@ def qemu_cpu_pm(args: list[str]) -> bool:
 
 
 def machine_slice(cgroup_text: str) -> str | None:
-    """The unit path of a process's cgroup (v2 "0::/..." or the v1 name=systemd / cpu line)."""
-    candidates = []
+    """The unit path of a process's cgroup: the v2 "0::" line, else (v1) systemd's own
+    name=systemd hierarchy, else the cpu controller's, which libvirt places without systemd.
+    The first v1 line may be a controller nobody manages, where every process sits at "/"."""
+    ranked: list[tuple[int, str]] = []
     for line in cgroup_text.splitlines():
         parts = line.split(":", 2)
-        if len(parts) == 3:
-            candidates.append((parts[0] == "0" and parts[1] == "", parts[2]))
-    for unified, path in candidates:
-        if unified:
-            return path
-    return candidates[0][1] if candidates else None
+        if len(parts) != 3:
+            continue
+        controllers = parts[1].split(",")
+        rank = 0 if parts[0] == "0" and parts[1] == "" else 1 if "name=systemd" in controllers else 2 if "cpu" in controllers else 3
+        ranked.append((rank, parts[2]))
+    return min(ranked, key=lambda item: item[0])[1] if ranked else None
 
 
 _STATE_LISTEN = "0A"

@@ -12,6 +12,7 @@ from rich.text import Text
 from .. import __version__
 from ..engine import ScanReport, sort_key
 from ..model import Finding, Severity, Status
+from ..textsafe import visible
 from . import RenderOptions
 
 SEVERITY_STYLE = {
@@ -54,11 +55,11 @@ def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) 
         state = {True: "REACHABLE", False: "blocked", None: "unknown"}[r.reachable]
         line = Text("  ")
         line.append(f"{state:<10}", style="red" if r.reachable else "yellow" if r.reachable is None else "green")
-        line.append(f" {r.source:<12} -> {r.address}:{r.port}/{r.protocol}")
+        line.append(f" {visible(r.source):<12} -> {visible(r.address)}:{r.port}/{visible(r.protocol)}")
         if label:
             line.append(f" {label}", style="bold")
         if r.process:
-            line.append(f" ({r.process})")
+            line.append(f" ({visible(r.process)})")
         console.print(line, soft_wrap=True)
     if len(rows) > 40:
         console.print(f"  ... {len(rows) - 40} more (hyperward reach)")
@@ -86,10 +87,10 @@ def render(report: ScanReport, options: RenderOptions) -> str:
     )
     meta = report.facts.meta
     if not options.quiet:
-        where = "live host" if meta.root == "/" else f"root {meta.root}"
+        where = "live host" if meta.root == "/" else f"root {visible(meta.root)}"
         header = Text()
         header.append(f"hyperward {__version__}", style="bold")
-        header.append(f"  {meta.hostname} ({where}), profile {report.profile}, collected {meta.collected_at}")
+        header.append(f"  {visible(meta.hostname)} ({where}), profile {report.profile}, collected {visible(meta.collected_at)}")
         if meta.euid != 0:
             header.append(", not as root", style="yellow")
         console.print(header, soft_wrap=True)
@@ -110,19 +111,20 @@ def render(report: ScanReport, options: RenderOptions) -> str:
                 head.append(f"  {items[0].meta.title}")
                 console.print(head)
                 for f in items:
-                    console.print(_indented(f"{f.result.resource}: {f.result.message}" if f.result.message else f.result.resource, options.width), soft_wrap=True)
+                    line = f"{f.result.resource}: {f.result.message}" if f.result.message else f.result.resource
+                    console.print(_indented(visible(line), options.width), soft_wrap=True)
                     if f.status is Status.SUPPRESSED:
-                        console.print(_indented(f"accepted risk: {f.suppression_reason}", options.width, "dim", 8), soft_wrap=True)
+                        console.print(_indented(f"accepted risk: {visible(f.suppression_reason)}", options.width, "dim", 8), soft_wrap=True)
                 if status is Status.FAIL:
                     for fix in dict.fromkeys(f.remediation for f in items if f.remediation):
-                        console.print(_indented(f"fix: {fix}", options.width, "green"), soft_wrap=True)
+                        console.print(_indented(f"fix: {visible(fix)}", options.width, "green"), soft_wrap=True)
         if not shown:
             console.print()
             console.print("No failures or errors." + ("" if options.verbose else " (--verbose lists passing checks)"))
         _reach_matrix(console, report, options)
         console.print()
         for warning in report.warnings:
-            console.print(Text(f"warning: {warning}", style="yellow"))
+            console.print(Text(f"warning: {visible(warning)}", style="yellow"))
         lacking = report.lacking_privilege()
         if lacking:
             console.print(Text(f"lacked privilege (run as root for these): {', '.join(lacking)}", style="yellow"))
