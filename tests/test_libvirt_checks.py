@@ -240,3 +240,41 @@ def test_world_writable_state_directory_and_readable_image(hardened):
         ("HV-ISO-009", "/var/lib/libvirt/qemu/save"),
         ("HV-ISO-009", "/var/lib/libvirt/images/hardened-vm.qcow2"),
     }
+
+
+RAW_SDB = ("<disk type='file' device='disk'>",
+           "<disk type='block' device='disk'><source dev='/dev/sdb'/><target dev='vdb' bus='virtio'/></disk>\n    <disk type='file' device='disk'>")
+
+
+def _iso015(report) -> list[tuple[Status, str]]:
+    """The hardened guest's verdict (the root's other guest passes no block device)."""
+    return [(f.status, f.result.message) for f in report.findings if f.check_id == "HV-ISO-015" and f.result.resource == HVM]
+
+
+def test_raw_disk_whose_partition_the_host_mounts_fails_naming_the_partition(hardened):
+    _edit_domain(hardened, *RAW_SDB)
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
+        (Status.PASS, "host block device /dev/sdb: neither it nor a partition of it is mounted on the host")]
+    _append(hardened, "proc/mounts", "/dev/sdb1 /srv/data ext4 rw,relatime 0 0\n/dev/sdba1 /srv/other ext4 rw 0 0\n")
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
+        (Status.FAIL, "vdb: /dev/sdb is mounted on the host (its partition /dev/sdb1 on /srv/data)")]
+
+
+def test_raw_disk_without_a_mount_table_is_not_applicable_with_the_reason(hardened):
+    _edit_domain(hardened, *RAW_SDB)
+    (hardened / "proc/mounts").unlink()
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
+        (Status.NOT_APPLICABLE, "passes host block device /dev/sdb; whether the host mounts it is unknown (/proc/mounts: not found)")]
+
+
+def test_rawio_fails_even_without_a_mount_table(hardened):
+    _edit_domain(hardened, *DOMAIN_CASES[4][2:4])
+    (hardened / "proc/mounts").unlink()
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [(Status.FAIL, "sdb: rawio='yes'")]
+
+
+def test_nvme_partition_of_the_root_disk(hardened):
+    _edit_domain(hardened, "<disk type='file' device='disk'>",
+                 "<disk type='block' device='disk'><source dev='/dev/nvme0n1'/><target dev='vdb' bus='virtio'/></disk>\n    <disk type='file' device='disk'>")
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
+        (Status.FAIL, "vdb: /dev/nvme0n1 is mounted on the host (its partition /dev/nvme0n1p1 on /boot/efi)")]

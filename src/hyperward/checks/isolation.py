@@ -475,13 +475,17 @@ def shared_folders(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge, applies=lambda d: bool(d.filesystems), none_reason="no domain shares a host directory")
 
 
-def _root_disk_sources(host: HostFacts) -> tuple[set[str], str | None]:
-    mounts = host.hardware.mounts
-    if not isinstance(mounts, list):
-        return set(), None
-    sources = {m.source for m in mounts if m.source.startswith("/dev/")}
-    root = next((m.source for m in mounts if m.target == "/" and m.source.startswith("/dev/")), None)
-    return sources, root
+def _holds(device: str, source: str) -> bool:
+    """Whether `device` is the disk `source` or one of its partitions (/dev/sdb1, /dev/nvme0n1p2,
+    /dev/mmcblk0p1 of /dev/sdb, /dev/nvme0n1, /dev/mmcblk0); /dev/sdba is not a partition of /dev/sdb."""
+    if device == source:
+        return True
+    if not device.startswith(source):
+        return False
+    rest = device[len(source):]
+    if source[-1:].isdigit():
+        return rest.startswith("p") and rest[1:].isdigit()
+    return rest.isdigit()
 
 
 @check("HV-ISO-015", Category.ISO, Severity.HIGH, "Raw host block or SCSI device given to a guest",
@@ -490,18 +494,32 @@ def _root_disk_sources(host: HostFacts) -> tuple[set[str], str | None]:
 )
 def raw_block_devices(host: HostFacts) -> Iterator[Result]:
     """rawio and unfiltered SG_IO let a guest send any SCSI command to the host's device; a disk
-    that is also mounted on the host is corrupted or read by the guest."""
-    mounted, root_dev = _root_disk_sources(host)
-
-    def judge(d: Domain) -> list[str]:
-        problems = []
+    that is also mounted on the host (itself or one of its partitions) is corrupted or read by the
+    guest. Whether a block device is mounted needs the host's mount table: without one a guest
+    whose only question is that is not applicable, with the reason."""
+    mounts = host.hardware.mounts
+    mounted = [m for m in mounts if m.source.startswith("/dev/")] if isinstance(mounts, list) else []
+    good, bad = domains(host)
+    if not good and not bad:
+        yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt domains defined")
+        return
+    for problem in bad:
+        yield Result.unavailable(problem, problem.path)
+    for d in good:
+        problems: list[str] = []
+        block: list[str] = []
         for disk in d.disks:
             name = disk.target or disk.source or "disk"
             if disk.type == "block" and disk.source:
-                if disk.source in mounted:
-                    problems.append(f"{name}: {disk.source} is mounted on the host")
-                if root_dev and (root_dev == disk.source or root_dev.startswith(disk.source)):
-                    problems.append(f"{name}: {disk.source} holds the host's root filesystem ({root_dev})")
+                block.append(disk.source)
+                for m in mounted:
+                    if not _holds(m.source, disk.source):
+                        continue
+                    what = disk.source if m.source == disk.source else f"its partition {m.source}"
+                    if m.target == "/":
+                        problems.append(f"{name}: {disk.source} holds the host's root filesystem ({what} on /)")
+                    else:
+                        problems.append(f"{name}: {disk.source} is mounted on the host ({what} on {m.target})")
             if disk.device == "lun" and disk.rawio == "yes":
                 problems.append(f"{name}: rawio='yes'")
             if disk.device == "lun" and disk.sgio == "unfiltered":
@@ -509,9 +527,15 @@ def raw_block_devices(host: HostFacts) -> Iterator[Result]:
         for h in d.hostdevs:
             if h.type == "scsi":
                 problems.append(f"SCSI host device {h.address or ''} assigned".strip())
-        return problems
-
-    yield from each_domain(host, judge)
+        if problems:
+            yield Result.fail(d.label, "; ".join(problems))
+        elif block and isinstance(mounts, Unavailable):
+            yield Result.not_applicable(
+                f"passes host block device {', '.join(block)}; whether the host mounts it is unknown ({mounts.describe()})", d.label)
+        elif block:
+            yield Result.passed(d.label, f"host block device {', '.join(block)}: neither it nor a partition of it is mounted on the host")
+        else:
+            yield Result.passed(d.label)
 
 
 @check("HV-ISO-016", Category.ISO, Severity.MEDIUM, "Writable disk shared between guests",
