@@ -278,3 +278,82 @@ def test_nvme_partition_of_the_root_disk(hardened):
                  "<disk type='block' device='disk'><source dev='/dev/nvme0n1'/><target dev='vdb' bus='virtio'/></disk>\n    <disk type='file' device='disk'>")
     assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
         (Status.FAIL, "vdb: /dev/nvme0n1 is mounted on the host (its partition /dev/nvme0n1p1 on /boot/efi)")]
+
+
+def test_guest_nvram_readable_by_others_fails(hardened):
+    nvram = hardened / "var/lib/libvirt/qemu/nvram/hardened-vm_VARS.fd"
+    nvram.write_bytes(b"\0" * 64)
+    nvram.chmod(0o600)
+    assert failing(scan(hardened, only=["HV-ISO-009"])) == set()
+    nvram.chmod(0o644)
+    assert failing(scan(hardened, only=["HV-ISO-009"])) == {("HV-ISO-009", "/var/lib/libvirt/qemu/nvram/hardened-vm_VARS.fd")}
+
+
+HVM_TPM = "/var/lib/libvirt/swtpm/6f1a8e5c-3b2d-4c9e-8a7f-1d2e3c4b5a69"
+
+
+def _tpm006(report) -> list[tuple[Status, str]]:
+    return [(f.status, f.result.message) for f in report.findings if f.check_id == "HV-TPM-006" and f.result.resource == HVM]
+
+
+def test_vtpm_state_owned_by_root_when_swtpm_runs_as_tss_fails(hardened):
+    """libvirt runs swtpm as tss when the host has that user (qemu_conf.c), as Debian's has."""
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(Status.PASS, "")]  # no tss user: root is right
+    _append(hardened, "etc/passwd", "tss:x:104:107:TPM software stack,,,:/var/lib/tpm:/bin/false\n")
+    _append(hardened, "etc/group", "tss:x:107:\n")
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(Status.FAIL, f"{HVM_TPM}/tpm2 owned by root, not tss (swtpm_user)")]
+    os.chown(hardened / HVM_TPM.lstrip("/") / "tpm2", 104, 107)
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(Status.PASS, "")]
+    _append(hardened, QEMU_CONF, 'swtpm_user = "root"\n')
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(Status.FAIL, f"{HVM_TPM}/tpm2 owned by tss, not root (swtpm_user)")]
+
+
+def test_vtpm_directory_modes(hardened):
+    os.chmod(hardened / HVM_TPM.lstrip("/"), 0o755)
+    os.chmod(hardened / HVM_TPM.lstrip("/") / "tpm2", 0o750)
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(
+        Status.FAIL, f"{HVM_TPM} mode 0755 (0711 expected: others may enter, not list or write); {HVM_TPM}/tpm2 mode 0750 (0700 expected)")]
+
+
+def test_nesting_checks_agree_when_the_host_state_is_unknown(hardened):
+    """Modules not loaded and nothing configured: HV-NEST-001 cannot tell, so neither can HV-NEST-002."""
+    _edit_domain(hardened, "<cpu mode='host-model' check='partial'>\n    <feature policy='disable' name='vmx'/>", "<cpu mode='host-passthrough' check='none'>")
+    apply(hardened, {"sys/module/kvm_intel": None, "etc/modprobe.d/kvm-nested.conf": None})
+    report = scan(hardened, only=["HV-NEST-001", "HV-NEST-002"])
+    reason = "kvm_intel and kvm_amd are not loaded; no nested option in modprobe.d or the boot configuration"
+    assert [(f.check_id, f.status, f.result.message) for f in report.findings if f.result.resource in ("host", HVM)] == [
+        ("HV-NEST-001", Status.NOT_APPLICABLE, reason),
+        ("HV-NEST-002", Status.NOT_APPLICABLE, f"cpu mode host-passthrough exposes VMX/SVM if the host enables nested; host nested state unknown: {reason}"),
+    ]
+    apply(hardened, {"etc/modprobe.d/kvm-nested.conf": "options kvm_intel nested=1\n"})
+    assert failing(scan(hardened, only=["HV-NEST-001", "HV-NEST-002"])) == {
+        ("HV-NEST-001", "kvm_intel (/etc/modprobe.d/kvm-nested.conf)"), ("HV-NEST-002", HVM)}
+    apply(hardened, {"etc/modprobe.d/kvm-nested.conf": "options kvm_intel nested=0\n"})
+    assert failing(scan(hardened, only=["HV-NEST-001", "HV-NEST-002"])) == set()
+
+
+def test_unknown_cpu_count_and_memory_are_not_applicable(hardened):
+    apply(hardened, {"proc/meminfo": None, "sys/devices/system/cpu/online": None})
+    report = scan(hardened, only=["HV-ISO-020"])
+    got = {f.result.resource: (f.status, f.result.message) for f in report.findings}
+    assert got["memory"] == (Status.NOT_APPLICABLE, "guest memory against host RAM unknown: /proc/meminfo: not found")
+    assert got[HVM] == (Status.NOT_APPLICABLE, "2 vCPUs; the host's CPU count is unknown: /sys/devices/system/cpu/online: not found")
+    _edit_domain(hardened, "<memtune>\n    <hard_limit unit='KiB'>5242880</hard_limit>\n  </memtune>", "")
+    assert failing(scan(hardened, only=["HV-ISO-020"])) == {("HV-ISO-020", HVM)}
+
+
+def _iso007_acl(report) -> tuple[Status, str]:
+    [f] = [f for f in report.findings if f.check_id == "HV-ISO-007" and f.result.resource == "qemu.conf:cgroup_device_acl"]
+    return f.status, f.result.message
+
+
+def test_default_device_acl_is_libvirt_9_0s(hardened):
+    """libvirt 9.0's qemu.conf lists no /dev/userfaultfd; a list naming it (a later default) is not widened."""
+    assert _iso007_acl(scan(hardened, only=["HV-ISO-007"])) == (Status.PASS, (
+        "cgroup_device_acl = ['/dev/null', '/dev/full', '/dev/zero', '/dev/random', '/dev/urandom', '/dev/ptmx', '/dev/kvm'] "
+        "(default assumed, /etc/libvirt/qemu.conf does not set it)"))
+    _append(hardened, QEMU_CONF, 'cgroup_device_acl = [ "/dev/null", "/dev/kvm", "/dev/userfaultfd" ]\n')
+    assert _iso007_acl(scan(hardened, only=["HV-ISO-007"]))[0] is Status.PASS
+    _append(hardened, QEMU_CONF, 'cgroup_device_acl = [ "/dev/null", "/dev/kvm", "/dev/userfaultfd", "/dev/mem" ]\n')
+    assert _iso007_acl(scan(hardened, only=["HV-ISO-007"])) == (Status.FAIL, (
+        "cgroup_device_acl = ['/dev/null', '/dev/kvm', '/dev/userfaultfd', '/dev/mem'] (/etc/libvirt/qemu.conf): devices beyond the default set: /dev/mem"))
