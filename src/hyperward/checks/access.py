@@ -103,7 +103,7 @@ def ssh_config(host: HostFacts) -> Iterator[Result]:
 )
 def ssh_algorithms(host: HostFacts) -> Iterator[Result]:
     """Broken algorithms undo the encryption or integrity of every session, however strong the
-    login. Weak means what ssh-audit rates fail (parsers/sshd.py: 3DES/Blowfish/CAST/DES/arcfour,
+    login. Weak means what ssh-audit rates fail (3DES/Blowfish/CAST/DES/arcfour ciphers,
     MD5/SHA-1/RIPEMD-160/UMAC-32 MACs, SHA-1 and NIST P-curve exchanges). Judged on what sshd actually offers: OpenSSH's compiled defaults with the config's +/-/^ edits."""
     ssh = _ssh_facts(host)
     if isinstance(ssh, Result):
