@@ -265,3 +265,11 @@ def test_checks_lists_only_implemented_checks():
 def test_python_m_cli_knows_the_monitor_commands():
     done = subprocess.run([sys.executable, "-m", "hyperward.cli", "monitor", "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "Usage: python -m hyperward.cli monitor" in done.stdout
+
+
+def test_json_durations_add_up(weak):
+    """duration_s is the scan, not just the checks: collection and checks are reported apart."""
+    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json").stdout)
+    assert report["collect_s"] > 0 and report["checks_s"] > 0
+    assert report["duration_s"] >= report["collect_s"] + report["checks_s"] - 0.0002
+    assert report["collect_s"] > report["checks_s"]  # reading a tree costs more than judging the facts

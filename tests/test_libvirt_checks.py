@@ -357,3 +357,22 @@ def test_default_device_acl_is_libvirt_9_0s(hardened):
     _append(hardened, QEMU_CONF, 'cgroup_device_acl = [ "/dev/null", "/dev/kvm", "/dev/userfaultfd", "/dev/mem" ]\n')
     assert _iso007_acl(scan(hardened, only=["HV-ISO-007"])) == (Status.FAIL, (
         "cgroup_device_acl = ['/dev/null', '/dev/kvm', '/dev/userfaultfd', '/dev/mem'] (/etc/libvirt/qemu.conf): devices beyond the default set: /dev/mem"))
+
+
+def test_audit_fix_names_only_what_is_set(hardened):
+    """Without auditd the fix is to install it, not to remove an audit_level the file does not set."""
+    status = hardened / "var/lib/dpkg/status"
+    status.write_text(status.read_text().replace("Package: auditd\n", "Package: auditd-gone\n"))
+    [f] = [f for f in scan(hardened, only=["HV-IDS-003"]).findings if f.status is Status.FAIL]
+    assert f.remediation == "apt install auditd (dnf install audit) and systemctl enable --now auditd"
+    _append(hardened, LIBVIRTD_CONF, "audit_level = 0\n")
+    [f] = [f for f in scan(hardened, only=["HV-IDS-003"]).findings if f.status is Status.FAIL]
+    assert f.remediation == ("remove audit_level = 0 from /etc/libvirt/libvirtd.conf (or set audit_level = 2 to refuse to start "
+                             "without audit), restart the daemon; install and run auditd")
+
+
+def test_tcp_listener_message_does_not_claim_what_an_offline_tree_cannot_show(hardened):
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        (hardened / f"proc/net/{proto}").unlink(missing_ok=True)
+    [f] = [f for f in scan(hardened, only=["HV-AUTH-001"]).findings if f.result.resource == "libvirtd.conf:auth_tcp"]
+    assert "nothing on port 16509" not in f.result.message and "listening sockets unknown: /proc/net/tcp: not found" in f.result.message

@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -90,6 +91,7 @@ def scan(
     allow_errors: bool,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
+    started = time.perf_counter()
     from .catalog import catalog
     from .config import ConfigError, load_config
     from .engine import registry, run_checks, select
@@ -109,10 +111,14 @@ def scan(
     except ValueError as exc:
         _die(str(exc))
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
+    collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database)
+    collect_s = time.perf_counter() - collecting
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
+    report.collect_s = collect_s
+    report.total_s = time.perf_counter() - started
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
     width = shutil.get_terminal_size((100, 24)).columns if not output else 100
     options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))

@@ -73,7 +73,9 @@ class ScanReport:
     profile: str
     findings: list[Finding]
     warnings: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # running the checks
+    collect_s: float | None = None  # collecting (or loading) the facts, when the caller timed it
+    total_s: float | None = None  # the whole command, from the CLI's entry to the report
 
     def counts_by_status(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}

@@ -172,4 +172,6 @@ def daemon_listens(host: HostFacts, name: str, settings: dict[str, Any], kind: s
             return True, f"{daemon} runs with --listen and {listen.describe()}"
     if tcp_listening(host, port):
         return True, f"a process listens on TCP port {port}"
-    return False, f"no {kind.upper()} listener ({daemon}-{kind}.socket not enabled, no --listen, nothing on port {port})"
+    listeners = host.hardware.listeners
+    seen = f"nothing on port {port}" if isinstance(listeners, list) else f"listening sockets unknown: {listeners.describe()}"
+    return False, f"no {kind.upper()} listener ({daemon}-{kind}.socket not enabled, no --listen, {seen})"
