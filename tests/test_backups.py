@@ -122,10 +122,21 @@ def test_wrong_password_corrupt_repository_and_missing_binary(tmp_path, repos):
     assert missing[("HV-BAK-001", str(repos["restic"]))]["message"].endswith("restic is not installed")
 
 
-def test_no_repositories_configured_is_said(hardened):
-    done = hyperward("scan", "--root", str(hardened), "--only", "HV-BAK-001", "--format", "json")
-    [result] = json.loads(done.stdout)["results"]
-    assert result["status"] == "not_applicable" and "no backup repositories configured" in result["message"]
+NO_BACKUP_SEEN = ("no backup hyperward can see: name them in /etc/hyperward/config.toml or --config "
+                  "([[backups.repository]] with kind restic, borg or directory)")
+
+
+def test_no_repositories_configured_fails_and_says_how_to_name_them(hardened):
+    """A backup hyperward cannot see is no evidence of one: a medium failure, not "not applicable"."""
+    done = hyperward("scan", "--root", str(hardened), "--only", "HV-BAK-001,HV-BAK-002,HV-BAK-003", "--format", "json")
+    got = {(r["id"], r["resource"]): (r["status"], r["severity"], r["message"]) for r in json.loads(done.stdout)["results"]}
+    assert got == {
+        ("HV-BAK-001", "host configuration"): ("fail", "medium", NO_BACKUP_SEEN),
+        ("HV-BAK-002", HARDENED): ("fail", "medium", NO_BACKUP_SEEN),
+        ("HV-BAK-002", SEV): ("fail", "medium", NO_BACKUP_SEEN),
+        ("HV-BAK-003", "host"): ("not_applicable", "medium", "no backup repositories configured: name them in /etc/hyperward/config.toml "
+                                 "or --config ([[backups.repository]] with kind restic, borg or directory)"),
+    }
 
 
 def test_bad_backup_config_is_one_line(tmp_path):

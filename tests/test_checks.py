@@ -177,3 +177,32 @@ def test_offline_names_come_from_the_tree_not_this_machine(tmp_path):
     apply(root, {"etc/passwd": None, "etc/group": None})
     [finding] = scan(root, only=["HV-ISO-021"]).findings
     assert finding.result.message.startswith("mode 0660 0:0")
+
+
+def test_br_netfilter_state_unknown_without_proc_sys(tmp_path):
+    root = copy_root("hardened", tmp_path)
+    apply(root, {"proc/sys/net/bridge": None})
+    (root / "proc/sys/net").mkdir(exist_ok=True)
+    assert {f.result.message for f in scan(root, only=["HV-FW-003"]).findings} == {
+        "br_netfilter not loaded: bridged guest traffic bypasses the host's IP firewall; no nwfilter on bridged NICs relies on it"}
+    apply(root, {"proc/sys/net": None})
+    assert [(f.status, f.result.resource, f.result.message) for f in scan(root, only=["HV-FW-003"]).findings] == [
+        (Status.NOT_APPLICABLE, "net.bridge",
+         "whether bridged traffic reaches the IP firewall is unknown: /proc/sys/net: not found (no live kernel state under this root)")]
+
+
+@pytest.mark.parametrize(
+    "gid,group_file,status,message",
+    [
+        (0, None, Status.PASS, "mode 0660 0:0"),
+        (0, "root:x:0:\n", Status.PASS, "mode 0660 0:root"),
+        (1234, "root:x:0:\nkvm:x:104:\n", Status.FAIL, "mode 0660 0:1234; group access goes to gid 1234, which names no group in /etc/group (expected kvm)"),
+        (1234, None, Status.NOT_APPLICABLE, "mode 0660 0:1234; group access goes to gid 1234, whose members are unknown (/etc/group: not found)"),
+    ],
+)
+def test_dev_kvm_group_access_is_judged_by_who_gets_it(tmp_path, gid, group_file, status, message):
+    """0660 root:root admits only root; an unnamed gid admits unknown users."""
+    root = copy_root("hardened", tmp_path, kvm_mode=0o660, kvm_gid=gid)
+    apply(root, {"etc/passwd": None, "etc/group": group_file})
+    [finding] = scan(root, only=["HV-ISO-021"]).findings
+    assert (finding.status, finding.result.message) == (status, message)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -66,7 +68,7 @@ def test_text_report_groups_worst_first_with_fixes(weak):
     assert out.index("Vulnerabilities") < out.index("Side channels") < out.index("Monitoring")
     assert out.index("VM isolation") < out.index("Side channels")
     assert "CRITICAL FAIL" in out and "fix: " in out and "\x1b[" not in out
-    assert out.strip().splitlines()[-1].startswith("Summary: 160 failing (23 critical, 73 high, 59 medium, 5 low, 0 info) | 160 fail, 0 error, 0 suppressed")
+    assert out.strip().splitlines()[-1].startswith("Summary: 164 failing (23 critical, 73 high, 63 medium, 5 low, 0 info) | 164 fail, 0 error, 0 suppressed")
 
 
 def test_json_report_schema(weak):
@@ -75,7 +77,7 @@ def test_json_report_schema(weak):
     first = report["results"][0]
     assert set(first) >= {"id", "title", "category", "severity", "status", "resource", "message", "remediation"}
     assert first["severity"] == "critical" and first["status"] == "fail"
-    assert report["summary"]["by_status"]["fail"] == 160
+    assert report["summary"]["by_status"]["fail"] == 164
 
 
 @pytest.mark.parametrize(
@@ -147,8 +149,9 @@ def hyperward_path() -> str:
 
 
 def test_verbose_lists_passes(hardened):
-    quiet = hyperward("scan", "--root", str(hardened)).stdout
-    verbose = hyperward("scan", "--root", str(hardened), "-v").stdout
+    # backups and scan history are what the hardened root cannot show (they fail there)
+    quiet = hyperward("scan", "--root", str(hardened), "--skip", "bak,scan").stdout
+    verbose = hyperward("scan", "--root", str(hardened), "--skip", "bak,scan", "-v").stdout
     assert "No failures or errors." in quiet and "PASS" not in quiet
     assert "PASS" in verbose and "HV-SIDE-001" in verbose
 
@@ -215,3 +218,58 @@ def test_collect_to_stdout_then_scan_the_snapshot_elsewhere(weak, tmp_path):
     assert [(r["id"], r["resource"], r["status"]) for r in offline["results"]] == [(r["id"], r["resource"], r["status"]) for r in direct["results"]]
     assert offline["root"] == str(weak)
     assert hyperward("collect", "--root", str(weak)).returncode == 2  # -o is required
+
+
+def test_fail_on_counts_a_check_that_could_not_run(hardened):
+    """A gate that passes when the check did not run is no gate: --allow-errors says so explicitly."""
+    (hardened / "etc/libvirt/qemu.conf").unlink()
+    (hardened / "etc/libvirt/qemu.conf").mkdir()
+    args = ("scan", "--root", str(hardened), "--only", "HV-ISO-001", "-q")
+    assert hyperward(*args).returncode == 0
+    assert hyperward(*args, "--fail-on", "high").returncode == 1
+    assert hyperward(*args, "--fail-on", "high", "--allow-errors").returncode == 0
+    report = json.loads(hyperward("scan", "--root", str(hardened), "--only", "HV-ISO-001", "--format", "json").stdout)
+    assert [(r["status"], r["severity"]) for r in report["results"]] == [("error", "critical")]
+    assert hyperward(*args, "--fail-on", "critical").returncode == 1
+    # an error below the threshold (HV-ISO-007 is medium) does not fail it
+    medium = ("scan", "--root", str(hardened), "--only", "HV-ISO-007", "-q")
+    assert hyperward(*medium, "--fail-on", "high").returncode == 0
+    assert hyperward(*medium, "--fail-on", "medium").returncode == 1
+
+
+@pytest.mark.parametrize("spec", ["HV-BAK", "hv-bak", "bak", "Backups", "HV-BAK-"])
+def test_category_forms_select_the_same_checks(weak, spec):
+    report = json.loads(hyperward("scan", "--root", str(weak), "--only", spec, "--format", "json").stdout)
+    assert {r["id"] for r in report["results"]} == {"HV-BAK-001", "HV-BAK-002", "HV-BAK-003", "HV-BAK-004", "HV-BAK-005"}
+
+
+def test_explain_takes_categories_and_cites_no_source_repository_path():
+    done = hyperward("explain", "hv-bak")
+    assert done.returncode == 0
+    assert [line.split(":")[0] for line in done.stdout.splitlines() if line.startswith("HV-")] == [
+        "HV-BAK-001", "HV-BAK-002", "HV-BAK-003", "HV-BAK-004", "HV-BAK-005"]
+    for cid in ("HV-SIDE-001", "HV-AUTH-016", "HV-SCAN-002"):
+        text = hyperward("explain", cid).stdout
+        assert "shared/spec" not in text and "checks.md" not in text and "catalog-project" not in text, cid
+    assert "primary sources: OpenSSH sshd_config(5)" in hyperward("explain", "HV-AUTH-016").stdout
+    assert hyperward("explain", "HV-NOPE").returncode == 2
+
+
+def test_checks_lists_only_implemented_checks():
+    listed = {row["id"] for row in json.loads(hyperward("checks", "--format", "json").stdout)}
+    assert listed == set(registry()) and "HV-SCAN-002" not in listed
+    everything = {row["id"]: row["implemented"] for row in json.loads(hyperward("checks", "--all", "--format", "json").stdout)}
+    assert everything["HV-SCAN-002"] is False
+
+
+def test_python_m_cli_knows_the_monitor_commands():
+    done = subprocess.run([sys.executable, "-m", "hyperward.cli", "monitor", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "Usage: python -m hyperward.cli monitor" in done.stdout
+
+
+def test_json_durations_add_up(weak):
+    """duration_s is the scan, not just the checks: collection and checks are reported apart."""
+    report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json").stdout)
+    assert report["collect_s"] > 0 and report["checks_s"] > 0
+    assert report["duration_s"] >= report["collect_s"] + report["checks_s"] - 0.0002
+    assert report["collect_s"] > report["checks_s"]  # reading a tree costs more than judging the facts

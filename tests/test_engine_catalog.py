@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import pathlib
+import re
+
+import pytest
 
 from hyperward.catalog import catalog
 from hyperward.engine import RegisteredCheck, registry, run_checks
@@ -13,17 +18,61 @@ from hyperward.model import Category, CheckMeta, Result, Severity, Status
 from conftest import REPO, copy_root, require
 from hyperward.collect import collect_host
 
-SPEC = REPO.parent / "shared" / "spec" / "checks.md"
+SPEC = pathlib.Path(os.environ.get("HYPERWARD_SPEC") or REPO.parent / "shared" / "spec" / "checks.md")
+PROJECT = REPO / "docs" / "catalog-project.md"
+
+# Shared rows whose project catalog entry deliberately differs from the spec: ID -> why. Empty: none
+# does today (a primary source that disagrees with the spec would be named here).
+DIVERGENCES: dict[str, str] = {}
 
 
-def test_catalog_json_matches_the_spec():
-    require(SPEC.is_file(), f"the product spec at {SPEC}")
+def _generator():
     spec = importlib.util.spec_from_file_location("gen_catalog", REPO / "scripts" / "gen_catalog.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    rows = module.parse_spec(SPEC.read_text(encoding="utf-8"))
-    committed = json.loads((REPO / "src/hyperward/data/catalog.json").read_text(encoding="utf-8"))
-    assert rows == committed, "run: python scripts/gen_catalog.py"
+    return module
+
+
+def _committed() -> list[dict[str, str]]:
+    return json.loads((REPO / "src/hyperward/data/catalog.json").read_text(encoding="utf-8"))
+
+
+def test_catalog_json_is_the_generators_output():
+    require(SPEC.is_file(), f"the product spec at {SPEC} (or HYPERWARD_SPEC)")
+    rows = _generator().build(SPEC.read_text(encoding="utf-8"), PROJECT.read_text(encoding="utf-8"))
+    assert rows == _committed(), "run: python scripts/gen_catalog.py"
+
+
+def test_shared_rows_stay_in_step_with_the_spec():
+    """Every spec row is in the catalog under its ID, title and severity, unless named in DIVERGENCES."""
+    require(SPEC.is_file(), f"the product spec at {SPEC} (or HYPERWARD_SPEC)")
+    shared = {row["id"]: row for row in _generator().parse_spec(SPEC.read_text(encoding="utf-8"))}
+    committed = {row["id"]: row for row in _committed()}
+    assert set(shared) <= set(committed)
+    drifted = {cid for cid, row in shared.items()
+               if (row["title"], row["severity"], row["severity_text"]) != (committed[cid]["title"], committed[cid]["severity"], committed[cid]["severity_text"])}
+    assert drifted == set(DIVERGENCES)
+
+
+def test_project_rows_take_new_ids_and_name_primary_sources():
+    project = _generator().parse_project(PROJECT.read_text(encoding="utf-8"))
+    committed = {row["id"]: row for row in _committed()}
+    assert project and all(committed[row["id"]] == row for row in project)
+    for row in project:
+        assert re.fullmatch(r"HV-[A-Z]+-\d{3}", row["id"]) and row["sources"], row["id"]
+        Category.from_check_id(row["id"])
+    if SPEC.is_file():
+        assert not {row["id"] for row in project} & {row["id"] for row in _generator().parse_spec(SPEC.read_text(encoding="utf-8"))}
+
+
+def test_generator_refuses_a_project_row_that_reuses_a_spec_id():
+    gen = _generator()
+    row = "| HV-AUTH-013 | L | t | M | d | p | r | S | sshd_config(5) |\n"
+    spec = "| HV-AUTH-013 | L | t | H | d | p | r | S |\n"
+    with pytest.raises(SystemExit, match="HV-AUTH-013 is the spec's"):
+        gen.build(spec, row)
+    with pytest.raises(SystemExit, match="names its primary sources"):
+        gen.parse_project(row.replace("sshd_config(5) |", " |"))
 
 
 def test_registered_checks_agree_with_the_catalog():

@@ -240,3 +240,139 @@ def test_world_writable_state_directory_and_readable_image(hardened):
         ("HV-ISO-009", "/var/lib/libvirt/qemu/save"),
         ("HV-ISO-009", "/var/lib/libvirt/images/hardened-vm.qcow2"),
     }
+
+
+RAW_SDB = ("<disk type='file' device='disk'>",
+           "<disk type='block' device='disk'><source dev='/dev/sdb'/><target dev='vdb' bus='virtio'/></disk>\n    <disk type='file' device='disk'>")
+
+
+def _iso015(report) -> list[tuple[Status, str]]:
+    """The hardened guest's verdict (the root's other guest passes no block device)."""
+    return [(f.status, f.result.message) for f in report.findings if f.check_id == "HV-ISO-015" and f.result.resource == HVM]
+
+
+def test_raw_disk_whose_partition_the_host_mounts_fails_naming_the_partition(hardened):
+    _edit_domain(hardened, *RAW_SDB)
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
+        (Status.PASS, "host block device /dev/sdb: neither it nor a partition of it is mounted on the host")]
+    _append(hardened, "proc/mounts", "/dev/sdb1 /srv/data ext4 rw,relatime 0 0\n/dev/sdba1 /srv/other ext4 rw 0 0\n")
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
+        (Status.FAIL, "vdb: /dev/sdb is mounted on the host (its partition /dev/sdb1 on /srv/data)")]
+
+
+def test_raw_disk_without_a_mount_table_is_not_applicable_with_the_reason(hardened):
+    _edit_domain(hardened, *RAW_SDB)
+    (hardened / "proc/mounts").unlink()
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
+        (Status.NOT_APPLICABLE, "passes host block device /dev/sdb; whether the host mounts it is unknown (/proc/mounts: not found)")]
+
+
+def test_rawio_fails_even_without_a_mount_table(hardened):
+    _edit_domain(hardened, *DOMAIN_CASES[4][2:4])
+    (hardened / "proc/mounts").unlink()
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [(Status.FAIL, "sdb: rawio='yes'")]
+
+
+def test_nvme_partition_of_the_root_disk(hardened):
+    _edit_domain(hardened, "<disk type='file' device='disk'>",
+                 "<disk type='block' device='disk'><source dev='/dev/nvme0n1'/><target dev='vdb' bus='virtio'/></disk>\n    <disk type='file' device='disk'>")
+    assert _iso015(scan(hardened, only=["HV-ISO-015"])) == [
+        (Status.FAIL, "vdb: /dev/nvme0n1 is mounted on the host (its partition /dev/nvme0n1p1 on /boot/efi)")]
+
+
+def test_guest_nvram_readable_by_others_fails(hardened):
+    nvram = hardened / "var/lib/libvirt/qemu/nvram/hardened-vm_VARS.fd"
+    nvram.write_bytes(b"\0" * 64)
+    nvram.chmod(0o600)
+    assert failing(scan(hardened, only=["HV-ISO-009"])) == set()
+    nvram.chmod(0o644)
+    assert failing(scan(hardened, only=["HV-ISO-009"])) == {("HV-ISO-009", "/var/lib/libvirt/qemu/nvram/hardened-vm_VARS.fd")}
+
+
+HVM_TPM = "/var/lib/libvirt/swtpm/6f1a8e5c-3b2d-4c9e-8a7f-1d2e3c4b5a69"
+
+
+def _tpm006(report) -> list[tuple[Status, str]]:
+    return [(f.status, f.result.message) for f in report.findings if f.check_id == "HV-TPM-006" and f.result.resource == HVM]
+
+
+def test_vtpm_state_owned_by_root_when_swtpm_runs_as_tss_fails(hardened):
+    """libvirt runs swtpm as tss when the host has that user (qemu_conf.c), as Debian's has."""
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(Status.PASS, "")]  # no tss user: root is right
+    _append(hardened, "etc/passwd", "tss:x:104:107:TPM software stack,,,:/var/lib/tpm:/bin/false\n")
+    _append(hardened, "etc/group", "tss:x:107:\n")
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(Status.FAIL, f"{HVM_TPM}/tpm2 owned by root, not tss (swtpm_user)")]
+    os.chown(hardened / HVM_TPM.lstrip("/") / "tpm2", 104, 107)
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(Status.PASS, "")]
+    _append(hardened, QEMU_CONF, 'swtpm_user = "root"\n')
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(Status.FAIL, f"{HVM_TPM}/tpm2 owned by tss, not root (swtpm_user)")]
+
+
+def test_vtpm_directory_modes(hardened):
+    os.chmod(hardened / HVM_TPM.lstrip("/"), 0o755)
+    os.chmod(hardened / HVM_TPM.lstrip("/") / "tpm2", 0o750)
+    assert _tpm006(scan(hardened, only=["HV-TPM-006"])) == [(
+        Status.FAIL, f"{HVM_TPM} mode 0755 (0711 expected: others may enter, not list or write); {HVM_TPM}/tpm2 mode 0750 (0700 expected)")]
+
+
+def test_nesting_checks_agree_when_the_host_state_is_unknown(hardened):
+    """Modules not loaded and nothing configured: HV-NEST-001 cannot tell, so neither can HV-NEST-002."""
+    _edit_domain(hardened, "<cpu mode='host-model' check='partial'>\n    <feature policy='disable' name='vmx'/>", "<cpu mode='host-passthrough' check='none'>")
+    apply(hardened, {"sys/module/kvm_intel": None, "etc/modprobe.d/kvm-nested.conf": None})
+    report = scan(hardened, only=["HV-NEST-001", "HV-NEST-002"])
+    reason = "kvm_intel and kvm_amd are not loaded; no nested option in modprobe.d or the boot configuration"
+    assert [(f.check_id, f.status, f.result.message) for f in report.findings if f.result.resource in ("host", HVM)] == [
+        ("HV-NEST-001", Status.NOT_APPLICABLE, reason),
+        ("HV-NEST-002", Status.NOT_APPLICABLE, f"cpu mode host-passthrough exposes VMX/SVM if the host enables nested; host nested state unknown: {reason}"),
+    ]
+    apply(hardened, {"etc/modprobe.d/kvm-nested.conf": "options kvm_intel nested=1\n"})
+    assert failing(scan(hardened, only=["HV-NEST-001", "HV-NEST-002"])) == {
+        ("HV-NEST-001", "kvm_intel (/etc/modprobe.d/kvm-nested.conf)"), ("HV-NEST-002", HVM)}
+    apply(hardened, {"etc/modprobe.d/kvm-nested.conf": "options kvm_intel nested=0\n"})
+    assert failing(scan(hardened, only=["HV-NEST-001", "HV-NEST-002"])) == set()
+
+
+def test_unknown_cpu_count_and_memory_are_not_applicable(hardened):
+    apply(hardened, {"proc/meminfo": None, "sys/devices/system/cpu/online": None})
+    report = scan(hardened, only=["HV-ISO-020"])
+    got = {f.result.resource: (f.status, f.result.message) for f in report.findings}
+    assert got["memory"] == (Status.NOT_APPLICABLE, "guest memory against host RAM unknown: /proc/meminfo: not found")
+    assert got[HVM] == (Status.NOT_APPLICABLE, "2 vCPUs; the host's CPU count is unknown: /sys/devices/system/cpu/online: not found")
+    _edit_domain(hardened, "<memtune>\n    <hard_limit unit='KiB'>5242880</hard_limit>\n  </memtune>", "")
+    assert failing(scan(hardened, only=["HV-ISO-020"])) == {("HV-ISO-020", HVM)}
+
+
+def _iso007_acl(report) -> tuple[Status, str]:
+    [f] = [f for f in report.findings if f.check_id == "HV-ISO-007" and f.result.resource == "qemu.conf:cgroup_device_acl"]
+    return f.status, f.result.message
+
+
+def test_default_device_acl_is_libvirt_9_0s(hardened):
+    """libvirt 9.0's qemu.conf lists no /dev/userfaultfd; a list naming it (a later default) is not widened."""
+    assert _iso007_acl(scan(hardened, only=["HV-ISO-007"])) == (Status.PASS, (
+        "cgroup_device_acl = ['/dev/null', '/dev/full', '/dev/zero', '/dev/random', '/dev/urandom', '/dev/ptmx', '/dev/kvm'] "
+        "(default assumed, /etc/libvirt/qemu.conf does not set it)"))
+    _append(hardened, QEMU_CONF, 'cgroup_device_acl = [ "/dev/null", "/dev/kvm", "/dev/userfaultfd" ]\n')
+    assert _iso007_acl(scan(hardened, only=["HV-ISO-007"]))[0] is Status.PASS
+    _append(hardened, QEMU_CONF, 'cgroup_device_acl = [ "/dev/null", "/dev/kvm", "/dev/userfaultfd", "/dev/mem" ]\n')
+    assert _iso007_acl(scan(hardened, only=["HV-ISO-007"])) == (Status.FAIL, (
+        "cgroup_device_acl = ['/dev/null', '/dev/kvm', '/dev/userfaultfd', '/dev/mem'] (/etc/libvirt/qemu.conf): devices beyond the default set: /dev/mem"))
+
+
+def test_audit_fix_names_only_what_is_set(hardened):
+    """Without auditd the fix is to install it, not to remove an audit_level the file does not set."""
+    status = hardened / "var/lib/dpkg/status"
+    status.write_text(status.read_text().replace("Package: auditd\n", "Package: auditd-gone\n"))
+    [f] = [f for f in scan(hardened, only=["HV-IDS-003"]).findings if f.status is Status.FAIL]
+    assert f.remediation == "apt install auditd (dnf install audit) and systemctl enable --now auditd"
+    _append(hardened, LIBVIRTD_CONF, "audit_level = 0\n")
+    [f] = [f for f in scan(hardened, only=["HV-IDS-003"]).findings if f.status is Status.FAIL]
+    assert f.remediation == ("remove audit_level = 0 from /etc/libvirt/libvirtd.conf (or set audit_level = 2 to refuse to start "
+                             "without audit), restart the daemon; install and run auditd")
+
+
+def test_tcp_listener_message_does_not_claim_what_an_offline_tree_cannot_show(hardened):
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        (hardened / f"proc/net/{proto}").unlink(missing_ok=True)
+    [f] = [f for f in scan(hardened, only=["HV-AUTH-001"]).findings if f.result.resource == "libvirtd.conf:auth_tcp"]
+    assert "nothing on port 16509" not in f.result.message and "listening sockets unknown: /proc/net/tcp: not found" in f.result.message

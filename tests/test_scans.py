@@ -60,7 +60,8 @@ def test_recorded_hyperward_scans_count_for_the_host(hardened, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text(f'[history]\npath = "{history}"\n')
     first = _results(hardened, config)
-    assert list(first.values())[0][0] == "not_applicable"
+    assert first == {"host": ("fail", "no vulnerability scan hyperward can see: no scan history (hyperward scan --record) and no "
+                                      "OpenVAS/Nessus report files configured ([history] reports in /etc/hyperward/config.toml)")}
     assert hyperward("scan", "--root", str(hardened), "--config", str(config), "--record", "-q").returncode == 0
     results = _results(hardened, config)
     assert results["host"][0] == "pass" and "hyperward history" in results["host"][1]

@@ -153,3 +153,21 @@ def test_authentication_methods_two_factors(hardened):
     apply(hardened, {"etc/ssh/sshd_config.d/50-hardening.conf": "PasswordAuthentication yes\nAuthenticationMethods publickey,password password\n"})
     statuses = {f.result.resource: f.status for f in scan(hardened, only=["HV-AUTH-013"]).findings}
     assert statuses["sshd:PasswordAuthentication"] is Status.FAIL
+
+
+def test_weak_algorithms_are_their_own_check_not_the_login_one(tmp_path):
+    """HV-AUTH-013 is about root and password logins; algorithms are HV-AUTH-016 (medium)."""
+    from conftest import copy_root
+
+    weak = copy_root("weak", tmp_path, kvm_mode=0o666)
+    report = scan(weak, only=["HV-AUTH-013", "HV-AUTH-016"])
+    got = {(f.check_id, f.result.resource): (f.severity.label, f.result.message) for f in report.findings if f.status.value == "fail"}
+    assert got == {
+        ("HV-AUTH-013", "sshd:Match Address 10.0.0.0/8"): ("high", "PermitEmptyPasswords yes (/etc/ssh/sshd_config.d/10-legacy.conf:7): accounts with empty passwords may log in"),
+        ("HV-AUTH-013", "sshd:PasswordAuthentication"): ("high", "PasswordAuthentication yes (/etc/ssh/sshd_config.d/10-legacy.conf:3): password logins allowed"),
+        ("HV-AUTH-013", "sshd:PermitRootLogin"): ("high", "PermitRootLogin yes (/etc/ssh/sshd_config.d/10-legacy.conf:2): root may log in with a password"),
+        ("HV-AUTH-016", "sshd:KexAlgorithms"): ("medium", "ecdh-sha2-nistp256, ecdh-sha2-nistp384, ecdh-sha2-nistp521 offered (OpenSSH default)"),
+        ("HV-AUTH-016", "sshd:MACs"): ("medium", "hmac-sha1-etm@openssh.com, hmac-sha1, hmac-md5 offered (/etc/ssh/sshd_config.d/10-legacy.conf:4)"),
+    }
+    [title] = {f.meta.title for f in report.findings if f.check_id == "HV-AUTH-016"}
+    assert title == "SSH offers weak ciphers, MACs or key exchange"

@@ -1,4 +1,5 @@
-"""The product spec's check catalog as data (data/catalog.json, generated from checks.md)."""
+"""The check catalog as data (data/catalog.json, generated from the product spec's checks.md and the
+rows the project adds, docs/catalog-project.md, which also name their primary sources)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class CatalogEntry:
     passes_when: str
     remediation: str
     flags: str
+    sources: str = ""
 
 
 @functools.cache

@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -15,11 +16,12 @@ import click
 from . import __version__
 from .cli_common import EXIT_FINDINGS, EXIT_OK
 from .cli_common import die as _die
-from .model import PROFILES, Category, Severity
+from .model import PROFILES, Category, Severity, Status
 from .textsafe import rich_text, visible
 
 if TYPE_CHECKING:
     from .config import BackupConfig
+    from .engine import ScanReport
     from .facts import HostFacts
     from .safefile import Ownership
 
@@ -67,7 +69,8 @@ def main() -> None:
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True, help="Report format.")
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of standard output.")
-@click.option("--fail-on", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding at or above this severity fails (default: never).")
+@click.option("--fail-on", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding at or above this severity fails, or a check at or above it could not run (default: never).")
+@click.option("--allow-errors", is_flag=True, help="With --fail-on: do not fail the gate for checks that could not run (error results).")
 @click.option("--only", multiple=True, metavar="ID|CATEGORY", help="Run only these checks (repeatable, comma-separated): HV-SIDE-001, SIDE, ...")
 @click.option("--skip", multiple=True, metavar="ID|CATEGORY", help="Skip these checks (repeatable, comma-separated).")
 @click.option("--profile", type=click.Choice(PROFILES), help="Tenancy profile; changes SMT, KSM and nested rows' severity (default multi-tenant).")
@@ -91,8 +94,10 @@ def scan(
     connect: str | None,
     vulndb: str | None,
     record: bool,
+    allow_errors: bool,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
+    started = time.perf_counter()
     from .catalog import catalog
     from .config import ConfigError, load_config
     from .engine import registry, run_checks, select
@@ -112,10 +117,14 @@ def scan(
     except ValueError as exc:
         _die(str(exc))
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
+    collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database)
+    collect_s = time.perf_counter() - collecting
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
+    report.collect_s = collect_s
+    report.total_s = time.perf_counter() - started
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
     width = shutil.get_terminal_size((100, 24)).columns if not output else 100
     options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
@@ -129,8 +138,16 @@ def scan(
         except (OSError, sqlite3.DatabaseError) as exc:
             click.echo(f"hyperward: could not record the scan in {visible(target)}: {visible(exc)}", err=True)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
+    sys.exit(EXIT_FINDINGS if threshold is not None and _gate_fails(report, threshold, allow_errors) else EXIT_OK)
+
+
+def _gate_fails(report: ScanReport, threshold: Severity, allow_errors: bool) -> bool:
+    """A gate that passes when a check did not run is no gate: an error at or above the threshold
+    fails it like a failure, unless the caller explicitly allows errors."""
     worst = report.worst_failure()
-    sys.exit(EXIT_FINDINGS if threshold is not None and worst is not None and worst >= threshold else EXIT_OK)
+    if worst is not None and worst >= threshold:
+        return True
+    return not allow_errors and any(f.status is Status.ERROR and f.severity >= threshold for f in report.findings)
 
 
 def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
@@ -208,14 +225,29 @@ def list_checks(fmt: str, show_all: bool) -> None:
 @main.command()
 @click.argument("check_id")
 def explain(check_id: str) -> None:
-    """Print a check's rationale, detection, pass condition, remediation and references."""
+    """Print a check's rationale, detection, pass condition, remediation and references (or every
+    check of a category: SIDE, hv-side, HV-SIDE, "side channels")."""
+    from .catalog import catalog
+    from .engine import parse_category, registry
+
+    cid = check_id.strip().upper()
+    entries = catalog()
+    if cid in entries:
+        click.echo(_explanation(cid))
+        return
+    category = parse_category(check_id)
+    if category is None:
+        _die(f"unknown check ID or category {check_id!r} (see 'hyperward checks --all')")
+    implemented = registry()
+    ids = [c for c in entries if Category.from_check_id(c) is category and c in implemented]
+    click.echo("\n\n".join(_explanation(c) for c in ids))
+
+
+def _explanation(cid: str) -> str:
     from .catalog import catalog
     from .engine import registry
 
-    cid = check_id.strip().upper()
-    entry = catalog().get(cid)
-    if entry is None:
-        _die(f"unknown check ID {check_id!r} (see 'hyperward checks --all')")
+    entry = catalog()[cid]
     registered = registry().get(cid)
     lines = [f"{cid}: {entry.title}", ""]
     lines.append(f"Category:      {Category.from_check_id(cid).label}")
@@ -229,9 +261,10 @@ def explain(check_id: str) -> None:
     fix = registered.meta.fix if registered and registered.meta.fix else entry.remediation
     lines += [f"Detection:     {entry.detection}", f"Passes when:   {entry.passes_when}", f"Remediation:   {fix}"]
     references = list(registered.meta.references) if registered else []
-    references.append("hyperward check catalog, shared/spec/checks.md (primary sources listed there)")
-    lines += ["", "References:", *(f"  - {ref}" for ref in references)]
-    click.echo("\n".join(lines))
+    if entry.sources:
+        references.append(f"primary sources: {entry.sources}")
+    lines += ["", "References:", *(f"  - {ref}" for ref in references)] if references else []
+    return "\n".join(lines)
 
 
 @main.group()
@@ -444,10 +477,9 @@ def baseline_accept(root: str | None, path: str | None) -> None:
     click.echo(f"accepted {len(digests)} files and definitions into {visible(target)}")
 
 
-if __name__ == "__main__":
-    main()
-
-
 from .cli_monitor import register as _register_monitor  # noqa: E402 - the commands attach to main
 
 _register_monitor(main)
+
+if __name__ == "__main__":  # after every command is registered: `python -m hyperward.cli monitor` too
+    main()

@@ -78,7 +78,9 @@ class ScanReport:
     profile: str
     findings: list[Finding]
     warnings: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # running the checks
+    collect_s: float | None = None  # collecting (or loading) the facts, when the caller timed it
+    total_s: float | None = None  # the whole command, from the CLI's entry to the report
     artifacts: Artifacts | None = None
 
     def derived(self) -> Artifacts:
@@ -121,9 +123,9 @@ def select(
         upper = token.upper()
         if upper in checks or upper in catalog():
             return lambda c: c.meta.check_id == upper
-        for cat in Category:
-            if upper == cat.value or token.lower() == cat.label.lower():
-                return functools.partial(_in_category, cat)
+        category = parse_category(token)
+        if category is not None:
+            return functools.partial(_in_category, category)
         raise ValueError(f"unknown check ID or category {spec!r}")
 
     only_m = [matcher(s) for s in only]
@@ -133,6 +135,16 @@ def select(
         for cid, c in checks.items()
         if (not only_m or any(m(c) for m in only_m)) and not any(m(c) for m in skip_m)
     }
+
+
+def parse_category(token: str) -> Category | None:
+    """A category in any case, as its infix (bak), its ID prefix (HV-BAK) or its label (backups)."""
+    upper = token.strip().upper()
+    infix = upper.removeprefix("HV-").rstrip("-")
+    for cat in Category:
+        if infix == cat.value or token.strip().lower() == cat.label.lower():
+            return cat
+    return None
 
 
 def _in_category(category: Category, registered: RegisteredCheck) -> bool:

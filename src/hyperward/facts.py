@@ -723,7 +723,8 @@ class SocketOwner:
 class NetworkFacts:
     interfaces: Maybe[dict[str, NetInterface]]
     default_route: Maybe[list[str]]
-    bridge_nf: dict[str, int] | None
+    # None: /proc/sys/net exists without net/bridge (br_netfilter not loaded); Unavailable: no /proc/sys to tell
+    bridge_nf: Maybe[dict[str, int]] | None
     addresses: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     sockets: Maybe[list[SocketOwner]] = dataclasses.field(default_factory=list)
     nftables: Maybe[dict[str, Any]] | None = None

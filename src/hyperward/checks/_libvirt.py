@@ -3,6 +3,7 @@ per-domain loop (one result per domain; unreadable domain XML is an error naming
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -91,12 +92,13 @@ def domains(host: HostFacts) -> tuple[list[Domain], list[Unavailable]]:
     return good, bad
 
 
-Judge = Callable[[Domain], list[str] | tuple[list[str], Severity | None]]
+Judge = Callable[[Domain], list[str] | tuple[list[str], Severity | None] | Result]
 
 
 def each_domain(host: HostFacts, judge: Judge, *, applies: Callable[[Domain], bool] | None = None,
                 none_reason: str = "") -> Iterator[Result]:
-    """One result per domain: fail with every problem the judge found, or pass."""
+    """One result per domain: fail with every problem the judge found, or pass; a judge that
+    cannot decide returns its own result (not applicable, with the reason), given this domain's label."""
     good, bad = domains(host)
     if not good and not bad:
         yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt domains defined")
@@ -109,6 +111,9 @@ def each_domain(host: HostFacts, judge: Judge, *, applies: Callable[[Domain], bo
             continue
         judged += 1
         verdict = judge(domain)
+        if isinstance(verdict, Result):
+            yield dataclasses.replace(verdict, resource=domain.label)
+            continue
         problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
         if problems:
             yield Result.fail(domain.label, "; ".join(problems), severity=severity)
@@ -167,4 +172,6 @@ def daemon_listens(host: HostFacts, name: str, settings: dict[str, Any], kind: s
             return True, f"{daemon} runs with --listen and {listen.describe()}"
     if tcp_listening(host, port):
         return True, f"a process listens on TCP port {port}"
-    return False, f"no {kind.upper()} listener ({daemon}-{kind}.socket not enabled, no --listen, nothing on port {port})"
+    listeners = host.hardware.listeners
+    seen = f"nothing on port {port}" if isinstance(listeners, list) else f"listening sockets unknown: {listeners.describe()}"
+    return False, f"no {kind.upper()} listener ({daemon}-{kind}.socket not enabled, no --listen, {seen})"

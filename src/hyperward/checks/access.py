@@ -46,24 +46,37 @@ def _password_problems(key: str, value: str, ssh: SshFacts) -> str | None:
     return None
 
 
-@check("HV-AUTH-013", Category.AUTH, Severity.HIGH, "SSH permits root login or password authentication",
-    fix="set PermitRootLogin prohibit-password (or no), PasswordAuthentication no, KbdInteractiveAuthentication no and modern Ciphers/MACs/KexAlgorithms in /etc/ssh/sshd_config.d/, then reload sshd",
-    references=("sshd_config(5)", "ssh-audit hardening guides"),
-)
-def ssh_config(host: HostFacts) -> Iterator[Result]:
-    """A hypervisor's SSH is its most exposed door: guessable passwords and root logins are how
-    hosts are taken over, and broken algorithms undo the encryption of the session."""
+def _ssh_facts(host: HostFacts) -> SshFacts | Result:
     ssh = host.access.ssh
     if ssh is None:
-        yield Result.not_applicable("no /etc/ssh/sshd_config (no SSH server)")
-        return
+        return Result.not_applicable("no /etc/ssh/sshd_config (no SSH server)")
     if isinstance(ssh, Unavailable):
-        yield Result.unavailable(ssh, "/etc/ssh/sshd_config")
-        return
+        return Result.unavailable(ssh, "/etc/ssh/sshd_config")
+    return ssh
+
+
+def _ssh_problems(ssh: SshFacts) -> Iterator[Result]:
     for problem in ssh.problems:
         yield Result.unavailable(problem, problem.path)
     if isinstance(ssh.sshd_t, Unavailable):
         yield Result.error(f"sshd -T could not confirm the configuration: {ssh.sshd_t.reason}; judged from the files", "sshd -T")
+
+
+ALGORITHM_KEYS = ("ciphers", "macs", "kexalgorithms")
+
+
+@check("HV-AUTH-013", Category.AUTH, Severity.HIGH, "SSH permits root login or password authentication",
+    fix="set PermitRootLogin prohibit-password (or no), PasswordAuthentication no and KbdInteractiveAuthentication no in /etc/ssh/sshd_config.d/, then reload sshd",
+    references=("sshd_config(5)",),
+)
+def ssh_config(host: HostFacts) -> Iterator[Result]:
+    """A hypervisor's SSH is its most exposed door: guessable passwords and root logins are how
+    hosts are taken over. (Its algorithms are HV-AUTH-016.)"""
+    ssh = _ssh_facts(host)
+    if isinstance(ssh, Result):
+        yield ssh
+        return
+    yield from _ssh_problems(ssh)
     methods = _value(ssh, "authenticationmethods")[0]
     two_factor = _requires_two_factors(methods)
     for key in ("permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "permitemptypasswords"):
@@ -76,22 +89,42 @@ def ssh_config(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(resource, f"{NAMES[key]} {value} ({source}): {problem}")
         else:
             yield Result.passed(resource, f"{NAMES[key]} {value} ({source})")
-    for key in ("ciphers", "macs", "kexalgorithms"):
+    for override in ssh.overrides:
+        if override.keyword in ALGORITHM_KEYS:
+            continue
+        problem = _password_problems(override.keyword, override.value, ssh)
+        if problem:
+            yield Result.fail(f"sshd:Match {override.criteria}", f"{NAMES.get(override.keyword, override.keyword)} {override.value} ({override.source}): {problem}")
+
+
+@check("HV-AUTH-016", Category.AUTH, Severity.MEDIUM, "SSH offers weak ciphers, MACs or key exchange",
+    fix="set explicit Ciphers, MACs and KexAlgorithms lists without the listed algorithms in /etc/ssh/sshd_config.d/, then reload sshd",
+    references=("sshd_config(5) Ciphers, MACs, KexAlgorithms", "ssh-audit", "Mozilla OpenSSH security guideline", "BSI TR-02102-4"),
+)
+def ssh_algorithms(host: HostFacts) -> Iterator[Result]:
+    """Broken algorithms undo the encryption or integrity of every session, however strong the
+    login. Weak means what ssh-audit rates fail (3DES/Blowfish/CAST/DES/arcfour ciphers,
+    MD5/SHA-1/RIPEMD-160/UMAC-32 MACs, SHA-1 and NIST P-curve exchanges). Judged on what sshd actually offers: OpenSSH's compiled defaults with the config's +/-/^ edits."""
+    ssh = _ssh_facts(host)
+    if isinstance(ssh, Result):
+        yield ssh
+        return
+    yield from _ssh_problems(ssh)
+    for key in ALGORITHM_KEYS:
         value, source = _value(ssh, key)
         algorithms = resolve_algorithms(value, DEFAULTS[key]) if source != "sshd -T" else value.split(",")
         weak = weak_algorithms(key, algorithms)
         if weak:
-            yield Result.fail(f"sshd:{NAMES[key]}", f"{', '.join(weak)} offered ({source})", severity=Severity.MEDIUM,
+            yield Result.fail(f"sshd:{NAMES[key]}", f"{', '.join(weak)} offered ({source})",
                               remediation=f"set {NAMES[key]} to an explicit list without them ({', '.join(weak)})")
         else:
             yield Result.passed(f"sshd:{NAMES[key]}", f"{len(algorithms)} algorithms, none broken ({source})")
     for override in ssh.overrides:
-        problem = _password_problems(override.keyword, override.value, ssh)
-        if override.keyword in ("ciphers", "macs", "kexalgorithms"):
-            weak = weak_algorithms(override.keyword, resolve_algorithms(override.value, DEFAULTS[override.keyword]))
-            problem = f"{', '.join(weak)} offered" if weak else None
-        if problem:
-            yield Result.fail(f"sshd:Match {override.criteria}", f"{NAMES.get(override.keyword, override.keyword)} {override.value} ({override.source}): {problem}")
+        if override.keyword not in ALGORITHM_KEYS:
+            continue
+        weak = weak_algorithms(override.keyword, resolve_algorithms(override.value, DEFAULTS[override.keyword]))
+        if weak:
+            yield Result.fail(f"sshd:Match {override.criteria}", f"{NAMES[override.keyword]} {override.value} ({override.source}): {', '.join(weak)} offered")
 
 
 @check("HV-AUTH-014", Category.AUTH, Severity.MEDIUM, "No multi-factor authentication for administrators",

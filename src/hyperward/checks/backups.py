@@ -130,6 +130,7 @@ def _human(delta: datetime.timedelta) -> str:
 
 NO_BACKUPS = ("no backup repositories configured: name them in /etc/hyperward/config.toml or --config "
               "([[backups.repository]] with kind restic, borg or directory)")
+NO_BACKUP_SEEN = "no backup hyperward can see: " + NO_BACKUPS.removeprefix("no backup repositories configured: ")
 
 
 @check("HV-BAK-001", Category.BAK, Severity.MEDIUM, "Hypervisor configuration not backed up",
@@ -137,10 +138,12 @@ NO_BACKUPS = ("no backup repositories configured: name them in /etc/hyperward/co
     references=("restic(1)", "borg(1)"),
 )
 def host_config_backup(host: HostFacts) -> Iterator[Result]:
-    """Without the host's libvirt configuration a rebuilt hypervisor cannot bring its guests back."""
+    """Without the host's libvirt configuration a rebuilt hypervisor cannot bring its guests back.
+    A backup hyperward cannot see is no evidence: no repository configured is a failure that says
+    how to name one."""
     backups = host.backups
     if backups is None or not backups.repositories:
-        yield Result.not_applicable(NO_BACKUPS)
+        yield Result.fail("host configuration", NO_BACKUP_SEEN)
         return
     yield from _repo_results(backups)
     newest = _newest(backups, lambda s: covers_host_config(s, host.meta.hostname))
@@ -158,14 +161,16 @@ def host_config_backup(host: HostFacts) -> Iterator[Result]:
     references=("virtnbdbackup", "restic(1)", "borg(1)"),
 )
 def guest_backups(host: HostFacts) -> Iterator[Result]:
-    """Ransomware in a guest, a broken disk or a bad upgrade: only a recent backup brings the guest back."""
+    """Ransomware in a guest, a broken disk or a bad upgrade: only a recent backup brings the guest
+    back. With no repository configured, every guest fails: no backup of it can be seen."""
     backups = host.backups
-    if backups is None or not backups.repositories:
-        yield Result.not_applicable(NO_BACKUPS)
-        return
     good, _ = domains(host)
     if not good:
-        yield Result.not_applicable("no libvirt domains defined")
+        yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt domains defined")
+        return
+    if backups is None or not backups.repositories:
+        for d in good:
+            yield Result.fail(d.label, NO_BACKUP_SEEN)
         return
     yield from _repo_results(backups)
     limit = datetime.timedelta(hours=backups.guest_max_age_hours)

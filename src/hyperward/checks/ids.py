@@ -47,9 +47,12 @@ def libvirt_audit(host: HostFacts) -> Iterator[Result]:
         level = daemon_setting(name, settings, "audit_level")
         resource = f"{name}:audit_level"
         if as_int(level.value, 1) == 0:
-            yield Result.fail(resource, f"{level.describe()}: libvirt writes no audit records")
+            yield Result.fail(resource, f"{level.describe()}: libvirt writes no audit records",
+                              remediation=f"remove audit_level = 0 from {level.source} (or set audit_level = 2 to refuse to start without audit), restart the daemon"
+                              + ("; install and run auditd" if auditd is False else ""))
         elif auditd is False:
-            yield Result.fail(resource, f"{level.describe()}, but auditd is not installed: the kernel audit records go nowhere durable")
+            yield Result.fail(resource, f"{level.describe()}, but auditd is not installed: the kernel audit records go nowhere durable",
+                              remediation="apt install auditd (dnf install audit) and systemctl enable --now auditd")
         else:
             yield Result.passed(resource, level.describe())
     if not seen:

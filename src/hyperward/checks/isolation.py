@@ -8,7 +8,7 @@ from typing import Any
 from ..engine import check
 from ..facts import Domain, HostFacts
 from ..model import Category, Result, Severity, Unavailable, is_missing
-from ..parsers.libvirt_defaults import QEMU_CONF_DEFAULTS
+from ..parsers.libvirt_defaults import LATER_DEFAULT_DEVICES, QEMU_CONF_DEFAULTS
 from ._common import is_enabled, module_param
 from ._libvirt import (
     NOT_INSTALLED,
@@ -44,7 +44,9 @@ def kvm_group_members(host: HostFacts) -> list[str] | None:
 )
 def kvm_device_access(host: HostFacts) -> Iterator[Result]:
     """Whoever can open /dev/kvm can run guests and reach the KVM ioctl surface, the host kernel's
-    largest guest-facing attack surface. Debian's udev rule makes it 0660 root:kvm."""
+    largest guest-facing attack surface. Debian's udev rule makes it 0660 root:kvm. Judged by who
+    actually gets access: group root (gid 0, by number when the tree has no /etc/group) adds nobody
+    beyond root; another group adds its members."""
     dev = host.kvm_device
     if isinstance(dev, Unavailable):
         yield Result.unavailable(dev, "/dev/kvm")
@@ -57,8 +59,15 @@ def kvm_device_access(host: HostFacts) -> Iterator[Result]:
     if dev.uid != 0:
         problems.append(f"owned by {dev.owner or dev.uid}, not root")
     group = dev.group or str(dev.gid)
-    if dev.mode & 0o060 and group not in ("kvm", "root"):
-        problems.append(f"group {group} has access (expected kvm)")
+    groups = host.accounts.groups
+    unknown_group = None
+    if dev.mode & 0o060 and dev.gid != 0 and group not in ("kvm", "root"):
+        if dev.group is None and isinstance(groups, Unavailable):
+            unknown_group = f"group access goes to gid {dev.gid}, whose members are unknown ({groups.describe()})"
+        elif dev.group is None:
+            problems.append(f"group access goes to gid {dev.gid}, which names no group in /etc/group (expected kvm)")
+        else:
+            problems.append(f"group {group} has access (expected kvm)")
     members = kvm_group_members(host)
     if members is not None and len(members) > KVM_GROUP_MAX_MEMBERS:
         problems.append(f"{len(members)} members of group kvm (more than {KVM_GROUP_MAX_MEMBERS}): {', '.join(members)}")
@@ -67,6 +76,8 @@ def kvm_device_access(host: HostFacts) -> Iterator[Result]:
         summary += f"; group kvm: {', '.join(members)}"
     if problems:
         yield Result.fail("/dev/kvm", f"{summary}; " + "; ".join(problems))
+    elif unknown_group:
+        yield Result.not_applicable(f"{summary}; {unknown_group}", "/dev/kvm")
     else:
         yield Result.passed("/dev/kvm", summary)
 
@@ -74,7 +85,7 @@ def kvm_device_access(host: HostFacts) -> Iterator[Result]:
 # --- libvirt's QEMU driver configuration and the domains it runs ------------------------------
 
 SENSITIVE_DIRS = ("/", "/etc", "/root", "/home", "/boot", "/var/lib/libvirt", "/usr", "/var", "/srv", "/run", "/dev", "/proc", "/sys")
-DEFAULT_DEVICE_ACL = set(QEMU_CONF_DEFAULTS["cgroup_device_acl"])
+DEFAULT_DEVICE_ACL = set(QEMU_CONF_DEFAULTS["cgroup_device_acl"]) | LATER_DEFAULT_DEVICES
 
 
 def _setting_results(host: HostFacts, keys: dict[str, Callable[[Any], str | None]]) -> Iterator[Result]:
@@ -269,7 +280,8 @@ def seccomp_sandbox(host: HostFacts) -> Iterator[Result]:
 )
 def confinement_widened(host: HostFacts) -> Iterator[Result]:
     """The private mount namespace hides host /dev from QEMU; every extra device in the cgroup
-    ACL is a host device every guest's QEMU may open."""
+    ACL is a host device every guest's QEMU may open. The default list is libvirt 9.0's (no
+    /dev/userfaultfd, which later releases add and which is therefore not counted as extra)."""
 
     def acl(value: Any) -> str | None:
         extra = sorted(set(value if isinstance(value, list) else [value]) - DEFAULT_DEVICE_ACL)
@@ -309,7 +321,8 @@ def _disk_users(host: HostFacts) -> dict[str, list[str]]:
 )
 def image_modes(host: HostFacts) -> Iterator[Result]:
     """A world-readable image discloses the guest's data to every local user; a world-writable one
-    lets any local user plant code in the guest."""
+    lets any local user plant code in the guest. A guest's UEFI variable store (qemu/nvram/*_VARS.fd)
+    holds its Secure Boot keys and boot order: the same rule applies."""
     if not host.libvirt.installed:
         yield Result.not_applicable(NOT_INSTALLED)
         return
@@ -318,7 +331,7 @@ def image_modes(host: HostFacts) -> Iterator[Result]:
     state_dirs = {"/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot", "/var/lib/libvirt/qemu/dump",
                   "/var/lib/libvirt/qemu/nvram", "/var/lib/libvirt/swtpm"}
     for path, node in sorted(host.libvirt.paths.items()):
-        if path in users or path.startswith("/var/lib/libvirt/images") or path in state_dirs:
+        if path in users or path.startswith(("/var/lib/libvirt/images", "/var/lib/libvirt/qemu/nvram")) or path in state_dirs:
             owners = f" (disk of {', '.join(sorted(set(users[path])))})" if path in users else ""
             if isinstance(node, Unavailable):
                 if node.kind != "missing":
@@ -475,13 +488,17 @@ def shared_folders(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge, applies=lambda d: bool(d.filesystems), none_reason="no domain shares a host directory")
 
 
-def _root_disk_sources(host: HostFacts) -> tuple[set[str], str | None]:
-    mounts = host.hardware.mounts
-    if not isinstance(mounts, list):
-        return set(), None
-    sources = {m.source for m in mounts if m.source.startswith("/dev/")}
-    root = next((m.source for m in mounts if m.target == "/" and m.source.startswith("/dev/")), None)
-    return sources, root
+def _holds(device: str, source: str) -> bool:
+    """Whether `device` is the disk `source` or one of its partitions (/dev/sdb1, /dev/nvme0n1p2,
+    /dev/mmcblk0p1 of /dev/sdb, /dev/nvme0n1, /dev/mmcblk0); /dev/sdba is not a partition of /dev/sdb."""
+    if device == source:
+        return True
+    if not device.startswith(source):
+        return False
+    rest = device[len(source):]
+    if source[-1:].isdigit():
+        return rest.startswith("p") and rest[1:].isdigit()
+    return rest.isdigit()
 
 
 @check("HV-ISO-015", Category.ISO, Severity.HIGH, "Raw host block or SCSI device given to a guest",
@@ -490,18 +507,32 @@ def _root_disk_sources(host: HostFacts) -> tuple[set[str], str | None]:
 )
 def raw_block_devices(host: HostFacts) -> Iterator[Result]:
     """rawio and unfiltered SG_IO let a guest send any SCSI command to the host's device; a disk
-    that is also mounted on the host is corrupted or read by the guest."""
-    mounted, root_dev = _root_disk_sources(host)
-
-    def judge(d: Domain) -> list[str]:
-        problems = []
+    that is also mounted on the host (itself or one of its partitions) is corrupted or read by the
+    guest. Whether a block device is mounted needs the host's mount table: without one a guest
+    whose only question is that is not applicable, with the reason."""
+    mounts = host.hardware.mounts
+    mounted = [m for m in mounts if m.source.startswith("/dev/")] if isinstance(mounts, list) else []
+    good, bad = domains(host)
+    if not good and not bad:
+        yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt domains defined")
+        return
+    for problem in bad:
+        yield Result.unavailable(problem, problem.path)
+    for d in good:
+        problems: list[str] = []
+        block: list[str] = []
         for disk in d.disks:
             name = disk.target or disk.source or "disk"
             if disk.type == "block" and disk.source:
-                if disk.source in mounted:
-                    problems.append(f"{name}: {disk.source} is mounted on the host")
-                if root_dev and (root_dev == disk.source or root_dev.startswith(disk.source)):
-                    problems.append(f"{name}: {disk.source} holds the host's root filesystem ({root_dev})")
+                block.append(disk.source)
+                for m in mounted:
+                    if not _holds(m.source, disk.source):
+                        continue
+                    what = disk.source if m.source == disk.source else f"its partition {m.source}"
+                    if m.target == "/":
+                        problems.append(f"{name}: {disk.source} holds the host's root filesystem ({what} on /)")
+                    else:
+                        problems.append(f"{name}: {disk.source} is mounted on the host ({what} on {m.target})")
             if disk.device == "lun" and disk.rawio == "yes":
                 problems.append(f"{name}: rawio='yes'")
             if disk.device == "lun" and disk.sgio == "unfiltered":
@@ -509,9 +540,15 @@ def raw_block_devices(host: HostFacts) -> Iterator[Result]:
         for h in d.hostdevs:
             if h.type == "scsi":
                 problems.append(f"SCSI host device {h.address or ''} assigned".strip())
-        return problems
-
-    yield from each_domain(host, judge)
+        if problems:
+            yield Result.fail(d.label, "; ".join(problems))
+        elif block and isinstance(mounts, Unavailable):
+            yield Result.not_applicable(
+                f"passes host block device {', '.join(block)}; whether the host mounts it is unknown ({mounts.describe()})", d.label)
+        elif block:
+            yield Result.passed(d.label, f"host block device {', '.join(block)}: neither it nor a partition of it is mounted on the host")
+        else:
+            yield Result.passed(d.label)
 
 
 @check("HV-ISO-016", Category.ISO, Severity.MEDIUM, "Writable disk shared between guests",
@@ -608,7 +645,9 @@ def resource_limits(host: HostFacts) -> Iterator[Result]:
     cpus, mem = host.hardware.cpus, host.hardware.mem_total_kib
     good = domains(host)[0]
     running = [d for d in good if d.running] or good
-    if isinstance(mem, int) and running:
+    if isinstance(mem, Unavailable) and running:
+        yield Result.not_applicable(f"guest memory against host RAM unknown: {mem.describe()}", "memory")
+    elif isinstance(mem, int) and running:
         total = sum(d.memory_kib or 0 for d in running)
         scope = "running" if any(d.running for d in good) else "defined"
         if total > mem:
@@ -616,12 +655,14 @@ def resource_limits(host: HostFacts) -> Iterator[Result]:
         else:
             yield Result.passed("memory", f"{scope} guests have {total // 1024} MiB of {mem // 1024} MiB")
 
-    def judge(d: Domain) -> list[str]:
+    def judge(d: Domain) -> list[str] | Result:
         problems = []
         if isinstance(cpus, int) and d.vcpus is not None and d.vcpus >= cpus and cpus > 1:
             problems.append(f"{d.vcpus} vCPUs on a host with {cpus} CPUs")
         if d.locked and d.hard_limit_kib is None:
             problems.append("<memoryBacking><locked/> without <memtune><hard_limit>")
+        if not problems and isinstance(cpus, Unavailable) and d.vcpus is not None:
+            return Result.not_applicable(f"{d.vcpus} vCPUs; the host's CPU count is unknown: {cpus.describe()}")
         return problems
 
     yield from each_domain(host, judge)

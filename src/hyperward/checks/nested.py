@@ -23,19 +23,8 @@ def host_nested_enabled(host: HostFacts) -> Iterator[Result]:
     """Nested VMX/SVM exposes L0's nested-virtualization code, a large and bug-prone surface, to
     every guest given vmx/svm. Judged on the loaded module's parameter and, for the next load, on
     modprobe.d options and configured kernel command lines."""
+    configured = _configured(host)
     yielded = False
-    configured: dict[str, tuple[str, str]] = {}
-    for opt in host.modules.options:
-        if opt.module in NESTED_MODULES and opt.param == "nested":
-            configured[opt.module] = (opt.value, opt.file)
-    for source in host.kernel.cmdlines:
-        if source.running or isinstance(source.tokens, Unavailable):
-            continue
-        for token in source.tokens:
-            name, value = split_param(token)
-            module, _, param = name.partition(".")
-            if module in NESTED_MODULES and param == "nested" and value is not None:
-                configured[module] = (value, source.path)
     for module in NESTED_MODULES:
         loaded_value = module_param(host, module, "nested")
         if isinstance(loaded_value, Unavailable):
@@ -59,9 +48,31 @@ def host_nested_enabled(host: HostFacts) -> Iterator[Result]:
             else:
                 yield Result.passed(f"{module} ({path})", f"{path} sets {module} nested={setting}")
     if not yielded:
-        loaded = host.modules.loaded
-        reason = loaded.describe() if isinstance(loaded, Unavailable) else "kvm_intel and kvm_amd are not loaded"
-        yield Result.not_applicable(f"{reason}; no nested option in modprobe.d or the boot configuration")
+        yield Result.not_applicable(_unknown_reason(host))
+
+
+def _configured(host: HostFacts) -> dict[str, tuple[str, str]]:
+    """module -> (nested value, where) for the next module load: modprobe.d options, then the
+    configured (not running) kernel command lines, which override them."""
+    configured: dict[str, tuple[str, str]] = {}
+    for opt in host.modules.options:
+        if opt.module in NESTED_MODULES and opt.param == "nested":
+            configured[opt.module] = (opt.value, opt.file)
+    for source in host.kernel.cmdlines:
+        if source.running or isinstance(source.tokens, Unavailable):
+            continue
+        for token in source.tokens:
+            name, value = split_param(token)
+            module, _, param = name.partition(".")
+            if module in NESTED_MODULES and param == "nested" and value is not None:
+                configured[module] = (value, source.path)
+    return configured
+
+
+def _unknown_reason(host: HostFacts) -> str:
+    loaded = host.modules.loaded
+    reason = loaded.describe() if isinstance(loaded, Unavailable) else "kvm_intel and kvm_amd are not loaded"
+    return f"{reason}; no nested option in modprobe.d or the boot configuration"
 
 
 @check("HV-NEST-002", Category.NEST, Severity.MEDIUM, "VMX/SVM exposed to guests",
@@ -71,7 +82,9 @@ def host_nested_enabled(host: HostFacts) -> Iterator[Result]:
 )
 def guest_nested(host: HostFacts) -> Iterator[Result]:
     """A guest with VMX/SVM drives L0's nested-virtualization code (a large, bug-prone emulation of
-    VMX/SVM). host-passthrough and maximum expose it whenever nested is on in the host."""
+    VMX/SVM). host-passthrough and maximum expose it whenever nested is on in the host. The host's
+    nested state is HV-NEST-001's: the loaded module's parameter, else the configured option; where
+    HV-NEST-001 cannot tell, neither can this check (not applicable, with HV-NEST-001's reason)."""
     nested = _host_nested(host)
 
     def judge(d: Domain) -> list[str]:
@@ -82,16 +95,28 @@ def guest_nested(host: HostFacts) -> Iterator[Result]:
         if d.cpu_mode in ("host-passthrough", "maximum") and not disabled:
             if nested is True:
                 return [f"cpu mode {d.cpu_mode} with nested enabled on the host"]
-            if nested is None:
-                return [f"cpu mode {d.cpu_mode}; host nested state unknown (no kvm_intel/kvm_amd parameters)"]
+            if isinstance(nested, str):
+                return Result.not_applicable(f"cpu mode {d.cpu_mode} exposes VMX/SVM if the host enables nested; host nested state unknown: {nested}")
         return []
 
     yield from each_domain(host, judge)
 
 
-def _host_nested(host: HostFacts) -> bool | None:
-    for module in ("kvm_intel", "kvm_amd"):
+def _host_nested(host: HostFacts) -> bool | str:
+    """Whether nested is on, as HV-NEST-001 judges it, or why that is unknown."""
+    configured = _configured(host)
+    states: list[bool] = []
+    unknown: list[str] = []
+    for module in NESTED_MODULES:
         value = module_param(host, module, "nested")
         if isinstance(value, str):
-            return is_enabled(value)
-    return None
+            states.append(is_enabled(value))
+        elif isinstance(value, Unavailable):
+            unknown.append(value.describe())
+        elif module in configured:
+            states.append(is_enabled(configured[module][0]))
+    if any(states):
+        return True
+    if states:
+        return False
+    return "; ".join(unknown) if unknown else _unknown_reason(host)

@@ -207,6 +207,9 @@ def bridge_netfilter(host: HostFacts) -> Iterator[Result]:
     filtered = [f"{d.name} {i.target_dev or i.source}" for d in domains(host)[0] for i in d.interfaces
                 if i.type in ("bridge", "ethernet") and i.filterref]
     nf = network.bridge_nf
+    if isinstance(nf, Unavailable):
+        yield Result.not_applicable(f"whether bridged traffic reaches the IP firewall is unknown: {nf.describe()}", "net.bridge")
+        return
     state = "br_netfilter not loaded" if nf is None else ", ".join(f"{k}={v}" for k, v in sorted(nf.items()))
     for family in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
         on = nf is not None and nf.get(family) == 1

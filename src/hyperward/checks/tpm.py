@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import Domain, FileNode, HostFacts
-from ._libvirt import each_domain
+from ._libvirt import each_domain, qemu_settings
 from ..model import Category, Result, Severity, Unavailable
 
 
@@ -137,21 +137,47 @@ def guest_vtpm(host: HostFacts) -> Iterator[Result]:
 )
 def vtpm_state(host: HostFacts) -> Iterator[Result]:
     """The swtpm state holds the vTPM's keys in the clear unless encrypted; whoever reads it can
-    impersonate the guest's TPM."""
+    impersonate the guest's TPM. libvirt (src/qemu/qemu_tpm.c) keeps it in
+    /var/lib/libvirt/swtpm/<uuid>/tpm2 (tpm1.2), created 0700 and owned by qemu.conf's swtpm_user
+    and swtpm_group; the <uuid> directory above it is 0711 ("allow others to cd into this dir").
+    Unset, swtpm_user is tss when the host has that user, else root (src/qemu/qemu_conf.c)."""
+    settings = qemu_settings(host)
+    expected = _swtpm_user(host, settings if isinstance(settings, dict) else {})
 
     def judge(d: Domain) -> list[str]:
         problems = []
+        base = f"/var/lib/libvirt/swtpm/{d.uuid}"
         for t in d.tpms:
             if t.backend != "emulator":
                 continue
             if not t.encrypted:
                 problems.append("vTPM state not encrypted")
-            node = host.libvirt.paths.get(f"/var/lib/libvirt/swtpm/{d.uuid}")
-            if isinstance(node, FileNode) and node.mode & 0o077:
-                problems.append(f"/var/lib/libvirt/swtpm/{d.uuid} mode {node.mode:04o} (0700 expected)")
+            parent = host.libvirt.paths.get(base)
+            if isinstance(parent, FileNode) and parent.mode & 0o066:
+                problems.append(f"{base} mode {parent.mode:04o} (0711 expected: others may enter, not list or write)")
+            state_dir = f"{base}/{'tpm1.2' if t.version == '1.2' else 'tpm2'}"
+            node = host.libvirt.paths.get(state_dir)
+            if not isinstance(node, FileNode):
+                continue
+            if node.mode & 0o077:
+                problems.append(f"{state_dir} mode {node.mode:04o} (0700 expected)")
+            owner = node.owner or ("root" if node.uid == 0 else str(node.uid))
+            if expected is not None and expected not in (owner, str(node.uid)):
+                problems.append(f"{state_dir} owned by {owner}, not {expected} (swtpm_user)")
         return problems
 
     yield from each_domain(host, judge, applies=lambda d: any(t.backend == "emulator" for t in d.tpms), none_reason="no domain has an emulated vTPM")
+
+
+def _swtpm_user(host: HostFacts, settings: dict[str, object]) -> str | None:
+    """The user libvirt runs swtpm as; None when the host's accounts cannot be read to tell."""
+    if "swtpm_user" in settings:
+        value = str(settings["swtpm_user"]).strip()
+        return "root" if value in ("+0", "0") else value.lstrip("+")
+    users = host.accounts.primary_gids
+    if isinstance(users, Unavailable):
+        return None
+    return "tss" if "tss" in users else "root"
 
 
 @check("HV-TPM-007", Category.TPM, Severity.HIGH, "SEV/SEV-ES policy allows debug or key sharing",

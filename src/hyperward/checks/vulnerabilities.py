@@ -213,11 +213,12 @@ SCAN_MAX_AGE_DAYS = 7
 )
 def recent_scans(host: HostFacts) -> Iterator[Result]:
     """A vulnerability that nobody looks for is never fixed: host and guests need a scan at least
-    weekly. Evidence: hyperward's recorded scans with an advisory database, and the scanners' reports."""
+    weekly. Evidence: hyperward's recorded scans with an advisory database, and the scanners' reports;
+    none of either is a failure, not "not applicable": a scan nobody can see is no evidence."""
     scans = host.scans
     if scans is None:
-        yield Result.not_applicable("no scan history (hyperward scan --record) and no OpenVAS/Nessus report files configured "
-                                    "([history] reports in /etc/hyperward/config.toml)")
+        yield Result.fail("host", "no vulnerability scan hyperward can see: no scan history (hyperward scan --record) and no "
+                                  "OpenVAS/Nessus report files configured ([history] reports in /etc/hyperward/config.toml)")
         return
     for problem in scans.problems:
         yield Result.unavailable(problem, problem.path)

@@ -468,7 +468,7 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
         node = _node(fs, path, names)
         if not is_missing(node):
             paths[path] = node
-    for directory in ("/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot", str(dump_path)):
+    for directory in ("/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot", "/var/lib/libvirt/qemu/nvram", str(dump_path)):
         listing = fs.listdir(directory)
         if isinstance(listing, Unavailable) and listing.kind == "denied":
             paths[f"{directory}/*"] = listing
@@ -483,6 +483,8 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
         if any(t.backend == "emulator" for t in domain.tpms) and domain.uuid:
             tpm_dir = f"/var/lib/libvirt/swtpm/{domain.uuid}"
             paths.setdefault(tpm_dir, _node(fs, tpm_dir, names))
+            for version in ("tpm2", "tpm1.2"):
+                paths.setdefault(f"{tpm_dir}/{version}", _node(fs, f"{tpm_dir}/{version}", names))
     sockets = []
     run = fs.listdir("/run/libvirt")
     for name in run if isinstance(run, list) else []:

@@ -73,8 +73,10 @@ def _default_route(fs: RootFS) -> Maybe[list[str]]:
 
 
 def collect_network(fs: RootFS) -> NetworkFacts:
-    bridge_nf: dict[str, int] | None = None
-    if fs.exists("/proc/sys/net/bridge"):
+    bridge_nf: Maybe[dict[str, int]] | None = None
+    if not fs.exists("/proc/sys/net"):
+        bridge_nf = Unavailable("/proc/sys/net", "missing", "not found (no live kernel state under this root)")
+    elif fs.exists("/proc/sys/net/bridge"):
         bridge_nf = {}
         for name in BRIDGE_NF:
             value = fs.read_int(f"/proc/sys/net/bridge/{name}")

@@ -31,9 +31,10 @@ QEMU_CONF_DEFAULTS: dict[str, Any] = {
     "remember_owner": 1,
     "seccomp_sandbox": 1,
     "namespaces": ["mount"],
+    # libvirt 9.0's list (its qemu.conf, as Debian 12's libvirt-daemon-system 9.0.0 installs it);
+    # later releases add /dev/userfaultfd: see LATER_DEFAULT_DEVICES
     "cgroup_device_acl": [
-        "/dev/null", "/dev/full", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/ptmx",
-        "/dev/kvm", "/dev/userfaultfd",
+        "/dev/null", "/dev/full", "/dev/zero", "/dev/random", "/dev/urandom", "/dev/ptmx", "/dev/kvm",
     ],
     "dump_guest_core": 0,
     "auto_dump_path": "/var/lib/libvirt/qemu/dump",
@@ -43,6 +44,10 @@ QEMU_CONF_DEFAULTS: dict[str, Any] = {
     "swtpm_group": "tss",
     "sched_core": "none",
 }
+
+# Devices newer libvirt releases put in the default cgroup_device_acl (upstream qemu.conf.in lists
+# /dev/userfaultfd, for post-copy migration); naming them does not widen QEMU's confinement.
+LATER_DEFAULT_DEVICES = frozenset({"/dev/userfaultfd"})
 
 # qemu.conf.in: "#user = \"@QEMU_USER@\"" is substituted at build time, so the commented line
 # in the shipped file names the compiled default; upstream's fallback is root.

@@ -42,7 +42,9 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         "collected_at": meta.collected_at,
         "collected_as_root": meta.euid == 0,
         "profile": report.profile,
-        "duration_s": round(report.duration_s, 4),
+        "duration_s": round(report.total_s if report.total_s is not None else report.duration_s, 4),
+        "collect_s": None if report.collect_s is None else round(report.collect_s, 4),
+        "checks_s": round(report.duration_s, 4),
         "summary": {
             "by_status": report.counts_by_status(),
             "failing_by_severity": report.counts_by_severity(),
