@@ -55,7 +55,15 @@ def check(
 
 
 def registry() -> dict[str, RegisteredCheck]:
-    from . import checks  # noqa: F401  (registers every check module)
+    """Every check: the host's and libvirt's (hyperward.checks), the neutral guest checks, and each
+    platform's own module (imported for its registrations)."""
+    import importlib
+
+    from . import checks  # noqa: F401
+    from .guests import checks as guest_checks  # noqa: F401
+
+    for platform in platform_registry().values():
+        importlib.import_module(platform.checks_module)
 
     return dict(sorted(_REGISTRY.items()))
 

@@ -309,94 +309,6 @@ def _graphics_listen(host: HostFacts, settings: dict[str, Any], kind: str, addre
     return [a if a is not None else default for a in addresses]
 
 
-@check("HV-AUTH-010", Category.AUTH, Severity.CRITICAL, "VNC/SPICE console reachable without strong auth",
-    fix="listen on 127.0.0.1 or a UNIX socket (<listen type='socket'/>) and reach consoles over SSH; or vnc_tls = 1 with vnc_tls_x509_verify = 1 (spice_tls = 1)",
-    references=("libvirt src/qemu/qemu.conf.in vnc_listen, vnc_tls, spice_tls", "libvirt docs/formatdomain.rst (Graphical framebuffers)"),
-)
-def console_auth(host: HostFacts) -> Iterator[Result]:
-    """A guest console is keyboard and screen: whoever reaches it can log in at the boot prompt.
-    A VNC password is at most 8 characters over DES: a warning, not protection."""
-    settings = qemu_settings(host)
-    if isinstance(settings, Result):
-        yield settings
-        return
-    for kind in ("vnc", "spice"):
-        listen = qemu_setting(settings, f"{kind}_listen")
-        if not is_loopback(str(listen.value)):
-            yield Result.fail(f"qemu.conf:{kind}_listen", f"{listen.describe()}: consoles without their own listen address are exposed")
-
-    def judge(d: Domain) -> tuple[list[str], Severity | None]:
-        problems, worst = [], None
-        for g in d.graphics:
-            if g.type not in ("vnc", "spice"):
-                continue
-            exposed = []
-            for listen in g.listens or [None]:  # type: ignore[list-item]
-                if listen is None or listen.type == "address":
-                    address = _graphics_listen(host, settings, g.type, [listen.address if listen else None])[0]
-                    if not is_loopback(address):
-                        exposed.append(address)
-                elif listen.type == "network":
-                    exposed.append(f"network {listen.network}")
-            if not exposed:
-                continue
-            if g.type == "vnc":
-                tls = as_int(qemu_setting(settings, "vnc_tls").value)
-                verify = as_int(qemu_setting(settings, "vnc_tls_x509_verify").value)
-                sasl = as_int(qemu_setting(settings, "vnc_sasl").value)
-                password = g.has_password or "vnc_password" in settings
-            else:
-                tls = as_int(qemu_setting(settings, "spice_tls").value) and g.tls_port is not None
-                verify = tls
-                sasl = as_int(qemu_setting(settings, "spice_sasl").value)
-                password = g.has_password or "spice_password" in settings
-            where = f"{g.type.upper()} on {', '.join(exposed)}"
-            if tls and verify:
-                continue
-            if sasl:
-                continue
-            if tls:
-                problems.append(f"{where}: TLS without client certificate verification")
-                worst = worst or Severity.MEDIUM
-            elif password:
-                problems.append(f"{where}: password only, no TLS")
-                worst = Severity.MEDIUM if worst in (None, Severity.MEDIUM) else worst
-            else:
-                problems.append(f"{where}: no password, no TLS")
-                worst = Severity.CRITICAL
-        return problems, worst
-
-    yield from each_domain(host, judge, applies=lambda d: any(g.type in ("vnc", "spice") for g in d.graphics),
-                           none_reason="no domain has VNC or SPICE graphics")
-
-
-@check("HV-AUTH-011", Category.AUTH, Severity.HIGH, "Guest character device or monitor reachable over the network",
-    fix="use <serial type='pty'/> or a UNIX socket; for TCP, bind to 127.0.0.1 or set chardev_tls = 1",
-    references=("libvirt docs/formatdomain.rst (Character devices)", "libvirt src/qemu/qemu.conf.in chardev_tls"),
-)
-def network_chardevs(host: HostFacts) -> Iterator[Result]:
-    """A serial console or channel on TCP/UDP (or telnet) is an unauthenticated shell prompt or
-    agent channel for whoever reaches the port."""
-    settings = qemu_settings(host)
-    chardev_tls = isinstance(settings, dict) and as_int(qemu_setting(settings, "chardev_tls").value) == 1
-
-    def judge(d: Domain) -> list[str]:
-        problems = []
-        for c in d.chardevs:
-            if c.type not in ("tcp", "udp"):
-                continue
-            host_addr = c.host if c.host else ("0.0.0.0" if c.mode == "bind" or c.type == "udp" else None)
-            if host_addr is None or is_loopback(host_addr):
-                continue
-            if c.type == "tcp" and c.tls != "no" and (c.tls == "yes" or chardev_tls):
-                continue
-            proto = f" ({c.protocol})" if c.protocol and c.protocol != "raw" else ""
-            problems.append(f"{c.element} {c.type}{proto} on {host_addr}:{c.service or '?'} without TLS")
-        return problems
-
-    yield from each_domain(host, judge)
-
-
 @check("HV-AUTH-012", Category.AUTH, Severity.MEDIUM, "Network storage or NBD without TLS or auth",
     fix="add tls='yes' to NBD sources (or nbd_tls = 1), <auth> with a libvirt secret to iSCSI and RBD sources",
     references=("libvirt docs/formatdomain.rst (Hard drives: source protocol, auth, tls)",),
@@ -424,4 +336,3 @@ def network_storage_auth(host: HostFacts) -> Iterator[Result]:
 
     yield from each_domain(host, judge, applies=lambda d: any(x.type == "network" for x in d.disks),
                            none_reason="no domain uses network storage")
-

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from ..engine import check
 from ..facts import BackupFacts, BackupSnapshot, Domain, HostFacts
 from ..model import Category, Result, Severity, Unavailable
-from ._libvirt import NOT_INSTALLED, domains, each_domain, qemu_setting, qemu_settings
+from ._libvirt import NOT_INSTALLED, each_domain, qemu_setting, qemu_settings
 
 STATE_DIRS = ("/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot")
 
@@ -154,34 +154,6 @@ def host_config_backup(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("host configuration", f"newest backup {newest[0]} ({_human(_age(host, newest[0]))} old, policy {backups.host_max_age_days} days) in {newest[1]}")
     else:
         yield Result.passed("host configuration", f"newest backup {newest[0]} ({_human(_age(host, newest[0]))} old) in {newest[1]}")
-
-
-@check("HV-BAK-002", Category.BAK, Severity.MEDIUM, "Guests without a recent backup",
-    fix="schedule per-guest backups (virtnbdbackup, or restic/borg with the guest's name as tag or archive name) within the policy age",
-    references=("virtnbdbackup", "restic(1)", "borg(1)"),
-)
-def guest_backups(host: HostFacts) -> Iterator[Result]:
-    """Ransomware in a guest, a broken disk or a bad upgrade: only a recent backup brings the guest
-    back. With no repository configured, every guest fails: no backup of it can be seen."""
-    backups = host.backups
-    good, _ = domains(host)
-    if not good:
-        yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt domains defined")
-        return
-    if backups is None or not backups.repositories:
-        for d in good:
-            yield Result.fail(d.label, NO_BACKUP_SEEN)
-        return
-    yield from _repo_results(backups)
-    limit = datetime.timedelta(hours=backups.guest_max_age_hours)
-    for d in good:
-        newest = _newest(backups, lambda s, d=d: covers_guest(s, d.name, d.uuid))
-        if newest is None:
-            yield Result.fail(d.label, "in no configured repository")
-        elif _age(host, newest[0]) > limit:
-            yield Result.fail(d.label, f"newest backup {newest[0]} ({_human(_age(host, newest[0]))} old, policy {backups.guest_max_age_hours} hours) in {newest[1]}")
-        else:
-            yield Result.passed(d.label, f"newest backup {newest[0]} in {newest[1]}")
 
 
 @check("HV-BAK-003", Category.BAK, Severity.MEDIUM, "Backups unencrypted or on the same host",

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..engine import check
 from ..facts import Domain, HostFacts
-from ..model import Category, Result, Severity, Unavailable, is_missing
+from ..model import Category, Result, Severity, Unavailable
 from ..parsers.libvirt_defaults import LATER_DEFAULT_DEVICES, QEMU_CONF_DEFAULTS
 from ._common import is_enabled, module_param
 from ._libvirt import (
@@ -359,30 +359,6 @@ def _pci_hostdevs(d: Domain) -> list[str]:
     return [h.address or "?" for h in d.hostdevs if h.type == "pci"]
 
 
-@check("HV-ISO-010", Category.ISO, Severity.CRITICAL, "Devices passed through without an active IOMMU",
-    fix="enable VT-d / AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on); remove the hostdev until then",
-    references=("libvirt docs/formatdomain.rst (Host device assignment)", "Linux Documentation/driver-api/vfio.rst"),
-)
-def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
-    """Without an IOMMU a passed-through device can DMA into any host memory: the guest owns the host."""
-    groups = host.hardware.iommu_groups
-    active = isinstance(groups, dict) and bool(groups)
-    hostdev_nets = {n.name for n in host.libvirt.networks if not isinstance(n, Unavailable) and n.forward_mode == "hostdev"}
-
-    def uses(d: Domain) -> bool:
-        return bool(_pci_hostdevs(d)) or any(i.type == "network" and i.source in hostdev_nets for i in d.interfaces) or any(i.type == "hostdev" for i in d.interfaces)
-
-    def judge(d: Domain) -> list[str]:
-        if active:
-            return []
-        if isinstance(groups, Unavailable) and not is_missing(groups):
-            return [f"IOMMU state unknown ({groups.describe()})"]
-        devices = _pci_hostdevs(d) or ["hostdev network interface"]
-        return [f"passes through {', '.join(devices)} but /sys/kernel/iommu_groups is empty: no IOMMU"]
-
-    yield from each_domain(host, judge, applies=uses, none_reason="no domain passes a PCI device through")
-
-
 @check("HV-ISO-011", Category.ISO, Severity.HIGH, "VFIO unsafe interrupts allowed",
     fix="remove allow_unsafe_interrupts from /etc/modprobe.d and reload vfio_iommu_type1 (or reboot)",
     references=("Linux drivers/vfio/vfio_iommu_type1.c",),
@@ -458,36 +434,6 @@ def iommu_group_shared(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge, applies=lambda d: bool(_pci_hostdevs(d)), none_reason="no domain passes a PCI device through")
 
 
-@check("HV-ISO-014", Category.ISO, Severity.HIGH, "Host directory shared into a guest (9p/virtiofs)",
-    fix="share a dedicated directory read-only (<readonly/>, accessmode='mapped' for 9p), never /, /etc, /home or /var/lib/libvirt",
-    references=("libvirt docs/formatdomain.rst (Filesystems)", "libvirt docs/kbase/virtiofs.rst"),
-)
-def shared_folders(host: HostFacts) -> Iterator[Result]:
-    """A writable share of a host system directory lets the guest change the host; passthrough
-    with a root QEMU writes files as root."""
-    settings = qemu_settings(host)
-    root_qemu = isinstance(settings, dict) and is_root_user(qemu_user(host, settings).value)
-
-    def judge(d: Domain) -> tuple[list[str], Severity | None]:
-        problems, severity = [], None
-        for fs in d.filesystems:
-            if fs.type not in ("mount", None):
-                continue
-            src = (fs.source or "").rstrip("/") or "/"
-            name = f"{src} -> {fs.target or '?'}"
-            mode = fs.accessmode or "passthrough"
-            if any(src == s or s.startswith(src + "/") or (src == "/" and s) for s in SENSITIVE_DIRS):
-                problems.append(f"{name}: shares a host system directory")
-            if not fs.readonly:
-                problems.append(f"{name}: writable")
-            if mode == "passthrough" and root_qemu and not fs.readonly:
-                problems.append(f"{name}: accessmode passthrough with QEMU running as root")
-                severity = Severity.CRITICAL
-        return problems, severity
-
-    yield from each_domain(host, judge, applies=lambda d: bool(d.filesystems), none_reason="no domain shares a host directory")
-
-
 def _holds(device: str, source: str) -> bool:
     """Whether `device` is the disk `source` or one of its partitions (/dev/sdb1, /dev/nvme0n1p2,
     /dev/mmcblk0p1 of /dev/sdb, /dev/nvme0n1, /dev/mmcblk0); /dev/sdba is not a partition of /dev/sdb."""
@@ -499,83 +445,6 @@ def _holds(device: str, source: str) -> bool:
     if source[-1:].isdigit():
         return rest.startswith("p") and rest[1:].isdigit()
     return rest.isdigit()
-
-
-@check("HV-ISO-015", Category.ISO, Severity.HIGH, "Raw host block or SCSI device given to a guest",
-    fix="give guests libvirt volumes (LVM LV, qcow2 file), never a host-mounted device; use sgio='filtered' and no rawio",
-    references=("libvirt docs/formatdomain.rst (Hard drives, floppy disks, CDROMs: rawio, sgio)",),
-)
-def raw_block_devices(host: HostFacts) -> Iterator[Result]:
-    """rawio and unfiltered SG_IO let a guest send any SCSI command to the host's device; a disk
-    that is also mounted on the host (itself or one of its partitions) is corrupted or read by the
-    guest. Whether a block device is mounted needs the host's mount table: without one a guest
-    whose only question is that is not applicable, with the reason."""
-    mounts = host.hardware.mounts
-    mounted = [m for m in mounts if m.source.startswith("/dev/")] if isinstance(mounts, list) else []
-    good, bad = domains(host)
-    if not good and not bad:
-        yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt domains defined")
-        return
-    for problem in bad:
-        yield Result.unavailable(problem, problem.path)
-    for d in good:
-        problems: list[str] = []
-        block: list[str] = []
-        for disk in d.disks:
-            name = disk.target or disk.source or "disk"
-            if disk.type == "block" and disk.source:
-                block.append(disk.source)
-                for m in mounted:
-                    if not _holds(m.source, disk.source):
-                        continue
-                    what = disk.source if m.source == disk.source else f"its partition {m.source}"
-                    if m.target == "/":
-                        problems.append(f"{name}: {disk.source} holds the host's root filesystem ({what} on /)")
-                    else:
-                        problems.append(f"{name}: {disk.source} is mounted on the host ({what} on {m.target})")
-            if disk.device == "lun" and disk.rawio == "yes":
-                problems.append(f"{name}: rawio='yes'")
-            if disk.device == "lun" and disk.sgio == "unfiltered":
-                problems.append(f"{name}: sgio='unfiltered'")
-        for h in d.hostdevs:
-            if h.type == "scsi":
-                problems.append(f"SCSI host device {h.address or ''} assigned".strip())
-        if problems:
-            yield Result.fail(d.label, "; ".join(problems))
-        elif block and isinstance(mounts, Unavailable):
-            yield Result.not_applicable(
-                f"passes host block device {', '.join(block)}; whether the host mounts it is unknown ({mounts.describe()})", d.label)
-        elif block:
-            yield Result.passed(d.label, f"host block device {', '.join(block)}: neither it nor a partition of it is mounted on the host")
-        else:
-            yield Result.passed(d.label)
-
-
-@check("HV-ISO-016", Category.ISO, Severity.MEDIUM, "Writable disk shared between guests",
-    fix="give each guest its own disk, or mark a cluster disk <shareable/> deliberately (or <readonly/>)",
-    references=("libvirt docs/formatdomain.rst (shareable)",),
-)
-def shared_disks(host: HostFacts) -> Iterator[Result]:
-    """Two guests writing one disk corrupt it, and each can read and plant what the other writes."""
-    good, bad = domains(host)
-    if not good:
-        yield Result.not_applicable(NOT_INSTALLED if not host.libvirt.installed else "no libvirt domains defined")
-        return
-    users: dict[str, list[tuple[str, bool, bool]]] = {}
-    for d in good:
-        for disk in d.disks:
-            if disk.source and disk.device in ("disk", "lun"):
-                users.setdefault(disk.source, []).append((d.name, disk.readonly, disk.shareable))
-    shared = {src: u for src, u in users.items() if len({name for name, _, _ in u}) > 1}
-    for src, entries in sorted(shared.items()):
-        writers = sorted({name for name, ro, _ in entries if not ro})
-        names = ", ".join(sorted({name for name, _, _ in entries}))
-        if len(writers) >= 1 and not all(sh or ro for _, ro, sh in entries):
-            yield Result.fail(src, f"used by {names}; writable in {', '.join(writers)} without <shareable/>")
-        else:
-            yield Result.passed(src, f"shared by {names}: read-only or marked shareable")
-    if not shared:
-        yield Result.passed("domains", f"no disk is used by more than one of {len(good)} domains")
 
 
 @check("HV-ISO-017", Category.ISO, Severity.HIGH, "Raw QEMU argument passthrough bypasses libvirt",
@@ -666,30 +535,3 @@ def resource_limits(host: HostFacts) -> Iterator[Result]:
         return problems
 
     yield from each_domain(host, judge)
-
-
-@check("HV-ISO-026", Category.ISO, Severity.MEDIUM, "SPICE clipboard, file transfer or USB redirection enabled",
-    fix="add <clipboard copypaste='no'/> and <filetransfer enable='no'/> to the SPICE graphics; a <redirfilter> ending in <usbdev allow='no'/>",
-    references=("libvirt docs/formatdomain.rst (Graphical framebuffers, Redirected devices)",),
-)
-def spice_channels(host: HostFacts) -> Iterator[Result]:
-    """Clipboard, file transfer and USB redirection are data channels between the console client
-    and the guest, outside every network control."""
-
-    def uses(d: Domain) -> bool:
-        return any(g.type == "spice" for g in d.graphics) or d.redirdevs > 0
-
-    def judge(d: Domain) -> list[str]:
-        problems = []
-        for g in d.graphics:
-            if g.type != "spice":
-                continue
-            if g.clipboard != "no":
-                problems.append("SPICE clipboard sharing on" + (" (default)" if g.clipboard is None else ""))
-            if g.filetransfer != "no":
-                problems.append("SPICE file transfer on" + (" (default)" if g.filetransfer is None else ""))
-        if d.redirdevs and d.redirfilter_default_allow is not False:
-            problems.append(f"{d.redirdevs} USB redirection channel(s) without a deny-by-default <redirfilter>")
-        return problems
-
-    yield from each_domain(host, judge, applies=uses, none_reason="no domain has SPICE graphics or USB redirection")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..engine import check
-from ..facts import Domain, HostFacts
-from ._libvirt import each_domain
+from ..facts import HostFacts
 from ..model import Category, Result, Severity, Unavailable
 from ..parsers.cmdline import split_param
 from ._common import is_enabled, module_param
@@ -73,33 +72,6 @@ def _unknown_reason(host: HostFacts) -> str:
     loaded = host.modules.loaded
     reason = loaded.describe() if isinstance(loaded, Unavailable) else "kvm_intel and kvm_amd are not loaded"
     return f"{reason}; no nested option in modprobe.d or the boot configuration"
-
-
-@check("HV-NEST-002", Category.NEST, Severity.MEDIUM, "VMX/SVM exposed to guests",
-    fix="add <feature policy='disable' name='vmx'/> (or svm) to the guest <cpu>, or turn nested off on the host",
-    references=("Linux Documentation/virt/kvm/x86/running-nested-guests.rst", "libvirt docs/formatdomain.rst (CPU model and topology)"),
-    profile_severity={"single-tenant": Severity.LOW},
-)
-def guest_nested(host: HostFacts) -> Iterator[Result]:
-    """A guest with VMX/SVM drives L0's nested-virtualization code (a large, bug-prone emulation of
-    VMX/SVM). host-passthrough and maximum expose it whenever nested is on in the host. The host's
-    nested state is HV-NEST-001's: the loaded module's parameter, else the configured option; where
-    HV-NEST-001 cannot tell, neither can this check (not applicable, with HV-NEST-001's reason)."""
-    nested = _host_nested(host)
-
-    def judge(d: Domain) -> list[str]:
-        explicit = [n for n in ("vmx", "svm") if d.cpu_features.get(n) in ("require", "force", "optional")]
-        disabled = any(d.cpu_features.get(n) in ("disable", "forbid") for n in ("vmx", "svm"))
-        if explicit:
-            return [f"CPU feature {', '.join(explicit)} requested"]
-        if d.cpu_mode in ("host-passthrough", "maximum") and not disabled:
-            if nested is True:
-                return [f"cpu mode {d.cpu_mode} with nested enabled on the host"]
-            if isinstance(nested, str):
-                return Result.not_applicable(f"cpu mode {d.cpu_mode} exposes VMX/SVM if the host enables nested; host nested state unknown: {nested}")
-        return []
-
-    yield from each_domain(host, judge)
 
 
 def _host_nested(host: HostFacts) -> bool | str:

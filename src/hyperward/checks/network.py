@@ -29,32 +29,6 @@ def _reaches_anti_spoofing(name: str, filters: dict[str, list[str]]) -> bool:
     return False
 
 
-@check("HV-NET-001", Category.NET, Severity.HIGH, "VM NIC without anti-spoofing filter",
-    fix="add <filterref filter='clean-traffic'/> (with <parameter name='IP' .../> if needed) to each bridged or NAT interface",
-    references=("libvirt docs/formatnwfilter.rst",),
-)
-def nic_anti_spoofing(host: HostFacts) -> Iterator[Result]:
-    """Without MAC/IP/ARP anti-spoofing a guest can impersonate the gateway or another guest on its bridge."""
-    filters = host.libvirt.nwfilters if isinstance(host.libvirt.nwfilters, dict) else {}
-
-    def judge(d: Domain) -> list[str]:
-        problems = []
-        for i in d.interfaces:
-            if i.type not in FILTERED_TYPES:
-                continue
-            name = i.target_dev or i.mac or i.source or "interface"
-            if i.filterref is None:
-                problems.append(f"{name} ({i.type} {i.source or ''}): no <filterref>".replace(" )", ")"))
-            elif filters and i.filterref not in filters:
-                problems.append(f"{name}: filter {i.filterref} is not defined")
-            elif filters and not _reaches_anti_spoofing(i.filterref, filters):
-                problems.append(f"{name}: filter {i.filterref} includes no MAC/IP/ARP anti-spoofing filter")
-        return problems
-
-    yield from each_domain(host, judge, applies=lambda d: any(i.type in FILTERED_TYPES for i in d.interfaces),
-                           none_reason="no bridged, NAT or ethernet interface in any domain")
-
-
 @check("HV-NET-002", Category.NET, Severity.MEDIUM, "libvirt network forwards without host firewalling",
     fix="use <forward mode='nat'/> or an isolated network, or firewall the routed network on the host and upstream",
     references=("libvirt docs/formatnetwork.rst (forward modes open, route)",),

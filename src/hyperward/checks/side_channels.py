@@ -9,7 +9,7 @@ from ..facts import Domain, HostFacts
 from ..model import Category, Result, Severity, Unavailable
 from ..parsers.cpu_vuln import main_status, parse_vulnerability
 from ._common import VULN_DIR, is_enabled, module_param, vuln_text
-from ._libvirt import domains, each_domain, process_label, qemu_processes
+from ._libvirt import each_domain, process_label, qemu_processes
 
 SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
 
@@ -132,37 +132,6 @@ def itlb_multihit(host: HostFacts) -> Iterator[Result]:
         yield Result.passed("itlb_multihit", value + nx_text)
     else:
         yield Result.fail("itlb_multihit", f"{VULN_DIR}/itlb_multihit: {value}{nx_text}")
-
-
-@check("HV-SIDE-005", Category.SIDE, Severity.MEDIUM, "KSM merges memory across guests",
-    fix="systemctl disable --now ksm ksmtuned; echo 2 > /sys/kernel/mm/ksm/run; or give every guest <memoryBacking><nosharepages/></memoryBacking>",
-    references=("Linux Documentation/admin-guide/mm/ksm.rst", "libvirt docs/formatdomain.rst (memoryBacking/nosharepages)"),
-    profile_severity=SINGLE_TENANT_LOW,
-)
-def ksm_merging(host: HostFacts) -> Iterator[Result]:
-    """Kernel same-page merging lets one guest time copy-on-write faults to learn another guest's
-    memory contents (and weakens Rowhammer defences). Passes when KSM is off, or when every guest
-    opts out with <nosharepages/>; with KSM on, each guest that does not opt out fails."""
-    ksm = host.ksm
-    if isinstance(ksm, Unavailable):
-        yield Result.unavailable(ksm, "ksm")
-        return
-    if ksm.run == 1:
-        sharing = f", pages_sharing={ksm.pages_sharing}" if ksm.pages_sharing is not None else ""
-        good, _ = domains(host)
-        exposed = [d for d in good if not d.nosharepages]
-        if good and not exposed:
-            yield Result.passed("ksm", f"/sys/kernel/mm/ksm/run=1 (merging{sharing}), but every guest has <nosharepages/>")
-            return
-        yield Result.fail("ksm", f"/sys/kernel/mm/ksm/run=1 (merging{sharing})")
-        for d in good:
-            if d.nosharepages:
-                yield Result.passed(d.label, "<memoryBacking><nosharepages/>")
-            else:
-                yield Result.fail(d.label, "no <nosharepages/>: its memory is merged with other guests'")
-    else:
-        state = {0: "stopped", 2: "stopped, merged pages unmerged"}.get(ksm.run, "unknown state")
-        yield Result.passed("ksm", f"/sys/kernel/mm/ksm/run={ksm.run} ({state})")
 
 
 @check("HV-SIDE-006", Category.SIDE, Severity.MEDIUM, "AMD cross-thread RSB with cpu-pm=on",

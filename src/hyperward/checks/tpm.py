@@ -64,29 +64,6 @@ def _secure_boot_requested(d: Domain) -> bool:
     return d.loader_secure == "yes" or d.firmware_features.get("secure-boot") == "yes"
 
 
-@check("HV-TPM-003", Category.TPM, Severity.MEDIUM, "Guest Secure Boot not enforced",
-    fix="use <os firmware='efi'><firmware><feature enabled='yes' name='secure-boot'/><feature enabled='yes' name='enrolled-keys'/></firmware></os>, then start once with --reset-nvram",
-    references=("libvirt docs/kbase/secureboot.rst",),
-)
-def guest_secure_boot(host: HostFacts) -> Iterator[Result]:
-    """Without Secure Boot with enrolled keys a guest boots any bootloader: a bootkit survives reinstalls of the guest's OS."""
-
-    def judge(d: Domain) -> list[str]:
-        if d.arch not in (None, "x86_64", "i686", "aarch64"):
-            return []
-        efi = d.firmware == "efi" or d.loader_type == "pflash" or bool(d.firmware_features)
-        if not efi:
-            return ["BIOS (SeaBIOS) firmware: no Secure Boot"]
-        problems = []
-        if d.firmware_features.get("secure-boot") == "no" or (not _secure_boot_requested(d)):
-            problems.append("UEFI without Secure Boot")
-        elif d.firmware_features.get("enrolled-keys") == "no":
-            problems.append("Secure Boot firmware without enrolled keys (enrolled-keys='no'): nothing is verified")
-        return problems
-
-    yield from each_domain(host, judge)
-
-
 @check("HV-TPM-004", Category.TPM, Severity.HIGH, "Secure Boot firmware without SMM or with writable code",
     fix="add <features><smm state='on'/></features> and <loader readonly='yes' secure='yes' type='pflash'>",
     references=("libvirt docs/formatdomain.rst (BIOS bootloader: secure, readonly)", "libvirt docs/kbase/secureboot.rst"),
@@ -104,31 +81,6 @@ def secure_boot_smm(host: HostFacts) -> Iterator[Result]:
         return problems
 
     yield from each_domain(host, judge, applies=_secure_boot_requested, none_reason="no domain uses Secure Boot firmware")
-
-
-@check("HV-TPM-005", Category.TPM, Severity.MEDIUM, "Guest has no vTPM, or a weak backend/version",
-    fix="add <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm> (swtpm)",
-    references=("libvirt docs/formatdomain.rst (TPM device)",),
-)
-def guest_vtpm(host: HostFacts) -> Iterator[Result]:
-    """A vTPM gives the guest measured boot and sealed keys; TPM 1.2 has SHA-1 only; a passthrough
-    TPM shares the host's TPM with one guest and its PCRs with the host."""
-
-    def judge(d: Domain) -> tuple[list[str], Severity | None]:
-        if not d.tpms:
-            return ["no vTPM"], None
-        problems, severity = [], None
-        for t in d.tpms:
-            if t.backend == "passthrough":
-                problems.append("host TPM passed through (not a per-guest vTPM)")
-                severity = Severity.LOW
-            elif t.backend == "emulator" and t.version == "1.2":
-                problems.append("vTPM version 1.2")
-            elif t.backend not in ("emulator", "passthrough", "external"):
-                problems.append(f"vTPM backend {t.backend or 'unset'}")
-        return problems, severity
-
-    yield from each_domain(host, judge)
 
 
 @check("HV-TPM-006", Category.TPM, Severity.MEDIUM, "vTPM state unprotected",

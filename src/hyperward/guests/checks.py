@@ -4,9 +4,13 @@ guest's platform; a platform that cannot know a field leaves it None, and the ch
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import ipaddress
 from collections.abc import Callable, Iterator
 
+from ..checks.backups import NO_BACKUP_SEEN, _age, _human, _newest, _repo_results, covers_guest
+from ..checks.nested import _host_nested
 from ..engine import check
 from ..facts import HostFacts
 from ..model import Category, Result, Severity, Unavailable
@@ -17,7 +21,7 @@ SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
 #: host directories a guest must never see (a share of / or of a parent of these counts too)
 SENSITIVE_DIRS = ("/", "/etc", "/root", "/home", "/boot", "/var/lib/libvirt", "/usr", "/var", "/srv", "/run", "/dev", "/proc", "/sys")
 
-Judge = Callable[[Guest], list[str] | tuple[list[str], Severity | None]]
+Judge = Callable[[Guest], list[str] | tuple[list[str], Severity | None] | Result]
 
 
 def _unreadable(host: HostFacts) -> list[tuple[str, Unavailable]]:
@@ -52,6 +56,9 @@ def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool
             continue
         judged += 1
         verdict = judge(guest)
+        if isinstance(verdict, Result):
+            yield dataclasses.replace(verdict, resource=guest.label).on(guest.platform)
+            continue
         problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
         if problems:
             yield Result.fail(guest.label, "; ".join(problems), severity=severity).on(guest.platform)
@@ -218,7 +225,7 @@ def console_channels(host: HostFacts) -> Iterator[Result]:
     and the guest, outside every network control."""
 
     def uses(g: Guest) -> bool:
-        return bool(g.consoles) or g.usb_redirection > 0 or bool(g.clipboard)
+        return any(c.kind == "spice" for c in g.consoles) or g.usb_redirection > 0 or bool(g.clipboard or g.file_transfer or g.drag_drop)
 
     def judge(g: Guest) -> list[str]:
         problems = []
@@ -355,3 +362,125 @@ def ksm_merging(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(g.label, "cannot tell whether it opted out of merging: assume its memory is merged").on(g.platform)
         else:
             yield Result.fail(g.label, "does not opt out: its memory is merged with other guests'").on(g.platform)
+
+
+def _holds(device: str, source: str) -> bool:
+    """Whether `device` is the disk `source` or one of its partitions (/dev/sdb1, /dev/nvme0n1p2,
+    /dev/mmcblk0p1 of /dev/sdb, /dev/nvme0n1, /dev/mmcblk0); /dev/sdba is not a partition of /dev/sdb."""
+    if device == source:
+        return True
+    if not device.startswith(source):
+        return False
+    rest = device[len(source):]
+    if source[-1:].isdigit():
+        return rest.startswith("p") and rest[1:].isdigit()
+    return rest.isdigit()
+
+
+@check("HV-ISO-015", Category.ISO, Severity.HIGH, "Raw host block or SCSI device given to a guest",
+    fix="give guests volumes (LVM LV, qcow2 file), never a host-mounted device; libvirt: sgio='filtered' and no rawio",
+    references=("libvirt docs/formatdomain.rst (Hard drives, floppy disks, CDROMs: rawio, sgio)", "Proxmox VE qm.conf(5) (disk passthrough)"),
+)
+def raw_block_devices(host: HostFacts) -> Iterator[Result]:
+    """rawio and unfiltered SG_IO let a guest send any SCSI command to the host's device; a disk
+    that is also mounted on the host (itself or one of its partitions) is corrupted or read by the
+    guest. Whether a block device is mounted needs the host's mount table: without one a guest
+    whose only question is that is not applicable, with the reason."""
+    mounts = host.hardware.mounts
+    mounted = [m for m in mounts if m.source.startswith("/dev/")] if isinstance(mounts, list) else []
+
+    def judge(g: Guest) -> list[str] | Result:
+        problems: list[str] = []
+        block: list[str] = []
+        for dev in g.devices:
+            name = dev.target or dev.host_id or "disk"
+            if dev.kind == "block" and dev.host_id:
+                block.append(dev.host_id)
+                for m in mounted:
+                    if not _holds(m.source, dev.host_id):
+                        continue
+                    what = dev.host_id if m.source == dev.host_id else f"its partition {m.source}"
+                    if m.target == "/":
+                        problems.append(f"{name}: {dev.host_id} holds the host's root filesystem ({what} on /)")
+                    else:
+                        problems.append(f"{name}: {dev.host_id} is mounted on the host ({what} on {m.target})")
+            problems.extend(f"{name}: {note}" for note in dev.notes)
+            if dev.kind == "scsi":
+                problems.append(f"SCSI host device {dev.host_id or ''} assigned".strip())
+        if problems:
+            return problems
+        if block and isinstance(mounts, Unavailable):
+            return Result.not_applicable(
+                f"passes host block device {', '.join(block)}; whether the host mounts it is unknown ({mounts.describe()})")
+        if block:
+            return Result.passed(g.label, f"host block device {', '.join(block)}: neither it nor a partition of it is mounted on the host")
+        return []
+
+    yield from each_guest(host, judge)
+
+
+@check("HV-NEST-002", Category.NEST, Severity.MEDIUM, "VMX/SVM exposed to guests",
+    fix="libvirt: <feature policy='disable' name='vmx'/> (or svm) in the guest <cpu>; Proxmox: a named cpu model without +vmx/+svm; or turn nested off on the host",
+    references=("Linux Documentation/virt/kvm/x86/running-nested-guests.rst", "libvirt docs/formatdomain.rst (CPU model and topology)", "Proxmox VE qm.conf(5) cpu"),
+    profile_severity=SINGLE_TENANT_LOW,
+)
+def guest_nested(host: HostFacts) -> Iterator[Result]:
+    """A guest with VMX/SVM drives L0's nested-virtualization code (a large, bug-prone emulation of
+    VMX/SVM). A passed-through host CPU exposes it whenever nested is on in the host. The host's
+    nested state is HV-NEST-001's: the loaded module's parameter, else the configured option; where
+    HV-NEST-001 cannot tell, neither can this check (not applicable, with HV-NEST-001's reason)."""
+    nested = _host_nested(host)
+
+    def judge(g: Guest) -> list[str] | Result:
+        if g.nested_kind == "requested":
+            return [g.nested_detail or "VMX/SVM requested"]
+        if g.nested_kind == "cpu-passthrough":
+            detail = g.nested_detail or "host CPU passed through"
+            if nested is True:
+                return [f"{detail} with nested enabled on the host"]
+            if isinstance(nested, str):
+                return Result.not_applicable(f"{detail} exposes VMX/SVM if the host enables nested; host nested state unknown: {nested}")
+        return []
+
+    yield from each_guest(host, judge, applies=lambda g: g.kind == "vm", none_reason="no virtual machine")
+
+
+@check("HV-BAK-002", Category.BAK, Severity.MEDIUM, "Guests without a recent backup",
+    fix="schedule per-guest backups (virtnbdbackup, vzdump, or restic/borg with the guest's name as tag or archive name) within the policy age",
+    references=("virtnbdbackup", "restic(1)", "borg(1)", "Proxmox VE vzdump(1)"),
+)
+def guest_backups(host: HostFacts) -> Iterator[Result]:
+    """Ransomware in a guest, a broken disk or a bad upgrade: only a recent backup brings the guest
+    back. With no repository configured, every guest fails: no backup of it can be seen. A platform
+    with its own backup jobs (Proxmox vzdump) says which guests no job covers."""
+    backups = host.backups
+    guests = host.guests
+    if not guests:
+        yield Result.not_applicable(no_guests_reason(host))
+        return
+    known = registry()
+    uncovered: dict[str, set[str]] = {}
+    for name, facts in host.platforms.items():
+        hook = getattr(known.get(name), "guests_without_backup_job", None)
+        if hook is not None:
+            uncovered[name] = set(hook(facts))
+    if backups is None or not backups.repositories:
+        for g in guests:
+            if g.platform in uncovered and g.id not in uncovered[g.platform]:
+                yield Result.passed(g.label, "covered by a backup job of its platform (its runs are judged there)").on(g.platform)
+            else:
+                yield Result.fail(g.label, NO_BACKUP_SEEN).on(g.platform)
+        return
+    yield from _repo_results(backups)
+    limit = datetime.timedelta(hours=backups.guest_max_age_hours)
+    for g in guests:
+        newest = _newest(backups, lambda s, g=g: covers_guest(s, g.name, g.uuid or g.id))
+        if newest is None:
+            if g.platform in uncovered and g.id not in uncovered[g.platform]:
+                yield Result.passed(g.label, "covered by a backup job of its platform (its runs are judged there)").on(g.platform)
+            else:
+                yield Result.fail(g.label, "in no configured repository").on(g.platform)
+        elif _age(host, newest[0]) > limit:
+            yield Result.fail(g.label, f"newest backup {newest[0]} ({_human(_age(host, newest[0]))} old, policy {backups.guest_max_age_hours} hours) in {newest[1]}").on(g.platform)
+        else:
+            yield Result.passed(g.label, f"newest backup {newest[0]} in {newest[1]}").on(g.platform)

@@ -60,6 +60,9 @@ class PassedDevice:
     kind: str
     host_id: str | None
     raw_io: bool = False
+    #: the guest-side name (vdb, hostpci0) and the platform's words for each raw-access setting
+    target: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ catalog (hyperward.checks); its guests map from `Domain` (guests.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from ...facts import LibvirtFacts
-from ...model import Unavailable
+from ...model import Result, Unavailable
 
 if TYPE_CHECKING:
     from ...guests.model import Guest
@@ -45,6 +46,26 @@ class LibvirtPlatform:
 
     def no_guests(self, facts: LibvirtFacts) -> str:
         return "no libvirt domains defined" if facts.installed else "libvirt is not installed (no /etc/libvirt)"
+
+    def console_settings(self, facts: LibvirtFacts) -> Iterator[Result]:
+        """HV-AUTH-010's host-wide half: qemu.conf's vnc_listen/spice_listen apply to every console
+        whose definition names no address of its own."""
+        from ...checks._libvirt import is_loopback
+        from ...parsers.libvirt_defaults import QEMU_CONF_DEFAULTS, effective
+
+        if not facts.installed:
+            return
+        config = facts.configs.get("qemu.conf")
+        settings = config.settings if config is not None else {}
+        if isinstance(settings, Unavailable):
+            if settings.kind != "missing":
+                yield Result.unavailable(settings, "/etc/libvirt/qemu.conf")
+                return
+            settings = {}
+        for kind in ("vnc", "spice"):
+            listen = effective(settings, "/etc/libvirt/qemu.conf", f"{kind}_listen", QEMU_CONF_DEFAULTS)
+            if not is_loopback(str(listen.value)):
+                yield Result.fail(f"qemu.conf:{kind}_listen", f"{listen.describe()}: consoles without their own listen address are exposed")
 
     def warnings(self, facts: LibvirtFacts) -> list[str]:
         api = facts.api

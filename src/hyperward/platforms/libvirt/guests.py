@@ -7,6 +7,7 @@ in `Guest.defaults`, so a neutral check can say "default assumed" as the libvirt
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ...facts import Domain, Graphics, LibvirtFacts
@@ -27,10 +28,14 @@ FILTERED_TYPES = ("bridge", "network", "ethernet")
 ANTI_SPOOFING_FILTERS = ("no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing", "no-arp-mac-spoofing", "no-arp-ip-spoofing")
 
 
-def _qemu_settings(facts: LibvirtFacts) -> dict[str, Any]:
+def _qemu_settings(facts: LibvirtFacts) -> dict[str, Any] | None:
+    """qemu.conf's settings ({} when absent: every default); None when it exists but cannot be read,
+    so nothing that rests on it is guessed."""
     config = facts.configs.get("qemu.conf")
-    if config is None or isinstance(config.settings, Unavailable):
+    if config is None:
         return {}
+    if isinstance(config.settings, Unavailable):
+        return {} if config.settings.kind == "missing" else None
     return config.settings
 
 
@@ -93,17 +98,21 @@ def _console(g: Graphics, settings: dict[str, Any], defaults: list[str]) -> Cons
 
 
 def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
-    settings = _qemu_settings(facts)
+    readable = _qemu_settings(facts)
+    settings = readable if readable is not None else {}
     defaults: list[str] = []
     filters = facts.nwfilters if isinstance(facts.nwfilters, dict) else None
     user = settings.get("user", facts.qemu_user_default or QEMU_USER_FALLBACK)
-    root_qemu = str(user).strip() in ("root", "+0", "0")
+    root_qemu: bool | None = str(user).strip() in ("root", "+0", "0") if readable is not None else None
     efi = d.firmware == "efi" or d.loader_type == "pflash" or bool(d.firmware_features)
     secure = d.loader_secure == "yes" or d.firmware_features.get("secure-boot") == "yes"
     if d.firmware_features.get("secure-boot") == "no":
         secure = False
     enrolled = None if not secure else d.firmware_features.get("enrolled-keys") != "no"
     consoles = [_console(g, settings, defaults) for g in d.graphics if g.type in ("vnc", "spice")]
+    if readable is None:
+        # qemu.conf unreadable: listen addresses, TLS and SASL that rest on it are unknown
+        consoles = [dataclasses.replace(c, listen=None, tls=None, tls_verify=None) for c in consoles]
     spice = [g for g in d.graphics if g.type == "spice"]
     chardev_tls = _flag(settings.get("chardev_tls", QEMU_CONF_DEFAULTS.get("chardev_tls", 0)))
     network_chardevs = []
@@ -132,7 +141,15 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
                 anti = True
         nics.append(GuestNic(i.type, i.source, i.mac, anti, i.filterref, trusted=i.trust_guest_rx_filters,
                              host_device=i.source if i.type in ("direct", "hostdev") else None, name=name, why=why))
-    devices = [PassedDevice(h.type or "unknown", h.address) for h in d.hostdevs]
+    devices = []
+    for disk in d.disks:
+        raw = [note for note, on in (("rawio='yes'", disk.rawio == "yes"), ("sgio='unfiltered'", disk.sgio == "unfiltered"))
+               if on and disk.device == "lun"]
+        if (disk.type == "block" and disk.source) or raw:
+            devices.append(PassedDevice("block" if disk.type == "block" and disk.source else "lun",
+                                        disk.source if disk.type == "block" else None, bool(raw),
+                                        disk.target or disk.source or "disk", raw))
+    devices += [PassedDevice(h.type or "unknown", h.address) for h in d.hostdevs]
     devices += [PassedDevice("hostdev-net", i.source) for i in d.interfaces
                 if i.type == "hostdev" or (i.type == "network" and i.source in hostdev_nets)]
     nested_features = [n for n in ("vmx", "svm") if d.cpu_features.get(n) in ("require", "force", "optional")]
@@ -157,7 +174,7 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
         tpms=[GuestTpm(t.backend, t.version, t.encrypted) for t in d.tpms],
         consoles=consoles,
         shared_directories=[SharedDirectory(fs.source or "/", fs.target, not fs.readonly, fs.accessmode or "passthrough",
-                                            (fs.accessmode or "passthrough") == "passthrough" and root_qemu)
+                                            None if root_qemu is None else (fs.accessmode or "passthrough") == "passthrough" and root_qemu)
                             for fs in d.filesystems if fs.type in ("mount", None)],
         devices=devices,
         disks=[GuestDisk(disk.source, disk.driver_type, disk.readonly, disk.shareable,
