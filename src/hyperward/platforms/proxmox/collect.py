@@ -370,7 +370,8 @@ def _job_states(fs: RootFS) -> dict[str, JobState | Unavailable]:
         except parsers.ParseError as exc:
             out[match.group(1)] = Unavailable(path, "invalid", str(exc))
             continue
-        upid = doc.get("upid") if isinstance(doc.get("upid"), str) else None
+        raw_upid = doc.get("upid")
+        upid = raw_upid if isinstance(raw_upid, str) else None
         decoded = parsers.parse_upid(upid) if upid else None
         start = decoded.starttime if decoded else None
         msg = doc.get("msg")
