@@ -1,0 +1,231 @@
+"""What hyperward knows about a Proxmox VE node: its cluster configuration (/etc/pve, or the
+config.db it is built from), its guests' configs, and the node-local state of backup jobs.
+
+Frozen dataclasses of str/int/bool/None, lists, dict[str, X] and Maybe[X] only, so a snapshot
+decodes type-driven like the rest of HostFacts. A guest's `config` keeps the current section's
+raw values (minus secrets and owner free text: cipassword, description, env); property strings
+are parsed where they are judged (parsers.parse_property_string), so a key a newer Proxmox adds
+is carried, never an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...facts import Maybe
+from ...model import Unavailable
+
+PVE_DIR = "/etc/pve"
+CONFIG_DB = "/var/lib/pve-cluster/config.db"
+
+
+@dataclass(frozen=True)
+class PveGuestConfig:
+    """One VM (`kind` "qemu") or container ("lxc") from nodes/<node>/{qemu-server,lxc}/<vmid>.conf.
+    `pending` is the [PENDING] section, `snapshots` the snapshot section names (history, not
+    current). `pid_file`: /var/run/qemu-server/<vmid>.pid exists (a QEMU process may run; the /proc
+    machinery decides), None where not looked at (other nodes, containers)."""
+
+    kind: str
+    vmid: str
+    node: str
+    path: str
+    config: dict[str, str]
+    pending: dict[str, str]
+    snapshots: list[str]
+    ignored_lines: int
+    pid_file: bool | None = None
+
+    @property
+    def name(self) -> str:
+        key = "name" if self.kind == "qemu" else "hostname"
+        return self.config.get(key) or self.vmid
+
+    @property
+    def label(self) -> str:
+        """How results name it: `VM 100 (web)` / `CT 200 (dns)`."""
+        prefix = "VM" if self.kind == "qemu" else "CT"
+        return f"{prefix} {self.vmid} ({self.name})"
+
+
+@dataclass(frozen=True)
+class FirewallFile:
+    """cluster.fw, host.fw or <vmid>.fw: the [OPTIONS] (lower-cased keys), how many rules, which
+    IP sets and security groups it defines."""
+
+    path: str
+    options: dict[str, str]
+    rules: int
+    ipsets: list[str]
+    groups: list[str]
+    ignored_lines: int = 0
+
+
+@dataclass(frozen=True)
+class PveNode:
+    name: str
+    local: bool
+    host_fw: Maybe[FirewallFile]
+    guests: list[Maybe[PveGuestConfig]]
+
+
+@dataclass(frozen=True)
+class PveUser:
+    """A user.cfg user. `legacy_keys`: the keys field holds OTP secrets or yubico ids (old-style
+    TFA, the values never kept); "x" (see tfa.cfg) is not counted."""
+
+    userid: str
+    enabled: bool
+    expire: int
+    groups: list[str]
+    legacy_keys: bool
+
+
+@dataclass(frozen=True)
+class PveToken:
+    userid: str
+    tokenid: str
+    privsep: bool
+    expire: int
+
+    @property
+    def full_id(self) -> str:
+        return f"{self.userid}!{self.tokenid}"
+
+
+@dataclass(frozen=True)
+class PveAcl:
+    """One acl: line. `members` are userids, `@group`s and `user!token` ids."""
+
+    path: str
+    propagate: bool
+    members: list[str]
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class PveRealm:
+    """A domains.cfg realm: its type (pam, pve, ldap, ad, openid) and the TFA it enforces
+    (`tfa type=oath|yubico`), or None."""
+
+    realm: str
+    type: str
+    tfa: str | None
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    users: dict[str, PveUser]
+    tokens: list[PveToken]
+    groups: dict[str, list[str]]
+    roles: dict[str, list[str]]
+    acls: list[PveAcl]
+    pools: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class PveStorage:
+    """A storage.cfg entry. `encryption_key` (pbs only): /etc/pve/priv/storage/<id>.enc exists;
+    None when that directory could not be read."""
+
+    id: str
+    type: str
+    content: list[str]
+    disabled: bool
+    server: str | None = None
+    datastore: str | None = None
+    encryption_key: bool | None = None
+
+
+@dataclass(frozen=True)
+class BackupJob:
+    """A vzdump job from jobs.cfg (`source` "jobs.cfg") or a vzdump.cron line ("vzdump.cron",
+    id `cron-<line number>`)."""
+
+    id: str
+    source: str
+    enabled: bool
+    schedule: str
+    all: bool
+    vmids: list[str]
+    pool: str | None
+    exclude: list[str]
+    storage: str | None
+    node: str | None
+
+
+@dataclass(frozen=True)
+class JobState:
+    """/var/lib/pve-manager/jobs/vzdump-<id>.json on this node: the scheduler's last run."""
+
+    id: str
+    state: str
+    last_start: int | None
+    result: str | None
+    upid: str | None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One vzdump task from /var/log/pve/tasks/index (end None: still running)."""
+
+    upid: str
+    node: str
+    id: str
+    start: int
+    end: int | None
+    status: str
+
+
+@dataclass(frozen=True)
+class CorosyncFacts:
+    path: str
+    totem: dict[str, str]
+    nodes: int
+    interfaces: int
+
+
+@dataclass(frozen=True)
+class ProxmoxFacts:
+    """`source`: "pmxcfs" (the /etc/pve tree), "config.db" (rebuilt from the SQLite database,
+    offline copies), or "none". `store` is the path the tree came from, or the Unavailable that
+    made it unusable (a corrupt config.db): then every other field is empty and every check
+    reports that one problem. `collected_at` (epoch seconds) is the reference time for recency."""
+
+    source: str
+    store: Maybe[str]
+    collected_at: int
+    local_node: str | None
+    nodes: list[PveNode]
+    cluster_fw: Maybe[FirewallFile]
+    guest_fw: dict[str, Maybe[FirewallFile]]
+    datacenter: Maybe[dict[str, str]]
+    users: Maybe[UserConfig]
+    realms: Maybe[list[PveRealm]]
+    tfa: Maybe[dict[str, list[str]]]
+    storage: Maybe[list[PveStorage]]
+    jobs: Maybe[list[BackupJob]]
+    cron_jobs: Maybe[list[BackupJob]]
+    job_states: dict[str, Maybe[JobState]]
+    tasks: Maybe[list[TaskRecord]]
+    corosync: Maybe[CorosyncFacts]
+    pveproxy: Maybe[dict[str, str]]
+    notes: list[str] = field(default_factory=list)
+
+    def scoped_nodes(self) -> list[PveNode]:
+        """The nodes whose guests and host firewall this scan judges: the local node when known
+        (every node of a cluster sees all nodes' configs; each VM is judged on the node it runs
+        on), else every node found."""
+        local = [n for n in self.nodes if n.local]
+        return local or list(self.nodes)
+
+    def guest_configs(self) -> tuple[list[PveGuestConfig], list[Unavailable]]:
+        good: list[PveGuestConfig] = []
+        bad: list[Unavailable] = []
+        for node in self.scoped_nodes():
+            for guest in node.guests:
+                if isinstance(guest, Unavailable):
+                    bad.append(guest)
+                else:
+                    good.append(guest)
+        return good, bad
