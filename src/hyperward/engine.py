@@ -33,21 +33,35 @@ _REGISTRY: dict[str, RegisteredCheck] = {}
 
 def check(
     check_id: str,
-    category: Category,
-    severity: Severity,
-    title: str,
+    category: Category | None = None,
+    severity: Severity | None = None,
+    title: str | None = None,
     *,
-    fix: str,
+    fix: str | None = None,
     references: tuple[str, ...] = (),
     profile_severity: dict[str, Severity] | None = None,
 ) -> Callable[[CheckFn], CheckFn]:
-    """Register a check. `fix` is the concrete one-line remediation shown with each failure
-    (a result may give a more specific one); the catalog's short remediation is the fallback."""
+    """Register a check under its catalog ID. Title, severity and category come from the catalog
+    (data/catalog.json), which is where they are written; `fix` is the concrete one-line
+    remediation shown with each failure (a result may give a more specific one), the catalog's
+    remediation when not given; references default to the catalog row's primary sources."""
 
     def register(fn: CheckFn) -> CheckFn:
         if check_id in _REGISTRY:
             raise RuntimeError(f"check {check_id} registered twice")
-        meta = CheckMeta(check_id, category, severity, title, inspect.getdoc(fn) or "", fix, references, profile_severity or {})
+        entry = catalog().get(check_id)
+        if entry is None and (category is None or severity is None or title is None):
+            raise RuntimeError(f"check {check_id} is not in the catalog")
+        meta = CheckMeta(
+            check_id,
+            category or Category(check_id.split("-")[1]),
+            severity or Severity.parse(entry.severity),  # type: ignore[union-attr]
+            title or entry.title,  # type: ignore[union-attr]
+            inspect.getdoc(inspect.unwrap(fn)) or "",
+            fix if fix is not None else (entry.remediation if entry else ""),
+            references or (tuple(s.strip() for s in entry.sources.split(";") if s.strip()) if entry else ()),
+            profile_severity or {},
+        )
         _REGISTRY[check_id] = RegisteredCheck(meta, fn)
         return fn
 
@@ -159,6 +173,19 @@ def _in_category(category: Category, registered: RegisteredCheck) -> bool:
     return registered.meta.category is category
 
 
+def for_platforms(checks: dict[str, RegisteredCheck], facts: HostFacts) -> dict[str, RegisteredCheck]:
+    """The checks that speak to this host: a platform's own rows only where that platform was
+    found (a libvirt host's report has no Proxmox rows; host and guest checks always run)."""
+    entries = catalog()
+    letters = {p.letter: name for name, p in platform_registry().items()}
+
+    def wanted(cid: str) -> bool:
+        platform = letters.get(entries[cid].platform) if cid in entries else None
+        return platform is None or platform in facts.platforms
+
+    return {cid: c for cid, c in checks.items() if wanted(cid)}
+
+
 def run_checks(
     facts: HostFacts,
     checks: dict[str, RegisteredCheck],
@@ -184,7 +211,7 @@ def run_checks(
             warnings.extend(known[name].warnings(platform_facts))
     entries = catalog()
     findings: list[Finding] = []
-    for cid, registered in checks.items():
+    for cid, registered in for_platforms(checks, facts).items():
         meta = registered.meta
         default_fix = meta.fix or (entries[cid].remediation if cid in entries else "")
         try:

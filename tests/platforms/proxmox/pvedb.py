@@ -23,6 +23,7 @@ SCHEMA = (
 
 def build_config_db(etc_pve: pathlib.Path, db: pathlib.Path, extra: list[tuple[int, int, int, str, bytes | None]] | None = None) -> int:
     """Insert every directory and file under etc_pve; returns the number of rows."""
+    db.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(SCHEMA)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ...guests.model import Guest
+from ...model import Unavailable
 from ..base import Source
 from . import collect as _collect
 from .facts import ProxmoxFacts
@@ -27,6 +28,34 @@ class ProxmoxPlatform:
 
     def guests(self, facts: Any) -> list[Guest]:
         return to_guests(facts)
+
+    def guest_bridges(self, facts: ProxmoxFacts) -> list[str]:
+        """vmbrN bridges that carry a guest NIC (qemu-server's tapVMIDiN, or veth for containers);
+        with the guest firewall on, the fwbrVMIDiN bridge in between carries it too."""
+        bridges: set[str] = set()
+        for guest in to_guests(facts):
+            for index, nic in enumerate(guest.nics):
+                if nic.attachment == "bridge" and nic.source:
+                    bridges.add(nic.source)
+        return sorted(bridges)
+
+    def unreadable(self, facts: ProxmoxFacts) -> list[Unavailable]:
+        _good, bad = facts.guest_configs()
+        return list(bad)
+
+    def no_guests(self, facts: ProxmoxFacts) -> str:
+        if isinstance(facts.store, Unavailable):
+            return f"Proxmox VE configuration unreadable ({facts.store.describe()})"
+        return "no Proxmox VE VMs or containers defined"
+
+    def warnings(self, facts: ProxmoxFacts) -> list[str]:
+        return list(facts.notes)
+
+    def guests_without_backup_job(self, facts: ProxmoxFacts) -> list[str]:
+        """VMIDs in no enabled vzdump job (HV-BAK-002 fails them when no other backup covers them)."""
+        from .checks import vzdump_coverage
+
+        return [vmid for vmid, jobs in vzdump_coverage(facts).items() if not jobs]
 
 
 PLATFORM = ProxmoxPlatform()
