@@ -655,6 +655,7 @@ class BackupRepository:
     password_file: str | None = None
     password_env: str | None = None
     name: str | None = None
+    binary: str | None = None
 
 
 @dataclass(frozen=True)
