@@ -12,6 +12,7 @@ import pathlib
 import shutil
 import sqlite3
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 
@@ -218,3 +219,26 @@ def test_configured_max_age(tmp_path):
         config.write_text(f'[vulndb]\npath = "{db}"\nmax_age_days = {days}\n')
         report = json.loads(hyperward("scan", "--root", str(root), "--config", str(config), "--format", "json", "--only", "HV-VULN-001").stdout)
         assert {r["resource"]: r["status"] for r in report["results"]}.get("advisory database", "pass") == expected
+
+
+def test_import_refuses_fifos_devices_symlinks_and_huge_files(tmp_path):
+    """An export directory a user could write: a FIFO (would block the import forever), a
+    symlink to /dev/zero (would never end), a sparse file past MAX_FILE (would be read whole).
+    Each is one line naming it; the real file beside them is imported, quickly."""
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(ADVISORIES / "osv/DSA-5901-1.json", export / "DSA-5901-1.json")
+    os.mkfifo(export / "fifo.json")
+    (export / "zero.json").symlink_to("/dev/zero")
+    with open(export / "huge.zip", "wb") as handle:
+        handle.truncate(vulndb.MAX_FILE + 1)
+    started = time.monotonic()
+    done = hyperward("db", "import", str(export), "--db", str(tmp_path / "db.sqlite"), timeout=30)
+    assert time.monotonic() - started < 20
+    assert done.returncode == 0 and "1 advisories imported" in done.stdout and "3 skipped" in done.stdout, done.stderr
+    assert f"hyperward: skipped: {export}/fifo.json: not a regular file (a FIFO, socket or device); not read\n" in done.stderr
+    assert f"hyperward: skipped: {export}/zero.json: is a symbolic link; not followed (name the file itself)\n" in done.stderr
+    assert f"hyperward: skipped: {export}/huge.zip: {vulndb.MAX_FILE + 1} bytes, larger than {vulndb.MAX_FILE}: not read\n" in done.stderr
+    alone = hyperward("db", "import", str(export / "fifo.json"), "--db", str(tmp_path / "db.sqlite"), timeout=30)
+    assert alone.returncode == 2 and "fifo.json: not a regular file" in alone.stderr and "nothing was imported" in alone.stderr
+    assert "Traceback" not in done.stderr + alone.stderr
