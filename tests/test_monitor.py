@@ -9,6 +9,7 @@ source is the production ReplaySource reading JSON lines in getAllDomainStats's 
 from __future__ import annotations
 
 import copy
+import http.server
 import json
 import os
 import pathlib
@@ -29,7 +30,7 @@ from hyperward.monitor.detect import Detector, DetectorConfig
 from hyperward.monitor.metrics import MetricsServer, parse_listen, render
 from hyperward.monitor.rates import Rates, RateTracker
 from hyperward.monitor.service import Monitor, MonitorOptions
-from hyperward.monitor.sinks import JsonLinesSink, Sink, SyslogSink, WebhookSink
+from hyperward.monitor.sinks import AlertmanagerSink, JsonLinesSink, Sink, SyslogSink, WebhookSink
 from hyperward.monitor.source import Event, ReplaySource, SourceError
 from hyperward.monitor.store import Store, StoreError
 from hyperward.monitor.unmanaged import QemuWatch
@@ -459,6 +460,83 @@ def test_webhook_to_a_dead_receiver_counts_errors_and_never_raises() -> None:
     sink.send([Alert("k", "vm_started", "info", "s", "a", T0, event=True)])
     sink.close(timeout=15)
     assert sink.health.errors == 1 and sink.health.sent == 0 and "Connection refused" in (sink.health.last_error or "")
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A loopback receiver that keeps every request's path and headers; `redirect_to` makes it
+    answer 302 (the compromised webhook receiver)."""
+
+    seen: list[tuple[str, dict[str, str]]]
+    redirect_to: str | None = None
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's API
+        self._answer()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's API
+        self._answer()
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.seen.append((self.path, dict(self.headers)))
+        if self.redirect_to:
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def _receiver(redirect_to: str | None = None) -> tuple[http.server.ThreadingHTTPServer, list[tuple[str, dict[str, str]]]]:
+    seen: list[tuple[str, dict[str, str]]] = []
+    handler = type("Handler", (_Recorder,), {"seen": seen, "redirect_to": redirect_to})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+@pytest.mark.parametrize("kind", ["webhook", "alertmanager"])
+def test_http_sinks_refuse_redirects_and_never_forward_the_token(kind: str, monkeypatch: pytest.MonkeyPatch,
+                                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """The receiver answers 302 to a second loopback server on another port: the second never
+    gets a request (so never the Authorization header), the delivery is one counted error, and
+    stderr says so once."""
+    thief, stolen = _receiver()
+    target = f"http://127.0.0.1:{thief.server_address[1]}/steal"
+    receiver, seen = _receiver(redirect_to=target)
+    monkeypatch.setenv("HW_SINK_TOKEN", "s3cret-token")
+    url = f"http://127.0.0.1:{receiver.server_address[1]}"
+    sink = WebhookSink(url + "/hook", "HW_SINK_TOKEN") if kind == "webhook" else AlertmanagerSink(url, "HW_SINK_TOKEN")
+    try:
+        sink.send([Alert("k", "vm_started", "info", "s", "a", T0, event=True)])
+        sink.send([Alert("k2", "vm_started", "info", "s", "a", T0, event=True)])
+        sink.close(timeout=15)
+    finally:
+        receiver.shutdown()
+        thief.shutdown()
+    assert stolen == []
+    assert len(seen) == 2 and all(h.get("Authorization") == "Bearer s3cret-token" for _, h in seen)
+    assert sink.health.errors == 2 and sink.health.sent == 0
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if "redirect" in line]
+    assert len(lines) == 1 and f"answered HTTP 302 redirecting to '{target}'; redirects are refused" in lines[0], err
+    assert "s3cret-token" not in err
+
+
+def test_token_over_plain_http_to_a_remote_host_is_warned_once(monkeypatch: pytest.MonkeyPatch,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HW_SINK_TOKEN", "t")
+    for url in ("http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://localhost:9/hook", "https://alerts.example.net/hook"):
+        WebhookSink(url, "HW_SINK_TOKEN").close(timeout=1)
+    WebhookSink("http://alerts.example.net/hook").close(timeout=1)  # no token, nothing to warn about
+    assert "warning" not in capfd.readouterr().err
+    WebhookSink("http://alerts.example.net/hook", "HW_SINK_TOKEN").close(timeout=1)
+    err = capfd.readouterr().err
+    assert err.count("warning") == 1 and "goes to alerts.example.net over plain http" in err and "$HW_SINK_TOKEN" in err
 
 
 def test_jsonl_sink_appends_one_line_per_alert(tmp_path: pathlib.Path) -> None:
