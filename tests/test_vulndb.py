@@ -242,3 +242,54 @@ def test_import_refuses_fifos_devices_symlinks_and_huge_files(tmp_path):
     alone = hyperward("db", "import", str(export / "fifo.json"), "--db", str(tmp_path / "db.sqlite"), timeout=30)
     assert alone.returncode == 2 and "fifo.json: not a regular file" in alone.stderr and "nothing was imported" in alone.stderr
     assert "Traceback" not in done.stderr + alone.stderr
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """A misbehaving mirror: `mode` "body" sends headers then one byte every 0.5 s (each read
+    well inside --timeout); "headers" trickles the status line itself; "steady" sends 64 KiB/s
+    (above the minimum rate) without end."""
+
+    mode = "body"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's API
+        try:
+            if self.mode == "headers":
+                for byte in b"HTTP/1.0 200 OK\r\nX-Pad: " + b"a" * 1000:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            for _ in range(200):
+                self.wfile.write(b" " if self.mode == "body" else b" " * 32768)
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            pass
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode, flags, message", [
+    ("body", ["--timeout", "2"], "slower than 1024 bytes/s over 2 s"),
+    ("headers", ["--timeout", "2", "--deadline", "3"], "did not finish within the 3 s deadline; abandoned"),
+    ("steady", ["--timeout", "2", "--deadline", "3"], "did not finish within the 3 s deadline; abandoned"),
+])
+def test_db_update_abandons_a_trickling_server(tmp_path, mode, flags, message):
+    handler = type("Handler", (_Trickle,), {"mode": mode})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        done = hyperward("db", "update", "--db", str(tmp_path / "db.sqlite"), "--url",
+                         f"http://127.0.0.1:{server.server_address[1]}/all.json", *flags, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert done.returncode == 2 and "no source could be downloaded" in done.stderr, done.stderr
+    assert f"/all.json: {message}" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert elapsed < 8, elapsed
