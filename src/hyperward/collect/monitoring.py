@@ -75,6 +75,9 @@ def _hazard(pattern: str) -> str | None:
             if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
                 # Only a variable count ({2,5}, +, *) can split a string many ways; an exact
                 # one ({4}, as in UUID rules) cannot.
+                lo: int
+                hi: int
+                body: Iterable[tuple[object, object]]
                 lo, hi, body = av  # type: ignore[misc]
                 variable = hi > 1 and hi != lo
                 if variable:

@@ -226,14 +226,14 @@ class _Server(http.server.ThreadingHTTPServer):
         with self.lock:
             self.active[request] = time.monotonic()
         try:
-            super().process_request(request, client_address)  # type: ignore[arg-type]
+            super().process_request(request, client_address)
         except BaseException:
             self._done(request)
             raise
 
     def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         try:
-            super().process_request_thread(request, client_address)  # type: ignore[arg-type]
+            super().process_request_thread(request, client_address)
         finally:
             self._done(request)
 
