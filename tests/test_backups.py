@@ -9,6 +9,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -118,8 +119,10 @@ def test_wrong_password_corrupt_repository_and_missing_binary(tmp_path, repos):
     assert "not-the-password" not in text and PASSWORD not in text
     # the rest of the scan is unaffected
     assert {r["id"] for r in results.values()} == {"HV-BAK-001", "HV-BAK-002", "HV-BAK-003", "HV-BAK-004", "HV-BAK-005"}
-    missing, _ = _scan(root, _config(tmp_path, repos, _restic_entry(repos)), repos, env={"PATH": "/nonexistent"})
-    assert missing[("HV-BAK-001", str(repos["restic"]))]["message"].endswith("restic is not installed")
+    gone = _restic_entry(repos) + 'binary = "/nonexistent/restic"\n'
+    missing, _ = _scan(root, _config(tmp_path, repos, gone), repos)
+    assert missing[("HV-BAK-001", str(repos["restic"]))]["message"].endswith(
+        "binary /nonexistent/restic: No such file or directory; restic is not installed")
 
 
 NO_BACKUP_SEEN = ("no backup hyperward can see: name them in /etc/hyperward/config.toml or --config "
@@ -144,3 +147,87 @@ def test_bad_backup_config_is_one_line(tmp_path):
     config.write_text('[[backups.repository]]\nkind = "tape"\nlocation = "/dev/st0"\n')
     done = hyperward("scan", "--config", str(config))
     assert done.returncode == 2 and "kind must be restic, borg or directory" in done.stderr
+
+
+FAKE_TOOL = """#!/bin/sh
+env > "$(dirname "$0")/ran-$(basename "$0")"
+echo '[]'
+"""
+
+
+def test_tools_never_come_from_the_callers_path(tmp_path, repos, world_tmp):
+    """An unprivileged user's directory first in PATH, holding a `restic` and a `borg` that record
+    their environment (the repository password): neither runs, the real tools do, and no child
+    inherits the caller's variables."""
+    planted = world_tmp / "bin"
+    planted.mkdir()
+    planted.chmod(0o777)  # world-writable, no sticky bit
+    for tool in ("restic", "borg"):
+        done = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "sh", "-c",
+                               f'cat > {planted}/{tool} && chmod 755 {planted}/{tool}'],
+                              input=FAKE_TOOL, text=True, capture_output=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+    root = copy_root("hardened", tmp_path)
+    config = _config(tmp_path, repos, _restic_entry(repos), _borg_entry(repos["borg"]))
+    results, text = _scan(root, config, repos, env={"PATH": f"{planted}:{os.environ['PATH']}",
+                                                   "RESTIC_PASSWORD_COMMAND": f"{planted}/restic"})
+    assert not list(planted.glob("ran-*"))
+    # the real restic and borg answered: the snapshots they hold were read
+    assert results[("HV-BAK-002", HARDENED)]["status"] == "pass"
+    assert "2026-11-01" in results[("HV-BAK-002", SEV)]["message"]
+    assert PASSWORD not in text
+
+
+def test_configured_binary_must_be_root_owned_and_unwritable(tmp_path, repos, world_tmp):
+    fake = world_tmp / "restic"
+    fake.write_text(FAKE_TOOL)
+    fake.chmod(0o777)
+    root = copy_root("hardened", tmp_path)
+    entry = _restic_entry(repos) + f'binary = "{fake}"\n'
+    results, _ = _scan(root, _config(tmp_path, repos, entry), repos)
+    assert results[("HV-BAK-001", str(repos["restic"]))]["message"].endswith(
+        f"binary {fake}: writable by a user other than root; refused; restic is not installed")
+    assert not list(world_tmp.glob("ran-*"))
+    real = shutil.which("restic", path="/usr/bin")
+    entry = _restic_entry(repos) + f'binary = "{real}"\n'
+    results, _ = _scan(root, _config(tmp_path, repos, entry), repos)
+    assert results[("HV-BAK-002", HARDENED)]["status"] == "pass"
+
+
+def test_relative_binary_is_a_config_error(tmp_path, repos):
+    entry = _restic_entry(repos) + 'binary = "restic"\n'
+    done = hyperward("scan", "--config", str(_config(tmp_path, repos, entry)))
+    assert done.returncode == 2 and "binary must be an absolute path" in done.stderr
+
+
+def test_location_starting_with_a_dash_is_a_repository_not_an_option(tmp_path, repos):
+    """`--help` as a location: taken as an option, borg and restic would print their help and
+    exit 0; as a repository it does not exist."""
+    root = copy_root("hardened", tmp_path)
+    entries = (f'[[backups.repository]]\nkind = "borg"\nlocation = "--help"\npassword_env = "HW_BORG_PASS"\n'
+               f'[[backups.repository]]\nkind = "restic"\nlocation = "-h"\npassword_file = "{repos["password_file"]}"\n')
+    results, _ = _scan(root, _config(tmp_path, repos, entries), repos)
+    errors = sorted(r["message"] for (cid, res), r in results.items() if cid == "HV-BAK-001" and res in ("--help", "-h"))
+    assert len(errors) == 2 and all(" failed: " in m for m in errors), errors
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "sparse", "symlink"])
+def test_password_file_that_is_not_a_small_regular_file(tmp_path, repos, kind):
+    root = copy_root("hardened", tmp_path)
+    bad = tmp_path / "pass"
+    if kind == "fifo":
+        os.mkfifo(bad)
+    elif kind == "dev-zero":
+        bad.symlink_to("/dev/zero")
+    elif kind == "sparse":
+        with open(bad, "wb") as handle:
+            handle.truncate(1 << 40)
+    else:
+        bad.symlink_to(repos["password_file"])
+    started = time.monotonic()
+    results, _ = _scan(root, _config(tmp_path, repos, _restic_entry(repos, bad)), repos)
+    assert time.monotonic() - started < 30
+    message = results[("HV-BAK-001", str(repos["restic"]))]["message"]
+    expected = {"fifo": "not a regular file", "dev-zero": "is a symbolic link; not followed", "sparse": "larger than 65536 bytes",
+                "symlink": "is a symbolic link; not followed"}[kind]
+    assert message.startswith(f"restic repository {repos['restic']}: password file {bad} unreadable (") and expected in message, message

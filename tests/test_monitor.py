@@ -9,6 +9,7 @@ source is the production ReplaySource reading JSON lines in getAllDomainStats's 
 from __future__ import annotations
 
 import copy
+import http.server
 import json
 import os
 import pathlib
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -26,10 +28,11 @@ import pytest
 from hyperward.model import Status
 from hyperward.monitor.alerts import Alert, AlertBook, definition_diff, definition_fields
 from hyperward.monitor.detect import Detector, DetectorConfig
+from hyperward.monitor import metrics as metrics_mod
 from hyperward.monitor.metrics import MetricsServer, parse_listen, render
 from hyperward.monitor.rates import Rates, RateTracker
 from hyperward.monitor.service import Monitor, MonitorOptions
-from hyperward.monitor.sinks import JsonLinesSink, Sink, SyslogSink, WebhookSink
+from hyperward.monitor.sinks import AlertmanagerSink, JsonLinesSink, Sink, SyslogSink, WebhookSink
 from hyperward.monitor.source import Event, ReplaySource, SourceError
 from hyperward.monitor.store import Store, StoreError
 from hyperward.monitor.unmanaged import QemuWatch
@@ -462,6 +465,83 @@ def test_webhook_to_a_dead_receiver_counts_errors_and_never_raises() -> None:
     assert sink.health.errors == 1 and sink.health.sent == 0 and "Connection refused" in (sink.health.last_error or "")
 
 
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A loopback receiver that keeps every request's path and headers; `redirect_to` makes it
+    answer 302 (the compromised webhook receiver)."""
+
+    seen: list[tuple[str, dict[str, str]]]
+    redirect_to: str | None = None
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's API
+        self._answer()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's API
+        self._answer()
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.seen.append((self.path, dict(self.headers)))
+        if self.redirect_to:
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def _receiver(redirect_to: str | None = None) -> tuple[http.server.ThreadingHTTPServer, list[tuple[str, dict[str, str]]]]:
+    seen: list[tuple[str, dict[str, str]]] = []
+    handler = type("Handler", (_Recorder,), {"seen": seen, "redirect_to": redirect_to})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+@pytest.mark.parametrize("kind", ["webhook", "alertmanager"])
+def test_http_sinks_refuse_redirects_and_never_forward_the_token(kind: str, monkeypatch: pytest.MonkeyPatch,
+                                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """The receiver answers 302 to a second loopback server on another port: the second never
+    gets a request (so never the Authorization header), the delivery is one counted error, and
+    stderr says so once."""
+    thief, stolen = _receiver()
+    target = f"http://127.0.0.1:{thief.server_address[1]}/steal"
+    receiver, seen = _receiver(redirect_to=target)
+    monkeypatch.setenv("HW_SINK_TOKEN", "s3cret-token")
+    url = f"http://127.0.0.1:{receiver.server_address[1]}"
+    sink = WebhookSink(url + "/hook", "HW_SINK_TOKEN") if kind == "webhook" else AlertmanagerSink(url, "HW_SINK_TOKEN")
+    try:
+        sink.send([Alert("k", "vm_started", "info", "s", "a", T0, event=True)])
+        sink.send([Alert("k2", "vm_started", "info", "s", "a", T0, event=True)])
+        sink.close(timeout=15)
+    finally:
+        receiver.shutdown()
+        thief.shutdown()
+    assert stolen == []
+    assert len(seen) == 2 and all(h.get("Authorization") == "Bearer s3cret-token" for _, h in seen)
+    assert sink.health.errors == 2 and sink.health.sent == 0
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if "redirect" in line]
+    assert len(lines) == 1 and f"answered HTTP 302 redirecting to '{target}'; redirects are refused" in lines[0], err
+    assert "s3cret-token" not in err
+
+
+def test_token_over_plain_http_to_a_remote_host_is_warned_once(monkeypatch: pytest.MonkeyPatch,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HW_SINK_TOKEN", "t")
+    for url in ("http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://localhost:9/hook", "https://alerts.example.net/hook"):
+        WebhookSink(url, "HW_SINK_TOKEN").close(timeout=1)
+    WebhookSink("http://alerts.example.net/hook").close(timeout=1)  # no token, nothing to warn about
+    assert "warning" not in capfd.readouterr().err
+    WebhookSink("http://alerts.example.net/hook", "HW_SINK_TOKEN").close(timeout=1)
+    err = capfd.readouterr().err
+    assert err.count("warning") == 1 and "goes to alerts.example.net over plain http" in err and "$HW_SINK_TOKEN" in err
+
+
 def test_jsonl_sink_appends_one_line_per_alert(tmp_path: pathlib.Path) -> None:
     sink = JsonLinesSink(str(tmp_path / "sub/alerts.jsonl"))
     sink.send([Alert("k1", "vm_started", "info", "a", "b", T0, event=True), Alert("k2", "egress_surge", "high", "c", "d", T0)])
@@ -487,6 +567,134 @@ def test_metrics_listen_defaults_to_loopback_and_escapes_labels() -> None:
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         assert response.read().decode() == text
     server.close()
+
+
+HOLD_CONNECTIONS = """
+import socket, sys, time
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+held = []
+for _ in range(n):
+    held.append(socket.create_connection((host, port)))
+print("holding", flush=True)
+time.sleep(float(sys.argv[4]))
+"""
+
+
+def _hold(address: str, count: int, seconds: float) -> subprocess.Popen:
+    """An unprivileged local user opening `count` connections to the endpoint and sending nothing."""
+    host, port = address.rsplit(":", 1)
+    proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", "/usr/bin/python3", "-c",
+                             HOLD_CONNECTIONS, host, port, str(count), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "holding\n"
+    return proc
+
+
+def _scrape(address: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+
+
+def test_metrics_endpoint_outlives_idle_and_trickling_clients(tmp_path: pathlib.Path) -> None:
+    """More idle connections than the cap, and one client sending a byte every 0.3 s: the
+    excess is answered 503 at once, idle ones are dropped after the timeout, the trickler at
+    the deadline, a new scrape is then served, and the monitor loop samples throughout."""
+    server = MetricsServer("127.0.0.1:0", max_connections=4, timeout=1.0, deadline=2.5)
+    source = ReplaySource(str(write_frames(tmp_path / "f.jsonl", frames(2000))))
+    mon = Monitor(MonitorOptions(interval=0.1, proc_root=None), source, Store(str(tmp_path / "monitor.sqlite")), [], metrics=server)
+    stop = threading.Event()
+    loop = threading.Thread(target=mon.run, args=(stop,))
+    loop.start()
+    try:
+        trickler = socket.create_connection(tuple(server.httpd.server_address[:2]))  # type: ignore[arg-type]
+        cut: list[float] = []
+
+        def trickle() -> None:
+            started = time.monotonic()
+            try:
+                for byte in b"GET /metrics HTTP/1.0\r\nX-Slow: " + b"a" * 100:
+                    trickler.send(bytes([byte]))
+                    time.sleep(0.3)
+            except OSError:
+                pass
+            cut.append(time.monotonic() - started)
+
+        slow = threading.Thread(target=trickle)
+        slow.start()
+        attacker = _hold(server.address, 20, 30)
+        try:
+            samples_before = _samples(tmp_path / "monitor.sqlite")
+            started = time.monotonic()
+            status, _ = _scrape(server.address)
+            assert status == 503 and time.monotonic() - started < 1.0
+            assert server.rejected >= 16
+            time.sleep(1.6)  # the idle connections' timeout has passed
+            status, text = _scrape(server.address)
+            assert status == 200 and "hyperward_monitor_up 1.0" in text
+            assert "hyperward_monitor_metrics_rejected_total" in text
+            slow.join(10)
+            assert cut and 2.0 <= cut[0] < 4.5, cut
+            assert _samples(tmp_path / "monitor.sqlite") > samples_before + 10
+        finally:
+            attacker.kill()
+            attacker.wait()
+            trickler.close()
+    finally:
+        stop.set()
+        loop.join(10)
+    assert not loop.is_alive()
+
+
+def test_metrics_request_size_is_bounded_and_a_public_bind_is_warned(capfd: pytest.CaptureFixture[str]) -> None:
+    server = MetricsServer("127.0.0.1:0")
+    try:
+        with socket.create_connection(tuple(server.httpd.server_address[:2]), timeout=5) as client:  # type: ignore[arg-type]
+            client.sendall(b"GET /metrics HTTP/1.0\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"a" * 1000) for i in range(60)) + b"\r\n")
+            answer = client.recv(65536)
+        assert answer.startswith(b"HTTP/1.0 431 "), answer[:80]
+        assert _scrape(server.address)[0] == 200
+    finally:
+        server.close()
+    assert "warning" not in capfd.readouterr().err
+    public = MetricsServer("0.0.0.0:0")
+    public.close()
+    err = capfd.readouterr().err
+    assert "warning: metrics on 0.0.0.0:" in err and "reachable from other hosts" in err
+
+
+def test_cli_monitor_says_when_it_runs_out_of_descriptors(tmp_path: pathlib.Path) -> None:
+    """The real monitor under a 36-descriptor limit (so the metrics cap of 32 is more than it
+    can hold), an unprivileged user holding 40 idle connections: accept() fails with EMFILE,
+    which is said once, the loop reports exhaustion once and keeps sampling, and once the idle
+    connections time out a scrape shows it recovered."""
+    data = write_frames(tmp_path / "frames.jsonl", frames(2000, vms=(UUID_A, UUID_B)))
+    db = tmp_path / "monitor.sqlite"
+    proc = subprocess.Popen(["prlimit", "--nofile=36", "--", sys.executable, "-m", "hyperward", "monitor", "--replay", str(data),
+                             "--interval", "0.2", "--db", str(db), "--metrics", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        address = proc.stderr.readline().split("metrics on http://")[1].split("/metrics")[0]
+        attacker = _hold(address, 40, 30)
+        time.sleep(0.5)
+        during = _samples(db)
+        time.sleep(1.0)
+        assert _samples(db) > during, "the loop keeps sampling while the table is full"
+        time.sleep(metrics_mod.REQUEST_TIMEOUT_S + 1)
+        status, text = _scrape(address)
+        assert status == 200 and "hyperward_monitor_fd_exhausted 0" in text and "hyperward_monitor_up 1.0" in text
+        assert "hyperward_monitor_max_fds 36.0" in text
+        attacker.kill()
+        attacker.wait()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert err.count("metrics: cannot accept a connection: Too many open files; the monitor is out of file descriptors") == 1, err
+    assert err.count("hyperward monitor: out of file descriptors (") == 1, err
+    assert err.count("file descriptors available again") == 1, err
 
 
 # --- the CLI --------------------------------------------------------------------------------

@@ -268,3 +268,20 @@ def test_an_empty_or_foreign_database_is_an_error_never_a_pass(tmp_path, root):
     assert "ubuntu:24.04" in result.stdout
     with sqlite3.connect(foreign) as check:
         assert check.execute("SELECT COUNT(*) FROM affected").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("what", ["vulndb", "history", "monitor"])
+def test_a_fifo_in_place_of_a_database_is_an_error_not_a_hang(tmp_path, root, what):
+    """A FIFO where a database should be blocked SQLite's open for ever."""
+    fifo = tmp_path / "db.sqlite"
+    os.mkfifo(fifo)
+    if what == "vulndb":
+        result = hyperward("scan", "--root", str(root), "--only", "HV-VULN-001", "--vulndb", str(fifo), "--format", "json", timeout=30)
+        assert "not a regular file" in result.stdout
+    elif what == "history":
+        result = hyperward("scan", "--root", str(root), "--only", "HV-SCAN-001", "--format", "json", timeout=30,
+                           env={"HYPERWARD_HISTORY": str(fifo)})
+        assert "not a regular file" in result.stdout
+    else:
+        result = hyperward("monitor", "status", "--db", str(fifo), timeout=30)
+        assert result.returncode != 0 and "not a regular file" in (result.stdout + result.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import time
 
 from conftest import hyperward
 
@@ -79,3 +81,26 @@ def test_broken_report_is_named_and_the_rest_counts(hardened, tmp_path):
     assert results[str(reports / "cut.nessus")][0] == "error" and "not a Nessus or OpenVAS report" in results[str(reports / "cut.nessus")][1]
     assert results[str(reports / "bomb.xml")][0] == "error"
     assert results["host"][0] == "fail"
+
+
+def test_reports_that_are_not_small_regular_files_are_named_and_skipped(hardened, tmp_path):
+    """What a user who can write the report directory may plant: a FIFO (would block forever), a
+    symlink to /dev/zero (would never end), a 1 TiB sparse file. Each is one error naming the
+    path, and the scan finishes at once with the real report still counted."""
+    reports = tmp_path / "r"
+    reports.mkdir()
+    os.mkfifo(reports / "fifo.xml")
+    (reports / "zero.xml").symlink_to("/dev/zero")
+    with open(reports / "sparse.xml", "wb") as handle:
+        handle.truncate(1 << 40)
+    (reports / "real.nessus").symlink_to(tmp_path / "elsewhere.nessus")
+    (tmp_path / "elsewhere.nessus").write_text(_nessus([("192.168.122.15", "web01", "Mon Mar  2 10:00:00 2026")]))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[history]\nreports = ["{reports}/*"]\n')
+    started = time.monotonic()
+    results = _results(hardened, config)
+    assert time.monotonic() - started < 20
+    assert results[str(reports / "fifo.xml")] == ("error", f"{reports / 'fifo.xml'}: not a regular file (a FIFO, socket or device); not read")
+    assert results[str(reports / "zero.xml")] == ("error", f"{reports / 'zero.xml'}: is a symbolic link; not followed (name the file itself)")
+    assert results[str(reports / "sparse.xml")] == ("error", f"{reports / 'sparse.xml'}: larger than {512 * 1024 * 1024} bytes; not read")
+    assert results[str(reports / "real.nessus")][0] == "error"

@@ -12,6 +12,7 @@ import pathlib
 import shutil
 import sqlite3
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 
@@ -218,3 +219,77 @@ def test_configured_max_age(tmp_path):
         config.write_text(f'[vulndb]\npath = "{db}"\nmax_age_days = {days}\n')
         report = json.loads(hyperward("scan", "--root", str(root), "--config", str(config), "--format", "json", "--only", "HV-VULN-001").stdout)
         assert {r["resource"]: r["status"] for r in report["results"]}.get("advisory database", "pass") == expected
+
+
+def test_import_refuses_fifos_devices_symlinks_and_huge_files(tmp_path):
+    """An export directory a user could write: a FIFO (would block the import forever), a
+    symlink to /dev/zero (would never end), a sparse file past MAX_FILE (would be read whole).
+    Each is one line naming it; the real file beside them is imported, quickly."""
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(ADVISORIES / "osv/DSA-5901-1.json", export / "DSA-5901-1.json")
+    os.mkfifo(export / "fifo.json")
+    (export / "zero.json").symlink_to("/dev/zero")
+    with open(export / "huge.zip", "wb") as handle:
+        handle.truncate(vulndb.MAX_FILE + 1)
+    started = time.monotonic()
+    done = hyperward("db", "import", str(export), "--db", str(tmp_path / "db.sqlite"), timeout=30)
+    assert time.monotonic() - started < 20
+    assert done.returncode == 0 and "1 advisories imported" in done.stdout and "3 skipped" in done.stdout, done.stderr
+    assert f"hyperward: skipped: {export}/fifo.json: not a regular file (a FIFO, socket or device); not read\n" in done.stderr
+    assert f"hyperward: skipped: {export}/zero.json: is a symbolic link; not followed (name the file itself)\n" in done.stderr
+    assert f"hyperward: skipped: {export}/huge.zip: {vulndb.MAX_FILE + 1} bytes, larger than {vulndb.MAX_FILE}: not read\n" in done.stderr
+    alone = hyperward("db", "import", str(export / "fifo.json"), "--db", str(tmp_path / "db.sqlite"), timeout=30)
+    assert alone.returncode == 2 and "fifo.json: not a regular file" in alone.stderr and "nothing was imported" in alone.stderr
+    assert "Traceback" not in done.stderr + alone.stderr
+
+
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """A misbehaving mirror: `mode` "body" sends headers then one byte every 0.5 s (each read
+    well inside --timeout); "headers" trickles the status line itself; "steady" sends 64 KiB/s
+    (above the minimum rate) without end."""
+
+    mode = "body"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's API
+        try:
+            if self.mode == "headers":
+                for byte in b"HTTP/1.0 200 OK\r\nX-Pad: " + b"a" * 1000:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.5)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            for _ in range(200):
+                self.wfile.write(b" " if self.mode == "body" else b" " * 32768)
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            pass
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode, flags, message", [
+    ("body", ["--timeout", "2"], "slower than 1024 bytes/s over 2 s"),
+    ("headers", ["--timeout", "2", "--deadline", "3"], "did not finish within the 3 s deadline; abandoned"),
+    ("steady", ["--timeout", "2", "--deadline", "3"], "did not finish within the 3 s deadline; abandoned"),
+])
+def test_db_update_abandons_a_trickling_server(tmp_path, mode, flags, message):
+    handler = type("Handler", (_Trickle,), {"mode": mode})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        done = hyperward("db", "update", "--db", str(tmp_path / "db.sqlite"), "--url",
+                         f"http://127.0.0.1:{server.server_address[1]}/all.json", *flags, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert done.returncode == 2 and "no source could be downloaded" in done.stderr, done.stderr
+    assert f"/all.json: {message}" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert elapsed < 8, elapsed

@@ -336,10 +336,12 @@ def db_import(sources: tuple[str, ...], path: str | None, config_path: str | Non
 
 @db.command("update")
 @click.option("--url", "urls", multiple=True, metavar="URL", help="Download from these URLs instead of the configured sources (repeatable).")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds without data before a download is abandoned.")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds without data before a download is abandoned; also the window over which it must average 1 KiB/s.")
+@click.option("--deadline", default=1800.0, show_default=True, help="Seconds a whole download may take, however it trickles.")
 @_db_path
 @_db_conf
-def db_update(urls: tuple[str, ...], timeout: float, path: str | None, config_path: str | None) -> None:
+def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str | None, config_path: str | None) -> None:
     """Download the advisory sources (OSV Debian export, Debian security tracker) and import them."""
     import tempfile
 
@@ -359,7 +361,7 @@ def db_update(urls: tuple[str, ...], timeout: float, path: str | None, config_pa
                 name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
                 local = os.path.join(tmp, name if name.endswith((".zip", ".json")) else name + ".json")
                 try:
-                    download(url, local, timeout=timeout, show_progress=sys.stderr.isatty())
+                    download(url, local, timeout=timeout, deadline=deadline, show_progress=sys.stderr.isatty())
                 except DownloadError as exc:
                     click.echo(f"hyperward: {visible(url)}: {visible(exc)}", err=True)
                     failed += 1

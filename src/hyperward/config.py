@@ -30,7 +30,7 @@ _SINK_KEYS = {"jsonl": {"path"}, "syslog": {"address", "facility"}, "webhook": {
               "alertmanager": {"url", "token_env", "resend_seconds"}}
 _HISTORY_KEYS = {"path", "record", "reports"}
 _BACKUPS_KEYS = {"guest_max_age_hours", "host_max_age_days", "repository"}
-_REPOSITORY_KEYS = {"kind", "location", "password_file", "password_env", "name"}
+_REPOSITORY_KEYS = {"kind", "location", "password_file", "password_env", "name", "binary"}
 _VULNDB_KEYS = {"path", "max_age_days", "sources"}
 _SCAN_KEYS = {"profile", "fail_on", "only", "skip"}
 _SUPPRESS_KEYS = {"check", "resource", "reason", "expires"}
@@ -288,10 +288,13 @@ def _backups(table: object, text: str, fail: Callable[[str, int | None], ConfigE
             raise fail(f"[[backups.repository]] kind must be restic, borg or directory, not {kind!r}", _key_line(text, "kind"))
         if not isinstance(location, str) or not location:
             raise fail("[[backups.repository]] needs a location", line)
-        for key in ("password_file", "password_env", "name"):
+        for key in ("password_file", "password_env", "name", "binary"):
             if key in entry and not isinstance(entry[key], str):
                 raise fail(f"[[backups.repository]] {key} must be a string", _key_line(text, key))
-        repositories.append(BackupRepository(kind, location, entry.get("password_file"), entry.get("password_env"), entry.get("name")))
+        if "binary" in entry and not entry["binary"].startswith("/"):
+            raise fail("[[backups.repository]] binary must be an absolute path (the tool is never looked up in PATH)", _key_line(text, "binary"))
+        repositories.append(BackupRepository(kind, location, entry.get("password_file"), entry.get("password_env"), entry.get("name"),
+                                             entry.get("binary")))
     limits = {}
     for key in ("guest_max_age_hours", "host_max_age_days"):
         if key in table:

@@ -588,11 +588,16 @@ class ServiceFacts:
 
 @dataclass(frozen=True)
 class AideFacts:
+    """coverage: per required path, None when a rule that could decide it was not evaluated
+    (unknown_rules says which and why: a regex that could backtrack for seconds, or the time
+    budget spent)."""
+
     config: str
-    coverage: dict[str, bool]
+    coverage: dict[str, bool | None]
     database: Maybe[str]
     periodic: bool
     last_check: str | None
+    unknown_rules: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -659,6 +664,7 @@ class BackupRepository:
     password_file: str | None = None
     password_env: str | None = None
     name: str | None = None
+    binary: str | None = None
 
 
 @dataclass(frozen=True)

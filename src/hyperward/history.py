@@ -8,13 +8,14 @@ import email.utils
 import glob
 import os
 import sqlite3
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 import defusedxml.ElementTree as DET
 
 from .facts import ScanRecord
 from .paths import data_file
-from .safefile import PRIVATE, Ownership, prepare_database
+from .safefile import PRIVATE, Ownership, UnsafePath, prepare_database, require_regular
 from .model import Status, Unavailable
 
 SCHEMA = """
@@ -63,7 +64,11 @@ def read_history(path: str, host: str) -> list[ScanRecord] | Unavailable | None:
     if not os.path.exists(path):
         return None
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        require_regular(path)
+    except (OSError, UnsafePath) as exc:
+        return Unavailable(path, "denied" if isinstance(exc, PermissionError) else "invalid", str(exc).removeprefix(f"{path}: "))
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True, timeout=10)
         try:
             rows = conn.execute("SELECT started_at FROM scans WHERE host = ? AND vulnerability_scan = 1 ORDER BY started_at DESC LIMIT 1",
                                 (host,)).fetchall()
@@ -118,6 +123,11 @@ def parse_report(path: str, data: bytes) -> list[ScanRecord]:
 
 
 def read_reports(patterns: list[str]) -> tuple[list[ScanRecord], list[Unavailable]]:
+    """Report files are read the way RootFS reads (anyone who can write the report directory
+    chooses what the glob finds): regular files only, never a symlink followed, never a FIFO
+    waited on, at most MAX_REPORT bytes."""
+    from .collect.fs import read_local
+
     records: list[ScanRecord] = []
     problems: list[Unavailable] = []
     for pattern in patterns:
@@ -125,13 +135,13 @@ def read_reports(patterns: list[str]) -> tuple[list[ScanRecord], list[Unavailabl
         if not paths:
             problems.append(Unavailable(pattern, "missing", "no report file matches"))
         for path in paths:
+            data = read_local(path, MAX_REPORT)
+            if isinstance(data, Unavailable):
+                problems.append(data)
+                continue
             try:
-                if os.path.getsize(path) > MAX_REPORT:
-                    problems.append(Unavailable(path, "invalid", f"larger than {MAX_REPORT} bytes"))
-                    continue
-                with open(path, "rb") as handle:
-                    records.extend(parse_report(path, handle.read()))
-            except (OSError, ET.ParseError, ValueError) as exc:
+                records.extend(parse_report(path, data))
+            except (ET.ParseError, ValueError) as exc:
                 problems.append(Unavailable(path, "invalid", f"not a Nessus or OpenVAS report ({type(exc).__name__}: {str(exc)[:100]})"))
             except Exception as exc:  # defusedxml refusals and the like: name the file, go on
                 problems.append(Unavailable(path, "invalid", f"refused ({type(exc).__name__})"))

@@ -272,3 +272,15 @@ def read_state(path: str, limit: int) -> bytes:
     if len(data) > limit:
         raise UnsafePath(f"{path}: larger than {limit // (1024 * 1024)} MiB")
     return data
+
+
+def require_regular(path: str) -> None:
+    """Before SQLite opens PATH by name: it must be a regular file (a FIFO would block the open
+    for ever, a device would be read as a database). Raises FileNotFoundError, PermissionError or
+    UnsafePath."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePath(f"{path}: not a regular file")
+    finally:
+        os.close(fd)

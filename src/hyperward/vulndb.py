@@ -8,10 +8,13 @@ read-only (`mode=ro` URI) and never write to it.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
+import stat
 import pathlib
 import sqlite3
+import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -154,9 +157,9 @@ class DatabaseDenied(DatabaseError):
 
 def open_read_only(path: str) -> sqlite3.Connection:
     try:
-        os.stat(path)
-        with open(path, "rb"):
-            pass
+        safefile.require_regular(path)
+    except safefile.UnsafePath as exc:
+        raise DatabaseError(str(exc)) from None
     except FileNotFoundError:
         raise DatabaseError(f"no advisory database at {path}: run 'hyperward db update' (or 'hyperward db import FILE')") from None
     except PermissionError:
@@ -164,7 +167,7 @@ def open_read_only(path: str) -> sqlite3.Connection:
     except OSError as exc:
         raise DatabaseError(f"{path}: {exc.strerror or exc}") from None
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True, timeout=10)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(f"{path}: not a hyperward advisory database ({exc})") from None
@@ -212,41 +215,70 @@ def _records_from_json(data: bytes, where: str, report: ImportReport) -> Iterato
             yield item
 
 
+def _open_regular(path: str) -> tuple[int, int] | str:
+    """An fd and size for a regular file `path` names itself (no symlink followed, no FIFO
+    waited on), or why not: root imports what a user may have left in a shared directory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            return "is a symbolic link; not followed (name the file itself)"
+        return exc.strerror or str(exc)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return "not a regular file (a FIFO, socket or device); not read"
+    return fd, st.st_size
+
+
 def read_records(path: str, report: ImportReport) -> Iterator[Record]:
     """Every record in a JSON file, a directory of them, or an OSV zip export; bad entries are
-    reported by file (and entry) and skipped."""
-    if os.path.isdir(path):
+    reported by file (and entry) and skipped. Symbolic links are not followed, neither to
+    directories nor to files; only regular files up to MAX_FILE are read."""
+    if os.path.isdir(path) and not os.path.islink(path):
         for dirpath, _, files in sorted(os.walk(path)):
             for name in sorted(files):
                 if name.endswith((".json", ".zip")):
                     yield from read_records(os.path.join(dirpath, name), report)
         return
-    try:
-        size = os.path.getsize(path)
+    opened = _open_regular(path)
+    if isinstance(opened, str):
+        report.errors.append(f"{path}: {opened}")
+        return
+    fd, size = opened
+    with os.fdopen(fd, "rb") as handle:
         if size > MAX_FILE:
             report.errors.append(f"{path}: {size} bytes, larger than {MAX_FILE}: not read")
             return
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                for info in archive.infolist():
-                    if info.is_dir() or not info.filename.endswith(".json"):
-                        continue
-                    where = f"{path}:{info.filename}"
-                    if info.file_size > MAX_ENTRY:
-                        report.errors.append(f"{where}: {info.file_size} bytes uncompressed, larger than {MAX_ENTRY}: skipped")
-                        continue
-                    try:
-                        with archive.open(info) as member:
-                            data = member.read(MAX_ENTRY + 1)
-                    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                        report.errors.append(f"{where}: unreadable zip member ({exc})")
-                        continue
-                    yield from _records_from_json(data, where, report)
-            return
-        with open(path, "rb") as handle:
+        try:
+            if zipfile.is_zipfile(handle):
+                handle.seek(0)
+                with zipfile.ZipFile(handle) as archive:
+                    for info in archive.infolist():
+                        if info.is_dir() or not info.filename.endswith(".json"):
+                            continue
+                        where = f"{path}:{info.filename}"
+                        if info.file_size > MAX_ENTRY:
+                            report.errors.append(f"{where}: {info.file_size} bytes uncompressed, larger than {MAX_ENTRY}: skipped")
+                            continue
+                        try:
+                            with archive.open(info) as member:
+                                data = member.read(MAX_ENTRY + 1)
+                        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                            report.errors.append(f"{where}: unreadable zip member ({exc})")
+                            continue
+                        if len(data) > MAX_ENTRY:
+                            report.errors.append(f"{where}: larger than {MAX_ENTRY} bytes uncompressed (its header says less): skipped")
+                            continue
+                        yield from _records_from_json(data, where, report)
+                return
+            handle.seek(0)
             data = handle.read(MAX_FILE + 1)
-    except (OSError, zipfile.BadZipFile) as exc:
-        report.errors.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
+        except (OSError, zipfile.BadZipFile) as exc:
+            report.errors.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
+            return
+    if len(data) > MAX_FILE:
+        report.errors.append(f"{path}: larger than {MAX_FILE} bytes: not read")
         return
     yield from _records_from_json(data, path, report)
 

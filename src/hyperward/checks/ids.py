@@ -109,9 +109,14 @@ def file_integrity(host: HostFacts) -> Iterator[Result]:
     if aide is None:
         yield Result.fail("aide", "AIDE is not installed (no /etc/aide/aide.conf): no file-integrity monitoring")
         return
-    uncovered = [p for p, covered in aide.coverage.items() if not covered]
+    uncovered = [p for p, covered in aide.coverage.items() if covered is False]
+    undetermined = [p for p, covered in aide.coverage.items() if covered is None]
+    unknown = (f"whether it selects {', '.join(undetermined)} could not be determined: "
+               f"rule {'; rule '.join(aide.unknown_rules) or '(unknown)'}") if undetermined else ""
     if uncovered:
-        yield Result.fail("aide:coverage", f"{aide.config} does not select {', '.join(uncovered)}")
+        yield Result.fail("aide:coverage", f"{aide.config} does not select {', '.join(uncovered)}" + (f"; {unknown}" if unknown else ""))
+    elif undetermined:
+        yield Result.not_applicable(f"{aide.config}: {unknown}", "aide:coverage")
     else:
         yield Result.passed("aide:coverage", f"selects {', '.join(aide.coverage)}")
     if isinstance(aide.database, Unavailable):

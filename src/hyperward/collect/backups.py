@@ -1,9 +1,10 @@
 """Backup repositories named in the config: their snapshot lists (restic, borg, or a directory of
 virtnbdbackup/vzdump output), encryption, and whether they live on this very host.
 
-restic and borg run with a timeout, read-only (`restic --no-lock snapshots`, `borg list`/`info`
-with `--bypass-lock`), and get the repository password through their environment only
-(RESTIC_PASSWORD / BORG_PASSPHRASE) from the file or variable the config names. Their output and
+restic and borg come from the system path (or the absolute `binary` the config names), run with a
+timeout, read-only (`restic --no-lock snapshots`, `borg list`/`info` with `--bypass-lock`), in a
+minimal environment (commands.child_env), and get the repository password through their
+environment only (RESTIC_PASSWORD / BORG_PASSPHRASE) from the file or variable the config names. Their output and
 errors are reduced to facts; neither the password nor the command's environment is recorded.
 """
 
@@ -16,20 +17,23 @@ import os
 from ..facts import BackupFacts, BackupRepoFacts, BackupRepository, BackupSnapshot, Maybe, Mount
 from ..model import Unavailable
 from . import commands
+from .fs import read_local
 
 TIMEOUT_S = 120
+MAX_PASSWORD_FILE = 64 * 1024
 REMOTE_PREFIXES = ("sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:", "ssh://")
 NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "sshfs", "fuse.sshfs", "glusterfs", "ceph", "fuse.rclone", "davfs", "9p")
 
 
 def _password(repo: BackupRepository) -> str | Unavailable | None:
     if repo.password_file:
+        data = read_local(repo.password_file, MAX_PASSWORD_FILE)
+        if isinstance(data, Unavailable):
+            return Unavailable(data.path, data.kind, f"password file {data.path} unreadable ({data.reason})")
         try:
-            with open(repo.password_file, encoding="utf-8") as handle:
-                return handle.read().rstrip("\n")
-        except OSError as exc:
-            return Unavailable(repo.password_file, "denied" if isinstance(exc, PermissionError) else "missing",
-                               f"password file unreadable ({exc.strerror or exc})")
+            return data.decode("utf-8").rstrip("\n")
+        except UnicodeDecodeError:
+            return Unavailable(repo.password_file, "invalid", "password file is not UTF-8 text")
     if repo.password_env:
         value = os.environ.get(repo.password_env)
         if value is None:
@@ -55,21 +59,31 @@ def _run(cmd: list[str], env: dict[str, str], what: str) -> str | Unavailable:
     return commands.run(cmd, what, timeout=TIMEOUT_S, env=env)
 
 
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_CACHE_HOME")}
-    keep.update(extra)
-    return keep
+def _binary(repo: BackupRepository, tool: str) -> str | Unavailable:
+    """The config's absolute path for the tool, else the tool on the system path: never the
+    caller's PATH, where a directory a user writes would hand that user root and the password."""
+    if repo.binary:
+        problem = commands.executable(repo.binary)
+        if problem is not None:
+            return Unavailable(repo.binary, "invalid", f"binary {repo.binary}: {problem}; {tool} is not installed")
+        return repo.binary
+    found = commands.find(tool)
+    if found is None:
+        return Unavailable(tool, "invalid", f"{tool} is not installed")
+    return found
 
 
 def _restic(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFacts:
-    binary = commands.find("restic", None)
+    binary = _binary(repo, "restic")
     same = _same_host(repo.location, mounts)
-    if binary is None:
-        return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, Unavailable("restic", "invalid", "restic is not installed"))
+    if isinstance(binary, Unavailable):
+        return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, binary)
     password = _password(repo)
     if isinstance(password, Unavailable):
         return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, password)
-    env = _env({"RESTIC_REPOSITORY": repo.location, **({"RESTIC_PASSWORD": password} if password is not None else {})})
+    # The repository goes in RESTIC_REPOSITORY, never on the command line, so a location that
+    # starts with "-" cannot become an option (restic takes no "--" before its global flags).
+    env = {"RESTIC_REPOSITORY": repo.location, **({"RESTIC_PASSWORD": password} if password is not None else {})}
     out = _run([binary, "snapshots", "--json", "--no-lock", "--no-cache"], env, repo.location)
     if isinstance(out, Unavailable):
         return BackupRepoFacts("restic", repo.location, "restic (always encrypted)", same, out)
@@ -83,18 +97,18 @@ def _restic(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFac
 
 
 def _borg(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFacts:
-    binary = commands.find("borg", None)
+    binary = _binary(repo, "borg")
     same = _same_host(repo.location, mounts)
-    if binary is None:
-        return BackupRepoFacts("borg", repo.location, None, same, Unavailable("borg", "invalid", "borg is not installed"))
+    if isinstance(binary, Unavailable):
+        return BackupRepoFacts("borg", repo.location, None, same, binary)
     password = _password(repo)
     if isinstance(password, Unavailable):
         return BackupRepoFacts("borg", repo.location, None, same, password)
     extra = {"BORG_PASSPHRASE": password} if password is not None else {}
     # Never prompt, never relocate or trust a repository silently: answers are "no".
     extra.update({"BORG_RELOCATED_REPO_ACCESS_IS_OK": "no", "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes", "BORG_DISPLAY_PASSPHRASE": "no"})
-    env = _env(extra)
-    info = _run([binary, "info", "--json", "--bypass-lock", repo.location], env, repo.location)
+    # "--": a location starting with "-" is a repository, never an option.
+    info = _run([binary, "info", "--json", "--bypass-lock", "--", repo.location], extra, repo.location)
     encryption = None
     if isinstance(info, str):
         try:
@@ -103,7 +117,7 @@ def _borg(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepoFacts
             encryption = None
     else:
         return BackupRepoFacts("borg", repo.location, None, same, info)
-    out = _run([binary, "list", "--json", "--bypass-lock", repo.location], env, repo.location)
+    out = _run([binary, "list", "--json", "--bypass-lock", "--", repo.location], extra, repo.location)
     if isinstance(out, Unavailable):
         return BackupRepoFacts("borg", repo.location, encryption, same, out)
     try:

@@ -21,6 +21,64 @@ class _Loop(Exception):
     pass
 
 
+def _error(path: str, exc: BaseException) -> Unavailable:
+    if isinstance(exc, _Loop):
+        return Unavailable(path, "invalid", "too many levels of symbolic links (symlink loop)")
+    if isinstance(exc, PermissionError):
+        return Unavailable(path, "denied", "permission denied")
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return Unavailable(path, "missing", "not found")
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return Unavailable(path, "invalid", "too many levels of symbolic links (symlink loop)")
+    if isinstance(exc, OSError):
+        return Unavailable(path, "invalid", exc.strerror or str(exc))
+    return Unavailable(path, "invalid", str(exc))
+
+
+def _read_fd(fd: int, path: str, limit: int, sized: bool = False) -> bytes | Unavailable:
+    """Reads and closes fd: a regular file only (a FIFO would block, a device never end), at
+    most `limit` bytes. `sized`: the file's size is believed (not so for /proc and /sys, which
+    report 0 or 4096), so a larger (perhaps sparse) file is refused before any of it is read."""
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            return Unavailable(path, "invalid", "is a directory, expected a file")
+        if not stat.S_ISREG(st.st_mode):
+            return Unavailable(path, "invalid", "not a regular file (a FIFO, socket or device); not read")
+        if sized and st.st_size > limit:
+            return Unavailable(path, "invalid", f"larger than {limit} bytes; not read")
+        chunks = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        return _error(path, exc)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        return Unavailable(path, "invalid", f"larger than {limit} bytes; not read")
+    return data
+
+
+def read_local(path: str, limit: int = DEFAULT_LIMIT) -> bytes | Unavailable:
+    """A file on this machine that the config or a glob names (a password file, a scan report,
+    an advisory export), read as root without trusting whoever could write its directory: the
+    last component is never followed if it is a symbolic link, and only a regular file of at
+    most `limit` bytes is read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            return Unavailable(path, "invalid", "is a symbolic link; not followed (name the file itself)")
+        return _error(path, exc)
+    return _read_fd(fd, path, limit, sized=True)
+
+
 class RootFS:
     def __init__(self, root: str) -> None:
         self.root = os.path.realpath(root)
@@ -57,18 +115,7 @@ class RootFS:
             pending.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
         return os.path.join(self.root, *resolved)
 
-    def _unavailable(self, path: str, exc: BaseException) -> Unavailable:
-        if isinstance(exc, _Loop):
-            return Unavailable(path, "invalid", "too many levels of symbolic links (symlink loop)")
-        if isinstance(exc, PermissionError):
-            return Unavailable(path, "denied", "permission denied")
-        if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
-            return Unavailable(path, "missing", "not found")
-        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
-            return Unavailable(path, "invalid", "too many levels of symbolic links (symlink loop)")
-        if isinstance(exc, OSError):
-            return Unavailable(path, "invalid", exc.strerror or str(exc))
-        return Unavailable(path, "invalid", str(exc))
+    _unavailable = staticmethod(_error)
 
     def read_bytes(self, path: str, limit: int = DEFAULT_LIMIT) -> bytes | Unavailable:
         try:
@@ -76,28 +123,7 @@ class RootFS:
             fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
         except (OSError, _Loop) as exc:
             return self._unavailable(path, exc)
-        try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                return Unavailable(path, "invalid", "is a directory, expected a file")
-            if not stat.S_ISREG(st.st_mode):
-                return Unavailable(path, "invalid", "not a regular file")
-            chunks = []
-            remaining = limit + 1
-            while remaining > 0:
-                chunk = os.read(fd, min(remaining, 1 << 16))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                remaining -= len(chunk)
-            data = b"".join(chunks)
-        except OSError as exc:
-            return self._unavailable(path, exc)
-        finally:
-            os.close(fd)
-        if len(data) > limit:
-            return Unavailable(path, "invalid", f"larger than {limit} bytes; not read")
-        return data
+        return _read_fd(fd, path, limit)
 
     def read_text(self, path: str, limit: int = DEFAULT_LIMIT) -> str | Unavailable:
         data = self.read_bytes(path, limit)

@@ -30,6 +30,10 @@ from .store import Store
 from .unmanaged import QemuWatch
 
 MAX_BACKOFF_S = 60.0
+# Descriptors kept free for what one interval needs (libvirt, the store, /proc reads, sinks):
+# with fewer, /proc reads fail and a new QEMU would be taken for a non-QEMU process. A quarter
+# of the limit when that is less (a small LimitNOFILE).
+FD_RESERVE = 64
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Monitor:
         self.balloons: dict[str, int] = {}
         self.pending: list[Alert] = []
         self.hour = time.localtime(self.started).tm_hour
+        self.fd_exhausted = False
         self._seed()
 
     # --- start-up ---------------------------------------------------------------------------
@@ -192,7 +197,8 @@ class Monitor:
         self._memory_resized(counters, wall)
         findings = self.detector.observe(rates) + self.detector.vanished(wall, present)
         self._findings(findings)
-        if self.qemu is not None:
+        descriptors_ok = self._descriptors_ok()
+        if self.qemu is not None and descriptors_ok:
             self._watch_qemu(wall)
         self.last_rates = rates
         self.last_mono, self.last_wall = begin, wall
@@ -395,6 +401,27 @@ class Monitor:
             if int(key.split(":")[1]) not in unmanaged:
                 self.pending.append(Alert(key, "unmanaged_qemu", "info", "", "", now, status="resolved", ended=now))
 
+    def _descriptors_ok(self) -> bool:
+        """Whether this interval has the descriptors it needs. Exhaustion is said once on stderr
+        (and once when it ends), turns hyperward_monitor_up to 0 and sets
+        hyperward_monitor_fd_exhausted; the QEMU watch is skipped meanwhile rather than run
+        with reads that fail, so a QEMU started meanwhile is judged once descriptors are back."""
+        counted = metrics_mod.descriptors()
+        if counted is not None:
+            self.health["open_fds"], self.health["max_fds"] = counted
+        exhausted = counted is None or counted[0] >= counted[1] - min(FD_RESERVE, counted[1] // 4)
+        if exhausted and not self.fd_exhausted:
+            what = "cannot list /proc/self/fd" if counted is None else f"{counted[0]} of {counted[1]} open"
+            print(f"hyperward monitor: out of file descriptors ({what}): skipping the QEMU process watch until they are freed",
+                  file=sys.stderr, flush=True)
+        elif not exhausted and self.fd_exhausted:
+            print(f"hyperward monitor: file descriptors available again ({counted[0] if counted else '?'} open); "
+                  "QEMU process watch resumed", file=sys.stderr, flush=True)
+        self.fd_exhausted = exhausted
+        self.health["fd_exhausted"] = int(exhausted)
+        self.health["up"] = int(self.connected and not exhausted)
+        return not exhausted
+
     # --- reporting --------------------------------------------------------------------------
     def _heartbeat_values(self, running: bool) -> dict[str, object]:
         return {"pid": os.getpid() if running else None, "started": self.started, "last_sample": self.last_wall,
@@ -409,6 +436,7 @@ class Monitor:
             return
         firing = Counter(a.kind for a in self.book.open.values())
         errors = {sink.name: sink.health.errors for sink in self.sinks}
+        self.health["metrics_rejected_total"] = self.metrics.rejected
         self.metrics.update(metrics_mod.render(self.last_rates, dict(firing), dict(self.counts), self.health, errors))
 
     def shutdown(self) -> None:

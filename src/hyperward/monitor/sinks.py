@@ -3,11 +3,13 @@
 Network sinks deliver from their own thread through a bounded queue with retries, so a slow or
 dead receiver delays nothing and crashes nothing; failures are counted for the metrics endpoint
 and reported on stderr at most once a minute. Tokens come from the environment and are only ever
-put in a request header.
+put in a request header, to the configured URL only: a 3xx answer is a delivery error, never
+followed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import logging.handlers
@@ -17,9 +19,11 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import IO
 
 from ..safefile import PRIVATE, Ownership, ensure_directory, open_append
@@ -132,6 +136,31 @@ class SyslogSink(Sink):
         self.handler.close()
 
 
+class RedirectRefused(urllib.error.URLError):
+    """A receiver answered 3xx. The request carries the bearer token, and urllib would repeat
+    it, header included, to whatever host the Location names; a compromised or misconfigured
+    receiver would thereby collect the token. The configured URL must be the final one."""
+
+    def __init__(self, code: int, location: str) -> None:
+        super().__init__(f"answered HTTP {code} redirecting to {location[:200]!r}; redirects are refused "
+                         "(the token is only sent to the configured URL; configure the final URL)")
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: Message, newurl: str) -> urllib.request.Request | None:
+        raise RedirectRefused(code, newurl)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class _HttpSink(Sink):
     """A background sender: send() only queues."""
 
@@ -141,6 +170,11 @@ class _HttpSink(Sink):
             raise ValueError(f"{url}: expected an http:// or https:// URL")
         self.url = url
         self.token = os.environ.get(token_env) if token_env else None
+        self.opener = urllib.request.build_opener(_RefuseRedirects())
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if self.token and url.startswith("http://") and not _is_loopback(host):
+            print(f"hyperward monitor: {self.name}: warning: the bearer token from ${token_env} goes to {host} over plain http; "
+                  "anyone on the path can read it (use https://)", file=sys.stderr, flush=True)
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_LIMIT)
         self.thread = threading.Thread(target=self._run, name=f"sink-{type(self).__name__}", daemon=True)
         self.thread.start()
@@ -155,8 +189,8 @@ class _HttpSink(Sink):
         request = urllib.request.Request(self.endpoint(), data=body, method="POST",
                                          headers={"Content-Type": "application/json", "User-Agent": "hyperward-monitor"})
         if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310 - configured URL
+            request.add_unredirected_header("Authorization", f"Bearer {self.token}")
+        with self.opener.open(request, timeout=HTTP_TIMEOUT_S) as response:
             response.read(65536)
 
     def endpoint(self) -> str:
@@ -171,6 +205,10 @@ class _HttpSink(Sink):
                 try:
                     self._post(body)
                     self.health.sent += 1
+                    break
+                except RedirectRefused as exc:
+                    # Not retried: the receiver will answer the same way.
+                    self.failed(f"POST {self.endpoint()} {exc.reason}")
                     break
                 except (urllib.error.URLError, OSError, ValueError) as exc:
                     reason = getattr(exc, "reason", None) or exc

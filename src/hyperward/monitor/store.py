@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database
+from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database, require_regular
 from .alerts import Alert
 from .rates import RATE_COLUMNS, Rates
 
@@ -57,6 +57,7 @@ def connect(path: str, readonly: bool = False, immutable: bool = False, ownershi
     in the directory where SQLite creates -wal and -shm)."""
     try:
         if readonly:
+            require_regular(path)
             quoted = urllib.parse.quote(path)
             conn = sqlite3.connect(f"file:{quoted}?mode=ro{'&immutable=1' if immutable else ''}", uri=True, timeout=5)
         else:
