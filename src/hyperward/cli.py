@@ -3,6 +3,7 @@ error or a scan that could not run at all."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -202,24 +203,39 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
 @main.command("checks")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list catalog entries not implemented yet.")
-def list_checks(fmt: str, show_all: bool) -> None:
-    """List the checks: ID, category, severity, title."""
+@click.option("--platform", "platforms", multiple=True, metavar="NAME",
+              help="Only the rows of this platform (libvirt, proxmox, or linux for any Linux host); repeatable.")
+def list_checks(fmt: str, show_all: bool, platforms: tuple[str, ...]) -> None:
+    """List the checks: ID, platform, category, severity, title."""
     from .catalog import catalog
     from .engine import registry
+    from .platforms import registry as platform_registry
 
+    known = {name: p.letter for name, p in platform_registry().items()} | {"linux": "L"}
+    letters = set()
+    for name in platforms:
+        key = name.strip().lower()
+        if key not in known:
+            _die(f"unknown platform {name!r} (one of: {', '.join(sorted(known))})")
+        letters.add(known[key])
+    names = {letter: name for name, letter in known.items()}
     implemented = registry()
     rows = []
     for cid, entry in catalog().items():
+        if letters and entry.platform not in letters:
+            continue
+        platform = names.get(entry.platform, entry.platform)
         if cid in implemented:
             meta = implemented[cid].meta
-            rows.append((cid, meta.category.value, meta.severity.label, meta.title, True))
+            rows.append((cid, platform, meta.category.value, meta.severity.label, meta.title, True))
         elif show_all:
-            rows.append((cid, Category.from_check_id(cid).value, entry.severity, entry.title, False))
+            rows.append((cid, platform, Category.from_check_id(cid).value, entry.severity, entry.title, False))
     if fmt == "json":
-        click.echo(json.dumps([{"id": r[0], "category": r[1], "severity": r[2], "title": r[3], "implemented": r[4]} for r in rows], indent=2))
+        click.echo(json.dumps([{"id": r[0], "platform": r[1], "category": r[2], "severity": r[3], "title": r[4], "implemented": r[5]}
+                               for r in rows], indent=2))
         return
-    for cid, category, severity, title, done in rows:
-        click.echo(f"{cid:<13} {category:<6} {severity:<9} {title}{'' if done else '  (not implemented yet)'}")
+    for cid, platform, category, severity, title, done in rows:
+        click.echo(f"{cid:<13} {platform:<8} {category:<5} {severity:<9} {title}{'' if done else '  (not implemented yet)'}")
 
 
 @main.command()
@@ -254,7 +270,15 @@ def _explanation(cid: str) -> str:
     lines.append(f"Severity:      {entry.severity} (catalog: {entry.severity_text})")
     if registered and registered.meta.profile_severity:
         lines.append("Profiles:      " + ", ".join(f"{p}: {s.label}" for p, s in registered.meta.profile_severity.items()))
-    lines.append(f"Implemented:   {'yes' if registered else 'not yet'}")
+    if registered:
+        fn = inspect.unwrap(registered.fn)
+        module = fn.__module__
+        where = inspect.getsourcefile(fn) or module
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        shown = os.path.relpath(where, package_root) if where.startswith(package_root) else where
+        lines.append(f"Implemented:   {shown}:{inspect.getsourcelines(fn)[1]} {fn.__qualname__}() ({module})")
+    else:
+        lines.append("Implemented:   not yet")
     lines.append("")
     if registered and registered.meta.rationale:
         lines += ["Rationale:", *("  " + line for line in registered.meta.rationale.splitlines()), ""]

@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import stat
-import pathlib
 import sqlite3
 import urllib.parse
 import zipfile

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import HostFacts, SshFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Unavailable
 from ..parsers.auth_files import WEAK_SCHEMES
 from ..parsers.sshd import DEFAULTS, resolve_algorithms, weak_algorithms
 
@@ -65,7 +65,7 @@ def _ssh_problems(ssh: SshFacts) -> Iterator[Result]:
 ALGORITHM_KEYS = ("ciphers", "macs", "kexalgorithms")
 
 
-@check("HV-AUTH-013", Category.AUTH, Severity.HIGH, "SSH permits root login or password authentication",
+@check("HV-AUTH-013",
     fix="set PermitRootLogin prohibit-password (or no), PasswordAuthentication no and KbdInteractiveAuthentication no in /etc/ssh/sshd_config.d/, then reload sshd",
     references=("sshd_config(5)",),
 )
@@ -97,7 +97,7 @@ def ssh_config(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(f"sshd:Match {override.criteria}", f"{NAMES.get(override.keyword, override.keyword)} {override.value} ({override.source}): {problem}")
 
 
-@check("HV-AUTH-016", Category.AUTH, Severity.MEDIUM, "SSH offers weak ciphers, MACs or key exchange",
+@check("HV-AUTH-016",
     fix="set explicit Ciphers, MACs and KexAlgorithms lists without the listed algorithms in /etc/ssh/sshd_config.d/, then reload sshd",
     references=("sshd_config(5) Ciphers, MACs, KexAlgorithms", "ssh-audit", "Mozilla OpenSSH security guideline", "BSI TR-02102-4"),
 )
@@ -127,7 +127,7 @@ def ssh_algorithms(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(f"sshd:Match {override.criteria}", f"{NAMES[override.keyword]} {override.value} ({override.source}): {', '.join(weak)} offered")
 
 
-@check("HV-AUTH-014", Category.AUTH, Severity.MEDIUM, "No multi-factor authentication for administrators",
+@check("HV-AUTH-014",
     fix="add a second factor: pam_u2f or pam_google_authenticator in /etc/pam.d/sshd and /etc/pam.d/sudo, and AuthenticationMethods publickey,keyboard-interactive",
     references=("pam_u2f(8)", "google-authenticator-libpam", "sshd_config(5) AuthenticationMethods"),
 )
@@ -156,7 +156,7 @@ def mfa(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(service, f"/etc/pam.d/{service}: auth stack {', '.join(stack.auth_modules) or '(empty)'}: no second factor")
 
 
-@check("HV-AUTH-015", Category.AUTH, Severity.MEDIUM, "Weak local password policy or passwordless sudo",
+@check("HV-AUTH-015",
     fix="lock or re-hash the listed accounts (passwd -l / chpasswd with yescrypt), remove NOPASSWD: ALL rules, give root alone UID 0, set minlen = 14 in /etc/security/pwquality.conf",
     references=("shadow(5), crypt(5)", "sudoers(5)", "pam_pwquality(8)", "login.defs(5)"),
 )

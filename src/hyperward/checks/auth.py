@@ -10,7 +10,7 @@ from typing import Any
 
 from ..engine import check
 from ..facts import Domain, FileNode, HostFacts, TlsCertificate
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Severity, Unavailable
 from ._libvirt import (
     REMOTE_CONFIGS,
     as_int,
@@ -44,7 +44,7 @@ def _per_daemon(host: HostFacts, names: tuple[str, ...], judge: Any) -> Iterator
         yield no_daemon_config(host)
 
 
-@check("HV-AUTH-001", Category.AUTH, Severity.CRITICAL, "libvirt TCP socket without strong auth",
+@check("HV-AUTH-001",
     fix="disable libvirtd-tcp.socket / listen_tcp, connect with qemu+tls:// (16514) or qemu+ssh://; if TCP must stay, auth_tcp = \"sasl\" with GSSAPI or SCRAM",
     references=("libvirt src/remote/libvirtd.conf.in listen_tcp, auth_tcp", "libvirt docs/remote.rst"),
 )
@@ -65,7 +65,7 @@ def tcp_auth(host: HostFacts) -> Iterator[Result]:
     yield from _per_daemon(host, REMOTE_CONFIGS, judge)
 
 
-@check("HV-AUTH-002", Category.AUTH, Severity.CRITICAL, "libvirt TLS client verification off",
+@check("HV-AUTH-002",
     fix="remove tls_no_verify_certificate = 1 from the daemon configuration",
     references=("libvirt src/remote/libvirtd.conf.in tls_no_verify_certificate",),
 )
@@ -82,7 +82,7 @@ def tls_verify(host: HostFacts) -> Iterator[Result]:
     yield from _per_daemon(host, REMOTE_CONFIGS, judge)
 
 
-@check("HV-AUTH-003", Category.AUTH, Severity.MEDIUM, "No TLS DN allowlist, or sanity checks off",
+@check("HV-AUTH-003",
     fix="set tls_allowed_dn_list = [\"C=..,O=..,CN=admin-host\"] and remove tls_no_sanity_certificate",
     references=("libvirt src/remote/libvirtd.conf.in tls_allowed_dn_list",),
 )
@@ -105,7 +105,7 @@ def tls_dn_list(host: HostFacts) -> Iterator[Result]:
     yield from _per_daemon(host, REMOTE_CONFIGS, judge)
 
 
-@check("HV-AUTH-004", Category.AUTH, Severity.MEDIUM, "libvirt TLS key/certificate hygiene",
+@check("HV-AUTH-004",
     fix="chmod 0600 (root) or 0640 root:libvirt the server key; renew the certificate before it expires",
     references=("libvirt docs/kbase/tlscerts.rst",),
 )
@@ -152,7 +152,7 @@ def _socket_mode(host: HostFacts, daemon: str, socket_name: str, setting_mode: i
     return setting_mode, f"socket permissions {setting_mode:04o}" if setting_mode is not None else "socket permissions unknown"
 
 
-@check("HV-AUTH-005", Category.AUTH, Severity.CRITICAL, "Read-write libvirt UNIX socket without auth",
+@check("HV-AUTH-005",
     fix="keep auth_unix_rw = \"polkit\", or with \"none\" set SocketMode=0600 (or 0660 with a vetted SocketGroup) in a socket drop-in",
     references=("libvirt src/remote/libvirtd.conf.in auth_unix_rw, unix_sock_rw_perms",),
 )
@@ -179,7 +179,7 @@ def unix_rw_auth(host: HostFacts) -> Iterator[Result]:
     yield from _per_daemon(host, ("libvirtd.conf", "virtqemud.conf", "virtproxyd.conf"), judge)
 
 
-@check("HV-AUTH-006", Category.AUTH, Severity.HIGH, "Admin or read-only libvirt socket exposed",
+@check("HV-AUTH-006",
     fix="restore unix_sock_admin_perms = \"0700\" (SocketMode=0600 on *-admin.socket); auth_unix_ro = \"polkit\" or a restrictive unix_sock_ro_perms",
     references=("libvirt src/remote/libvirtd.conf.in unix_sock_admin_perms, auth_unix_ro",),
 )
@@ -212,7 +212,7 @@ def admin_ro_sockets(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(node.path, f"mode {node.mode:04o}: the admin socket is open beyond root")
 
 
-@check("HV-AUTH-007", Category.AUTH, Severity.HIGH, "Root-equivalent virtualization group members",
+@check("HV-AUTH-007",
     fix="remove users who do not administer the host from groups libvirt and kvm (gpasswd -d USER libvirt); approve the rest with a suppression naming the member",
     references=("libvirt docs/kbase/secureusage.rst", "polkit(8)"),
 )
@@ -249,7 +249,7 @@ def virt_groups(host: HostFacts) -> Iterator[Result]:
         yield Result.not_applicable("no libvirt or kvm group and no polkit rule for libvirt")
 
 
-@check("HV-AUTH-008", Category.AUTH, Severity.MEDIUM, "No per-object libvirt API access control",
+@check("HV-AUTH-008",
     fix="set access_drivers = [ \"polkit\" ] and write polkit rules per org.libvirt.api.* action (multi-admin hosts)",
     references=("libvirt docs/acl.rst", "libvirt src/remote/libvirtd.conf.in access_drivers"),
     profile_severity={"single-tenant": Severity.LOW},
@@ -268,7 +268,7 @@ def access_drivers(host: HostFacts) -> Iterator[Result]:
     yield from _per_daemon(host, ("libvirtd.conf", "virtqemud.conf"), judge)
 
 
-@check("HV-AUTH-009", Category.AUTH, Severity.HIGH, "Weak SASL mechanisms for libvirt",
+@check("HV-AUTH-009",
     fix="set mech_list: gssapi (or scram-sha-256) in /etc/sasl2/libvirt.conf; keep tcp_min_ssf >= 56",
     references=("libvirt docs/auth.rst (SASL)", "libvirt src/remote/libvirtd.conf.in tcp_min_ssf"),
 )
@@ -309,7 +309,7 @@ def _graphics_listen(host: HostFacts, settings: dict[str, Any], kind: str, addre
     return [a if a is not None else default for a in addresses]
 
 
-@check("HV-AUTH-012", Category.AUTH, Severity.MEDIUM, "Network storage or NBD without TLS or auth",
+@check("HV-AUTH-012",
     fix="add tls='yes' to NBD sources (or nbd_tls = 1), <auth> with a libvirt secret to iSCSI and RBD sources",
     references=("libvirt docs/formatdomain.rst (Hard drives: source protocol, auth, tls)",),
 )

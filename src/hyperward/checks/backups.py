@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterator
 
 from ..engine import check
 from ..facts import BackupFacts, BackupSnapshot, Domain, HostFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Unavailable
 from ._libvirt import NOT_INSTALLED, each_domain, qemu_setting, qemu_settings
 
 STATE_DIRS = ("/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot")
 
 
-@check("HV-BAK-004", Category.BAK, Severity.MEDIUM, "Saved memory state or dumps readable",
+@check("HV-BAK-004",
     fix="chmod 0600 the files and 0700 the directories under /var/lib/libvirt/qemu/save, snapshot and the auto_dump_path",
     references=("libvirt src/qemu/qemu.conf.in auto_dump_path",),
 )
@@ -48,7 +48,7 @@ def saved_state(host: HostFacts) -> Iterator[Result]:
         yield Result.not_applicable("no saved-state or dump directory under /var/lib/libvirt/qemu")
 
 
-@check("HV-BAK-005", Category.BAK, Severity.MEDIUM, "Guest disks unencrypted on network storage",
+@check("HV-BAK-005",
     fix="encrypt the volume with LUKS through libvirt: <source ...><encryption format='luks'><secret type='passphrase' uuid='...'/></encryption></source>",
     references=("libvirt docs/formatstorageencryption.rst",),
 )
@@ -133,7 +133,7 @@ NO_BACKUPS = ("no backup repositories configured: name them in /etc/hyperward/co
 NO_BACKUP_SEEN = "no backup hyperward can see: " + NO_BACKUPS.removeprefix("no backup repositories configured: ")
 
 
-@check("HV-BAK-001", Category.BAK, Severity.MEDIUM, "Hypervisor configuration not backed up",
+@check("HV-BAK-001",
     fix="back up /etc/libvirt (and `virsh dumpxml` exports) daily to an off-host, encrypted repository, e.g. restic backup /etc --tag host-config",
     references=("restic(1)", "borg(1)"),
 )
@@ -156,7 +156,7 @@ def host_config_backup(host: HostFacts) -> Iterator[Result]:
         yield Result.passed("host configuration", f"newest backup {newest[0]} ({_human(_age(host, newest[0]))} old) in {newest[1]}")
 
 
-@check("HV-BAK-003", Category.BAK, Severity.MEDIUM, "Backups unencrypted or on the same host",
+@check("HV-BAK-003",
     fix="use an encrypted repository (restic, borg repokey/keyfile) on another machine or storage (sftp:, rest:, s3:, or an NFS/SMB mount)",
     references=("borg init --encryption", "restic(1)"),
 )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import HostFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Severity, Unavailable
 from ..parsers.nft import Packet, evaluate_all
 from ..reach import firewall_rulesets, guest_sources, port_label, reachability
 
@@ -26,7 +26,7 @@ def _no_ruleset(host: HostFacts) -> Result | None:
     return None
 
 
-@check("HV-FW-001", Category.FW, Severity.HIGH, "Host firewall not default-deny for inbound traffic",
+@check("HV-FW-001",
     fix="set policy drop on the nftables input chain (chain input { type filter hook input priority 0; policy drop; ... }) and allow what is needed",
     references=("nft(8)", "nftables wiki: Simple ruleset for a server"),
 )
@@ -48,7 +48,7 @@ def input_default_deny(host: HostFacts) -> Iterator[Result]:
         yield Result.error(f"default verdict unknown: {decision.because}", "input")
 
 
-@check("HV-FW-002", Category.FW, Severity.HIGH, "Host services reachable from guest networks",
+@check("HV-FW-002",
     fix="drop guest-bridge traffic to the host except DHCP/DNS of its own network: nftables `iifname \"virbr*\" udp dport { 53, 67 } accept; iifname \"virbr*\" drop` in the input chain",
     references=("libvirt docs/firewall.rst", "NIST SP 800-125B"),
 )

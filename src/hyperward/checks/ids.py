@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import HostFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Unavailable
 from ..parsers.kernel import decode_taint
 from ._libvirt import as_int, daemon_configs, daemon_setting, no_daemon_config, process_label, qemu_processes
 
 
-@check("HV-IDS-007", Category.IDS, Severity.LOW, "Kernel tainted",
+@check("HV-IDS-007",
     fix="find the cause in the kernel log (out-of-tree or unsigned module, oops, livepatch) and remove it, or suppress this finding with the reason",
     references=("Linux Documentation/admin-guide/tainted-kernels.rst",),
 )
@@ -29,7 +29,7 @@ def kernel_tainted(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("kernel", f"/proc/sys/kernel/tainted={mask}: {flags}")
 
 
-@check("HV-IDS-003", Category.IDS, Severity.HIGH, "libvirt auditing off",
+@check("HV-IDS-003",
     fix="remove audit_level = 0 (or set audit_level = 2 to refuse to start without audit) and install and run auditd",
     references=("libvirt src/remote/libvirtd.conf.in audit_level",),
 )
@@ -59,7 +59,7 @@ def libvirt_audit(host: HostFacts) -> Iterator[Result]:
         yield no_daemon_config(host)
 
 
-@check("HV-IDS-005", Category.IDS, Severity.MEDIUM, "Unmanaged (rogue) QEMU processes",
+@check("HV-IDS-005",
     fix="find out who started the listed QEMU processes (ps -o user,lstart,args -p PID); bring them under libvirt or stop them",
     references=("libvirt docs/drvqemu.rst", "libvirt docs/cgroups.rst (the cgroup layouts accepted as libvirt's)"),
 )
@@ -98,7 +98,7 @@ def _age_days(host: HostFacts, when: str) -> int:
     return (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(when)).days
 
 
-@check("HV-IDS-001", Category.IDS, Severity.MEDIUM, "No file-integrity monitoring of virtualization config and binaries",
+@check("HV-IDS-001",
     fix="apt install aide; make sure /etc/libvirt, /usr/bin/qemu-system-*, /usr/sbin/libvirtd and /boot are selected; aideinit; keep dailyaidecheck.timer enabled",
     references=("aide.conf(5)", "Debian aide-common README"),
 )
@@ -132,7 +132,7 @@ def file_integrity(host: HostFacts) -> Iterator[Result]:
         yield Result.passed("aide:database", f"database from {aide.database}; checked periodically" + (f", last {aide.last_check}" if aide.last_check else ""))
 
 
-@check("HV-IDS-002", Category.IDS, Severity.MEDIUM, "No audit watches on virtualization config",
+@check("HV-IDS-002",
     fix="add '-w /etc/libvirt/ -p wa -k libvirt-config' to /etc/audit/rules.d/libvirt.rules, augenrules --load, keep auditd enabled",
     references=("auditctl(8)", "audit.rules(7)"),
 )
@@ -158,7 +158,7 @@ def audit_watches(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("auditd", "auditd is not " + ("running" if active is False else "enabled") + ": the rules are not loaded")
 
 
-@check("HV-IDS-004", Category.IDS, Severity.MEDIUM, "No host or guest-traffic intrusion detection",
+@check("HV-IDS-004",
     fix="run Suricata (or Snort/Zeek) on the guest bridges with rules updated daily (suricata-update), or a host agent (Wazuh, Falco)",
     references=("Suricata user guide: af-packet", "suricata-update(1)"),
 )
@@ -194,7 +194,7 @@ def network_ids(host: HostFacts) -> Iterator[Result]:
             yield Result.passed(tool.name, f"active; captures {', '.join(tool.interfaces)}" if tool.interfaces else "active")
 
 
-@check("HV-IDS-006", Category.IDS, Severity.MEDIUM, "Configuration drift from the accepted baseline",
+@check("HV-IDS-006",
     fix="review the change; if intended, record it with `hyperward baseline accept`, else restore the file or definition",
     references=("hyperward baseline accept --help",),
 )

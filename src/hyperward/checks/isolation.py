@@ -7,7 +7,7 @@ from typing import Any
 
 from ..engine import check
 from ..facts import Domain, HostFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Severity, Unavailable
 from ..parsers.libvirt_defaults import LATER_DEFAULT_DEVICES, QEMU_CONF_DEFAULTS
 from ._common import is_enabled, module_param
 from ._libvirt import (
@@ -38,7 +38,7 @@ def kvm_group_members(host: HostFacts) -> list[str] | None:
     return sorted(members)
 
 
-@check("HV-ISO-021", Category.ISO, Severity.LOW, "/dev/kvm too widely accessible",
+@check("HV-ISO-021",
     fix="restore the udev rule KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\" (chown root:kvm /dev/kvm; chmod 0660) and remove needless members from group kvm",
     references=("libvirt docs/drvqemu.rst",),
 )
@@ -104,7 +104,7 @@ def _setting_results(host: HostFacts, keys: dict[str, Callable[[Any], str | None
             yield Result.passed(resource, setting.describe())
 
 
-@check("HV-ISO-001", Category.ISO, Severity.CRITICAL, "sVirt mandatory access control disabled",
+@check("HV-ISO-001",
     fix="remove security_driver = \"none\" from /etc/libvirt/qemu.conf, keep AppArmor (Debian/Ubuntu) or SELinux enforcing, restart libvirtd and the guests",
     references=("libvirt src/qemu/qemu.conf.in security_driver", "libvirt docs/drvqemu.rst (sVirt)"),
 )
@@ -148,7 +148,7 @@ def svirt_enabled(host: HostFacts) -> Iterator[Result]:
     yield Result.passed(resource, f"{setting.describe() if drivers else 'security_driver not set (libvirt auto-detects the host LSM)'}; host LSM list unavailable ({lsms.describe()})")
 
 
-@check("HV-ISO-002", Category.ISO, Severity.HIGH, "Unconfined guests allowed",
+@check("HV-ISO-002",
     fix="set security_default_confined = 1 (and security_require_confined = 1 to refuse unconfined guests) in /etc/libvirt/qemu.conf",
     references=("libvirt src/qemu/qemu.conf.in",),
 )
@@ -159,7 +159,7 @@ def default_confined(host: HostFacts) -> Iterator[Result]:
     })
 
 
-@check("HV-ISO-003", Category.ISO, Severity.HIGH, "Domain turns off security labelling",
+@check("HV-ISO-003",
     fix="remove <seclabel type='none'/> and relabel='no' from the domain (virsh edit), use <seclabel type='dynamic'/>, and never a DAC label of +0:+0",
     references=("libvirt docs/formatdomain.rst (Security label)",),
 )
@@ -183,7 +183,7 @@ def domain_seclabel(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge)
 
 
-@check("HV-ISO-004", Category.ISO, Severity.HIGH, "Running QEMU not individually confined",
+@check("HV-ISO-004",
     fix="run AppArmor or SELinux enforcing with libvirt's sVirt (security_driver), then restart each listed guest",
     references=("libvirt docs/drvqemu.rst (sVirt)",),
 )
@@ -225,7 +225,7 @@ def running_confined(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(resource, f"label {label or '(empty)'}: not an sVirt label")
 
 
-@check("HV-ISO-005", Category.ISO, Severity.CRITICAL, "QEMU runs as root",
+@check("HV-ISO-005",
     fix="set user = \"libvirt-qemu\" and group = \"libvirt-qemu\" (Debian) in /etc/libvirt/qemu.conf, chown -R libvirt-qemu: /var/lib/libvirt/qemu, restart the guests",
     references=("libvirt src/qemu/qemu.conf.in user/group", "QEMU docs/system/security.rst"),
 )
@@ -254,7 +254,7 @@ def qemu_not_root(host: HostFacts) -> Iterator[Result]:
                 yield Result.passed(process_label(proc), f"uid {proc.uid}")
 
 
-@check("HV-ISO-006", Category.ISO, Severity.HIGH, "QEMU seccomp sandbox off",
+@check("HV-ISO-006",
     fix="remove seccomp_sandbox = 0 from /etc/libvirt/qemu.conf and restart the guests (QEMU then runs with -sandbox on)",
     references=("libvirt src/qemu/qemu.conf.in seccomp_sandbox",),
 )
@@ -274,7 +274,7 @@ def seccomp_sandbox(host: HostFacts) -> Iterator[Result]:
                 yield Result.passed(process_label(proc), "Seccomp: 2")
 
 
-@check("HV-ISO-007", Category.ISO, Severity.MEDIUM, "QEMU confinement widened (namespaces, cgroup device ACL)",
+@check("HV-ISO-007",
     fix="restore namespaces = [ \"mount\" ] and the default cgroup_device_acl in /etc/libvirt/qemu.conf",
     references=("libvirt src/qemu/qemu.conf.in namespaces, cgroup_device_acl",),
 )
@@ -293,7 +293,7 @@ def confinement_widened(host: HostFacts) -> Iterator[Result]:
     })
 
 
-@check("HV-ISO-008", Category.ISO, Severity.MEDIUM, "Ownership management off",
+@check("HV-ISO-008",
     fix="remove dynamic_ownership = 0 / remember_owner = 0 from /etc/libvirt/qemu.conf",
     references=("libvirt src/qemu/qemu.conf.in",),
 )
@@ -315,7 +315,7 @@ def _disk_users(host: HostFacts) -> dict[str, list[str]]:
     return users
 
 
-@check("HV-ISO-009", Category.ISO, Severity.HIGH, "Disk images or VM state readable by other users",
+@check("HV-ISO-009",
     fix="chmod 0600 the image files and 0711 /var/lib/libvirt/images (o-rwx on the state directories)",
     references=("libvirt docs/kbase/secureusage.rst",),
 )
@@ -359,7 +359,7 @@ def _pci_hostdevs(d: Domain) -> list[str]:
     return [h.address or "?" for h in d.hostdevs if h.type == "pci"]
 
 
-@check("HV-ISO-011", Category.ISO, Severity.HIGH, "VFIO unsafe interrupts allowed",
+@check("HV-ISO-011",
     fix="remove allow_unsafe_interrupts from /etc/modprobe.d and reload vfio_iommu_type1 (or reboot)",
     references=("Linux drivers/vfio/vfio_iommu_type1.c",),
 )
@@ -368,7 +368,7 @@ def vfio_unsafe_interrupts(host: HostFacts) -> Iterator[Result]:
     yield from _module_flag(host, "vfio_iommu_type1", "allow_unsafe_interrupts")
 
 
-@check("HV-ISO-012", Category.ISO, Severity.CRITICAL, "VFIO no-IOMMU mode",
+@check("HV-ISO-012",
     fix="remove enable_unsafe_noiommu_mode from /etc/modprobe.d and reload vfio (or reboot)",
     references=("Linux Documentation/driver-api/vfio.rst (VFIO no-IOMMU mode)",),
 )
@@ -396,7 +396,7 @@ def _module_flag(host: HostFacts, module: str, param: str) -> Iterator[Result]:
             yield Result.passed(resource, f"{param} = {value}")
 
 
-@check("HV-ISO-013", Category.ISO, Severity.HIGH, "Assigned device shares an IOMMU group, or ACS relaxed",
+@check("HV-ISO-013",
     fix="move the device to a slot with its own IOMMU group; remove relaxed_acs_check and pcie_acs_override=",
     references=("Linux Documentation/driver-api/vfio.rst (groups)", "libvirt src/qemu/qemu.conf.in relaxed_acs_check"),
 )
@@ -447,7 +447,7 @@ def _holds(device: str, source: str) -> bool:
     return rest.isdigit()
 
 
-@check("HV-ISO-017", Category.ISO, Severity.HIGH, "Raw QEMU argument passthrough bypasses libvirt",
+@check("HV-ISO-017",
     fix="model the device or option in libvirt XML; remove <qemu:commandline>, <qemu:capabilities> and <qemu:override>",
     references=("libvirt docs/drvqemu.rst (Pass-through of arbitrary qemu commands)",),
 )
@@ -457,7 +457,7 @@ def qemu_passthrough(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, lambda d: [f"{len(d.qemu_passthrough)} raw QEMU element(s): {', '.join(d.qemu_passthrough[:8])}"] if d.qemu_passthrough else [])
 
 
-@check("HV-ISO-018", Category.ISO, Severity.MEDIUM, "Legacy emulated devices enlarge the attack surface",
+@check("HV-ISO-018",
     fix="use virtio equivalents (virtio-net, virtio-blk/scsi, virtio-gpu or none); drop floppy, sound and smartcard devices",
     references=("QEMU docs/system/security.rst (Supported devices)",),
 )
@@ -466,7 +466,7 @@ def legacy_devices(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, lambda d: [f"legacy devices: {', '.join(d.legacy_devices)}"] if d.legacy_devices else [])
 
 
-@check("HV-ISO-019", Category.ISO, Severity.MEDIUM, "Guest RAM included in core dumps",
+@check("HV-ISO-019",
     fix="set dump_guest_core = 0 in /etc/libvirt/qemu.conf, remove dumpCore='on' from <memory>, chmod 0700 the dump directory",
     references=("libvirt src/qemu/qemu.conf.in dump_guest_core, auto_dump_path",),
 )
@@ -495,7 +495,7 @@ def core_dumps(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(d.label, "<memory dumpCore='on'>: this guest's RAM goes into core dumps")
 
 
-@check("HV-ISO-020", Category.ISO, Severity.MEDIUM, "Overcommit or missing resource limits",
+@check("HV-ISO-020",
     fix="give each guest fewer vCPUs than host CPUs, a <memtune><hard_limit> with <locked/>, keep total guest memory under host RAM, stdio_handler = \"logd\"",
     references=("libvirt docs/formatdomain.rst (Memory Tuning, CPU Tuning)", "libvirt src/qemu/qemu.conf.in stdio_handler"),
 )

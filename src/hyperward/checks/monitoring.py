@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import HostFacts
-from ..model import Category, Result, Severity
+from ..model import Result
 from ._libvirt import DAEMON_CONFIGS, NOT_INSTALLED, as_int, daemon_configs, daemon_setting, no_daemon_config
 
 MONITOR_STALE_S = 120.0
 MONITOR_UNIT = "hyperward-monitor.service"
 
 
-@check("HV-MON-002", Category.MON, Severity.LOW, "libvirt debug logging in production",
+@check("HV-MON-002",
     fix="set log_level = 3 (or remove it) and use log_filters such as \"3:remote 4:event 3:util.json 1:qemu\" only while debugging",
     references=("libvirt docs/kbase/debuglogs.rst", "libvirt src/remote/libvirtd.conf.in log_level"),
 )
@@ -41,7 +41,7 @@ TIME_UNITS = ("chrony.service", "chronyd.service", "systemd-timesyncd.service", 
 TIME_ERROR = 5
 
 
-@check("HV-MON-001", Category.MON, Severity.MEDIUM, "Logs not persisted or forwarded",
+@check("HV-MON-001",
     fix="forward logs off the host (rsyslog '*.* @@loghost:6514' with TLS, or systemd-journal-upload) and keep the journal persistent (Storage=persistent)",
     references=("journald.conf(5)", "rsyslog omfwd"),
 )
@@ -58,7 +58,7 @@ def log_forwarding(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("forwarding", "no log forwarding (rsyslog omfwd/@@, systemd-journal-upload, or a log agent): logs stay on the host")
 
 
-@check("HV-MON-003", Category.MON, Severity.MEDIUM, "Time not synchronized",
+@check("HV-MON-003",
     fix="apt install chrony (or enable systemd-timesyncd) with reachable NTP servers",
     references=("adjtimex(2)", "chronyd(8)"),
 )
@@ -82,7 +82,7 @@ def time_sync(host: HostFacts) -> Iterator[Result]:
             yield Result.passed("kernel clock", f"adjtimex state {state} (synchronized)")
 
 
-@check("HV-MON-005", Category.MON, Severity.LOW, "No monitoring of guest activity",
+@check("HV-MON-005",
     fix="run hyperward monitor as a service (systemctl enable --now hyperward-monitor, unit in contrib/), or a libvirt exporter scraped by Prometheus with alerting rules",
     references=("hyperward README: hyperward monitor", "libvirt virConnectGetAllDomainStats"),
 )

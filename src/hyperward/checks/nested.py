@@ -6,14 +6,14 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import HostFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Severity, Unavailable
 from ..parsers.cmdline import split_param
 from ._common import is_enabled, module_param
 
 NESTED_MODULES = ("kvm_intel", "kvm_amd")
 
 
-@check("HV-NEST-001", Category.NEST, Severity.MEDIUM, "Host nested virtualization enabled",
+@check("HV-NEST-001",
     fix="echo 'options kvm_intel nested=0' (kvm_amd on AMD) > /etc/modprobe.d/hyperward-nested.conf, then reload the module with no guests running or reboot",
     references=("Linux Documentation/virt/kvm/x86/running-nested-guests.rst",),
     profile_severity={"single-tenant": Severity.LOW},

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import Domain, HostFacts, NetInterface
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Unavailable
 from ..reach import GUEST_PORT_PREFIXES
 from ._libvirt import NOT_INSTALLED, as_int, domains, each_domain, qemu_setting, qemu_settings
 
@@ -29,7 +29,7 @@ def _reaches_anti_spoofing(name: str, filters: dict[str, list[str]]) -> bool:
     return False
 
 
-@check("HV-NET-002", Category.NET, Severity.MEDIUM, "libvirt network forwards without host firewalling",
+@check("HV-NET-002",
     fix="use <forward mode='nat'/> or an isolated network, or firewall the routed network on the host and upstream",
     references=("libvirt docs/formatnetwork.rst (forward modes open, route)",),
 )
@@ -52,7 +52,7 @@ def network_forward_mode(host: HostFacts) -> Iterator[Result]:
             yield Result.passed(f"network {net.name}", f"forward mode {mode}")
 
 
-@check("HV-NET-004", Category.NET, Severity.MEDIUM, "Guest gets a VLAN trunk",
+@check("HV-NET-004",
     fix="give the interface a single access VLAN: <vlan><tag id='N'/></vlan> without trunk='yes'",
     references=("libvirt docs/formatdomain.rst (Setting VLAN tag)",),
 )
@@ -66,7 +66,7 @@ def vlan_trunk(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge)
 
 
-@check("HV-NET-005", Category.NET, Severity.MEDIUM, "Guest trusted to change RX filters",
+@check("HV-NET-005",
     fix="remove trustGuestRxFilters='yes' from the interface",
     references=("libvirt docs/formatdomain.rst (trustGuestRxFilters)",),
 )
@@ -80,7 +80,7 @@ def trust_rx_filters(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge)
 
 
-@check("HV-NET-007", Category.NET, Severity.HIGH, "Live migration unencrypted or exposed",
+@check("HV-NET-007",
     fix="set migrate_tls_force = 1 and migration_address to a dedicated migration network address in /etc/libvirt/qemu.conf (or always migrate with --tunnelled over TLS/SSH)",
     references=("libvirt src/qemu/qemu.conf.in migrate_tls_force, migration_address", "libvirt docs/migration.rst"),
 )
@@ -138,7 +138,7 @@ def guest_segments(host: HostFacts, interfaces: dict[str, NetInterface]) -> dict
     return out
 
 
-@check("HV-NET-003", Category.NET, Severity.HIGH, "Management plane shares layer 2 with guests",
+@check("HV-NET-003",
     fix="give management its own NIC or VLAN: move the host's address off the guest bridge (or put guests on a separate bridge/VLAN)",
     references=("NIST SP 800-125B (virtual network segmentation)",),
 )
@@ -166,7 +166,7 @@ def management_segment(host: HostFacts) -> Iterator[Result]:
             yield Result.passed(device, f"default-route interface{via}; guests are on {', '.join(sorted(guests)) or 'no bridge'}")
 
 
-@check("HV-FW-003", Category.FW, Severity.MEDIUM, "bridge traffic bypasses the host firewall unexpectedly",
+@check("HV-FW-003",
     fix="for nwfilter on bridged guests: modprobe br_netfilter and sysctl net.bridge.bridge-nf-call-iptables=1 (and -ip6tables=1) via /etc/sysctl.d; otherwise filter in an nftables bridge table",
     references=("libvirt docs/formatnwfilter.rst", "Linux Documentation/networking/bridge.rst (br_netfilter)"),
 )
@@ -196,7 +196,7 @@ def bridge_netfilter(host: HostFacts) -> Iterator[Result]:
             yield Result.passed(resource, f"{state}: bridged guest traffic bypasses the host's IP firewall; no nwfilter on bridged NICs relies on it")
 
 
-@check("HV-NET-006", Category.NET, Severity.HIGH, "SR-IOV VF spoof-check off or trust on",
+@check("HV-NET-006",
     fix="ip link set PF vf N spoofchk on trust off (and in libvirt: no trustGuestRxFilters on hostdev interfaces)",
     references=("ip-link(8) (vf ... spoofchk, trust)",),
 )

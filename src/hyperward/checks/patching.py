@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import STACK_DAEMONS, HostFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Severity, Unavailable
 from ..parsers.kernel import compare_versions
 from ._common import VULN_DIR
 from ._libvirt import process_label, qemu_processes
@@ -26,7 +26,7 @@ def _flavour(release: str) -> str | None:
     return "-".join(reversed(tail)) or None
 
 
-@check("HV-PATCH-003", Category.PATCH, Severity.HIGH, "Reboot pending: running kernel is not the newest installed",
+@check("HV-PATCH-003",
     fix="reboot into the newest installed kernel (live-migrate guests away first) or apply a livepatch",
     references=("Debian reboot-required (update-notifier-common / unattended-upgrades)",),
 )
@@ -58,7 +58,7 @@ def reboot_pending(host: HostFacts) -> Iterator[Result]:
         yield Result.passed("kernel", f"running kernel {running} is the newest installed")
 
 
-@check("HV-PATCH-004", Category.PATCH, Severity.HIGH, "CPU microcode outdated",
+@check("HV-PATCH-004",
     fix="apt install intel-microcode or amd64-microcode (non-free-firmware), or update the system firmware; reboot",
     references=("Linux Documentation/admin-guide/hw-vuln/old_microcode.rst",),
 )
@@ -95,7 +95,7 @@ def _truthy_period(value: str | None) -> bool:
     return v == "always" or (v.isdigit() and int(v) > 0)
 
 
-@check("HV-PATCH-005", Category.PATCH, Severity.MEDIUM, "No automated security patching",
+@check("HV-PATCH-005",
     fix="apt install unattended-upgrades && dpkg-reconfigure -plow unattended-upgrades; on dnf hosts set apply_updates = yes and enable dnf-automatic-install.timer",
     references=("Debian wiki UnattendedUpgrades", "apt.conf(5), /usr/lib/apt/apt.systemd.daily", "dnf-automatic(8)"),
 )
@@ -137,7 +137,7 @@ def no_automatic_updates(host: HostFacts) -> Iterator[Result]:
             yield Result.fail("dnf-automatic", "; ".join(problems))
 
 
-@check("HV-PATCH-002", Category.PATCH, Severity.HIGH, "Running QEMU uses a replaced (pre-update) binary or library",
+@check("HV-PATCH-002",
     fix="restart the listed guests (virsh shutdown/start, or live-migrate them and back) so they run the updated QEMU; restart libvirtd/virtlogd (swtpm restarts with its guest)",
     references=("needrestart(1)",),
 )
@@ -172,7 +172,7 @@ def is_virt_stack(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in VIRT_STACK)
 
 
-@check("HV-PATCH-001", Category.PATCH, Severity.HIGH, "Security updates pending for the virtualization stack",
+@check("HV-PATCH-001",
     fix="apt-get update && apt-get upgrade (then restart the guests, HV-PATCH-002, or reboot for a kernel, HV-PATCH-003)",
     references=("apt_preferences(5) (candidate selection)", "Debian Security Advisories"),
 )

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import Domain, HostFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Severity, Unavailable
 from ..parsers.cpu_vuln import main_status, parse_vulnerability
 from ._common import VULN_DIR, is_enabled, module_param, vuln_text
 from ._libvirt import each_domain, process_label, qemu_processes
@@ -14,7 +14,7 @@ from ._libvirt import each_domain, process_label, qemu_processes
 SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
 
 
-@check("HV-SIDE-001", Category.SIDE, Severity.HIGH, 'A CPU vulnerability is reported "Vulnerable"',
+@check("HV-SIDE-001",
     fix="update the kernel and CPU microcode (intel-microcode / amd64-microcode), remove mitigation off-switches from the kernel command line, reboot",
     references=("Linux Documentation/ABI/testing/sysfs-devices-system-cpu", "Linux Documentation/admin-guide/hw-vuln/index.rst"),
 )
@@ -48,7 +48,7 @@ def cpu_reported_vulnerable(host: HostFacts) -> Iterator[Result]:
             yield Result.passed(name, value)
 
 
-@check("HV-SIDE-002", Category.SIDE, Severity.HIGH, "L1TF guest-to-host exposure (Intel)",
+@check("HV-SIDE-002",
     fix="keep kvm-intel.vmentry_l1d_flush at cond or always (boot with l1tf=full,force for the strictest setting) and update microcode",
     references=("Linux Documentation/admin-guide/hw-vuln/l1tf.rst",),
 )
@@ -81,7 +81,7 @@ _SMT_OFF = ("off", "forceoff", "notsupported", "notimplemented")
 _SCHED_CORE_ON = ("vcpus", "emulator", "full")
 
 
-@check("HV-SIDE-003", Category.SIDE, Severity.HIGH, "SMT shared with untrusted guests",
+@check("HV-SIDE-003",
     fix="boot with nosmt=force (or echo off > /sys/devices/system/cpu/smt/control), or set sched_core = \"full\" in /etc/libvirt/qemu.conf",
     references=("Linux Documentation/admin-guide/hw-vuln/core-scheduling.rst", "Linux Documentation/admin-guide/hw-vuln/mds.rst", "libvirt src/qemu/qemu.conf.in (sched_core)"),
     profile_severity=SINGLE_TENANT_LOW,
@@ -115,7 +115,7 @@ def smt_shared(host: HostFacts) -> Iterator[Result]:
     yield Result.fail("smt", message)
 
 
-@check("HV-SIDE-004", Category.SIDE, Severity.MEDIUM, "iTLB multihit guest-triggered machine check",
+@check("HV-SIDE-004",
     fix="set kvm.nx_huge_pages=auto (options kvm nx_huge_pages=auto in /etc/modprobe.d/), then reload kvm or reboot",
     references=("Linux Documentation/admin-guide/hw-vuln/multihit.rst",),
 )
@@ -134,7 +134,7 @@ def itlb_multihit(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("itlb_multihit", f"{VULN_DIR}/itlb_multihit: {value}{nx_text}")
 
 
-@check("HV-SIDE-006", Category.SIDE, Severity.MEDIUM, "AMD cross-thread RSB with cpu-pm=on",
+@check("HV-SIDE-006",
     fix="boot with kvm.mitigate_smt_rsb=1 (or disable SMT), or drop cpu-pm=on from the guests",
     references=("Linux Documentation/admin-guide/hw-vuln/cross-thread-rsb.rst",),
 )
@@ -171,7 +171,7 @@ MITIGATION_FEATURES = ("spec-ctrl", "ssbd", "virt-ssbd", "amd-ssbd", "md-clear",
                        "amd-stibp", "ibrs", "amd-no-ssb", "pschange-mc-no")
 
 
-@check("HV-SIDE-007", Category.SIDE, Severity.MEDIUM, "Guest CPU model disables mitigation features",
+@check("HV-SIDE-007",
     fix="remove <feature policy='disable'> for the listed mitigation features from the guest's <cpu>",
     references=("QEMU docs/system/i386/cpu.rst (Important CPU features for Intel/AMD x86 hosts)",),
 )

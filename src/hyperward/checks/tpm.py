@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from ..engine import check
 from ..facts import Domain, FileNode, HostFacts
 from ._libvirt import each_domain, qemu_settings
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Unavailable
 
 
-@check("HV-TPM-001", Category.TPM, Severity.HIGH, "Host Secure Boot off",
+@check("HV-TPM-001",
     fix="boot the host in UEFI mode with Secure Boot enabled in the firmware setup (Debian ships signed shim, GRUB and kernel); verify with mokutil --sb-state",
     references=("UEFI specification, SecureBoot global variable", "Debian wiki SecureBoot"),
 )
@@ -33,7 +33,7 @@ def host_secure_boot(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("host", f"SecureBoot={fw.secure_boot} (UEFI boot with Secure Boot disabled)")
 
 
-@check("HV-TPM-002", Category.TPM, Severity.MEDIUM, "No host TPM / measured boot",
+@check("HV-TPM-002",
     fix="enable the TPM 2.0 (firmware TPM / PTT or a discrete chip) in the firmware setup so the kernel exposes /sys/class/tpm/tpm0 and the event log",
     references=("Linux Documentation/security/tpm/tpm_event_log.rst",),
 )
@@ -64,7 +64,7 @@ def _secure_boot_requested(d: Domain) -> bool:
     return d.loader_secure == "yes" or d.firmware_features.get("secure-boot") == "yes"
 
 
-@check("HV-TPM-004", Category.TPM, Severity.HIGH, "Secure Boot firmware without SMM or with writable code",
+@check("HV-TPM-004",
     fix="add <features><smm state='on'/></features> and <loader readonly='yes' secure='yes' type='pflash'>",
     references=("libvirt docs/formatdomain.rst (BIOS bootloader: secure, readonly)", "libvirt docs/kbase/secureboot.rst"),
 )
@@ -83,7 +83,7 @@ def secure_boot_smm(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge, applies=_secure_boot_requested, none_reason="no domain uses Secure Boot firmware")
 
 
-@check("HV-TPM-006", Category.TPM, Severity.MEDIUM, "vTPM state unprotected",
+@check("HV-TPM-006",
     fix="add <encryption secret='UUID'/> to the TPM backend (a libvirt secret) and keep /var/lib/libvirt/swtpm/<uuid> 0700 owned by swtpm_user",
     references=("libvirt docs/formatdomain.rst (TPM device: encryption)", "libvirt src/qemu/qemu.conf.in swtpm_user"),
 )
@@ -132,7 +132,7 @@ def _swtpm_user(host: HostFacts, settings: dict[str, object]) -> str | None:
     return "tss" if "tss" in users else "root"
 
 
-@check("HV-TPM-007", Category.TPM, Severity.HIGH, "SEV/SEV-ES policy allows debug or key sharing",
+@check("HV-TPM-007",
     fix="set bits 0 (NODBG) and 1 (NOKS) in <launchSecurity type='sev'><policy> (e.g. 0x0003, 0x0007 for SEV-ES)",
     references=("libvirt docs/kbase/launch_security_sev.rst", "AMD SEV API specification, guest policy"),
 )

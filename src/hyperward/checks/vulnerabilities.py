@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from ..engine import check
 from ..facts import Domain, HostFacts
 from ._libvirt import as_int, each_domain, qemu_settings
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Severity, Unavailable
 from ..parsers.cmdline import split_param
 
 _OFF = frozenset({"off"})
@@ -80,7 +80,7 @@ def _fix(source: str) -> str:
     return "remove it from the boot loader configuration that produced this command line, then reboot"
 
 
-@check("HV-VULN-002", Category.VULN, Severity.CRITICAL, "Kernel command line weakens guest/host isolation",
+@check("HV-VULN-002",
     fix="remove the parameter from the boot loader configuration (/etc/default/grub, /etc/kernel/cmdline), regenerate it, reboot",
     references=("Linux Documentation/admin-guide/hw-vuln/attack_vector_controls.rst", "Linux Documentation/admin-guide/kernel-parameters.txt"),
 )
@@ -109,7 +109,7 @@ def cmdline_weakens_isolation(host: HostFacts) -> Iterator[Result]:
 SUPPORTED_MACHINES = ("pc", "q35", "microvm", "virt", "pseries", "s390-ccw-virtio")
 
 
-@check("HV-VULN-003", Category.VULN, Severity.HIGH, "Disk format probing or untrusted backing chain",
+@check("HV-VULN-003",
     fix="set <driver name='qemu' type='qcow2'/> (or raw) on every disk, and rebase images whose backing files live outside the storage pools",
     references=("libvirt docs/kbase/backing_chains.rst", "CVE-2010-2237/2238 (format probing)"),
 )
@@ -136,7 +136,7 @@ def backing_chains(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge)
 
 
-@check("HV-VULN-005", Category.VULN, Severity.HIGH, "Guest outside QEMU's security-support scope",
+@check("HV-VULN-005",
     fix="run the guest with <domain type='kvm'> and a versioned pc-q35-*/pc-i440fx-* (or virt-*, pseries-*, s390-ccw-virtio-*) machine type",
     references=("QEMU docs/system/security.rst (Virtualization use case)",),
 )
@@ -160,7 +160,7 @@ VIRT_SOURCES = ("qemu", "libvirt", "linux", "xen", "edk2", "swtpm", "libtpms", "
                 "amd64-microcode", "spice", "virglrenderer", "libslirp", "dnsmasq", "openssh", "openssl", "gnutls28")
 
 
-@check("HV-VULN-001", Category.VULN, Severity.HIGH, "Installed virtualization components have known CVEs",
+@check("HV-VULN-001",
     fix="apt-get update && apt-get upgrade for the listed packages; restart what runs them (HV-PATCH-002, HV-PATCH-003)",
     references=("OSV schema (ossf.github.io/osv-schema)", "Debian security tracker (security-tracker.debian.org)"),
 )
@@ -207,7 +207,7 @@ def known_cves(host: HostFacts) -> Iterator[Result]:
 SCAN_MAX_AGE_DAYS = 7
 
 
-@check("HV-SCAN-001", Category.SCAN, Severity.MEDIUM, "No recent vulnerability scan of host and guests",
+@check("HV-SCAN-001",
     fix="scan weekly: `hyperward db update && hyperward scan --record` for the host, OpenVAS/Greenbone or Nessus for the guests, and list the report files under [history] reports",
     references=("Greenbone report export", "Nessus v2 file format"),
 )

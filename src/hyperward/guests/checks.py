@@ -13,7 +13,7 @@ from ..checks.backups import NO_BACKUP_SEEN, _age, _human, _newest, _repo_result
 from ..checks.nested import _host_nested
 from ..engine import check
 from ..facts import HostFacts
-from ..model import Category, Result, Severity, Unavailable
+from ..model import Result, Severity, Unavailable
 from ..platforms import registry
 from .model import Guest
 
@@ -77,7 +77,7 @@ def is_loopback(address: str | None) -> bool:
         return address in ("localhost", "localhost.localdomain")
 
 
-@check("HV-TPM-003", Category.TPM, Severity.MEDIUM, "Guest Secure Boot not enforced",
+@check("HV-TPM-003",
     fix="libvirt: <os firmware='efi'><firmware><feature enabled='yes' name='secure-boot'/><feature enabled='yes' name='enrolled-keys'/></firmware></os>, then start once with --reset-nvram; "
         "Proxmox: bios: ovmf with efidisk0: ...,pre-enrolled-keys=1",
     references=("libvirt docs/kbase/secureboot.rst", "Proxmox VE qm.conf(5) efidisk0 pre-enrolled-keys"),
@@ -102,7 +102,7 @@ def guest_secure_boot(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge, applies=lambda g: g.kind == "vm", none_reason="no virtual machine (containers have no firmware)")
 
 
-@check("HV-TPM-005", Category.TPM, Severity.MEDIUM, "Guest has no vTPM, or a weak backend/version",
+@check("HV-TPM-005",
     fix="libvirt: <tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm> (swtpm); Proxmox: tpmstate0: STORAGE:1,version=v2.0",
     references=("libvirt docs/formatdomain.rst (TPM device)", "Proxmox VE qm.conf(5) tpmstate0"),
 )
@@ -128,7 +128,7 @@ def guest_vtpm(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge, applies=lambda g: g.kind == "vm", none_reason="no virtual machine (containers have no vTPM)")
 
 
-@check("HV-ISO-010", Category.ISO, Severity.CRITICAL, "Devices passed through without an active IOMMU",
+@check("HV-ISO-010",
     fix="enable VT-d / AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on); remove the passed-through device until then",
     references=("libvirt docs/formatdomain.rst (Host device assignment)", "Linux Documentation/driver-api/vfio.rst",
                 "Proxmox VE admin guide, PCI(e) passthrough"),
@@ -155,7 +155,7 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge, applies=uses, none_reason="no guest has a PCI device passed through")
 
 
-@check("HV-ISO-014", Category.ISO, Severity.HIGH, "Host directory shared into a guest (9p/virtiofs)",
+@check("HV-ISO-014",
     fix="share a dedicated directory read-only (libvirt 9p: <readonly/> with accessmode='mapped'; Proxmox containers: mpN ... ro=1), never /, /etc, /home or /var/lib/libvirt",
     references=("libvirt docs/formatdomain.rst (Filesystems)", "libvirt docs/kbase/virtiofs.rst", "Proxmox VE pct.conf(5) mount points"),
 )
@@ -184,7 +184,7 @@ def shared_folders(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge, applies=lambda g: bool(g.shared_directories), none_reason="no guest shares a host directory")
 
 
-@check("HV-ISO-016", Category.ISO, Severity.MEDIUM, "Writable disk shared between guests",
+@check("HV-ISO-016",
     fix="give each guest its own disk, or mark a cluster disk shareable deliberately (libvirt <shareable/>), or read-only",
     references=("libvirt docs/formatdomain.rst (shareable)",),
 )
@@ -214,7 +214,7 @@ def shared_disks(host: HostFacts) -> Iterator[Result]:
         yield Result.passed("domains", f"no disk is used by more than one of {len(guests)} guests")
 
 
-@check("HV-ISO-026", Category.ISO, Severity.MEDIUM, "SPICE clipboard, file transfer or USB redirection enabled",
+@check("HV-ISO-026",
     fix="libvirt: <clipboard copypaste='no'/> and <filetransfer enable='no'/> in the SPICE graphics, a <redirfilter> ending in <usbdev allow='no'/>; "
         "Proxmox: drop clipboard=vnc from vga:",
     references=("libvirt docs/formatdomain.rst (Graphical framebuffers, Redirected devices)", "Proxmox VE qm.conf(5) vga clipboard"),
@@ -244,7 +244,7 @@ def console_channels(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge, applies=uses, none_reason="no guest has a console channel or USB redirection")
 
 
-@check("HV-AUTH-010", Category.AUTH, Severity.CRITICAL, "VNC/SPICE console reachable without strong auth",
+@check("HV-AUTH-010",
     fix="listen on 127.0.0.1 or a UNIX socket (<listen type='socket'/>) and reach consoles over SSH; or vnc_tls = 1 with vnc_tls_x509_verify = 1 (spice_tls = 1)",
     references=("libvirt src/qemu/qemu.conf.in vnc_listen, vnc_tls, spice_tls", "libvirt docs/formatdomain.rst (Graphical framebuffers)"),
 )
@@ -291,7 +291,7 @@ def console_auth(host: HostFacts) -> Iterator[Result]:
                           none_reason="no guest has a VNC or SPICE console of its own")
 
 
-@check("HV-AUTH-011", Category.AUTH, Severity.HIGH, "Guest character device or monitor reachable over the network",
+@check("HV-AUTH-011",
     fix="use a pty or a UNIX socket for serial ports and channels; for TCP, bind to 127.0.0.1 or set chardev_tls = 1 (libvirt)",
     references=("libvirt docs/formatdomain.rst (Character devices)", "libvirt src/qemu/qemu.conf.in chardev_tls"),
 )
@@ -313,7 +313,7 @@ def network_chardevs(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge)
 
 
-@check("HV-NET-001", Category.NET, Severity.HIGH, "VM NIC without anti-spoofing filter",
+@check("HV-NET-001",
     fix="libvirt: <filterref filter='clean-traffic'/> (with <parameter name='IP' .../> if needed) on each bridged or NAT interface; "
         "Proxmox: firewall=1 on the NIC, enable: 1 and ipfilter: 1 in /etc/pve/firewall/<vmid>.fw (macfilter stays on)",
     references=("libvirt docs/formatnwfilter.rst", "Proxmox VE pve-firewall(8) (ipfilter, macfilter)"),
@@ -331,7 +331,7 @@ def nic_anti_spoofing(host: HostFacts) -> Iterator[Result]:
                           none_reason="no bridged, NAT or ethernet interface in any guest")
 
 
-@check("HV-SIDE-005", Category.SIDE, Severity.MEDIUM, "KSM merges memory across guests",
+@check("HV-SIDE-005",
     fix="systemctl disable --now ksm ksmtuned; echo 2 > /sys/kernel/mm/ksm/run; or opt every guest out (libvirt <memoryBacking><nosharepages/>, Proxmox allow-ksm: 0)",
     references=("Linux Documentation/admin-guide/mm/ksm.rst", "libvirt docs/formatdomain.rst (memoryBacking/nosharepages)", "Proxmox VE qm.conf(5) allow-ksm"),
     profile_severity=SINGLE_TENANT_LOW,
@@ -377,7 +377,7 @@ def _holds(device: str, source: str) -> bool:
     return rest.isdigit()
 
 
-@check("HV-ISO-015", Category.ISO, Severity.HIGH, "Raw host block or SCSI device given to a guest",
+@check("HV-ISO-015",
     fix="give guests volumes (LVM LV, qcow2 file), never a host-mounted device; libvirt: sgio='filtered' and no rawio",
     references=("libvirt docs/formatdomain.rst (Hard drives, floppy disks, CDROMs: rawio, sgio)", "Proxmox VE qm.conf(5) (disk passthrough)"),
 )
@@ -419,7 +419,7 @@ def raw_block_devices(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge)
 
 
-@check("HV-NEST-002", Category.NEST, Severity.MEDIUM, "VMX/SVM exposed to guests",
+@check("HV-NEST-002",
     fix="libvirt: <feature policy='disable' name='vmx'/> (or svm) in the guest <cpu>; Proxmox: a named cpu model without +vmx/+svm; or turn nested off on the host",
     references=("Linux Documentation/virt/kvm/x86/running-nested-guests.rst", "libvirt docs/formatdomain.rst (CPU model and topology)", "Proxmox VE qm.conf(5) cpu"),
     profile_severity=SINGLE_TENANT_LOW,
@@ -445,7 +445,7 @@ def guest_nested(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge, applies=lambda g: g.kind == "vm", none_reason="no virtual machine")
 
 
-@check("HV-BAK-002", Category.BAK, Severity.MEDIUM, "Guests without a recent backup",
+@check("HV-BAK-002",
     fix="schedule per-guest backups (virtnbdbackup, vzdump, or restic/borg with the guest's name as tag or archive name) within the policy age",
     references=("virtnbdbackup", "restic(1)", "borg(1)", "Proxmox VE vzdump(1)"),
 )

@@ -8,7 +8,6 @@ WAL mode, one transaction per interval: a crash loses at most the interval in fl
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 import urllib.parse
