@@ -6,7 +6,8 @@ import os
 import time
 
 from hyperward.collect.fs import RootFS
-from hyperward.collect.monitoring import AideSelection, _hazard, aide_covers, collect_aide, collect_services
+from hyperward.collect.monitoring import collect_aide, collect_services
+from hyperward.parsers.aide import AideSelection, _hazard, aide_covers
 from hyperward.model import Status
 
 from conftest import apply, failing, scan

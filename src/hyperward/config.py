@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .catalog import catalog
-from .engine import Suppression
 from .facts import BackupRepository
-from .model import PROFILES, Severity
+from .model import PROFILES, Severity, Suppression
 from .safefile import Ownership
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import fnmatch
 import functools
 import inspect
 import time
@@ -17,7 +16,7 @@ from .facts import HostFacts
 
 if TYPE_CHECKING:
     from .artifacts import Artifacts
-from .model import Category, CheckMeta, Finding, Result, Severity, Status
+from .model import Category, CheckMeta, Finding, Result, Severity, Status, Suppression
 
 CheckFn = Callable[[HostFacts], Iterator[Result]]
 
@@ -80,18 +79,6 @@ def registry() -> dict[str, RegisteredCheck]:
         importlib.import_module(platform.checks_module)
 
     return dict(sorted(_REGISTRY.items()))
-
-
-@dataclass(frozen=True)
-class Suppression:
-    check_id: str
-    resource: str
-    reason: str
-    expires: datetime.date | None
-    source: str
-
-    def matches(self, finding_id: str, resource: str) -> bool:
-        return finding_id == self.check_id and fnmatch.fnmatchcase(resource, self.resource)
 
 
 @dataclass

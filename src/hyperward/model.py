@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import fnmatch
 
 import enum
 from dataclasses import dataclass, field
@@ -186,3 +188,15 @@ class Finding:
     @property
     def check_id(self) -> str:
         return self.meta.check_id
+
+
+@dataclass(frozen=True)
+class Suppression:
+    check_id: str
+    resource: str
+    reason: str
+    expires: datetime.date | None
+    source: str
+
+    def matches(self, finding_id: str, resource: str) -> bool:
+        return finding_id == self.check_id and fnmatch.fnmatchcase(resource, self.resource)

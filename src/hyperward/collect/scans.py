@@ -7,7 +7,8 @@ import re
 
 from ..facts import Domain, LibvirtFacts, ScanFacts
 from ..model import Unavailable
-from .. import history
+from ..paths import data_file
+from .scan_reports import read_history, read_reports
 from .fs import RootFS
 
 
@@ -41,11 +42,11 @@ def _leases(fs: RootFS) -> list[dict]:
 
 
 def collect_scans(fs: RootFS, hostname: str, libvirt: LibvirtFacts, reports: list[str], history_path: str | None) -> ScanFacts | None:
-    path = history_path or history.default_path()
-    recorded = history.read_history(path, hostname)
+    path = history_path or data_file("HYPERWARD_HISTORY", "history.sqlite")
+    recorded = read_history(path, hostname)
     if recorded is None and not reports:
         return None
-    records, problems = history.read_reports(reports)
+    records, problems = read_reports(reports)
     if isinstance(recorded, Unavailable):
         problems.append(recorded)
     elif recorded:

@@ -12,9 +12,9 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database, require_regular
+from ..heartbeat import Heartbeat, read_heartbeat  # noqa: F401  (the monitor writes what heartbeat.py reads)
 from .alerts import Alert
 from .rates import RATE_COLUMNS, Rates
 
@@ -36,18 +36,6 @@ CREATE TABLE IF NOT EXISTS profiles(uuid TEXT, metric TEXT, hour INTEGER, highs 
 
 class StoreError(Exception):
     """The database cannot be opened or is not hyperward's; the message names the path."""
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    pid: int | None
-    started: float | None
-    last_sample: float | None
-    interval: float | None
-    connected: bool
-    source: str | None
-    domains: int | None
-    last_error: str | None
 
 
 def connect(path: str, readonly: bool = False, immutable: bool = False, ownership: Ownership = PRIVATE) -> sqlite3.Connection:
@@ -178,21 +166,3 @@ class Store:
         return [(u, m, h, json.loads(highs)) for u, m, h, highs in self.conn.execute("SELECT * FROM profiles")]
 
 
-def read_heartbeat(conn: sqlite3.Connection) -> Heartbeat:
-    values = {}
-    for key, value in conn.execute("SELECT key, value FROM meta WHERE key LIKE 'heartbeat.%'"):
-        try:
-            values[key.removeprefix("heartbeat.")] = json.loads(value)
-        except (TypeError, ValueError):
-            continue
-
-    def num(key: str) -> float | None:
-        value = values.get(key)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-    pid = num("pid")
-    domains = num("domains")
-    return Heartbeat(int(pid) if pid is not None else None, num("started"), num("last_sample"), num("interval"),
-                     bool(values.get("connected")), values.get("source") if isinstance(values.get("source"), str) else None,
-                     int(domains) if domains is not None else None,
-                     values.get("last_error") if isinstance(values.get("last_error"), str) else None)
