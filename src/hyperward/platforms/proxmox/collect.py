@@ -198,8 +198,29 @@ def _guest(fs: RootFS, tree: _Tree, kind: str, node: str, vmid: str, local: bool
     except parsers.ParseError as exc:
         return Unavailable(path, "invalid", str(exc))
     pid_file = fs.exists(f"/var/run/qemu-server/{vmid}.pid") if (local and kind == "qemu") else None
+    running = _qemu_running(fs, vmid) if (local and kind == "qemu" and fs.live) else None
     return PveGuestConfig(kind, vmid, node, path, parsed.current, parsed.pending, parsed.snapshots,
-                          parsed.ignored_lines, pid_file)
+                          parsed.ignored_lines, pid_file, running)
+
+
+def _qemu_running(fs: RootFS, vmid: str) -> bool:
+    """qemu-server starts QEMU with `-id VMID` (an option of Proxmox's own QEMU build) and
+    `-pidfile /var/run/qemu-server/VMID.pid`: the guest runs when the PID in that file is a QEMU (by
+    its executable, not its name) carrying either."""
+    from ...collect.libvirt import process_exe, process_kind, program_name
+
+    text = fs.read_line(f"/var/run/qemu-server/{vmid}.pid", 64)
+    if not isinstance(text, str) or not text.strip().isdigit():
+        return False
+    pid = int(text.strip())
+    cmdline = fs.read_bytes(f"/proc/{pid}/cmdline", 1024 * 1024)
+    if not isinstance(cmdline, bytes):
+        return False
+    args = [a.decode("utf-8", "replace") for a in cmdline.split(b"\0") if a]
+    if process_kind(program_name(process_exe(fs, pid), args)) != "qemu":
+        return False
+    pidfiles = (f"/var/run/qemu-server/{vmid}.pid", f"/run/qemu-server/{vmid}.pid")
+    return any((a == "-id" and b == vmid) or (a == "-pidfile" and b in pidfiles) for a, b in zip(args, args[1:]))
 
 
 def _firewall(tree: _Tree, rel: str) -> FirewallFile | Unavailable:

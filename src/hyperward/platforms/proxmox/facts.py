@@ -35,6 +35,9 @@ class PveGuestConfig:
     snapshots: list[str]
     ignored_lines: int
     pid_file: bool | None = None
+    #: on a live node: whether the pid file names a running QEMU (its /proc/PID/exe is QEMU and its
+    #: command line carries `-id VMID`, as qemu-server starts it); None offline or not looked at
+    running: bool | None = None
 
     @property
     def name(self) -> str:

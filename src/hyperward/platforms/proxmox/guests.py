@@ -219,7 +219,8 @@ def vm_guest(pve: ProxmoxFacts, g: PveGuestConfig, storage_types: dict[str, str]
     memory_mib = _int(memory) or 512
     uuid = parsers.parse_property_string(c.get("smbios1", ""), None).get("uuid")
     return Guest(
-        platform="proxmox", kind="vm", name=g.name, id=g.vmid, uuid=uuid, origin=g.path, state=None,
+        platform="proxmox", kind="vm", name=g.name, id=g.vmid, uuid=uuid, origin=g.path,
+        state=None if g.running is None else ("running" if g.running else "stopped"),
         firmware=firmware, secure_boot=secure_boot, keys_enrolled=keys, tpms=tpms, consoles=consoles,
         shared_directories=shared, devices=devices, disks=disks, nics=nics, nested=nested,
         clipboard=clipboard, file_transfer=file_transfer, drag_drop=None if spice else False,
