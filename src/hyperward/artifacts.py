@@ -4,9 +4,7 @@ re-derives them from raw facts."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from .facts import HostFacts
 from .guests.model import Guest
@@ -22,6 +20,3 @@ class Artifacts:
 def compute(facts: HostFacts) -> Artifacts:
     return Artifacts(reachability(facts), list(facts.guests))
 
-
-def guest_to_dict(guest: Guest) -> dict[str, Any]:
-    return dataclasses.asdict(guest)

@@ -219,7 +219,7 @@ def run_checks(
     findings.sort(key=sort_key)
     from .artifacts import compute
 
-    return ScanReport(facts, profile, findings, warnings, time.perf_counter() - started, compute(facts))
+    return ScanReport(facts, profile, findings, warnings, time.perf_counter() - started, artifacts=compute(facts))
 
 
 _STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.SUPPRESSED: 2, Status.PASS: 3, Status.NOT_APPLICABLE: 4}

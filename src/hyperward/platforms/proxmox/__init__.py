@@ -32,11 +32,16 @@ class ProxmoxPlatform:
     def guest_bridges(self, facts: ProxmoxFacts) -> list[str]:
         """vmbrN bridges that carry a guest NIC (qemu-server's tapVMIDiN, or veth for containers);
         with the guest firewall on, the fwbrVMIDiN bridge in between carries it too."""
+        from .parsers import parse_property_string
+
         bridges: set[str] = set()
-        for guest in to_guests(facts):
-            for index, nic in enumerate(guest.nics):
-                if nic.attachment == "bridge" and nic.source:
-                    bridges.add(nic.source)
+        good, _bad = facts.guest_configs()
+        for guest in good:
+            for key, value in guest.config.items():
+                if key.startswith("net") and key[3:].isdigit():
+                    bridge = parse_property_string(value).get("bridge")
+                    if bridge:
+                        bridges.add(bridge)
         return sorted(bridges)
 
     def unreadable(self, facts: ProxmoxFacts) -> list[Unavailable]:
