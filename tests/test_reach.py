@@ -73,7 +73,7 @@ def _run(*cmd: str, stdin: str | None = None) -> str:
 def topology() -> Iterator[dict[str, str]]:
     require(shutil.which("ip") is not None and shutil.which("nft") is not None, "iproute2 and nftables (Debian packages)")
     tag = uuid.uuid4().hex[:6]
-    host, guest = f"hwr-h-{tag}", f"hwr-g-{tag}"
+    host, guest = f"hwre-h-{tag}", f"hwre-g-{tag}"
     created = subprocess.run(["ip", "netns", "add", host], capture_output=True, text=True, timeout=30)
     require(created.returncode == 0, f"network namespaces ({created.stderr.strip()})")
     _run("ip", "netns", "add", guest)
@@ -172,11 +172,11 @@ def test_iptables_nft_ruleset(topology):
 
 def test_unmodelled_match_is_unknown_not_unreachable(topology):
     host = topology["host"]
-    _run("ip", "netns", "exec", host, "nft", "-f", "-", stdin=_inet("    fib daddr type local tcp dport 22 accept"))
+    _run("ip", "netns", "exec", host, "nft", "-f", "-", stdin=_inet("    meta hour \"00:00\"-\"12:00\" tcp dport 22 accept"))
     predicted, rows = _predict(host)
     assert predicted["tcp:22"] is None
     because = next(r["because"] for r in rows if r["port"] == 22)
-    assert "not modelled" in because and "fib" in because
+    assert "not modelled" in because and "meta hour" in because
 
 
 def test_default_deny_check_on_the_namespace(topology):
