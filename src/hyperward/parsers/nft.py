@@ -58,6 +58,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 HOOKS = ("prerouting", "input")
+NOT_LOADED = "hyperward_not_loaded"  # key of an offline tree's ruleset document whose boot unit is not enabled: why
 MAX_DEPTH = 32
 MAX_PATHS = 4096
 CONNTRACK_PRIO = -200
