@@ -122,6 +122,7 @@ def reachability(host: HostFacts) -> list[Reach]:
     unknown_reason = "; ".join(problems) or "no nftables ruleset read (offline root, or nft not installed)"
     rows: list[Reach] = []
     present = set(network.interfaces) if isinstance(network.interfaces, dict) else None
+    local = tuple(sorted({a for addrs in network.addresses.values() for a in addrs}))
     for bridge in guest_sources(host):
         if present is not None and bridge not in present:
             continue  # a defined but inactive network: no guest sends through it now
@@ -142,7 +143,7 @@ def reachability(host: HostFacts) -> list[Reach]:
                 if not rulesets or problems:
                     rows.append(Reach(bridge, sock.address, sock.port, proto, sock.process, sock.pid, None, unknown_reason, family))
                     continue
-                decision = evaluate_all(rulesets, Packet(bridge, saddr, daddr, proto, sock.port, own_subnet=own_subnet))
+                decision = evaluate_all(rulesets, Packet(bridge, saddr, daddr, proto, sock.port, own_subnet=own_subnet, local=local))
                 reachable = {"accept": True, "drop": False}.get(decision.verdict)
                 rows.append(Reach(bridge, sock.address, sock.port, proto, sock.process, sock.pid, reachable, decision.because, family))
     return sorted(rows, key=lambda r: (r.reachable is not True, port_label(r.port) is None, r.port, r.source, r.protocol, r.family))

@@ -9,7 +9,8 @@ guest may send and every state the host may be in, and is "unknown" when those d
 * What the guest chooses is enumerated (`Packet.variants`): a TCP connection starts with a SYN that
   may also carry PSH, URG, ECE and CWR (conntrack and a listening socket take all of them);
   the IPv4 DF bit; the source port (every port the ruleset names in a `sport` match and one it does
-  not); an IPv6 hop-by-hop header before TCP/UDP. The guest reaches the service when one variant
+  not); an IPv6 hop-by-hop header before TCP/UDP; when the ruleset has destination NAT, the
+  destination port (every port it names: a redirect from another port may lead to the listener). The guest reaches the service when one variant
   is accepted, and not when every variant is dropped.
 * What depends on state hyperward cannot see forks the evaluation: the match is taken both ways
   and the answer stands only when both ways agree (otherwise "unknown", naming the match). That
@@ -26,7 +27,7 @@ guest may send and every state the host may be in, and is "unknown" when those d
   ip frag-off (conntrack reassembles before input: no offset, no MF; DF a variant); meta mark and
   ct mark (0, then what `mark set` statements set); ct state new (invalid before conntrack at
   priority -200, untracked after notrack there); ct status: no bit (a connection not yet
-  confirmed, not NATed: a NAT that would set dnat makes the answer unknown); ct direction
+  confirmed), dnat after a destination NAT; ct direction
   original; ct zone 0; ct original/reply tuples; ct l3proto/protocol; fib daddr type local;
   fib saddr . iif oif (rpfilter) present when the source is the guest's own subnet.
 
@@ -44,8 +45,11 @@ Statements:
 * counter, log, nflog, last, ct helper/timeout/expectation set, meta priority/nftrace set, dup, flow
   add, notrack after conntrack (no effect once a connection is attached), meta/ct mark set (the
   value is tracked), snat/masquerade (a nat chain accepts).
-* Unknown: queue (a program decides), dnat/redirect in prerouting (the destination changes),
-  tproxy, synproxy, fwd, payload mangling of the destination, xt targets other than LOG/NFLOG, any
+* redirect (to a port, or the same) and dnat to one of the host's addresses: the packet goes on with
+  the new destination and ct status dnat; accepted at another port than the listener's, it does not
+  reach the listener. dnat to another machine: forwarded, it reaches no socket on the host (unknown
+  when the host's addresses are not known). dnat/redirect by map or to a range: unknown.
+* Unknown: queue (a program decides), tproxy, synproxy, fwd, payload mangling of the destination, xt targets other than LOG/NFLOG, any
   statement not listed here.
 """
 
@@ -90,6 +94,8 @@ class Packet:
     df: bool = True
     hbh: bool = False
     own_subnet: bool = True  # saddr is on the bridge's own subnet (rpfilter finds the route back via iif)
+    to_port: int | None = None  # the listener's port, when the guest sends to dport for NAT to translate
+    local: tuple[str, ...] = ()  # the host's addresses (a DNAT to one of them stays on the host); empty: not known
 
     @property
     def family(self) -> str:
@@ -105,6 +111,8 @@ class Packet:
             parts.append("DF clear")
         if self.hbh:
             parts.append("an IPv6 hop-by-hop header")
+        if self.to_port is not None:
+            parts.append(f"destination port {self.dport}, translated by NAT")
         return ", ".join(parts)
 
 
@@ -122,6 +130,7 @@ class _State:
     mark: int = 0
     ctmark: int = 0
     untracked: bool = False
+    dnat: bool = False
     assumed: tuple[str, ...] = ()
 
 
@@ -173,6 +182,7 @@ class Ruleset:
         self.chains: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.rules: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.sets: dict[tuple[str, str, str], list[Any]] = {}
+        self.objects: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for item in items if isinstance(items, list) else []:
             try:
                 self._add(item)
@@ -194,6 +204,10 @@ class Ruleset:
         elif "set" in item or "map" in item:
             s = item.get("set") or item.get("map")
             self.sets[(s.get("family", ""), s.get("table", ""), s.get("name", ""))] = list(s.get("elem") or [])
+        elif ("quota" in item or "limit" in item) and isinstance(item.get("quota") or item.get("limit"), dict):
+            kind = "quota" if "quota" in item else "limit"
+            o = item[kind]
+            self.objects[(kind, o.get("family", ""), o.get("table", ""), o.get("name", ""))] = o
 
     # -- what the guest chooses -------------------------------------------------------------
     def variants(self, packet: Packet) -> list[Packet]:
@@ -210,16 +224,24 @@ class Ruleset:
             sports = [unused, *named]
         dfs = [packet.df, not packet.df] if packet.family == "ip" and "'field': 'frag-off'" in text else [packet.df]
         hbhs = [False, True] if packet.family == "ip6" and "'field': 'nexthdr'" in text else [packet.hbh]
-        return [replace(packet, tcp_flags=f, sport=s, df=d, hbh=h) for f, s, d, h in itertools.product(flags, sports, dfs, hbhs)]
+        dports: list[tuple[int, int | None]] = [(packet.dport, packet.to_port)]
+        if packet.to_port is None and ("'redirect'" in text or "'dnat'" in text):
+            named = sorted(self._port_constants("dport") - {packet.dport})[:31]
+            dports += [(p, packet.dport) for p in named]
+        return [replace(packet, tcp_flags=f, sport=s, df=d, hbh=h, dport=dp, to_port=tp)
+                for (dp, tp), f, s, d, h in itertools.product(dports, flags, sports, dfs, hbhs)]
 
     def _sport_constants(self) -> set[int]:
+        return self._port_constants("sport")
+
+    def _port_constants(self, port_field: str) -> set[int]:
         found: set[int] = set()
 
         def walk(node: Any, in_sport: bool) -> None:
             if isinstance(node, dict):
                 if "match" in node and isinstance(node["match"], dict):
                     left = node["match"].get("left")
-                    mentions = "'sport'" in repr(left)
+                    mentions = f"'{port_field}'" in repr(left)
                     walk(node["match"].get("right"), mentions)
                     return
                 for value in node.values():
@@ -259,6 +281,9 @@ class Ruleset:
             outcomes = self._hooks(_State(packet), budget)
         except _TooMany:
             return Decision("unknown", f"more than {MAX_PATHS} combinations of unmodelled matches (not modelled: reachability unknown)")
+        target = packet.to_port if packet.to_port is not None else packet.dport
+        outcomes = [_Step("drop", f"{o.because}, but NAT sent it to port {o.state.packet.dport}", o.state)
+                    if o.kind == "accept" and o.state.packet.dport != target else o for o in outcomes]
         verdicts = {o.kind for o in outcomes}
         if verdicts == {"accept"} or verdicts == {"drop"}:
             first = outcomes[0]
@@ -344,6 +369,9 @@ class Ruleset:
             truth: bool | _Fork
             if name == "match":
                 truth = self._match(key, body, state)
+            elif name in ("limit", "quota") and isinstance(body, str):
+                named = self.objects.get((name, key[0], key[1], body))
+                truth = self._stateful(name, named) if named is not None else _Fork(f"{name} {body} not found")
             elif name in ("limit", "quota", "ct count"):
                 truth = self._stateful(name, body)
             elif name in ("meter", "set", "map") and isinstance(body, dict) and "stmt" in body:
@@ -379,8 +407,11 @@ class Ruleset:
             return (1 > count) if inverted else (1 <= count)
         if name == "quota":
             units = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 ** 2, "gbytes": 1024 ** 3}
-            limit = body.get("val", 0) * units.get(body.get("val_unit", "bytes"), 1)
-            used = body.get("used", 0) * units.get(body.get("used_unit", "bytes"), 1)
+            if "bytes" in body:  # a named quota object lists plain byte counts
+                limit, used = body.get("bytes", 0), body.get("used", 0)
+            else:
+                limit = body.get("val", 0) * units.get(body.get("val_unit", "bytes"), 1)
+                used = body.get("used", 0) * units.get(body.get("used_unit", "bytes"), 1)
             if used + 65536 < limit:
                 return inverted is False
             if used > limit:
@@ -419,7 +450,7 @@ class Ruleset:
         if name in ("snat", "masquerade"):
             return [_Step("accept", f"{where} ({name})", state)]
         if name in ("dnat", "redirect"):
-            return [_Step("unknown", f"{where}: {name} rewrites the destination (not modelled: reachability unknown)", state)]
+            return self._translate(name, body, state, where)
         if name == "mangle":
             target = body.get("key") if isinstance(body, dict) else None
             if isinstance(target, dict) and ("meta" in target or "ct" in target):
@@ -445,6 +476,28 @@ class Ruleset:
         if name == "queue":
             return [_Step("unknown", f"{where}: queue to user space (not modelled: a program decides)", state)]
         return [_Step("unknown", f"{where}: statement {name} (not modelled: reachability unknown)", state)]
+
+    @staticmethod
+    def _translate(name: str, body: Any, state: _State, where: str) -> list[_Step]:
+        """A destination NAT of the first packet (a nat prerouting chain): redirect keeps it on the
+        host with another port; dnat to another machine forwards it, so it reaches no socket here."""
+        packet = state.packet
+        body = body if isinstance(body, dict) else {}
+        port = body.get("port", packet.dport)
+        address = body.get("addr", packet.daddr) if name == "dnat" else packet.daddr
+        if not isinstance(port, int) or not isinstance(address, str):
+            return [_Step("unknown", f"{where}: {name} by map or range (not modelled: reachability unknown)", state)]
+        try:
+            target = ipaddress.ip_address(address)
+            local = {ipaddress.ip_address(a) for a in (packet.daddr, *packet.local)}
+        except ValueError:
+            return [_Step("unknown", f"{where}: {name} to {address} (not modelled: reachability unknown)", state)]
+        if target not in local:
+            if not packet.local:
+                return [_Step("unknown", f"{where}: dnat to {address}, and the host's addresses are not known", state)]
+            return [_Step("drop", f"{where}: dnat to {address} forwards it to another machine", state)]
+        moved = replace(packet, daddr=str(target), dport=port)
+        return [_Step("accept", f"{where} ({name} to port {port})", replace(state, packet=moved, dnat=True))]
 
     def _vmap(self, key: tuple[str, str, str], body: Any, state: _State, depth: int, where: str, budget: _Budget) -> list[_Step]:
         value = self._value(key, body["key"], state)
@@ -516,8 +569,11 @@ class Ruleset:
             result = body.get("result")
             if result == "type" and flags in ({"daddr"}, {"daddr", "iif"}) and state.hook in ("input", "prerouting"):
                 return _Typed("str", "local") if flags == {"daddr"} else _Fork("fib daddr . iif type")
-            if result in ("oif", "oifname") and flags == {"saddr", "iif"} and packet.saddr is not None and packet.own_subnet:
+            if result in ("oif", "oifname") and flags in ({"saddr", "iif"}, {"saddr", "iif", "mark"}) and packet.saddr is not None \
+                    and packet.own_subnet and (state.mark == 0 or "mark" not in flags):
                 return _Typed("fib-oif", packet.iif)
+            if result == "type" and flags == {"saddr"} and packet.saddr is not None and packet.own_subnet:
+                return _Typed("str", "unicast")
             return _Fork(f"fib {' . '.join(sorted(flags))} {result}")
         return _Fork(kind)
 
@@ -591,7 +647,7 @@ class Ruleset:
         if state.untracked or before:
             return _NOMATCH  # no connection attached: every other ct key breaks the rule
         if ct_key == "status":
-            return _Typed("flags:ctstatus", 0)
+            return _Typed("flags:ctstatus", CT_STATUS["dnat"] if state.dnat else 0)
         if ct_key == "direction":
             return _Typed("str", "original")
         if ct_key == "mark":
