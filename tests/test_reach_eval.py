@@ -150,3 +150,78 @@ def test_differential_random_rulesets(namespaces):
     assert rejected < 20
     assert checked >= 10 * len(specs())  # at least ten rulesets ran
     assert decided >= 0.9 * checked, f"only {decided} of {checked} pairs decided"
+
+
+# -- offline trees: the unit that loads the ruleset, and what cannot be seen -------------------
+
+NFT_WANTS = "etc/systemd/system/sysinit.target.wants/nftables.service"
+
+
+def _offline_scan(root, only):
+    from conftest import scan
+
+    return {(f.check_id, f.result.resource): (f.status.value, f.result.message) for f in scan(root, only=only).findings}
+
+
+def test_nftables_conf_counts_only_when_its_unit_is_enabled(hardened):
+    """Debian installs nftables.service disabled: a default-deny /etc/nftables.conf that nothing
+    loads at boot protects nothing (issue 12)."""
+    require(shutil.which("nft") is not None and shutil.which("ip") is not None, "nftables and iproute2")
+    from conftest import apply
+
+    status, message = _offline_scan(hardened, ["HV-FW-001"])[("HV-FW-001", "input")]
+    assert status == "pass", message
+    apply(hardened, {NFT_WANTS: None})
+    status, message = _offline_scan(hardened, ["HV-FW-001"])[("HV-FW-001", "input")]
+    assert status == "fail"
+    assert "nftables.conf exists but nftables.service is not enabled: the ruleset is not loaded at boot" in message
+    # masked counts as not enabled
+    (hardened / NFT_WANTS).symlink_to("/lib/systemd/system/nftables.service")
+    (hardened / "etc/systemd/system/nftables.service").symlink_to("/dev/null")
+    assert _offline_scan(hardened, ["HV-FW-001"])[("HV-FW-001", "input")][0] == "fail"
+
+
+def test_another_firewall_unit_makes_the_offline_ruleset_unknown(hardened):
+    require(shutil.which("nft") is not None and shutil.which("ip") is not None, "nftables and iproute2")
+    from conftest import apply
+
+    apply(hardened, {NFT_WANTS: None, "etc/systemd/system/multi-user.target.wants/firewalld.service": ""})
+    [(status, message)] = _offline_scan(hardened, ["HV-FW-001"]).values()
+    assert status == "not_applicable" and "firewalld.service builds the ruleset at boot" in message
+
+
+def test_rules_v4_counts_only_with_netfilter_persistent(hardened):
+    require(shutil.which("iptables-restore-translate") is not None and shutil.which("nft") is not None, "iptables and nftables")
+    from conftest import apply
+
+    rules = "*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n"
+    apply(hardened, {"etc/nftables.conf": None, "etc/iptables/rules.v4": rules})
+    status, message = _offline_scan(hardened, ["HV-FW-001"])[("HV-FW-001", "input")]
+    assert status == "fail" and "rules.v4 exists but netfilter-persistent.service is not enabled" in message
+    apply(hardened, {"etc/systemd/system/multi-user.target.wants/netfilter-persistent.service": ""})
+    assert _offline_scan(hardened, ["HV-FW-001"])[("HV-FW-001", "input")][0] == "pass"
+
+
+def test_reach_on_an_offline_tree_says_what_is_unknown(hardened):
+    """No /proc/net in the tree: listeners cannot be seen. `hyperward reach --root` says so and
+    shows what the rules would do per bridge and well-known port; HV-FW-002 is not applicable
+    with the same reasoning, never "no listening service"."""
+    require(shutil.which("nft") is not None and shutil.which("ip") is not None, "nftables and iproute2")
+    from conftest import apply, hyperward
+
+    apply(hardened, {"proc/net": None})
+    done = hyperward("reach", "--root", str(hardened))
+    assert done.returncode == 0, done.stderr
+    assert "listening sockets cannot be seen" in done.stdout and "needs a live host" in done.stdout
+    assert "no guest-facing bridge with a listening host service" not in done.stdout
+    rows = json.loads(hyperward("reach", "--root", str(hardened), "--format", "json").stdout)
+    ssh = [r for r in rows if r["port"] == 22 and r["family"] == "ipv4" and r["source"] == "virbr0"]
+    dns = [r for r in rows if r["port"] == 53 and r["protocol"] == "udp" and r["family"] == "ipv4" and r["source"] == "virbr0"]
+    assert ssh and ssh[0]["listening"] is None and ssh[0]["reachable"] is False
+    assert dns and dns[0]["reachable"] is True
+    status, message = _offline_scan(hardened, ["HV-FW-002"])[("HV-FW-002", "virbr0")]
+    assert status == "not_applicable" and "reachability of real services needs a live host" in message
+    assert "would reach none of the well-known virtualization ports" in message
+    apply(hardened, {"etc/nftables.conf": hardened.joinpath("etc/nftables.conf").read_text().replace("policy drop", "policy accept")})
+    message = _offline_scan(hardened, ["HV-FW-002"])[("HV-FW-002", "virbr0")][1]
+    assert "would reach tcp/22, tcp/22 ipv6, tcp/16509" in message

@@ -38,6 +38,7 @@ class Reach:
     reachable: bool | None
     because: str
     family: str = "ipv4"
+    listening: bool | None = True  # None: an offline tree, where no socket can be seen (a row per well-known port)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -112,10 +113,46 @@ def firewall_rulesets(host: HostFacts) -> list[tuple[str, Ruleset]]:
     return out
 
 
+OFFLINE_PORTS = [("tcp", p) for p in (22, 16509, 16514, 5900, 3128, 8006, 49152, 2049, 111, 3260)] + [("udp", 53), ("udp", 67)]
+OFFLINE = "offline tree: listeners cannot be seen; by the rules, a service on this port would be"
+PLACEHOLDER = {"ipv4": "192.0.2.1", "ipv6": "2001:db8::1"}
+
+
+def offline(host: HostFacts) -> bool:
+    """An offline tree without socket tables (/proc/net): what listens cannot be known."""
+    network = host.network
+    sockets = network.sockets if network is not None else None
+    return host.meta.root not in ("", "/") and not (isinstance(sockets, list) and sockets)
+
+
+def offline_reachability(host: HostFacts) -> list[Reach]:
+    """For an offline tree: no socket can be seen, so a row per guest bridge and well-known
+    virtualization port says what the rules would do with a guest's connection to it (host and
+    guest addresses are not known either: matches on them make the row unknown)."""
+    rulesets = firewall_rulesets(host)
+    network = host.network
+    problems = [f.describe() for f in (network.nftables, network.iptables_legacy) if isinstance(f, Unavailable)] if network else []
+    rows = []
+    for bridge in guest_sources(host):
+        for proto, port in OFFLINE_PORTS:
+            for family, daddr in PLACEHOLDER.items():
+                if not rulesets or problems:
+                    why = "; ".join(problems) or "no firewall ruleset read (nft not installed, not root, or no /etc/nftables.conf)"
+                    rows.append(Reach(bridge, "*", port, proto, None, None, None, f"{OFFLINE} unknown: {why}", family, None))
+                    continue
+                decision = evaluate_all(rulesets, Packet(bridge, None, daddr, proto, port, own_subnet=False))
+                reachable = {"accept": True, "drop": False}.get(decision.verdict)
+                word = {True: "reachable", False: "unreachable", None: "unknown"}[reachable]
+                rows.append(Reach(bridge, "*", port, proto, None, None, reachable, f"{OFFLINE} {word} ({decision.because})", family, None))
+    return rows
+
+
 def reachability(host: HostFacts) -> list[Reach]:
     network = host.network
     if network is None:
         return []
+    if offline(host):
+        return offline_reachability(host)
     sockets = network.sockets if isinstance(network.sockets, list) else []
     rulesets = firewall_rulesets(host)
     problems = [f.describe() for f in (network.nftables, network.iptables_legacy) if isinstance(f, Unavailable)]

@@ -10,7 +10,7 @@ from ..engine import check
 from ..facts import HostFacts
 from ..model import Category, Result, Severity, Unavailable
 from ..parsers.nft import NOT_LOADED, Packet, evaluate_all
-from ..reach import firewall_rulesets, guest_sources, port_label, reachability
+from ..reach import Reach, firewall_rulesets, guest_sources, offline, port_label, reachability
 
 PROBE = Packet("hyperward-probe0", "198.51.100.7", "203.0.113.9", "tcp", 65000, own_subnet=False)
 DHCP_DNS = {("udp", 67), ("udp", 547), ("udp", 53), ("tcp", 53)}
@@ -32,6 +32,22 @@ def not_loaded(host: HostFacts) -> str:
     network = host.network
     notes = [d.get(NOT_LOADED) for d in (network.nftables, network.iptables_legacy) if isinstance(d, dict)] if network else []
     return "; ".join(n for n in notes if isinstance(n, str))
+
+
+def _offline_results(rows: list[Reach], note: str) -> Iterator[Result]:
+    """Offline, nothing can be seen listening: per bridge, what the rules would let through."""
+    for bridge in sorted({r.source for r in rows}):
+        mine = [r for r in rows if r.source == bridge]
+        label = lambda r: f"{r.protocol}/{r.port}" + (" ipv6" if r.family == "ipv6" else "")  # noqa: E731
+        allowed = [label(r) for r in mine if r.reachable and (r.protocol, r.port) not in DHCP_DNS]
+        unknown = [label(r) for r in mine if r.reachable is None]
+        parts = [f"offline tree: listening sockets cannot be seen (no /proc/net), so reachability of real services needs a live host"]
+        if note:
+            parts.append(note)
+        parts.append(f"by the rules, guests on {bridge} would reach " + (", ".join(allowed) if allowed else "none of the well-known virtualization ports"))
+        if unknown:
+            parts.append(f"unknown for {', '.join(unknown)} ({next(r.because for r in mine if r.reachable is None)})")
+        yield Result.not_applicable("; ".join(parts), bridge)
 
 
 @check("HV-FW-001", Category.FW, Severity.HIGH, "Host firewall not default-deny for inbound traffic",
@@ -75,6 +91,9 @@ def guest_reach(host: HostFacts) -> Iterator[Result]:
         return
     rows = reachability(host)
     note = not_loaded(host)
+    if offline(host):
+        yield from _offline_results(rows, note)
+        return
     if note:
         rows = [replace(r, because=f"{note}; {r.because}") for r in rows]
     if not rows:

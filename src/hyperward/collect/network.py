@@ -316,12 +316,8 @@ OTHER_FIREWALLS = ("firewalld.service", "ufw.service", "shorewall.service", "fer
 def unit_enabled(fs: RootFS, unit: str) -> bool:
     """Linked into a .wants or .requires directory of /etc/systemd/system or the vendor unit
     directories, and not masked: the unit starts at boot."""
-    masked = fs.local_path(f"/etc/systemd/system/{unit}")
-    try:
-        if os.path.islink(masked) and os.readlink(masked) == "/dev/null":
-            return False
-    except OSError:
-        pass
+    if any(fs.is_masked_unit(f"{d}/{unit}") for d in ("/etc/systemd/system", "/run/systemd/system")):
+        return False
     for base in ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"):
         listing = fs.listdir(base)
         for entry in listing if isinstance(listing, list) else []:
