@@ -40,7 +40,7 @@ class Reach:
     family: str = "ipv4"
     listening: bool | None = True  # None: an offline tree, where no socket can be seen (a row per well-known port)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 

@@ -34,14 +34,17 @@ def not_loaded(host: HostFacts) -> str:
     return "; ".join(n for n in notes if isinstance(n, str))
 
 
+def _label(row: Reach) -> str:
+    return f"{row.protocol}/{row.port}" + (" ipv6" if row.family == "ipv6" else "")
+
+
 def _offline_results(rows: list[Reach], note: str) -> Iterator[Result]:
     """Offline, nothing can be seen listening: per bridge, what the rules would let through."""
     for bridge in sorted({r.source for r in rows}):
         mine = [r for r in rows if r.source == bridge]
-        label = lambda r: f"{r.protocol}/{r.port}" + (" ipv6" if r.family == "ipv6" else "")  # noqa: E731
-        allowed = [label(r) for r in mine if r.reachable and (r.protocol, r.port) not in DHCP_DNS]
-        unknown = [label(r) for r in mine if r.reachable is None]
-        parts = [f"offline tree: listening sockets cannot be seen (no /proc/net), so reachability of real services needs a live host"]
+        allowed = [_label(r) for r in mine if r.reachable and (r.protocol, r.port) not in DHCP_DNS]
+        unknown = [_label(r) for r in mine if r.reachable is None]
+        parts = ["offline tree: listening sockets cannot be seen (no /proc/net), so reachability of real services needs a live host"]
         if note:
             parts.append(note)
         parts.append(f"by the rules, guests on {bridge} would reach " + (", ".join(allowed) if allowed else "none of the well-known virtualization ports"))

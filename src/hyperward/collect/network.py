@@ -218,7 +218,7 @@ def expand_anonymous_chains(document: dict[str, Any]) -> dict[str, Any]:
         exprs = rule.get("expr") if isinstance(rule, dict) else None
         for index, expr in enumerate(exprs if isinstance(exprs, list) else []):
             match = _ANONYMOUS.match(expr) if isinstance(expr, str) else None
-            if match:
+            if match and isinstance(rule, dict):
                 found.append((rule, index, match.group(1), match.group(2)))
     nft, ip = commands.find("nft"), commands.find("ip")
     if not found or nft is None or ip is None or os.geteuid() != 0:

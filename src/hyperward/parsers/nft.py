@@ -55,7 +55,6 @@ Statements:
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import itertools
 from dataclasses import dataclass, field, replace
@@ -202,7 +201,7 @@ class Ruleset:
             r = item["rule"]
             self.rules.setdefault((r.get("family", ""), r.get("table", ""), r.get("chain", "")), []).append(r)
         elif "set" in item or "map" in item:
-            s = item.get("set") or item.get("map")
+            s = item.get("set") or item.get("map") or {}
             self.sets[(s.get("family", ""), s.get("table", ""), s.get("name", ""))] = list(s.get("elem") or [])
         elif ("quota" in item or "limit" in item) and isinstance(item.get("quota") or item.get("limit"), dict):
             kind = "quota" if "quota" in item else "limit"
@@ -452,10 +451,10 @@ class Ruleset:
         if name in ("dnat", "redirect"):
             return self._translate(name, body, state, where)
         if name == "mangle":
-            target = body.get("key") if isinstance(body, dict) else None
-            if isinstance(target, dict) and ("meta" in target or "ct" in target):
-                kind = "meta" if "meta" in target else "ct"
-                if target[kind].get("key") == "mark":
+            mangled = body.get("key") if isinstance(body, dict) else None
+            if isinstance(mangled, dict) and ("meta" in mangled or "ct" in mangled):
+                kind = "meta" if "meta" in mangled else "ct"
+                if mangled[kind].get("key") == "mark":
                     value = self._value(key, body.get("value"), state)
                     if isinstance(value, _Typed) and isinstance(value.value, int):
                         new = value.value
@@ -465,7 +464,7 @@ class Ruleset:
                         return [_Step("unknown", f"{where}: {kind} mark set to a value not modelled (reachability unknown)", state)]
                     return [_Step("set", where, replace(state, mark=new) if kind == "meta" else replace(state, ctmark=new))]
                 return None
-            if isinstance(target, dict) and "payload" in target and target["payload"].get("field") in ("daddr", "dport"):
+            if isinstance(mangled, dict) and "payload" in mangled and mangled["payload"].get("field") in ("daddr", "dport"):
                 return [_Step("unknown", f"{where}: rewrites the destination (not modelled: reachability unknown)", state)]
             return None
         if name == "xt":
@@ -515,6 +514,7 @@ class Ruleset:
                     verdicts.discard(repr(entry[1]))
                     out.extend(self._exprs(key, [entry[1]], 0, forked, depth, f"{where} (verdict map)", budget))
             return out
+        assert isinstance(value, _Typed)
         for entry in entries:
             if isinstance(entry, list) and len(entry) == 2:
                 hit = self._contains(key, [entry[0]], value)
@@ -612,7 +612,7 @@ class Ruleset:
             if name in ("saddr", "daddr"):
                 if name == "saddr" and packet.saddr is None:
                     return _Fork(f"source address of guests on {packet.iif}")
-                return _Typed("addr", ipaddress.ip_address(packet.saddr if name == "saddr" else packet.daddr))
+                return _Typed("addr", ipaddress.ip_address(packet.daddr if name == "daddr" or packet.saddr is None else packet.saddr))
             if name == "protocol":
                 return _Typed("l4", packet.proto)
             if name == "nexthdr":
@@ -715,7 +715,7 @@ class Ruleset:
             lo, hi = (self._scalar(domain, x) for x in element["range"])
             if domain == "addr":
                 try:
-                    return ipaddress.ip_address(lo) <= value <= ipaddress.ip_address(hi)
+                    return bool(ipaddress.ip_address(lo) <= value <= ipaddress.ip_address(hi))
                 except (TypeError, ValueError):
                     return False
             return isinstance(value, int) and isinstance(lo, int) and isinstance(hi, int) and lo <= value <= hi
@@ -736,8 +736,8 @@ class Ruleset:
             if not isinstance(element, str):
                 return False
             if element.endswith("*") and not element.endswith("\\*"):
-                return fnmatch.fnmatchcase(value, element.replace("[", "[[]"))
-            return value == element.replace("\\*", "*")
+                return bool(value.startswith(element[:-1]))  # nft's only wildcard: a trailing *
+            return bool(value == element.replace("\\*", "*"))
         if domain == "fib-oif":
             if isinstance(element, bool):
                 return element  # true: a route back exists, false: "missing"
@@ -747,7 +747,7 @@ class Ruleset:
             return scalar
         if isinstance(element, dict):
             return _Fork(f"{domain} expression {next(iter(element), '')}")
-        return scalar == value
+        return bool(scalar == value)
 
     def _contains(self, key: tuple[str, str, str], elements: list[Any], typed: _Typed) -> bool | _Fork:
         fork: _Fork | None = None
@@ -812,7 +812,9 @@ def evaluate_all(rulesets: list[tuple[str, Ruleset]], packet: Packet, prefix: bo
     """Every ruleset hooked into the kernel filters the packet (nftables and legacy iptables side by
     side): any drop drops it, otherwise any unknown leaves it unknown. Over the guest's choices
     (variants()): reachable when one first packet is accepted, unreachable when every one is dropped."""
-    label = (lambda name: f"{name}: ") if prefix else (lambda name: "")
+    def label(name: str) -> str:
+        return f"{name}: " if prefix else ""
+
     results = []
     for variant in variants(rulesets, packet):
         decisions = [(name, ruleset._evaluate_one(variant)) for name, ruleset in rulesets]
