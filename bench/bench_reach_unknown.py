@@ -108,7 +108,7 @@ def main() -> int:
     args = parser.parse_args()
     old = old_evaluator(args.old) if args.old else None
     rows = []
-    totals = {"pairs": 0, "unknown": 0, "old_unknown": 0}
+    totals = {"pairs": 0, "unknown": 0, "old_unknown": 0, "old_unreachable_now_reachable": 0}
     for directory in args.dirs:
         for number, path in enumerate(sorted(pathlib.Path(directory).glob("*.nft"))):
             raw, error = load(path, str(number))
@@ -117,7 +117,8 @@ def main() -> int:
                 continue
             expanded = expand_anonymous_chains(json.loads(json.dumps(raw)))
             new, before = Ruleset(expanded), old.Ruleset(raw) if old else None
-            counted = {"file": str(path), "pairs": 0, "unknown": 0, "old_unknown": 0, "reasons": {}}
+            counted: dict[str, Any] = {"file": str(path), "pairs": 0, "unknown": 0, "old_unknown": 0, "old_unreachable_now_reachable": 0,
+                                       "reasons": {}}
             for packet in pairs(raw):
                 decision = new.evaluate(packet)
                 counted["pairs"] += 1
@@ -127,8 +128,9 @@ def main() -> int:
                     counted["reasons"][reason] = counted["reasons"].get(reason, 0) + 1
                 if before is not None:
                     old_packet = old.Packet(packet.iif, packet.saddr, packet.daddr, packet.proto, packet.dport)
-                    if before.evaluate(old_packet).verdict == "unknown":
-                        counted["old_unknown"] += 1
+                    old_verdict = before.evaluate(old_packet).verdict
+                    counted["old_unknown"] += old_verdict == "unknown"
+                    counted["old_unreachable_now_reachable"] += old_verdict == "drop" and decision.verdict == "accept"
             for key in totals:
                 totals[key] += counted[key]
             rows.append(counted)
@@ -144,7 +146,8 @@ def main() -> int:
     share = totals["unknown"] / totals["pairs"] if totals["pairs"] else 0.0
     line = f"{len(rows)} rulesets, {totals['pairs']} pairs: unknown {totals['unknown']} ({share:.1%})"
     if old:
-        line += f"; before: {totals['old_unknown']} ({totals['old_unknown'] / max(totals['pairs'], 1):.1%})"
+        line += (f"; before: {totals['old_unknown']} ({totals['old_unknown'] / max(totals['pairs'], 1):.1%}); "
+                 f"said unreachable before, reachable now: {totals['old_unreachable_now_reachable']}")
     print(line)
     return 0
 
