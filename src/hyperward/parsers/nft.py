@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -188,6 +189,9 @@ class Ruleset:
             except (AttributeError, TypeError, KeyError):
                 continue  # a malformed object in the listing: the rest still counts
         self._text = repr(document)[:4_000_000]
+        self._flag_cache: dict[str, list[int]] = {}
+        self._port_cache: dict[str, set[int]] = {}
+        self._nat = re.search(r"\{'(?:dnat|redirect)': ", self._text) is not None
 
     def _add(self, item: Any) -> None:
         if not isinstance(item, dict):
@@ -215,7 +219,7 @@ class Ruleset:
         flags = [SYN]
         if packet.proto == "tcp" and "'field': 'flags'" in text:
             extras = (PSH, URG, ECE | CWR, ECE, CWR)
-            flags = sorted({SYN | sum(c) for n in range(len(extras) + 1) for c in itertools.combinations(extras, n)})
+            flags = self._flag_classes(packet, sorted({SYN | sum(c) for n in range(len(extras) + 1) for c in itertools.combinations(extras, n)}))
         sports: list[int | None] = [packet.sport]
         if packet.sport is None and "'field': 'sport'" in text:
             named = sorted(self._sport_constants())[:15]
@@ -224,17 +228,45 @@ class Ruleset:
         dfs = [packet.df, not packet.df] if packet.family == "ip" and "'field': 'frag-off'" in text else [packet.df]
         hbhs = [False, True] if packet.family == "ip6" and "'field': 'nexthdr'" in text else [packet.hbh]
         dports: list[tuple[int, int | None]] = [(packet.dport, packet.to_port)]
-        if packet.to_port is None and ("'redirect'" in text or "'dnat'" in text):
+        if packet.to_port is None and self._nat:
             named = sorted(self._port_constants("dport") - {packet.dport})[:31]
             dports += [(p, packet.dport) for p in named]
         return [replace(packet, tcp_flags=f, sport=s, df=d, hbh=h, dport=dp, to_port=tp)
                 for (dp, tp), f, s, d, h in itertools.product(dports, flags, sports, dfs, hbhs)]
 
+    def _flag_classes(self, packet: Packet, candidates: list[int]) -> list[int]:
+        """One SYN per class the ruleset's tcp flags matches tell apart (plain SYN first): the
+        other members of a class take the same path everywhere (a flags match reads nothing else)."""
+        if packet.family in self._flag_cache:
+            return self._flag_cache[packet.family]
+        matches = []
+        for key, rules in self.rules.items():
+            for rule in rules:
+                for expr in rule.get("expr", []) if isinstance(rule, dict) and isinstance(rule.get("expr"), list) else []:
+                    if isinstance(expr, dict) and isinstance(expr.get("match"), dict) and "'field': 'flags'" in repr(expr["match"].get("left")):
+                        matches.append((key, expr["match"]))
+        classes: dict[tuple[str, ...], int] = {}
+        for flags in candidates:
+            state = _State(replace(packet, tcp_flags=flags))
+            vector = []
+            for key, match in matches:
+                try:
+                    truth = self._match(key, match, state)
+                except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                    truth = _Fork("malformed")
+                vector.append("fork" if isinstance(truth, _Fork) else str(truth))
+            classes.setdefault(tuple(vector), flags)
+        self._flag_cache[packet.family] = sorted(classes.values())
+        return self._flag_cache[packet.family]
+
     def _sport_constants(self) -> set[int]:
         return self._port_constants("sport")
 
     def _port_constants(self, port_field: str) -> set[int]:
+        if port_field in self._port_cache:
+            return self._port_cache[port_field]
         found: set[int] = set()
+        self._port_cache[port_field] = found
 
         def walk(node: Any, in_sport: bool) -> None:
             if isinstance(node, dict):
