@@ -472,7 +472,7 @@ class Ruleset:
             return out
         if name == "vmap":
             return self._vmap(key, body, state, depth, where, budget)
-        if name in ("counter", "log", "last", "dup", "flow", "ct helper", "ct timeout", "ct expectation", "secmark", "synproxy_obj"):
+        if name in ("counter", "log", "last", "dup", "flow", "ct helper", "ct timeout", "ct expectation", "secmark", "set", "map", "meter"):
             return None
         if name == "notrack":
             if state.hook == "prerouting" and state.prio < CONNTRACK_PRIO:
