@@ -102,7 +102,10 @@ nft_json = st.recursive(nft_leaf, lambda children: st.one_of(st.lists(children, 
                                                              st.dictionaries(st.sampled_from(["match", "left", "right", "op", "meta", "key",
                                                                                               "payload", "protocol", "field", "set", "range",
                                                                                               "prefix", "addr", "len", "jump", "goto", "target",
-                                                                                              "vmap", "data", "ct", "accept", "drop", "counter"]),
+                                                                                              "vmap", "data", "ct", "accept", "drop", "counter",
+                                                                                              "concat", "&", "|", "limit", "quota", "ct count", "inv",
+                                                                                              "meter", "stmt", "elem", "redirect", "dnat", "port",
+                                                                                              "mangle", "value", "fib", "flags", "result", "xt", "name"]),
                                                                              children, max_size=4)), max_leaves=20)
 
 
@@ -113,10 +116,13 @@ def test_nft_evaluator_never_raises(exprs):
 
     document = {"nftables": [
         {"chain": {"family": "inet", "table": "t", "name": "input", "hook": "input", "prio": 0, "policy": "drop", "type": "filter"}},
+        {"chain": {"family": "ip", "table": "n", "name": "pre", "hook": "prerouting", "prio": -100, "type": "nat"}},
+        {"rule": {"family": "ip", "table": "n", "chain": "pre", "expr": [e for e in exprs[:2] if isinstance(e, dict)]}},
         {"chain": {"family": "inet", "table": "t", "name": "other"}},
         {"set": {"family": "inet", "table": "t", "name": "s", "elem": [22, {"range": [80, 90]}]}},
         {"rule": {"family": "inet", "table": "t", "chain": "input", "expr": [e for e in exprs if isinstance(e, dict)]}},
         {"rule": {"family": "inet", "table": "t", "chain": "input", "expr": [{"jump": {"target": "other"}}]}},
     ]}
-    decision = Ruleset(document).evaluate(Packet("br0", "10.0.0.2", "10.0.0.1", "tcp", 22))
-    assert decision.verdict in ("accept", "drop", "unknown")
+    for packet in (Packet("br0", "10.0.0.2", "10.0.0.1", "tcp", 22, local=("10.0.0.1",)), Packet("br0", None, "2001:db8::1", "udp", 53)):
+        decision = Ruleset(document).evaluate(packet)
+        assert decision.verdict in ("accept", "drop", "unknown")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .facts import HostFacts
 from .guests.model import Guest
-from .reach import Reach, reachability
+from .reach import Reach
 
 
 @dataclass(frozen=True)
@@ -18,5 +18,5 @@ class Artifacts:
 
 
 def compute(facts: HostFacts) -> Artifacts:
-    return Artifacts(reachability(facts), list(facts.guests))
+    return Artifacts(facts.reachability, list(facts.guests))
 

@@ -448,25 +448,40 @@ def reach(root: str | None, fmt: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .reach import port_label, reachability
+    from .reach import guest_sources, offline, port_label
 
-    rows = reachability(_load_facts(root, None))
+    facts = _load_facts(root, None)
+    rows = facts.reachability
+    blind = offline(facts)
     if fmt == "json":
         click.echo(json.dumps([r.as_dict() for r in rows], indent=2))
         return
     if not rows:
-        click.echo("no guest-facing bridge with a listening host service")
+        if not guest_sources(facts):
+            click.echo("no guest-facing bridge (no libvirt network or guest interface, no bridge with guest tap ports)")
+        elif facts.network is not None and not (isinstance(facts.network.sockets, list) and facts.network.sockets):
+            click.echo("no listening socket seen in /proc/net: nothing on this host for guests to reach")
+        else:
+            click.echo("no guest-facing bridge is up (defined networks are inactive): no guest sends through one now")
         return
     console = Console(no_color="NO_COLOR" in os.environ or not sys.stdout.isatty(), width=max(100, shutil.get_terminal_size((120, 24)).columns),
                       highlight=False)
+    if blind:
+        console.print("Offline tree: listening sockets cannot be seen (no /proc/net), so whether anything listens is unknown and "
+                      "reachability of real services needs a live host. Below, per guest bridge and well-known port, what the "
+                      "firewall rules would do with a guest's connection (host and guest addresses are not known either).")
     table = Table(show_lines=False)
     for column in ("guest network", "service", "process", "reachable", "because"):
         table.add_column(column, overflow="fold")
     for r in rows:
         label = port_label(r.port)
         state = {True: "YES", False: "no", None: "unknown"}[r.reachable]
-        table.add_row(rich_text(r.source), rich_text(f"{r.address}:{r.port}/{r.protocol}" + (f" ({label})" if label else "")),
-                      rich_text(f"{r.process or '?'}{f' [{r.pid}]' if r.pid else ''}"), state, rich_text(r.because))
+        if r.listening is None:
+            state = {True: "by rules: yes", False: "by rules: no", None: "unknown"}[r.reachable]
+        where = f"[{r.address}]" if r.family == "ipv6" and r.address != "*" else r.address
+        table.add_row(rich_text(r.source), rich_text(f"{where}:{r.port}/{r.protocol}" + (" ipv6" if r.family == "ipv6" else "") + (f" ({label})" if label else "")),
+                      rich_text("unknown (offline)" if r.listening is None else f"{r.process or '?'}{f' [{r.pid}]' if r.pid else ''}"),
+                      state, rich_text(r.because))
     console.print(table)
 
 

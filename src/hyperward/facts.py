@@ -19,6 +19,7 @@ from .model import Unavailable
 
 if typing.TYPE_CHECKING:
     from .guests.model import Guest
+    from .reach import Reach
 
 VULN_DIR = "/sys/devices/system/cpu/vulnerabilities"
 # Processes of the virtualization stack besides QEMU itself (QemuProcess.kind).
@@ -808,6 +809,14 @@ class HostFacts:
 
         known = registry()
         return [g for name, facts in self.platforms.items() if name in known for g in known[name].guests(facts)]
+
+    @functools.cached_property
+    def reachability(self) -> list[Reach]:
+        """Every (guest-facing bridge, host service) pair through the host's firewall, evaluated once
+        per scan for HV-FW-002, the reports and `hyperward reach` alike."""
+        from .reach import reachability
+
+        return reachability(self)
 
     @functools.cached_property
     def _guest_bridges(self) -> list[str]:

@@ -4,14 +4,15 @@ each guest network reaches through the real nftables rules (hyperward.reach)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ..engine import check
 from ..facts import HostFacts
 from ..model import Result, Severity, Unavailable
-from ..parsers.nft import Packet, evaluate_all
-from ..reach import firewall_rulesets, guest_sources, port_label, reachability
+from ..parsers.nft import NOT_LOADED, Packet, evaluate_all
+from ..reach import Reach, firewall_rulesets, guest_sources, offline, port_label
 
-PROBE = Packet("hyperward-probe0", "198.51.100.7", "203.0.113.9", "tcp", 65000)
+PROBE = Packet("hyperward-probe0", "198.51.100.7", "203.0.113.9", "tcp", 65000, own_subnet=False)
 DHCP_DNS = {("udp", 67), ("udp", 547), ("udp", 53), ("tcp", 53)}
 
 
@@ -24,6 +25,32 @@ def _no_ruleset(host: HostFacts) -> Result | None:
         if isinstance(source, Unavailable):
             return Result.unavailable(source, source.path)
     return None
+
+
+def not_loaded(host: HostFacts) -> str:
+    """Why a ruleset file of an offline tree does not count (its boot unit is not enabled), or ""."""
+    network = host.network
+    notes = [d.get(NOT_LOADED) for d in (network.nftables, network.iptables_legacy) if isinstance(d, dict)] if network else []
+    return "; ".join(n for n in notes if isinstance(n, str))
+
+
+def _label(row: Reach) -> str:
+    return f"{row.protocol}/{row.port}" + (" ipv6" if row.family == "ipv6" else "")
+
+
+def _offline_results(rows: list[Reach], note: str) -> Iterator[Result]:
+    """Offline, nothing can be seen listening: per bridge, what the rules would let through."""
+    for bridge in sorted({r.source for r in rows}):
+        mine = [r for r in rows if r.source == bridge]
+        allowed = [_label(r) for r in mine if r.reachable and (r.protocol, r.port) not in DHCP_DNS]
+        unknown = [_label(r) for r in mine if r.reachable is None]
+        parts = ["offline tree: listening sockets cannot be seen (no /proc/net), so reachability of real services needs a live host"]
+        if note:
+            parts.append(note)
+        parts.append(f"by the rules, guests on {bridge} would reach " + (", ".join(allowed) if allowed else "none of the well-known virtualization ports"))
+        if unknown:
+            parts.append(f"unknown for {', '.join(unknown)} ({next(r.because for r in mine if r.reachable is None)})")
+        yield Result.not_applicable("; ".join(parts), bridge)
 
 
 @check("HV-FW-001",
@@ -40,7 +67,10 @@ def input_default_deny(host: HostFacts) -> Iterator[Result]:
         yield missing
         return
     decision = evaluate_all(firewall_rulesets(host), PROBE)
-    if decision.verdict == "drop":
+    note = not_loaded(host)
+    if note and decision.verdict == "accept":
+        yield Result.fail("input", f"{note}: the host boots with no rule from it and accepts an unexpected packet ({decision.because})")
+    elif decision.verdict == "drop":
         yield Result.passed("input", f"an unexpected packet is dropped ({decision.because})")
     elif decision.verdict == "accept":
         yield Result.fail("input", f"an unexpected packet is accepted ({decision.because})")
@@ -62,14 +92,20 @@ def guest_reach(host: HostFacts) -> Iterator[Result]:
     if missing is not None:
         yield missing
         return
-    rows = reachability(host)
+    rows = host.reachability
+    note = not_loaded(host)
+    if offline(host):
+        yield from _offline_results(rows, note)
+        return
+    if note:
+        rows = [replace(r, because=f"{note}; {r.because}") for r in rows]
     if not rows:
         yield Result.not_applicable("no listening socket in /proc/net, or no guest bridge is up in /sys/class/net")
         return
     for row in rows:
         label = port_label(row.port)
         what = f"{row.protocol}/{row.port}" + (f" {label}" if label else "") + (f" ({row.process})" if row.process else "")
-        resource = f"{row.source} -> {row.address}:{row.port}/{row.protocol}"
+        resource = f"{row.source} -> {row.address}:{row.port}/{row.protocol}" + (" ipv6" if row.family == "ipv6" else "")
         if row.reachable is None:
             yield Result.error(f"{what}: reachability unknown: {row.because}", resource)
         elif row.reachable and (row.protocol, row.port) not in DHCP_DNS:

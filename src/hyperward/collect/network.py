@@ -11,6 +11,7 @@ import tempfile
 from typing import Any
 
 from ..facts import Maybe, NetInterface, NetworkFacts, SocketOwner, VirtualFunction
+from ..parsers.nft import NOT_LOADED
 from ..parsers.proc import net_listeners
 from ..model import Unavailable
 from . import commands
@@ -194,7 +195,76 @@ def _ruleset_json(source: str, text: str) -> Maybe[dict[str, Any]]:
         document = json.loads(text or '{"nftables": []}')
     except json.JSONDecodeError as exc:
         return Unavailable(source, "invalid", f"nft printed no JSON ({exc})")
-    return document if isinstance(document, dict) else Unavailable(source, "invalid", "nft printed no JSON object")
+    if not isinstance(document, dict):
+        return Unavailable(source, "invalid", "nft printed no JSON object")
+    return expand_anonymous_chains(document)
+
+
+_ANONYMOUS = re.compile(r"^\s*(jump|goto)\s*\{(.*)\}\s*$", re.S)
+_DECLARATIONS = ("table", "set", "map", "counter", "quota", "limit", "ct helper", "ct timeout", "ct expectation", "flowtable", "secmark",
+                 "synproxy")
+
+
+def expand_anonymous_chains(document: dict[str, Any]) -> dict[str, Any]:
+    """nft 1.0 prints an anonymous chain (`jump { ... }`) as its nft text, with no JSON. Its rules
+    are loaded, as a named chain of the same table, into a private empty network namespace next to
+    the table's declarations (sets without elements: only the names matter to nft), and the JSON
+    nft lists there replaces the text: the evaluator then follows a named jump. Left as text (the
+    evaluator says "unknown") when that cannot be done."""
+    items = document.get("nftables")
+    if not isinstance(items, list):
+        return document
+    found: list[tuple[dict[str, Any], int, str, str]] = []
+    for item in items:
+        rule = item.get("rule") if isinstance(item, dict) else None
+        exprs = rule.get("expr") if isinstance(rule, dict) else None
+        for index, expr in enumerate(exprs if isinstance(exprs, list) else []):
+            match = _ANONYMOUS.match(expr) if isinstance(expr, str) else None
+            if match and isinstance(rule, dict):
+                found.append((rule, index, match.group(1), match.group(2)))
+    nft, ip = commands.find("nft"), commands.find("ip")
+    if not found or nft is None or ip is None or os.geteuid() != 0:
+        return document
+    declarations = []
+    for item in items:
+        if isinstance(item, dict) and len(item) == 1 and next(iter(item)) in _DECLARATIONS and isinstance(item[next(iter(item))], dict):
+            kind, body = next(iter(item.items()))
+            declarations.append({kind: {k: v for k, v in body.items() if k not in ("handle", "elem")}})
+    names = []
+    text = []
+    for number, (rule, _, _, body) in enumerate(found):
+        name = f"hyperward_anonymous_{number}"
+        names.append(name)
+        text.append(f"table {rule.get('family')} {rule.get('table')} {{\n  chain {name} {{\n{body}\n  }}\n}}\n")
+    namespace = f"hyperward-anon-{os.getpid()}"
+    made = commands.run([ip, "netns", "add", namespace], "ip netns add")
+    if isinstance(made, Unavailable):
+        return document
+    try:
+        loaded = commands.run([ip, "netns", "exec", namespace, nft, "-j", "-f", "-"], "nft -j -f", input=json.dumps({"nftables": declarations}))
+        if isinstance(loaded, Unavailable):
+            return document
+        loaded = commands.run([ip, "netns", "exec", namespace, nft, "-f", "-"], "nft -f", input="".join(text))
+        if isinstance(loaded, Unavailable):
+            return document
+        listed = commands.run([ip, "netns", "exec", namespace, nft, "-j", "list", "ruleset"], "nft list ruleset")
+    finally:
+        commands.run([ip, "netns", "del", namespace], "ip netns del")
+    try:
+        scratch = json.loads(listed) if isinstance(listed, str) else {}
+    except json.JSONDecodeError:
+        return document
+    added: list[dict[str, Any]] = []
+    for item in scratch.get("nftables", []) if isinstance(scratch, dict) else []:
+        for kind in ("chain", "rule"):
+            body = item.get(kind) if isinstance(item, dict) else None
+            if isinstance(body, dict) and (body.get("name") if kind == "chain" else body.get("chain")) in names:
+                added.append({kind: body})
+    listed_chains = {(i["chain"]["family"], i["chain"]["table"], i["chain"]["name"]) for i in added if "chain" in i}
+    for number, (rule, index, kind, _) in enumerate(found):
+        if (rule.get("family"), rule.get("table"), names[number]) in listed_chains:
+            rule["expr"][index] = {kind: {"target": names[number]}}
+    return {**document, "nftables": [*items, *added]}
 
 
 def _translate_iptables(source: str, text: str) -> str | Unavailable:
@@ -231,12 +301,46 @@ def collect_iptables_legacy(fs: RootFS) -> Maybe[dict[str, Any]] | None:
         if isinstance(read, Unavailable):
             return None if read.kind == "missing" else read
         text, source = read, "/etc/iptables/rules.v4"
+        unloaded = _not_loaded(fs, source, "netfilter-persistent.service")
+        if unloaded is not None:
+            return unloaded
     if "-A " not in text and not re.search(r"^:INPUT (DROP|REJECT)", text, re.M):
         return None  # no rule and default policies: legacy iptables is not in use
     translated = _translate_iptables(source, text)
     if isinstance(translated, Unavailable):
         return translated
     return _load_private(source, translated, nft)
+
+
+OTHER_FIREWALLS = ("firewalld.service", "ufw.service", "shorewall.service", "ferm.service")
+
+
+def unit_enabled(fs: RootFS, unit: str) -> bool:
+    """Linked into a .wants or .requires directory of /etc/systemd/system or the vendor unit
+    directories, and not masked: the unit starts at boot."""
+    if any(fs.is_masked_unit(f"{d}/{unit}") for d in ("/etc/systemd/system", "/run/systemd/system")):
+        return False
+    for base in ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"):
+        listing = fs.listdir(base)
+        for entry in listing if isinstance(listing, list) else []:
+            if entry.endswith((".wants", ".requires")):
+                wanted = fs.listdir(f"{base}/{entry}")
+                if isinstance(wanted, list) and unit in wanted:
+                    return True
+    return False
+
+
+def _not_loaded(fs: RootFS, path: str, unit: str) -> Maybe[dict[str, Any]] | None:
+    """An offline tree's firewall file counts only when the unit that loads it at boot is enabled
+    (Debian installs nftables.service disabled). Not enabled: the host boots with no rule from
+    it, an empty ruleset that says why; None when another firewall builds the rules at boot."""
+    if unit_enabled(fs, unit):
+        return None
+    other = next((u for u in OTHER_FIREWALLS if unit_enabled(fs, u)), None)
+    if other is not None:
+        return Unavailable(path, "missing", f"{path} is not loaded ({unit} is not enabled) and {other} builds the ruleset at boot, "
+                                            "which an offline tree does not show")
+    return {"nftables": [], NOT_LOADED: f"{path} exists but {unit} is not enabled: the ruleset is not loaded at boot"}
 
 
 def _offline_ruleset(fs: RootFS, nft: str) -> Maybe[dict[str, Any]] | None:
@@ -247,6 +351,9 @@ def _offline_ruleset(fs: RootFS, nft: str) -> Maybe[dict[str, Any]] | None:
     text = fs.read_text(path, 4 * 1024 * 1024)
     if isinstance(text, Unavailable) or os.geteuid() != 0:
         return None
+    unloaded = _not_loaded(fs, path, "nftables.service")
+    if unloaded is not None:
+        return unloaded
     rewritten = _INCLUDE.sub(lambda m: m.group(1) + fs.local_path(m.group(2)) + m.group(3), text)
     return _load_private(path, rewritten, nft)
 

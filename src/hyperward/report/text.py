@@ -45,7 +45,8 @@ def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) 
     unless --verbose."""
     from ..reach import port_label
 
-    rows = [r for r in report.derived().reachability if options.verbose or r.reachable is not False]
+    # offline rows (nothing seen listening) are rule-based guesses: HV-FW-002 and `hyperward reach` say so
+    rows = [r for r in report.derived().reachability if r.listening is not None and (options.verbose or r.reachable is not False)]
     if not rows:
         return
     console.print()
@@ -55,7 +56,7 @@ def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) 
         state = {True: "REACHABLE", False: "blocked", None: "unknown"}[r.reachable]
         line = Text("  ")
         line.append(f"{state:<10}", style="red" if r.reachable else "yellow" if r.reachable is None else "green")
-        line.append(f" {visible(r.source):<12} -> {visible(r.address)}:{r.port}/{visible(r.protocol)}")
+        line.append(f" {visible(r.source):<12} -> {visible(r.address)}:{r.port}/{visible(r.protocol)}" + (" ipv6" if r.family == "ipv6" else ""))
         if label:
             line.append(f" {label}", style="bold")
         if r.process:
