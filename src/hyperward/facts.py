@@ -523,7 +523,6 @@ class HardwareFacts:
     pci_classes: dict[str, str]
     vfio_noiommu: list[str]
     mounts: Maybe[list[Mount]]
-    listeners: Maybe[list[Listener]]
 
 
 # --- access: SSH, PAM, local accounts -------------------------------------------------------

@@ -8,7 +8,7 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..facts import Domain, HostFacts, LibvirtConfig, QemuProcess
+from ..facts import Domain, HostFacts, LibvirtConfig, Maybe, QemuProcess, SocketOwner
 from ..model import Result, Severity, Unavailable, is_missing
 from ..parsers.libvirt_defaults import (
     LIBVIRTD_CONF_DEFAULTS,
@@ -149,9 +149,17 @@ def process_label(proc: QemuProcess) -> str:
     return f"{who}(pid {proc.pid})"
 
 
+def listening_sockets(host: HostFacts) -> Maybe[list[SocketOwner]]:
+    """The host's listening sockets, collected once (NetworkFacts.sockets)."""
+    network = host.network
+    if network is None:
+        return Unavailable("/proc/net", "missing", "no network facts")
+    return network.sockets
+
+
 def tcp_listening(host: HostFacts, port: int) -> bool:
-    listeners = host.hardware.listeners
-    return isinstance(listeners, list) and any(l.protocol == "tcp" and l.port == port for l in listeners)
+    sockets = listening_sockets(host)
+    return isinstance(sockets, list) and any(s.protocol.startswith("tcp") and s.port == port for s in sockets)
 
 
 def unit_enabled(host: HostFacts, name: str) -> bool:
@@ -172,6 +180,6 @@ def daemon_listens(host: HostFacts, name: str, settings: dict[str, Any], kind: s
             return True, f"{daemon} runs with --listen and {listen.describe()}"
     if tcp_listening(host, port):
         return True, f"a process listens on TCP port {port}"
-    listeners = host.hardware.listeners
-    seen = f"nothing on port {port}" if isinstance(listeners, list) else f"listening sockets unknown: {listeners.describe()}"
+    sockets = listening_sockets(host)
+    seen = f"nothing on port {port}" if isinstance(sockets, list) else f"listening sockets unknown: {sockets.describe()}"
     return False, f"no {kind.upper()} listener ({daemon}-{kind}.socket not enabled, no --listen, {seen})"

@@ -3,9 +3,9 @@ devices, mounts (to recognise a host disk given to a guest) and listening socket
 
 from __future__ import annotations
 
-from ..facts import HardwareFacts, Listener, Maybe, Mount
+from ..facts import HardwareFacts, Maybe, Mount
 from ..model import Unavailable
-from ..parsers.proc import cpu_count, meminfo_total_kib, net_listeners, parse_mounts
+from ..parsers.proc import cpu_count, meminfo_total_kib, parse_mounts
 from .fs import RootFS
 
 
@@ -50,16 +50,6 @@ def collect_hardware(fs: RootFS) -> HardwareFacts:
     noiommu = [f"/dev/vfio/{n}" for n in vfio if n.startswith("noiommu-")] if isinstance(vfio, list) else []
     mounts_text = fs.read_text("/proc/self/mounts" if fs.live else "/proc/mounts", 16 * 1024 * 1024)
     mounts: Maybe[list[Mount]] = mounts_text if isinstance(mounts_text, Unavailable) else parse_mounts(mounts_text)
-    listeners: Maybe[list[Listener]]
-    found: list[Listener] = []
-    first_problem: Unavailable | None = None
-    for proto in ("tcp", "tcp6", "udp", "udp6"):
-        text = fs.read_text(f"/proc/net/{proto}", 64 * 1024 * 1024)
-        if isinstance(text, Unavailable):
-            first_problem = first_problem or text
-            continue
-        found.extend(net_listeners(text, proto))
-    listeners = found if found or first_problem is None else first_problem
     return HardwareFacts(
         mem_total_kib=mem,
         cpus=cpus,
@@ -67,5 +57,4 @@ def collect_hardware(fs: RootFS) -> HardwareFacts:
         pci_classes=classes,
         vfio_noiommu=noiommu,
         mounts=mounts,
-        listeners=listeners,
     )

@@ -132,9 +132,11 @@ def _socket_owners(fs: RootFS) -> Maybe[list[SocketOwner]]:
     """Listening sockets with the process holding them: socket inodes from /proc/net/* matched to
     /proc/PID/fd links (root sees every process; others only their own)."""
     inodes: dict[str, tuple[str, str, int]] = {}
+    problems: list[Unavailable] = []
     for proto in ("tcp", "tcp6", "udp", "udp6"):
         text = fs.read_text(f"/proc/net/{proto}", 64 * 1024 * 1024)
         if not isinstance(text, str):
+            problems.append(text)
             continue
         for line in text.splitlines()[1:]:
             parts = line.split()
@@ -144,6 +146,8 @@ def _socket_owners(fs: RootFS) -> Maybe[list[SocketOwner]]:
                 continue
             for listener in net_listeners(f"header\n{line}", proto):
                 inodes[parts[9]] = (listener.protocol, listener.address, listener.port)
+    if len(problems) == 4:
+        return problems[0]  # no socket table at all: unknown, not "nothing listens"
     owners: dict[str, tuple[str, int]] = {}
     if fs.live:
         listing = fs.listdir("/proc")
