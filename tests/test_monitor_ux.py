@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
+import subprocess
 
 import pytest
 
 from hyperward.monitor.alerts import finding_alert
 from hyperward.monitor.detect import Detector, DetectorConfig
 from hyperward.monitor.rates import Rates
+
+from conftest import hyperward, require
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures/monitor"
 
@@ -84,3 +88,46 @@ def test_full_size_packets_stay_out_of_the_packet_rate_baseline() -> None:
                   for i, r in enumerate(rates[:120] * 3)]
     fired(d, long_exfil)
     assert d.baseline(rates[0].uuid, "tx_pps") == before
+
+
+# --- top on libvirt's test driver -------------------------------------------------------------
+def test_top_on_the_test_driver_shows_what_virsh_dominfo_says() -> None:
+    """The test driver's bulk stats carry only state.*: the vCPU count and memory come from
+    virDomainGetInfo, as `virsh dominfo` shows them (no daemon: test:/// runs in the client)."""
+    require(shutil.which("virsh") is not None, "virsh (libvirt-clients) to compare with")
+    pytest.importorskip("libvirt")
+    info = subprocess.run(["virsh", "-c", "test:///default", "dominfo", "test"], capture_output=True, text=True, timeout=30)
+    assert info.returncode == 0, info.stderr
+    fields = dict(line.split(":", 1) for line in info.stdout.splitlines() if ":" in line)
+    cpus, used_kib = int(fields["CPU(s)"]), int(fields["Used memory"].split()[0])
+    assert cpus == 2
+    done = hyperward("top", "--once", "--connect", "test:///default", "--interval", "0.2", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert (row["name"], row["vcpus"], row["mem_kib"]) == ("test", cpus, used_kib)
+    table = hyperward("top", "--once", "--connect", "test:///default", "--interval", "0.2")
+    line = next(ln for ln in table.stdout.splitlines() if "│ test" in ln)
+    assert line.split("│")[2].strip() == str(cpus) and "2.0 GiB" in line
+
+
+def test_top_fits_80_columns_with_one_line_per_vm() -> None:
+    from rich.console import Console
+
+    from hyperward.monitor.views import top_table
+
+    rates = [Rates(0, "u1", "db-primary", 16, 0.999, 33554432, 33554432, 1023.6 * 1024, 38.2 * 1048576, 912345, 45678, 0,
+                   1.5 * 2**30, 600 * 2**20, 1, 1),
+             Rates(0, "u2", "web1", 2, 0.05, 900000, 1048576, 15000, 18000, 30, 30, 0, 4096, 100000, 1, 1)]
+    for width in (80, 160):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(top_table(rates, "qemu:///system", "cpu", None, width))
+        lines = console.export_text().splitlines()
+        assert max(len(line) for line in lines) <= width
+        rows = [line for line in lines if "db-primary" in line or "web1" in line]
+        assert len(rows) == 2, lines
+    assert [cell.strip() for cell in rows[0].split("│")[1:4]] == ["db-primary", "16", "100%"], "160 columns: full units"
+    assert "38.2 MiB/s" in rows[0] and "45,678 packets/s" in rows[0]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(top_table(rates, "qemu:///system", "cpu", None, 80))
+    db = next(line.split() for line in console.export_text().splitlines() if "db-primary" in line)
+    assert db == ["db-primary", "16", "100%", "38M", "1.0M", "46k", "600M", "1.5G", "32G"]

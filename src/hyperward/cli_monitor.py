@@ -190,7 +190,7 @@ def register(main: click.Group) -> None:
 
         from .monitor.rates import RateTracker
         from .monitor.source import SourceError
-        from .monitor.views import TOP_HEADERS, top_rows
+        from .monitor.views import top_table
         from .parsers.domstats import parse_domain_stats
 
         source = _open_source(uri, None, MonitorConfig())
@@ -200,13 +200,8 @@ def register(main: click.Group) -> None:
             records = source.sample()
             return tracker.update([parse_domain_stats(*r) for r in records], time.time(), time.monotonic())
 
-        def table(rates: list) -> Table:  # type: ignore[type-arg]
-            t = Table(title=rich_text(f"hyperward top: {source.uri}, {len(rates)} running VMs, sorted by {sort}"))
-            for header in TOP_HEADERS:
-                t.add_column(header, justify="left" if header == "VM" else "right")
-            for row in top_rows(rates, sort, limit):
-                t.add_row(*(rich_text(cell) for cell in row))
-            return t
+        def table(rates: list, width: int) -> Table:  # type: ignore[type-arg]
+            return top_table(rates, source.uri, sort, limit, width)
 
         try:
             source.connect()
@@ -217,12 +212,17 @@ def register(main: click.Group) -> None:
                 if fmt == "json":
                     click.echo(json.dumps([{k: getattr(r, k) for k in r.__slots__} for r in rates], indent=2))
                 else:
-                    Console(width=max(120, Console().width)).print(table(rates))
+                    console = Console()
+                    # A terminal's own width (a table wider than it breaks every row); a pipe gets
+                    # 120 columns so a script's lines are whole.
+                    if not console.is_terminal:
+                        console = Console(width=120)
+                    console.print(table(rates, console.width))
                 return
-            with Live(table(rates), refresh_per_second=4, screen=False) as live:
+            with Live(table(rates, Console().width), refresh_per_second=4, screen=False) as live:
                 while True:
                     time.sleep(interval)
-                    live.update(table(sample()))
+                    live.update(table(sample(), live.console.width))
         except SourceError as exc:
             _die(str(exc))
         except KeyboardInterrupt:

@@ -11,10 +11,15 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from ..textsafe import visible
+from typing import TYPE_CHECKING
+
+from ..textsafe import rich_text, visible
 from .alerts import human, iso
 from .rates import Rates
 from .store import Heartbeat, read_heartbeat
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 SPARKS = "▁▂▃▄▅▆▇█"
 HISTORY_METRICS = (
@@ -137,15 +142,56 @@ SORT_KEYS = {"cpu": lambda r: r.cpu or 0.0,
              "disk": lambda r: (r.wr_bps or 0.0) + (r.rd_bps or 0.0)}
 
 
-def top_rows(rates: list[Rates], sort: str, limit: int | None) -> list[list[str]]:
-    """Plain cells: the table that shows them makes each one a rich Text through textsafe.rich_text."""
+def _short(value: float | None, base: int, units: str) -> str:
+    """A compact number for an 80-column table: at most four digits and a unit letter."""
+    if value is None:
+        return "-"
+    unit = 0
+    while abs(value) >= 1000 and unit < len(units) - 1:
+        value /= base
+        unit += 1
+    digits = f"{value:.1f}" if unit and abs(value) < 10 else f"{value:.0f}"
+    return digits + units[unit].strip()
+
+
+def top_rows(rates: list[Rates], sort: str, limit: int | None, compact: bool = False) -> list[list[str]]:
+    """Plain cells: the table that shows them makes each one a rich Text through textsafe.rich_text.
+    compact: bytes as B/K/M/G (KiB, MiB, GiB), packets as k/M, for a terminal under 100 columns."""
     ordered = sorted(rates, key=SORT_KEYS[sort], reverse=True)[:limit]
+    if compact:
+        b = lambda v: _short(v, 1024, " KMGT")  # noqa: E731
+        mem = lambda v: _short(None if v is None else v * 1024.0, 1024, " KMGT")  # noqa: E731
+        return [[r.name, str(r.vcpus), _fmt("cpu", r.cpu), b(r.tx_bps), b(r.rx_bps), _short(r.tx_pps, 1000, " kMG"),
+                 b(r.wr_bps), b(r.rd_bps), mem(r.mem_kib)] for r in ordered]
     return [[r.name, str(r.vcpus), _fmt("cpu", r.cpu), _fmt("tx_bps", r.tx_bps), _fmt("rx_bps", r.rx_bps),
              _fmt("tx_pps", r.tx_pps), _fmt("wr_bps", r.wr_bps), _fmt("rd_bps", r.rd_bps), _fmt("mem_kib", r.mem_kib)]
             for r in ordered]
 
 
 TOP_HEADERS = ["VM", "vCPUs", "CPU", "net out", "net in", "pkts out", "disk write", "disk read", "memory"]
+TOP_COMPACT_HEADERS = ["VM", "vCPUs", "CPU", "out/s", "in/s", "pkts/s", "write/s", "read/s", "memory"]
+TOP_COMPACT_CAPTION = "network out/in, disk write/read; K M G = KiB MiB GiB"
+TOP_COMPACT_BELOW = 110
+
+
+def top_table(rates: list[Rates], uri: str, sort: str, limit: int | None, width: int) -> "Table":
+    """Under TOP_COMPACT_BELOW columns the full units and borders do not fit: short numbers, no
+    vertical rules, so each VM stays on one line at 80 columns."""
+    from rich import box
+    from rich.table import Table
+
+    compact = width < TOP_COMPACT_BELOW
+    t = Table(title=rich_text(f"hyperward top: {uri}, {len(rates)} running VMs, sorted by {sort}"),
+              caption=TOP_COMPACT_CAPTION if compact else None, box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD)
+    for header in TOP_COMPACT_HEADERS if compact else TOP_HEADERS:
+        if header == "VM":
+            # A VM's whole name, over two lines only when it is longer than 16 characters.
+            t.add_column(header, overflow="fold", min_width=min(16, max((len(visible(r.name)) for r in rates), default=2)))
+        else:
+            t.add_column(header, justify="right", no_wrap=True)
+    for row in top_rows(rates, sort, limit, compact):
+        t.add_row(*(rich_text(cell) for cell in row))
+    return t
 
 
 # --- history ------------------------------------------------------------------------------
