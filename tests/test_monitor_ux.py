@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import pathlib
+import random
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -131,3 +133,53 @@ def test_top_fits_80_columns_with_one_line_per_vm() -> None:
     console.print(top_table(rates, "qemu:///system", "cpu", None, 80))
     db = next(line.split() for line in console.export_text().splitlines() if "db-primary" in line)
     assert db == ["db-primary", "16", "100%", "38M", "1.0M", "46k", "600M", "1.5G", "32G"]
+
+
+# --- a monitor database to look at --------------------------------------------------------------
+RECORD = json.loads((FIXTURES / "domstats-tcg.json").read_text())
+UUID = "6f1a3c2e-0b7d-4e55-9a61-3c1f0e2d4b8a"
+EXFIL = range(130, 150)   # intervals of 8,000 packets/s of 1,400 bytes out
+BURN = range(185, 220)    # a miner from interval 185 to the end: still open
+
+
+def _frames(n: int = 220) -> list[dict]:
+    rnd = random.Random(3)
+    cpu, tx, pkts, wr = 10**9, 0, 0, 0
+    out = []
+    for i in range(n):
+        stats = dict(RECORD["stats"])
+        share = 0.995 if i in BURN else 0.05 + rnd.uniform(0, 0.03)  # 5-8% when idle
+        cpu += int(share * 2 * 10 * 1e9)
+        rate_pkts = 30 + rnd.randint(-5, 5) + (8000 if i in EXFIL else 0)
+        tx += (30 + rnd.randint(-5, 5)) * 700 * 10 + (8000 * 1400 * 10 if i in EXFIL else 0)
+        pkts += rate_pkts * 10
+        wr += int((100_000 + rnd.uniform(-10_000, 10_000)) * 10)
+        stats.update({"cpu.time": cpu, "net.0.tx.bytes": tx, "net.0.tx.pkts": pkts, "block.0.wr.bytes": wr})
+        out.append({"domains": [{"name": "web1", "uuid": UUID, "stats": stats}]})
+    return out
+
+
+def monitor_db(tmp: pathlib.Path, n: int = 220) -> tuple[pathlib.Path, float]:
+    """A real store written by the real loop over a recording, with the wall clock ending now:
+    an egress surge that fired and resolved, then a CPU saturation still open. Returns the
+    database and the first sample's time."""
+    from hyperward.monitor.service import Monitor, MonitorOptions
+    from hyperward.monitor.source import ReplaySource
+    from hyperward.monitor.store import Store
+
+    recording = tmp / "frames.jsonl"
+    recording.write_text("".join(json.dumps(f) + "\n" for f in _frames(n)))
+    clock = {"wall": time.time() - 10 * n, "mono": 1000.0}
+    db = tmp / "monitor.sqlite"
+    source = ReplaySource(str(recording))
+    mon = Monitor(MonitorOptions(interval=10.0, detector=DetectorConfig(), proc_root=None), source, Store(str(db)), [],
+                  wall=lambda: clock["wall"], mono=lambda: clock["mono"])
+    source.connect()
+    mon.connected = True
+    first = clock["wall"]
+    for _ in range(n):
+        mon.tick()
+        clock["wall"] += 10.0
+        clock["mono"] += 10.0
+    mon.store.close()
+    return db, first

@@ -160,7 +160,7 @@ def register(main: click.Group) -> None:
         """What the monitor watches, its health and its last alerts. Exit 1 when no monitor is
         running or its last sample is older than three intervals."""
         from .monitor.store import StoreError, connect
-        from .monitor.views import read_status, render_status
+        from .monitor.views import read_status, status_lines
 
         path = default_db(_monitor_config(ctx.obj.get("config_path")), db_path)
         if not os.path.exists(path):
@@ -172,7 +172,18 @@ def register(main: click.Group) -> None:
         except (StoreError, Exception) as exc:  # noqa: BLE001 - any unreadable database is one message
             _die(f"{path}: cannot read: {exc}")
             return
-        click.echo(json.dumps(status.to_json(), indent=2) if fmt == "json" else render_status(status, path), nl=fmt == "json")
+        if fmt == "json":
+            click.echo(json.dumps(status.to_json(), indent=2))
+        else:
+            from rich.console import Console
+
+            # Colour only on a terminal, never with NO_COLOR (rich reads both); a pipe's lines are
+            # not wrapped, a terminal's wrap at its width between words.
+            console = Console(highlight=False)
+            if not console.is_terminal:
+                console = Console(highlight=False, soft_wrap=True, color_system=None)
+            for line in status_lines(status, path):
+                console.print(line)
         sys.exit(0 if status.healthy else 1)
 
     @main.command()
@@ -260,7 +271,12 @@ def register(main: click.Group) -> None:
         if found is None:
             _die(f"no VM named {vm!r} in {path}")
             return
-        data = read_history(conn, found[0], found[1], time.time() - seconds)
+        from .monitor.detect import DetectorConfig
+
+        mconfig = _monitor_config(config_path)
+        detector = DetectorConfig(**{k: v for k, v in mconfig.detector.items()}, floors=dict(mconfig.floors))  # type: ignore[arg-type]
+        # The baseline is replayed from the samples (monitor/baseline.py): only the charts draw it.
+        data = read_history(conn, found[0], found[1], time.time() - seconds, detector, baseline=bool(png or html_path))
         click.echo(render_history(data), nl=False)
         ownership = _ownership(config_path)
         try:
