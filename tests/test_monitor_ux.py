@@ -7,15 +7,21 @@ driver. Recorded rates are JSON lines with the samples table's columns."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import random
+import re
+import shlex
 import shutil
+import signal
+import sqlite3
 import subprocess
+import sys
 import time
 
 import pytest
 
-from hyperward.monitor.alerts import finding_alert
+from hyperward.monitor.alerts import finding_alert, iso
 from hyperward.monitor.detect import Detector, DetectorConfig
 from hyperward.monitor.rates import Rates
 
@@ -183,3 +189,188 @@ def monitor_db(tmp: pathlib.Path, n: int = 220) -> tuple[pathlib.Path, float]:
         clock["mono"] += 10.0
     mon.store.close()
     return db, first
+
+
+def _set_heartbeat(db: pathlib.Path, **values: object) -> None:
+    from hyperward.monitor.store import Store
+
+    store = Store(str(db))
+    store.heartbeat(values)
+    store.close()
+
+
+def _exe() -> str:
+    exe = shutil.which("hyperward", path=os.path.dirname(sys.executable)) or shutil.which("hyperward")
+    assert exe
+    return exe
+
+
+def _on_a_tty(*args: str, no_color: bool = False) -> str:
+    """The command under script(1): a real terminal, 100 columns."""
+    require(shutil.which("script") is not None, "script(1) gives the command a real tty")
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env.update({"COLUMNS": "100", "TERM": "xterm-256color", **({"NO_COLOR": "1"} if no_color else {})})
+    command = " ".join(shlex.quote(a) for a in [_exe(), *args])
+    done = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=60, env=env,
+                          stdin=subprocess.DEVNULL)
+    return done.stdout
+
+
+# --- monitor status ----------------------------------------------------------------------------
+def test_status_of_a_stopped_monitor_says_when_it_was_last_seen_not_connected(tmp_path: pathlib.Path) -> None:
+    db, _ = monitor_db(tmp_path, n=40)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    last = time.time() - 300
+    _set_heartbeat(db, pid=dead.pid, connected=True, last_sample=last)  # SIGKILLed while connected
+    done = hyperward("monitor", "status", "--db", str(db))
+    assert done.returncode == 1
+    first = done.stdout.splitlines()[0]
+    assert first == f"hyperward monitor: not running (pid {dead.pid} is gone; last seen {iso(last)}, 5 min ago)"
+    assert "connected" not in done.stdout and "not watching (the monitor is not running)" in done.stdout
+    assert "\x1b[" not in done.stdout, "no colour into a pipe"
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        _set_heartbeat(db, pid=sleeper.pid)  # the monitor's pid, reused by another program
+        done = hyperward("monitor", "status", "--db", str(db))
+        assert done.returncode == 1 and f"not running (pid {sleeper.pid} is now another program; last seen" in done.stdout
+        coloured = _on_a_tty("monitor", "status", "--db", str(db))
+        assert "\x1b[1;31mnot running" in coloured, "red on a terminal"
+        assert "\x1b[" not in _on_a_tty("monitor", "status", "--db", str(db), no_color=True), "NO_COLOR"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_status_of_a_running_monitor_is_green_on_a_terminal(tmp_path: pathlib.Path) -> None:
+    from test_monitor import _samples, _start_replay
+
+    proc, db, _ = _start_replay(tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while _samples(db) < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        coloured = _on_a_tty("monitor", "status", "--db", str(db))
+        plain = hyperward("monitor", "status", "--db", str(db))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert f"\x1b[1;32mrunning (pid {proc.pid})" in coloured and "\x1b[32mconnected" in coloured, coloured
+    assert plain.returncode == 0 and "\x1b[" not in plain.stdout
+    assert f"running (pid {proc.pid}), last sample" in plain.stdout and ", connected" in plain.stdout
+    stopped = hyperward("monitor", "status", "--db", str(db))
+    assert stopped.returncode == 1 and "not running (last seen" in stopped.stdout and "connected" not in stopped.stdout
+
+
+# --- history -----------------------------------------------------------------------------------
+def test_an_idle_guest_draws_low_bars_and_each_row_names_its_scale(tmp_path: pathlib.Path) -> None:
+    from hyperward.monitor.views import sparkline
+
+    idle = [0.05, 0.06, 0.07, 0.08] * 20
+    assert set(sparkline(idle, 40, top=1.0)) <= {"▁", "▂"}
+    assert sparkline([0.0, 0.5, 1.0, 1.5], 4, top=1.0) == "▁▅██"
+    assert sparkline([0.0, 50.0, 100.0], 3) == "▁▅█", "0 to the maximum"
+    db, _ = monitor_db(tmp_path, n=120)  # idle at 5-8% CPU, no alert yet
+    done = hyperward("history", "web1", "--db", str(db), "--since", "1h")
+    assert done.returncode == 0, done.stderr
+    rows = {title: next(line for line in done.stdout.splitlines() if line.strip().startswith(title))
+            for title in ("CPU (% of vCPUs)", "network out", "memory")}
+    cpu = rows["CPU (% of vCPUs)"]
+    assert "█" not in cpu and "0-100%: max 8%" in cpu
+    assert "0-" in rows["network out"] and "KiB/s, last" in rows["network out"]
+    assert "0-" in rows["memory"] and "MiB, last" in rows["memory"]
+
+
+def test_history_lists_a_resolution_at_its_end(tmp_path: pathlib.Path) -> None:
+    db, _ = monitor_db(tmp_path)
+    with sqlite3.connect(db) as conn:
+        since, ended = conn.execute("SELECT since, ended FROM alerts WHERE kind = 'egress_surge' AND status = 'resolved'").fetchone()
+    done = hyperward("history", "web1", "--db", str(db), "--since", "1h")
+    lines = [ln.strip() for ln in done.stdout.splitlines()]
+    assert any(ln.startswith(f"{iso(ended)} resolved [high] web1: outbound traffic surge") for ln in lines), done.stdout
+    assert any(ln.startswith(f"{iso(since)} firing   [high] web1: outbound traffic surge") for ln in lines)
+    assert not any(ln.startswith(f"{iso(since)} resolved") for ln in lines)
+
+
+# --- charts ------------------------------------------------------------------------------------
+def _charts(tmp_path: pathlib.Path, n: int = 220) -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
+    db, _ = monitor_db(tmp_path, n)
+    page, png = tmp_path / "web1.html", tmp_path / "web1.png"
+    done = hyperward("history", "web1", "--db", str(db), "--since", "1h", "--html", str(page), "--png", str(png))
+    assert done.returncode == 0, done.stderr
+    return db, page, png
+
+
+def _svg(page: str, metric: str) -> str:
+    match = re.search(rf'<svg [^>]*data-metric="{metric}">.*?</svg>', page)
+    assert match, metric
+    return match.group()
+
+
+def test_html_charts_shade_each_alert_span_and_draw_the_learnt_baseline(tmp_path: pathlib.Path) -> None:
+    db, page_path, _ = _charts(tmp_path)
+    page = page_path.read_text()
+    assert "<script" not in page
+    with sqlite3.connect(db) as conn:
+        since, ended = conn.execute("SELECT since, ended FROM alerts WHERE kind = 'egress_surge' AND status = 'resolved'").fetchone()
+        open_since = conn.execute("SELECT since FROM alerts WHERE kind = 'cpu_saturation'").fetchone()[0]
+        first, last = conn.execute("SELECT min(ts), max(ts) FROM samples").fetchone()
+    net = _svg(page, "tx_bps")
+    [band] = re.findall(r'<rect class="alert-band"[^>]*>', net)
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', band))
+    assert (attrs["data-kind"], attrs["data-start"], attrs["data-end"]) == ("egress_surge", iso(since), iso(ended))
+    left, plot_w = 100, 860 - 100 - 16
+    assert float(attrs["x"]) == pytest.approx(left + (since - first) / (last - first) * plot_w, abs=0.1)
+    assert float(attrs["width"]) == pytest.approx((ended - since) / (last - first) * plot_w, abs=0.2)
+    cpu = _svg(page, "cpu")
+    [open_band] = re.findall(r'<rect class="alert-band"[^>]*>', cpu)
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', open_band))
+    assert attrs["data-start"] == iso(open_since) and attrs["data-end"] == "", "still open: drawn to the last sample"
+    assert float(attrs["x"]) + float(attrs["width"]) == pytest.approx(left + plot_w, abs=0.1)
+    assert "alert-band" not in _svg(page, "tx_pps"), "1,400-byte packets raised no packet-rate alert"
+    # the learnt baseline: the median near the VM's usual 20 KiB/s, the threshold at the floor above it
+    assert 'class="baseline-median"' in net and 'class="baseline-threshold"' in net
+    assert re.search(r"learnt median \(2\d\.\d KiB/s\)", net) and re.search(r"alert above 5\d\d\.\d KiB/s", net)
+    assert ">MiB/s</text>" in net and "time (UTC)" in net and ">% of vCPUs</text>" in cpu and ">100%</text>" in cpu
+
+
+BAND_RGB = tuple(round(255 * (1 - 0.18) + 0.18 * int("d1242f"[i:i + 2], 16)) for i in (0, 2, 4))
+
+
+def _band_pixels(png: pathlib.Path) -> tuple[int, float]:
+    """Pixels of the alert band's colour (the band over white), and the share that is not white."""
+    import matplotlib.image as mpimg
+
+    image = (mpimg.imread(str(png))[:, :, :3] * 255).round()
+    band = (abs(image - BAND_RGB) <= 3).all(axis=2).sum()
+    return int(band), float((image < 250).any(axis=2).mean())
+
+
+def test_png_shades_the_alert_bands_and_has_units(tmp_path: pathlib.Path) -> None:
+    _, _, png = _charts(tmp_path)
+    band, ink = _band_pixels(png)
+    assert band > 5000 and ink > 0.03, (band, ink)
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    _, _, png = _charts(quiet, n=120)
+    band, ink = _band_pixels(png)
+    assert band == 0 and ink > 0.03, "no alert: no band, still a chart"
+
+
+def test_the_html_page_as_chromium_draws_it(tmp_path: pathlib.Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(chromium is not None, "chromium (scripts/install.sh --test) screenshots the page")
+    assert chromium
+    for case, n, expect in (("alerts", 220, True), ("quiet", 120, False)):
+        root = tmp_path / case
+        root.mkdir()
+        _, page, _ = _charts(root, n)
+        shot = root / "page.png"
+        done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               f"--user-data-dir={root / 'profile'}", f"--screenshot={shot}", "--window-size=1200,900",
+                               page.as_uri()], capture_output=True, text=True, timeout=120)
+        assert shot.exists(), done.stderr
+        band, ink = _band_pixels(shot)
+        assert ink > 0.03, "not blank"
+        assert (band > 3000) if expect else band == 0, (case, band)

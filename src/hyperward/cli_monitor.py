@@ -179,11 +179,16 @@ def register(main: click.Group) -> None:
 
             # Colour only on a terminal, never with NO_COLOR (rich reads both); a pipe's lines are
             # not wrapped, a terminal's wrap at its width between words.
+            from rich.padding import Padding
+
             console = Console(highlight=False)
-            if not console.is_terminal:
-                console = Console(highlight=False, soft_wrap=True, color_system=None)
+            terminal = console.is_terminal
+            if not terminal or os.environ.get("NO_COLOR"):  # NO_COLOR: not even bold (no-color.org)
+                console = Console(highlight=False, soft_wrap=not terminal, color_system=None)
             for line in status_lines(status, path):
-                console.print(line)
+                indent = len(line.plain) - len(line.plain.lstrip(" "))
+                # On a terminal a wrapped line continues under its own indentation.
+                console.print(Padding(line[indent:], (0, 0, 0, indent), expand=False) if indent and terminal else line)
         sys.exit(0 if status.healthy else 1)
 
     @main.command()

@@ -156,7 +156,7 @@ def status_lines(status: Status, db_path: str, now: float | None = None) -> list
             state = f"running (pid {hb.pid}), last sample {_ago(now - hb.last_sample)}"
         style = "bold yellow"
     else:
-        gone = f"pid {hb.pid} is gone; " if hb.pid else ""
+        gone = (f"pid {hb.pid} is now another program; " if pid_alive(hb.pid) else f"pid {hb.pid} is gone; ") if hb.pid else ""
         state, style = f"not running ({gone}{seen})", "bold red"
     lines = [Text.assemble("hyperward monitor: ", (state, style)), Text.assemble("  database: ", rich_text(db_path))]
     if hb.source:
