@@ -274,8 +274,8 @@ def test_an_idle_guest_draws_low_bars_and_each_row_names_its_scale(tmp_path: pat
     done = hyperward("history", "web1", "--db", str(db), "--since", "1h")
     assert done.returncode == 0, done.stderr
     rows = {title: next(line for line in done.stdout.splitlines() if line.strip().startswith(title))
-            for title in ("CPU (% of vCPUs)", "network out", "memory")}
-    cpu = rows["CPU (% of vCPUs)"]
+            for title in ("CPU (share of vCPUs)", "network out", "memory")}
+    cpu = rows["CPU (share of vCPUs)"]
     assert "█" not in cpu and "0-100%: max 8%" in cpu
     assert "0-" in rows["network out"] and "KiB/s, last" in rows["network out"]
     assert "0-" in rows["memory"] and "MiB, last" in rows["memory"]

@@ -241,8 +241,12 @@ def top_rows(rates: list[Rates], sort: str, limit: int | None, compact: bool = F
     compact: bytes as B/K/M/G (KiB, MiB, GiB), packets as k/M, for a terminal under 100 columns."""
     ordered = sorted(rates, key=SORT_KEYS[sort], reverse=True)[:limit]
     if compact:
-        b = lambda v: _short(v, 1024, " KMGT")  # noqa: E731
-        mem = lambda v: _short(None if v is None else v * 1024.0, 1024, " KMGT")  # noqa: E731
+        def b(v: float | None) -> str:
+            return _short(v, 1024, " KMGT")
+
+        def mem(v: int | None) -> str:
+            return _short(None if v is None else v * 1024.0, 1024, " KMGT")
+
         return [[r.name, str(r.vcpus), _fmt("cpu", r.cpu), b(r.tx_bps), b(r.rx_bps), _short(r.tx_pps, 1000, " kMG"),
                  b(r.wr_bps), b(r.rd_bps), mem(r.mem_kib)] for r in ordered]
     return [[r.name, str(r.vcpus), _fmt("cpu", r.cpu), _fmt("tx_bps", r.tx_bps), _fmt("rx_bps", r.rx_bps),
@@ -277,7 +281,7 @@ def top_table(rates: list[Rates], uri: str, sort: str, limit: int | None, width:
 
 
 # --- history ------------------------------------------------------------------------------
-HISTORY_TITLES = {"cpu": "CPU (% of vCPUs)"}
+HISTORY_TITLES: dict[str, str] = {}  # the terminal and the charts use HISTORY_METRICS' titles
 # The y axis of each chart: its unit's name, and how a value in the metric's unit is shown.
 AXIS_UNITS = {"cpu": "% of vCPUs", "tx_bps": "bytes/s", "rx_bps": "bytes/s", "tx_pps": "packets/s",
               "wr_bps": "bytes/s", "rd_bps": "bytes/s", "mem_kib": "MiB"}
@@ -543,7 +547,7 @@ def _svg_chart(h: History, metric: str, title: str, width: int = 860, height: in
             legend.append((f"alert above {_fmt(metric, last.threshold)}{off}", THRESHOLD_COLOUR, "2,2"))
     if _band_spans(h, metric):
         legend.append(("alert", BAND_COLOUR, "band"))
-    lx = left
+    lx = float(left)
     for text, colour, dash in legend:
         if dash == "band":
             parts.append(f'<rect x="{lx}" y="24" width="18" height="9" fill="{colour}" fill-opacity="{BAND_OPACITY}"/>')
@@ -575,16 +579,19 @@ def history_html(h: History) -> str:
 
 
 def history_png(h: History) -> bytes:
-    import matplotlib  # type: ignore[import-not-found]
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.dates as mdates  # type: ignore[import-not-found]
-    import matplotlib.pyplot as plt  # type: ignore[import-not-found]
-    from matplotlib.ticker import FuncFormatter  # type: ignore[import-not-found]
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     shown = [(m, HISTORY_TITLES.get(m, t)) for m, t in HISTORY_METRICS if any(v is not None for v in h.values[m])]
     fig, axes = plt.subplots(len(shown) or 1, 1, figsize=(10, 2.0 * max(1, len(shown))), sharex=True, squeeze=False)
-    as_time = lambda t: _utc(t).replace(tzinfo=None)  # noqa: E731 - matplotlib's dates, in UTC
+    def as_time(t: float) -> datetime.datetime:
+        """matplotlib's dates, in UTC like the alert times."""
+        return _utc(t).replace(tzinfo=None)
+
     times = [as_time(t) for t in h.ts]
     for ax, (metric, title) in zip(axes[:, 0], shown):
         points = h.baseline.get(metric, [])
@@ -612,9 +619,9 @@ def history_png(h: History) -> bytes:
     axes[0, 0].figure.suptitle(f"{h.name} ({h.uuid})", fontsize=10)
     bottom = axes[-1, 0]
     bottom.set_xlabel("time (UTC)", fontsize=8)
-    locator = mdates.AutoDateLocator()
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=100)
