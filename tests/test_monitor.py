@@ -106,7 +106,7 @@ def test_quiet_warmup_then_a_surge_fires_once_and_resolves_with_hysteresis() -> 
     quiet = [r(T0 + 10 * i, tx=10_000 + 500 * (i % 3)) for i in range(40)]
     assert feed(d, quiet) == []
     t = T0 + 400
-    surge = [r(t + 10 * i, tx=5_000_000, pps=4000) for i in range(10)]
+    surge = [r(t + 10 * i, tx=5_000_000, pps=40_000) for i in range(10)]  # 125-byte packets: a flood
     fired = feed(d, surge)
     assert ("egress_surge", "firing", t + 20) in fired and ("packet_rate_surge", "firing", t + 20) in fired
     assert len(fired) == 2

@@ -160,7 +160,7 @@ def register(main: click.Group) -> None:
         """What the monitor watches, its health and its last alerts. Exit 1 when no monitor is
         running or its last sample is older than three intervals."""
         from .monitor.store import StoreError, connect
-        from .monitor.views import read_status, render_status
+        from .monitor.views import read_status, status_lines
 
         path = default_db(_monitor_config(ctx.obj.get("config_path")), db_path)
         if not os.path.exists(path):
@@ -172,7 +172,23 @@ def register(main: click.Group) -> None:
         except (StoreError, Exception) as exc:  # noqa: BLE001 - any unreadable database is one message
             _die(f"{path}: cannot read: {exc}")
             return
-        click.echo(json.dumps(status.to_json(), indent=2) if fmt == "json" else render_status(status, path), nl=fmt == "json")
+        if fmt == "json":
+            click.echo(json.dumps(status.to_json(), indent=2))
+        else:
+            from rich.console import Console
+
+            # Colour only on a terminal, never with NO_COLOR (rich reads both); a pipe's lines are
+            # not wrapped, a terminal's wrap at its width between words.
+            from rich.padding import Padding
+
+            console = Console(highlight=False)
+            terminal = console.is_terminal
+            if not terminal or os.environ.get("NO_COLOR"):  # NO_COLOR: not even bold (no-color.org)
+                console = Console(highlight=False, soft_wrap=not terminal, color_system=None)
+            for line in status_lines(status, path):
+                indent = len(line.plain) - len(line.plain.lstrip(" "))
+                # On a terminal a wrapped line continues under its own indentation.
+                console.print(Padding(line[indent:], (0, 0, 0, indent), expand=False) if indent and terminal else line)
         sys.exit(0 if status.healthy else 1)
 
     @main.command()
@@ -190,7 +206,7 @@ def register(main: click.Group) -> None:
 
         from .monitor.rates import RateTracker
         from .monitor.source import SourceError
-        from .monitor.views import TOP_HEADERS, top_rows
+        from .monitor.views import top_table
         from .parsers.domstats import parse_domain_stats
 
         source = _open_source(uri, None, MonitorConfig())
@@ -200,13 +216,8 @@ def register(main: click.Group) -> None:
             records = source.sample()
             return tracker.update([parse_domain_stats(*r) for r in records], time.time(), time.monotonic())
 
-        def table(rates: list) -> Table:  # type: ignore[type-arg]
-            t = Table(title=rich_text(f"hyperward top: {source.uri}, {len(rates)} running VMs, sorted by {sort}"))
-            for header in TOP_HEADERS:
-                t.add_column(header, justify="left" if header == "VM" else "right")
-            for row in top_rows(rates, sort, limit):
-                t.add_row(*(rich_text(cell) for cell in row))
-            return t
+        def table(rates: list, width: int) -> Table:  # type: ignore[type-arg]
+            return top_table(rates, source.uri, sort, limit, width)
 
         try:
             source.connect()
@@ -217,12 +228,17 @@ def register(main: click.Group) -> None:
                 if fmt == "json":
                     click.echo(json.dumps([{k: getattr(r, k) for k in r.__slots__} for r in rates], indent=2))
                 else:
-                    Console(width=max(120, Console().width)).print(table(rates))
+                    console = Console()
+                    # A terminal's own width (a table wider than it breaks every row); a pipe gets
+                    # 120 columns so a script's lines are whole.
+                    if not console.is_terminal:
+                        console = Console(width=120)
+                    console.print(table(rates, console.width))
                 return
-            with Live(table(rates), refresh_per_second=4, screen=False) as live:
+            with Live(table(rates, Console().width), refresh_per_second=4, screen=False) as live:
                 while True:
                     time.sleep(interval)
-                    live.update(table(sample()))
+                    live.update(table(sample(), live.console.width))
         except SourceError as exc:
             _die(str(exc))
         except KeyboardInterrupt:
@@ -260,7 +276,12 @@ def register(main: click.Group) -> None:
         if found is None:
             _die(f"no VM named {vm!r} in {path}")
             return
-        data = read_history(conn, found[0], found[1], time.time() - seconds)
+        from .monitor.detect import DetectorConfig
+
+        mconfig = _monitor_config(config_path)
+        detector = DetectorConfig(**{k: v for k, v in mconfig.detector.items()}, floors=dict(mconfig.floors))  # type: ignore[arg-type]
+        # The baseline is replayed from the samples (monitor/baseline.py): only the charts draw it.
+        data = read_history(conn, found[0], found[1], time.time() - seconds, detector, baseline=bool(png or html_path))
         click.echo(render_history(data), nl=False)
         ownership = _ownership(config_path)
         try:

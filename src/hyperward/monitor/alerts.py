@@ -123,6 +123,8 @@ def finding_alert(f: Finding, interval: float, extra: str = "") -> Alert:
     baseline = f"median {human(rule.metric, f.baseline)}; alert above {human(rule.metric, f.threshold)}"
     if f.seasonal:
         baseline += " (this hour's usual high included)"
+    if f.packet_bytes is not None:
+        observed += f" of {f.packet_bytes:,.0f}-byte packets"
     summary = f"{f.name}: {rule.title}: {observed} since {iso(f.since)}, baseline {human(rule.metric, f.baseline)}{extra}"
     return Alert(
         key=f"{f.kind}:{f.uuid}",
@@ -137,7 +139,8 @@ def finding_alert(f: Finding, interval: float, extra: str = "") -> Alert:
         baseline=baseline,
         details={"metric": rule.metric, "value": round(f.observed, 6), "median": round(f.baseline, 6),
                  "threshold": None if f.threshold == float("inf") else round(f.threshold, 6),
-                 "interval_s": interval},
+                 "interval_s": interval,
+                 **({"bytes_per_packet": round(f.packet_bytes, 1)} if f.packet_bytes is not None else {})},
     )
 
 

@@ -15,6 +15,11 @@ normal (beyond the baseline's k sigma and `onset` of the way to the threshold), 
 fires once it has lasted more than `sustain - 1` intervals: with the default 3, a change is
 alerted at the third sample after it begins, i.e. within three intervals, while a 20-second burst
 that straddles three samples has lasted two and does not alert.
+
+packet_rate_surge is about small packets (a SYN scan, a flood): it counts an interval only when
+the packets above the VM's usual rate are small (bytes per packet from tx_bps/tx_pps, see
+`_packet_bytes`). A surge of full-size packets is egress_surge's business; its packet rate is
+still kept out of the packet-rate baseline, so a scan that follows it is not hidden.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class DetectorConfig:
     burst_accept: int = 6
     burst_memory_s: float = 7 * 86400.0
     max_sustain: int = 18
+    small_packet_bytes: float = 256.0
     floors: dict[str, float] = field(default_factory=dict)
 
     def floor(self, rule: Rule) -> float:
@@ -103,6 +109,7 @@ class Finding:
     baseline: float
     threshold: float
     seasonal: bool
+    packet_bytes: float | None = None
 
 
 def _median(values: list[float]) -> float:
@@ -286,6 +293,12 @@ class Detector:
                     anomalous = value > series.med + (threshold - series.med) * c.hysteresis
                 else:
                     anomalous = value > threshold
+                large = beyond = False
+                if rule.kind == "packet_rate_surge":
+                    size = self._packet_bytes(r)
+                    large = size is not None and size > c.small_packet_bytes
+                    beyond = anomalous
+                    anomalous = anomalous and not large
                 if anomalous:
                     series.cool = 0
                     if series.firing:
@@ -309,9 +322,10 @@ class Detector:
                         series.firing = True
                         series.streak = None
                         out.append(Finding(rule.kind, r.uuid, r.name, "firing", series.since, r.ts, value,
-                                           series.med, threshold, series.seasonal_hi is not None))
+                                           series.med, threshold, series.seasonal_hi is not None,
+                                           self._packet_bytes(r) if rule.kind == "packet_rate_surge" else None))
                     continue
-                rising = not series.firing and not rule.gauge and value > series.med + max(c.k * series.sigma, (threshold - series.med) * c.onset)
+                rising = not series.firing and not rule.gauge and not large and value > series.med + max(c.k * series.sigma, (threshold - series.med) * c.onset)
                 series.onset_ts = r.ts if rising else 0.0
                 series.onset_value = value
                 if series.lasted:
@@ -328,11 +342,27 @@ class Detector:
                         series.cool = 0
                         out.append(Finding(rule.kind, r.uuid, r.name, "resolved", series.since, r.ts, value,
                                            series.med, threshold, series.seasonal_hi is not None))
+                if large and beyond:
+                    continue
                 series.push(value, c.window)
                 if series.pushes % c.refresh_every == 0:
                     series.refresh()
                     self._threshold(series, rule)
         return out
+
+    def _packet_bytes(self, r: Rates) -> float | None:
+        """The size of the packets above the VM's usual rate: the excess bytes over the excess
+        packets, against the medians of tx_bps and tx_pps, so a scan on top of a VM's steady bulk
+        traffic still shows as small packets. None when a rate is missing (then the rate decides alone)."""
+        if r.tx_bps is None or r.tx_pps is None:
+            return None
+        bps, pps = self.series.get((r.uuid, "tx_bps")), self.series.get((r.uuid, "tx_pps"))
+        base_bps = bps.med if bps is not None and bps.count else 0.0
+        base_pps = pps.med if pps is not None and pps.count else 0.0
+        extra_pps = r.tx_pps - base_pps
+        if extra_pps <= 0:
+            return r.tx_bps / r.tx_pps if r.tx_pps > 0 else None
+        return max(0.0, r.tx_bps - base_bps) / extra_pps
 
     def _duration(self, series: Series) -> float:
         """How many intervals the episode has lasted: each interval counts by its excess over the
