@@ -23,7 +23,7 @@ _DETECTOR_NUMBERS = {"window": int, "warmup": int, "refresh_every": int, "k": fl
                      "memory_ratio": float, "cpu_saturation": float, "cpu_sustain": int, "sustain": int,
                      "resolve_after": int, "seasonal_min_days": int, "seasonal_days": int, "seasonal_margin": float,
                      "boot_grace": int, "hysteresis": float, "onset": float, "burst_margin": float, "burst_accept": int,
-                     "max_sustain": int}
+                     "max_sustain": int, "small_packet_bytes": float}
 _FLOOR_KEYS = {"tx_bps", "tx_pps", "wr_bps", "mem_kib"}
 _SINK_KEYS = {"jsonl": {"path"}, "syslog": {"address", "facility"}, "webhook": {"url", "token_env"},
               "alertmanager": {"url", "token_env", "resend_seconds"}}

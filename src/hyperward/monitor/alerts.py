@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..facts import Domain
-from .detect import RULE_BY_KIND, Finding
+from ..model import Severity
+from .detect import RULE_BY_KIND, Anomaly
 
 # The domain fields hyperward's libvirt checks read, minus the ones that describe where the
 # definition was read, not what it says.
@@ -28,6 +29,9 @@ def iso(ts: float) -> str:
 
 @dataclass
 class Alert:
+    """`severity` is a label of the scan's own scale (model.Severity: critical, high, medium, low,
+    info), so a SIEM ranks monitor alerts and scan findings alike."""
+
     key: str
     kind: str
     severity: str
@@ -44,6 +48,9 @@ class Alert:
     details: dict[str, object] = field(default_factory=dict)
     host: str = field(default_factory=socket.gethostname)
 
+
+    def __post_init__(self) -> None:
+        Severity.parse(self.severity)
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
             "status": self.status,
@@ -117,7 +124,7 @@ def _bytes(value: float) -> str:
     return f"{value:.1f} TiB"
 
 
-def finding_alert(f: Finding, interval: float, extra: str = "") -> Alert:
+def finding_alert(f: Anomaly, interval: float, extra: str = "") -> Alert:
     rule = RULE_BY_KIND[f.kind]
     observed = human(rule.metric, f.observed)
     baseline = f"median {human(rule.metric, f.baseline)}; alert above {human(rule.metric, f.threshold)}"

@@ -95,7 +95,7 @@ class DetectorConfig:
 
 
 @dataclass(frozen=True)
-class Finding:
+class Anomaly:
     """A rule that fired or resolved for one VM. `observed` and `baseline` are the values that
     decided it, in the metric's unit."""
 
@@ -246,9 +246,9 @@ class Detector:
         self.grace[uuid] = self.config.boot_grace
 
     # --- judging ------------------------------------------------------------------------
-    def observe(self, rates: list[Rates]) -> list[Finding]:
+    def observe(self, rates: list[Rates]) -> list[Anomaly]:
         c = self.config
-        out: list[Finding] = []
+        out: list[Anomaly] = []
         clock: dict[float, tuple[int, int]] = {}
         for r in rates:
             hour_day = clock.get(r.ts)
@@ -321,7 +321,7 @@ class Detector:
                     if series.lasted > need:
                         series.firing = True
                         series.streak = None
-                        out.append(Finding(rule.kind, r.uuid, r.name, "firing", series.since, r.ts, value,
+                        out.append(Anomaly(rule.kind, r.uuid, r.name, "firing", series.since, r.ts, value,
                                            series.med, threshold, series.seasonal_hi is not None,
                                            self._packet_bytes(r) if rule.kind == "packet_rate_surge" else None))
                     continue
@@ -340,7 +340,7 @@ class Detector:
                     if series.cool >= c.resolve_after:
                         series.firing = False
                         series.cool = 0
-                        out.append(Finding(rule.kind, r.uuid, r.name, "resolved", series.since, r.ts, value,
+                        out.append(Anomaly(rule.kind, r.uuid, r.name, "resolved", series.since, r.ts, value,
                                            series.med, threshold, series.seasonal_hi is not None))
                 if large and beyond:
                     continue
@@ -384,16 +384,16 @@ class Detector:
         longest = max((length for _, length in series.bursts), default=0.0)
         return min(max(sustain, longest + self.config.burst_margin), self.config.max_sustain - 1)
 
-    def vanished(self, now: float, present: set[str]) -> list[Finding]:
+    def vanished(self, now: float, present: set[str]) -> list[Anomaly]:
         """A VM that stopped ends its conditions; one gone for a day is forgotten (VM churn)."""
-        out: list[Finding] = []
+        out: list[Anomaly] = []
         for (uuid, metric), series in list(self.series.items()):
             if uuid in present:
                 continue
             if series.firing:
                 series.firing = False
                 series.cool = 0
-                out.append(Finding(RULE_FOR_METRIC[metric].kind, uuid, self.names.get(uuid, uuid), "resolved",
+                out.append(Anomaly(RULE_FOR_METRIC[metric].kind, uuid, self.names.get(uuid, uuid), "resolved",
                                    series.since, now, 0.0, series.med, series.threshold, False))
             series.lasted = 0.0
             series.streak = None

@@ -22,7 +22,7 @@ from ..parsers.domstats import DomainCounters, parse_domain_stats
 from ..textsafe import visible
 from . import metrics as metrics_mod
 from .alerts import Alert, AlertBook, definition_diff, definition_fields, diff_severity, finding_alert, human
-from .detect import METRICS, RULE_BY_KIND, Detector, DetectorConfig, Finding
+from .detect import METRICS, RULE_BY_KIND, Detector, DetectorConfig, Anomaly
 from .rates import Rates, RateTracker
 from .sinks import Sink
 from .source import Event, SourceError, StatsSource
@@ -224,7 +224,7 @@ class Monitor:
             alert.details[detail] = {n: round(v, 1) for n, v in rates.items()}
             alert.summary += f" (mostly {preposition} {max(rates, key=rates.__getitem__)})"
 
-    def _findings(self, findings: list[Finding]) -> None:
+    def _findings(self, findings: list[Anomaly]) -> None:
         for f in findings:
             if f.status == "firing":
                 alert = finding_alert(f, self.options.interval)

@@ -66,7 +66,7 @@ def monitor_alive(pid: int | None) -> bool:
 
 
 @dataclass(frozen=True)
-class Status:
+class MonitorState:
     heartbeat: Heartbeat
     running: bool
     fresh: bool
@@ -97,7 +97,7 @@ def _alert_row(row: sqlite3.Row) -> dict[str, object]:
             "ended": iso(row["ended"]) if row["ended"] is not None else None}
 
 
-def read_status(conn: sqlite3.Connection, now: float | None = None, recent: int = 10) -> Status:
+def read_status(conn: sqlite3.Connection, now: float | None = None, recent: int = 10) -> MonitorState:
     conn.row_factory = sqlite3.Row
     now = now or time.time()
     hb = read_heartbeat(conn)
@@ -117,7 +117,7 @@ def read_status(conn: sqlite3.Connection, now: float | None = None, recent: int 
     recent_alerts = [_alert_row(r) for r in conn.execute("SELECT * FROM alerts ORDER BY id DESC LIMIT ?", (recent,))]
     gaps = [{"start": iso(r["start"]), "end": iso(r["end"]), "reason": r["reason"]}
             for r in conn.execute("SELECT * FROM gaps WHERE end >= ? ORDER BY start DESC LIMIT 20", (now - 86400,))]
-    return Status(hb, running, fresh, vms, open_alerts, recent_alerts, gaps)
+    return MonitorState(hb, running, fresh, vms, open_alerts, recent_alerts, gaps)
 
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -135,7 +135,7 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
-def status_lines(status: Status, db_path: str, now: float | None = None) -> list["Text"]:
+def status_lines(status: MonitorState, db_path: str, now: float | None = None) -> list["Text"]:
     """The status as styled lines: the monitor's state green (sampling), yellow (running but not
     sampling or not connected), red (not running); alerts by severity. Every string from the
     database goes through textsafe. A stopped monitor's last connection state is history, not
@@ -205,7 +205,7 @@ def status_lines(status: Status, db_path: str, now: float | None = None) -> list
     return lines
 
 
-def render_status(status: Status, db_path: str, now: float | None = None) -> str:
+def render_status(status: MonitorState, db_path: str, now: float | None = None) -> str:
     """The status as plain text (a pipe, a log, NO_COLOR)."""
     return "".join(line.plain + "\n" for line in status_lines(status, db_path, now))
 
