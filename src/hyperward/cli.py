@@ -18,6 +18,7 @@ from . import __version__
 from .cli_common import EXIT_FINDINGS, EXIT_OK
 from .cli_common import die as _die
 from .model import PROFILES, Category, Severity, Status
+from .report import FORMATS
 from .textsafe import rich_text, visible
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .facts import HostFacts
     from .safefile import Ownership
 
-FORMAT_NAMES = ("text", "json")
+FORMAT_NAMES = tuple(FORMATS)
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
 
 

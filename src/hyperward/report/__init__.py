@@ -1,14 +1,16 @@
 """Report formats behind one interface: a module per format exposing `render(report, options) -> str`.
 
-Adding SARIF, JUnit or HTML is one module here plus one line in FORMATS."""
+Adding SARIF, JUnit or HTML is one module here plus one line in FORMATS; the CLI's --format choices
+are read from FORMATS."""
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..engine import ScanReport
+if TYPE_CHECKING:
+    from ..engine import ScanReport
 
 FORMATS: dict[str, str] = {
     "text": "hyperward.report.text",
