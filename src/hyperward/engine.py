@@ -225,5 +225,5 @@ def run_checks(
 _STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.SUPPRESSED: 2, Status.PASS: 3, Status.NOT_APPLICABLE: 4}
 
 
-def sort_key(f: Finding) -> tuple:
+def sort_key(f: Finding) -> tuple[int, int, str, str]:
     return (_STATUS_ORDER[f.status], -f.severity, f.check_id, f.result.resource)

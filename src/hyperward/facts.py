@@ -878,7 +878,8 @@ def load_snapshot(text: str, source: str = "snapshot") -> HostFacts:
             "collect it again with this hyperward ('hyperward collect -o FILE' on that host)"
         )
     try:
-        return _from_jsonable(HostFacts, document.get("facts"), "facts")
+        facts: HostFacts = _from_jsonable(HostFacts, document.get("facts"), "facts")
+        return facts
     except _ShapeError as exc:
         raise SnapshotError(f"{source}: {exc}") from None
 

@@ -298,7 +298,7 @@ def _store(conn: sqlite3.Connection, report: ImportReport, records: Iterable[Rec
             (report.source, report.kind, report.source, _now()),
         )
         source_id = cur.lastrowid
-        affected_rows: list[tuple] = []
+        affected_rows: list[tuple[int | None, str, str, str, str | None, str | None, str | None]] = []
         for record in records:
             cur = conn.execute(
                 "INSERT INTO advisories(source_id, advisory, cve, severity, cvss, summary) VALUES (?, ?, ?, ?, ?, ?)",
@@ -368,8 +368,8 @@ def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, pac
         if pkg.format == ("rpm" if rpm else "deb"):
             by_source.setdefault(advisory_source(pkg), []).append(pkg)
     versions_of: dict[str, list[tuple[str, list[Package]]]] = {}
-    for (name, version), binaries in by_source.items():
-        versions_of.setdefault(name, []).append((version, binaries))
+    for (name, version), members in by_source.items():
+        versions_of.setdefault(name, []).append((version, members))
     sources_wanted = sorted(versions_of)
     candidates: dict[str, list[str]] = {}
     for p in pending:
@@ -408,7 +408,7 @@ def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, pac
         best = max(entries, key=lambda e: (e[2] is not None, details[e[0]][3] or 0.0))
         advisory, _, severity, cvss, database = details[best[0]]
         fixed = best[2]
-        binaries = sorted(set().union(*(names_of[(source, version)] for _, version, _ in entries)))
+        binaries = sorted(set[str]().union(*(names_of[(source, version)] for _, version, _ in entries)))
         versions = sorted({version for _, version, _ in entries})
         pending_fixes = fixed is not None and all(
             any(compare(c, fixed) >= 0 for c in candidates.get(name, ()))

@@ -10,6 +10,8 @@ errors are reduced to facts; neither the password nor the command's environment 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import datetime
 import json
 import os
@@ -143,7 +145,8 @@ def _directory(repo: BackupRepository, mounts: Maybe[list[Mount]]) -> BackupRepo
     try:
         entries = sorted(os.scandir(repo.location), key=lambda e: e.name)
     except OSError as exc:
-        kind = "missing" if isinstance(exc, FileNotFoundError) else "denied" if isinstance(exc, PermissionError) else "invalid"
+        kind: Literal["missing", "denied", "invalid"] = (
+            "missing" if isinstance(exc, FileNotFoundError) else "denied" if isinstance(exc, PermissionError) else "invalid")
         return BackupRepoFacts("directory", repo.location, "none (plain files)", same, Unavailable(repo.location, kind, exc.strerror or str(exc)))
     snapshots = []
     for entry in entries:

@@ -102,7 +102,8 @@ def _socket_units(fs: RootFS) -> list[SocketUnit]:
             wants.update(listing if isinstance(listing, list) else [])
     units = []
     for name in SOCKET_UNITS:
-        main_path, texts = None, []
+        main_path: str | None = None
+        texts: list[str] = []
         for directory in UNIT_DIRS:
             path = f"{directory}/{name}"
             if fs.is_masked_unit(path):
@@ -167,8 +168,8 @@ def _domains(fs: RootFS, api_domains: list[Maybe[Domain]]) -> list[Maybe[Domain]
         key = item.uuid or item.name
         if item.running or key not in persistent or not persistent[key].running:
             persistent[key] = item
-    ordered: list[Maybe[Domain]] = sorted(persistent.values(), key=lambda d: (d.name, d.uuid))
-    return ordered + problems
+    ordered: list[Maybe[Domain]] = [*sorted(persistent.values(), key=lambda d: (d.name, d.uuid)), *problems]
+    return ordered
 
 
 def _networks(fs: RootFS, api_networks: list[Maybe[Network]]) -> list[Maybe[Network]]:

@@ -28,7 +28,7 @@ class ApiResult:
 
 def _collect(uri: str) -> ApiResult:
     try:
-        import libvirt  # type: ignore[import-not-found]
+        import libvirt
     except ImportError:
         return ApiResult(ApiFacts(uri, False, "libvirt-python is not installed (apt install python3-libvirt)", []))
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)

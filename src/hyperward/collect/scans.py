@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import re
 
@@ -27,9 +29,9 @@ def _local_addresses(fs: RootFS) -> list[str]:
     return sorted(out)
 
 
-def _leases(fs: RootFS) -> list[dict]:
+def _leases(fs: RootFS) -> list[dict[str, Any]]:
     listing = fs.listdir("/var/lib/libvirt/dnsmasq")
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for name in listing if isinstance(listing, list) else []:
         if name.endswith(".status"):
             text = fs.read_text(f"/var/lib/libvirt/dnsmasq/{name}", 4 * 1024 * 1024)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from typing import Literal
 
 from ..facts import PatchingFacts
 from ..model import Unavailable
@@ -27,7 +28,8 @@ def collect_vulnerabilities(patching: PatchingFacts, path: str | None, max_age_d
     try:
         conn = vulndb.open_read_only(path)
     except vulndb.DatabaseError as exc:
-        kind = "denied" if isinstance(exc, vulndb.DatabaseDenied) else "missing" if "no advisory database" in str(exc) else "invalid"
+        kind: Literal["missing", "denied", "invalid"] = (
+            "denied" if isinstance(exc, vulndb.DatabaseDenied) else "missing" if "no advisory database" in str(exc) else "invalid")
         return dataclasses.replace(patching, vulnerabilities=Unavailable(path, kind, str(exc).removeprefix(f"{path}: ")))
     try:
         state = patching.apt_state

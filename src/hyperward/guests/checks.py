@@ -5,6 +5,7 @@ guest's platform; a platform that cannot know a field leaves it None, and the ch
 from __future__ import annotations
 
 import dataclasses
+import functools
 import datetime
 import ipaddress
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterator
 from ..checks.backups import NO_BACKUP_SEEN, _age, _human, _newest, _repo_results, covers_guest
 from ..checks.nested import _host_nested
 from ..engine import check
-from ..facts import HostFacts
+from ..facts import BackupSnapshot, HostFacts
 from ..model import Result, Severity, Unavailable
 from ..platforms import registry
 from .model import Guest
@@ -364,6 +365,10 @@ def ksm_merging(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(g.label, "does not opt out: its memory is merged with other guests'").on(g.platform)
 
 
+def _covers(g: Guest, snapshot: BackupSnapshot) -> bool:
+    return covers_guest(snapshot, g.name, g.uuid or g.id)
+
+
 def _holds(device: str, source: str) -> bool:
     """Whether `device` is the disk `source` or one of its partitions (/dev/sdb1, /dev/nvme0n1p2,
     /dev/mmcblk0p1 of /dev/sdb, /dev/nvme0n1, /dev/mmcblk0); /dev/sdba is not a partition of /dev/sdb."""
@@ -474,7 +479,7 @@ def guest_backups(host: HostFacts) -> Iterator[Result]:
     yield from _repo_results(backups)
     limit = datetime.timedelta(hours=backups.guest_max_age_hours)
     for g in guests:
-        newest = _newest(backups, lambda s, g=g: covers_guest(s, g.name, g.uuid or g.id))
+        newest = _newest(backups, functools.partial(_covers, g))
         if newest is None:
             if g.platform in uncovered and g.id not in uncovered[g.platform]:
                 yield Result.passed(g.label, "covered by a backup job of its platform (its runs are judged there)").on(g.platform)

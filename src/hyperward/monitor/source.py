@@ -84,7 +84,7 @@ class LibvirtSource:
     _loop_lock = threading.Lock()
 
     def __init__(self, uri: str, timeout: float = CALL_TIMEOUT_S) -> None:
-        import libvirt  # type: ignore[import-not-found]
+        import libvirt
 
         self.libvirt = libvirt
         self.uri = uri
@@ -98,7 +98,7 @@ class LibvirtSource:
 
     @classmethod
     def _start_event_loop(cls) -> None:
-        import libvirt  # type: ignore[import-not-found]
+        import libvirt
 
         with cls._loop_lock:
             if cls._loop_started:
@@ -168,7 +168,7 @@ class LibvirtSource:
             name, uuid = name_uuid(dom)
             self._push(Event("device-removed", time.time(), name, uuid, {"device": alias}))
 
-        def graphics(_c: Any, dom: Any, phase: int, local: dict, remote: dict, scheme: str, subject: Any, _o: Any) -> None:
+        def graphics(_c: Any, dom: Any, phase: int, local: dict[str, Any], remote: dict[str, Any], scheme: str, subject: Any, _o: Any) -> None:
             name, uuid = name_uuid(dom)
             self._push(Event("graphics", time.time(), name, uuid, {
                 "phase": GRAPHICS_PHASE.get(phase, str(phase)),

@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Iterable
 
 from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database, require_regular
-from ..heartbeat import Heartbeat, read_heartbeat  # noqa: F401  (the monitor writes what heartbeat.py reads)
+from ..heartbeat import Heartbeat as Heartbeat, read_heartbeat as read_heartbeat  # the monitor writes what heartbeat.py reads
 from .alerts import Alert
 from .rates import RATE_COLUMNS, Rates
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ..textsafe import rich_text, visible
 from .alerts import human, iso
 from .rates import Rates
-from .store import Heartbeat, read_heartbeat
+from ..heartbeat import Heartbeat, read_heartbeat
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -103,7 +103,7 @@ def parse_osv(doc: Any) -> Record:
             if value is not None:
                 score = max(score or 0.0, value)
     label = label_for(score)
-    specific = doc.get("database_specific") if isinstance(doc.get("database_specific"), dict) else {}
+    specific: dict[str, Any] = doc["database_specific"] if isinstance(doc.get("database_specific"), dict) else {}
     if label is None and isinstance(specific.get("severity"), str):
         label = specific["severity"].lower()
     affected: list[Affected] = []
@@ -117,7 +117,7 @@ def parse_osv(doc: Any) -> Record:
         name = package.get("name")
         if eco is None or not isinstance(name, str):
             continue
-        specific_eco = item.get("ecosystem_specific") if isinstance(item.get("ecosystem_specific"), dict) else {}
+        specific_eco: dict[str, Any] = item["ecosystem_specific"] if isinstance(item.get("ecosystem_specific"), dict) else {}
         if label is None and isinstance(specific_eco.get("urgency"), str) and specific_eco["urgency"] in URGENCY:
             label = URGENCY[specific_eco["urgency"]]
         ranges = item.get("ranges") or []

@@ -8,11 +8,13 @@ the implementation apt itself runs. The pure-Python fallbacks follow dpkg's lib/
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 try:
-    import apt_pkg  # type: ignore[import-not-found]
+    import apt_pkg
 
     apt_pkg.init_system()
-    _APT_COMPARE = apt_pkg.version_compare
+    _APT_COMPARE: Callable[[str, str], int] | None = apt_pkg.version_compare
 except Exception:  # python3-apt missing or unusable: the fallback is exact too
     _APT_COMPARE = None
 
@@ -80,7 +82,7 @@ def deb_compare_py(a: str, b: str) -> int:
 def deb_compare(a: str, b: str) -> int:
     """-1, 0 or 1 as dpkg orders two Debian versions."""
     if _APT_COMPARE is not None:
-        result = _APT_COMPARE(a, b)
+        result = int(_APT_COMPARE(a, b))
         return (result > 0) - (result < 0)
     return deb_compare_py(a, b)
 

@@ -33,4 +33,4 @@ class Reporter(Protocol):
 def get_reporter(name: str) -> Reporter:
     if name not in FORMATS:
         raise ValueError(f"unknown format {name!r} (one of: {', '.join(FORMATS)})")
-    return importlib.import_module(FORMATS[name])  # type: ignore[return-value]
+    return importlib.import_module(FORMATS[name])
