@@ -52,3 +52,46 @@ def test_password_policy_without_any_pam_stack_is_unknown(tmp_path: pathlib.Path
     apply(root, {"etc/pam.d/common-password": None, "etc/security/pwquality.conf": None})
     assert _policy(scan(root, ["HV-AUTH-015"])) == [(Status.NOT_APPLICABLE,
         "password policy unknown: no /etc/pam.d/common-password, /etc/pam.d/system-auth or /etc/security/pwquality.conf")]
+
+
+def _iso014(report):
+    return [(f.result.resource, f.status, f.result.message, f.remediation) for f in report.findings if f.check_id == "HV-ISO-014"]
+
+
+WEAK_VM = "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)"
+
+
+def _virtiofs_weak(tmp_path: pathlib.Path, libvirt_version: str | None) -> pathlib.Path:
+    root = copy_root("weak", tmp_path, kvm_mode=0o666)
+    xml = root / "etc/libvirt/qemu/weak-vm.xml"
+    xml.write_text(xml.read_text().replace("<driver type='path'/>\n      <source dir='/'/>", "<driver type='virtiofs'/>\n      <source dir='/'/>"))
+    status = root / "var/lib/dpkg/status"
+    if libvirt_version is not None:
+        status.write_text(status.read_text().replace("Version: 9.0.0-4+deb12u2", f"Version: {libvirt_version}"))
+    return root
+
+
+def test_virtiofs_share_fix_fits_libvirt_9(tmp_path: pathlib.Path):
+    """Debian 12's libvirt 9.0 refuses <readonly/> on virtiofs: the fix must not suggest it."""
+    [(resource, status, message, fix)] = _iso014(scan(_virtiofs_weak(tmp_path, None), ["HV-ISO-014"]))
+    assert (resource, status) == (WEAK_VM, Status.FAIL)
+    assert message == ("/ -> hostroot: shares a host system directory; / -> hostroot: writable (virtiofs); "
+                       "/ -> hostroot: accessmode passthrough with QEMU running as root")
+    assert fix == ("libvirt 9.0.0 cannot make a virtiofs share read-only (<readonly/> for virtiofs needs libvirt 11.0.0): "
+                   "share a dedicated directory that holds only what the guest may change, or use 9p (<driver type='path'/>, "
+                   "accessmode='mapped') with <readonly/>, or bind-mount the directory read-only on the host (mount --bind -o ro) "
+                   "and share that")
+
+
+def test_virtiofs_share_fix_on_libvirt_11_uses_readonly(tmp_path: pathlib.Path):
+    [(_, status, _, fix)] = _iso014(scan(_virtiofs_weak(tmp_path, "11.3.0-3"), ["HV-ISO-014"]))
+    assert status is Status.FAIL
+    assert fix == ("add <readonly/> to the virtiofs <filesystem> (libvirt 11.3.0 supports it), and share a dedicated directory, "
+                   "never /, /etc, /home or /var/lib/libvirt")
+
+
+def test_9p_share_fix_is_the_readonly_element(tmp_path: pathlib.Path):
+    root = copy_root("weak", tmp_path, kvm_mode=0o666)
+    [(_, status, _, fix)] = _iso014(scan(root, ["HV-ISO-014"]))
+    assert status is Status.FAIL
+    assert fix.startswith("share a dedicated directory read-only (libvirt: <readonly/> in the <filesystem>;")
