@@ -87,7 +87,6 @@ WEAK_FAILURES = {
     ("HV-AUTH-005", "libvirtd.conf:auth_unix_rw"),
     ("HV-AUTH-006", "libvirtd-admin.socket"),
     ("HV-AUTH-006", "libvirtd.conf:auth_unix_ro"),
-    ("HV-AUTH-006", "libvirtd.conf:unix_sock_admin_perms"),
     ("HV-AUTH-007", "kvm:alice"),
     ("HV-AUTH-007", "kvm:bob"),
     ("HV-AUTH-007", "kvm:carol"),

@@ -95,3 +95,41 @@ def test_9p_share_fix_is_the_readonly_element(tmp_path: pathlib.Path):
     [(_, status, _, fix)] = _iso014(scan(root, ["HV-ISO-014"]))
     assert status is Status.FAIL
     assert fix.startswith("share a dedicated directory read-only (libvirt: <readonly/> in the <filesystem>;")
+
+
+def _auth006(report):
+    return {f.result.resource: (f.status, f.result.message) for f in report.findings if f.check_id == "HV-AUTH-006"}
+
+
+def test_socket_activated_admin_mode_is_the_units_not_libvirtd_conf(tmp_path: pathlib.Path):
+    """Debian enables libvirtd-admin.socket: systemd creates the socket with the unit's SocketMode
+    (here a drop-in's 0666), and libvirtd.conf's unix_sock_admin_perms = "0777" is never used."""
+    root = copy_root("weak", tmp_path, kvm_mode=0o666)
+    results = _auth006(scan(root, ["HV-AUTH-006"]))
+    assert results == {
+        "libvirtd-admin.socket": (Status.FAIL, "SocketMode=0666: the admin socket is open beyond root"),
+        "libvirtd.conf:auth_unix_ro": (Status.FAIL, 'auth_unix_ro = "none" (/etc/libvirt/libvirtd.conf), libvirtd-ro.socket '
+                                       "SocketMode=0666 (socket activation: unix_sock_ro_perms is not used): any local user "
+                                       "reads every guest definition"),
+    }
+
+
+def test_socket_activated_admin_unit_at_0600_passes_whatever_libvirtd_conf_says(tmp_path: pathlib.Path):
+    root = copy_root("weak", tmp_path, kvm_mode=0o666)
+    apply(root, {"etc/systemd/system/libvirtd-admin.socket.d/override.conf": None})
+    results = _auth006(scan(root, ["HV-AUTH-006"]))
+    assert results["libvirtd-admin.socket"] == (Status.PASS, "SocketMode=0600: the admin socket is root's alone")
+    assert "libvirtd.conf:unix_sock_admin_perms" not in results
+
+
+def test_without_socket_activation_libvirtd_conf_perms_are_judged(tmp_path: pathlib.Path):
+    root = copy_root("weak", tmp_path, kvm_mode=0o666)
+    apply(root, {f"etc/systemd/system/sockets.target.wants/{u}": None for u in ("libvirtd.socket", "libvirtd-admin.socket", "libvirtd-ro.socket")})
+    results = _auth006(scan(root, ["HV-AUTH-006"]))
+    assert results == {
+        "libvirtd.conf:unix_sock_admin_perms": (Status.FAIL, 'unix_sock_admin_perms = "0777" (/etc/libvirt/libvirtd.conf): '
+                                                "others can reach the admin interface"),
+        "libvirtd.conf:auth_unix_ro": (Status.FAIL, 'auth_unix_ro = "none" (/etc/libvirt/libvirtd.conf), unix_sock_ro_perms = "0777" '
+                                       "(default assumed, /etc/libvirt/libvirtd.conf does not set it): any local user reads every "
+                                       "guest definition"),
+    }
