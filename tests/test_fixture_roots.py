@@ -147,7 +147,6 @@ WEAK_FAILURES = {
     ("HV-ISO-016", "/var/lib/libvirt/images/shared-scratch.img"),
     ("HV-ISO-017", WEAK_VM),
     ("HV-ISO-018", WEAK_VM),
-    ("HV-ISO-019", "/var/lib/libvirt/qemu/dump"),
     ("HV-ISO-019", "qemu.conf:dump_guest_core"),
     ("HV-ISO-019", WEAK_VM),
     ("HV-ISO-020", "qemu.conf:stdio_handler"),

@@ -133,3 +133,14 @@ def test_without_socket_activation_libvirtd_conf_perms_are_judged(tmp_path: path
                                        "(default assumed, /etc/libvirt/libvirtd.conf does not set it): any local user reads every "
                                        "guest definition"),
     }
+
+
+def test_memory_state_directories_are_judged_once(tmp_path: pathlib.Path):
+    """Issue 23: /var/lib/libvirt/qemu/save at 0755 passed HV-ISO-009 and failed HV-BAK-004, and the
+    dump directory was judged by HV-ISO-019 too. Now HV-BAK-004 alone judges them."""
+    root = copy_root("weak", tmp_path, kvm_mode=0o666)
+    report = scan(root, ["HV-ISO-009", "HV-ISO-019", "HV-BAK-004"])
+    state = ("/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot", "/var/lib/libvirt/qemu/dump")
+    judged = sorted((f.check_id, f.result.resource, f.status.value) for f in report.findings if f.result.resource in state)
+    assert judged == [("HV-BAK-004", "/var/lib/libvirt/qemu/dump", "fail"), ("HV-BAK-004", "/var/lib/libvirt/qemu/save", "fail"),
+                      ("HV-BAK-004", "/var/lib/libvirt/qemu/snapshot", "fail")]
