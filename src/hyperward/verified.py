@@ -23,4 +23,8 @@ def verified(check_id: str) -> str:
     from .catalog import catalog
 
     entry = catalog().get(check_id)
-    return f"passes when: {entry.passes_when}" if entry else "passed"
+    if entry is None:
+        return "passed"
+    from .shorthand import expand
+
+    return f"passes when: {expand(entry.passes_when)}"
