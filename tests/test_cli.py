@@ -74,7 +74,7 @@ def test_text_report_groups_worst_first_with_fixes(weak):
 
 def test_json_report_schema(weak):
     report = json.loads(hyperward("scan", "--root", str(weak), "--format", "json").stdout)
-    assert report["tool"] == "hyperward" and report["schema"] == 1 and report["root"] == str(weak)
+    assert report["tool"] == "hyperward" and report["schema"] == 2 and report["root"] == str(weak)
     first = report["results"][0]
     assert set(first) >= {"id", "title", "category", "severity", "status", "resource", "message", "remediation"}
     assert first["severity"] == "critical" and first["status"] == "fail"

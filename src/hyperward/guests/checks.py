@@ -13,7 +13,7 @@ from ..checks.backups import NO_BACKUP_SEEN, _age, _human, _newest, _repo_result
 from ..checks.nested import _host_nested
 from ..engine import check
 from ..facts import HostFacts
-from ..model import Result, Severity, Status, Unavailable
+from ..model import Details, Result, Severity, Status, Unavailable
 from ..platforms import registry
 from .model import Guest
 
@@ -39,6 +39,11 @@ def no_guests_reason(host: HostFacts) -> str:
     return "; ".join(f"{known[name].title}: {why}" for name, why in reasons)
 
 
+def guest_details(guest: Guest) -> Details:
+    """The guest a result is about, as fields: its name, its platform's id and its UUID where known."""
+    return {"guest": guest.name, "guest_id": guest.id, "guest_uuid": guest.uuid, "platform": guest.platform}
+
+
 def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool] | None = None,
                none_reason: str = "") -> Iterator[Result]:
     """One result per guest: fail with every problem the judge found, or pass; unreadable
@@ -56,14 +61,15 @@ def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool
             continue
         judged += 1
         verdict = judge(guest)
+        about = guest_details(guest)
         if isinstance(verdict, Result):
-            yield dataclasses.replace(verdict, resource=guest.label).on(guest.platform)
+            yield dataclasses.replace(verdict, resource=guest.label).on(guest.platform).with_details(**about)
             continue
         problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
         if problems:
-            yield Result.fail(guest.label, "; ".join(problems), severity=severity).on(guest.platform)
+            yield Result.fail(guest.label, "; ".join(problems), severity=severity, details={**about, "problems": problems}).on(guest.platform)
         else:
-            yield Result.passed(guest.label).on(guest.platform)
+            yield Result.passed(guest.label, details=about).on(guest.platform)
     if not judged and not bad:
         yield Result.not_applicable(none_reason or "no guest uses this feature")
 
