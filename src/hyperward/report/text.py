@@ -11,7 +11,7 @@ from rich.text import Text
 
 from .. import __version__
 from ..engine import ScanReport, sort_key
-from ..model import Finding, Severity, Status
+from ..model import Category, Finding, Severity, Status
 from ..textsafe import visible
 from ..verified import verified
 from . import RenderOptions
@@ -66,7 +66,7 @@ def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) 
         console.print(f"  ... {len(rows) - 40} more (hyperward reach)")
 
 
-def _category_rank(findings: list[Finding]) -> tuple:
+def _category_rank(findings: list[Finding]) -> tuple[int, int, str, str]:
     return min(sort_key(f) for f in findings)
 
 
@@ -179,7 +179,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         console.print(header, soft_wrap=True)
         _privilege_note(console, report)
         shown = [f for f in report.findings if options.verbose or f.status in SHOWN_BY_DEFAULT]
-        by_category: dict = {}
+        by_category: dict[Category, list[Finding]] = {}
         for f in shown:
             by_category.setdefault(f.meta.category, []).append(f)
         for category, findings in sorted(by_category.items(), key=lambda kv: _category_rank(kv[1])):
