@@ -96,11 +96,12 @@ def test_normal_user_is_told_once_up_front(world_tmp: pathlib.Path):
     assert len(note) == 1, out
     first_category = next(i for i, line in enumerate(lines) if line and not line.startswith((" ", "hyperward ", "Not run", "lacked")))
     assert note[0] < first_category
-    said = lines[note[0]]
+    end = next(i for i, line in enumerate(lines) if line.startswith("lacked privilege"))
+    said = " ".join(line.strip() for line in lines[note[0]:end])
     assert said.startswith("Not run as root: 3 checks (4 results) could not read their input and are errors, not verdicts. "
                            "As root they also read "), said
     assert "/etc/shadow, /etc/sudoers" in said
-    assert lines[note[0] + 1] == "lacked privilege (run as root for these): HV-AUTH-015, HV-IDS-006, HV-VULN-001"
+    assert lines[end] == "lacked privilege (run as root for these): HV-AUTH-015, HV-IDS-006, HV-VULN-001"
     assert out.count("lacked privilege") == 1
     assert "/etc/shadow: /etc/shadow" not in out
     for line in lines:

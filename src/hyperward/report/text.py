@@ -149,8 +149,8 @@ def _privilege_note(console: Console, report: ScanReport) -> None:
     paths = list(dict.fromkeys(_denied_path(f) for f in errors))
     shown = ", ".join(visible(p) for p in paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
     console.print(Text(f"Not run as root: {len(lacking)} checks ({len(errors)} results) could not read their input and are "
-                       f"errors, not verdicts. As root they also read {shown}.", style="yellow"), soft_wrap=True)
-    console.print(Text(f"lacked privilege (run as root for these): {', '.join(lacking)}", style="yellow"), soft_wrap=True)
+                       f"errors, not verdicts. As root they also read {shown}.", style="yellow"))
+    console.print(Text(f"lacked privilege (run as root for these): {', '.join(lacking)}", style="yellow"))
 
 
 def _denied_path(f: Finding) -> str:
