@@ -21,12 +21,19 @@ WHY = {
     "HV-BAK-001": "issue 12: no backup hyperward can see is a finding, not 'not applicable'",
     "HV-BAK-002": "issue 12: no backup hyperward can see is a finding, per guest",
     "HV-SCAN-001": "issue 12: no scan history hyperward can see is a finding",
+    "HV-AUTH-006": "issue 12: under socket activation the -admin.socket unit's SocketMode is the admin socket's mode; "
+                   "libvirtd.conf's unix_sock_admin_perms is not used, so the unit is judged (pass or fail), not the key",
+    "HV-ISO-009": "issue 23: one fact, one verdict: the memory-state directories (save, snapshot, dump) are judged by "
+                  "HV-BAK-004 alone (0755 passed here and failed there)",
+    "HV-ISO-019": "issue 23: the dump directory's mode is judged by HV-BAK-004 alone (HV-ISO-019 keeps dump_guest_core and dumpCore)",
     "HV-FW-003": "issue 12: the weak root has no /proc/sys/net, so br_netfilter's state is unknown, not 'not loaded'",
 }
 
 #: (root, check, resource) -> (status before or None when the row is new, status now or None when
 #: the row is gone, why)
 DIVERGENCES: dict[tuple[str, str, str], tuple[str | None, str | None, str]] = {
+    ('hardened', 'HV-AUTH-006', 'libvirtd-admin.socket'): (None, 'pass', WHY['HV-AUTH-006']),
+    ('hardened', 'HV-AUTH-006', 'libvirtd.conf:unix_sock_admin_perms'): ('pass', None, WHY['HV-AUTH-006']),
     ('hardened', 'HV-AUTH-013', 'sshd:Ciphers'): ('pass', None, WHY['HV-AUTH-013']),
     ('hardened', 'HV-AUTH-013', 'sshd:KexAlgorithms'): ('pass', None, WHY['HV-AUTH-013']),
     ('hardened', 'HV-AUTH-013', 'sshd:MACs'): ('pass', None, WHY['HV-AUTH-013']),
@@ -39,6 +46,7 @@ DIVERGENCES: dict[tuple[str, str, str], tuple[str | None, str | None, str]] = {
     ('hardened', 'HV-BAK-002', 'host'): ('not_applicable', None, WHY['HV-BAK-002']),
     ('hardened', 'HV-BAK-002', 'sev-vm (0b9d7c3e-5f21-4a8b-9c6d-2e4f6a8b0c1d)'): (None, 'fail', WHY['HV-BAK-002']),
     ('hardened', 'HV-SCAN-001', 'host'): ('not_applicable', 'fail', WHY['HV-SCAN-001']),
+    ('weak', 'HV-AUTH-006', 'libvirtd.conf:unix_sock_admin_perms'): ('fail', None, WHY['HV-AUTH-006']),
     ('weak', 'HV-AUTH-013', 'sshd:Ciphers'): ('pass', None, WHY['HV-AUTH-013']),
     ('weak', 'HV-AUTH-013', 'sshd:KexAlgorithms'): ('fail', None, WHY['HV-AUTH-013']),
     ('weak', 'HV-AUTH-013', 'sshd:MACs'): ('fail', None, WHY['HV-AUTH-013']),
@@ -54,6 +62,14 @@ DIVERGENCES: dict[tuple[str, str, str], tuple[str | None, str | None, str]] = {
     ('weak', 'HV-FW-003', 'net.bridge.bridge-nf-call-ip6tables'): ('pass', None, WHY['HV-FW-003']),
     ('weak', 'HV-FW-003', 'net.bridge.bridge-nf-call-iptables'): ('pass', None, WHY['HV-FW-003']),
     ('weak', 'HV-SCAN-001', 'host'): ('not_applicable', 'fail', WHY['HV-SCAN-001']),
+    ('hardened', 'HV-ISO-009', '/var/lib/libvirt/qemu/dump'): ('pass', None, WHY['HV-ISO-009']),
+    ('hardened', 'HV-ISO-009', '/var/lib/libvirt/qemu/save'): ('pass', None, WHY['HV-ISO-009']),
+    ('hardened', 'HV-ISO-009', '/var/lib/libvirt/qemu/snapshot'): ('pass', None, WHY['HV-ISO-009']),
+    ('hardened', 'HV-ISO-019', '/var/lib/libvirt/qemu/dump'): ('pass', None, WHY['HV-ISO-019']),
+    ('weak', 'HV-ISO-009', '/var/lib/libvirt/qemu/dump'): ('pass', None, WHY['HV-ISO-009']),
+    ('weak', 'HV-ISO-009', '/var/lib/libvirt/qemu/save'): ('pass', None, WHY['HV-ISO-009']),
+    ('weak', 'HV-ISO-009', '/var/lib/libvirt/qemu/snapshot'): ('pass', None, WHY['HV-ISO-009']),
+    ('weak', 'HV-ISO-019', '/var/lib/libvirt/qemu/dump'): ('fail', None, WHY['HV-ISO-019']),
 }
 
 

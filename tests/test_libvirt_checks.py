@@ -106,7 +106,8 @@ CONFIG_CASES = [
     ("vnc-listen-any", "HV-AUTH-010", QEMU_CONF, 'vnc_listen = "0.0.0.0"\n', {"qemu.conf:vnc_listen"}),
     ("tcp-sasl-is-fine", "HV-AUTH-001", LIBVIRTD_CONF, 'listen_tcp = 1\nauth_tcp = "sasl"\n', set()),
     ("no-verify", "HV-AUTH-002", LIBVIRTD_CONF, "tls_no_verify_certificate = 1\n", {"libvirtd.conf:tls_no_verify_certificate"}),
-    ("admin-perms", "HV-AUTH-006", LIBVIRTD_CONF, 'unix_sock_admin_perms = "0770"\n', {"libvirtd.conf:unix_sock_admin_perms"}),
+    # Debian's sockets are socket-activated: systemd makes them with the unit's SocketMode, the key is not used
+    ("admin-perms-unused-under-activation", "HV-AUTH-006", LIBVIRTD_CONF, 'unix_sock_admin_perms = "0770"\n', set()),
     ("rw-none-0600", "HV-AUTH-005", LIBVIRTD_CONF, 'auth_unix_rw = "none"\nunix_sock_rw_perms = "0600"\n', {"libvirtd.conf:auth_unix_rw"}),
     ("no-access-driver", "HV-AUTH-008", LIBVIRTD_CONF, "access_drivers = [ ]\n", {"libvirtd.conf:access_drivers"}),
     ("audit-off", "HV-IDS-003", LIBVIRTD_CONF, "audit_level = 0\n", {"libvirtd.conf:audit_level"}),
@@ -236,8 +237,9 @@ def test_no_libvirt_means_not_applicable_not_errors(hardened):
 def test_world_writable_state_directory_and_readable_image(hardened):
     os.chmod(hardened / "var/lib/libvirt/qemu/save", 0o777)
     os.chmod(hardened / "var/lib/libvirt/images/hardened-vm.qcow2", 0o644)
-    assert failing(scan(hardened, only=["HV-ISO-009"])) == {
-        ("HV-ISO-009", "/var/lib/libvirt/qemu/save"),
+    # the memory-state directory is judged once, by HV-BAK-004 (issue 23: one fact, one verdict)
+    assert failing(scan(hardened, only=["HV-ISO-009", "HV-BAK-004"])) == {
+        ("HV-BAK-004", "/var/lib/libvirt/qemu/save"),
         ("HV-ISO-009", "/var/lib/libvirt/images/hardened-vm.qcow2"),
     }
 

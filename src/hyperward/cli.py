@@ -284,7 +284,13 @@ def _explanation(cid: str) -> str:
     if registered and registered.meta.rationale:
         lines += ["Rationale:", *("  " + line for line in registered.meta.rationale.splitlines()), ""]
     fix = registered.meta.fix if registered and registered.meta.fix else entry.remediation
-    lines += [f"Detection:     {entry.detection}", f"Passes when:   {entry.passes_when}", f"Remediation:   {fix}"]
+    from .shorthand import DOMAIN_XML, DOMAIN_XML_SOURCES, expand
+
+    detection, passes = expand(entry.detection), expand(entry.passes_when)
+    lines.append(f"Detection:     {detection}")
+    if DOMAIN_XML in detection + passes:
+        lines.append(f"               ({DOMAIN_XML_SOURCES})")
+    lines += [f"Passes when:   {passes}", f"Remediation:   {fix}"]
     references = list(registered.meta.references) if registered else []
     if entry.sources:
         references.append(f"primary sources: {entry.sources}")

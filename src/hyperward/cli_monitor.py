@@ -16,7 +16,7 @@ from . import safefile
 from .config import Config, ConfigError, MonitorConfig, load_config
 from .paths import data_file
 from .safefile import Ownership
-from .textsafe import rich_text, visible
+from .textsafe import visible
 
 DEFAULT_URI = "qemu:///system"
 

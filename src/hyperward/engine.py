@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from collections.abc import Callable, Iterable, Iterator
 
 from .catalog import catalog
+from .details import enrich
 from .platforms import registry as platform_registry
 from .facts import HostFacts
 
@@ -208,6 +209,7 @@ def run_checks(
         except Exception as exc:  # one broken check must not stop the audit
             results = [Result.error(f"check failed: {type(exc).__name__}: {exc}")]
         for result in results:
+            result = enrich(result)
             severity = result.severity or meta.severity_for(profile)
             status, reason = result.status, None
             if status is Status.FAIL:

@@ -573,6 +573,8 @@ class AccessFacts:
     nopasswd_all: Maybe[list[SudoRule]]
     pwquality: Maybe[dict[str, str]]
     login_defs: Maybe[dict[str, str]]
+    #: the password-changing stack (/etc/pam.d/common-password, or system-auth): module -> its arguments
+    password_modules: Maybe[dict[str, str]] = Unavailable("/etc/pam.d/common-password", "missing", "not collected")
 
 
 # --- intrusion detection, logging, time ------------------------------------------------------

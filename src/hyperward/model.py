@@ -108,6 +108,10 @@ def is_missing(value: object) -> bool:
 
 HOST = "host"
 
+#: a value in a result's structured details: what a SIEM or a script reads without parsing the message
+Detail = str | int | float | bool | None | list[str]
+Details = dict[str, Detail]
+
 
 @dataclass(frozen=True)
 class Result:
@@ -121,14 +125,20 @@ class Result:
     needs_privilege: bool = False
     #: the hypervisor platform the resource belongs to ("libvirt", "proxmox"), for guest results
     platform: str | None = None
+    #: the facts behind the verdict as fields (cve, package, installed, file, key, line, guest...)
+    details: Details = field(default_factory=dict)
 
     def on(self, platform: str) -> Result:
         """The same result, naming the platform its resource belongs to."""
-        return dataclasses.replace(self, platform=platform)
+        return dataclasses.replace(self, platform=platform, details={"platform": platform, **self.details})
+
+    def with_details(self, **details: Detail) -> Result:
+        """The same result with more details; a key the result already has keeps its value."""
+        return dataclasses.replace(self, details={**details, **self.details})
 
     @classmethod
-    def passed(cls, resource: str = HOST, message: str = "") -> Result:
-        return cls(Status.PASS, resource, message)
+    def passed(cls, resource: str = HOST, message: str = "", *, details: Details | None = None) -> Result:
+        return cls(Status.PASS, resource, message, details=dict(details or {}))
 
     @classmethod
     def fail(
@@ -138,25 +148,29 @@ class Result:
         *,
         severity: Severity | None = None,
         remediation: str | None = None,
+        details: Details | None = None,
     ) -> Result:
-        return cls(Status.FAIL, resource, message, severity, remediation)
+        return cls(Status.FAIL, resource, message, severity, remediation, details=dict(details or {}))
 
     @classmethod
-    def not_applicable(cls, reason: str, resource: str = HOST) -> Result:
-        return cls(Status.NOT_APPLICABLE, resource, reason)
+    def not_applicable(cls, reason: str, resource: str = HOST, *, details: Details | None = None) -> Result:
+        return cls(Status.NOT_APPLICABLE, resource, reason, details=dict(details or {}))
 
     @classmethod
-    def error(cls, message: str, resource: str = HOST, *, needs_privilege: bool = False) -> Result:
-        return cls(Status.ERROR, resource, message, needs_privilege=needs_privilege)
+    def error(cls, message: str, resource: str = HOST, *, needs_privilege: bool = False, details: Details | None = None) -> Result:
+        return cls(Status.ERROR, resource, message, needs_privilege=needs_privilege, details=dict(details or {}))
 
     @classmethod
     def unavailable(cls, fact: Unavailable, resource: str = HOST) -> Result:
-        """Missing input is not applicable; unreadable or garbage input is an error, never a pass."""
+        """Missing input is not applicable; unreadable or garbage input is an error, never a pass.
+        The message names the path (it stands alone in JSON); the text report prints it once."""
+        said = fact.describe()
+        details: Details = {"file": fact.path}
         if fact.kind == "missing":
-            return cls.not_applicable(fact.describe(), resource)
+            return cls.not_applicable(said, resource, details=details)
         if fact.kind == "denied":
-            return cls.error(f"{fact.describe()} (run as root)", resource, needs_privilege=True)
-        return cls.error(fact.describe(), resource)
+            return cls.error(f"{said} (run as root)", resource, needs_privilege=True, details=details)
+        return cls.error(said, resource, details=details)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..facts import Domain, HostFacts, LibvirtConfig, Maybe, QemuProcess, SocketOwner
-from ..model import Result, Severity, Unavailable, is_missing
+from ..model import Details, Result, Severity, Unavailable, is_missing
 from ..parsers.libvirt_defaults import (
     LIBVIRTD_CONF_DEFAULTS,
     QEMU_CONF_DEFAULTS,
@@ -111,14 +111,15 @@ def each_domain(host: HostFacts, judge: Judge, *, applies: Callable[[Domain], bo
             continue
         judged += 1
         verdict = judge(domain)
+        about: Details = {"guest": domain.name, "guest_id": domain.uuid or domain.name, "guest_uuid": domain.uuid or None, "platform": "libvirt"}
         if isinstance(verdict, Result):
-            yield dataclasses.replace(verdict, resource=domain.label)
+            yield dataclasses.replace(verdict, resource=domain.label).with_details(**about)
             continue
         problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
         if problems:
-            yield Result.fail(domain.label, "; ".join(problems), severity=severity)
+            yield Result.fail(domain.label, "; ".join(problems), severity=severity, details={**about, "problems": problems})
         else:
-            yield Result.passed(domain.label)
+            yield Result.passed(domain.label, details=about)
     if not judged and not bad:
         yield Result.not_applicable(none_reason or "no domain uses this feature")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..engine import check
-from ..facts import HostFacts, SshFacts
-from ..model import Result, Unavailable
+from ..facts import AccessFacts, HostFacts, SshFacts
+from ..model import Result, Unavailable, is_missing
 from ..parsers.auth_files import WEAK_SCHEMES
 from ..parsers.sshd import DEFAULTS, resolve_algorithms, weak_algorithms
 
@@ -17,6 +17,64 @@ NAMES = {"permitrootlogin": "PermitRootLogin", "passwordauthentication": "Passwo
          "usepam": "UsePAM"}
 NO_LOGIN_SHELLS = ("/usr/sbin/nologin", "/sbin/nologin", "/bin/false", "/usr/bin/false", "")
 MIN_PASSWORD_LENGTH = 12
+#: pam_unix(8): "minlen=n ... The default value is 6", enforced with `obscure` (Debian's stock rule)
+PAM_UNIX_MINLEN = 6
+#: libpwquality's compiled default minlen (pwquality.conf(5))
+PWQUALITY_MINLEN = 8
+QUALITY_MODULES = ("pam_pwquality", "pam_cracklib")
+
+
+def _arg(args: str, name: str) -> str | None:
+    for word in args.split():
+        if word.startswith(f"{name}="):
+            return word.split("=", 1)[1]
+    return None
+
+
+def _length_verdict(minlen: int, how: str) -> Result:
+    if minlen < MIN_PASSWORD_LENGTH:
+        return Result.fail("password policy", f"{how}: passwords of {minlen} characters are accepted (shorter than {MIN_PASSWORD_LENGTH})")
+    return Result.passed("password policy", how)
+
+
+def _password_length(access: AccessFacts) -> Result:
+    """The shortest password a passwd change accepts, from the module that enforces it: pam_pwquality
+    (its minlen= argument, else pwquality.conf, else libpwquality's 8), else pam_unix's own check."""
+    stack = access.password_modules
+    quality = access.pwquality
+    if isinstance(stack, Unavailable) and not is_missing(stack):
+        return Result.unavailable(stack, "password policy")
+    modules = stack if isinstance(stack, dict) else {}
+    where = "/etc/pam.d/common-password" if not isinstance(stack, Unavailable) else stack.path
+    checker = next((m for m in QUALITY_MODULES if m in modules), None)
+    if checker is not None or (isinstance(stack, Unavailable) and isinstance(quality, dict)):
+        argument = _arg(modules.get(checker or "", ""), "minlen")
+        if argument is None and isinstance(quality, Unavailable) and not is_missing(quality):
+            return Result.unavailable(quality, "password policy")
+        conf = quality if isinstance(quality, dict) else {}
+        value, source = (argument, f"{checker}.so minlen={argument} ({where})") if argument is not None else (
+            (conf["minlen"], f"pwquality minlen {conf['minlen']} (/etc/security/pwquality.conf)") if "minlen" in conf
+            else (str(PWQUALITY_MINLEN), f"pwquality minlen {PWQUALITY_MINLEN} (libpwquality's default; /etc/security/pwquality.conf does not set it)"))
+        try:
+            minlen = int(value)
+        except ValueError:
+            minlen = 0
+        return _length_verdict(minlen, source)
+    if isinstance(stack, Unavailable):
+        return Result.not_applicable("password policy unknown: no /etc/pam.d/common-password, /etc/pam.d/system-auth or /etc/security/pwquality.conf", "password policy")
+    unix = modules.get("pam_unix")
+    if unix is not None:
+        argument = _arg(unix, "minlen")
+        if argument is not None:
+            try:
+                minlen = int(argument)
+            except ValueError:
+                minlen = 0
+            return _length_verdict(minlen, f"pam_unix.so minlen={argument} ({where}), no pam_pwquality")
+        if "obscure" in unix.split():
+            return _length_verdict(PAM_UNIX_MINLEN, f"pam_unix.so obscure ({where}) without minlen= or pam_pwquality: "
+                                                    f"pam_unix's default minimum of {PAM_UNIX_MINLEN} characters")
+    return Result.fail("password policy", f"{where}: no pam_pwquality, and pam_unix without obscure or minlen=: no minimum password length is enforced")
 
 
 def _value(ssh: SshFacts, key: str) -> tuple[str, str]:
@@ -187,21 +245,7 @@ def local_accounts(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(f"sudo {rule.who}", f"{rule.file}:{rule.line}: NOPASSWD for ALL commands")
         if not rules:
             yield Result.passed("sudoers", "no passwordless rule for ALL commands")
-    quality = access.pwquality
-    if isinstance(quality, Unavailable):
-        if quality.kind == "missing":
-            yield Result.fail("password policy", "no /etc/security/pwquality.conf (libpam-pwquality not installed): passwords of any length are accepted")
-        else:
-            yield Result.unavailable(quality, "/etc/security/pwquality.conf")
-    else:
-        try:
-            minlen = int(quality.get("minlen", "8"))
-        except ValueError:
-            minlen = 0
-        if minlen < MIN_PASSWORD_LENGTH:
-            yield Result.fail("password policy", f"pwquality minlen {minlen}{' (default)' if 'minlen' not in quality else ''}: shorter than {MIN_PASSWORD_LENGTH}")
-        else:
-            yield Result.passed("password policy", f"pwquality minlen {minlen}")
+    yield _password_length(access)
     defs = access.login_defs
     if isinstance(defs, dict):
         method = defs.get("ENCRYPT_METHOD", "DES").upper()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..engine import check
-from ..facts import Domain, FileNode, HostFacts, TlsCertificate
+from ..facts import Domain, FileNode, HostFacts, SocketUnit, TlsCertificate
 from ..model import Result, Severity, Unavailable
 from ._libvirt import (
     REMOTE_CONFIGS,
@@ -180,36 +180,79 @@ def unix_rw_auth(host: HostFacts) -> Iterator[Result]:
 
 
 @check("HV-AUTH-006",
-    fix="restore unix_sock_admin_perms = \"0700\" (SocketMode=0600 on *-admin.socket); auth_unix_ro = \"polkit\" or a restrictive unix_sock_ro_perms",
+    fix="with socket activation (Debian's default) set SocketMode=0600 on *-admin.socket in a drop-in (systemctl edit libvirtd-admin.socket), "
+        "otherwise unix_sock_admin_perms = \"0700\"; keep auth_unix_ro = \"polkit\", or restrict the -ro socket's SocketMode (unix_sock_ro_perms without activation)",
     references=("libvirt src/remote/libvirtd.conf.in unix_sock_admin_perms, auth_unix_ro",),
 )
 def admin_ro_sockets(host: HostFacts) -> Iterator[Result]:
     """The admin socket reconfigures the daemon itself (logging, clients); the read-only socket
-    discloses every guest's definition."""
+    discloses every guest's definition. Under socket activation systemd creates the sockets, so
+    the .socket unit's SocketMode (after drop-ins) is the mode, and the unix_sock_*_perms keys of
+    the daemon's configuration are not used (libvirtd.conf says so): the unit is judged then."""
 
     def judge(name: str, settings: dict[str, Any]) -> Iterator[Result]:
-        admin = daemon_setting(name, settings, "unix_sock_admin_perms")
-        mode = as_mode(admin.value)
-        if mode is None or mode & 0o077:
-            yield Result.fail(f"{name}:unix_sock_admin_perms", f"{admin.describe()}: others can reach the admin interface")
-        else:
-            yield Result.passed(f"{name}:unix_sock_admin_perms", admin.describe())
+        daemon = name.removesuffix(".conf")
+        admin_unit = _activating_unit(host, daemon, "admin")
+        if admin_unit is None:
+            admin = daemon_setting(name, settings, "unix_sock_admin_perms")
+            mode = as_mode(admin.value)
+            if mode is None or mode & 0o077:
+                yield Result.fail(f"{name}:unix_sock_admin_perms", f"{admin.describe()}: others can reach the admin interface")
+            else:
+                yield Result.passed(f"{name}:unix_sock_admin_perms", admin.describe())
         ro_auth = daemon_setting(name, settings, "auth_unix_ro")
-        ro_perms = daemon_setting(name, settings, "unix_sock_ro_perms")
-        ro_mode = as_mode(ro_perms.value)
+        ro_unit = _activating_unit(host, daemon, "ro")
+        if ro_unit is not None:
+            ro_mode = as_mode(ro_unit.socket_mode or SYSTEMD_SOCKET_MODE)
+            ro_where = _unit_mode(ro_unit) + " (socket activation: unix_sock_ro_perms is not used)"
+        else:
+            ro_perms = daemon_setting(name, settings, "unix_sock_ro_perms")
+            ro_mode = as_mode(ro_perms.value)
+            ro_where = ro_perms.describe()
         if ro_auth.value == "none" and (ro_mode is None or ro_mode & 0o006):
-            yield Result.fail(f"{name}:auth_unix_ro", f"{ro_auth.describe()}, {ro_perms.describe()}: any local user reads every guest definition",
+            yield Result.fail(f"{name}:auth_unix_ro", f"{ro_auth.describe()}, {ro_where}: any local user reads every guest definition",
                               severity=Severity.LOW)
         else:
-            yield Result.passed(f"{name}:auth_unix_ro", f"{ro_auth.describe()}; {ro_perms.describe()}")
+            yield Result.passed(f"{name}:auth_unix_ro", f"{ro_auth.describe()}; {ro_where}")
 
     yield from _per_daemon(host, ("libvirtd.conf", "virtqemud.conf", "virtproxyd.conf"), judge)
     for unit in host.libvirt.socket_units:
-        if unit.name.endswith("-admin.socket") and unit.socket_mode and (as_mode(unit.socket_mode) or 0) & 0o077:
-            yield Result.fail(unit.name, f"SocketMode={unit.socket_mode}: the admin socket is open beyond root")
+        if not unit.name.endswith("-admin.socket") or unit.masked:
+            continue
+        daemon = unit.name.removesuffix("-admin.socket")
+        if _activating_unit(host, daemon, "admin") is None:
+            continue
+        mode = as_mode(unit.socket_mode or SYSTEMD_SOCKET_MODE)
+        if mode is None or mode & 0o077:
+            yield Result.fail(unit.name, f"{_mode_text(unit)}: the admin socket is open beyond root")
+        else:
+            yield Result.passed(unit.name, f"{_mode_text(unit)}: the admin socket is root's alone")
     for node in host.libvirt.sockets:
         if "admin" in node.path and node.mode & 0o077:
             yield Result.fail(node.path, f"mode {node.mode:04o}: the admin socket is open beyond root")
+
+
+#: systemd.socket(5): SocketMode= "Defaults to 0666"
+SYSTEMD_SOCKET_MODE = "0666"
+
+
+def _mode_text(unit: SocketUnit) -> str:
+    return f"SocketMode={unit.socket_mode}" if unit.socket_mode else f"SocketMode unset (systemd's default {SYSTEMD_SOCKET_MODE})"
+
+
+def _unit_mode(unit: SocketUnit) -> str:
+    return f"{unit.name} {_mode_text(unit)}"
+
+
+def _activating_unit(host: HostFacts, daemon: str, kind: str) -> SocketUnit | None:
+    """The {daemon}-{kind}.socket unit when systemd creates that socket: the unit is enabled, or the
+    daemon's main socket is (its service then pulls the -ro and -admin sockets in); not when masked."""
+    units = {u.name: u for u in host.libvirt.socket_units}
+    unit = units.get(f"{daemon}-{kind}.socket")
+    main = units.get(f"{daemon}.socket")
+    if unit is None or unit.masked:
+        return None
+    return unit if unit.enabled or (main is not None and main.enabled) else None
 
 
 @check("HV-AUTH-007",

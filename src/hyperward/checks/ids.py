@@ -196,7 +196,7 @@ def network_ids(host: HostFacts) -> Iterator[Result]:
 
 @check("HV-IDS-006",
     fix="review the change; if intended, record it with `hyperward baseline accept`, else restore the file or definition",
-    references=("hyperward baseline accept --help",),
+    references=("hyperward baseline accept --help", "NIST SP 800-128 (security-focused configuration management)"),
 )
 def config_drift(host: HostFacts) -> Iterator[Result]:
     """An unreviewed change to qemu.conf, a domain, network or nwfilter definition is how

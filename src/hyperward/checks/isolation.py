@@ -322,14 +322,14 @@ def _disk_users(host: HostFacts) -> dict[str, list[str]]:
 def image_modes(host: HostFacts) -> Iterator[Result]:
     """A world-readable image discloses the guest's data to every local user; a world-writable one
     lets any local user plant code in the guest. A guest's UEFI variable store (qemu/nvram/*_VARS.fd)
-    holds its Secure Boot keys and boot order: the same rule applies."""
+    holds its Secure Boot keys and boot order: the same rule applies. The memory-state directories
+    (save, snapshot, dump) hold guest RAM and are judged once, by HV-BAK-004, to its stricter rule."""
     if not host.libvirt.installed:
         yield Result.not_applicable(NOT_INSTALLED)
         return
     users = _disk_users(host)
     judged = False
-    state_dirs = {"/var/lib/libvirt/qemu/save", "/var/lib/libvirt/qemu/snapshot", "/var/lib/libvirt/qemu/dump",
-                  "/var/lib/libvirt/qemu/nvram", "/var/lib/libvirt/swtpm"}
+    state_dirs = {"/var/lib/libvirt/qemu/nvram", "/var/lib/libvirt/swtpm"}
     for path, node in sorted(host.libvirt.paths.items()):
         if path in users or path.startswith(("/var/lib/libvirt/images", "/var/lib/libvirt/qemu/nvram")) or path in state_dirs:
             owners = f" (disk of {', '.join(sorted(set(users[path])))})" if path in users else ""
@@ -467,11 +467,13 @@ def legacy_devices(host: HostFacts) -> Iterator[Result]:
 
 
 @check("HV-ISO-019",
-    fix="set dump_guest_core = 0 in /etc/libvirt/qemu.conf, remove dumpCore='on' from <memory>, chmod 0700 the dump directory",
+    fix="set dump_guest_core = 0 in /etc/libvirt/qemu.conf and remove dumpCore='on' from <memory> (the dump directory's mode is HV-BAK-004's)",
     references=("libvirt src/qemu/qemu.conf.in dump_guest_core, auto_dump_path",),
 )
 def core_dumps(host: HostFacts) -> Iterator[Result]:
-    """A QEMU core dump with guest RAM holds the guest's keys and data, on the host's disk."""
+    """A QEMU core dump with guest RAM holds the guest's keys and data, on the host's disk. Who can
+    read the dump directory (auto_dump_path) is judged once, by HV-BAK-004, with the other
+    memory-state directories."""
     settings = qemu_settings(host)
     if isinstance(settings, Result):
         yield settings
@@ -481,15 +483,6 @@ def core_dumps(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("qemu.conf:dump_guest_core", f"{setting.describe()}: QEMU core dumps include guest RAM")
     else:
         yield Result.passed("qemu.conf:dump_guest_core", setting.describe())
-    dump_path = str(qemu_setting(settings, "auto_dump_path").value)
-    node = host.libvirt.paths.get(dump_path)
-    if isinstance(node, Unavailable):
-        yield Result.unavailable(node, dump_path)
-    elif node is not None:
-        if node.mode & 0o077:
-            yield Result.fail(dump_path, f"dump directory mode {node.mode:04o}: other users can reach memory dumps (0700 expected)")
-        else:
-            yield Result.passed(dump_path, f"mode {node.mode:04o}")
     for d in domains(host)[0]:
         if d.dump_core == "on":
             yield Result.fail(d.label, "<memory dumpCore='on'>: this guest's RAM goes into core dumps")

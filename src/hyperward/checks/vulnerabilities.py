@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from ..engine import check
 from ..facts import Domain, HostFacts
 from ._libvirt import as_int, each_domain, qemu_settings
-from ..model import Result, Severity, Unavailable
+from ..model import Details, Result, Severity, Unavailable
 from ..parsers.cmdline import split_param
 
 _OFF = frozenset({"off"})
@@ -190,15 +190,18 @@ def known_cves(host: HostFacts) -> Iterator[Result]:
         label = f"{m.severity or 'severity unknown'}{score}"
         binaries = m.package.replace(",", ", ")
         resource = f"{m.cve} {m.source}"
+        details: Details = {"cve": m.cve, "package": m.source, "binaries": [b.strip() for b in m.package.split(",") if b.strip()],
+                            "source": m.source, "installed": m.installed, "fixed": m.fixed, "advisory": m.advisory,
+                            "database": m.database, "cvss": m.cvss, "severity": m.severity, "fixed_by_pending": m.fixed_by_pending}
         if m.fixed is not None:
             open_with_fix += 1
             pending = "the pending update fixes it" if m.fixed_by_pending else "no pending update fixes it yet (apt-get update?)"
             severity = Severity.CRITICAL if (m.cvss or 0) >= 9 else Severity.HIGH
             yield Result.fail(resource, f"{binaries} {m.installed}, fixed in {m.fixed} ({label}; {m.advisory} in {m.database}); {pending}",
-                              severity=severity)
+                              severity=severity, details=details)
         elif m.source in VIRT_SOURCES and m.severity != "unimportant":
             yield Result.fail(resource, f"{binaries} {m.installed}: no fix yet ({label}; {m.advisory})", severity=Severity.INFO,
-                              remediation="watch the advisory; mitigate by configuration until a fix is released")
+                              remediation="watch the advisory; mitigate by configuration until a fix is released", details=details)
     if not open_with_fix:
         yield Result.passed("packages", f"no known CVE with a fix available ({facts.advisories} advisories for {facts.release}, "
                                         f"database updated {facts.updated_at})")

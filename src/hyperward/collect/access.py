@@ -114,6 +114,38 @@ def collect_pam(fs: RootFS, service: str) -> Maybe[PamStack]:
     return PamStack(service, modules, mfa)
 
 
+def collect_password_stack(fs: RootFS) -> Maybe[dict[str, str]]:
+    """The `password` rules every passwd change runs through: Debian's common-password (Red Hat's
+    system-auth), includes followed; module name -> its arguments (the last rule of a module wins)."""
+    first: Unavailable | None = None
+    for start in ("common-password", "system-auth"):
+        modules: dict[str, str] = {}
+        seen: set[str] = set()
+
+        def walk(name: str, depth: int) -> Unavailable | None:
+            if name in seen or depth > MAX_DEPTH:
+                return None
+            seen.add(name)
+            text = fs.read_text(f"/etc/pam.d/{name}", 256 * 1024)
+            if isinstance(text, Unavailable):
+                return text
+            for kind, _control, module, args in pam_lines(text):
+                if kind == "@include":
+                    walk(module, depth + 1)
+                elif kind == "password":
+                    modules[module] = args
+            return None
+
+        problem = walk(start, 0)
+        if problem is None:
+            return modules
+        if not is_missing(problem):
+            return problem
+        first = first or problem
+    assert first is not None
+    return first
+
+
 def _sudo_rules(fs: RootFS) -> Maybe[list[SudoRule]]:
     rules: list[SudoRule] = []
     pending = ["/etc/sudoers"]
@@ -166,5 +198,6 @@ def collect_access(fs: RootFS) -> AccessFacts:
         nopasswd_all=_sudo_rules(fs),
         pwquality=quality,
         login_defs=defs if isinstance(defs, Unavailable) else key_values(defs),
+        password_modules=collect_password_stack(fs),
     )
 

@@ -14,7 +14,7 @@ from ..checks.backups import NO_BACKUP_SEEN, _age, _human, _newest, _repo_result
 from ..checks.nested import _host_nested
 from ..engine import check
 from ..facts import BackupSnapshot, HostFacts
-from ..model import Result, Severity, Unavailable
+from ..model import Details, Result, Severity, Status, Unavailable
 from ..platforms import registry
 from .model import Guest
 
@@ -40,6 +40,11 @@ def no_guests_reason(host: HostFacts) -> str:
     return "; ".join(f"{known[name].title}: {why}" for name, why in reasons)
 
 
+def guest_details(guest: Guest) -> Details:
+    """The guest a result is about, as fields: its name, its platform's id and its UUID where known."""
+    return {"guest": guest.name, "guest_id": guest.id, "guest_uuid": guest.uuid, "platform": guest.platform}
+
+
 def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool] | None = None,
                none_reason: str = "") -> Iterator[Result]:
     """One result per guest: fail with every problem the judge found, or pass; unreadable
@@ -57,14 +62,15 @@ def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool
             continue
         judged += 1
         verdict = judge(guest)
+        about = guest_details(guest)
         if isinstance(verdict, Result):
-            yield dataclasses.replace(verdict, resource=guest.label).on(guest.platform)
+            yield dataclasses.replace(verdict, resource=guest.label).on(guest.platform).with_details(**about)
             continue
         problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
         if problems:
-            yield Result.fail(guest.label, "; ".join(problems), severity=severity).on(guest.platform)
+            yield Result.fail(guest.label, "; ".join(problems), severity=severity, details={**about, "problems": problems}).on(guest.platform)
         else:
-            yield Result.passed(guest.label).on(guest.platform)
+            yield Result.passed(guest.label, details=about).on(guest.platform)
     if not judged and not bad:
         yield Result.not_applicable(none_reason or "no guest uses this feature")
 
@@ -156,13 +162,58 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
     yield from each_guest(host, judge, applies=uses, none_reason="no guest has a PCI device passed through")
 
 
+#: libvirt accepts <readonly/> on a virtiofs <filesystem> from this release on; before it, a virtiofs
+#: share is always writable (libvirt refuses the element), so only 9p or a read-only bind can help
+VIRTIOFS_READONLY_SINCE = "11.0.0"
+LIBVIRT_PACKAGES = ("libvirt-daemon", "libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt0", "libvirt-libs")
+SHARE_FIX = "share a dedicated directory read-only (libvirt: <readonly/> in the <filesystem>; Proxmox containers: mpN ... ro=1), never /, /etc, /home or /var/lib/libvirt"
+
+
+def libvirt_version(host: HostFacts) -> str | None:
+    """The installed libvirt's upstream version (dpkg's 9.0.0-4+deb12u1 -> 9.0.0), None when unknown."""
+    packages = host.patching.installed_packages
+    if not isinstance(packages, dict):
+        return None
+    for name in LIBVIRT_PACKAGES:
+        if name in packages:
+            version = packages[name].split(":", 1)[-1]
+            return version.rsplit("-", 1)[0] if "-" in version else version
+    return None
+
+
+def _at_least(version: str, minimum: str) -> bool:
+    def parts(v: str) -> list[int]:
+        out = []
+        for piece in v.split(".")[:3]:
+            digits = "".join(ch for ch in piece if ch.isdigit()) or "0"
+            out.append(int(digits))
+        return out
+    return parts(version) >= parts(minimum)
+
+
+def _share_fix(host: HostFacts, g: Guest) -> str:
+    """The fix that the installed libvirt can apply: a read-only virtiofs share needs libvirt 11.0."""
+    if g.platform != "libvirt" or not any(s.driver == "virtiofs" and s.writable for s in g.shared_directories):
+        return SHARE_FIX
+    version = libvirt_version(host)
+    if version is not None and _at_least(version, VIRTIOFS_READONLY_SINCE):
+        return (f"add <readonly/> to the virtiofs <filesystem> (libvirt {version} supports it), and share a dedicated "
+                "directory, never /, /etc, /home or /var/lib/libvirt")
+    installed = f"libvirt {version}" if version else "this libvirt (version unknown)"
+    return (f"{installed} cannot make a virtiofs share read-only (<readonly/> for virtiofs needs libvirt {VIRTIOFS_READONLY_SINCE}): "
+            "share a dedicated directory that holds only what the guest may change, or use 9p "
+            "(<driver type='path'/>, accessmode='mapped') with <readonly/>, or bind-mount the directory read-only on the host "
+            "(mount --bind -o ro) and share that")
+
+
 @check("HV-ISO-014",
-    fix="share a dedicated directory read-only (libvirt 9p: <readonly/> with accessmode='mapped'; Proxmox containers: mpN ... ro=1), never /, /etc, /home or /var/lib/libvirt",
+    fix=SHARE_FIX,
     references=("libvirt docs/formatdomain.rst (Filesystems)", "libvirt docs/kbase/virtiofs.rst", "Proxmox VE pct.conf(5) mount points"),
 )
 def shared_folders(host: HostFacts) -> Iterator[Result]:
     """A writable share of a host system directory lets the guest change the host; passthrough
-    with a root QEMU (or a privileged container) writes files as root."""
+    with a root QEMU (or a privileged container) writes files as root. The fix names what the
+    installed libvirt can do: before 11.0 a virtiofs share cannot be read-only."""
 
     def judge(g: Guest) -> tuple[list[str], Severity | None]:
         problems: list[str] = []
@@ -175,14 +226,19 @@ def shared_folders(host: HostFacts) -> Iterator[Result]:
             if share.writable is None:
                 problems.append(f"{name}: cannot tell whether it is writable")
             elif share.writable:
-                problems.append(f"{name}: writable")
+                problems.append(f"{name}: writable" + (" (virtiofs)" if share.driver == "virtiofs" else ""))
             if share.writable and share.as_root:
                 what = f"accessmode {share.mode}" if share.mode else "host-side access"
                 problems.append(f"{name}: {what} with {'QEMU running as root' if g.kind == 'vm' else 'root on the host'}")
                 severity = Severity.CRITICAL
         return problems, severity
 
-    yield from each_guest(host, judge, applies=lambda g: bool(g.shared_directories), none_reason="no guest shares a host directory")
+    guests = {g.label: g for g in host.guests}
+    for result in each_guest(host, judge, applies=lambda g: bool(g.shared_directories), none_reason="no guest shares a host directory"):
+        guest = guests.get(result.resource)
+        if result.status is Status.FAIL and guest is not None:
+            result = dataclasses.replace(result, remediation=_share_fix(host, guest))
+        yield result
 
 
 @check("HV-ISO-016",

@@ -49,6 +49,8 @@ class SharedDirectory:
     writable: bool | None
     mode: str | None = None
     as_root: bool | None = None
+    #: the transport where the platform names one (libvirt: "virtiofs", "path"/"handle" for 9p)
+    driver: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from ..engine import ScanReport
 from ..facts import to_jsonable
 from . import RenderOptions
 
-SCHEMA_VERSION = 1
+#: 2: each result has "details" (and "platform" for guest results); a top-level "checks" map gives
+#: each check's title, severity and reference URLs
+SCHEMA_VERSION = 2
 
 
 def finding_to_dict(f: Any) -> dict[str, Any]:
@@ -23,12 +25,36 @@ def finding_to_dict(f: Any) -> dict[str, Any]:
         "resource": f.result.resource,
         "message": f.result.message,
         "remediation": f.remediation,
+        "details": dict(f.result.details),
     }
+    if f.result.platform is not None:
+        out["platform"] = f.result.platform
     if f.suppression_reason is not None:
         out["suppression_reason"] = f.suppression_reason
     if f.result.needs_privilege:
         out["needs_privilege"] = True
     return out
+
+
+def checks_map(report: ScanReport) -> dict[str, dict[str, Any]]:
+    """Each check in the report once: what it is and where to read about it."""
+    from ..catalog import catalog
+    from ..references import check_urls
+
+    entries = catalog()
+    out: dict[str, dict[str, Any]] = {}
+    for f in report.findings:
+        if f.check_id in out:
+            continue
+        entry = entries.get(f.check_id)
+        out[f.check_id] = {
+            "title": f.meta.title,
+            "category": f.meta.category.value,
+            "severity": f.meta.severity.label,
+            "references": list(f.meta.references),
+            "urls": check_urls(f.meta, entry.sources if entry else ""),
+        }
+    return dict(sorted(out.items()))
 
 
 def render(report: ScanReport, options: RenderOptions) -> str:
@@ -52,6 +78,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         },
         "warnings": report.warnings,
         "results": [finding_to_dict(f) for f in report.findings],
+        "checks": checks_map(report),
         "reachability": [row.as_dict() for row in report.derived().reachability],
         "guests": [to_jsonable(g) for g in report.derived().guests],
     }

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import io
 import textwrap
-from itertools import groupby
 
 from rich.console import Console
 from rich.text import Text
 
 from .. import __version__
 from ..engine import ScanReport, sort_key
-from ..model import Finding, Severity, Status
+from ..model import Category, Finding, Severity, Status
 from ..textsafe import visible
+from ..verified import verified
 from . import RenderOptions
 
 SEVERITY_STYLE = {
@@ -66,7 +66,7 @@ def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) 
         console.print(f"  ... {len(rows) - 40} more (hyperward reach)")
 
 
-def _category_rank(findings: list[Finding]) -> tuple:
+def _category_rank(findings: list[Finding]) -> tuple[int, int, str, str]:
     return min(sort_key(f) for f in findings)
 
 
@@ -74,6 +74,88 @@ def _indented(text: str, width: int, style: str = "", indent: int = 6) -> Text:
     pad = " " * indent
     wrapped = textwrap.fill(text, width=max(40, width - 1), initial_indent=pad, subsequent_indent=pad + "  ", break_on_hyphens=False)
     return Text(wrapped, style=style)
+
+
+def _line(f: Finding) -> str:
+    """resource: message, the resource said once (a message may already begin with it)."""
+    resource, message = f.result.resource, f.result.message
+    if message.startswith(f"{resource}: "):
+        message = message[len(resource) + 2:]
+    if not message or message == resource:
+        return resource
+    return f"{resource}: {message}"
+
+
+#: the tag a result line carries when its status or severity differs from its check's heading
+QUIET_TAG = {Status.PASS: "ok", Status.NOT_APPLICABLE: "n/a", Status.ERROR: "error", Status.SUPPRESSED: "accepted"}
+
+
+def _check_block(console: Console, findings: list[Finding], options: RenderOptions) -> None:
+    """One heading per check. A failing check keeps its severity and FAIL; a check that only passed
+    (or was not applicable) is one quiet line saying what was verified, without a severity label."""
+    ordered = sorted(findings, key=sort_key)
+    top = ordered[0]
+    check_id = top.check_id
+    if top.status in (Status.PASS, Status.NOT_APPLICABLE):
+        head = Text("  ")
+        if top.status is Status.PASS:
+            head.append("[ OK ]", style="green")
+            head.append(f"  {check_id}", style="dim")
+            _print_heading(console, head, verified(check_id), options.width)
+        else:
+            head.append("[ -- ]", style="dim")
+            head.append(f"  {check_id}", style="dim")
+            _print_heading(console, head, f"not judged: {top.meta.title}", options.width, "dim")
+        for f in ordered:
+            tag = "" if f.status is top.status else f"{QUIET_TAG[f.status]}: "
+            console.print(_indented(visible(tag + _line(f)), options.width, "dim"), soft_wrap=True)
+        return
+    head = Text("  ")
+    head.append(f"{top.severity.label.upper():<8}", style=SEVERITY_STYLE[top.severity])
+    head.append(f" {top.status.value.upper():<10}", style=STATUS_STYLE[top.status])
+    head.append(f" {check_id}", style="bold")
+    _print_heading(console, head, top.meta.title, options.width)
+    for f in ordered:
+        quiet = f.status in (Status.PASS, Status.NOT_APPLICABLE)
+        if f.status is top.status and f.severity is top.severity:
+            tag = ""
+        elif f.status is Status.FAIL:
+            tag = f"{f.severity.label}: "
+        else:
+            tag = f"{QUIET_TAG[f.status]}: "
+        console.print(_indented(visible(tag + _line(f)), options.width, "dim" if quiet else ""), soft_wrap=True)
+        if f.status is Status.SUPPRESSED:
+            console.print(_indented(f"accepted risk: {visible(f.suppression_reason)}", options.width, "dim", 8), soft_wrap=True)
+    for fix in dict.fromkeys(f.remediation for f in ordered if f.status is Status.FAIL and f.remediation):
+        console.print(_indented(f"fix: {visible(fix)}", options.width, "green"), soft_wrap=True)
+
+
+def _print_heading(console: Console, head: Text, title: str, width: int, style: str = "") -> None:
+    """The heading's title wrapped under itself, so a long title never breaks into the margin."""
+    room = max(20, width - 1 - len(head.plain) - 2)
+    lines = textwrap.wrap(title, room, break_on_hyphens=False) or [""]
+    head.append(f"  {lines[0]}", style=style)
+    console.print(head)
+    for more in lines[1:]:
+        console.print(Text(" " * (len(head.plain) - len(lines[0])) + more, style=style))
+
+
+def _privilege_note(console: Console, report: ScanReport) -> None:
+    """Said once, before the results: which checks could not run without root, and what they would read."""
+    lacking = report.lacking_privilege()
+    if not lacking:
+        return
+    errors = [f for f in report.findings if f.result.needs_privilege]
+    paths = list(dict.fromkeys(_denied_path(f) for f in errors))
+    shown = ", ".join(visible(p) for p in paths[:8]) + (f" and {len(paths) - 8} more" if len(paths) > 8 else "")
+    console.print(Text(f"Not run as root: {len(lacking)} checks ({len(errors)} results) could not read their input and are "
+                       f"errors, not verdicts. As root they also read {shown}.", style="yellow"))
+    console.print(Text(f"lacked privilege (run as root for these): {', '.join(lacking)}", style="yellow"))
+
+
+def _denied_path(f: Finding) -> str:
+    file = f.result.details.get("file")
+    return file if isinstance(file, str) else f.result.resource
 
 
 def render(report: ScanReport, options: RenderOptions) -> str:
@@ -95,30 +177,19 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         if meta.euid != 0:
             header.append(", not as root", style="yellow")
         console.print(header, soft_wrap=True)
+        _privilege_note(console, report)
         shown = [f for f in report.findings if options.verbose or f.status in SHOWN_BY_DEFAULT]
-        by_category: dict = {}
+        by_category: dict[Category, list[Finding]] = {}
         for f in shown:
             by_category.setdefault(f.meta.category, []).append(f)
         for category, findings in sorted(by_category.items(), key=lambda kv: _category_rank(kv[1])):
             console.print()
             console.print(Text(category.label, style="bold underline"))
-            ordered = sorted(findings, key=sort_key)
-            for (_, check_id, severity, status), group in groupby(ordered, key=lambda f: (sort_key(f)[0], f.check_id, f.severity, f.status)):
-                items = list(group)
-                head = Text("  ")
-                head.append(f"{severity.label.upper():<8}", style=SEVERITY_STYLE[severity])
-                head.append(f" {status.value.upper():<14}", style=STATUS_STYLE[status])
-                head.append(f" {check_id}", style="bold")
-                head.append(f"  {items[0].meta.title}")
-                console.print(head)
-                for f in items:
-                    line = f"{f.result.resource}: {f.result.message}" if f.result.message else f.result.resource
-                    console.print(_indented(visible(line), options.width), soft_wrap=True)
-                    if f.status is Status.SUPPRESSED:
-                        console.print(_indented(f"accepted risk: {visible(f.suppression_reason)}", options.width, "dim", 8), soft_wrap=True)
-                if status is Status.FAIL:
-                    for fix in dict.fromkeys(f.remediation for f in items if f.remediation):
-                        console.print(_indented(f"fix: {visible(fix)}", options.width, "green"), soft_wrap=True)
+            by_check: dict[str, list[Finding]] = {}
+            for f in sorted(findings, key=sort_key):
+                by_check.setdefault(f.check_id, []).append(f)
+            for group in by_check.values():
+                _check_block(console, group, options)
         if not shown:
             console.print()
             console.print("No failures or errors." + ("" if options.verbose else " (--verbose lists passing checks)"))
@@ -126,8 +197,5 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         console.print()
         for warning in report.warnings:
             console.print(Text(f"warning: {visible(warning)}", style="yellow"))
-        lacking = report.lacking_privilege()
-        if lacking:
-            console.print(Text(f"lacked privilege (run as root for these): {', '.join(lacking)}", style="yellow"))
     console.print(Text(summary_line(report), style="bold"), soft_wrap=True)
     return buffer.getvalue()

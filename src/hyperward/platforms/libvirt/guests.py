@@ -174,7 +174,8 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
         tpms=[GuestTpm(t.backend, t.version, t.encrypted) for t in d.tpms],
         consoles=consoles,
         shared_directories=[SharedDirectory(fs.source or "/", fs.target, not fs.readonly, fs.accessmode or "passthrough",
-                                            None if root_qemu is None else (fs.accessmode or "passthrough") == "passthrough" and root_qemu)
+                                            None if root_qemu is None else (fs.accessmode or "passthrough") == "passthrough" and root_qemu,
+                                            fs.driver)
                             for fs in d.filesystems if fs.type in ("mount", None)],
         devices=devices,
         disks=[GuestDisk(disk.source, disk.driver_type, disk.readonly, disk.shareable,
