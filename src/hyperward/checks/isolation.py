@@ -48,6 +48,9 @@ def kvm_device_access(host: HostFacts) -> Iterator[Result]:
     actually gets access: group root (gid 0, by number when the tree has no /etc/group) adds nobody
     beyond root; another group adds its members."""
     dev = host.kvm_device
+    if dev is None:
+        yield Result.not_applicable("/dev/kvm was not looked at (a snapshot or source without a device tree)", "/dev/kvm")
+        return
     if isinstance(dev, Unavailable):
         yield Result.unavailable(dev, "/dev/kvm")
         return

@@ -8,7 +8,8 @@ from ..engine import check
 from ..facts import Domain, HostFacts
 from ..model import Result, Severity, Unavailable
 from ..parsers.cpu_vuln import main_status, parse_vulnerability
-from ._common import VULN_DIR, is_enabled, module_param, vuln_text
+from ..facts import VULN_DIR
+from ._common import is_enabled, module_param, vuln_text
 from ._libvirt import each_domain, process_label, qemu_processes
 
 SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
