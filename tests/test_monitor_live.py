@@ -29,9 +29,11 @@ import pytest
 
 import tiny_guest
 from conftest import require
+from hyperward.monitor.detect import RULE_BY_KIND, DetectorConfig
 from live_libvirt import connect, responds, running_libvirtd
 
 INTERVAL = 2.0
+DELIVERY_S = 1.0
 HOST_IP, GUEST_IP = "10.252.9.1", "10.252.9.2"
 IMAGES = pathlib.Path("/var/lib/libvirt/hwmon-test")
 
@@ -405,11 +407,16 @@ def test_quiet_phase_raises_no_anomaly(scenario: Scenario) -> None:
     assert not [a for a in scenario.between("define", "trigger") if a["kind"] in ANOMALIES]
 
 
-def test_cpu_and_network_alerts_within_three_intervals(scenario: Scenario) -> None:
+def test_cpu_and_network_alerts_within_the_stated_bound(scenario: Scenario) -> None:
+    """The detector's promise (DetectorConfig.alert_within, docs/alerts.md): a change that holds
+    is alerted within 4 intervals of its start, whatever its phase in the interval. DELIVERY_S
+    covers the tick that carries the alert to the JSON-lines file and the tail that stamps it."""
     t0 = scenario.marks["busy"]
     for kind in ("cpu_saturation", "egress_surge"):
         seen, alert = scenario.first(kind, "trigger")
-        assert seen - t0 <= 3 * INTERVAL + 0.5, f"{kind} came {seen - t0:.1f} s after the change"
+        bound = DetectorConfig().alert_within(RULE_BY_KIND[kind]) * INTERVAL + DELIVERY_S
+        print(f"{kind}: alerted {seen - t0:.2f} s = {(seen - t0) / INTERVAL:.2f} intervals after the change (bound {bound:.1f} s)")
+        assert seen - t0 <= bound, f"{kind} came {seen - t0:.1f} s after the change (bound {bound:.1f} s)"
         assert alert["vm"] == {"name": "hwmon-guest", "uuid": scenario.uuid}
         assert alert["observed"] and alert["baseline"] and alert["action"] and alert["since"]
     egress = scenario.first("egress_surge", "trigger")[1]

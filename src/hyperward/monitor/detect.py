@@ -12,9 +12,13 @@ to resolve; the first interval after a VM (re)starts or after a gap has no rate 
 A change rarely starts on a sample: a rate is the average over the interval, so the interval a
 change begins in shows part of it. That interval counts by its share when it is clearly above
 normal (beyond the baseline's k sigma and `onset` of the way to the threshold), and an episode
-fires once it has lasted more than `sustain - 1` intervals: with the default 3, a change is
-alerted at the third sample after it begins, i.e. within three intervals, while a 20-second burst
-that straddles three samples has lasted two and does not alert.
+fires once it has lasted more than `sustain - 1` intervals. With the default 3, a change that holds
+its level is alerted at the third sample after it begins when the interval it began in shows it,
+and at the fourth when it began too late in that interval to be told from noise: within
+`sustain + 1` = 4 intervals of the change whatever its phase (`DetectorConfig.alert_within`), for a
+VM that has not learnt longer bursts. Three cannot be promised: a change in the last moments of an
+interval looks, three samples later, exactly like a 20-second burst that straddles three samples,
+which has lasted two intervals and must not alert.
 """
 
 from __future__ import annotations
@@ -86,6 +90,11 @@ class DetectorConfig:
 
     def floor(self, rule: Rule) -> float:
         return self.floors.get(rule.metric, rule.floor)
+
+    def alert_within(self, rule: Rule) -> int:
+        """Intervals from the start of a change that holds its level to its alert, at the latest:
+        `sustain` whole intervals after the one it began in, which may not count."""
+        return (self.cpu_sustain if rule.metric == "cpu" else self.sustain) + 1
 
 
 @dataclass(frozen=True)
