@@ -84,6 +84,24 @@ def test_rates_use_the_monotonic_clock_and_skip_counter_resets() -> None:
     assert tracker.update([counters(UUID_A, 5)], wall=0, mono=50.0) == []  # back after vanishing: no rate yet
 
 
+def test_cpu_counts_the_time_vcpus_waited_for_a_host_cpu() -> None:
+    """A guest burning both vCPUs on a host with no CPU to spare gets 40% of them and waits the
+    rest (libvirt's vcpu.N.delay): it is saturated, as its own steal time says."""
+    tracker = RateTracker()
+    first, second = copy.deepcopy(RECORD["stats"]), copy.deepcopy(RECORD["stats"])
+    second["cpu.time"] = first["cpu.time"] + 8 * 10**9  # 0.4 of 2 vCPUs over 10 s
+    second["vcpu.0.delay"] = first["vcpu.0.delay"] + 6 * 10**9
+    second["vcpu.1.delay"] = first["vcpu.1.delay"] + 6 * 10**9
+    tracker.update([parse_domain_stats("x", UUID_A, first)], wall=1000.0, mono=10.0)
+    [rates] = tracker.update([parse_domain_stats("x", UUID_A, second)], wall=1010.0, mono=20.0)
+    assert rates.cpu == pytest.approx(1.0)
+    del second["vcpu.0.delay"], second["vcpu.1.delay"]  # a libvirt without the field: what it used
+    tracker = RateTracker()
+    tracker.update([parse_domain_stats("x", UUID_A, first)], wall=1000.0, mono=10.0)
+    [rates] = tracker.update([parse_domain_stats("x", UUID_A, second)], wall=1010.0, mono=20.0)
+    assert rates.cpu == pytest.approx(0.4)
+
+
 # --- detector -------------------------------------------------------------------------------
 def r(ts: float, uuid: str = UUID_A, cpu: float = 0.05, tx: float = 10_000.0, pps: float = 10.0, wr: float = 100_000.0,
       mem: int = 900_000, balloon: int | None = 1_048_576) -> Rates:

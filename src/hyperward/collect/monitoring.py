@@ -291,7 +291,6 @@ MONITOR_UNIT = "hyperward-monitor.service"
 
 def collect_guest_monitor(fs: RootFS, services: ServiceFacts, db_path: str | None) -> GuestMonitorFacts:
     """Read-only: the database is opened with mode=ro (WAL readers never block the monitor)."""
-    from ..monitor.store import StoreError, connect, read_heartbeat
     from ..paths import data_file
 
     path = db_path or (data_file("HYPERWARD_MONITOR_DB", "monitor.sqlite") if fs.live else "/var/lib/hyperward/monitor.sqlite")
@@ -305,6 +304,8 @@ def collect_guest_monitor(fs: RootFS, services: ServiceFacts, db_path: str | Non
     if not os.path.isfile(local):
         return GuestMonitorFacts(**facts)  # type: ignore[arg-type]
     facts["present"] = True
+    from ..monitor.store import StoreError, connect, read_heartbeat  # only for a host that has a monitor database
+
     try:
         conn = connect(local, readonly=True, immutable=not fs.live)
         try:

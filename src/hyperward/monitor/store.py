@@ -14,9 +14,12 @@ import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .alerts import Alert
 from .rates import RATE_COLUMNS, Rates
+
+if TYPE_CHECKING:
+    from .alerts import Alert  # annotations only: a scan reading the heartbeat needs no detector
 
 SCHEMA_VERSION = 1
 SCHEMA = f"""
