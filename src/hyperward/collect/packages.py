@@ -9,6 +9,7 @@ import os
 import sqlite3
 import zlib
 from collections import defaultdict
+from typing import Protocol
 
 from ..facts import AptState, Maybe, OsRelease, Package, PendingUpdate
 from ..model import Unavailable
@@ -44,13 +45,17 @@ class _Plain:
         return data
 
 
-def _decompressor(path: str):  # type: ignore[no-untyped-def]
+class _Decompressor(Protocol):
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+def _decompressor(path: str) -> _Decompressor:
     """An incremental decompressor for the index's compression: apt's lists are read in
     compressed chunks and never held whole (a Debian main index is 50 MB decompressed)."""
     if path.endswith(".lz4"):
         import lz4.frame
 
-        return lz4.frame.LZ4FrameDecompressor()
+        return lz4.frame.LZ4FrameDecompressor()  # type: ignore[no-any-return]
     if path.endswith(".gz"):
         return zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
     if path.endswith(".xz"):
@@ -58,7 +63,7 @@ def _decompressor(path: str):  # type: ignore[no-untyped-def]
     if path.endswith(".zst"):
         import zstandard  # type: ignore[import-not-found]
 
-        return zstandard.ZstdDecompressor().decompressobj()
+        return zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
     return _Plain()
 
 
