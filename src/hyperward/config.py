@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -93,6 +92,8 @@ def _key_line(text: str, key: str) -> int | None:
 
 
 def parse_config(text: str, path: str) -> Config:
+    import tomllib  # only when there is a config file: most scans have none
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
