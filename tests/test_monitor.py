@@ -158,6 +158,27 @@ def test_a_change_is_alerted_at_the_third_sample_after_it_begins() -> None:
     assert feed(d, late) == [("cpu_saturation", "firing", t + 30)]
 
 
+def test_one_dip_below_the_threshold_does_not_restart_an_episode() -> None:
+    """A stream that stalls for one interval (TCP from a starved guest) is still the same change: the
+    dip counts by its share and cannot fire. Two dips in a row end the episode (a new one may begin
+    with the second, as with any partly covered interval), and an elevated plateau below the
+    threshold is no episode, so a single spike after it does not alert."""
+    quiet = [r(T0 + 10 * i, tx=10_000.0 * (1 + 0.05 * (i % 3))) for i in range(30)]
+    t = T0 + 300
+    d = Detector(CFG)
+    feed(d, quiet)
+    assert feed(d, [r(t, tx=5e6), r(t + 10, tx=3e5)]) == [], "a dip cannot fire"
+    assert feed(d, [r(t + 20, tx=5e6)]) == [("egress_surge", "firing", t + 20)]
+    d = Detector(CFG)
+    feed(d, quiet)
+    two_dips = [r(t, tx=5e6), r(t + 10, tx=3e5), r(t + 20, tx=3e5), r(t + 30, tx=5e6), r(t + 40, tx=5e6)]
+    assert feed(d, two_dips) == [("egress_surge", "firing", t + 40)], "a new episode from the second dip on, not the first one's"
+    d = Detector(CFG)
+    feed(d, quiet)
+    plateau = [r(t + 10 * i, tx=3e5) for i in range(6)] + [r(t + 60, tx=5e6), r(t + 70, tx=10_000.0)]
+    assert feed(d, plateau) == []
+
+
 @pytest.mark.parametrize("metric", ["cpu", "tx"])
 def test_a_change_is_alerted_within_the_stated_bound_whatever_its_phase(metric: str) -> None:
     """The bound the docs and the live test use (DetectorConfig.alert_within: 4 intervals) holds for

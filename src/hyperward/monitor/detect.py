@@ -18,7 +18,9 @@ and at the fourth when it began too late in that interval to be told from noise:
 `sustain + 1` = 4 intervals of the change whatever its phase (`DetectorConfig.alert_within`), for a
 VM that has not learnt longer bursts. Three cannot be promised: a change in the last moments of an
 interval looks, three samples later, exactly like a 20-second burst that straddles three samples,
-which has lasted two intervals and must not alert.
+which has lasted two intervals and must not alert. A change that ramps up (a TCP stream's slow
+start) counts from the interval it first exceeds the threshold in; one sample that dips below the
+threshold but stays clearly above normal keeps a pending episode alive by its share.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 class Series:
     """One VM's one metric. Plain slots and an array ring: 1,000 VMs x 5 metrics must stay small."""
 
-    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "lasted", "cool", "firing", "since", "bursts",
+    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "lasted", "cool", "firing", "since", "bursts", "dipped",
                  "onset_ts", "onset_value", "streak", "peak", "hour", "day", "hour_values", "profile", "seasonal_hi", "threshold")
 
     def __init__(self, window: int) -> None:
@@ -142,6 +144,7 @@ class Series:
         self.sigma = 0.0
         self.lasted = 0.0
         self.streak: array[float] | None = None
+        self.dipped = False
         self.bursts: deque[tuple[float, float]] | None = None
         self.cool = 0
         self.firing = False
@@ -297,6 +300,7 @@ class Detector:
                     anomalous = value > threshold
                 if anomalous:
                     series.cool = 0
+                    series.dipped = False
                     if series.firing:
                         series.lasted += 1.0
                         series.peak = max(series.peak, value)
@@ -321,6 +325,15 @@ class Detector:
                                            series.med, threshold, series.seasonal_hi is not None))
                     continue
                 rising = not series.firing and not rule.gauge and value > series.med + max(c.k * series.sigma, (threshold - series.med) * c.onset)
+                if rising and series.streak is not None and not series.dipped:
+                    # A change does not always hold its level (a TCP stream stalls, a starved guest
+                    # slows): one sample still clearly above normal keeps a pending episode alive,
+                    # by its share, and cannot fire it; the next must be anomalous again.
+                    series.dipped = True
+                    series.streak.append(value)
+                    series.lasted = self._duration(series)
+                    continue
+                series.dipped = False
                 series.onset_ts = r.ts if rising else 0.0
                 series.onset_value = value
                 if series.lasted:
@@ -376,6 +389,7 @@ class Detector:
                                    series.since, now, 0.0, series.med, series.threshold, False))
             series.lasted = 0.0
             series.streak = None
+            series.dipped = False
             if now - self.last_seen.get(uuid, now) > self.config.forget_after_s:
                 del self.series[(uuid, metric)]
         for uuid in [u for u, seen in self.last_seen.items() if u not in present and now - seen > self.config.forget_after_s]:
