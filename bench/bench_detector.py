@@ -43,7 +43,7 @@ import time
 from dataclasses import dataclass
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "src"))
-from hyperward.monitor.detect import Detector  # noqa: E402
+from hyperward.monitor.detect import RULES, Detector, DetectorConfig  # noqa: E402
 from hyperward.monitor.rates import Rates  # noqa: E402
 
 INTERVAL = 10.0
@@ -244,8 +244,10 @@ def main() -> int:
     latencies = sorted(r.latency for r in anomalous if r.latency is not None)
     if latencies:
         within = sum(x <= 3.0 for x in latencies)
+        bound = DetectorConfig().alert_within(RULES[0])
+        in_bound = sum(x <= bound for x in latencies)
         print(f"intervals from anomaly start to alert     median {latencies[len(latencies) // 2]:.2f}, max {latencies[-1]:.2f}, "
-              f"{within}/{len(latencies)} within 3")
+              f"{within}/{len(latencies)} within 3, {in_bound}/{len(latencies)} within the stated bound of {bound}")
     for anomaly in EXPECTED:
         rows = [r for r in anomalous if r.anomaly == anomaly]
         worst = max((r.latency for r in rows if r.latency is not None), default=float("nan"))

@@ -3,14 +3,21 @@
     .venv/bin/python bench/bench_scan.py [--runs 21] [--lynis-runs 3] [--no-lynis]
 
 Each run is a fresh process (interpreter start included), its output thrown away; peak memory is
-the child's maximum resident set size (wait4 rusage). Targets (issue #2): median < 0.5 s, peak < 60 MB.
-Lynis (`lynis audit system --quick`, Debian package lynis) is the anchor users compare against.
+the child's maximum resident set size (wait4 rusage). Targets: median <= 0.25 s and at least 150
+times faster than Lynis in the same run (issue #12), peak < 60 MB (issue #2). Lynis (`lynis audit
+system --quick`, Debian package lynis) is the anchor users compare against.
+
+hyperward's bytecode is compiled first (`--no-compile` skips it): pip compiles it at install, but an
+editable checkout run with PYTHONDONTWRITEBYTECODE=1 would recompile every module on every run.
+Whether a libvirt daemon was running is printed: with one, the scan also asks its API.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import platform
 import pathlib
 import shutil
 import statistics
@@ -20,7 +27,8 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 HYPERWARD = shutil.which("hyperward", path=str(pathlib.Path(sys.executable).parent)) or "hyperward"
-TARGET_S, TARGET_MB = 0.5, 60.0
+HYPERWARD_PYTHON = sys.executable
+TARGET_S, TARGET_MB, TARGET_RATIO = 0.25, 60.0, 150.0
 
 
 def measure(cmd: list[str], timeout: float) -> tuple[float, float, int]:
@@ -58,7 +66,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--lynis-runs", type=int, default=3)
     parser.add_argument("--no-lynis", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="do not compile hyperward's bytecode first")
     args = parser.parse_args()
+    if not args.no_compile:
+        found = subprocess.run([HYPERWARD_PYTHON, "-c", "import hyperward, os; print(os.path.dirname(hyperward.__file__))"],
+                               capture_output=True, text=True, timeout=60).stdout.strip()
+        if found:
+            compileall.compile_dir(found, quiet=1)
+    daemons = [d for d in ("libvirtd", "virtqemud") if subprocess.run(["pgrep", "-x", d], capture_output=True, timeout=10).returncode == 0]
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"machine: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, load {os.getloadavg()[0]:.2f}; "
+          f"libvirt daemon: {', '.join(daemons) + ' running' if daemons else 'not running'}")
 
     rows = [
         series("hyperward scan (text)", [HYPERWARD, "scan"], args.runs, 60),
@@ -75,10 +93,11 @@ def main() -> None:
         print(f"{r['name']:<32} {r['runs']:>4} {r['median']:>9.3f} {r['min']:>7.3f} {r['max']:>7.3f} {r['peak_mb']:>8.1f}  {r['exit']}")
     scan = rows[0]
     print()
-    print(f"target: median < {TARGET_S} s: {'met' if scan['median'] < TARGET_S else 'MISSED'} ({scan['median']:.3f} s)")
+    print(f"target: median <= {TARGET_S} s: {'met' if scan['median'] <= TARGET_S else 'MISSED'} ({scan['median']:.3f} s)")
     print(f"target: peak < {TARGET_MB:.0f} MB: {'met' if scan['peak_mb'] < TARGET_MB else 'MISSED'} ({scan['peak_mb']:.1f} MB)")
     if len(rows) > 2:
-        print(f"ratio: lynis median / hyperward median = {rows[2]['median'] / scan['median']:.0f}x")
+        ratio = rows[2]["median"] / scan["median"]
+        print(f"ratio: lynis median / hyperward median = {ratio:.0f}x (target >= {TARGET_RATIO:.0f}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_live_cli_scan_and_snapshot_round_trip(tmp_path):
         return sorted((r["id"], r["resource"], r["status"], r["severity"]) for r in report["results"])
 
     assert verdicts(direct) == verdicts(offline)
-    assert json.loads(snapshot.read_text())["version"] == 5
+    assert json.loads(snapshot.read_text())["version"] == 6
 
 
 def test_live_scan_as_a_normal_user_runs_what_it_can(unprivileged_can_run):

@@ -27,7 +27,7 @@ import pytest
 
 from hyperward.model import Status
 from hyperward.monitor.alerts import Alert, AlertBook, definition_diff, definition_fields
-from hyperward.monitor.detect import Detector, DetectorConfig
+from hyperward.monitor.detect import RULES, Detector, DetectorConfig
 from hyperward.monitor import metrics as metrics_mod
 from hyperward.monitor.metrics import MetricsServer, parse_listen, render
 from hyperward.monitor.rates import Rates, RateTracker
@@ -87,6 +87,24 @@ def test_rates_use_the_monotonic_clock_and_skip_counter_resets() -> None:
     assert tracker.update([counters(UUID_A, 5)], wall=0, mono=50.0) == []  # back after vanishing: no rate yet
 
 
+def test_cpu_counts_the_time_vcpus_waited_for_a_host_cpu() -> None:
+    """A guest burning both vCPUs on a host with no CPU to spare gets 40% of them and waits the
+    rest (libvirt's vcpu.N.delay): it is saturated, as its own steal time says."""
+    tracker = RateTracker()
+    first, second = copy.deepcopy(RECORD["stats"]), copy.deepcopy(RECORD["stats"])
+    second["cpu.time"] = first["cpu.time"] + 8 * 10**9  # 0.4 of 2 vCPUs over 10 s
+    second["vcpu.0.delay"] = first["vcpu.0.delay"] + 6 * 10**9
+    second["vcpu.1.delay"] = first["vcpu.1.delay"] + 6 * 10**9
+    tracker.update([parse_domain_stats("x", UUID_A, first)], wall=1000.0, mono=10.0)
+    [rates] = tracker.update([parse_domain_stats("x", UUID_A, second)], wall=1010.0, mono=20.0)
+    assert rates.cpu == pytest.approx(1.0)
+    del second["vcpu.0.delay"], second["vcpu.1.delay"]  # a libvirt without the field: what it used
+    tracker = RateTracker()
+    tracker.update([parse_domain_stats("x", UUID_A, first)], wall=1000.0, mono=10.0)
+    [rates] = tracker.update([parse_domain_stats("x", UUID_A, second)], wall=1010.0, mono=20.0)
+    assert rates.cpu == pytest.approx(0.4)
+
+
 # --- detector -------------------------------------------------------------------------------
 def r(ts: float, uuid: str = UUID_A, cpu: float = 0.05, tx: float = 10_000.0, pps: float = 10.0, wr: float = 100_000.0,
       mem: int = 900_000, balloon: int | None = 1_048_576) -> Rates:
@@ -141,6 +159,53 @@ def test_a_change_is_alerted_at_the_third_sample_after_it_begins() -> None:
     feed(d, quiet)
     late = [r(t, cpu=0.031)] + [r(t + 10 + 10 * i, cpu=0.95) for i in range(3)]
     assert feed(d, late) == [("cpu_saturation", "firing", t + 30)]
+
+
+def test_one_dip_below_the_threshold_does_not_restart_an_episode() -> None:
+    """A stream that stalls for one interval (TCP from a starved guest) is still the same change: the
+    dip counts by its share and cannot fire. Two dips in a row end the episode (a new one may begin
+    with the second, as with any partly covered interval), and an elevated plateau below the
+    threshold is no episode, so a single spike after it does not alert."""
+    quiet = [r(T0 + 10 * i, tx=10_000.0 * (1 + 0.05 * (i % 3))) for i in range(30)]
+    t = T0 + 300
+    d = Detector(CFG)
+    feed(d, quiet)
+    assert feed(d, [r(t, tx=5e6), r(t + 10, tx=3e5)]) == [], "a dip cannot fire"
+    assert feed(d, [r(t + 20, tx=5e6)]) == [("egress_surge", "firing", t + 20)]
+    d = Detector(CFG)
+    feed(d, quiet)
+    two_dips = [r(t, tx=5e6), r(t + 10, tx=3e5), r(t + 20, tx=3e5), r(t + 30, tx=5e6), r(t + 40, tx=5e6)]
+    assert feed(d, two_dips) == [("egress_surge", "firing", t + 40)], "a new episode from the second dip on, not the first one's"
+    d = Detector(CFG)
+    feed(d, quiet)
+    plateau = [r(t + 10 * i, tx=3e5) for i in range(6)] + [r(t + 60, tx=5e6), r(t + 70, tx=10_000.0)]
+    assert feed(d, plateau) == []
+
+
+@pytest.mark.parametrize("metric", ["cpu", "tx"])
+def test_a_change_is_alerted_within_the_stated_bound_whatever_its_phase(metric: str) -> None:
+    """The bound the docs and the live test use (DetectorConfig.alert_within: 4 intervals) holds for
+    every phase of a change inside its interval, on a VM and a change level that are both noisy
+    (8%); the third sample suffices whenever the interval the change began in shows half of it."""
+    rule = next(rule for rule in RULES if rule.metric == {"cpu": "cpu", "tx": "tx_bps"}[metric])
+    bound = CFG.alert_within(rule)
+    assert bound == 4
+    quiet = {"cpu": 0.05, "tx": 10_000.0}[metric]
+    level = {"cpu": 0.97, "tx": 5_000_000.0}[metric]
+    latencies = {}
+    for step in range(21):
+        covered = step / 20  # share of the interval ending at t that the change covers
+        d = Detector(CFG)
+        noise = [1.0, 1.08, 0.93, 1.04, 0.97]
+        feed(d, [r(T0 + 10 * i, **{metric: quiet * noise[i % 5]}) for i in range(30)])
+        t = T0 + 300
+        begins = t - 10 * covered
+        samples = [r(t, **{metric: quiet + covered * (level - quiet)})] + [r(t + 10 * i, **{metric: level * noise[i % 5]}) for i in range(1, 8)]
+        fired = [at for kind, status, at in feed(d, samples) if kind == rule.kind and status == "firing"]
+        assert fired, f"no alert for a change covering {covered:.0%} of its first interval"
+        latencies[covered] = (fired[0] - begins) / 10
+    assert max(latencies.values()) <= bound, latencies
+    assert all(latency <= 3 for covered, latency in latencies.items() if covered >= 0.5), latencies
 
 
 def test_cpu_saturation_only_for_a_vm_not_normally_saturated() -> None:

@@ -17,6 +17,7 @@ import subprocess
 import pytest
 
 from hyperward.collect import collect_host
+from hyperward.engine import registry, run_checks, select
 from hyperward.model import Severity, Status
 from hyperward.parsers.apt_lists import iter_packages, parse_preferences, parse_release, source_list_prefixes
 
@@ -106,6 +107,26 @@ def _ours(root: pathlib.Path | str) -> set[tuple[str, str, str]]:
     return {(p.name, p.candidate, p.arch) for p in state.pending}
 
 
+def _reported(root: pathlib.Path | str) -> set[tuple[str, str, str]]:
+    """What HV-PATCH-001 lists, in apt's terms (name, candidate, arch): every pending update, not
+    only security ones, so this set must be `apt list --upgradable`'s."""
+    facts = collect_host(str(root))
+    native = next(p.arch for p in facts.patching.packages if p.name == "dpkg") if any(p.name == "dpkg" for p in facts.patching.packages) else "amd64"
+    arch_of = {(p.name, p.arch) for p in facts.patching.packages}
+    report = run_checks(facts, select(registry(), ["HV-PATCH-001"]))
+    out = set()
+    for f in report.findings:
+        if f.status is not Status.FAIL or f.result.resource in ("apt lists", "apt sources"):
+            continue
+        name, _, arch = f.result.resource.partition(":")
+        if not arch:
+            arch = next(a for n, a in arch_of if n == name and a in ("all", "", native))
+        candidate = re.search(r"candidate (\S+) from ", f.result.message)
+        assert candidate, f.result.message
+        out.add((name, candidate.group(1), arch))
+    return out
+
+
 MAIN_V, SECURITY_V, UPDATES_V = _versions(MAIN), _versions(SECURITY), _versions(UPDATES)
 
 
@@ -165,16 +186,19 @@ def test_pending_updates_agree_with_real_apt(tmp_path, name):
     root = _root(tmp_path, installed, sources=spec.get("sources", SOURCES), prefs=prefs, extra=extra)
     theirs = _apt_upgradable(root)
     assert _ours(root) == theirs
+    assert _reported(root) == theirs
     assert theirs, "the scenario should leave something to upgrade"
 
 
 def test_this_host_agrees_with_apt_list_upgradable():
     require(os.path.isdir("/var/lib/apt/lists") and any(n.endswith(("Packages", ".lz4")) for n in os.listdir("/var/lib/apt/lists")),
             "this host has apt lists (apt-get update has run)")
-    assert _ours("/") == _apt_upgradable()
+    theirs = _apt_upgradable()
+    assert _ours("/") == theirs
+    assert _reported("/") == theirs
 
 
-def test_virt_stack_is_high_other_security_medium(tmp_path):
+def test_virt_stack_is_high_other_security_medium_the_rest_low(tmp_path):
     installed = _installed_mix()
     root = _root(tmp_path, installed)
     for rel in ("etc/libvirt", "proc", "sys"):
@@ -183,9 +207,13 @@ def test_virt_stack_is_high_other_security_medium(tmp_path):
     fails = {f.result.resource: f for f in report.findings if f.status is Status.FAIL}
     virt = {n for n in fails if n.startswith(("qemu", "libvirt", "ovmf", "swtpm", "linux-image"))}
     assert virt and all(fails[n].severity is Severity.HIGH for n in virt)
-    others = set(fails) - virt
-    assert others and all(fails[n].severity is Severity.MEDIUM and "(security)" in fails[n].result.message for n in others)
-    assert "bash" not in fails  # pending, but neither security nor virtualization stack
+    security = {n for n in set(fails) - virt if "(security)" in fails[n].result.message}
+    assert security and all(fails[n].severity is Severity.MEDIUM and fails[n].result.message.startswith("security update: ") for n in security)
+    rest = set(fails) - virt - security
+    # pending from the point release (bookworm) or bookworm-updates: neither security nor the stack
+    assert {"bash", "curl"} <= rest and all(fails[n].severity is Severity.LOW for n in rest)
+    assert fails["bash"].result.message.startswith("pending update outside the security archive")
+    assert f"installed {installed['bash'][0]}, candidate {MAIN_V['bash']} from Debian bookworm" in fails["bash"].result.message
     [libvirt] = [fails[n] for n in virt if n == "libvirt0"]
     assert f"installed {installed['libvirt0'][0]}, candidate" in libvirt.result.message
 
@@ -218,3 +246,28 @@ def test_stale_lists_and_corrupt_index(tmp_path):
     assert by["apt lists"].status is Status.FAIL and "days ago" in by["apt lists"].result.message
     corrupt = by[f"/var/lib/apt/lists/{UPDATES}_main_binary-amd64_Packages.lz4"]
     assert corrupt.status is Status.ERROR and "cannot decompress" in corrupt.result.message
+
+
+@pytest.mark.parametrize("sources", [SOURCES.replace("deb http://deb.debian.org/debian-security bookworm-security main\n", ""), None])
+def test_sources_without_a_security_archive_fail(tmp_path, sources):
+    """Without a security archive no security update can ever arrive, however current the rest:
+    that fails, it is not "no pending security update". No sources file at all: the lists decide."""
+    root = _root(tmp_path, _installed_mix(), sources=sources or "")
+    lists = root / "var/lib/apt/lists"
+    for path in lists.glob(f"{SECURITY}_*"):
+        path.unlink()
+    if sources is None:
+        (root / "etc/apt/sources.list").unlink()
+    report = scan(root, only=["HV-PATCH-001"])
+    [finding] = [f for f in report.findings if f.result.resource == "apt sources"]
+    assert finding.status is Status.FAIL and finding.severity is Severity.HIGH
+    assert "security updates can never arrive" in finding.result.message
+    if sources is not None:
+        assert "http://deb.debian.org/debian bookworm-updates" in finding.result.message
+    assert not any("(security)" in f.result.message for f in report.findings)
+
+
+def test_sources_with_a_security_archive_do_not_fail_for_it(tmp_path):
+    report = scan(_root(tmp_path, {"bash": (MAIN_V["bash"], "amd64")}), only=["HV-PATCH-001"])
+    assert [(f.status, f.result.resource) for f in report.findings] == [(Status.PASS, "apt")]
+    assert report.findings[0].result.message.startswith("no pending update")

@@ -4,7 +4,6 @@ snapshot keyed by platform, the neutral guest inventory, a check found from its 
 from __future__ import annotations
 
 import json
-import pathlib
 import shutil
 
 from conftest import REPO, copy_root, hyperward, scan

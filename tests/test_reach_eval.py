@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import require
-from reach_lab import GUEST4, GUEST6, HOST4, HOST6, lab, listing, load, predict, reality, specs
+from reach_lab import GUEST4, GUEST6, HOST4, HOST6, lab, load, predict, reality, specs
 from reach_variants import VARIANTS, inet
 
 from hyperward.parsers.nft import Packet, Ruleset

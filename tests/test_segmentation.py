@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import hyperward, require
+from conftest import require
 
 
 def _ip(*args: str) -> None:

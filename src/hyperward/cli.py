@@ -57,7 +57,31 @@ def _write(text: str, output: str | None, ownership: Ownership | None = None) ->
         sys.stdout.flush()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The monitor's commands (cli_monitor.py) are attached when one of them is asked for, or when
+    help lists them: a scan then never imports the monitor."""
+
+    MONITOR = ("history", "monitor", "top")
+    monitor_attached = False
+
+    def _attach_monitor(self) -> None:
+        if not self.monitor_attached:
+            self.monitor_attached = True
+            from .cli_monitor import register
+
+            register(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.MONITOR:
+            self._attach_monitor()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._attach_monitor()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hyperward")
 def main() -> None:
     """Audit the security of a KVM/libvirt virtualization host beyond its firewall.
@@ -525,9 +549,5 @@ def baseline_accept(root: str | None, path: str | None) -> None:
     click.echo(f"accepted {len(digests)} files and definitions into {visible(target)}")
 
 
-from .cli_monitor import register as _register_monitor  # noqa: E402 - the commands attach to main
-
-_register_monitor(main)
-
-if __name__ == "__main__":  # after every command is registered: `python -m hyperward.cli monitor` too
+if __name__ == "__main__":
     main()

@@ -6,7 +6,6 @@ import datetime
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -101,6 +100,8 @@ def _key_line(text: str, key: str) -> int | None:
 
 
 def parse_config(text: str, path: str) -> Config:
+    import tomllib  # only when there is a config file: most scans have none
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -157,6 +157,10 @@ class AptState:
     pins: int
     pending: list[PendingUpdate]
     problems: list[Unavailable]
+    # Whether a configured source (or, with no sources files, a list) is a security archive: without
+    # one, security updates never arrive. None in snapshots older than this field.
+    security_archive: bool | None = None
+    sources: list[str] = dataclasses.field(default_factory=list)  # "URI suite" of the configured deb sources
 
 
 @dataclass(frozen=True)

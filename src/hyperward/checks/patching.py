@@ -178,9 +178,11 @@ def is_virt_stack(name: str) -> bool:
 )
 def pending_updates(host: HostFacts) -> Iterator[Result]:
     """An unapplied fix protects nothing. Computed from apt's own lists and pins as `apt list
-    --upgradable` would show them, offline: virtualization-stack packages (kernel, QEMU, libvirt,
-    firmware, swtpm, microcode) are high whatever the archive; other packages from a security
-    archive are medium; other pending updates are not findings."""
+    --upgradable` would show them, offline, and every pending update is listed: a stable point
+    release carries many CVE fixes that never get an advisory or reach the security archive.
+    Virtualization-stack packages (kernel, QEMU, libvirt, firmware, swtpm, microcode) are high
+    whatever the archive, other packages from a security archive medium, the rest low. Sources
+    without any security archive fail: on such a host security updates can never arrive."""
     state = host.patching.apt_state
     if state is None:
         yield Result.not_applicable(f"no apt lists ({'/var/lib/apt/lists'}): not a Debian-family host, or apt was never updated")
@@ -190,6 +192,11 @@ def pending_updates(host: HostFacts) -> Iterator[Result]:
         return
     for problem in state.problems:
         yield Result.unavailable(problem, problem.path)
+    if state.security_archive is False:
+        configured = "; ".join(state.sources) if state.sources else "no sources file, and no list of a security archive"
+        yield Result.fail("apt sources", f"no security archive among the configured apt sources ({configured}): security updates can never arrive",
+                          remediation="add the distribution's security archive to /etc/apt/sources.list(.d), e.g. "
+                                      "deb http://deb.debian.org/debian-security CODENAME-security main, then apt-get update")
     if state.lists_updated:
         age = (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(state.lists_updated)).days
         if age > LISTS_MAX_AGE_DAYS:
@@ -197,17 +204,18 @@ def pending_updates(host: HostFacts) -> Iterator[Result]:
                               severity=Severity.MEDIUM, remediation="run apt-get update (enable APT::Periodic::Update-Package-Lists)")
     packages = host.patching.packages
     native = next((p.arch for p in packages if p.name == "dpkg"), "amd64") if isinstance(packages, list) else "amd64"
-    reported = 0
-    for update in sorted(state.pending, key=lambda u: u.name):
+    # The catalog's title names security updates of the virtualization stack; each result says
+    # which of the three kinds of pending update it is.
+    for update in sorted(state.pending, key=lambda u: (u.name, u.arch)):
         virt = is_virt_stack(update.name)
-        if not virt and not update.security:
-            continue
-        reported += 1
-        kind = "virtualization stack" if virt else "security update"
+        if virt:
+            kind, severity = f"virtualization stack{', security' if update.security else ''} update", Severity.HIGH
+        elif update.security:
+            kind, severity = "security update", Severity.MEDIUM
+        else:
+            kind, severity = "pending update outside the security archive (point releases carry CVE fixes too)", Severity.LOW
         where = f"{update.origin}{' (security)' if update.security else ''}"
         yield Result.fail(update.name if update.arch in ("all", "", native) else f"{update.name}:{update.arch}",
-                          f"{kind}: installed {update.installed}, candidate {update.candidate} from {where}",
-                          severity=Severity.HIGH if virt else Severity.MEDIUM)
-    if not reported:
-        others = len(state.pending)
-        yield Result.passed("apt", f"no pending security or virtualization-stack update ({others} other pending; lists updated {state.lists_updated})")
+                          f"{kind}: installed {update.installed}, candidate {update.candidate} from {where}", severity=severity)
+    if not state.pending:
+        yield Result.passed("apt", f"no pending update ({len(state.lists)} lists, updated {state.lists_updated})")

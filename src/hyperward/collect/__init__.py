@@ -6,10 +6,12 @@ import datetime
 import os
 import socket
 import stat
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..facts import AccountFacts, HostFacts, Meta
+from ..facts import AccountFacts, HostFacts, Meta, PatchingFacts
 
 if TYPE_CHECKING:
     from ..config import BackupConfig
@@ -38,6 +40,30 @@ class RootError(Exception):
     """The root to audit cannot be used at all."""
 
 
+class _Background(threading.Thread):
+    """One collector on its own thread; its exception, if any, is raised where the result is taken."""
+
+    def __init__(self, collect: Callable[[RootFS], PatchingFacts], fs: RootFS) -> None:
+        super().__init__(name="hyperward-collect", daemon=True)
+        self.collect, self.fs = collect, fs
+        self.value: PatchingFacts | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.collect(self.fs)
+        except BaseException as exc:  # handed to the caller by result()
+            self.error = exc
+
+    def result(self) -> PatchingFacts:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self.value is not None
+        return self.value
+
+
 def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
                  backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
                  history_path: str | None = None, monitor_db: str | None = None) -> HostFacts:
@@ -55,6 +81,9 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
     if not os.access(root, os.R_OK | os.X_OK):
         raise RootError(f"--root {root}: permission denied")
     fs = RootFS(root)
+    # apt's indexes are the scan's biggest read (tens of MB decompressed): read them while the
+    # other collectors wait for the programs they run (sshd -T, nft, ip).
+    patching = _Background(collect_patching, fs)
     accounts, uids = collect_accounts(fs)
     source = Source(fs, {"libvirt": libvirt_uri} if libvirt_uri else {}, _id_names(accounts, uids))
     platforms = PlatformFacts({name: p.collect(source) for name, p in registry().items() if p.detect(source)})
@@ -75,7 +104,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         cpu=collect_cpu(fs),
         modules=collect_modules(fs),
         ksm=collect_ksm(fs),
-        patching=collect_vulnerabilities(collect_patching(fs), vulndb, vulndb_max_age_days),
+        patching=collect_vulnerabilities(patching.result(), vulndb, vulndb_max_age_days),
         kvm_device=collect_kvm_device(fs, accounts, uids),
         accounts=accounts,
         firmware=collect_firmware(fs),

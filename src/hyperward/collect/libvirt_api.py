@@ -95,8 +95,16 @@ def _read(libvirt, conn, uri: str, secure: bool) -> ApiResult:  # type: ignore[n
     return result
 
 
+# The sockets a qemu:///system client connects to: libvirtd's, or the modular daemons' (virtqemud
+# directly, virtproxyd for the legacy path); systemd's socket units create them before the daemon runs.
+SYSTEM_SOCKETS = ("/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock", "/run/libvirt/virtproxyd-sock")
+
+
 def collect(uri: str, timeout: float = TIMEOUT_S) -> ApiResult:
-    """A hung daemon must not hang the audit: the calls run in a worker thread with a deadline."""
+    """A hung daemon must not hang the audit: the calls run in a worker thread with a deadline.
+    Without a socket to connect to, the libvirt binding (tens of ms to load) is not imported."""
+    if uri == "qemu:///system" and not any(os.path.exists(path) for path in SYSTEM_SOCKETS):
+        return ApiResult(ApiFacts(uri, False, f"no daemon socket ({', '.join(SYSTEM_SOCKETS)}): the libvirt daemon is not running", []))
     box: list[ApiResult] = []
 
     def work() -> None:

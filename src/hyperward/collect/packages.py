@@ -4,15 +4,16 @@ computed from apt's own lists and pins without network access and without runnin
 from __future__ import annotations
 
 import datetime
-import gzip
 import lzma
 import os
 import sqlite3
+import zlib
 from collections import defaultdict
+from typing import Protocol
 
 from ..facts import AptState, Maybe, OsRelease, Package, PendingUpdate
 from ..model import Unavailable
-from ..parsers.apt_lists import Available, Offer, Pin, Release, candidate, iter_packages, parse_preferences, parse_release, source_list_prefixes
+from ..parsers.apt_lists import Available, Offer, Pin, Release, candidate, is_security_source, list_prefix, parse_preferences, parse_release, scan_packages, source_entries
 from ..parsers.rpm_header import ARCH, EPOCH, NAME, RELEASE, SOURCERPM, VERSION, HeaderError, parse_header, source_name
 from .fs import RootFS
 
@@ -36,29 +37,37 @@ def collect_os_release(fs: RootFS) -> Maybe[OsRelease]:
     return Unavailable("/etc/os-release", "missing", "not found")
 
 
-BLOCK = 1024 * 1024
+CHUNK = 256 * 1024  # compressed bytes per step: the decompressed block (about 1 MB) stays in cache
 
 
-def _open_index(fs: RootFS, path: str):  # type: ignore[no-untyped-def]
-    """A binary file object over the decompressed index, read in blocks: a Debian main index is
-    50 MB decompressed and is never held whole."""
-    local = fs.local_path(path)
+class _Plain:
+    def decompress(self, data: bytes) -> bytes:
+        return data
+
+
+class _Decompressor(Protocol):
+    def decompress(self, data: bytes) -> bytes: ...
+
+
+def _decompressor(path: str) -> _Decompressor:
+    """An incremental decompressor for the index's compression: apt's lists are read in
+    compressed chunks and never held whole (a Debian main index is 50 MB decompressed)."""
     if path.endswith(".lz4"):
         import lz4.frame
 
-        return lz4.frame.open(local, "rb")
+        return lz4.frame.LZ4FrameDecompressor()  # type: ignore[no-any-return]
     if path.endswith(".gz"):
-        return gzip.open(local, "rb")
+        return zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
     if path.endswith(".xz"):
-        return lzma.open(local, "rb")
+        return lzma.LZMADecompressor()
     if path.endswith(".zst"):
         import zstandard  # type: ignore[import-not-found]
 
-        return zstandard.ZstdDecompressor().stream_reader(open(local, "rb"), closefd=True)
-    return open(local, "rb")
+        return zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
+    return _Plain()
 
 
-def _read_index(fs: RootFS, path: str, wanted: set[str]) -> list[Available] | Unavailable:
+def _read_index(fs: RootFS, path: str, wanted: set[bytes]) -> list[Available] | Unavailable:
     st = fs.stat(path)
     if isinstance(st, Unavailable):
         return st
@@ -70,22 +79,26 @@ def _read_index(fs: RootFS, path: str, wanted: set[str]) -> list[Available] | Un
     found: list[Available] = []
     total = 0
     try:
-        with _open_index(fs, path) as stream:
+        decompressor = _decompressor(path)
+        with open(fs.local_path(path), "rb", buffering=0) as raw:
             carry = b""
             while True:
-                block = stream.read(BLOCK)
+                chunk = raw.read(CHUNK)
+                block = decompressor.decompress(chunk) if chunk else b""
                 total += len(block)
                 if total > LIST_LIMIT:
                     return Unavailable(path, "invalid", f"larger than {LIST_LIMIT} bytes decompressed; not read")
-                if not block:
-                    found.extend(iter_packages(carry, wanted))
+                if not chunk:
+                    if getattr(decompressor, "eof", True) is False and total:
+                        raise EOFError("compressed data ends before the end-of-stream marker")
+                    found.extend(scan_packages(carry, wanted))
                     break
-                data = carry + block
+                data = carry + block if carry else block
                 cut = data.rfind(b"\n\n")
                 if cut < 0:
                     carry = data
                     continue
-                found.extend(iter_packages(data[:cut], wanted))
+                found.extend(scan_packages(data[:cut], wanted))
                 carry = data[cut + 2 :]
     except PermissionError:
         return Unavailable(path, "denied", "permission denied")
@@ -121,9 +134,10 @@ def _pins(fs: RootFS) -> list[Pin]:
     return pins
 
 
-def _configured_prefixes(fs: RootFS) -> list[str] | None:
-    """None when no sources are configured at all (then every list file counts)."""
-    prefixes: list[str] = []
+def _configured_sources(fs: RootFS) -> list[tuple[str, str]] | None:
+    """(URI, suite) of the configured deb sources; None when no sources file exists at all (then
+    every list file counts)."""
+    entries: list[tuple[str, str]] = []
     found = False
     paths = [("/etc/apt/sources.list", False)]
     listing = fs.listdir("/etc/apt/sources.list.d")
@@ -136,8 +150,8 @@ def _configured_prefixes(fs: RootFS) -> list[str] | None:
         text = fs.read_text(path, 1024 * 1024)
         if isinstance(text, str):
             found = True
-            prefixes.extend(source_list_prefixes(text, deb822))
-    return prefixes if found else None
+            entries.extend(source_entries(text, deb822))
+    return entries if found else None
 
 
 def collect_apt_state(fs: RootFS, packages: list[Package], default_release: str | None) -> Maybe[AptState] | None:
@@ -145,8 +159,9 @@ def collect_apt_state(fs: RootFS, packages: list[Package], default_release: str 
     if isinstance(listing, Unavailable):
         return None if listing.kind == "missing" else listing
     names = set(listing)
-    configured = _configured_prefixes(fs)
-    wanted = {p.name for p in packages if p.format == "deb"}
+    sources = _configured_sources(fs)
+    configured = None if sources is None else tuple(list_prefix(uri, suite) for uri, suite in sources)
+    wanted = {p.name.encode() for p in packages if p.format == "deb"}
     releases: dict[str, Release] = {}
     offers: dict[tuple[str, str], list[Offer]] = defaultdict(list)
     problems: list[Unavailable] = []
@@ -158,7 +173,7 @@ def collect_apt_state(fs: RootFS, packages: list[Package], default_release: str 
                 base = base[: -len(suffix)]
         if not base.endswith("_Packages"):
             continue
-        if configured is not None and not name.startswith(tuple(configured)):
+        if configured is not None and not name.startswith(configured):
             continue  # a list of a source no longer configured: apt ignores it too
         release_name = _release_for(name, names)
         release = None
@@ -197,7 +212,9 @@ def collect_apt_state(fs: RootFS, packages: list[Package], default_release: str 
         origin = next((r for r in same if r.security), chosen.release)
         pending.append(PendingUpdate(pkg.name, pkg.arch, pkg.version, chosen.version, pkg.source, origin.describe(), security))
     updated = datetime.datetime.fromtimestamp(newest, datetime.UTC).isoformat(timespec="seconds") if newest else None
-    return AptState(lists=used, lists_updated=updated, pins=len(pins), pending=pending, problems=problems)
+    security = any(is_security_source(uri, suite) for uri, suite in sources or ()) or any(r.security for r in releases.values())
+    return AptState(lists=used, lists_updated=updated, pins=len(pins), pending=pending, problems=problems,
+                    security_archive=security, sources=[f"{uri} {suite}" for uri, suite in sources or ()])
 
 
 

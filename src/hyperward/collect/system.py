@@ -20,7 +20,6 @@ from ..parsers.config_files import (
     apt_conf_part_ok,
     parse_apt_conf,
     parse_dpkg_packages,
-    parse_dpkg_status,
     parse_group,
     parse_ini,
     parse_passwd_gids,
@@ -64,11 +63,19 @@ def collect_dnf_automatic(fs: RootFS) -> DnfAutomaticFacts | None:
     return None
 
 
+def _installed_versions(packages: list[Package]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in packages:
+        out[p.name if p.name not in out else f"{p.name}:{p.arch}"] = p.version
+    return out
+
+
 def collect_patching(fs: RootFS) -> PatchingFacts:
     status = fs.read_text("/var/lib/dpkg/status", 256 * 1024 * 1024)
-    installed: Maybe[dict[str, str]] = status if isinstance(status, Unavailable) else parse_dpkg_status(status)
     skipped: list[int] = []
     packages: Maybe[list[Package]] = status if isinstance(status, Unavailable) else parse_dpkg_packages(status, skipped)
+    # parse_dpkg_status's mapping, from the same parse (the status file is megabytes)
+    installed: Maybe[dict[str, str]] = packages if isinstance(packages, Unavailable) else _installed_versions(packages)
     warnings = [f"/var/lib/dpkg/status: {len(skipped)} malformed stanza(s) skipped (no Package or Version; first at line {skipped[0]})"] if skipped else []
     if is_missing(status):
         rpms = collect_rpm_packages(fs)

@@ -12,9 +12,15 @@ to resolve; the first interval after a VM (re)starts or after a gap has no rate 
 A change rarely starts on a sample: a rate is the average over the interval, so the interval a
 change begins in shows part of it. That interval counts by its share when it is clearly above
 normal (beyond the baseline's k sigma and `onset` of the way to the threshold), and an episode
-fires once it has lasted more than `sustain - 1` intervals: with the default 3, a change is
-alerted at the third sample after it begins, i.e. within three intervals, while a 20-second burst
-that straddles three samples has lasted two and does not alert.
+fires once it has lasted more than `sustain - 1` intervals. With the default 3, a change that holds
+its level is alerted at the third sample after it begins when the interval it began in shows it,
+and at the fourth when it began too late in that interval to be told from noise: within
+`sustain + 1` = 4 intervals of the change whatever its phase (`DetectorConfig.alert_within`), for a
+VM that has not learnt longer bursts. Three cannot be promised: a change in the last moments of an
+interval looks, three samples later, exactly like a 20-second burst that straddles three samples,
+which has lasted two intervals and must not alert. A change that ramps up (a TCP stream's slow
+start) counts from the interval it first exceeds the threshold in; one sample that dips below the
+threshold but stays clearly above normal keeps a pending episode alive by its share.
 
 packet_rate_surge is about small packets (a SYN scan, a flood): it counts an interval only when
 the packets above the VM's usual rate are small (bytes per packet from tx_bps/tx_pps, see
@@ -93,6 +99,11 @@ class DetectorConfig:
     def floor(self, rule: Rule) -> float:
         return self.floors.get(rule.metric, rule.floor)
 
+    def alert_within(self, rule: Rule) -> int:
+        """Intervals from the start of a change that holds its level to its alert, at the latest:
+        `sustain` whole intervals after the one it began in, which may not count."""
+        return (self.cpu_sustain if rule.metric == "cpu" else self.sustain) + 1
+
 
 @dataclass(frozen=True)
 class Anomaly:
@@ -128,7 +139,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 class Series:
     """One VM's one metric. Plain slots and an array ring: 1,000 VMs x 5 metrics must stay small."""
 
-    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "lasted", "cool", "firing", "since", "bursts",
+    __slots__ = ("ring", "pos", "count", "pushes", "med", "sigma", "lasted", "cool", "firing", "since", "bursts", "dipped",
                  "onset_ts", "onset_value", "streak", "peak", "hour", "day", "hour_values", "profile", "seasonal_hi", "threshold")
 
     def __init__(self, window: int) -> None:
@@ -140,6 +151,7 @@ class Series:
         self.sigma = 0.0
         self.lasted = 0.0
         self.streak: array[float] | None = None
+        self.dipped = False
         self.bursts: deque[tuple[float, float]] | None = None
         self.cool = 0
         self.firing = False
@@ -301,6 +313,7 @@ class Detector:
                     anomalous = anomalous and not large
                 if anomalous:
                     series.cool = 0
+                    series.dipped = False
                     if series.firing:
                         series.lasted += 1.0
                         series.peak = max(series.peak, value)
@@ -326,6 +339,15 @@ class Detector:
                                            self._packet_bytes(r) if rule.kind == "packet_rate_surge" else None))
                     continue
                 rising = not series.firing and not rule.gauge and not large and value > series.med + max(c.k * series.sigma, (threshold - series.med) * c.onset)
+                if rising and series.streak is not None and not series.dipped:
+                    # A change does not always hold its level (a TCP stream stalls, a starved guest
+                    # slows): one sample still clearly above normal keeps a pending episode alive,
+                    # by its share, and cannot fire it; the next must be anomalous again.
+                    series.dipped = True
+                    series.streak.append(value)
+                    series.lasted = self._duration(series)
+                    continue
+                series.dipped = False
                 series.onset_ts = r.ts if rising else 0.0
                 series.onset_value = value
                 if series.lasted:
@@ -397,6 +419,7 @@ class Detector:
                                    series.since, now, 0.0, series.med, series.threshold, False))
             series.lasted = 0.0
             series.streak = None
+            series.dipped = False
             if now - self.last_seen.get(uuid, now) > self.config.forget_after_s:
                 del self.series[(uuid, metric)]
         for uuid in [u for u, seen in self.last_seen.items() if u not in present and now - seen > self.config.forget_after_s]:

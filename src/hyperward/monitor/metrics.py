@@ -21,7 +21,7 @@ from .rates import Rates
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 VM_GAUGES = (
-    ("cpu", "hyperward_vm_cpu_ratio", "Share of the VM's vCPU capacity used over the last interval (1 = all vCPUs busy)."),
+    ("cpu", "hyperward_vm_cpu_ratio", "Share of the VM's vCPU capacity used or waited for (vcpu.N.delay) over the last interval (1 = all vCPUs busy)."),
     ("mem_kib", "hyperward_vm_memory_bytes", "Host memory used by the VM's QEMU process (balloon rss), or its current balloon size.", 1024),
     ("rx_bps", "hyperward_vm_network_receive_bytes_per_second", "Bytes per second received by the VM, all NICs."),
     ("tx_bps", "hyperward_vm_network_transmit_bytes_per_second", "Bytes per second sent by the VM, all NICs."),

@@ -11,7 +11,8 @@ from ..parsers.domstats import DomainCounters
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """One VM over one interval. cpu is the share of its vCPUs' capacity (1.0 = every vCPU busy)."""
+    """One VM over one interval. cpu is the share of its vCPUs' capacity it used or waited for
+    (1.0 = every vCPU busy; libvirt's vcpu.N.delay is the waiting)."""
 
     ts: float
     uuid: str
@@ -86,7 +87,11 @@ class RateTracker:
             cpu = None
             if c.vcpus > 0 and not reset:
                 ns = _rate(c.cpu_ns, p.cpu_ns, dt)
-                cpu = None if ns is None else min(ns / 1e9 / c.vcpus, 1.5)
+                # A guest that keeps its vCPUs busy on a host with no CPU to spare gets less than it
+                # asks for: the time its vCPUs waited to run counts as demand, or a miner on a busy
+                # host would never look saturated.
+                waited = _rate(c.vcpu_delay_ns, p.vcpu_delay_ns, dt)
+                cpu = None if ns is None else min((ns + (waited or 0.0)) / 1e9 / c.vcpus, 1.5)
             out.append(Rates(
                 ts=wall, uuid=c.uuid, name=c.name, vcpus=c.vcpus, cpu=cpu,
                 mem_kib=c.rss_kib if c.rss_kib is not None else c.balloon_kib,

@@ -12,11 +12,14 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database, require_regular
 from ..heartbeat import Heartbeat as Heartbeat, read_heartbeat as read_heartbeat  # the monitor writes what heartbeat.py reads
-from .alerts import Alert
+from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database, require_regular
 from .rates import RATE_COLUMNS, Rates
+
+if TYPE_CHECKING:
+    from .alerts import Alert  # annotations only: a scan reading the heartbeat needs no detector
 
 SCHEMA_VERSION = 1
 SCHEMA = f"""

@@ -86,24 +86,34 @@ class Available:
     source: str
 
 
+PACKAGE_LINE = re.compile(rb"\nPackage:[ \t]*(\S+)")
+
+
 def iter_packages(data: bytes, wanted: set[str]) -> Iterator[Available]:
+    return scan_packages(data, {w.encode() for w in wanted})
+
+
+def scan_packages(data: bytes, names: set[bytes]) -> Iterator[Available]:
     """Only stanzas of wanted package names are decoded and parsed: a Debian main index holds
-    60,000 stanzas (50 MB), so the scan walks the bytes without copying them."""
-    names = {w.encode() for w in wanted}
-    pos = 0 if data.startswith(b"Package: ") else data.find(b"\nPackage: ")
-    while pos >= 0:
-        start = pos if data.startswith(b"Package: ", pos) else pos + 1
-        line_end = data.find(b"\n", start)
-        name = data[start + 9 : line_end if line_end >= 0 else None].strip()
-        nxt = data.find(b"\n\nPackage: ", start)
-        if name in names:
-            end = nxt if nxt >= 0 else len(data)
-            fields = _fields(data[start:end].decode("utf-8", "replace"))
-            version = fields.get("Version")
-            if version:
-                package = fields["Package"]
-                yield Available(package, fields.get("Architecture", ""), version, fields.get("Source", package).split(" ", 1)[0])
-        pos = nxt + 1 if nxt >= 0 else -1
+    60,000 stanzas (50 MB), so the Package: lines are found by the regex engine and the rest of
+    a stanza is read only when its name is wanted."""
+    first = PACKAGE_LINE.match(b"\n" + data[: data.find(b"\n") if b"\n" in data[:4096] else 4096])
+    if first is not None and first.group(1) in names:
+        yield from _stanza(data, 0)
+    for match in PACKAGE_LINE.finditer(data):
+        if match.group(1) in names:
+            yield from _stanza(data, match.start() + 1)
+
+
+def _stanza(data: bytes, at: int) -> Iterator[Available]:
+    before = data.rfind(b"\n\n", 0, at)
+    start = before + 2 if before >= 0 else 0
+    end = data.find(b"\n\n", at)
+    fields = _fields(data[start : end if end >= 0 else len(data)].decode("utf-8", "replace"))
+    version = fields.get("Version")
+    package = fields.get("Package")
+    if version and package:
+        yield Available(package, fields.get("Architecture", ""), version, fields.get("Source", package).split(" ", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -217,9 +227,27 @@ def _uri_to_list_prefix(uri: str) -> str:
     return rest.rstrip("/").replace("_", "%5f").replace("/", "_")
 
 
+def is_security_source(uri: str, suite: str) -> bool:
+    """A source of security updates: Debian's and Ubuntu's `-security` suites, Debian's older
+    `security.debian.org CODENAME/updates`, and mirrors that name themselves so."""
+    return suite.rstrip("/").endswith("-security") or "security" in uri.lower()
+
+
 def source_list_prefixes(text: str, deb822: bool) -> list[str]:
     """List-file name prefixes ("deb.debian.org_debian_dists_bookworm_") of the `deb` sources in
     one sources.list (one-line) or .sources (deb822) file. apt reads only these lists."""
+    return [list_prefix(uri, suite) for uri, suite in source_entries(text, deb822)]
+
+
+def list_prefix(uri: str, suite: str) -> str:
+    base = _uri_to_list_prefix(uri)
+    if suite.endswith("/"):
+        return f"{base}_{suite.rstrip('/').replace('/', '_')}_" if suite != "/" else f"{base}_"
+    return f"{base}_dists_{suite.replace('/', '_')}_"
+
+
+def source_entries(text: str, deb822: bool) -> list[tuple[str, str]]:
+    """(URI, suite) of every enabled `deb` source in one sources.list or .sources file."""
     entries: list[tuple[str, str]] = []
     if deb822:
         for stanza in re.split(r"\n\s*\n", text):
@@ -242,11 +270,4 @@ def source_list_prefixes(text: str, deb822: bool) -> list[str]:
                 if len(words) < 3:
                     continue
             entries.append((words[1], words[2]))
-    out = []
-    for uri, suite in entries:
-        base = _uri_to_list_prefix(uri)
-        if suite.endswith("/"):
-            out.append(f"{base}_{suite.rstrip('/').replace('/', '_')}_" if suite != "/" else f"{base}_")
-        else:
-            out.append(f"{base}_dists_{suite.replace('/', '_')}_")
-    return out
+    return entries

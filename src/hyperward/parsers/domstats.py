@@ -42,6 +42,8 @@ class DomainCounters:
     disks: tuple[str, ...]
     nic_tx_bytes: tuple[int | None, ...] = ()
     disk_wr_bytes: tuple[int | None, ...] = ()
+    # vcpu.N.delay: time the vCPU threads were runnable but waited for a host CPU (the guest's steal)
+    vcpu_delay_ns: int | None = None
 
 
 def _int(value: object) -> int | None:
@@ -111,4 +113,5 @@ def parse_domain_stats(name: str, uuid: str, params: Mapping[str, object]) -> Do
         disks=disk_names,
         nic_tx_bytes=tuple(_int(params.get(f"net.{i}.tx.bytes")) for i in range(nets)),
         disk_wr_bytes=tuple(_int(params.get(f"block.{i}.wr.bytes")) for i in top_disks),
+        vcpu_delay_ns=_sum(params, "vcpu", min(vcpus, 4096), "delay"),
     )

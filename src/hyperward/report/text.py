@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 import textwrap
-
-from rich.console import Console
-from rich.text import Text
+import unicodedata
+from typing import IO
 
 from .. import __version__
 from ..engine import ScanReport, sort_key
@@ -30,6 +30,98 @@ STATUS_STYLE = {
     Status.NOT_APPLICABLE: "dim",
 }
 SHOWN_BY_DEFAULT = (Status.FAIL, Status.ERROR, Status.SUPPRESSED)
+# rich's strip_control_codes: BEL, BS, VT, FF, CR never reach the terminal, coloured or not
+_CONTROL = dict.fromkeys((7, 8, 11, 12, 13))
+_WORD = re.compile(r"\s*\S+\s*")
+
+
+class Text:
+    """Styled text as the report builds it. With colour it becomes a rich Text; without, the
+    report is written as rich would write it uncoloured, and a scan never imports rich."""
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.style = style
+        self.parts: list[tuple[str, str | None]] = [(text.translate(_CONTROL), None)] if text else []
+
+    def append(self, text: str, style: str | None = None) -> Text:
+        self.parts.append((text.translate(_CONTROL), style))
+        return self
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for text, _ in self.parts)
+
+
+def _cells(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """rich's word wrapping (rich._wrap.divide_line, then rstrip_end): breaks before the word that
+    does not fit; a word wider than the line is cut."""
+    if _cells(line) <= width:
+        return [line]
+    breaks, offset = [], 0
+    for match in _WORD.finditer(line):
+        start, word = match.start(), match.group(0)
+        length = _cells(word.rstrip())
+        if width - offset >= length:
+            offset += _cells(word)
+        elif length > width:
+            if start:
+                breaks.append(start)
+            while _cells(word) > width:
+                cut = len(word)
+                while _cells(word[:cut]) > width:
+                    cut -= 1
+                start, word = start + cut, word[cut:]
+                breaks.append(start)
+            offset = _cells(word)
+        elif offset and start:
+            breaks.append(start)
+            offset = _cells(word)
+    pieces = [line[a:b] for a, b in zip([0, *breaks], [*breaks, len(line)])]
+    return [piece[: len(piece) - min(len(piece) - width, len(piece) - len(piece.rstrip()))] if len(piece) > width else piece
+            for piece in pieces]
+
+
+class _Plain:
+    """The part of rich's Console the report uses, for output without colour."""
+
+    def __init__(self, file: IO[str], width: int) -> None:
+        self.file, self.width = file, width
+
+    def print(self, obj: Text | str = "", soft_wrap: bool = False) -> None:
+        text = obj.plain if isinstance(obj, Text) else obj
+        lines = text.expandtabs(8).split("\n")
+        if not soft_wrap:
+            lines = [piece for line in lines for piece in _wrap(line, self.width)]
+        self.file.write("\n".join(lines) + "\n")
+
+
+class _Rich:
+    """rich's Console, for colour: each Text becomes a rich Text with the same spans."""
+
+    def __init__(self, file: IO[str], width: int) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=file, force_terminal=True, no_color=False, color_system="standard", width=width, highlight=False)
+
+    def print(self, obj: Text | str = "", soft_wrap: bool = False) -> None:
+        from rich.text import Text as RichText
+
+        if isinstance(obj, Text):
+            rich = RichText(style=obj.style)
+            for text, style in obj.parts:
+                rich.append(text, style=style)
+            self.console.print(rich, soft_wrap=soft_wrap)
+        else:
+            self.console.print(obj, soft_wrap=soft_wrap)
+
+
+Console = _Plain | _Rich
 
 
 def summary_line(report: ScanReport) -> str:
@@ -160,14 +252,7 @@ def _denied_path(f: Finding) -> str:
 
 def render(report: ScanReport, options: RenderOptions) -> str:
     buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        force_terminal=options.color,
-        no_color=not options.color,
-        color_system="standard" if options.color else None,
-        width=options.width,
-        highlight=False,
-    )
+    console: Console = _Rich(buffer, options.width) if options.color else _Plain(buffer, options.width)
     meta = report.facts.meta
     if not options.quiet:
         where = "live host" if meta.root == "/" else f"root {visible(meta.root)}"
