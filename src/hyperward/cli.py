@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .engine import ScanReport
     from .facts import HostFacts
     from .safefile import Ownership
+    from .vulndb import ImportReport
 
 FORMAT_NAMES = tuple(FORMATS)
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
@@ -344,7 +345,7 @@ _db_path = click.option("--db", "path", metavar="FILE", help="Database file (def
 _db_conf = click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
 
 
-def _report_import(report: "ImportReport") -> None:  # noqa: F821
+def _report_import(report: ImportReport) -> None:
     shown = report.errors[:20]
     for error in shown:
         click.echo(f"hyperward: skipped: {visible(error)}", err=True)

@@ -11,7 +11,7 @@ from ..engine import check
 from ..facts import STACK_DAEMONS, HostFacts
 from ..model import Result, Severity, Unavailable
 from ..parsers.kernel import compare_versions
-from ._common import VULN_DIR
+from ..facts import VULN_DIR
 from ._libvirt import process_label, qemu_processes
 
 def _flavour(release: str) -> str | None:

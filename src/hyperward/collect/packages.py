@@ -61,7 +61,7 @@ def _decompressor(path: str) -> _Decompressor:
     if path.endswith(".xz"):
         return lzma.LZMADecompressor()
     if path.endswith(".zst"):
-        import zstandard  # type: ignore[import-not-found]
+        import zstandard
 
         return zstandard.ZstdDecompressor().decompressobj()  # type: ignore[no-any-return]
     return _Plain()
@@ -73,7 +73,7 @@ def _read_index(fs: RootFS, path: str, wanted: set[bytes]) -> list[Available] | 
         return st
     if path.endswith(".zst"):
         try:
-            import zstandard  # type: ignore[import-not-found]  # noqa: F401
+            import zstandard  # noqa: F401
         except ImportError:
             return Unavailable(path, "invalid", "zstd-compressed list and the zstandard module is not installed")
     found: list[Available] = []
