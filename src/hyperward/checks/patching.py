@@ -164,7 +164,10 @@ def stale_qemu(host: HostFacts) -> Iterator[Result]:
 
 
 VIRT_STACK = ("linux-image*", "linux-signed-*", "qemu*", "libvirt*", "python3-libvirt", "xen*", "libxen*", "ovmf*", "edk2*",
-              "swtpm*", "libtpms*", "*-microcode", "seabios", "ipxe*", "libspice*", "libvirglrenderer*", "libslirp*")
+              "swtpm*", "libtpms*", "*-microcode", "seabios", "ipxe*", "libspice*", "libvirglrenderer*", "libslirp*",
+              # Proxmox VE's own builds of the same stack, and the tools that drive it
+              "pve-qemu-kvm", "proxmox-kernel-*", "pve-kernel-*", "pve-firmware", "pve-edk2-firmware*", "qemu-server",
+              "pve-manager", "pve-container", "lxc-pve", "pve-firewall", "pve-cluster", "pve-ha-manager", "proxmox-ve")
 LISTS_MAX_AGE_DAYS = 7
 
 

@@ -157,7 +157,8 @@ def security_support(host: HostFacts) -> Iterator[Result]:
 
 
 VIRT_SOURCES = ("qemu", "libvirt", "linux", "xen", "edk2", "swtpm", "libtpms", "seabios", "ipxe", "intel-microcode",
-                "amd64-microcode", "spice", "virglrenderer", "libslirp", "dnsmasq", "openssh", "openssl", "gnutls28")
+                "amd64-microcode", "spice", "virglrenderer", "libslirp", "dnsmasq", "openssh", "openssl", "gnutls28",
+                "pve-qemu-kvm", "proxmox-kernel", "pve-kernel", "qemu-server", "pve-manager", "pve-container", "lxc-pve")
 
 
 @check("HV-VULN-001",

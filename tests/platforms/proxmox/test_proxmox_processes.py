@@ -107,3 +107,14 @@ def test_a_pid_file_naming_a_non_qemu_process_is_not_running(tmp_path):
         (RUN / "9102.pid").unlink(missing_ok=True)
         if made_run:
             shutil.rmtree(RUN, ignore_errors=True)
+
+
+def test_proxmox_builds_of_the_stack_are_the_virtualization_stack():
+    """Pending updates of Proxmox's own QEMU, kernels and tools are high (HV-PATCH-001), like Debian's."""
+    from hyperward.checks.patching import is_virt_stack
+
+    for name in ("pve-qemu-kvm", "proxmox-kernel-6.8.12-4-pve-signed", "pve-kernel-5.15", "qemu-server", "pve-manager",
+                 "pve-container", "lxc-pve", "pve-edk2-firmware-ovmf", "pve-firewall"):
+        assert is_virt_stack(name), name
+    for name in ("pve-docs", "proxmox-widget-toolkit", "libpve-common-perl", "bash"):
+        assert not is_virt_stack(name), name
