@@ -134,3 +134,13 @@ def test_a_scan_of_a_proxmox_copy_with_only_config_db(tmp_path):
     assert ("HV-FW-004", "cluster.fw") in failing or any(cid == "HV-FW-004" for cid, _ in failing)
     assert any(cid == "HV-NET-001" and f.result.platform == "proxmox" for f in report.findings for cid in [f.check_id]
                if f.status is Status.FAIL)
+
+
+def test_anti_spoofing_counts_libvirts_own_filters_by_exact_name():
+    """A user filter merely named like libvirt's (clean-traffic-custom) is no evidence of anti-spoofing."""
+    from hyperward.platforms.libvirt.guests import _reaches_anti_spoofing
+
+    assert _reaches_anti_spoofing("mine", {"mine": ["allow-dhcp", "clean-traffic"]})
+    assert _reaches_anti_spoofing("clean-traffic-gateway", {})
+    assert not _reaches_anti_spoofing("clean-traffic-custom", {"clean-traffic-custom": ["allow-arp", "allow-dhcp"]})
+    assert not _reaches_anti_spoofing("loop", {"loop": ["loop"]})

@@ -3,6 +3,7 @@ error or a scan that could not run at all."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from .engine import ScanReport
     from .facts import HostFacts
     from .safefile import Ownership
-    from .vulndb import ImportReport
+    from collections.abc import Iterator
+
+    from .vulndb import Build, ImportReport
 
 FORMAT_NAMES = tuple(FORMATS)
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
@@ -354,6 +357,30 @@ def _report_import(report: ImportReport) -> None:
     click.echo(f"{visible(report.source)}: {report.imported} advisories imported ({report.kind}), {len(report.errors)} skipped")
 
 
+@contextlib.contextmanager
+def _building(db_file: str, ownership: Ownership) -> Iterator[Build]:
+    """A new advisory database beside DB_FILE, renamed over it only when the block ends normally;
+    any error or exit leaves the old one (or none) untouched."""
+    from . import vulndb
+
+    try:
+        build = vulndb.Build(db_file, ownership)
+    except (vulndb.DatabaseError, OSError) as exc:
+        _die(str(exc))
+    try:
+        yield build
+    except (vulndb.DatabaseError, OSError, sqlite3.DatabaseError) as exc:
+        build.abort()
+        _die(f"{db_file} is unchanged: {exc}")
+    except BaseException:
+        build.abort()
+        raise
+    try:
+        build.commit()
+    except (vulndb.DatabaseError, OSError, sqlite3.DatabaseError) as exc:
+        _die(f"{db_file} is unchanged: {exc}")
+
+
 @db.command("import")
 @click.argument("sources", nargs=-1, required=True, metavar="FILE|DIR...")
 @_db_path
@@ -368,26 +395,14 @@ def db_import(sources: tuple[str, ...], path: str | None, config_path: str | Non
     for source in sources:
         if not os.path.exists(source):
             _die(f"{source}: no such file or directory")
-    try:
-        build = vulndb.Build(db_file, ownership)
-    except (vulndb.DatabaseError, OSError) as exc:
-        _die(str(exc))
     imported = 0
-    try:
+    with _building(db_file, ownership) as build:
         for source in sources:
             report = vulndb.import_path(build.conn, source)
             _report_import(report)
             imported += report.imported
         if not imported:
-            build.abort()
             _die(f"nothing was imported; {db_file} is unchanged")
-        build.commit()
-    except (vulndb.DatabaseError, OSError, sqlite3.DatabaseError) as exc:
-        build.abort()
-        _die(f"{db_file} is unchanged: {exc}")
-    except BaseException:
-        build.abort()
-        raise
 
 
 @db.command("update")
@@ -406,35 +421,22 @@ def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str 
 
     db_file, _, configured, ownership = _db_config(config_path, path)
     targets = list(urls) or configured
-    try:
-        build = vulndb.Build(db_file, ownership)
-    except (vulndb.DatabaseError, OSError) as exc:
-        _die(str(exc))
     failed = imported = 0
-    try:
-        with tempfile.TemporaryDirectory(prefix="hyperward-db-") as tmp:
-            for url in targets:
-                name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
-                local = os.path.join(tmp, name if name.endswith((".zip", ".json")) else name + ".json")
-                try:
-                    download(url, local, timeout=timeout, deadline=deadline, show_progress=sys.stderr.isatty())
-                except DownloadError as exc:
-                    click.echo(f"hyperward: {visible(url)}: {visible(exc)}", err=True)
-                    failed += 1
-                    continue
-                report = vulndb.import_path(build.conn, local, name=url)
-                _report_import(report)
-                imported += report.imported
+    with _building(db_file, ownership) as build, tempfile.TemporaryDirectory(prefix="hyperward-db-") as tmp:
+        for url in targets:
+            name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
+            local = os.path.join(tmp, name if name.endswith((".zip", ".json")) else name + ".json")
+            try:
+                download(url, local, timeout=timeout, deadline=deadline, show_progress=sys.stderr.isatty())
+            except DownloadError as exc:
+                click.echo(f"hyperward: {visible(url)}: {visible(exc)}", err=True)
+                failed += 1
+                continue
+            report = vulndb.import_path(build.conn, local, name=url)
+            _report_import(report)
+            imported += report.imported
         if not imported:
-            build.abort()
             _die(f"{'no source could be downloaded' if failed == len(targets) else 'nothing was imported'}; {db_file} is unchanged")
-        build.commit()
-    except (vulndb.DatabaseError, OSError, sqlite3.DatabaseError) as exc:
-        build.abort()
-        _die(f"{db_file} is unchanged: {exc}")
-    except BaseException:
-        build.abort()
-        raise
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
 

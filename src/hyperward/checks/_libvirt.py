@@ -4,12 +4,12 @@ per-domain loop (one result per domain; unreadable domain XML is an error naming
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..facts import Domain, HostFacts, LibvirtConfig, Maybe, QemuProcess, SocketOwner
 from ..model import Details, Result, Severity, Unavailable, is_missing
+from ..addresses import is_loopback as is_loopback
 from ..parsers.libvirt_defaults import (
     LIBVIRTD_CONF_DEFAULTS,
     QEMU_CONF_DEFAULTS,
@@ -122,15 +122,6 @@ def each_domain(host: HostFacts, judge: Judge, *, applies: Callable[[Domain], bo
             yield Result.passed(domain.label, details=about)
     if not judged and not bad:
         yield Result.not_applicable(none_reason or "no domain uses this feature")
-
-
-def is_loopback(address: str | None) -> bool:
-    if address is None:
-        return False
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return address in ("localhost", "localhost.localdomain")
 
 
 def qemu_processes(host: HostFacts, kinds: tuple[str, ...] = ("qemu",)) -> list[QemuProcess] | Result:

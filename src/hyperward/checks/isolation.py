@@ -437,19 +437,6 @@ def iommu_group_shared(host: HostFacts) -> Iterator[Result]:
     yield from each_domain(host, judge, applies=lambda d: bool(_pci_hostdevs(d)), none_reason="no domain passes a PCI device through")
 
 
-def _holds(device: str, source: str) -> bool:
-    """Whether `device` is the disk `source` or one of its partitions (/dev/sdb1, /dev/nvme0n1p2,
-    /dev/mmcblk0p1 of /dev/sdb, /dev/nvme0n1, /dev/mmcblk0); /dev/sdba is not a partition of /dev/sdb."""
-    if device == source:
-        return True
-    if not device.startswith(source):
-        return False
-    rest = device[len(source):]
-    if source[-1:].isdigit():
-        return rest.startswith("p") and rest[1:].isdigit()
-    return rest.isdigit()
-
-
 @check("HV-ISO-017",
     fix="model the device or option in libvirt XML; remove <qemu:commandline>, <qemu:capabilities> and <qemu:override>",
     references=("libvirt docs/drvqemu.rst (Pass-through of arbitrary qemu commands)",),

@@ -11,22 +11,6 @@ from ..model import Result, Unavailable
 from ..reach import GUEST_PORT_PREFIXES
 from ._libvirt import NOT_INSTALLED, as_int, domains, each_domain, qemu_setting, qemu_settings
 
-ANTI_SPOOFING = {"clean-traffic", "clean-traffic-gateway", "no-mac-spoofing", "no-ip-spoofing", "no-arp-spoofing",
-                 "no-arp-mac-spoofing", "no-arp-ip-spoofing"}
-FILTERED_TYPES = ("bridge", "network", "ethernet")
-
-
-def _reaches_anti_spoofing(name: str, filters: dict[str, list[str]]) -> bool:
-    seen, pending = set(), [name]
-    while pending:
-        current = pending.pop()
-        if current in ANTI_SPOOFING:
-            return True
-        if current in seen:
-            continue
-        seen.add(current)
-        pending.extend(filters.get(current, []))
-    return False
 
 
 @check("HV-NET-002",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import datetime
-import ipaddress
 from collections.abc import Callable, Iterator
 
 from ..checks.backups import NO_BACKUP_SEEN, _age, _human, _newest, _repo_results, covers_guest
@@ -17,6 +16,7 @@ from ..facts import BackupSnapshot, HostFacts
 from ..model import Details, Result, Severity, Status, Unavailable
 from ..platforms import registry
 from .model import Guest
+from ..addresses import is_loopback
 
 SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
 #: host directories a guest must never see (a share of / or of a parent of these counts too)
@@ -73,15 +73,6 @@ def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool
             yield Result.passed(guest.label, details=about).on(guest.platform)
     if not judged and not bad:
         yield Result.not_applicable(none_reason or "no guest uses this feature")
-
-
-def is_loopback(address: str | None) -> bool:
-    if address is None:
-        return False
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return address in ("localhost", "localhost.localdomain")
 
 
 @check("HV-TPM-003",

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 
 from .rates import Rates
+from ..addresses import is_loopback as _loopback
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -253,15 +254,6 @@ class _Server(http.server.ThreadingHTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def descriptors() -> tuple[int, int] | None:

@@ -9,7 +9,6 @@ followed.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import logging.handlers
@@ -29,6 +28,7 @@ from typing import IO
 from ..safefile import PRIVATE, Ownership, ensure_directory, open_append
 from ..textsafe import visible
 from .alerts import Alert, iso
+from ..addresses import is_loopback as _is_loopback
 
 HTTP_TIMEOUT_S = 5.0
 QUEUE_LIMIT = 5000
@@ -150,15 +150,6 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
                          headers: Message, newurl: str) -> urllib.request.Request | None:
         raise RedirectRefused(code, newurl)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _HttpSink(Sink):

@@ -50,7 +50,7 @@ class LibvirtPlatform:
     def console_settings(self, facts: LibvirtFacts) -> Iterator[Result]:
         """HV-AUTH-010's host-wide half: qemu.conf's vnc_listen/spice_listen apply to every console
         whose definition names no address of its own."""
-        from ...checks._libvirt import is_loopback
+        from ...addresses import is_loopback
         from ...parsers.libvirt_defaults import QEMU_CONF_DEFAULTS, effective
 
         if not facts.installed:
