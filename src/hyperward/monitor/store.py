@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..heartbeat import Heartbeat as Heartbeat, read_heartbeat as read_heartbeat  # the monitor writes what heartbeat.py reads
-from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database, require_regular
+from ..heartbeat import Heartbeat as Heartbeat, HeartbeatError, open_read_only, read_heartbeat as read_heartbeat  # the monitor writes what heartbeat.py reads
+from ..safefile import PRIVATE, Ownership, UnsafePath, prepare_database
 from .rates import RATE_COLUMNS, Rates
 
 if TYPE_CHECKING:
@@ -45,23 +44,20 @@ def connect(path: str, readonly: bool = False, immutable: bool = False, ownershi
     """immutable: a database in an offline image, which nothing writes (no -shm needed). For writing,
     the file and its directory are made safe first (no symlink, private mode, nobody else writes
     in the directory where SQLite creates -wal and -shm)."""
+    if readonly:
+        try:
+            return open_read_only(path, immutable)
+        except HeartbeatError as exc:
+            raise StoreError(str(exc)) from None
     try:
-        if readonly:
-            require_regular(path)
-            quoted = urllib.parse.quote(path)
-            conn = sqlite3.connect(f"file:{quoted}?mode=ro{'&immutable=1' if immutable else ''}", uri=True, timeout=5)
-        else:
-            prepare_database(path, ownership)
-            conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
+        prepare_database(path, ownership)
+        conn = sqlite3.connect(path, timeout=5, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 5000")
-        if not readonly:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(SCHEMA)
-            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            conn.commit()
-        else:
-            conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        conn.commit()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not a hyperward monitor database ({exc})") from None
     except UnsafePath as exc:
