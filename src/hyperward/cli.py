@@ -4,7 +4,6 @@ error or a scan that could not run at all."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import shutil
@@ -300,6 +299,8 @@ def _explanation(cid: str) -> str:
     if registered and registered.meta.profile_severity:
         lines.append("Profiles:      " + ", ".join(f"{p}: {s.label}" for p, s in registered.meta.profile_severity.items()))
     if registered:
+        import inspect
+
         fn = inspect.unwrap(registered.fn)
         module = fn.__module__
         where = inspect.getsourcefile(fn) or module

@@ -14,8 +14,10 @@ the escape character and never a name that spelled those four characters.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.text import Text
 
 # C0 controls, DEL, C1 controls; Unicode format and separator characters that reorder or hide
 # text on a terminal (bidirectional overrides and isolates, zero-width characters, the line and
@@ -46,4 +48,6 @@ def rich_text(value: object, style: str = "") -> Text:
     """For rich: a Text is never parsed for markup or emoji codes, so a VM named
     `[link=https://x]y[/link]` or `[red]x` prints as it is named (a plain str given to rich's
     print or to a Table cell would be parsed)."""
+    from rich.text import Text  # rich only where a rich table or text is being built
+
     return Text(visible(value), style=style)
