@@ -123,7 +123,7 @@ def test_broken_domain_files_are_errors_naming_the_file_and_the_rest_still_runs(
 def test_facts_read_from_a_domain():
     text = (REPO / "tests/fixtures/roots/weak/etc/libvirt/qemu/weak-vm.xml").read_text()
     d = parse_domain(text, "weak-vm.xml")
-    assert (d.type, d.machine, d.memory_kib, d.vcpus, d.dump_core) == ("qemu", "isapc", 48 * 1024 * 1024, 16, "on")
+    assert (d.type, d.machine, d.memory_kib, d.vcpus, d.dump_core) == ("qemu", "pc-i440fx-7.2", 48 * 1024 * 1024, 16, "on")
     assert d.cpu_mode == "host-passthrough" and d.cpu_features == {"vmx": "require", "spec-ctrl": "disable", "md-clear": "disable"}
     assert [(x.type, x.device, x.source) for x in d.disks][:3] == [
         ("file", "disk", "/var/lib/libvirt/images/weak-vm.qcow2"), ("file", "disk", "/var/lib/libvirt/images/shared-scratch.img"), ("block", "lun", "/dev/sda"),
