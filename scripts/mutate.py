@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import json
 import os
 import pathlib
 import random
@@ -241,6 +242,13 @@ def _valid(mutant: Mutant, text: str) -> bool:
     return True
 
 
+def _environment_ok(env: dict[str, str]) -> bool:
+    try:
+        return subprocess.run([sys.executable, "-c", "import pytest, hyperward"], env=env, capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def run(mutant: Mutant, copy: pathlib.Path, originals: dict[str, str], timeout: float) -> tuple[str, float]:
     target = copy / "src" / "hyperward" / mutant.module
     target.write_text(mutant.apply(originals[mutant.module]), encoding="utf-8")
@@ -250,11 +258,13 @@ def run(mutant: Mutant, copy: pathlib.Path, originals: dict[str, str], timeout: 
     try:
         done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", *tests_for(mutant.module)],
                               cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
-        outcome = "survived" if done.returncode == 0 else "killed"
-        if done.returncode == 5:
-            outcome = "no-tests"
+        outcome = {0: "survived", 1: "killed", 5: "no-tests"}.get(done.returncode, "killed")
+        if done.returncode not in (0, 1, 5) and not _environment_ok(env):
+            outcome = "error"  # the interpreter or pytest itself went away (a venv being rebuilt): not the mutant's doing
     except subprocess.TimeoutExpired:
         outcome = "timeout"
+    except OSError:
+        outcome = "error"
     finally:
         target.write_text(originals[mutant.module], encoding="utf-8")
     return outcome, time.monotonic() - started
@@ -269,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant (a timeout counts as killed)")
     parser.add_argument("--target", type=float, default=0.9)
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--save", help="write the survivors (and errors) to this JSON file")
+    parser.add_argument("--rerun", help="run only the mutants saved in this JSON file (after new tests)")
     args = parser.parse_args(argv)
 
     rng = random.Random(args.seed)
@@ -284,13 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample is not None and len(pool) > args.sample:
         pool = rng.sample(pool, args.sample)
     pool.sort(key=lambda m: (m.module, m.start, m.kind, m.replacement))
+    if args.rerun:
+        saved = [Mutant(**row) for row in json.loads(pathlib.Path(args.rerun).read_text())]
+        pool = [m for m in saved if m.module in originals]
     print(f"{total} mutants in {len(originals)} module(s); running {len(pool)} (seed {args.seed})", flush=True)
     if args.list:
         for m in pool:
             print(m.describe(originals[m.module]))
         return 0
 
-    results: dict[str, list[Mutant]] = {"killed": [], "survived": [], "timeout": [], "no-tests": []}
+    results: dict[str, list[Mutant]] = {"killed": [], "survived": [], "timeout": [], "no-tests": [], "error": []}
     with tempfile.TemporaryDirectory(prefix="hyperward-mutate-") as tmp:
         copy = pathlib.Path(tmp) / "checkout"
         copy.mkdir()
@@ -304,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         for i, mutant in enumerate(pool, 1):
             outcome, took = run(mutant, copy, originals, args.timeout)
+            for _ in range(3):
+                if outcome != "error":
+                    break
+                time.sleep(60)
+                outcome, took = run(mutant, copy, originals, args.timeout)
             results[outcome].append(mutant)
             print(f"[{i}/{len(pool)}] {outcome:8} {took:5.1f}s {mutant.describe(originals[mutant.module])}", flush=True)
         elapsed = time.monotonic() - started
@@ -313,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nscore: {killed}/{judged} killed = {score:.1%} ({len(results['timeout'])} by timeout; {elapsed / 60:.1f} min)")
     if results["no-tests"]:
         print(f"{len(results['no-tests'])} mutant(s) had no tests to run (mapping in scripts/mutate.py)")
+    if results["error"]:
+        print(f"{len(results['error'])} mutant(s) not judged: the test environment was unusable")
+    if args.save:
+        rows = [dataclasses.asdict(m) for m in results["survived"] + results["error"]]
+        pathlib.Path(args.save).write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     if results["survived"]:
         print("survivors:")
         for m in results["survived"]:
