@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant (a timeout counts as killed)")
     parser.add_argument("--target", type=float, default=0.9)
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--shard", help="K/N: run every N-th mutant of the sample starting at K (0-based), to split a run over processes")
     parser.add_argument("--save", help="write the survivors (and errors) to this JSON file")
     parser.add_argument("--rerun", help="run only the mutants saved in this JSON file (after new tests)")
     args = parser.parse_args(argv)
@@ -296,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample is not None and len(pool) > args.sample:
         pool = rng.sample(pool, args.sample)
     pool.sort(key=lambda m: (m.module, m.start, m.kind, m.replacement))
+    if args.shard:
+        k, n = (int(x) for x in args.shard.split("/"))
+        pool = pool[k::n]
     if args.rerun:
         saved = [Mutant(**row) for row in json.loads(pathlib.Path(args.rerun).read_text())]
         pool = [m for m in saved if m.module in originals]

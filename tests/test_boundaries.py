@@ -408,3 +408,19 @@ def test_machine_type(weak, kind, machine, fails):
     assert libvirt_validate.domain_error((weak / rel).read_text()) is None
     weak_vm = "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)"  # TCG: fails whatever legacy-vm does
     assert failing(scan(weak, only=["HV-VULN-005"]), "HV-VULN-005") == {weak_vm, *([LEGACY_VM] if fails else [])}
+
+
+# --- HV-AUTH-014: a PAM service file that is absent ------------------------------------------
+
+def test_missing_pam_files_say_why(hardened):
+    """No /etc/pam.d/sudo: sudo is not installed, nothing to judge. No /etc/pam.d/sshd while sshd
+    is: the stack is unknown (sshd falls back to 'other'), said as such."""
+    from conftest import apply
+
+    apply(hardened, {"etc/pam.d/sudo": None})
+    got = [(f.result.resource, f.status, f.result.message) for f in scan(hardened, only=["HV-AUTH-014"]).findings]
+    assert got == [("sshd", Status.PASS, "AuthenticationMethods publickey,keyboard-interactive; PAM: pam_google_authenticator"),
+                   ("sudo", Status.NOT_APPLICABLE, "/etc/pam.d/sudo: not found (sudo not installed)")]
+    apply(hardened, {"etc/pam.d/sshd": None})
+    got = [(f.result.resource, f.status, f.result.message) for f in scan(hardened, only=["HV-AUTH-014"]).findings]
+    assert got[0] == ("sshd", Status.NOT_APPLICABLE, "/etc/pam.d/sshd: not found")
