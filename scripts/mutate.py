@@ -52,7 +52,7 @@ TESTS: dict[str, list[str]] = {
     "checks/auth.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_libvirt_checks.py"],
     "checks/backups.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_libvirt_checks.py", "tests/test_backups.py"],
     "checks/firewall.py": [*GOLDEN, "tests/test_checks.py", "tests/test_segmentation.py"],
-    "checks/ids.py": [*GOLDEN, "tests/test_ids_monitoring.py", "tests/test_checks.py"],
+    "checks/ids.py": [*GOLDEN, "tests/test_ids_monitoring.py", "tests/test_checks.py", "tests/test_baseline.py"],
     "checks/isolation.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_libvirt_checks.py", "tests/test_checks.py"],
     "checks/monitoring.py": [*GOLDEN, "tests/test_ids_monitoring.py", "tests/test_checks.py"],
     "checks/nested.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_checks.py", "tests/test_libvirt_checks.py"],
@@ -229,9 +229,11 @@ def modules(selected: list[str]) -> list[str]:
 
 
 def tests_for(module: str) -> list[str]:
-    if module in TESTS:
-        return TESTS[module]
-    return PARSER_DEFAULT if module.startswith("parsers/") else [*GOLDEN, *CHECK_TESTS]
+    """The module's own tests first, then, for a check module, every table of check variants."""
+    own = TESTS.get(module) or (PARSER_DEFAULT if module.startswith("parsers/") else [*GOLDEN, *CHECK_TESTS])
+    if module.startswith(("checks/", "guests/")):
+        own = [*own, *(t for t in CHECK_TESTS if t not in own)]
+    return own
 
 
 def _valid(mutant: Mutant, text: str) -> bool:

@@ -149,6 +149,8 @@ SOCKET_PERMS = [
     ('unix_sock_admin_perms = "0600"\n', set()),
     ('unix_sock_admin_perms = "0710"\n', {"libvirtd.conf:unix_sock_admin_perms"}),
     ('unix_sock_admin_perms = "0701"\n', {"libvirtd.conf:unix_sock_admin_perms"}),
+    ('unix_sock_admin_perms = "0720"\n', {"libvirtd.conf:unix_sock_admin_perms"}),
+    ('unix_sock_admin_perms = "0702"\n', {"libvirtd.conf:unix_sock_admin_perms"}),
     ('auth_unix_ro = "none"\nunix_sock_ro_perms = "0770"\n', set()),
     ('auth_unix_ro = "none"\nunix_sock_ro_perms = "0771"\n', set()),
     ('auth_unix_ro = "none"\nunix_sock_ro_perms = "0774"\n', {"libvirtd.conf:auth_unix_ro"}),
@@ -424,3 +426,80 @@ def test_missing_pam_files_say_why(hardened):
     apply(hardened, {"etc/pam.d/sshd": None})
     got = [(f.result.resource, f.status, f.result.message) for f in scan(hardened, only=["HV-AUTH-014"]).findings]
     assert got[0] == ("sshd", Status.NOT_APPLICABLE, "/etc/pam.d/sshd: not found")
+
+
+# --- HV-BAK-004: saved-state files, one bit either side of 0600 ---------------------------------
+
+@pytest.mark.parametrize("mode,fails", [(0o600, False), (0o400, False), (0o640, True), (0o620, True), (0o610, True), (0o604, True), (0o601, True)],
+                         ids=lambda v: f"{v:04o}" if isinstance(v, int) and not isinstance(v, bool) else str(v))
+def test_saved_state_file_mode(hardened, mode, fails):
+    image = hardened / "var/lib/libvirt/qemu/save/hardened-vm.save"
+    image.write_bytes(b"LibvirtQemudSave" + b"\0" * 48)
+    os.chmod(image, mode)
+    assert failing(scan(hardened, only=["HV-BAK-004"])) == ({("HV-BAK-004", "/var/lib/libvirt/qemu/save/hardened-vm.save")} if fails else set())
+
+
+# --- HV-AUTH-006: the daemon's own sockets under /run/libvirt -------------------------------------
+
+def _socket(path: pathlib.Path, mode: int) -> None:
+    import socket
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+    os.chmod(path, mode)
+
+
+@pytest.mark.parametrize("admin_mode,fails", [(0o600, False), (0o700, False), (0o660, True), (0o602, True)], ids=lambda v: f"{v:04o}" if not isinstance(v, bool) else str(v))
+def test_admin_socket_mode(hardened, admin_mode, fails):
+    """Only the admin socket must stay root's: the read-write and read-only sockets beside it are
+    0666/0777 on Debian (authentication guards them), and are not judged by mode here."""
+    _socket(hardened / "run/libvirt/libvirt-sock", 0o666)
+    _socket(hardened / "run/libvirt/libvirt-sock-ro", 0o777)
+    _socket(hardened / "run/libvirt/libvirt-admin-sock", admin_mode)
+    assert failing(scan(hardened, only=["HV-AUTH-006"])) == ({("HV-AUTH-006", "/run/libvirt/libvirt-admin-sock")} if fails else set())
+
+
+# --- HV-AUTH-012: NBD without TLS, on loopback and beyond ---------------------------------------
+
+def _nbd(host: str, tls: str = "") -> str:
+    return (f"<disk type='network' device='disk'><driver name='qemu' type='raw'/><source protocol='nbd' name='export1'{tls}>"
+            f"<host name='{host}' port='10809'/></source><target dev='vdy' bus='virtio'/></disk>\n    <disk type='file' device='disk'>")
+
+
+@pytest.mark.parametrize("host,tls,conf,fails", [
+    ("127.0.0.1", "", "", False), ("::1", "", "", False), ("localhost", "", "", False),
+    ("10.0.0.50", "", "", True), ("10.0.0.50", " tls='yes'", "", False), ("10.0.0.50", "", "nbd_tls = 1\n", False),
+    ("10.0.0.50", " tls='no'", "nbd_tls = 1\n", True),
+])
+def test_nbd_tls(hardened, host, tls, conf, fails):
+    _edit_domain(hardened, "<disk type='file' device='disk'>", _nbd(host, tls))
+    _append(hardened, QEMU_CONF, conf)
+    assert failing(scan(hardened, only=["HV-AUTH-012"]), "HV-AUTH-012") == ({HVM} if fails else set())
+
+
+# --- HV-BAK-001: what counts as a backup of the host's configuration ------------------------------
+
+@pytest.mark.parametrize("label,paths,tags,covers", [
+    ("x", ["/etc/libvirt"], [], True), ("x", ["/etc"], [], True), ("x", ["/"], [], True),
+    ("x", ["/srv/staging/etc/libvirt/"], [], True), ("x", ["/etc/ssh"], [], False), ("x", ["/var/lib/libvirt"], [], False),
+    ("x", ["/srv/x"], ["etc"], True), ("x", ["/srv/x"], ["libvirt"], True), ("x", ["/srv/x"], ["host-config"], True),
+    ("x", ["/srv/x"], ["hostconfig"], True), ("x", ["/srv/x"], ["config"], True), ("x", ["/srv/x"], ["images"], False),
+    ("kvm01-etc-2026-11-30", [], [], True), ("kvm01-images-2026-11-30", [], [], False), ("kvm01-etc-2026-11-30", ["/srv/x"], [], False),
+])
+def test_host_config_coverage(label, paths, tags, covers):
+    from hyperward.checks.backups import covers_host_config
+    from hyperward.facts import BackupSnapshot
+
+    assert covers_host_config(BackupSnapshot("2026-11-30T02:00:00+00:00", label, paths, tags), "kvm01") is covers
+
+
+# --- HV-IDS-001: the last AIDE check an hour either side of its 7 days ----------------------------
+
+@pytest.mark.parametrize("age,fails", [(7 * 24 - 1, False), (7 * 24 + 1, True), (1, False)], ids=["6d23h", "7d1h", "1h"])
+def test_aide_last_check_age(hardened, age, fails):
+    log = hardened / "var/log/aide/aide.log"
+    when = datetime.datetime.now(datetime.UTC).timestamp() - age * 3600
+    os.utime(log, (when, when))
+    report = scan(hardened, only=["HV-IDS-001"])
+    assert failing(report) == ({("HV-IDS-001", "aide:schedule")} if fails else set())
