@@ -503,3 +503,27 @@ def test_aide_last_check_age(hardened, age, fails):
     os.utime(log, (when, when))
     report = scan(hardened, only=["HV-IDS-001"])
     assert failing(report) == ({("HV-IDS-001", "aide:schedule")} if fails else set())
+
+
+# --- HV-ISO-014: a filesystem share of each host directory a guest must never reach --------------
+
+SHARE = "<source dir='/srv/guest-share/hardened-vm'/>"
+
+
+@pytest.mark.parametrize("directory,fails", [
+    *[(d, True) for d in ("/", "/etc", "/root", "/home", "/boot", "/var/lib/libvirt", "/usr", "/var", "/srv", "/run", "/dev", "/proc", "/sys")],
+    ("/srv/guest-share/hardened-vm", False), ("/srv/guest-share", False),
+])
+def test_share_of_a_host_directory(hardened, directory, fails):
+    _edit_domain(hardened, SHARE, f"<source dir='{directory}'/>")
+    assert failing(scan(hardened, only=["HV-ISO-014"]), "HV-ISO-014") == ({HVM} if fails else set())
+
+
+# --- HV-AUTH-012: network disk protocols without encryption or authentication --------------------
+
+@pytest.mark.parametrize("protocol,port,fails", [("http", 80, True), ("ftp", 21, True), ("tftp", 69, True), ("https", 443, False), ("ftps", 990, False)])
+def test_network_disk_protocol(hardened, protocol, port, fails):
+    disk = (f"<disk type='network' device='cdrom'><driver name='qemu' type='raw'/><source protocol='{protocol}' name='/isos/debian.iso'>"
+            f"<host name='mirror.example.net' port='{port}'/></source><target dev='sdy' bus='sata'/><readonly/></disk>\n    <disk type='file' device='disk'>")
+    _edit_domain(hardened, "<disk type='file' device='disk'>", disk)
+    assert failing(scan(hardened, only=["HV-AUTH-012"]), "HV-AUTH-012") == ({HVM} if fails else set())
