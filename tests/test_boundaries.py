@@ -527,3 +527,41 @@ def test_network_disk_protocol(hardened, protocol, port, fails):
             f"<host name='mirror.example.net' port='{port}'/></source><target dev='sdy' bus='sata'/><readonly/></disk>\n    <disk type='file' device='disk'>")
     _edit_domain(hardened, "<disk type='file' device='disk'>", disk)
     assert failing(scan(hardened, only=["HV-AUTH-012"]), "HV-AUTH-012") == ({HVM} if fails else set())
+
+
+# --- HV-NET-002: every forward mode libvirt allows ------------------------------------------------
+
+@pytest.mark.parametrize("forward,fails", [
+    ("<forward/>", False), ("<forward mode='nat'/>", False), ("", False), ("<forward mode='route'/>", True), ("<forward mode='open'/>", True),
+    ("<forward mode='bridge'/>", False), ("<forward mode='private' dev='eth0'/>", False), ("<forward mode='passthrough' dev='eth0'/>", False),
+])
+def test_network_forward_mode(hardened, forward, fails):
+    rel = "etc/libvirt/qemu/networks/default.xml"
+    _edit(hardened, rel, "<forward/>", forward)
+    xml = (hardened / rel).read_text()
+    if "mode='bridge'" in forward or "dev='eth0'" in forward:  # libvirt: these modes take no <ip> of their own
+        import re
+        xml = re.sub(r"\s*<ip .*</ip>", "", xml, flags=re.S).replace("<bridge name='virbr0'/>", "<bridge name='br0'/>" if "bridge" in forward else "")
+        (hardened / rel).write_text(xml)
+    require(libvirt_validate.available(), "python3-libvirt")
+    assert libvirt_validate.network_error(xml) is None
+    assert failing(scan(hardened, only=["HV-NET-002"]), "HV-NET-002") == ({"network default"} if fails else set())
+
+
+# --- HV-ISO-020: vCPUs against the host's CPUs (16 online) -------------------------------------
+
+@pytest.mark.parametrize("vcpus,fails", [(15, False), (16, True), (17, True), (1, False)])
+def test_vcpus_against_host_cpus(hardened, vcpus, fails):
+    _edit_domain(hardened, "<vcpu placement='static'>2</vcpu>", f"<vcpu placement='static'>{vcpus}</vcpu>")
+    assert failing(scan(hardened, only=["HV-ISO-020"]), "HV-ISO-020") == ({HVM} if fails else set())
+
+
+# --- HV-ISO-001: the kernel's LSMs ----------------------------------------------------------------
+
+@pytest.mark.parametrize("lsm,fails", [
+    ("lockdown,capability,landlock,yama,apparmor,tomoyo", False), ("capability,selinux", False),  # security_driver unset: libvirt takes what the kernel has
+    ("lockdown,capability,landlock,yama,tomoyo", True), ("capability,yama", True),
+])
+def test_host_lsm(hardened, lsm, fails):
+    (hardened / "sys/kernel/security/lsm").write_text(lsm)
+    assert failing(scan(hardened, only=["HV-ISO-001"]), "HV-ISO-001") == ({"qemu.conf:security_driver"} if fails else set())
