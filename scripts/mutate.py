@@ -215,6 +215,24 @@ def mutants_of(module: str) -> Iterator[Mutant]:
                 yield Mutant(module, elt.lineno, "drop-element", a, b, _keep_newlines(segment))
 
 
+def _moved(description: str, base: str | None, originals: dict[str, str]) -> str:
+    """The description a logged mutant has in today's source: its line found again by content in
+    the source it was made from (git commit `base`), when edits above it moved it."""
+    module, _, rest = description.partition(":")
+    line, tail = rest.split(" ", 1)
+    if base is None or module not in originals:
+        return description
+    done = subprocess.run(["git", "-C", str(REPO), "show", f"{base}:src/hyperward/{module}"], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        return description
+    old = done.stdout.splitlines()[int(line) - 1]
+    new = originals[module].splitlines()
+    if int(line) <= len(new) and new[int(line) - 1] == old:
+        return description
+    matches = [i + 1 for i, text in enumerate(new) if text == old]
+    return f"{module}:{matches[0]} {tail}" if len(matches) == 1 else description
+
+
 def modules(selected: list[str]) -> list[str]:
     patterns = selected or list(DEFAULT_MODULES)
     found: list[str] = []
@@ -284,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", help="K/N: run every N-th mutant of the sample starting at K (0-based), to split a run over processes")
     parser.add_argument("--save", help="write the survivors (and errors) to this JSON file")
     parser.add_argument("--rerun", help="run only the mutants saved in this JSON file (after new tests)")
+    parser.add_argument("--rerun-log", action="append", default=[], help="run only the mutants this script's output (a log) reports as survivors")
+    parser.add_argument("--rerun-base", help="the git commit the logged run mutated (to find moved lines again)")
     args = parser.parse_args(argv)
 
     rng = random.Random(args.seed)
@@ -302,6 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.shard:
         k, n = (int(x) for x in args.shard.split("/"))
         pool = pool[k::n]
+    if args.rerun_log:
+        wanted = set()
+        for log in args.rerun_log:
+            for line in pathlib.Path(log).read_text(encoding="utf-8").splitlines():
+                parts = line.split(None, 3)
+                if len(parts) == 4 and parts[0].startswith("[") and parts[1] == "survived":
+                    wanted.add(_moved(parts[3], args.rerun_base, originals))
+        everything = [m for module, text in originals.items() for m in mutants_of(module) if _valid(m, text)]
+        pool = [m for m in everything if m.describe(originals[m.module]) in wanted]
+        print(f"{len(wanted)} survivor(s) in the log(s); {len(pool)} found in today's source")
     if args.rerun:
         saved = [Mutant(**row) for row in json.loads(pathlib.Path(args.rerun).read_text())]
         pool = [m for m in saved if m.module in originals]
