@@ -565,3 +565,25 @@ def test_vcpus_against_host_cpus(hardened, vcpus, fails):
 def test_host_lsm(hardened, lsm, fails):
     (hardened / "sys/kernel/security/lsm").write_text(lsm)
     assert failing(scan(hardened, only=["HV-ISO-001"]), "HV-ISO-001") == ({"qemu.conf:security_driver"} if fails else set())
+
+
+# --- HV-SIDE-007: each mitigation feature a guest's <cpu> may disable -----------------------------
+
+VMX_OFF = "<feature policy='disable' name='vmx'/>"
+
+
+@pytest.mark.parametrize("feature,fails", [
+    *[(f, True) for f in ("spec-ctrl", "ssbd", "virt-ssbd", "amd-ssbd", "md-clear", "ibpb", "stibp", "arch-capabilities", "flush-l1d",
+                          "amd-stibp", "ibrs", "amd-no-ssb", "pschange-mc-no")],
+    ("avx512f", False), ("pdpe1gb", False),
+])
+def test_disabled_cpu_feature(hardened, feature, fails):
+    _edit_domain(hardened, VMX_OFF, f"{VMX_OFF}\n    <feature policy='disable' name='{feature}'/>")
+    assert failing(scan(hardened, only=["HV-SIDE-007"]), "HV-SIDE-007") == ({HVM} if fails else set())
+
+
+def test_unknown_running_kernel_is_not_applicable_with_the_reason(hardened):
+    (hardened / "proc/sys/kernel/osrelease").unlink()
+    report = scan(hardened, only=["HV-PATCH-003"])
+    assert [(f.result.resource, f.status) for f in report.findings if f.result.resource == "kernel"] == [("kernel", Status.NOT_APPLICABLE)]
+    assert not [f for f in report.findings if f.status is Status.ERROR]
