@@ -31,6 +31,7 @@ import os
 import pathlib
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -306,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun-base", help="the git commit the logged run mutated (to find moved lines again)")
     args = parser.parse_args(argv)
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the temporary copy is still removed
     rng = random.Random(args.seed)
     originals = {m: (PACKAGE / m).read_text(encoding="utf-8") for m in modules(args.module)}
     pool: list[Mutant] = []
