@@ -109,6 +109,10 @@ MODES = [
     ("HV-TPM-006", f"{HVM_TPM}/tpm2", 0o700, None),
     ("HV-TPM-006", f"{HVM_TPM}/tpm2", 0o701, HVM),
     ("HV-TPM-006", f"{HVM_TPM}/tpm2", 0o710, HVM),
+    ("HV-TPM-006", f"{HVM_TPM}/tpm2", 0o702, HVM),
+    ("HV-TPM-006", f"{HVM_TPM}/tpm2", 0o704, HVM),
+    ("HV-TPM-006", f"{HVM_TPM}/tpm2", 0o720, HVM),
+    ("HV-TPM-006", f"{HVM_TPM}/tpm2", 0o740, HVM),
     ("HV-BAK-004", "var/lib/libvirt/qemu/save", 0o700, None),
     ("HV-BAK-004", "var/lib/libvirt/qemu/save", 0o711, None),
     ("HV-BAK-004", "var/lib/libvirt/qemu/save", 0o701, None),
@@ -587,3 +591,14 @@ def test_unknown_running_kernel_is_not_applicable_with_the_reason(hardened):
     report = scan(hardened, only=["HV-PATCH-003"])
     assert [(f.result.resource, f.status) for f in report.findings if f.result.resource == "kernel"] == [("kernel", Status.NOT_APPLICABLE)]
     assert not [f for f in report.findings if f.status is Status.ERROR]
+
+
+# --- HV-TPM-007: each bit of the SEV policy the check reads ---------------------------------------
+
+@pytest.mark.parametrize("policy,fails", [("0x0003", False), ("0x0007", False), ("0x0001", True), ("0x0002", True), ("0x0000", True)])
+def test_sev_policy_bits(hardened, policy, fails):
+    rel = "etc/libvirt/qemu/sev-vm.xml"
+    _edit(hardened, rel, "<policy>0x0003</policy>", f"<policy>{policy}</policy>")
+    require(libvirt_validate.available(), "python3-libvirt")
+    assert libvirt_validate.domain_error((hardened / rel).read_text()) is None
+    assert failing(scan(hardened, only=["HV-TPM-007"]), "HV-TPM-007") == ({SEV} if fails else set())
