@@ -1,9 +1,12 @@
-"""Regenerate src/hyperward/data/catalog.json from the product spec (shared/spec/checks.md) and the
-rows the project adds (docs/catalog-project.md).
+"""Regenerate src/hyperward/data/catalog.json from the product spec and the rows the project adds
+(docs/catalog-project.md).
 
 Usage: python scripts/gen_catalog.py [PATH_TO_checks.md]
-The JSON is committed so the installed tool needs no spec file; tests/test_engine_catalog.py fails
-when it and the two sources disagree."""
+With a path (the shared spec, e.g. ../shared/spec/checks.md), the spec is first copied to
+tests/fixtures/spec-checks.md, the repository's own copy; without one, that copy is used. The tests
+read only the copy, so they never depend on where the checkout sits. The JSON is committed so the
+installed tool needs no spec file; tests/test_engine_catalog.py fails when it and the two sources
+disagree."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import pathlib
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = HERE.parent / "shared" / "spec" / "checks.md"
+VENDORED_SPEC = HERE / "tests" / "fixtures" / "spec-checks.md"
 PROJECT = HERE / "docs" / "catalog-project.md"
 OUT = HERE / "src" / "hyperward" / "data" / "catalog.json"
 FIELDS = ("id", "platform", "title", "severity_text", "detection", "passes_when", "remediation", "flags")
@@ -55,8 +58,12 @@ def build(spec_text: str, project_text: str) -> list[dict[str, str]]:
 
 
 def main() -> None:
-    spec = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_SPEC
-    rows = build(spec.read_text(encoding="utf-8"), PROJECT.read_text(encoding="utf-8"))
+    if len(sys.argv) > 1:
+        spec_text = pathlib.Path(sys.argv[1]).read_text(encoding="utf-8")
+        parse_spec(spec_text)
+        VENDORED_SPEC.write_text(spec_text, encoding="utf-8")
+        print(f"spec copied to {VENDORED_SPEC}")
+    rows = build(VENDORED_SPEC.read_text(encoding="utf-8"), PROJECT.read_text(encoding="utf-8"))
     OUT.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{len(rows)} checks written to {OUT}")
 

@@ -75,6 +75,35 @@ def test_a_root_holding_all_of_libvirts_domains_scans_without_errors(tmp_path):
     assert len([f for f in report.findings if f.check_id == "HV-ISO-018"]) == len(keys) + 2
 
 
+GUEST1 = "QEMUGuest1 (c7a5fdbd-edaf-9455-926a-d65c16db1809)"
+CORPUS_VERDICTS = [
+    # libvirt's own output for its test inputs, judged alone on the hardened root (whose qemu.conf
+    # leaves vnc_tls, vnc_sasl and chardev_tls at libvirt's defaults: off)
+    ("graphics-vnc.xml", "HV-AUTH-010", {}, Status.FAIL),                    # VNC on a global IPv6 address, no TLS
+    ("graphics-vnc-sasl.xml", "HV-AUTH-010", {}, Status.PASS),               # on 127.0.0.1
+    ("graphics-vnc-socket.xml", "HV-AUTH-010", {}, Status.PASS),             # a UNIX socket
+    ("graphics-vnc-sasl.xml", "HV-AUTH-010", {"listen='127.0.0.1'": "listen='192.0.2.7'", "address='127.0.0.1'": "address='192.0.2.7'"}, Status.FAIL),
+    ("graphics-spice.x86_64-latest.xml", "HV-AUTH-010", {}, Status.PASS),    # on 127.0.0.1
+    ("serial-tcp-tlsx509-chardev.xml", "HV-AUTH-011", {}, Status.PASS),      # TCP to 127.0.0.1
+    ("serial-tcp-tlsx509-chardev.xml", "HV-AUTH-011", {"host='127.0.0.1' service='5555'": "host='192.0.2.7' service='5555'"}, Status.FAIL),
+    ("cpu-host-passthrough-features.xml", "HV-NEST-002", {}, Status.PASS),   # passthrough, host nested=N
+    ("cpu-host-passthrough-features.xml", "HV-NEST-002", {"<feature policy='require' name='abm'/>": "<feature policy='require' name='vmx'/>"}, Status.FAIL),
+]
+
+
+@pytest.mark.parametrize("name,check_id,edits,expected", CORPUS_VERDICTS, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(CORPUS_VERDICTS)])
+def test_verdicts_on_chosen_domains_of_libvirts_corpus(tmp_path, name, check_id, edits, expected):
+    [(_, data)] = [(n, d) for n, d in _members("qemuxml2xmloutdata/") if n.endswith("/" + name)]
+    text = data.decode()
+    for old, new in edits.items():
+        assert old in text
+        text = text.replace(old, new)
+    root = copy_root("hardened", tmp_path)
+    apply(root, {"etc/libvirt/qemu/hardened-vm.xml": None, "etc/libvirt/qemu/sev-vm.xml": None,
+                 "run/libvirt/qemu/hardened-vm.xml": None, "etc/libvirt/qemu/QEMUGuest1.xml": text})
+    assert statuses(scan(root, only=[check_id]), check_id) == {GUEST1: expected}
+
+
 BILLION_LAUGHS = """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
@@ -123,7 +152,7 @@ def test_broken_domain_files_are_errors_naming_the_file_and_the_rest_still_runs(
 def test_facts_read_from_a_domain():
     text = (REPO / "tests/fixtures/roots/weak/etc/libvirt/qemu/weak-vm.xml").read_text()
     d = parse_domain(text, "weak-vm.xml")
-    assert (d.type, d.machine, d.memory_kib, d.vcpus, d.dump_core) == ("qemu", "isapc", 48 * 1024 * 1024, 16, "on")
+    assert (d.type, d.machine, d.memory_kib, d.vcpus, d.dump_core) == ("qemu", "pc-i440fx-7.2", 48 * 1024 * 1024, 16, "on")
     assert d.cpu_mode == "host-passthrough" and d.cpu_features == {"vmx": "require", "spec-ctrl": "disable", "md-clear": "disable"}
     assert [(x.type, x.device, x.source) for x in d.disks][:3] == [
         ("file", "disk", "/var/lib/libvirt/images/weak-vm.qcow2"), ("file", "disk", "/var/lib/libvirt/images/shared-scratch.img"), ("block", "lun", "/dev/sda"),

@@ -52,7 +52,9 @@ DOMAIN_CASES = [
     ("locked-no-limit", "HV-ISO-020", "<memtune>\n    <hard_limit unit='KiB'>5242880</hard_limit>\n  </memtune>", "", {HVM}),
     ("spice-clipboard", "HV-ISO-026", "<clipboard copypaste='no'/>", "", {HVM}),
     ("redir-allow-all", "HV-ISO-026", "<usbdev allow='no'/>", "<usbdev allow='yes'/>", {HVM}),
-    ("no-secure-boot", "HV-TPM-003", "<feature enabled='yes' name='secure-boot'/>", "<feature enabled='no' name='secure-boot'/>", {HVM}),
+    # libvirt refuses enrolled-keys without secure-boot: both go
+    ("no-secure-boot", "HV-TPM-003", "<feature enabled='yes' name='enrolled-keys'/>\n      <feature enabled='yes' name='secure-boot'/>",
+     "<feature enabled='no' name='enrolled-keys'/>\n      <feature enabled='no' name='secure-boot'/>", {HVM}),
     ("no-enrolled-keys", "HV-TPM-003", "<feature enabled='yes' name='enrolled-keys'/>", "<feature enabled='no' name='enrolled-keys'/>", {HVM}),
     ("smm-off", "HV-TPM-004", "<smm state='on'/>", "<smm state='off'/>", {HVM}),
     ("no-vtpm", "HV-TPM-005", "<tpm model='tpm-crb'>\n      <backend type='emulator' version='2.0'>\n        <encryption secret='6dd3e4a5-1d76-44ce-961f-f119f5aad935'/>\n      </backend>\n    </tpm>", "", {HVM}),

@@ -60,8 +60,13 @@ def test_apt_conf_forms():
     assert conf["apt::periodic::update-package-lists"] == "1"
     assert conf["apt::periodic::unattended-upgrade"] == "1"
     assert "apt::periodic::autocleaninterval" not in conf
+    # Debian's shipped 50unattended-upgrades: every scalar in it is commented out (//Unattended-Upgrade::Mail "";
+    # and two dozen more); what is live are lists (Origins-Pattern, Package-Blacklist), which hold no scalar
     real = (ROOTS / "hardened/etc/apt/apt.conf.d/50unattended-upgrades").read_text()
-    assert isinstance(parse_apt_conf(real), dict)
+    assert "//Unattended-Upgrade::Mail" in real and parse_apt_conf(real) == {}
+    assert parse_apt_conf((ROOTS / "hardened/etc/apt/apt.conf.d/20auto-upgrades").read_text()) == {
+        "apt::periodic::update-package-lists": "1", "apt::periodic::unattended-upgrade": "1"}
+    assert parse_apt_conf(real + '\nUnattended-Upgrade::Mail "root";\n') == {"unattended-upgrade::mail": "root"}
     assert apt_conf_part_ok("20auto-upgrades") and apt_conf_part_ok("99local.conf")
     assert not apt_conf_part_ok("20auto-upgrades.dpkg-old") and not apt_conf_part_ok("foo~") and not apt_conf_part_ok("x.disabled")
 

@@ -133,5 +133,17 @@ def test_sriov_vf_settings(hardened):
     report = run_checks(facts, select(registry(), ["HV-NET-006"]))
     assert {(f.result.resource, f.status.value) for f in report.findings} == {
         ("enp65s0f0 vf 0", "pass"), ("enp65s0f0 vf 1", "fail"), ("enp65s0f0 vf 2", "fail")}
-    live = collect_host("/").network.vfs
-    assert live is None or isinstance(live, list)  # this machine: real `ip -j -d link`, no VFs
+    # this machine, judged against its own `ip -j -d link show` (the oracle): the VFs it lists
+    from hyperward.model import Status
+
+    ip = shutil.which("ip", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    require(ip is not None, "iproute2's ip")
+    links = json.loads(subprocess.run([ip, "-j", "-d", "link", "show"], capture_output=True, text=True, timeout=30, check=True).stdout)
+    listed = sorted((link["ifname"], vf["vf"]) for link in links for vf in link.get("vfinfo_list", []))
+    live = collect_host("/")
+    assert sorted((v.pf, v.vf) for v in live.network.vfs) == listed
+    report = run_checks(live, select(registry(), ["HV-NET-006"]))
+    if not listed:
+        assert [(f.result.resource, f.status) for f in report.findings] == [("host", Status.NOT_APPLICABLE)]
+    else:
+        assert {f.result.resource for f in report.findings} == {f"{pf} vf {vf}" for pf, vf in listed}

@@ -215,10 +215,15 @@ def test_configured_max_age(tmp_path):
     conn.commit()
     conn.close()
     config = tmp_path / "config.toml"
-    for days, expected in ((7, "pass"), (2, "fail")):
+    # the database is 3 days and 1 hour old: inside a 4-day policy, an hour outside a 3-day one
+    for days, stale in ((7, False), (4, False), (3, True), (2, True)):
         config.write_text(f'[vulndb]\npath = "{db}"\nmax_age_days = {days}\n')
         report = json.loads(hyperward("scan", "--root", str(root), "--config", str(config), "--format", "json", "--only", "HV-VULN-001").stdout)
-        assert {r["resource"]: r["status"] for r in report["results"]}.get("advisory database", "pass") == expected
+        rows = {(r["resource"], r["status"]) for r in report["results"]}
+        assert rows == {("packages", "pass")} | ({("advisory database", "fail")} if stale else set()), (days, rows)
+        if stale:
+            [row] = [r for r in report["results"] if r["resource"] == "advisory database"]
+            assert row["message"].startswith(f"{db} last updated 3 days ago") and row["message"].endswith("newer CVEs are missing")
 
 
 def test_import_refuses_fifos_devices_symlinks_and_huge_files(tmp_path):

@@ -352,6 +352,13 @@ def _graphics_listen(host: HostFacts, settings: dict[str, Any], kind: str, addre
     return [a if a is not None else default for a in addresses]
 
 
+def _host_name(host: str) -> str:
+    """The address in a disk source's host entry: [v6]:port, name:port, or a bare name or v6 address."""
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 @check("HV-AUTH-012",
     fix="add tls='yes' to NBD sources (or nbd_tls = 1), <auth> with a libvirt secret to iSCSI and RBD sources",
     references=("libvirt docs/formatdomain.rst (Hard drives: source protocol, auth, tls)",),
@@ -369,7 +376,7 @@ def network_storage_auth(host: HostFacts) -> Iterator[Result]:
                 continue
             name = f"{disk.target or 'disk'} ({disk.protocol} {disk.source or ''})".replace(" )", ")")
             if disk.protocol == "nbd" and disk.tls != "yes" and not (nbd_tls and disk.tls != "no"):
-                if not all(is_loopback(h.split(":")[0]) for h in disk.hosts if h):
+                if not all(is_loopback(_host_name(h)) for h in disk.hosts if h):
                     problems.append(f"{name}: NBD without TLS")
             if disk.protocol in ("iscsi", "rbd") and not disk.has_auth:
                 problems.append(f"{name}: no <auth>")

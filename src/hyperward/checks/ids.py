@@ -98,6 +98,11 @@ def _age_days(host: HostFacts, when: str) -> int:
     return (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(when)).days
 
 
+def _older_than(host: HostFacts, when: str, days: int) -> bool:
+    """Past the policy by any amount: 7 days and an hour is older than 7 days (whole days are not)."""
+    return datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(when) > datetime.timedelta(days=days)
+
+
 @check("HV-IDS-001",
     fix="apt install aide; make sure /etc/libvirt, /usr/bin/qemu-system-*, /usr/sbin/libvirtd and /boot are selected; aideinit; keep dailyaidecheck.timer enabled",
     references=("aide.conf(5)", "Debian aide-common README"),
@@ -126,7 +131,7 @@ def file_integrity(host: HostFacts) -> Iterator[Result]:
             yield Result.unavailable(aide.database, "aide:database")
     elif not aide.periodic:
         yield Result.fail("aide:schedule", "no dailyaidecheck.timer or /etc/cron.daily/aide: the database is never compared")
-    elif aide.last_check and _age_days(host, aide.last_check) > AIDE_MAX_AGE_DAYS:
+    elif aide.last_check and _older_than(host, aide.last_check, AIDE_MAX_AGE_DAYS):
         yield Result.fail("aide:schedule", f"last check {aide.last_check} ({_age_days(host, aide.last_check)} days ago)")
     else:
         yield Result.passed("aide:database", f"database from {aide.database}; checked periodically" + (f", last {aide.last_check}" if aide.last_check else ""))
@@ -186,7 +191,7 @@ def network_ids(host: HostFacts) -> Iterator[Result]:
             if tool.name != "zeek":
                 if tool.rules_updated is None:
                     problems.append("no rule files")
-                elif _age_days(host, tool.rules_updated) > IDS_RULES_MAX_AGE_DAYS:
+                elif _older_than(host, tool.rules_updated, IDS_RULES_MAX_AGE_DAYS):
                     problems.append(f"rules last updated {tool.rules_updated} ({_age_days(host, tool.rules_updated)} days ago)")
         if problems:
             yield Result.fail(tool.name, "; ".join(problems))

@@ -181,9 +181,9 @@ def known_cves(host: HostFacts) -> Iterator[Result]:
             yield Result.unavailable(facts, "advisory database")
         return
     if facts.updated_at:
-        age = (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(facts.updated_at)).days
-        if age > facts.max_age_days:
-            yield Result.fail("advisory database", f"{facts.database} last updated {age} days ago ({facts.updated_at}): newer CVEs are missing",
+        delta = datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(facts.updated_at)
+        if delta > datetime.timedelta(days=facts.max_age_days):  # 3 days and an hour is past a 3-day policy
+            yield Result.fail("advisory database", f"{facts.database} last updated {delta.days} days ago ({facts.updated_at}): newer CVEs are missing",
                               severity=Severity.MEDIUM, remediation="hyperward db update (schedule it daily)")
     open_with_fix = 0
     for m in facts.matches:

@@ -53,6 +53,13 @@ def _parse(text: str | bytes, root_tag: str) -> ET.Element:
     return root
 
 
+def _host_port(name: str, port: str | None) -> str:
+    """name:port, with an IPv6 address bracketed so the port stays separable ([::1]:10809)."""
+    if port and ":" in name:
+        return f"[{name}]:{port}"
+    return f"{name}:{port}" if port else name
+
+
 def _int(text: str | None, default: int | None = None) -> int | None:
     if text is None:
         return default
@@ -96,7 +103,7 @@ def _disk(el: ET.Element) -> Disk:
         if source.get("pool"):
             src_value = f"{source.get('pool')}/{source.get('volume')}"
         tls = source.get("tls")
-        hosts = [f"{h.get('name') or h.get('socket') or ''}{':' + h.get('port', '') if h.get('port') else ''}" for h in source.findall("host")]
+        hosts = [_host_port(h.get("name") or h.get("socket") or "", h.get("port")) for h in source.findall("host")]
         has_auth = has_auth or source.find("auth") is not None
         enc = source.find("encryption")
         if enc is not None:
