@@ -120,9 +120,11 @@ MODES = [
     ("HV-BAK-004", "var/lib/libvirt/qemu/save", 0o702, "/var/lib/libvirt/qemu/save"),
     ("HV-BAK-004", "var/lib/libvirt/qemu/save", 0o705, "/var/lib/libvirt/qemu/save"),
     ("HV-BAK-004", "var/lib/libvirt/qemu/snapshot", 0o704, "/var/lib/libvirt/qemu/snapshot"),
-    ("HV-ISO-019", "var/lib/libvirt/qemu/dump", 0o700, None),
-    ("HV-ISO-019", "var/lib/libvirt/qemu/dump", 0o710, "/var/lib/libvirt/qemu/dump"),
-    ("HV-ISO-019", "var/lib/libvirt/qemu/dump", 0o701, "/var/lib/libvirt/qemu/dump"),
+    # the dump directory is HV-BAK-004's alone (issue 23: one fact, one verdict), judged as save/ is
+    ("HV-BAK-004", "var/lib/libvirt/qemu/dump", 0o700, None),
+    ("HV-BAK-004", "var/lib/libvirt/qemu/dump", 0o711, None),
+    ("HV-BAK-004", "var/lib/libvirt/qemu/dump", 0o702, "/var/lib/libvirt/qemu/dump"),
+    ("HV-BAK-004", "var/lib/libvirt/qemu/dump", 0o704, "/var/lib/libvirt/qemu/dump"),
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o600, None),
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o640, None),   # group root
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o620, None),
@@ -165,6 +167,10 @@ SOCKET_PERMS = [
 
 @pytest.mark.parametrize("appended,expected", SOCKET_PERMS, ids=[a.replace("\n", " ").strip() for a, _ in SOCKET_PERMS])
 def test_libvirtd_socket_perms(hardened, appended, expected):
+    """libvirtd.conf's socket modes are libvirtd's own only without socket activation (with it, the
+    .socket units' SocketMode wins: HV-AUTH-006 judges those, tests/test_messages.py)."""
+    for unit in ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket"):
+        (hardened / "etc/systemd/system/sockets.target.wants" / unit).unlink()
     _append(hardened, LIBVIRTD_CONF, appended)
     assert failing(scan(hardened, only=["HV-AUTH-006"]), "HV-AUTH-006") == expected
 
