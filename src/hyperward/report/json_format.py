@@ -8,6 +8,7 @@ from typing import Any
 from .. import __version__
 from ..engine import ScanReport
 from ..facts import to_jsonable
+from ..model import Category, Status
 from . import RenderOptions
 
 #: 2: each result has "details" (and "platform" for guest results); a top-level "checks" map gives
@@ -15,13 +16,18 @@ from . import RenderOptions
 SCHEMA_VERSION = 2
 
 
+_STATUS = {s: s.value for s in Status}
+_CATEGORY = {c: c.value for c in Category}
+
+
 def finding_to_dict(f: Any) -> dict[str, Any]:
+    """Enum values through plain dicts: at 16,000 results, enum's value property is a third of the time."""
     out: dict[str, Any] = {
-        "id": f.check_id,
+        "id": f.meta.check_id,
         "title": f.meta.title,
-        "category": f.meta.category.value,
+        "category": _CATEGORY[f.meta.category],
         "severity": f.severity.label,
-        "status": f.status.value,
+        "status": _STATUS[f.status],
         "resource": f.result.resource,
         "message": f.result.message,
         "remediation": f.remediation,
