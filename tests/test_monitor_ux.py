@@ -6,6 +6,7 @@ driver. Recorded rates are JSON lines with the samples table's columns."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -103,7 +104,7 @@ def test_top_on_the_test_driver_shows_what_virsh_dominfo_says() -> None:
     """The test driver's bulk stats carry only state.*: the vCPU count and memory come from
     virDomainGetInfo, as `virsh dominfo` shows them (no daemon: test:/// runs in the client)."""
     require(shutil.which("virsh") is not None, "virsh (libvirt-clients) to compare with")
-    pytest.importorskip("libvirt")
+    require(importlib.util.find_spec("libvirt") is not None, "python3-libvirt (Debian's binding)")
     info = subprocess.run(["virsh", "-c", "test:///default", "dominfo", "test"], capture_output=True, text=True, timeout=30)
     assert info.returncode == 0, info.stderr
     fields = dict(line.split(":", 1) for line in info.stdout.splitlines() if ":" in line)

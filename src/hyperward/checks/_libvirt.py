@@ -9,7 +9,6 @@ from typing import Any
 
 from ..facts import Domain, HostFacts, LibvirtConfig, Maybe, QemuProcess, SocketOwner
 from ..model import Details, Result, Severity, Unavailable, is_missing
-from ..addresses import is_loopback as is_loopback
 from ..parsers.libvirt_defaults import (
     LIBVIRTD_CONF_DEFAULTS,
     QEMU_CONF_DEFAULTS,

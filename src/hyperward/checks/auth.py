@@ -11,6 +11,7 @@ from typing import Any
 from ..engine import check
 from ..facts import Domain, FileNode, HostFacts, SocketUnit, TlsCertificate
 from ..model import Result, Severity, Unavailable
+from ..addresses import is_loopback
 from ._libvirt import (
     REMOTE_CONFIGS,
     as_int,
@@ -19,7 +20,6 @@ from ._libvirt import (
     daemon_listens,
     daemon_setting,
     each_domain,
-    is_loopback,
     no_daemon_config,
     qemu_setting,
     qemu_settings,

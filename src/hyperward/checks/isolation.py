@@ -87,7 +87,6 @@ def kvm_device_access(host: HostFacts) -> Iterator[Result]:
 
 # --- libvirt's QEMU driver configuration and the domains it runs ------------------------------
 
-SENSITIVE_DIRS = ("/", "/etc", "/root", "/home", "/boot", "/var/lib/libvirt", "/usr", "/var", "/srv", "/run", "/dev", "/proc", "/sys")
 DEFAULT_DEVICE_ACL = set(QEMU_CONF_DEFAULTS["cgroup_device_acl"]) | LATER_DEFAULT_DEVICES
 
 
