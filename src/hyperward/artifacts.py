@@ -4,14 +4,13 @@ re-derives them from raw facts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .facts import HostFacts
 from .guests.model import Guest
 from .reach import Reach
+from .records import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Artifacts:
     reachability: list[Reach]
     guests: list[Guest]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
 from importlib import resources
 
+from .records import frozen
 
-@dataclass(frozen=True)
+
+@frozen
 class CatalogEntry:
     id: str
     platform: str

@@ -142,14 +142,16 @@ def scan(
         _die(str(exc))
     only_ids, skip_ids = _split(only) or config.only, _split(skip) or config.skip
     try:
-        checks = select(registry(), only_ids, skip_ids)
+        select(registry(platforms=()), only_ids, skip_ids)  # names are checked before anything is collected
     except ValueError as exc:
         _die(str(exc))
-    planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database)
     collect_s = time.perf_counter() - collecting
+    checks = select(registry(platforms=facts.platforms), only_ids, skip_ids)
+    requested = {s.upper() for s in [*only_ids, *skip_ids]}
+    planned = sorted(requested & (set(catalog()) - set(registry()))) if requested else []
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
     report.collect_s = collect_s

@@ -7,11 +7,12 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from .catalog import catalog
 from .facts import BackupRepository
 from .model import PROFILES, Severity, Suppression
+from .records import frozen
 from .safefile import Ownership
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
@@ -38,20 +39,20 @@ class ConfigError(Exception):
     """A config file that cannot be used; the message names the file and, where known, the line."""
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupConfig:
     repositories: list[BackupRepository]
     guest_max_age_hours: int = 24
     host_max_age_days: int = 7
 
 
-@dataclass(frozen=True)
+@frozen
 class SinkConfig:
     type: str
     options: dict[str, object]
 
 
-@dataclass(frozen=True)
+@frozen
 class MonitorConfig:
     interval: float | None = None
     database: str | None = None
@@ -63,7 +64,7 @@ class MonitorConfig:
     sinks: list[SinkConfig] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@frozen
 class Config:
     path: str | None = None
     profile: str | None = None

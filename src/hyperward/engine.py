@@ -6,14 +6,15 @@ import datetime
 import functools
 import inspect
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from collections.abc import Callable, Iterable, Iterator
 
 from .catalog import catalog
 from .details import enrich
-from .platforms import registry as platform_registry
 from .facts import HostFacts
+from .platforms import registry as platform_registry
+from .records import frozen
 
 if TYPE_CHECKING:
     from .artifacts import Artifacts
@@ -22,7 +23,7 @@ from .model import Category, CheckMeta, Finding, Result, Severity, Status, Suppr
 CheckFn = Callable[[HostFacts], Iterator[Result]]
 
 
-@dataclass(frozen=True)
+@frozen
 class RegisteredCheck:
     meta: CheckMeta
     fn: CheckFn
@@ -68,16 +69,20 @@ def check(
     return register
 
 
-def registry() -> dict[str, RegisteredCheck]:
+def registry(platforms: Iterable[str] | None = None) -> dict[str, RegisteredCheck]:
     """Every check: the host's and libvirt's (hyperward.checks), the neutral guest checks, and each
-    platform's own module (imported for its registrations)."""
+    platform's own module (imported for its registrations). With `platforms`, only those
+    platforms' modules are imported: a scan asks for the platforms it found, so a libvirt host
+    never imports the Proxmox checks (checks imported earlier in the process stay registered)."""
     import importlib
 
     from . import checks  # noqa: F401
     from .guests import checks as guest_checks  # noqa: F401
 
-    for platform in platform_registry().values():
-        importlib.import_module(platform.checks_module)
+    wanted = None if platforms is None else set(platforms)
+    for name, platform in platform_registry().items():
+        if wanted is None or name in wanted:
+            importlib.import_module(platform.checks_module)
 
     return dict(sorted(_REGISTRY.items()))
 

@@ -12,10 +12,10 @@ import functools
 import json
 import types
 import typing
-from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
 from .model import Unavailable
+from .records import frozen
 
 if typing.TYPE_CHECKING:
     from .guests.model import Guest
@@ -32,7 +32,7 @@ T = TypeVar("T")
 Maybe = Union[T, Unavailable]
 
 
-@dataclass(frozen=True)
+@frozen
 class Meta:
     hostname: str
     root: str
@@ -41,7 +41,7 @@ class Meta:
     hyperward_version: str
 
 
-@dataclass(frozen=True)
+@frozen
 class CmdlineSource:
     """A kernel command line: the running one (/proc/cmdline) or one configured for next boot."""
 
@@ -50,13 +50,13 @@ class CmdlineSource:
     tokens: Maybe[list[str]]
 
 
-@dataclass(frozen=True)
+@frozen
 class RebootRequired:
     flagged: bool
     packages: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class KernelFacts:
     release: Maybe[str]
     cmdlines: list[CmdlineSource]
@@ -65,7 +65,7 @@ class KernelFacts:
     reboot_required: Maybe[RebootRequired]
 
 
-@dataclass(frozen=True)
+@frozen
 class CpuInfo:
     vendor: str | None
     family: int | None
@@ -73,20 +73,20 @@ class CpuInfo:
     microcode: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class SmtFacts:
     control: Maybe[str]
     active: Maybe[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class CpuFacts:
     vulnerabilities: Maybe[dict[str, Maybe[str]]]
     smt: SmtFacts
     info: Maybe[CpuInfo]
 
 
-@dataclass(frozen=True)
+@frozen
 class ModprobeOption:
     module: str
     param: str
@@ -94,7 +94,7 @@ class ModprobeOption:
     file: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ModuleFacts:
     """Kernel modules and their parameters. `loaded` maps module -> parameter -> value for the
     modules hyperward judges that are loaded; `options` are the modprobe.d settings for next load."""
@@ -103,13 +103,13 @@ class ModuleFacts:
     options: list[ModprobeOption]
 
 
-@dataclass(frozen=True)
+@frozen
 class KsmFacts:
     run: int
     pages_sharing: int | None
 
 
-@dataclass(frozen=True)
+@frozen
 class AptFacts:
     files: list[str]
     settings: dict[str, str]
@@ -117,7 +117,7 @@ class AptFacts:
     upgrade_timer_masked: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class DnfAutomaticFacts:
     path: str
     apply_updates: str | None
@@ -125,7 +125,7 @@ class DnfAutomaticFacts:
     timers_enabled: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class Package:
     """An installed package; `source` is the source package advisories name (qemu for qemu-system-x86)."""
 
@@ -137,7 +137,7 @@ class Package:
     format: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PendingUpdate:
     name: str
     arch: str
@@ -148,7 +148,7 @@ class PendingUpdate:
     security: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class AptState:
     """What apt would upgrade, computed from the lists under /var/lib/apt/lists and the pins."""
 
@@ -163,14 +163,14 @@ class AptState:
     sources: list[str] = dataclasses.field(default_factory=list)  # "URI suite" of the configured deb sources
 
 
-@dataclass(frozen=True)
+@frozen
 class OsRelease:
     id: str
     version_id: str
     codename: str
 
 
-@dataclass(frozen=True)
+@frozen
 class VulnMatch:
     advisory: str
     cve: str
@@ -184,7 +184,7 @@ class VulnMatch:
     database: str
 
 
-@dataclass(frozen=True)
+@frozen
 class VulnFacts:
     database: str
     updated_at: str | None
@@ -195,7 +195,7 @@ class VulnFacts:
     max_age_days: int = 7
 
 
-@dataclass(frozen=True)
+@frozen
 class PatchingFacts:
     apt: AptFacts | None
     dnf_automatic: DnfAutomaticFacts | None
@@ -207,7 +207,7 @@ class PatchingFacts:
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceNode:
     path: str
     mode: int
@@ -218,19 +218,19 @@ class DeviceNode:
     is_char_device: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class GroupEntry:
     gid: int
     members: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class AccountFacts:
     groups: Maybe[dict[str, GroupEntry]]
     primary_gids: Maybe[dict[str, int]]
 
 
-@dataclass(frozen=True)
+@frozen
 class FirmwareFacts:
     """tpm_version_major is 0 when the host has no TPM device."""
 
@@ -240,7 +240,7 @@ class FirmwareFacts:
     tpm_event_log: Maybe[bool]
 
 
-@dataclass(frozen=True)
+@frozen
 class LibvirtConfig:
     path: str
     settings: Maybe[dict[str, Any]]
@@ -249,7 +249,7 @@ class LibvirtConfig:
 # --- libvirt, QEMU and the hardware they hand to guests -------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Seclabel:
     type: str | None
     model: str | None
@@ -258,7 +258,7 @@ class Seclabel:
     device: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Disk:
     type: str | None
     device: str
@@ -277,7 +277,7 @@ class Disk:
     backing: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class Filesystem:
     type: str | None
     accessmode: str | None
@@ -287,13 +287,13 @@ class Filesystem:
     readonly: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class HostDev:
     type: str | None
     address: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Interface:
     type: str | None
     source: str | None
@@ -306,14 +306,14 @@ class Interface:
     trust_guest_rx_filters: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class Listen:
     type: str
     address: str | None
     network: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Graphics:
     """has_password says whether a password is set; the password itself is never collected."""
 
@@ -328,7 +328,7 @@ class Graphics:
     filetransfer: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class CharDev:
     element: str
     type: str | None
@@ -339,7 +339,7 @@ class CharDev:
     tls: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Tpm:
     model: str | None
     backend: str | None
@@ -347,7 +347,7 @@ class Tpm:
     encrypted: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class Domain:
     """The security-relevant part of one domain definition. `origin` is the file it came from
     or "libvirt API"; `running` is true when a live definition was seen."""
@@ -393,7 +393,7 @@ class Domain:
         return f"{self.name} ({self.uuid})" if self.uuid else self.name
 
 
-@dataclass(frozen=True)
+@frozen
 class Network:
     name: str
     uuid: str
@@ -403,7 +403,7 @@ class Network:
     interfaces: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class SocketUnit:
     """A systemd socket unit after its drop-ins; `enabled` means linked into a .wants directory."""
 
@@ -416,7 +416,7 @@ class SocketUnit:
     masked: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class FileNode:
     path: str
     mode: int
@@ -427,19 +427,19 @@ class FileNode:
     kind: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PolkitRule:
     path: str
     grants: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class TlsCertificate:
     path: str
     not_after: Maybe[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class QemuProcess:
     """One running QEMU, or (kind libvirtd, virtqemud, virtlogd, swtpm ...) a daemon of the stack.
     The command line is reduced to the facts the checks judge; it is not stored, because it can
@@ -461,7 +461,7 @@ class QemuProcess:
     kind: str = "qemu"
 
 
-@dataclass(frozen=True)
+@frozen
 class ApiFacts:
     uri: str
     connected: bool
@@ -469,7 +469,7 @@ class ApiFacts:
     secmodels: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class LibvirtFacts:
     installed: bool
     configs: dict[str, LibvirtConfig]
@@ -505,21 +505,21 @@ class LibvirtFacts:
         return sorted(b for b in bridges if b)
 
 
-@dataclass(frozen=True)
+@frozen
 class Mount:
     source: str
     target: str
     fstype: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Listener:
     protocol: str
     address: str
     port: int
 
 
-@dataclass(frozen=True)
+@frozen
 class HardwareFacts:
     mem_total_kib: Maybe[int]
     cpus: Maybe[int]
@@ -532,7 +532,7 @@ class HardwareFacts:
 # --- access: SSH, PAM, local accounts -------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class MatchOverride:
     criteria: str
     keyword: str
@@ -540,7 +540,7 @@ class MatchOverride:
     source: str
 
 
-@dataclass(frozen=True)
+@frozen
 class SshFacts:
     """The effective sshd configuration for the judged keywords; `sources[k]` is file:line, or
     None for OpenSSH's default. `sshd_t` is what the installed sshd itself printed (`sshd -T`)."""
@@ -553,21 +553,21 @@ class SshFacts:
     problems: list[Unavailable]
 
 
-@dataclass(frozen=True)
+@frozen
 class PamStack:
     service: str
     auth_modules: list[str]
     mfa_modules: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class SudoRule:
     file: str
     line: int
     who: str
 
 
-@dataclass(frozen=True)
+@frozen
 class AccessFacts:
     ssh: Maybe[SshFacts] | None
     pam: dict[str, Maybe[PamStack]]
@@ -584,7 +584,7 @@ class AccessFacts:
 # --- intrusion detection, logging, time ------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class ServiceFacts:
     """Process names running now (live hosts; /proc/PID/comm) and units enabled in *.wants."""
 
@@ -592,7 +592,7 @@ class ServiceFacts:
     enabled: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class AideFacts:
     """coverage: per required path, None when a rule that could decide it was not evaluated
     (unknown_rules says which and why: a regex that could backtrack for seconds, or the time
@@ -606,14 +606,14 @@ class AideFacts:
     unknown_rules: list[str] = dataclasses.field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@frozen
 class AuditWatch:
     path: str
     permissions: str
     file: str
 
 
-@dataclass(frozen=True)
+@frozen
 class IdsTool:
     name: str
     interfaces: list[str]
@@ -621,14 +621,14 @@ class IdsTool:
     config: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class LogFacts:
     journald_storage: str
     journal_dir: bool
     forwarding: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class GuestMonitorFacts:
     """hyperward monitor's heartbeat (from its database) and other guest-activity monitors seen.
     pid_running is None where processes cannot be seen (offline roots)."""
@@ -645,7 +645,7 @@ class GuestMonitorFacts:
     exporters: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class MonitoringFacts:
     services: ServiceFacts
     aide: AideFacts | None
@@ -660,7 +660,7 @@ class MonitoringFacts:
 # --- backups -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupRepository:
     """A repository the config names. The password comes from password_file or the environment
     variable password_env, never from the command line; it is not part of the facts."""
@@ -673,7 +673,7 @@ class BackupRepository:
     binary: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupSnapshot:
     time: str
     label: str
@@ -681,7 +681,7 @@ class BackupSnapshot:
     tags: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupRepoFacts:
     kind: str
     location: str
@@ -690,7 +690,7 @@ class BackupRepoFacts:
     snapshots: Maybe[list[BackupSnapshot]]
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupFacts:
     guest_max_age_hours: int
     host_max_age_days: int
@@ -700,7 +700,7 @@ class BackupFacts:
 # --- host networking ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class NetInterface:
     """One interface in /sys/class/net: its kind (bridge, vlan, ...), the bridge it is a port of,
     and for a VLAN its parent device."""
@@ -711,7 +711,7 @@ class NetInterface:
     vlan_parent: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class VirtualFunction:
     """An SR-IOV VF as `ip -d link` shows it under its PF: spoofchk and trust (None: not reported)."""
 
@@ -722,7 +722,7 @@ class VirtualFunction:
     trust: bool | None
 
 
-@dataclass(frozen=True)
+@frozen
 class SocketOwner:
     protocol: str
     address: str
@@ -731,7 +731,7 @@ class SocketOwner:
     pid: int | None
 
 
-@dataclass(frozen=True)
+@frozen
 class NetworkFacts:
     interfaces: Maybe[dict[str, NetInterface]]
     default_route: Maybe[list[str]]
@@ -747,7 +747,7 @@ class NetworkFacts:
 # --- drift and scan history -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class DriftFacts:
     """Normalized digests of the virtualization configuration now, and the accepted baseline."""
 
@@ -757,14 +757,14 @@ class DriftFacts:
     accepted_at: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class ScanRecord:
     source: str
     time: str
     targets: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class ScanFacts:
     """Vulnerability scans of this host and its guests: hyperward's own recorded scans and report
     files of OpenVAS/Greenbone or Nessus. `host_names` and `guest_names` are what a report may call
@@ -776,7 +776,7 @@ class ScanFacts:
     guest_names: dict[str, list[str]]
 
 
-@dataclass(frozen=True)
+@frozen
 class HostFacts:
     meta: Meta
     kernel: KernelFacts

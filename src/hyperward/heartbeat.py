@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import urllib.parse
-from dataclasses import dataclass
 
+from .records import frozen
 from .safefile import UnsafePath, require_regular
 
 
@@ -16,7 +16,7 @@ class HeartbeatError(Exception):
     """The database cannot be read; the message names the path."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Heartbeat:
     pid: int | None
     started: float | None

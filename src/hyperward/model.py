@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import fnmatch
-
 import enum
-from dataclasses import dataclass, field
+import fnmatch
+from dataclasses import field
 from typing import Literal
+
+from .records import frozen
 
 
 class Severity(enum.IntEnum):
@@ -89,7 +90,7 @@ Profile = Literal["multi-tenant", "single-tenant"]
 PROFILES: tuple[Profile, ...] = ("multi-tenant", "single-tenant")
 
 
-@dataclass(frozen=True)
+@frozen
 class Unavailable:
     """A fact that could not be read, and why: the reason a check gives instead of a verdict.
 
@@ -118,7 +119,7 @@ Detail = str | int | float | bool | None | list[str]
 Details = dict[str, Detail]
 
 
-@dataclass(frozen=True)
+@frozen
 class Result:
     """One verdict of one check on one resource (host, VM, network, socket, file, token)."""
 
@@ -178,7 +179,7 @@ class Result:
         return cls.error(said, resource, details=details)
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckMeta:
     check_id: str
     category: Category
@@ -193,7 +194,7 @@ class CheckMeta:
         return self.profile_severity.get(profile, self.severity)
 
 
-@dataclass(frozen=True)
+@frozen
 class Finding:
     """A result placed in its check's context, after profile and suppressions were applied."""
 
@@ -209,7 +210,7 @@ class Finding:
         return self.meta.check_id
 
 
-@dataclass(frozen=True)
+@frozen
 class Suppression:
     check_id: str
     resource: str

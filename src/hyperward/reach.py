@@ -4,11 +4,12 @@ pair evaluated through the host's nftables input path (parsers/nft.py). Pure: fa
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from .facts import HostFacts
 from .model import Unavailable
 from .parsers.nft import Packet, Ruleset, evaluate_all
+from .records import frozen
 
 VIRT_PORTS = {16509: "libvirt TCP", 16514: "libvirt TLS", 22: "SSH", 8006: "Proxmox API", 3128: "Proxmox SPICE proxy",
               2049: "NFS", 111: "rpcbind", 3260: "iSCSI", 5404: "corosync", 5405: "corosync"}
@@ -27,7 +28,7 @@ def port_label(port: int) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class Reach:
     source: str
     address: str

@@ -25,8 +25,9 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import IO
+
+from .records import frozen
 
 PRIVATE_FILE = 0o600
 GROUP_FILE = 0o640
@@ -37,7 +38,7 @@ class UnsafePath(OSError):
     """A path hyperward will not write to; the message is one line naming it and why."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Ownership:
     """Who may read what hyperward writes: nobody but the owner, or also one configured group."""
 

@@ -11,18 +11,25 @@ import datetime
 import errno
 import json
 import os
-import stat
 import sqlite3
+import stat
 import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .facts import Package, PendingUpdate, VulnFacts, VulnMatch
-from .parsers.advisories import AdvisoryError, Record, looks_like_osv, parse_debian_tracker, parse_osv
-from .parsers.versions import deb_compare, rpm_compare
 from . import safefile
+from .facts import Package, PendingUpdate, VulnFacts, VulnMatch
+from .parsers.advisories import (
+    AdvisoryError,
+    Record,
+    looks_like_osv,
+    parse_debian_tracker,
+    parse_osv,
+)
+from .parsers.versions import deb_compare, rpm_compare
 from .paths import data_file
+from .records import frozen
 from .safefile import PRIVATE, Ownership
 
 SCHEMA_VERSION = "1"
@@ -317,7 +324,7 @@ def _store(conn: sqlite3.Connection, report: ImportReport, records: Iterable[Rec
                      (report.kind, report.imported, len(report.errors), source_id))
 
 
-@dataclass(frozen=True)
+@frozen
 class SourceInfo:
     name: str
     kind: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import pickle
 import socket
 import stat
 import threading
@@ -23,10 +24,11 @@ from .system import (
     collect_kvm_device,
     collect_patching,
 )
-from .access import collect_access
+from . import commands
+from .access import collect_access, sshd_t_command
 from .backups import collect_backups
 from .drift import collect_drift
-from .network import collect_network
+from .network import collect_network, live_commands
 from .scans import collect_scans
 from .hardware import collect_hardware
 from .monitoring import collect_monitoring
@@ -64,6 +66,54 @@ class _Background(threading.Thread):
         return self.value
 
 
+class _Forked:
+    """One collector in a forked child, so it runs on another core: reading apt's indexes is pure
+    Python (the regex engine holds the GIL), so a thread only takes turns with the main one. The
+    child is this process's own copy, talking over an anonymous pipe; pickle is safe here because
+    nothing else can write to that pipe. If the child fails in any way, the collector runs here."""
+
+    def __init__(self, collect: Callable[[RootFS], PatchingFacts], fs: RootFS) -> None:
+        self.collect, self.fs = collect, fs
+        self.pid = 0
+        self.read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller's code
+            status = 1
+            try:
+                os.close(self.read)
+                with os.fdopen(write, "wb") as out:
+                    out.write(pickle.dumps(collect(fs), pickle.HIGHEST_PROTOCOL))
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write)
+        self.pid = pid
+
+    def result(self) -> PatchingFacts:
+        with os.fdopen(self.read, "rb") as handle:
+            data = handle.read()
+        _pid, status = os.waitpid(self.pid, 0)
+        if status == 0:
+            try:
+                value = pickle.loads(data)
+                if isinstance(value, PatchingFacts):
+                    return value
+            except Exception:  # noqa: S110 - collected again below, where its error surfaces
+                pass
+        return self.collect(self.fs)
+
+
+def _in_background(collect: Callable[[RootFS], PatchingFacts], fs: RootFS) -> _Background | _Forked:
+    """A child process where a second core can run it and no thread is running yet (forking a
+    process with threads can copy a lock held by one); a thread otherwise."""
+    if (os.cpu_count() or 1) > 1 and threading.active_count() == 1 and not os.environ.get("HYPERWARD_NO_FORK"):
+        try:
+            return _Forked(collect, fs)
+        except OSError:
+            pass
+    return _Background(collect, fs)
+
+
 def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
                  backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
                  history_path: str | None = None, monitor_db: str | None = None) -> HostFacts:
@@ -81,43 +131,49 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
     if not os.access(root, os.R_OK | os.X_OK):
         raise RootError(f"--root {root}: permission denied")
     fs = RootFS(root)
-    # apt's indexes are the scan's biggest read (tens of MB decompressed): read them while the
-    # other collectors wait for the programs they run (sshd -T, nft, ip).
-    patching = _Background(collect_patching, fs)
-    accounts, uids = collect_accounts(fs)
-    source = Source(fs, {"libvirt": libvirt_uri} if libvirt_uri else {}, _id_names(accounts, uids))
-    platforms = PlatformFacts({name: p.collect(source) for name, p in registry().items() if p.detect(source)})
-    known = registry()
-    bridges = sorted({b for name, facts in platforms.items() for b in known[name].guest_bridges(facts)})
-    libvirt = platforms.get("libvirt", EMPTY_LIBVIRT)
-    hardware = collect_hardware(fs)
-    hostname = socket.gethostname() if fs.live else _offline_hostname(fs)
-    return HostFacts(
-        meta=Meta(
-            hostname=hostname,
-            root=fs.root,
-            collected_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            euid=os.geteuid(),
-            hyperward_version=__version__,
-        ),
-        kernel=collect_kernel(fs),
-        cpu=collect_cpu(fs),
-        modules=collect_modules(fs),
-        ksm=collect_ksm(fs),
-        patching=collect_vulnerabilities(patching.result(), vulndb, vulndb_max_age_days),
-        kvm_device=collect_kvm_device(fs, accounts, uids),
-        accounts=accounts,
-        firmware=collect_firmware(fs),
-        hardware=hardware,
-        access=collect_access(fs),
-        monitoring=collect_monitoring(fs, bridges, monitor_db),
-        backups=collect_backups(backups.repositories, backups.guest_max_age_hours, backups.host_max_age_days, hardware.mounts)
-        if backups is not None else None,
-        drift=collect_drift(fs, baseline),
-        scans=collect_scans(fs, hostname, libvirt, scan_reports or [], history_path),
-        network=collect_network(fs),
-        platforms=platforms,
-    )
+    # apt's indexes are the scan's biggest read (tens of MB decompressed): read them on another
+    # core, while the programs the other collectors ask (sshd -T, nft, ip) already run.
+    patching = _in_background(collect_patching, fs)
+    for cmd in [c for c in [sshd_t_command(fs)] if c] + live_commands(fs):
+        commands.start(cmd)
+    try:
+        accounts, uids = collect_accounts(fs)
+        source = Source(fs, {"libvirt": libvirt_uri} if libvirt_uri else {}, _id_names(accounts, uids))
+        platforms = PlatformFacts({name: p.collect(source) for name, p in registry().items() if p.detect(source)})
+        known = registry()
+        bridges = sorted({b for name, facts in platforms.items() for b in known[name].guest_bridges(facts)})
+        libvirt = platforms.get("libvirt", EMPTY_LIBVIRT)
+        hardware = collect_hardware(fs)
+        hostname = socket.gethostname() if fs.live else _offline_hostname(fs)
+        return HostFacts(
+            meta=Meta(
+                hostname=hostname,
+                root=fs.root,
+                collected_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                euid=os.geteuid(),
+                hyperward_version=__version__,
+            ),
+            kernel=collect_kernel(fs),
+            cpu=collect_cpu(fs),
+            modules=collect_modules(fs),
+            ksm=collect_ksm(fs),
+            kvm_device=collect_kvm_device(fs, accounts, uids),
+            accounts=accounts,
+            firmware=collect_firmware(fs),
+            hardware=hardware,
+            access=collect_access(fs),
+            monitoring=collect_monitoring(fs, bridges, monitor_db),
+            backups=collect_backups(backups.repositories, backups.guest_max_age_hours, backups.host_max_age_days, hardware.mounts)
+            if backups is not None else None,
+            drift=collect_drift(fs, baseline),
+            scans=collect_scans(fs, hostname, libvirt, scan_reports or [], history_path),
+            network=collect_network(fs),
+            platforms=platforms,
+            # last: the other collectors ran while the background read apt's indexes
+            patching=collect_vulnerabilities(patching.result(), vulndb, vulndb_max_age_days),
+        )
+    finally:
+        commands.discard_started()
 
 
 def _id_names(accounts: AccountFacts, uids: dict[str, int] | None) -> tuple[dict[int, str], dict[int, str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import fnmatch
 import os
 
-from ..facts import AccessFacts, Maybe, MatchOverride, PamStack, SshFacts, SudoRule
+from ..facts import AccessFacts, MatchOverride, Maybe, PamStack, SshFacts, SudoRule
 from ..model import Unavailable, is_missing
 from ..parsers.auth_files import (
     MFA_MODULES,
@@ -18,7 +18,13 @@ from ..parsers.auth_files import (
     sudoers_includes,
     sudoers_nopasswd_all,
 )
-from ..parsers.sshd import Directive, effective, include_patterns, parse_sshd_t, split_line
+from ..parsers.sshd import (
+    Directive,
+    effective,
+    include_patterns,
+    parse_sshd_t,
+    split_line,
+)
 from . import commands
 from .fs import RootFS
 
@@ -63,13 +69,20 @@ def _directives(fs: RootFS, path: str, match: str | None, depth: int, problems: 
     return out
 
 
-def _sshd_t(fs: RootFS) -> Maybe[dict[str, str]] | None:
+def sshd_t_command(fs: RootFS) -> list[str] | None:
     """Only on the live host, as root, with the host's own sshd: it reads the configuration and
     host keys and prints the result; it changes nothing."""
     binary = commands.find("sshd")
     if not fs.live or binary is None or os.geteuid() != 0:
         return None
-    out = commands.run([binary, "-T"], "sshd -T", timeout=SSHD_T_TIMEOUT)
+    return [binary, "-T"]
+
+
+def _sshd_t(fs: RootFS) -> Maybe[dict[str, str]] | None:
+    cmd = sshd_t_command(fs)
+    if cmd is None:
+        return None
+    out = commands.run(cmd, "sshd -T", timeout=SSHD_T_TIMEOUT)
     if isinstance(out, Unavailable):
         # sshd installed but not running (no /run/sshd): the files are all there is
         return None if "privilege separation directory" in out.reason else out

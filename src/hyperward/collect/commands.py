@@ -14,6 +14,9 @@ import subprocess
 
 from ..model import Unavailable
 
+#: commands started ahead of the collector that reads them (start()), by argument list
+_STARTED: dict[tuple[str, ...], subprocess.Popen[str]] = {}
+
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_TIMEOUT = 10.0
 
@@ -52,6 +55,27 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": home, **(extra or {})}
 
 
+def start(cmd: list[str]) -> None:
+    """Begin a read-only command now whose output a collector asks for later with run(cmd): sshd -T,
+    nft and ip take more wall time on a live scan than the Python around them, so they work while
+    the rest is collected. A command started and never asked for is ended by discard_started()."""
+    key = tuple(cmd)
+    if not os.path.isabs(cmd[0]) or key in _STARTED:
+        return
+    try:
+        _STARTED[key] = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                         text=True, env=child_env())
+    except OSError:
+        pass  # run() starts it again and names the error
+
+
+def discard_started() -> None:
+    for proc in _STARTED.values():
+        proc.kill()
+        proc.communicate()
+    _STARTED.clear()
+
+
 def run(cmd: list[str], what: str, *, timeout: float = DEFAULT_TIMEOUT, input: str | None = None,
         env: dict[str, str] | None = None) -> str | Unavailable:
     """stdout of a successful run; otherwise an `invalid` Unavailable with the command's last
@@ -60,9 +84,19 @@ def run(cmd: list[str], what: str, *, timeout: float = DEFAULT_TIMEOUT, input: s
     path (from find() or a checked config path)."""
     if not os.path.isabs(cmd[0]):
         return Unavailable(what, "invalid", f"{cmd[0]}: not an absolute program path; not run")
+    started = _STARTED.pop(tuple(cmd), None) if input is None and env is None else None
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env(env), input=input,
-                              stdin=None if input is not None else subprocess.DEVNULL)
+        if started is not None:
+            try:
+                stdout, stderr = started.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                started.kill()
+                started.communicate()
+                raise
+            done = subprocess.CompletedProcess(cmd, started.returncode, stdout, stderr)
+        else:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env(env), input=input,
+                                  stdin=None if input is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return Unavailable(what, "invalid", f"{os.path.basename(cmd[0])} did not answer within {timeout:.0f} s")
     except OSError as exc:

@@ -11,9 +11,9 @@ import datetime
 import os
 import re
 import stat
-from dataclasses import dataclass
 
 from ..facts import (
+    STACK_DAEMONS,
     Domain,
     FileNode,
     LibvirtConfig,
@@ -22,14 +22,23 @@ from ..facts import (
     Network,
     PolkitRule,
     QemuProcess,
-    STACK_DAEMONS,
     SocketUnit,
     TlsCertificate,
 )
 from ..model import Unavailable, is_missing
-from ..parsers.domain_xml import XmlError, parse_domain, parse_network, parse_nwfilter, pool_target
+from ..parsers.domain_xml import (
+    XmlError,
+    parse_domain,
+    parse_network,
+    parse_nwfilter,
+    pool_target,
+)
 from ..parsers.libvirt_conf import LibvirtConfError, parse_libvirt_conf
-from ..parsers.libvirt_defaults import LIBVIRTD_CONF_DEFAULTS, QEMU_CONF_DEFAULTS, effective
+from ..parsers.libvirt_defaults import (
+    LIBVIRTD_CONF_DEFAULTS,
+    QEMU_CONF_DEFAULTS,
+    effective,
+)
 from ..parsers.proc import (
     deleted_mappings,
     machine_slice,
@@ -42,6 +51,7 @@ from ..parsers.proc import (
     status_fields,
 )
 from ..parsers.systemd import last, parse_unit
+from ..records import frozen
 from . import libvirt_api
 from .fs import RootFS
 
@@ -348,7 +358,7 @@ USER_CGROUP = re.compile(r"^/user\.slice(?:/|$)|/user@\d+\.service(?:/|$)")
 SYSTEM_URI = "qemu:///system"
 
 
-@dataclass(frozen=True)
+@frozen
 class ManagerRecords:
     """What the managers themselves record as running: libvirt's pid files by PID (None when
     /run/libvirt/qemu cannot be read), the running domains the system daemon's API lists (None

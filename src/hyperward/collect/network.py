@@ -11,9 +11,9 @@ import tempfile
 from typing import Any
 
 from ..facts import Maybe, NetInterface, NetworkFacts, SocketOwner, VirtualFunction
+from ..model import Unavailable
 from ..parsers.nft import NOT_LOADED
 from ..parsers.proc import net_listeners
-from ..model import Unavailable
 from . import commands
 from .fs import RootFS
 
@@ -386,7 +386,7 @@ def collect_nftables(fs: RootFS) -> Maybe[dict[str, Any]] | None:
         return {"nftables": []}  # nf_tables not loaded: no nftables rule exists (and nft would load it)
     if os.geteuid() != 0:
         return Unavailable("nft list ruleset", "denied", "reading the ruleset needs root")
-    listed = commands.run([binary, "-j", "list", "ruleset"], "nft list ruleset")
+    listed = commands.run(_nft_list(binary), "nft list ruleset")
     return listed if isinstance(listed, Unavailable) else _ruleset_json("nft list ruleset", listed)
 
 
@@ -401,11 +401,32 @@ def parse_ip_link_vfs(text: str) -> list[VirtualFunction]:
     return out
 
 
+def _nft_list(binary: str) -> list[str]:
+    return [binary, "-j", "list", "ruleset"]
+
+
+def _ip_link(binary: str) -> list[str]:
+    return [binary, "-j", "-d", "link", "show"]
+
+
+def live_commands(fs: RootFS) -> list[list[str]]:
+    """The read-only commands collect_network will run on this live host, so they can start early."""
+    if not fs.live:
+        return []
+    out = []
+    nft, ip = commands.find("nft"), commands.find("ip")
+    if nft is not None and os.geteuid() == 0 and _module_available(fs, "nf_tables"):
+        out.append(_nft_list(nft))
+    if ip is not None:
+        out.append(_ip_link(ip))
+    return out
+
+
 def collect_vfs(fs: RootFS) -> Maybe[list[VirtualFunction]] | None:
     binary = commands.find("ip")
     if not fs.live or binary is None:
         return None
-    out = commands.run([binary, "-j", "-d", "link", "show"], "ip -d link")
+    out = commands.run(_ip_link(binary), "ip -d link")
     if isinstance(out, Unavailable):
         return out
     try:

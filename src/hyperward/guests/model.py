@@ -14,13 +14,15 @@ compiled default rather than on what the definition says, `defaults` names it, s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from ..records import frozen
 
 #: console kinds: "vnc", "spice", "rdp" (Hyper-V/VirtualBox VRDE over RDP), "vrde", "serial-web"
 #: (a web console proxied by the management service)
 
 
-@dataclass(frozen=True)
+@frozen
 class Console:
     """A remote display. `listen` holds the addresses it binds (None: unknown; [] with `socket` set:
     a UNIX socket only). `auth` lists what a client must present: "password", "sasl", "x509",
@@ -37,7 +39,7 @@ class Console:
     source: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class SharedDirectory:
     """A host directory visible inside the guest (9p, virtiofs, VirtualBox shared folders, bind
     mounts into containers). `writable` None: unknown. `mode` is the platform's access mode where
@@ -53,7 +55,7 @@ class SharedDirectory:
     driver: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class PassedDevice:
     """A host device given to the guest: kind "pci", "usb", "scsi", "block" (raw host disk), "mdev",
     "hostdev-net" (an SR-IOV VF), "device-node" (a /dev node bound into a container). `host_id` is the
@@ -67,7 +69,7 @@ class PassedDevice:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@frozen
 class GuestDisk:
     """One disk: a file or volume path, or a network source (`network` = protocol). `shared` means
     the definition itself marks it shareable; two guests naming the same `source` writable is
@@ -85,7 +87,7 @@ class GuestDisk:
     device: str = "disk"
 
 
-@dataclass(frozen=True)
+@frozen
 class GuestNic:
     """One NIC. `attachment`: "bridge", "network", "ethernet", "direct" (macvtap), "user", "hostdev",
     "nat" and so on, as the platform says. `anti_spoofing` True when the platform filters the
@@ -105,7 +107,7 @@ class GuestNic:
     why: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class NetworkChardev:
     """A serial port, console, channel or monitor reachable over TCP/UDP/telnet."""
 
@@ -118,7 +120,7 @@ class NetworkChardev:
     transport: str = "tcp"
 
 
-@dataclass(frozen=True)
+@frozen
 class GuestTpm:
     """kind "emulator" (swtpm), "passthrough" (the host's TPM), "external"; `version` "1.2"/"2.0";
     `state_encrypted` None: unknown."""
@@ -128,7 +130,7 @@ class GuestTpm:
     state_encrypted: bool | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Guest:
     """One VM or container. `platform` is the platform's name ("libvirt", "proxmox", ...), `id` its
     own identifier (a libvirt UUID, a Proxmox VMID), `origin` the file or API it came from.

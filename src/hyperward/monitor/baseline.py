@@ -13,13 +13,13 @@ day), and restarts other than a counter reset (an all-empty row) or a gap in the
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 
+from ..records import frozen
 from .detect import METRICS, RULE_FOR_METRIC, Detector, DetectorConfig
 from .rates import RATE_COLUMNS, Rates
 
 
-@dataclass(frozen=True)
+@frozen
 class BaselinePoint:
     ts: float
     median: float

@@ -34,14 +34,15 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from ..records import frozen
 from .rates import Rates
 
 MAD_SCALE = 1.4826  # MAD of a normal distribution times this is its standard deviation
 
 
-@dataclass(frozen=True)
+@frozen
 class Rule:
     kind: str
     metric: str
@@ -70,7 +71,7 @@ RULE_FOR_METRIC = {r.metric: r for r in RULES}
 METRICS = tuple(dict.fromkeys(r.metric for r in RULES))
 
 
-@dataclass(frozen=True)
+@frozen
 class DetectorConfig:
     window: int = 360
     warmup: int = 90
@@ -105,7 +106,7 @@ class DetectorConfig:
         return (self.cpu_sustain if rule.metric == "cpu" else self.sustain) + 1
 
 
-@dataclass(frozen=True)
+@frozen
 class Anomaly:
     """A rule that fired or resolved for one VM. `observed` and `baseline` are the values that
     decided it, in the metric's unit."""

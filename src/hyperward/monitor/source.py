@@ -14,10 +14,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..collect.libvirt_api import error_line
+from ..records import frozen
 
 CALL_TIMEOUT_S = 10.0
 
@@ -26,14 +26,14 @@ class SourceError(Exception):
     """The source cannot answer now (daemon gone, call timed out); the monitor reconnects."""
 
 
-@dataclass(frozen=True)
+@frozen
 class DomainInfo:
     name: str
     uuid: str
     active: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class Event:
     """kind: lifecycle, device-added, device-removed, graphics, disconnected."""
 

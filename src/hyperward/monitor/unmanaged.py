@@ -5,15 +5,20 @@ new PIDs cost a read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..collect.fs import RootFS
-from ..collect.libvirt import managed_by, manager_records, process_exe, process_kind, program_name
+from ..collect.libvirt import (
+    managed_by,
+    manager_records,
+    process_exe,
+    process_kind,
+    program_name,
+)
 from ..model import Unavailable
 from ..parsers.proc import machine_slice, option_value, qemu_guest_name, split_cmdline
+from ..records import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class QemuSeen:
     pid: int
     guest: str | None

@@ -11,14 +11,14 @@ import os
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass, field
-
+from dataclasses import field
 from typing import TYPE_CHECKING
 
+from ..heartbeat import Heartbeat, read_heartbeat
+from ..records import frozen
 from ..textsafe import rich_text, visible
 from .alerts import human, iso
 from .rates import Rates
-from ..heartbeat import Heartbeat, read_heartbeat
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -65,7 +65,7 @@ def monitor_alive(pid: int | None) -> bool:
     return not cmdline or b"hyperward" in cmdline
 
 
-@dataclass(frozen=True)
+@frozen
 class MonitorState:
     heartbeat: Heartbeat
     running: bool
@@ -292,7 +292,7 @@ THRESHOLD_COLOUR = "#bc4c00"
 LINE_COLOUR = "#1f6feb"
 
 
-@dataclass(frozen=True)
+@frozen
 class Span:
     """One condition from firing to resolved (end None: still open, drawn to the chart's end)."""
 
@@ -305,7 +305,7 @@ class Span:
     threshold: float | None
 
 
-@dataclass(frozen=True)
+@frozen
 class History:
     name: str
     uuid: str

@@ -5,8 +5,9 @@ Pure functions; malformed entries raise AdvisoryError naming the entry."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
+
+from ..records import frozen
 
 # Debian codenames to the release numbers OSV's "Debian:12" ecosystems use.
 DEBIAN_RELEASES = {"buster": "10", "bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14", "duke": "15", "sid": "sid"}
@@ -16,7 +17,7 @@ class AdvisoryError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
+@frozen
 class Affected:
     ecosystem: str
     release: str
@@ -26,7 +27,7 @@ class Affected:
     last_affected: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Record:
     advisory: str
     cve: str

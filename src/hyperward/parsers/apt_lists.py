@@ -12,8 +12,8 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from ..records import frozen
 from .versions import deb_compare
 
 
@@ -43,7 +43,7 @@ def strip_signature(text: str) -> str:
     return body.split("\n-----BEGIN PGP SIGNATURE-----", 1)[0]
 
 
-@dataclass(frozen=True)
+@frozen
 class Release:
     origin: str
     label: str
@@ -78,7 +78,7 @@ def parse_release(text: str, site: str = "") -> Release:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class Available:
     name: str
     arch: str
@@ -116,7 +116,7 @@ def _stanza(data: bytes, at: int) -> Iterator[Available]:
         yield Available(package, fields.get("Architecture", ""), version, fields.get("Source", package).split(" ", 1)[0])
 
 
-@dataclass(frozen=True)
+@frozen
 class Pin:
     packages: list[str]
     pin: str
@@ -179,7 +179,7 @@ def parse_preferences(text: str, source: str) -> list[Pin]:
     return pins
 
 
-@dataclass(frozen=True)
+@frozen
 class Offer:
     version: str
     release: Release | None

@@ -8,10 +8,11 @@ optionally followed by "; "-separated sub-clauses, e.g. spectre_v2's
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ..records import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Clause:
     name: str | None
     text: str

@@ -8,8 +8,9 @@ the code that reads it (src/qemu/qemu_conf.c, src/remote/remote_daemon_config.c)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from ..records import frozen
 
 QEMU_CONF_DEFAULTS: dict[str, Any] = {
     "vnc_listen": "127.0.0.1",
@@ -77,7 +78,7 @@ LIBVIRTD_CONF_DEFAULTS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Setting:
     """An effective value and where it came from: a file, or libvirt's compiled default."""
 

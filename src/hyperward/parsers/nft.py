@@ -61,6 +61,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..records import frozen
+
 HOOKS = ("prerouting", "input")
 NOT_LOADED = "hyperward_not_loaded"  # key of an offline tree's ruleset document whose boot unit is not enabled: why
 MAX_DEPTH = 32
@@ -78,7 +80,7 @@ L4_PAYLOADS = {"tcp", "udp", "icmp", "icmpv6", "sctp", "dccp", "udplite", "esp",
 NEVER_ON_IP = {"vlan", "arp"}
 
 
-@dataclass(frozen=True)
+@frozen
 class Packet:
     """saddr None: the source address of the guests is not known (a bridge without a host address).
     sport None: a port of the guest's choice; tcp_flags, df and hbh are the guest's choices too
@@ -116,13 +118,13 @@ class Packet:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
+@frozen
 class Decision:
     verdict: str  # accept | drop | unknown
     because: str
 
 
-@dataclass(frozen=True)
+@frozen
 class _State:
     packet: Packet
     hook: str = "input"
@@ -134,7 +136,7 @@ class _State:
     assumed: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class _Step:
     kind: str  # next | accept | drop | unknown | return
     because: str
@@ -160,7 +162,7 @@ class _NoMatchType:
 _NOMATCH = _NoMatchType()
 
 
-@dataclass(frozen=True)
+@frozen
 class _Typed:
     domain: str  # str | ifname | l4 | int | addr | flags:<table> | fib-oif
     value: Any

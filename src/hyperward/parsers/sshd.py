@@ -5,7 +5,8 @@ until the next Match, and OpenSSH's compiled defaults. Pure: the collector suppl
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+
+from ..records import frozen
 
 # OpenSSH 9.2p1 as Debian 12 builds it (`sshd -T` with an empty configuration), from servconf.c
 # fill_default_server_options() and myproposal.h.
@@ -28,7 +29,7 @@ JUDGED = tuple(DEFAULTS)
 ALIASES = {"challengeresponseauthentication": "kbdinteractiveauthentication"}
 
 
-@dataclass(frozen=True)
+@frozen
 class Directive:
     keyword: str
     value: str
@@ -58,7 +59,7 @@ def include_patterns(value: str) -> list[str]:
     return [w if w.startswith("/") else f"/etc/ssh/{w}" for w in words]
 
 
-@dataclass(frozen=True)
+@frozen
 class Effective:
     """The global value of each judged keyword and where it came from (None: the default)."""
 

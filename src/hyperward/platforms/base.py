@@ -9,8 +9,10 @@ libvirt installed; a workstation runs VirtualBox beside KVM).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ..records import frozen
 
 if TYPE_CHECKING:
     from ..collect.fs import RootFS
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from ..model import Unavailable
 
 
-@dataclass(frozen=True)
+@frozen
 class Source:
     """What a scan was pointed at. `fs` is None for an API-only source; `endpoints` holds the API
     endpoints the user named, by platform (`--connect` for libvirt)."""
@@ -40,11 +42,14 @@ class Platform(Protocol):
     title: ClassVar[str]
     #: the catalog's platform letter (K, P, X, V, E)
     letter: ClassVar[str]
-    #: the frozen dataclass its collect() returns, for snapshot decoding
-    facts_type: ClassVar[type[Any]]
     #: module whose import registers the platform's own checks
     checks_module: ClassVar[str]
 
+    @property
+    def facts_type(self) -> type[Any]:
+        """The frozen dataclass its collect() returns, for snapshot decoding (a property, so a
+        platform imports its facts module only when a scan needs it)."""
+        ...
     def detect(self, source: Source) -> bool:
         """Whether the platform is installed or reachable on this source (cheap: a few stats)."""
         ...

@@ -6,8 +6,9 @@ are read from FORMATS."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from ..records import frozen
 
 if TYPE_CHECKING:
     from ..engine import ScanReport
@@ -18,7 +19,7 @@ FORMATS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class RenderOptions:
     color: bool = False
     verbose: bool = False

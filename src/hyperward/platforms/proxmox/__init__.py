@@ -3,30 +3,42 @@ its own firewall, users and backup jobs; configuration in the pmxcfs cluster tre
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...guests.model import Guest
-from ...model import Unavailable
-from ..base import Source
-from . import collect as _collect
-from .facts import ProxmoxFacts
-from .guests import to_guests
+if TYPE_CHECKING:
+    from ...guests.model import Guest
+    from ...model import Unavailable
+    from ..base import Source
+    from .facts import ProxmoxFacts
+
+# The package is imported on every scan, Proxmox host or not: its parsers, facts and checks are
+# imported only once detect() found Proxmox VE (or a snapshot holds its facts).
+PVE_MARKERS = ("/etc/pve/.version", "/etc/pve/nodes", "/usr/bin/pveversion", "/var/lib/pve-cluster/config.db")
 
 
 class ProxmoxPlatform:
     name: ClassVar[str] = "proxmox"
     title: ClassVar[str] = "Proxmox VE"
     letter: ClassVar[str] = "P"
-    facts_type: ClassVar[type[Any]] = ProxmoxFacts
     checks_module: ClassVar[str] = "hyperward.platforms.proxmox.checks"
 
+    @property
+    def facts_type(self) -> type[ProxmoxFacts]:
+        from .facts import ProxmoxFacts
+
+        return ProxmoxFacts
+
     def detect(self, source: Source) -> bool:
-        return source.fs is not None and _collect.detect(source.fs)
+        return source.fs is not None and any(source.fs.exists(p) for p in PVE_MARKERS)
 
     def collect(self, source: Source) -> ProxmoxFacts:
-        return _collect.collect(source.fs)
+        from .collect import collect
+
+        return collect(source.fs)
 
     def guests(self, facts: Any) -> list[Guest]:
+        from .guests import to_guests
+
         return to_guests(facts)
 
     def guest_bridges(self, facts: ProxmoxFacts) -> list[str]:
@@ -49,6 +61,8 @@ class ProxmoxPlatform:
         return list(bad)
 
     def no_guests(self, facts: ProxmoxFacts) -> str:
+        from ...model import Unavailable
+
         if isinstance(facts.store, Unavailable):
             return f"Proxmox VE configuration unreadable ({facts.store.describe()})"
         return "no Proxmox VE VMs or containers defined"
@@ -65,4 +79,4 @@ class ProxmoxPlatform:
 
 PLATFORM = ProxmoxPlatform()
 
-__all__ = ["PLATFORM", "ProxmoxFacts", "ProxmoxPlatform"]
+__all__ = ["PLATFORM", "ProxmoxPlatform"]

@@ -90,10 +90,6 @@ class _DbTree:
         return names
 
 
-def detect(fs: RootFS) -> bool:
-    return any(fs.exists(p) for p in (f"{PVE_DIR}/.version", f"{PVE_DIR}/nodes", "/usr/bin/pveversion", CONFIG_DB))
-
-
 def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
     collected_at = int(time.time()) if now is None else now
     if fs is None:

@@ -10,16 +10,17 @@ is carried, never an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...facts import Maybe
 from ...model import Unavailable
+from ...records import frozen
 
 PVE_DIR = "/etc/pve"
 CONFIG_DB = "/var/lib/pve-cluster/config.db"
 
 
-@dataclass(frozen=True)
+@frozen
 class PveGuestConfig:
     """One VM (`kind` "qemu") or container ("lxc") from nodes/<node>/{qemu-server,lxc}/<vmid>.conf.
     `pending` is the [PENDING] section, `snapshots` the snapshot section names (history, not
@@ -51,7 +52,7 @@ class PveGuestConfig:
         return f"{prefix} {self.vmid} ({self.name})"
 
 
-@dataclass(frozen=True)
+@frozen
 class FirewallFile:
     """cluster.fw, host.fw or <vmid>.fw: the [OPTIONS] (lower-cased keys), how many rules, which
     IP sets and security groups it defines."""
@@ -64,7 +65,7 @@ class FirewallFile:
     ignored_lines: int = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class PveNode:
     name: str
     local: bool
@@ -72,7 +73,7 @@ class PveNode:
     guests: list[Maybe[PveGuestConfig]]
 
 
-@dataclass(frozen=True)
+@frozen
 class PveUser:
     """A user.cfg user. `legacy_keys`: the keys field holds OTP secrets or yubico ids (old-style
     TFA, the values never kept); "x" (see tfa.cfg) is not counted."""
@@ -84,7 +85,7 @@ class PveUser:
     legacy_keys: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class PveToken:
     userid: str
     tokenid: str
@@ -96,7 +97,7 @@ class PveToken:
         return f"{self.userid}!{self.tokenid}"
 
 
-@dataclass(frozen=True)
+@frozen
 class PveAcl:
     """One acl: line. `members` are userids, `@group`s and `user!token` ids."""
 
@@ -106,7 +107,7 @@ class PveAcl:
     roles: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class PveRealm:
     """A domains.cfg realm: its type (pam, pve, ldap, ad, openid) and the TFA it enforces
     (`tfa type=oath|yubico`), or None."""
@@ -116,7 +117,7 @@ class PveRealm:
     tfa: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class UserConfig:
     users: dict[str, PveUser]
     tokens: list[PveToken]
@@ -126,7 +127,7 @@ class UserConfig:
     pools: dict[str, list[str]]
 
 
-@dataclass(frozen=True)
+@frozen
 class PveStorage:
     """A storage.cfg entry. `encryption_key` (pbs only): /etc/pve/priv/storage/<id>.enc exists;
     None when that directory could not be read."""
@@ -140,7 +141,7 @@ class PveStorage:
     encryption_key: bool | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class BackupJob:
     """A vzdump job from jobs.cfg (`source` "jobs.cfg") or a vzdump.cron line ("vzdump.cron",
     id `cron-<line number>`)."""
@@ -157,7 +158,7 @@ class BackupJob:
     node: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class JobState:
     """/var/lib/pve-manager/jobs/vzdump-<id>.json on this node: the scheduler's last run."""
 
@@ -168,7 +169,7 @@ class JobState:
     upid: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class TaskRecord:
     """One vzdump task from /var/log/pve/tasks/index (end None: still running)."""
 
@@ -180,7 +181,7 @@ class TaskRecord:
     status: str
 
 
-@dataclass(frozen=True)
+@frozen
 class CorosyncFacts:
     path: str
     totem: dict[str, str]
@@ -188,7 +189,7 @@ class CorosyncFacts:
     interfaces: int
 
 
-@dataclass(frozen=True)
+@frozen
 class ProxmoxFacts:
     """`source`: "pmxcfs" (the /etc/pve tree), "config.db" (rebuilt from the SQLite database,
     offline copies), or "none". `store` is the path the tree came from, or the Unavailable that

@@ -17,6 +17,8 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from ...records import frozen
+
 #: keys whose values are secrets or free text of the guest's owner: never kept in facts
 SECRET_KEYS = frozenset({"cipassword", "description", "env"})
 SECRET_PREFIXES = ("lxc.environment",)
@@ -519,7 +521,7 @@ _UPID = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Upid:
     node: str
     starttime: int
