@@ -31,11 +31,11 @@ HYPERWARD_PYTHON = sys.executable
 TARGET_S, TARGET_MB, TARGET_RATIO = 0.25, 60.0, 150.0
 
 
-def measure(cmd: list[str], timeout: float) -> tuple[float, float, int]:
+def measure(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MB, exit code) of one run."""
     with open(os.devnull, "wb") as null:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=null, stderr=null, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=null, stderr=null, stdin=subprocess.DEVNULL, env=env)
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -51,14 +51,23 @@ def measure(cmd: list[str], timeout: float) -> tuple[float, float, int]:
 
 
 def series(name: str, cmd: list[str], runs: int, timeout: float) -> dict:
-    walls, peaks, codes = [], [], set()
+    return interleaved([(name, cmd, None)], runs, timeout)[0]
+
+
+def interleaved(commands: list[tuple[str, list[str], dict[str, str] | None]], runs: int, timeout: float) -> list[dict]:
+    """Each command once per round, `runs` rounds: a machine that gets busier halfway through
+    slows every command alike instead of the one that happened to run then."""
+    walls: list[list[float]] = [[] for _ in commands]
+    peaks: list[list[float]] = [[] for _ in commands]
+    codes: list[set[int]] = [set() for _ in commands]
     for _ in range(runs):
-        wall, peak, code = measure(cmd, timeout)
-        walls.append(wall)
-        peaks.append(peak)
-        codes.add(code)
-    return {"name": name, "runs": runs, "median": statistics.median(walls), "min": min(walls), "max": max(walls),
-            "peak_mb": max(peaks), "exit": sorted(codes)}
+        for i, (_name, cmd, env) in enumerate(commands):
+            wall, peak, code = measure(cmd, timeout, env)
+            walls[i].append(wall)
+            peaks[i].append(peak)
+            codes[i].add(code)
+    return [{"name": name, "runs": runs, "median": statistics.median(walls[i]), "min": min(walls[i]), "max": max(walls[i]),
+             "peak_mb": max(peaks[i]), "exit": sorted(codes[i])} for i, (name, _cmd, _env) in enumerate(commands)]
 
 
 def main() -> None:
@@ -67,6 +76,7 @@ def main() -> None:
     parser.add_argument("--lynis-runs", type=int, default=3)
     parser.add_argument("--no-lynis", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="do not compile hyperward's bytecode first")
+    parser.add_argument("--against", metavar="CHECKOUT", help="also time another checkout's code (PYTHONPATH=CHECKOUT/src), interleaved")
     args = parser.parse_args()
     if not args.no_compile:
         found = subprocess.run([HYPERWARD_PYTHON, "-c", "import hyperward, os; print(os.path.dirname(hyperward.__file__))"],
@@ -78,14 +88,20 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, load {os.getloadavg()[0]:.2f}; "
           f"libvirt daemon: {', '.join(daemons) + ' running' if daemons else 'not running'}")
 
-    rows = [
-        series("hyperward scan (text)", [HYPERWARD, "scan"], args.runs, 60),
-        series("hyperward scan --format json", [HYPERWARD, "scan", "--format", "json"], args.runs, 60),
+    commands: list[tuple[str, list[str], dict[str, str] | None]] = [
+        ("hyperward scan (text)", [HYPERWARD, "scan"], None),
+        ("hyperward scan --format json", [HYPERWARD, "scan", "--format", "json"], None),
     ]
+    if args.against:
+        other = {**os.environ, "PYTHONPATH": os.path.join(os.path.abspath(args.against), "src")}
+        if not args.no_compile:
+            compileall.compile_dir(other["PYTHONPATH"], quiet=1)
+        commands.append((f"  the same, {os.path.basename(os.path.abspath(args.against))}", [HYPERWARD, "scan"], other))
+    rows = interleaved(commands, args.runs, 60)
     lynis = shutil.which("lynis")
-    if not args.no_lynis and lynis:
+    if not args.no_lynis and lynis and args.lynis_runs > 0:
         rows.append(series("lynis audit system --quick", [lynis, "audit", "system", "--quick", "--no-colors"], args.lynis_runs, 600))
-    elif not args.no_lynis:
+    elif not args.no_lynis and not lynis:
         print("lynis not installed (apt-get install lynis): no comparison", file=sys.stderr)
 
     print(f"{'command':<32} {'runs':>4} {'median s':>9} {'min s':>7} {'max s':>7} {'peak MB':>8}  exit")
@@ -95,8 +111,10 @@ def main() -> None:
     print()
     print(f"target: median <= {TARGET_S} s: {'met' if scan['median'] <= TARGET_S else 'MISSED'} ({scan['median']:.3f} s)")
     print(f"target: peak < {TARGET_MB:.0f} MB: {'met' if scan['peak_mb'] < TARGET_MB else 'MISSED'} ({scan['peak_mb']:.1f} MB)")
-    if len(rows) > 2:
-        ratio = rows[2]["median"] / scan["median"]
+    if args.against:
+        print(f"against {args.against}: {rows[2]['median']:.3f} s -> {scan['median']:.3f} s ({rows[2]['median'] / scan['median']:.2f}x)")
+    if rows[-1]["name"].startswith("lynis"):
+        ratio = rows[-1]["median"] / scan["median"]
         print(f"ratio: lynis median / hyperward median = {ratio:.0f}x (target >= {TARGET_RATIO:.0f}x: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
 
 

@@ -24,7 +24,8 @@ from .textsafe import rich_text, visible
 if TYPE_CHECKING:
     from .config import BackupConfig
     from .engine import ScanReport
-    from .facts import HostFacts
+    from .background import Pending
+    from .facts import HostFacts, PatchingFacts
     from .safefile import Ownership
     from collections.abc import Iterator
 
@@ -127,6 +128,11 @@ def scan(
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     started = time.perf_counter()
+    early = None
+    if not snapshot:
+        from .background import patching_in_background
+
+        early = patching_in_background(root or "/")  # on another core while the rest is imported
     from .catalog import catalog
     from .config import ConfigError, load_config
     from .engine import registry, run_checks, select
@@ -147,7 +153,7 @@ def scan(
         _die(str(exc))
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path, config.monitor.database)
+                        config.scan_reports, config.history_path, config.monitor.database, early)
     collect_s = time.perf_counter() - collecting
     checks = select(registry(platforms=facts.platforms), only_ids, skip_ids)
     requested = {s.upper() for s in [*only_ids, *skip_ids]}
@@ -183,7 +189,8 @@ def _gate_fails(report: ScanReport, threshold: Severity, allow_errors: bool) -> 
 
 def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
                 vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None, scan_reports: list[str] | None = None,
-                history_path: str | None = None, monitor_db: str | None = None) -> HostFacts:
+                history_path: str | None = None, monitor_db: str | None = None,
+                early: Pending[PatchingFacts] | None = None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -200,7 +207,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
             _die(str(exc))
     try:
         return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports,
-                            history_path=history_path, monitor_db=monitor_db)
+                            history_path=history_path, monitor_db=monitor_db, early_patching=early)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host

@@ -68,6 +68,9 @@ def frozen(cls: type[T]) -> type[T]:
     if any(hasattr(base, "__dataclass_params__") for base in cls.__mro__[1:]):
         # a dataclass base: dataclasses' own rules for inherited fields and frozenness apply
         return dataclasses.dataclass(frozen=True)(cls)
+    undocumented = not cls.__dict__.get("__doc__")
+    if undocumented:
+        cls.__doc__ = cls.__name__  # dataclasses would make one from inspect.signature, which tokenizes
     dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     namespace: dict[str, Any] = {
@@ -93,6 +96,8 @@ def frozen(cls: type[T]) -> type[T]:
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     names = frozenset(f.name for f in fields)
+    if undocumented:
+        cls.__doc__ = f"{cls.__name__}({', '.join(f.name for f in fields)})"
     source = "\n".join([f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):", *(body or ["    pass"])])
     exec(compile(source, f"<hyperward record {cls.__module__}.{cls.__qualname__}>", "exec"), namespace)  # noqa: S102
     init = namespace["__init__"]

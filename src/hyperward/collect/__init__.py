@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime
 import os
-import pickle
 import socket
 import stat
-import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..background import Pending, patching_in_background
 from ..facts import AccountFacts, HostFacts, Meta, PatchingFacts
 
 if TYPE_CHECKING:
@@ -42,84 +40,14 @@ class RootError(Exception):
     """The root to audit cannot be used at all."""
 
 
-class _Background(threading.Thread):
-    """One collector on its own thread; its exception, if any, is raised where the result is taken."""
-
-    def __init__(self, collect: Callable[[RootFS], PatchingFacts], fs: RootFS) -> None:
-        super().__init__(name="hyperward-collect", daemon=True)
-        self.collect, self.fs = collect, fs
-        self.value: PatchingFacts | None = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.value = self.collect(self.fs)
-        except BaseException as exc:  # handed to the caller by result()
-            self.error = exc
-
-    def result(self) -> PatchingFacts:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        assert self.value is not None
-        return self.value
-
-
-class _Forked:
-    """One collector in a forked child, so it runs on another core: reading apt's indexes is pure
-    Python (the regex engine holds the GIL), so a thread only takes turns with the main one. The
-    child is this process's own copy, talking over an anonymous pipe; pickle is safe here because
-    nothing else can write to that pipe. If the child fails in any way, the collector runs here."""
-
-    def __init__(self, collect: Callable[[RootFS], PatchingFacts], fs: RootFS) -> None:
-        self.collect, self.fs = collect, fs
-        self.pid = 0
-        self.read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the caller's code
-            status = 1
-            try:
-                os.close(self.read)
-                with os.fdopen(write, "wb") as out:
-                    out.write(pickle.dumps(collect(fs), pickle.HIGHEST_PROTOCOL))
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write)
-        self.pid = pid
-
-    def result(self) -> PatchingFacts:
-        with os.fdopen(self.read, "rb") as handle:
-            data = handle.read()
-        _pid, status = os.waitpid(self.pid, 0)
-        if status == 0:
-            try:
-                value = pickle.loads(data)
-                if isinstance(value, PatchingFacts):
-                    return value
-            except Exception:  # noqa: S110 - collected again below, where its error surfaces
-                pass
-        return self.collect(self.fs)
-
-
-def _in_background(collect: Callable[[RootFS], PatchingFacts], fs: RootFS) -> _Background | _Forked:
-    """A child process where a second core can run it and no thread is running yet (forking a
-    process with threads can copy a lock held by one); a thread otherwise."""
-    if (os.cpu_count() or 1) > 1 and threading.active_count() == 1 and not os.environ.get("HYPERWARD_NO_FORK"):
-        try:
-            return _Forked(collect, fs)
-        except OSError:
-            pass
-    return _Background(collect, fs)
-
-
 def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
                  backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
-                 history_path: str | None = None, monitor_db: str | None = None) -> HostFacts:
+                 history_path: str | None = None, monitor_db: str | None = None,
+                 early_patching: Pending[PatchingFacts] | None = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
     vulndb: the advisory database to match the installed packages against (default: the
-    standard path; absent, the facts say so)."""
+    standard path; absent, the facts say so). early_patching: the package collection the CLI
+    started for this root before it imported the rest (background.patching_in_background)."""
     try:
         st = os.stat(root)
     except FileNotFoundError:
@@ -133,7 +61,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
     fs = RootFS(root)
     # apt's indexes are the scan's biggest read (tens of MB decompressed): read them on another
     # core, while the programs the other collectors ask (sshd -T, nft, ip) already run.
-    patching = _in_background(collect_patching, fs)
+    patching = early_patching if early_patching is not None else patching_in_background(root)
     for cmd in [c for c in [sshd_t_command(fs)] if c] + live_commands(fs):
         commands.start(cmd)
     try:
