@@ -55,6 +55,10 @@ from ..records import frozen
 from . import libvirt_api
 from .fs import RootFS
 
+#: a daemon (or systemd holding its socket) answers qemu:///system only where one of these exists;
+#: without one, asking costs the libvirt binding's import and a refused connection
+DAEMON_SOCKETS = ("libvirt-sock", "libvirt-sock-ro", "virtqemud-sock", "virtqemud-sock-ro", "virtproxyd-sock", "virtproxyd-sock-ro")
+
 CONFIG_FILES = ("qemu.conf", "libvirtd.conf", "virtqemud.conf", "virtproxyd.conf")
 SOCKET_UNITS = tuple(
     f"{daemon}{suffix}.socket"
@@ -468,7 +472,7 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
     api_domains: list[Maybe[Domain]] = []
     api_networks: list[Maybe[Network]] = []
     api_filters: dict[str, list[str]] = {}
-    if uri or (fs.live and fs.exists("/run/libvirt")):
+    if uri or (fs.live and any(fs.exists(f"/run/libvirt/{sock}") for sock in DAEMON_SOCKETS)):
         result = libvirt_api.collect(uri or "qemu:///system")
         api, api_domains, api_networks, api_filters = result.api, result.domains, result.networks, result.nwfilters
     domains = _domains(fs, api_domains)

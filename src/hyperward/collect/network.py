@@ -152,6 +152,8 @@ def _socket_owners(fs: RootFS) -> Maybe[list[SocketOwner]]:
     if fs.live:
         listing = fs.listdir("/proc")
         for pid in listing if isinstance(listing, list) else []:
+            if len(owners) == len(inodes):
+                break  # every listener has its process: the rest of /proc cannot change the answer
             if not pid.isdigit():
                 continue
             try:
