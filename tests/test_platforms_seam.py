@@ -144,3 +144,27 @@ def test_anti_spoofing_counts_libvirts_own_filters_by_exact_name():
     assert _reaches_anti_spoofing("clean-traffic-gateway", {})
     assert not _reaches_anti_spoofing("clean-traffic-custom", {"clean-traffic-custom": ["allow-arp", "allow-dhcp"]})
     assert not _reaches_anti_spoofing("loop", {"loop": ["loop"]})
+
+
+def test_a_scan_imports_only_the_platforms_it_found(tmp_path):
+    """Every platform package is imported on every scan (to ask detect()), so a platform's
+    parsers, facts, collectors and checks load only once it was found: on the libvirt-only
+    weak root no other platform's modules are imported. New platforms keep their package
+    __init__ light (see platforms/proxmox/__init__.py)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runpy; sys.argv = ['hyperward', 'scan', '-q', '--root', sys.argv[1]]\n"
+        "try:\n    runpy.run_module('hyperward.cli', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('hyperward.platforms.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(REPO / "tests/fixtures/roots/weak")], capture_output=True,
+                         text=True, timeout=120)
+    loaded = eval(out.stdout.strip().splitlines()[-1])  # a list literal printed by the probe above
+    others = [name for name in platform_registry() if name != "libvirt"]
+    assert others, "only libvirt is registered: this test guards nothing"
+    heavy = [m for m in loaded if m.count(".") >= 3 and m.split(".")[2] in others]
+    assert heavy == [], f"modules of platforms not found on this root were imported: {heavy}"
+    assert {f"hyperward.platforms.{name}" for name in others} <= set(loaded)  # asked, at least
