@@ -21,6 +21,7 @@ import html
 
 from .. import __version__
 from ..engine import ScanReport
+from ..guests.model import Guest
 from ..model import Finding, Severity, Status
 from ..reach import Reach, port_label
 from ..textsafe import visible
@@ -408,15 +409,25 @@ def _matrix(report: ScanReport) -> list[str]:
     if not guests:
         out.append("<p class=\"note\">No guests.</p>")
         return out
-    cells: dict[tuple[str, str], dict[str, Finding]] = {}
+    by_id = {(g.platform, g.id): g for g in guests}
+    by_name: dict[str, list[Guest]] = {}
+    for g in guests:
+        by_name.setdefault(g.name, []).append(g)
+    cells: dict[int, dict[str, Finding]] = {}
     checks: set[str] = set()
     for f in report.findings:
         d = f.result.details
-        guest = d.get("guest_id") or d.get("guest")
-        if guest is None or "guest" not in d:
+        name = d.get("guest")
+        if name is None:
             continue
-        key = (str(d.get("platform") or f.result.platform or ""), str(guest))
-        row = cells.setdefault(key, {})
+        guest = by_id.get((str(d.get("platform") or f.result.platform or ""), str(d.get("guest_id"))))
+        if guest is None:
+            # a process result names the guest only (details "guest" from "NAME (pid N)"): one guest of that name
+            same = by_name.get(str(name), [])
+            if len(same) != 1:
+                continue
+            guest = same[0]
+        row = cells.setdefault(id(guest), {})
         held = row.get(f.check_id)
         if held is None or _STATUS_RANK[f.status] < _STATUS_RANK[held.status]:
             row[f.check_id] = f
@@ -430,9 +441,9 @@ def _matrix(report: ScanReport) -> list[str]:
                "<div class=\"matrix\"><table><thead><tr><th>guest</th>")
     out += [f"<th><a href=#{c}>{c}</a></th>" for c in columns]
     out.append("</tr></thead><tbody>")
-    ordered = sorted(guests, key=lambda g: (min((_STATUS_RANK[f.status] for f in _row(cells, g).values()), default=9), g.name, g.id))
+    ordered = sorted(guests, key=lambda g: (min((_STATUS_RANK[f.status] for f in cells.get(id(g), {}).values()), default=9), g.name, g.id))
     for g in ordered:
-        row = _row(cells, g)
+        row = cells.get(id(g), {})
         line = [f"<tr><th title=\"{_e(g.platform)} {_e(g.kind)} {_e(g.id)}\">{_e(g.label)}"]
         for c in columns:
             f = row.get(c)
@@ -446,13 +457,6 @@ def _matrix(report: ScanReport) -> list[str]:
         out.append("".join(line))
     out.append("</tbody></table></div>")
     return out
-
-
-def _row(cells: dict[tuple[str, str], dict[str, Finding]], guest: object) -> dict[str, Finding]:
-    from ..guests.model import Guest
-
-    assert isinstance(guest, Guest)
-    return cells.get((guest.platform, guest.id)) or cells.get((guest.platform, guest.name)) or {}
 
 
 def _checks(report: ScanReport) -> list[str]:
