@@ -130,11 +130,17 @@ def test_every_finding_is_a_row(golden):
     rows = [e for e in page.all("tr") if "data-s" in e.attrs]
     assert len(rows) == len(report.findings)
     assert Counter_of(rows) == Counter_of_findings(report)
-    tds = page.all("td")
     shown = [(r.attrs["data-s"], r.attrs["data-c"], int(r.attrs["data-v"])) for r in rows]
     assert shown == [(f.status.value, f.meta.category.value, int(f.severity)) for f in report.findings]
-    resources = [e.content for e in tds if e.attrs.get("class") == "res"]
-    assert resources == [f.result.resource for f in report.findings]
+    start = page.elements.index(next(e for e in page.all("table") if e.attrs.get("id") == "findings"))
+    end = next(i for i in range(start, len(page.elements)) if page.elements[i].tag == "h2")
+    tds = [e.content for e in page.elements[start:end] if e.tag == "td"]
+    assert len(tds) == 5 * len(report.findings)
+    assert tds[0::5] == [f.severity.label for f in report.findings]
+    assert tds[1::5] == [f.status.value.replace("_", " ") for f in report.findings]
+    assert tds[2::5] == [f.check_id for f in report.findings]
+    assert tds[3::5] == [f.result.resource for f in report.findings]
+    assert [m.split(" accepted: ")[0] for m in tds[4::5]] == [f.result.message for f in report.findings]
 
 
 def Counter_of(rows):  # noqa: N802

@@ -81,11 +81,11 @@ def test_typing_filters_the_table(browser: Browser):
 
 
 def test_clicking_a_heading_sorts(browser: Browser):
-    resources = "Array.prototype.map.call(document.querySelectorAll('#findings tbody tr td.res'), function (c) { return c.textContent.toLowerCase(); })"
-    browser.evaluate("document.querySelectorAll('#findings thead th button')[4].click()")
+    resources = "Array.prototype.map.call(document.querySelectorAll('#findings tbody tr td:nth-child(4)'), function (c) { return c.textContent.toLowerCase(); })"
+    browser.evaluate("document.querySelectorAll('#findings thead th button')[3].click()")
     down = browser.evaluate(resources)
     assert down == sorted(down, reverse=True)
-    browser.evaluate("document.querySelectorAll('#findings thead th button')[4].click()")
+    browser.evaluate("document.querySelectorAll('#findings thead th button')[3].click()")
     up = browser.evaluate(resources)
     assert up == sorted(up) and up != down
     browser.evaluate("document.querySelectorAll('#findings thead th button')[0].click()")
