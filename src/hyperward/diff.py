@@ -115,19 +115,21 @@ def load_report(path: str) -> Scan:
                         f"it was written by hyperward {document.get('version', '?')}; compare it with that version or newer")
     items: dict[tuple[str, str], Item] = {}
     for index, r in enumerate(document["results"]):
-        fields = (r.get("id"), r.get("resource"), r.get("status"), r.get("severity")) if isinstance(r, dict) else ()
-        if len(fields) != 4 or not all(isinstance(v, str) for v in fields):
+        raw = [r.get(k) for k in ("id", "resource", "status", "severity")] if isinstance(r, dict) else []
+        fields = [v for v in raw if isinstance(v, str)]
+        if len(fields) != 4:
             raise DiffError(f"{path}: result {index} is not a hyperward result (id, resource, status and severity are required)")
         details = r.get("details") if isinstance(r.get("details"), dict) else {}
         guest = details.get("guest") if isinstance(details.get("guest"), str) else None
         gid = details.get("guest_id")
         label = f"{guest} ({gid})" if guest and isinstance(gid, str) and gid and gid != guest else guest
+        if label is None and _GUEST_LABEL.match(fields[1]):
+            label = fields[1]  # a guest check whose details do not name the guest: its resource is the guest's label
         message = r.get("message") if isinstance(r.get("message"), str) else ""
         platform = r.get("platform") if isinstance(r.get("platform"), str) else None
         _add(items, Item(fields[0], fields[1], fields[2], fields[3], message, label, platform))
-    host = document.get("host") if isinstance(document.get("host"), str) else "?"
-    when = document.get("collected_at") if isinstance(document.get("collected_at"), str) else "?"
-    return Scan(path, host, when, items, {check for check, _ in items})
+    host, when = document.get("host"), document.get("collected_at")
+    return Scan(path, host if isinstance(host, str) else "?", when if isinstance(when, str) else "?", items, {check for check, _ in items})
 
 
 def load_history(path: str) -> tuple[Scan, Scan]:
@@ -252,7 +254,8 @@ def to_text(diff: Diff, verbose: bool = False) -> str:
                 label = c.item.severity.upper() if kind in ("new", "first_checked", "still_failing") else c.item.status.replace("_", " ")
                 was = f" (was {c.before.severity})" if kind == "still_failing" and c.before and c.before.severity != c.item.severity else ""
                 why = f" ({c.why})" if c.why and kind == "not_judged" else ""
-                message = f": {visible(c.item.message)}" if c.item.message and kind in ("new", "first_checked") else ""
+                said = c.item.message.removeprefix(f"{c.item.resource}: ")
+                message = f": {visible(said)}" if said and said != c.item.resource and kind in ("new", "first_checked") else ""
                 lines.append(f"    {label:<9} {c.item.check_id}  {visible(c.item.resource)}{was}{why}{message}")
     counts = {kind: len(diff.of(kind)) for kind in KINDS}
     new = diff.of("new")

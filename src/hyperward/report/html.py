@@ -337,10 +337,10 @@ def _graph(report: ScanReport) -> list[str]:
         nodes.append(_node(xs[1], y, widths[1], f"bridge {bridge}", f"bridge {bridge}", ""))
     for i, ((address, port, protocol, family), reach) in enumerate(ranked):
         y = top + i * row_h
-        label = port_label(port)
+        service = port_label(port)
         where = f"[{address}]" if family == "ipv6" and address != "*" else address
         processes = sorted({r.process for r in reach if r.process})
-        text = f"{where}:{port}/{protocol}" + (f" {label}" if label else "") + (f" ({', '.join(processes)})" if processes else "")
+        text = f"{where}:{port}/{protocol}" + (f" {service}" if service else "") + (f" ({', '.join(processes)})" if processes else "")
         kinds = {_edge_kind(r) for r in reach}
         cls = "danger" if "danger" in kinds else "exposed" if "open" in kinds else ""
         nodes.append(_node(xs[2], y, widths[2], text, text + ("" if reach[0].listening is not None else " (offline tree: not seen listening)"), cls))
@@ -454,13 +454,13 @@ def _matrix(report: ScanReport) -> list[str]:
         row = cells.get(id(g), {})
         line = [f"<tr><th title=\"{_e(g.platform)} {_e(g.kind)} {_e(g.id)}\">{_e(g.label)}"]
         for c in columns:
-            f = row.get(c)
-            if f is None:
+            cell = row.get(c)
+            if cell is None:
                 line.append("<td>")
             else:
-                cls, sym = _STATUS_LETTER[f.status]
+                cls, sym = _STATUS_LETTER[cell.status]
                 # a title on failures only: 30,000 cells with a message each would triple the file
-                tip = f" title=\"{c}: {_e(f.result.message)}\"" if f.status in (Status.FAIL, Status.ERROR) else ""
+                tip = f" title=\"{c}: {_e(cell.result.message)}\"" if cell.status in (Status.FAIL, Status.ERROR) else ""
                 line.append(f"<td class={cls}{tip}>{sym}")
         out.append("".join(line))
     out.append("</tbody></table></div>")
