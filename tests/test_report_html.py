@@ -285,3 +285,9 @@ def test_width_of_the_text_in_bars_never_exceeds_the_chart(golden):
     [chart] = [e for e in page.all("svg") if e.attrs.get("class") == "chart"]
     assert all(int(e.attrs["width"]) <= 420 for e in page.all("rect") if e.attrs.get("class", "").startswith("bar-"))
     assert re.fullmatch(r"\d+", chart.attrs["height"])
+
+
+def test_listing_commands_do_not_accept_report_formats():
+    """`checks`, `db status` and `reach` print text or JSON; an HTML request there is refused, not ignored."""
+    done = hyperward("checks", "--format", "html")
+    assert done.returncode == 2 and "'html' is not one of 'text', 'json'" in done.stderr

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from .vulndb import Build, ImportReport
 
 FORMAT_NAMES = tuple(FORMATS)
+#: the commands that list things (checks, db status, reach) print text or JSON; the report formats are the scan's
+LISTING_FORMATS = ("text", "json")
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
 
 
@@ -229,7 +231,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
 
 
 @main.command("checks")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list catalog entries not implemented yet.")
 @click.option("--platform", "platforms", multiple=True, metavar="NAME",
               help="Only the rows of this platform (libvirt, proxmox, or linux for any Linux host); repeatable.")
@@ -442,7 +444,7 @@ def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str 
 
 
 @db.command("status")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 @_db_path
 @_db_conf
 def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
@@ -477,7 +479,7 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
 
 @main.command()
 @click.option("--root", "root", metavar="DIR", help="An offline tree (without a live ruleset every answer is unknown).")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 def reach(root: str | None, fmt: str) -> None:
     """Which host services each guest network can reach through the host's nftables rules."""
     from rich.console import Console

@@ -49,7 +49,8 @@ th,td{border-bottom:1px solid var(--line);padding:.25rem .45rem;text-align:left;
 th{background:var(--card);position:sticky;top:0}
 th button{font:inherit;font-weight:600;border:0;background:none;padding:0;cursor:pointer;color:inherit}
 th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
-#findings td:nth-child(4),#findings td:nth-child(5){word-break:break-word}
+#findings td:nth-child(3){white-space:nowrap}#findings td:nth-child(4){word-break:break-word;max-width:28rem}
+#findings td:nth-child(5){word-break:break-word}
 #findings tr[data-v="5"] td:first-child{color:var(--crit);font-weight:700}#findings tr[data-v="4"] td:first-child{color:var(--high);font-weight:700}
 #findings tr[data-v="3"] td:first-child{color:var(--med);font-weight:600}#findings tr[data-v="2"] td:first-child{color:var(--low)}
 #findings tr[data-v="1"] td:first-child{color:var(--info)}
@@ -64,6 +65,7 @@ th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending]
 .matrix table{width:auto}.matrix td{text-align:center;padding:.1rem .3rem;border:1px solid var(--line)}
 .matrix th{font-size:.75rem;white-space:nowrap}.matrix tbody th{text-align:left;position:sticky;left:0}
 .matrix thead th{writing-mode:vertical-rl;transform:rotate(180deg);vertical-align:bottom}
+.matrix thead th:first-child{writing-mode:horizontal-tb;transform:none}
 td.F{background:#fbe3e3;color:var(--high)}td.E{background:#f6def0;color:#a0007a}td.S{background:#ece6f5;color:var(--sup)}
 td.P{background:#e5f3e6;color:var(--ok)}td.N{color:var(--na)}
 .graph{overflow:auto;border:1px solid var(--line)}
