@@ -291,3 +291,26 @@ def test_listing_commands_do_not_accept_report_formats():
     """`checks`, `db status` and `reach` print text or JSON; an HTML request there is refused, not ignored."""
     done = hyperward("checks", "--format", "html")
     assert done.returncode == 2 and "'html' is not one of 'text', 'json'" in done.stderr
+
+
+def test_offline_proxmox_node_draws_each_service_once_per_family(tmp_path: pathlib.Path):
+    """An offline tree has a row per bridge, well-known port and family: one node per service and
+    family, an edge per row, every edge unknown (no live ruleset was seen)."""
+    import shutil
+
+    root = tmp_path / "pve"
+    shutil.copytree(REPO / "tests/fixtures/proxmox/weak", root, symlinks=True)
+    report = run_checks(collect_host(str(root)), registry())
+    rows = report.derived().reachability
+    assert rows and all(r.listening is None for r in rows)
+    page = Page(render(report, RenderOptions()))
+    svg = page.elements[page.elements.index(next(e for e in page.all("div") if e.attrs.get("class") == "graph")):]
+    labels = [e.content for e in svg if e.tag == "text" and e.content.startswith("*:")]
+    assert len(labels) == len(set(labels)) == len({(r.address, r.port, r.protocol, r.family) for r in rows})
+    assert "*:22/tcp ipv6 SSH" in labels and "*:22/tcp SSH" in labels
+    edges = [e for e in svg if e.tag == "path" and e.attrs["class"] != "e-net"]
+    assert all(r.reachable is None for r in rows)
+    assert len(edges) == len(rows) and {e.attrs["class"] for e in edges} == {"e-unknown"}
+    assert "Offline tree" in _section(page, "reachability")
+    nodes = [e.content for e in svg if e.tag == "text"]
+    assert "bridge vmbr0 (4 guests)" in nodes and "bridge vmbr0" in nodes

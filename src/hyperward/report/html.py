@@ -353,7 +353,7 @@ def _graph(report: ScanReport) -> list[str]:
         service = port_label(port)
         where = f"[{address}]" if family == "ipv6" and address != "*" else address
         processes = sorted({r.process for r in reach if r.process})
-        text = f"{where}:{port}/{protocol}" + (f" {service}" if service else "") + (f" ({', '.join(processes)})" if processes else "")
+        text = f"{where}:{port}/{protocol}" + (" ipv6" if family == "ipv6" else "") + (f" {service}" if service else "") + (f" ({', '.join(processes)})" if processes else "")
         kinds = {_edge_kind(r) for r in reach}
         cls = "danger" if "danger" in kinds else "exposed" if "open" in kinds else ""
         nodes.append(_node(xs[2], y, widths[2], text, text + ("" if reach[0].listening is not None else " (offline tree: not seen listening)"), cls))
