@@ -210,6 +210,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         parts.append("</ul>")
     parts.append(f"<footer>Written by hyperward {_e(__version__)}; this page fetches nothing and runs only its own script.</footer>")
     parts.append(f"<script>{SCRIPT}</script></body></html>\n")
+    _escaped.cache_clear()  # one report's strings are not kept for the next (nor timed warm)
     return "".join(parts)
 
 
