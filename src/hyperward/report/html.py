@@ -80,6 +80,8 @@ td.P{background:#e5f3e6;color:var(--ok)}td.N{color:var(--na)}
 .note{color:var(--mute)}
 .checks dt{font-weight:600;margin-top:.5rem}.checks dd{margin:0 0 0 1.2rem}
 footer{margin-top:2rem;color:var(--mute);font-size:.8rem}
+@media screen{#findings tbody tr{content-visibility:auto;contain-intrinsic-size:auto 1.6em}
+.matrix tbody tr{content-visibility:auto;contain-intrinsic-size:auto 1.4em}}
 @media print{
 body{padding:0;font-size:10pt}.controls{display:none}th{position:static}
 .matrix,.graph{overflow:visible;max-height:none;border:0}
