@@ -262,7 +262,8 @@ def _check_block(console: Console, findings: list[Finding], options: RenderOptio
     head.append(f" {check_id}", style="bold")
     _print_heading(console, head, top.meta.title, options.width)
     pending = [f for f in ordered if f.check_id == "HV-PATCH-001" and f.status is Status.FAIL and "archive" in f.result.details]
-    rest = [f for f in ordered if f not in pending] if pending else ordered
+    grouped = {id(f) for f in pending}
+    rest = [f for f in ordered if id(f) not in grouped] if pending else ordered
     shown = rest if options.verbose or len(rest) <= FOLD_AT + 1 else rest[:FOLD_AT]
     for f in shown:
         quiet = f.status in (Status.PASS, Status.NOT_APPLICABLE)
