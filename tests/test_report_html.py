@@ -314,3 +314,31 @@ def test_offline_proxmox_node_draws_each_service_once_per_family(tmp_path: pathl
     assert "Offline tree" in _section(page, "reachability")
     nodes = [e.content for e in svg if e.tag == "text"]
     assert "bridge vmbr0 (4 guests)" in nodes and "bridge vmbr0" in nodes
+
+
+GOLDEN_GRAPH = {
+    "weak": {
+        "edges": [("e-net", "guests attached to bridge br0 directly"), ("e-net", "network lab puts its guests on bridge virbr7"),
+                  ("e-danger", "br0 -> 0.0.0.0:16509/tcp libvirt TCP: reachable, because nftables: policy accept of chain inet filter input"),
+                  ("e-open", "br0 -> 0.0.0.0:8086/tcp: reachable, because nftables: policy accept of chain inet filter input")],
+        "nodes": [("node", "bridge br0 (1 guest)"), ("node", "network lab (1 guest)"), ("node", "bridge br0"), ("node", "bridge virbr7"),
+                  ("node danger", "0.0.0.0:16509/tcp libvirt TCP"), ("node exposed", "0.0.0.0:8086/tcp")],
+    },
+    "hardened": {
+        "edges": [("e-net", "network default puts its guests on bridge virbr0"),
+                  ("e-blocked", "virbr0 -> 10.20.0.5:22/tcp SSH: blocked, because nftables: policy drop of chain inet filter input")],
+        "nodes": [("node", "network default (2 guests)"), ("node", "bridge virbr0"), ("node", "10.20.0.5:22/tcp SSH")],
+    },
+}
+
+
+def test_golden_sections_and_graph(golden):
+    """The page's outline and the golden roots' reachability pictures, as committed: a change to
+    either is deliberate and shows here."""
+    name, _, _, page = golden
+    assert [e.content for e in page.all("h2")] == ["Failing results by severity", "Drift since the baseline", "What guests reach on the host",
+                                                   "Findings", "Guests \u00d7 checks", "Checks in this report"]
+    assert [e.content for e in page.all("button")] == ["severity", "status", "check", "resource"]
+    graph = page.elements[page.elements.index(next(e for e in page.all("div") if e.attrs.get("class") == "graph")):]
+    assert [(e.attrs["class"], e.content) for e in graph if e.tag == "path"] == GOLDEN_GRAPH[name]["edges"]
+    assert [(e.attrs["class"], e.text[1]) for e in graph if e.tag == "g"] == GOLDEN_GRAPH[name]["nodes"]

@@ -347,8 +347,8 @@ def _graph(report: ScanReport) -> list[str]:
         bridge = derived.network_bridges.get(name) if kind == "network" else name
         nodes.append(_node(xs[0], y, widths[0], label, f"{label}: {shown}", ""))
         if bridge in ys_bridge:
-            edges.append(_edge(xs[0] + widths[0], y, xs[1], ys_bridge[bridge], "net",
-                               f"{kind} {name} puts its guests on bridge {bridge}"))
+            said = f"network {name} puts its guests on bridge {bridge}" if kind == "network" else f"guests attached to bridge {name} directly"
+            edges.append(_edge(xs[0] + widths[0], y, xs[1], ys_bridge[bridge], "net", said))
     for bridge, y in ys_bridge.items():
         nodes.append(_node(xs[1], y, widths[1], f"bridge {bridge}", f"bridge {bridge}", ""))
     for i, ((address, port, protocol, family), reach) in enumerate(ranked):
