@@ -124,3 +124,31 @@ def test_hostile_resource_names_stay_escaped_when_folded(tmp_path: pathlib.Path)
     passwd.write_text(passwd.read_text() + "".join(f"{n}:x:{3000 + i}:{3000 + i}:\x1b]0;pwned\x07:/home/{n}:/bin/bash\n" for i, n in enumerate(names)))
     out = render(scan(root), RenderOptions(width=80))
     assert "\x1b" not in out and "\x07" not in out
+
+
+def test_many_source_packages_fold_per_archive(tmp_path: pathlib.Path):
+    """Thirty source packages pending from one archive: ten shown, the rest counted; a source
+    package with many binaries lists ten of them."""
+    import dataclasses
+
+    root = _root(tmp_path, _installed_mix())
+    (root / "etc/libvirt").mkdir(parents=True)
+    report = scan(root, only=["HV-PATCH-001"])
+    model = next(f for f in report.findings if f.status is Status.FAIL and f.result.details.get("archive") == "Debian bookworm")
+    made = []
+    for i in range(30):
+        for j in range(1 if i else 14):
+            name = f"pkg{i:02d}-bin{j:02d}"
+            details = {**model.result.details, "package": name, "source_package": f"src{i:02d}", "installed": "1.0", "candidate": "1.1"}
+            made.append(dataclasses.replace(model, result=dataclasses.replace(model.result, resource=name, details=details)))
+    many = dataclasses.replace(report, findings=made)
+    out = render(many, RenderOptions(width=80))
+    lines = [line.strip() for line in out.splitlines()]
+    assert "from Debian bookworm: 43 updates of 30 source packages" in lines
+    assert "\u2026 and 20 more source packages (-v shows all)" in lines
+    assert sum(1 for line in lines if re.match(r"^(low: |high: )?src\d\d: ", line)) == 10
+    joined = " ".join(lines)
+    assert "pkg00-bin09, \u2026 and 4 more (1.0 -> 1.1)" in joined
+    verbose = render(many, RenderOptions(width=80, verbose=True))
+    assert "more source packages" not in verbose and "pkg00-bin13" in verbose and "pkg29-bin00" in verbose
+    assert all(len(line) <= 80 for line in out.splitlines())
