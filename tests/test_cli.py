@@ -70,7 +70,13 @@ def test_text_report_groups_worst_first_with_fixes(weak):
     assert "CRITICAL FAIL" in out and "fix: " in out and "\x1b[" not in out
     # 163: HV-AUTH-006 judges the socket-activated unit, not libvirtd.conf's unused key; the dump directory is
     # HV-BAK-004's alone; HV-PATCH-001 lists base-files, pending from the point release (low)
-    assert out.strip().splitlines()[-1].startswith("Summary: 163 failing (23 critical, 72 high, 62 medium, 6 low, 0 info) | 163 fail, 0 error, 0 suppressed")
+    # issue 14: the summary counts checks and resources apart, and wraps to the terminal like the rest
+    summary = " ".join(line.strip() for line in out[out.rindex("\nSummary: ") + 1:].splitlines())
+    results = json.loads(hyperward("scan", "--root", str(weak), "--format", "json").stdout)["results"]
+    assert len({r["id"] for r in results if r["status"] == "fail"}) == 85
+    assert len({r["resource"] for r in results if r["status"] == "fail"}) == 122
+    assert summary.startswith("Summary: 85 checks fail, on 122 resources | "
+                              "163 failing (23 critical, 72 high, 62 medium, 6 low, 0 info) | 163 fail, 0 error, 0 suppressed"), summary
 
 
 def test_json_report_schema(weak):

@@ -4,6 +4,8 @@ re-derives them from raw facts."""
 
 from __future__ import annotations
 
+from dataclasses import field
+
 from .facts import HostFacts
 from .guests.model import Guest
 from .reach import Reach
@@ -14,8 +16,20 @@ from .records import frozen
 class Artifacts:
     reachability: list[Reach]
     guests: list[Guest]
+    #: virtual network name -> the host bridge it puts its guests on, for the platforms whose NICs
+    #: name a network rather than a bridge (libvirt); the HTML report draws guest network -> bridge
+    network_bridges: dict[str, str] = field(default_factory=dict)
 
 
 def compute(facts: HostFacts) -> Artifacts:
-    return Artifacts(facts.reachability, list(facts.guests))
+    from .platforms import registry
+
+    bridges: dict[str, str] = {}
+    known = registry()
+    for name, platform_facts in facts.platforms.items():
+        # optional on a platform: only those whose guests attach to named networks have it
+        mapping = getattr(known[name], "network_bridges", None) if name in known else None
+        if mapping is not None:
+            bridges.update(mapping(platform_facts))
+    return Artifacts(facts.reachability, list(facts.guests), bridges)
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .vulndb import Build, ImportReport
 
 FORMAT_NAMES = tuple(FORMATS)
+#: the commands that list things (checks, db status, reach) print text or JSON; the report formats are the scan's
+LISTING_FORMATS = ("text", "json")
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
 
 
@@ -238,7 +240,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
 
 
 @main.command("checks")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list catalog entries not implemented yet.")
 @click.option("--platform", "platforms", multiple=True, metavar="NAME",
               help="Only the rows of this platform (libvirt, proxmox, or linux for any Linux host); repeatable.")
@@ -451,7 +453,7 @@ def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str 
 
 
 @db.command("status")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 @_db_path
 @_db_conf
 def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
@@ -486,7 +488,7 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
 
 @main.command()
 @click.option("--root", "root", metavar="DIR", help="An offline tree (without a live ruleset every answer is unknown).")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 def reach(root: str | None, fmt: str) -> None:
     """Which host services each guest network can reach through the host's nftables rules."""
     from rich.console import Console
@@ -527,6 +529,46 @@ def reach(root: str | None, fmt: str) -> None:
                       rich_text("unknown (offline)" if r.listening is None else f"{r.process or '?'}{f' [{r.pid}]' if r.pid else ''}"),
                       state, rich_text(r.because))
     console.print(table)
+
+
+@main.command("diff")
+@click.argument("reports", nargs=-1, metavar="[OLD NEW]")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--fail-on-new", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding new since OLD fails at or above this severity (old debt does not count).")
+@click.option("--history", "history_path", metavar="FILE", help="Scan history to read without OLD NEW (default: the config's [history] path, $HYPERWARD_HISTORY, or /var/lib/hyperward/history.sqlite).")
+@click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
+@click.option("--verbose", "-v", is_flag=True, help="Also list the findings that still fail (text format).")
+def diff_reports(reports: tuple[str, ...], fmt: str, fail_on_new: str | None, history_path: str | None, config_path: str | None,
+                 verbose: bool) -> None:
+    """New, fixed and still-failing findings between two JSON reports (hyperward scan --format json),
+    or, without arguments, between the last two scans recorded with hyperward scan --record.
+
+    Findings are matched by check ID and resource; message text and order are not compared."""
+    from . import diff as differ
+
+    if len(reports) not in (0, 2):
+        _die("give two JSON reports (OLD NEW), or none to compare the last two recorded scans")
+    try:
+        if reports:
+            old, new = differ.load_report(reports[0]), differ.load_report(reports[1])
+        else:
+            from . import history
+            from .config import ConfigError, load_config
+
+            try:
+                config = load_config(config_path)
+            except ConfigError as exc:
+                _die(str(exc))
+            old, new = differ.load_history(history_path or config.history_path or history.default_path())
+    except differ.DiffError as exc:
+        _die(str(exc))
+    result = differ.compare(old, new)
+    if fmt == "json":
+        _write(json.dumps(differ.to_dict(result), indent=1) + "\n", None)
+    else:
+        _write(differ.to_text(result, verbose), None)
+    threshold = Severity.parse(fail_on_new) if fail_on_new else None
+    sys.exit(EXIT_FINDINGS if threshold is not None and differ.gate(result, threshold) else EXIT_OK)
 
 
 @main.group()

@@ -219,6 +219,9 @@ def pending_updates(host: HostFacts) -> Iterator[Result]:
             kind, severity = "pending update outside the security archive (point releases carry CVE fixes too)", Severity.LOW
         where = f"{update.origin}{' (security)' if update.security else ''}"
         yield Result.fail(update.name if update.arch in ("all", "", native) else f"{update.name}:{update.arch}",
-                          f"{kind}: installed {update.installed}, candidate {update.candidate} from {where}", severity=severity)
+                          f"{kind}: installed {update.installed}, candidate {update.candidate} from {where}", severity=severity,
+                          details={"package": update.name, "arch": update.arch, "source_package": update.source or update.name,
+                                   "archive": where, "installed": update.installed, "candidate": update.candidate,
+                                   "security": update.security, "virt_stack": virt})
     if not state.pending:
         yield Result.passed("apt", f"no pending update ({len(state.lists)} lists, updated {state.lists_updated})")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 FORMATS: dict[str, str] = {
     "text": "hyperward.report.text",
     "json": "hyperward.report.json_format",
+    "html": "hyperward.report.html",
 }
 
 

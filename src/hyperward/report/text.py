@@ -125,11 +125,20 @@ Console = _Plain | _Rich
 
 
 def summary_line(report: ScanReport) -> str:
+    """Checks and resources counted apart: 160 failing results may be one check on 160 guests or 160
+    checks on the host, and the two call for different work."""
     failing = report.counts_by_severity()
     status = report.counts_by_status()
+    checks = {f.check_id for f in report.findings if f.status is Status.FAIL}
+    resources = {f.result.resource for f in report.findings if f.status is Status.FAIL}
     sev = ", ".join(f"{n} {label}" for label, n in failing.items())
     st = ", ".join(f"{n} {label}" for label, n in status.items())
-    return f"Summary: {sum(failing.values())} failing ({sev}) | {st}"
+    return (f"Summary: {_count(len(checks), 'check')} {'fails' if len(checks) == 1 else 'fail'}, on {_count(len(resources), 'resource')}"
+            f" | {sum(failing.values())} failing ({sev}) | {st}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) -> None:
@@ -153,7 +162,13 @@ def _reach_matrix(console: Console, report: ScanReport, options: RenderOptions) 
             line.append(f" {label}", style="bold")
         if r.process:
             line.append(f" ({visible(r.process)})")
-        console.print(line, soft_wrap=True)
+        if _cells(line.plain) <= options.width - 1:
+            console.print(line, soft_wrap=True)
+        else:
+            # a long address or process name wraps under the service, not into the margin
+            wrapped = textwrap.fill(line.plain.strip(), width=max(40, options.width - 1), initial_indent="  ",
+                                    subsequent_indent=" " * 13, break_on_hyphens=False)
+            console.print(Text(wrapped, style="red" if r.reachable else "yellow" if r.reachable is None else "green"), soft_wrap=True)
     if len(rows) > 40:
         console.print(f"  ... {len(rows) - 40} more (hyperward reach)")
 
@@ -180,6 +195,45 @@ def _line(f: Finding) -> str:
 
 #: the tag a result line carries when its status or severity differs from its check's heading
 QUIET_TAG = {Status.PASS: "ok", Status.NOT_APPLICABLE: "n/a", Status.ERROR: "error", Status.SUPPRESSED: "accepted"}
+#: resources listed under one check before the rest fold into a count (-v lists them all); one more
+#: than this is shown rather than folded, since "and 1 more" takes the line the resource would
+FOLD_AT = 10
+
+
+def _tag(f: Finding, top: Finding) -> str:
+    if f.status is top.status and f.severity is top.severity:
+        return ""
+    if f.status is Status.FAIL:
+        return f"{f.severity.label}: "
+    return f"{QUIET_TAG[f.status]}: "
+
+
+def _pending_updates(console: Console, pending: list[Finding], top: Finding, options: RenderOptions) -> None:
+    """HV-PATCH-001 by archive, then by source package: fifty binary packages of one glibc or
+    QEMU upload are one decision (upgrade that source), and the archive says how urgent it is."""
+    by_archive: dict[str, dict[str, list[Finding]]] = {}
+    for f in pending:
+        d = f.result.details
+        by_archive.setdefault(str(d["archive"]), {}).setdefault(str(d.get("source_package") or f.result.resource), []).append(f)
+    # the security archive first, then the archive with the worst update
+    order = sorted(by_archive.items(), key=lambda kv: (not kv[0].endswith("(security)"),
+                                                        -max(f.severity for group in kv[1].values() for f in group), kv[0]))
+    for archive, sources in order:
+        count = sum(len(group) for group in sources.values())
+        console.print(_indented(visible(f"from {archive}: {_count(count, 'update')} of {_count(len(sources), 'source package')}"),
+                                options.width), soft_wrap=True)
+        ranked = sorted(sources.items(), key=lambda kv: (-max(f.severity for f in kv[1]), kv[0]))
+        shown = ranked if options.verbose or len(ranked) <= FOLD_AT + 1 else ranked[:FOLD_AT]
+        for source, group in shown:
+            worst = max(group, key=lambda f: f.severity)
+            versions = dict.fromkeys(f"{f.result.details.get('installed')} -> {f.result.details.get('candidate')}" for f in group)
+            names = [f.result.resource for f in group]
+            listed = ", ".join(names if options.verbose or len(names) <= FOLD_AT + 1 else [*names[:FOLD_AT], f"\u2026 and {len(names) - FOLD_AT} more"])
+            line = f"{_tag(worst, top)}{source}: {listed}" + (f" ({'; '.join(versions)})" if len(versions) <= 2 else "")
+            console.print(_indented(visible(line), options.width, indent=8), soft_wrap=True)
+        if len(shown) < len(ranked):
+            console.print(_indented(f"\u2026 and {len(ranked) - len(shown)} more source packages (-v shows all)", options.width, "dim", 8),
+                          soft_wrap=True)
 
 
 def _check_block(console: Console, findings: list[Finding], options: RenderOptions) -> None:
@@ -207,17 +261,19 @@ def _check_block(console: Console, findings: list[Finding], options: RenderOptio
     head.append(f" {top.status.value.upper():<10}", style=STATUS_STYLE[top.status])
     head.append(f" {check_id}", style="bold")
     _print_heading(console, head, top.meta.title, options.width)
-    for f in ordered:
+    pending = [f for f in ordered if f.check_id == "HV-PATCH-001" and f.status is Status.FAIL and "archive" in f.result.details]
+    grouped = {id(f) for f in pending}
+    rest = [f for f in ordered if id(f) not in grouped] if pending else ordered
+    shown = rest if options.verbose or len(rest) <= FOLD_AT + 1 else rest[:FOLD_AT]
+    for f in shown:
         quiet = f.status in (Status.PASS, Status.NOT_APPLICABLE)
-        if f.status is top.status and f.severity is top.severity:
-            tag = ""
-        elif f.status is Status.FAIL:
-            tag = f"{f.severity.label}: "
-        else:
-            tag = f"{QUIET_TAG[f.status]}: "
-        console.print(_indented(visible(tag + _line(f)), options.width, "dim" if quiet else ""), soft_wrap=True)
+        console.print(_indented(visible(_tag(f, top) + _line(f)), options.width, "dim" if quiet else ""), soft_wrap=True)
         if f.status is Status.SUPPRESSED:
             console.print(_indented(f"accepted risk: {visible(f.suppression_reason)}", options.width, "dim", 8), soft_wrap=True)
+    if len(shown) < len(rest):
+        console.print(_indented(f"\u2026 and {len(rest) - len(shown)} more (-v shows all)", options.width, "dim"), soft_wrap=True)
+    if pending:
+        _pending_updates(console, pending, top, options)
     for fix in dict.fromkeys(f.remediation for f in ordered if f.status is Status.FAIL and f.remediation):
         console.print(_indented(f"fix: {visible(fix)}", options.width, "green"), soft_wrap=True)
 
@@ -225,7 +281,7 @@ def _check_block(console: Console, findings: list[Finding], options: RenderOptio
 def _print_heading(console: Console, head: Text, title: str, width: int, style: str = "") -> None:
     """The heading's title wrapped under itself, so a long title never breaks into the margin."""
     room = max(20, width - 1 - len(head.plain) - 2)
-    lines = textwrap.wrap(title, room, break_on_hyphens=False) or [""]
+    lines = textwrap.wrap(title, room, break_on_hyphens=False, break_long_words=False) or [""]
     head.append(f"  {lines[0]}", style=style)
     console.print(head)
     for more in lines[1:]:
@@ -261,7 +317,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         header.append(f"  {visible(meta.hostname)} ({where}), profile {report.profile}, collected {visible(meta.collected_at)}")
         if meta.euid != 0:
             header.append(", not as root", style="yellow")
-        console.print(header, soft_wrap=True)
+        console.print(header)
         _privilege_note(console, report)
         shown = [f for f in report.findings if options.verbose or f.status in SHOWN_BY_DEFAULT]
         by_category: dict[Category, list[Finding]] = {}
@@ -282,5 +338,8 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         console.print()
         for warning in report.warnings:
             console.print(Text(f"warning: {visible(warning)}", style="yellow"))
-    console.print(Text(summary_line(report), style="bold"), soft_wrap=True)
+    summary = summary_line(report)
+    if not options.quiet:  # -q keeps it one line, for scripts; the report fits the terminal
+        summary = textwrap.fill(summary, width=max(40, options.width - 1), subsequent_indent=" " * 9, break_on_hyphens=False)
+    console.print(Text(summary, style="bold"), soft_wrap=True)
     return buffer.getvalue()

@@ -41,6 +41,12 @@ class LibvirtPlatform:
     def guest_bridges(self, facts: LibvirtFacts) -> list[str]:
         return facts.guest_bridges()
 
+    def network_bridges(self, facts: LibvirtFacts) -> dict[str, str]:
+        """A guest NIC of type network names the libvirt network; the network names its bridge."""
+        from ...facts import Network
+
+        return {n.name: n.bridge for n in facts.networks if isinstance(n, Network) and n.bridge}
+
     def unreadable(self, facts: LibvirtFacts) -> list[Unavailable]:
         return [d for d in facts.domains if isinstance(d, Unavailable)]
 

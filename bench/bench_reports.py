@@ -1,0 +1,96 @@
+"""What rendering the reports adds to a scan of 1,000 guests, and how big each report is.
+
+    .venv/bin/python bench/bench_reports.py [--domains 1000] [--runs 7]
+
+Builds bench_domains.py's offline root (the `hardened` fixture with that many varied domain
+definitions), collects and checks it once in this process, then renders each registered format
+`--runs` times and prints the median and minimum render time and the size of the output.
+Targets (issue 14): every format together under 0.5 s added to the scan; the HTML under 5 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from bench_domains import build_root, templates  # noqa: E402
+
+TARGET_TOTAL_S, TARGET_HTML_MB = 0.5, 5.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--browser", action="store_true", help="also open the HTML in headless Chromium: load and filter times")
+    args = parser.parse_args()
+
+    from hyperward.collect import collect_host
+    from hyperward.engine import registry, run_checks
+    from hyperward.report import FORMATS, RenderOptions, get_reporter
+
+    with tempfile.TemporaryDirectory(prefix="hyperward-bench-") as tmp:
+        root = build_root(pathlib.Path(tmp), args.domains, templates())
+        started = time.perf_counter()
+        report = run_checks(collect_host(str(root)), registry())
+        scan_s = time.perf_counter() - started
+    print(f"{args.domains} domains: {len(report.derived().guests)} guests, {len(report.findings)} results, "
+          f"{len(report.derived().reachability)} reachability rows; collect + checks {scan_s:.3f} s (in process)")
+    print(f"{'format':>8} {'median s':>9} {'min s':>7} {'size MB':>8}")
+    total = 0.0
+    html_text = ""
+    sizes: dict[str, float] = {}
+    for name in FORMATS:
+        reporter = get_reporter(name)
+        times = []
+        out = ""
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            out = reporter.render(report, RenderOptions(width=100))
+            times.append(time.perf_counter() - t0)
+        size = len(out.encode()) / 1e6
+        sizes[name] = size
+        if name == "html":
+            html_text = out
+        median = statistics.median(times)
+        total += median
+        print(f"{name:>8} {median:>9.3f} {min(times):>7.3f} {size:>8.2f}")
+    print(f"all formats: {total:.3f} s (target < {TARGET_TOTAL_S} s: {'met' if total < TARGET_TOTAL_S else 'MISSED'})")
+    if "html" in sizes:
+        print(f"html: {sizes['html']:.2f} MB (target < {TARGET_HTML_MB} MB: {'met' if sizes['html'] < TARGET_HTML_MB else 'MISSED'})")
+    if args.browser and "html" in sizes:
+        browse(html_text)
+
+
+def browse(text: str) -> None:
+    """Chromium's time to load the page and to filter its table once (typing a guest's name)."""
+    sys.path.insert(0, str(HERE.parent / "tests/fixtures"))
+    from cdp_pipe import Browser
+
+    with tempfile.TemporaryDirectory(prefix="hyperward-bench-html-") as tmp:
+        page = pathlib.Path(tmp) / "report.html"
+        page.write_text(text)
+        with Browser() as b:
+            t0 = time.perf_counter()
+            b.call("Page.navigate", url=page.as_uri())
+            b.wait_for("Page.loadEventFired", timeout=120)
+            loaded = time.perf_counter() - t0
+            rows = b.evaluate("document.querySelectorAll('#findings tbody tr').length")
+            took = b.evaluate("(function () { var q = document.getElementById('f-text'); var t = performance.now();"
+                              " q.value = 'guest-00500'; q.dispatchEvent(new Event('input'));"
+                              " return [performance.now() - t, Number(document.getElementById('f-shown').textContent)]; }())")
+            b.settle(0.3)
+            print(f"chromium: {rows} rows loaded in {loaded:.2f} s; filtering by a guest's name took {took[0]:.0f} ms "
+                  f"({took[1]} rows shown); console problems: {b.problems() or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
