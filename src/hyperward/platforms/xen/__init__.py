@@ -43,6 +43,12 @@ class XenPlatform:
     def warnings(self, facts: XenFacts) -> list[str]:
         return list(facts.notes)
 
+    def iommu_state(self, facts: XenFacts) -> tuple[bool | None, str]:
+        """Xen, not dom0's kernel, drives the IOMMU (HV-ISO-010 asks here, not /sys/kernel/iommu_groups)."""
+        from .checks import iommu_state
+
+        return iommu_state(facts)
+
 
 PLATFORM = XenPlatform()
 

@@ -239,45 +239,69 @@ def ept_exec_sp(xen: XenFacts) -> Iterator[Result]:
     yield from _each_cmdline(xen, judge, "ept exec-sp left at its default (off on affected hardware)")
 
 
+def iommu_problems(line: XenCmdline) -> list[str]:
+    """What one Xen command line does to the IOMMU (`iommu=`, `dom0-iommu=`); the first problem
+    starts with "IOMMU disabled" when it is off altogether."""
+    state: dict[str, tuple[bool, str]] = {}
+    for setting, items in parsers.custom_items(line.tokens, "iommu"):
+        for item in items:
+            whole = parsers.parse_bool(item)
+            if whole is not None:
+                state["enabled"] = (whole, setting.token)
+            for name in ("force", "required", "intremap", "dom0-passthrough", "amd-iommu-perdev-intremap"):
+                value = parsers.parse_boolean(name, item)
+                if value is not None:
+                    state[name] = (value, setting.token)
+    for setting, items in parsers.custom_items(line.tokens, "dom0-iommu"):
+        for item in items:
+            value = parsers.parse_boolean("passthrough", item)
+            if value is not None:
+                state["dom0-passthrough"] = (value, setting.token)
+            if item == "none":
+                state["none"] = (True, setting.token)
+    problems = []
+    enabled = state.get("enabled")
+    if enabled is not None and not enabled[0]:
+        problems.append(f"IOMMU disabled ({_clean(enabled[1])})")
+    for key, message in (("intremap", "interrupt remapping off"),
+                         ("amd-iommu-perdev-intremap", "one global AMD interrupt remapping table (not security supported)")):
+        if key in state and not state[key][0]:
+            problems.append(f"{message} ({_clean(state[key][1])})")
+    for key, message in (("dom0-passthrough", "dom0 devices untranslated: they DMA to all of memory"),
+                         ("none", "dom0 IOMMU safety checks skipped (dom0-iommu=none, development only)")):
+        if key in state and state[key][0]:
+            problems.append(f"{message} ({_clean(state[key][1])})")
+    return problems
+
+
 def iommu(xen: XenFacts) -> Iterator[Result]:
     """HV-ISO-050: with the IOMMU off (`iommu=no`) a device dom0 or a guest drives can DMA
     anywhere; without interrupt remapping a passed-through device can inject interrupts (XSA-59);
     a shared AMD interrupt table lets devices impersonate each other (XSA-36); dom0 passthrough
     lets dom0's devices DMA into every guest."""
+    yield from _each_cmdline(xen, iommu_problems, "IOMMU on by default where present")
 
-    def judge(line: XenCmdline) -> list[str]:
-        state: dict[str, tuple[bool, str]] = {}
-        for setting, items in parsers.custom_items(line.tokens, "iommu"):
-            for item in items:
-                whole = parsers.parse_bool(item)
-                if whole is not None:
-                    state["enabled"] = (whole, setting.token)
-                for name in ("force", "required", "intremap", "dom0-passthrough", "amd-iommu-perdev-intremap"):
-                    value = parsers.parse_boolean(name, item)
-                    if value is not None:
-                        state[name] = (value, setting.token)
-        for setting, items in parsers.custom_items(line.tokens, "dom0-iommu"):
-            for item in items:
-                value = parsers.parse_boolean("passthrough", item)
-                if value is not None:
-                    state["dom0-passthrough"] = (value, setting.token)
-                if item == "none":
-                    state["none"] = (True, setting.token)
-        problems = []
-        enabled = state.get("enabled")
-        if enabled is not None and not enabled[0]:
-            problems.append(f"IOMMU disabled ({_clean(enabled[1])})")
-        for key, message in (("intremap", "interrupt remapping off"),
-                             ("amd-iommu-perdev-intremap", "one global AMD interrupt remapping table (not security supported)")):
-            if key in state and not state[key][0]:
-                problems.append(f"{message} ({_clean(state[key][1])})")
-        for key, message in (("dom0-passthrough", "dom0 devices untranslated: they DMA to all of memory"),
-                             ("none", "dom0 IOMMU safety checks skipped (dom0-iommu=none, development only)")):
-            if key in state and state[key][0]:
-                problems.append(f"{message} ({_clean(state[key][1])})")
-        return problems
 
-    yield from _each_cmdline(xen, judge, "IOMMU on by default where present")
+def iommu_state(xen: XenFacts) -> tuple[bool | None, str]:
+    """Whether Xen runs with an IOMMU (for HV-ISO-010): on a live dom0 `xl info` virt_caps holds
+    hvm_directio/pv_directio exactly when it does; offline only a command line that switches it
+    off is evidence."""
+    for line in xen.cmdlines:
+        if isinstance(line, XenCmdline) and line.running:
+            off = [p for p in iommu_problems(line) if p.startswith("IOMMU disabled")]
+            if off:
+                return False, f"the booted Xen command line has the {off[0]}"
+    if isinstance(xen.xl_info, dict):
+        caps = xen.xl_info.get("virt_caps", "").split()
+        if "hvm_directio" in caps or "pv_directio" in caps:
+            return True, "xl info virt_caps: directio"
+        return False, "xl info virt_caps has no hvm_directio or pv_directio: Xen runs without an IOMMU"
+    configured = [line for line in xen.cmdlines if isinstance(line, XenCmdline)
+                  and any(p.startswith("IOMMU disabled") for p in iommu_problems(line))]
+    if configured:
+        return False, f"{configured[0].source} disables the IOMMU for the next boot"
+    return None, ("Xen owns the IOMMU, so dom0's /sys/kernel/iommu_groups cannot show it; whether one is active "
+                  "is known on a live dom0 only (xl info virt_caps)")
 
 
 def _flask(line: XenCmdline) -> tuple[bool, str]:

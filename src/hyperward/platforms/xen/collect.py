@@ -361,6 +361,10 @@ def _vnc(out: dict[str, str], vnc: Any) -> list[str]:
     return parts
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def running_domain(doc: dict[str, Any]) -> XenGuestConfig | None:
     """One `xl list -l` entry (libxl_domain_config as libxl's JSON generator writes it, field names
     from libxl_types.idl) as xl.cfg keys. Domain-0 is not a guest. Passwords are never kept."""
@@ -368,8 +372,8 @@ def running_domain(doc: dict[str, Any]) -> XenGuestConfig | None:
     config = doc.get("config")
     if not isinstance(config, dict) or domid == 0:
         return None
-    c_info = config.get("c_info") if isinstance(config.get("c_info"), dict) else {}
-    b_info = config.get("b_info") if isinstance(config.get("b_info"), dict) else {}
+    c_info = _object(config.get("c_info"))
+    b_info = _object(config.get("b_info"))
     name = _text(c_info.get("name")) or f"domid {domid}"
     s: dict[str, str] = {"name": name}
     lists: dict[str, list[str]] = {}
@@ -449,7 +453,7 @@ def running_domain(doc: dict[str, Any]) -> XenGuestConfig | None:
     for dev in config.get("pcidevs") or []:
         if not isinstance(dev, dict):
             continue
-        bdf = dev.get("bdf") if isinstance(dev.get("bdf"), dict) else dev
+        bdf = _object(dev.get("bdf")) or dev
         try:
             address = f"{int(bdf.get('domain', 0)):04x}:{int(bdf['bus']):02x}:{int(bdf['dev']):02x}.{int(bdf['func'])}"
         except (KeyError, TypeError, ValueError):

@@ -3,7 +3,7 @@ syntax), the spec strings inside them, the hypervisor's command line, EFI xen.cf
 `xl list -l`.
 
 The xl.cfg tokenizer follows libxlu's flex lexer and bison grammar (tools/libxl/libxlu_cfg_l.l,
-libxlu_cfg_y.y), never eval: identifiers `[a-z][_0-9a-z]*`, numbers `[0-9][0-9a-fx]*`, strings in
+libxlu_cfg_y.y), never eval: identifiers `[a-z][._0-9a-z]*` (xl.conf has vif.default.script), numbers `[0-9][0-9a-fx]*`, strings in
 single or double quotes on one line with backslash escapes, `#` comments, `,` `[` `]` `=` `;`
 `+=`, spaces and tabs. Anything else is a lexical error, and xl refuses the whole file on one, so
 the parse fails with the line number. The characters `+-.():` outside a string are what libxlu
@@ -47,7 +47,7 @@ class XlConfig:
         return sorted({*self.scalars, *self.lists})
 
 
-_IDENT = re.compile(r"[a-z][_0-9a-z]*")
+_IDENT = re.compile(r"[a-z][._0-9a-z]*")
 _NUMBER = re.compile(r"[0-9][0-9a-fx]*")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _PYTHONISH = set("+-.():")
