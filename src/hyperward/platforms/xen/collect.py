@@ -232,8 +232,9 @@ def find_xl(fs: RootFS) -> str | None:
     return commands.find("xl")
 
 
-def collect(fs: RootFS | None, xl: str | None = None) -> XenFacts:
-    """`xl`: the xl program to run on a live dom0 (found on the system path when not given)."""
+def collect(fs: RootFS | None, xl: str | None = None, live: bool | None = None) -> XenFacts:
+    """`xl`: the xl program to run on a live dom0 (found on the system path when not given);
+    `live` (default: the root is /) asks the running system: /sys/hypervisor and xl."""
     if fs is None:
         missing = Unavailable(XEN_DIR, "missing", "no root filesystem to read")
         return XenFacts(False, [], None, [], missing, missing, missing, None, None)
@@ -245,7 +246,7 @@ def collect(fs: RootFS | None, xl: str | None = None) -> XenFacts:
     running: list[XenGuestConfig] | Unavailable | None = None
     getenforce: str | Unavailable | None = None
     sys_hv: dict[str, str] | Unavailable | None = None
-    if fs.live:
+    if fs.live if live is None else live:
         sys_hv = _sys_hypervisor(fs)
         program = xl or find_xl(fs)
         dom0 = isinstance(sys_hv, dict) and sys_hv.get("type") == "xen" or fs.exists("/proc/xen/capabilities")

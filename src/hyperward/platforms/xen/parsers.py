@@ -328,7 +328,7 @@ def parse_disk_spec(spec: str) -> DiskSpec:
             if prefix.startswith("tap") and ":" in target and not target.startswith("/"):
                 target = target.split(":", 1)[1]
             break
-    readonly = (access or "w").startswith("r") or cdrom
+    readonly = (access or "w") in ("r", "ro") or cdrom
     return DiskSpec(target, fmt, vdev, readonly, cdrom, keyed.get("script"), keyed.get("backendtype"))
 
 
