@@ -36,7 +36,7 @@ from hyperward.platforms.xen.facts import XenCmdline, XenFacts
 from hyperward.platforms.xen.guests import to_guests
 
 FIXTURES = REPO / "tests/fixtures/xen"
-SECRETS = ("Hunter2xyz", "Secr3tVNC", "AppVncS3cret", "RunningVncS3cret", "RunningSpiceS3cret")
+SECRETS = ("Hunter2xyz", "Secr3tVNC", "AppVncS3cret", "DeskSpiceS3cret", "RunningVncS3cret", "RunningSpiceS3cret")
 GRUB = "/etc/default/grub (with grub.d)"
 
 
@@ -236,7 +236,9 @@ def test_every_xen_check_fails_exactly_the_weak_resources_and_passes_the_hardene
         assert failing(weak, check_id) == expected, check_id
         results = list(JUDGES[check_id](hardened))
         assert results and not [r for r in results if r.status in (Status.FAIL, Status.ERROR)], (check_id, results)
-    assert judged(hardened, "HV-ISO-054") == {"app": Status.PASS, "stub": Status.PASS}  # db is PVH: no QEMU
+    assert judged(hardened, "HV-ISO-054") == {"app": Status.PASS, "desk": Status.PASS, "stub": Status.PASS}  # db, router: no QEMU
+    assert judged(hardened, "HV-AUTH-051") == {"desk": Status.PASS} and judged(hardened, "HV-ISO-055") == {"router": Status.PASS}
+    assert judged(hardened, "HV-ISO-052") == {"desk": Status.PASS, "router": Status.PASS}
     assert judged(weak, "HV-ISO-052")["gpu"] is Status.PASS
 
 
@@ -335,7 +337,7 @@ def test_bad_files_are_errors_naming_the_path_and_the_rest_is_judged(tmp_path):
     assert "Traceback" not in report.stderr
     results = json.loads(report.stdout)["results"]
     assert {r["resource"] for r in results if r["status"] == "error"} == set(bad)
-    assert {r["resource"]: r["status"] for r in results if r["status"] != "error"} == {"app": "pass", "stub": "pass"}
+    assert {r["resource"]: r["status"] for r in results if r["status"] != "error"} == {"app": "pass", "desk": "pass", "stub": "pass"}
 
 
 def test_a_cfg_that_is_a_directory_or_fifo_is_not_read(tmp_path):
@@ -361,8 +363,10 @@ def test_passwords_never_reach_facts_snapshots_or_reports(tmp_path):
     again = load_snapshot(snapshot)
     assert again.platforms["xen"] == xen
     out = tmp_path / "facts.json"
+    other = tree("hardened", tmp_path)
     for args in (("scan", "--root", str(root), "--format", "json"), ("scan", "--root", str(root)),
-                 ("collect", "--root", str(root), "-o", str(out))):
+                 ("collect", "--root", str(root), "-o", str(out)), ("scan", "--root", str(other), "--format", "json"),
+                 ("scan", "--root", str(other), "--format", "sarif")):
         done = hyperward(*args)
         assert "Traceback" not in done.stderr
         text = done.stdout + done.stderr + (out.read_text() if out.exists() else "")
