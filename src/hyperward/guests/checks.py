@@ -150,10 +150,10 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
             state, why = own(host.platforms[g.platform])
             if state:
                 return []
-            devices = ", ".join(dma_devices(g)) or "a device"
+            passed = ", ".join(dma_devices(g)) or "a device"
             if state is None:
-                return Result.not_applicable(f"passes through {devices}; {why}")
-            return [f"passes through {devices} but {why}"]
+                return Result.not_applicable(f"passes through {passed}; {why}")
+            return [f"passes through {passed} but {why}"]
         if active:
             return []
         if isinstance(groups, Unavailable) and groups.kind != "missing":

@@ -29,6 +29,7 @@ from hyperward.engine import for_platforms, registry, run_checks
 from hyperward.facts import Package, _from_jsonable, dump_snapshot, load_snapshot, to_jsonable
 from hyperward.model import Status, Unavailable
 from hyperward.platforms import registry as platform_registry
+from hyperward.platforms.base import Source
 from hyperward.platforms.xen import PLATFORM, parsers
 from hyperward.platforms.xen.checks import JUDGES
 from hyperward.platforms.xen.collect import collect
@@ -304,8 +305,15 @@ def test_neutral_checks_fail_the_exact_xen_guests(tmp_path):
 def test_a_non_xen_host_runs_no_xen_rows(tmp_path):
     from conftest import copy_root
 
-    facts = collect_host(str(copy_root("hardened", tmp_path)))
+    root = copy_root("hardened", tmp_path)
+    (root / "sys/hypervisor").mkdir(parents=True, exist_ok=True)
+    (root / "sys/hypervisor/type").write_text("xen\n")  # a Xen guest (domU) says so too: not a dom0
+    (root / "proc/xen").mkdir(parents=True, exist_ok=True)
+    (root / "proc/xen/capabilities").write_text("\n")
+    facts = collect_host(str(root))
     assert "xen" not in facts.platforms
+    (root / "proc/xen/capabilities").write_text("control_d\n")
+    assert PLATFORM.detect(Source(RootFS(str(root))))
     assert not [cid for cid in for_platforms(registry(), facts) if cid in JUDGES]
     assert "xen" in platform_registry() and platform_registry()["xen"].letter == "X"
 

@@ -29,10 +29,16 @@ XL_PATHS = ("/usr/sbin/xl", "/usr/bin/xl")
 
 
 def detect(fs: RootFS) -> bool:
+    """The xl toolstack is installed, or this is a running dom0. /sys/hypervisor/type says "xen"
+    in every Xen domain, guests included: only "control_d" in /proc/xen/capabilities marks dom0."""
     if any(fs.exists(p) for p in (f"{XEN_DIR}/xl.conf", AUTO_DIR, "/etc/default/xendomains", *XL_PATHS)):
         return True
-    kind = fs.read_line("/sys/hypervisor/type", 64)
-    return kind == "xen"
+    return is_dom0(fs)
+
+
+def is_dom0(fs: RootFS) -> bool:
+    caps = fs.read_line("/proc/xen/capabilities", 256)
+    return isinstance(caps, str) and "control_d" in caps.split(",")
 
 
 def redact(keyed_spec: str) -> str:
@@ -249,11 +255,10 @@ def collect(fs: RootFS | None, xl: str | None = None, live: bool | None = None) 
     if fs.live if live is None else live:
         sys_hv = _sys_hypervisor(fs)
         program = xl or find_xl(fs)
-        dom0 = isinstance(sys_hv, dict) and sys_hv.get("type") == "xen" or fs.exists("/proc/xen/capabilities")
         if program is None:
             notes.append("xl not found on the system path: the running domains and the booted Xen command line are not known")
-        elif not dom0 and xl is None:
-            notes.append("not running on Xen (/sys/hypervisor/type is not xen): only the configuration files are judged")
+        elif not is_dom0(fs) and xl is None:
+            notes.append("not running as Xen's dom0 (no control_d in /proc/xen/capabilities): only the configuration files are judged")
         else:
             xl_info, running, getenforce = _live(program)
             if isinstance(xl_info, dict) and "xen_commandline" in xl_info:
