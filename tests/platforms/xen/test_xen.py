@@ -488,3 +488,84 @@ def test_dpkg_status_of_a_dom0_reaches_hv_vuln_001(tmp_path):
         os.environ["HYPERWARD_VULNDB"] = saved
     fails = {f.result.resource: f.result.message for f in report.findings if f.status is Status.FAIL}
     assert "CVE-2024-31142 xen" in fails and "xen-hypervisor-4.17-amd64" in fails["CVE-2024-31142 xen"]
+
+
+# --- one change at a time on a hardened guest ----------------------------------------------------
+
+GUEST_ROWS = [
+    # (line added to the hardened app.cfg, the check that must fail it, a fragment of its message)
+    ('vncpasswd = ""', "HV-AUTH-050", "without a password"),
+    ('vnclisten = "0.0.0.0:3"', "HV-AUTH-050", "on 0.0.0.0"),
+    ('vnclisten = "[::]:1"', "HV-AUTH-050", "on ::"),
+    ("spice = 1\nspicepasswd = 'x'", "HV-AUTH-051", "SPICE on 0.0.0.0 (spicehost unset: any interface)"),
+    ("spice = 1\nspicehost = '127.0.0.1'\nspicedisable_ticketing = 1", "HV-AUTH-051", "spicedisable_ticketing=1"),
+    ("spice = 1\nspicehost = '127.0.0.1'", "HV-AUTH-051", "without spicepasswd"),
+    ("pci = [ '0000:02:00.0,permissive=1' ]", "HV-ISO-052", "permissive"),
+    ("pci_permissive = 1\npci = [ '02:00.0' ]", "HV-ISO-052", "02:00.0: permissive"),
+    ("pci_seize = 1\npci = [ '02:00.0' ]", "HV-ISO-052", "seize"),
+    ('gfx_passthru = "igd"', "HV-ISO-053", "gfx_passthru=igd"),
+    ("dm_restrict = 0", "HV-ISO-054", "runs in dom0 as root"),
+    ('device_model_user = "root"', "HV-ISO-054", "device_model_user=root"),
+    ("msr_relaxed = 1", "HV-ISO-056", "msr_relaxed=1"),
+    ("iomem = [ 'fed40,1@fed40' ]", "HV-ISO-057", "iomem: fed40,1@fed40"),
+    ("ioports = [ '3f8-3ff' ]", "HV-ISO-057", "ioports: 3f8-3ff"),
+    ("irqs = [ 4, 0x10 ]", "HV-ISO-057", "irqs: 4, 0x10"),
+    ("seclabel = ''", "HV-ISO-058", "no seclabel"),
+]
+
+
+@pytest.mark.parametrize("line, check_id, fragment", GUEST_ROWS)
+def test_one_guest_setting_fails_one_row(tmp_path, line, check_id, fragment):
+    root = tree("hardened", tmp_path)
+    app = root / "etc/xen/app.cfg"
+    app.write_text(app.read_text() + line + "\n")
+    facts = collect(RootFS(str(root)))
+    results = {r.resource: r for r in JUDGES[check_id](facts)}
+    assert results["app"].status is Status.FAIL and fragment in results["app"].message, results["app"].message
+    assert {name for name, r in results.items() if r.status is Status.FAIL} == {"app"}
+
+
+NEUTRAL_ROWS = [
+    ("nestedhvm = 1", "HV-NEST-002"),
+    ("serial = [ 'telnet:0.0.0.0:4444,server,nowait' ]", "HV-AUTH-011"),
+    ("spice = 1\nspicehost = '127.0.0.1'\nspicepasswd = 'x'\nspicevdagent = 1\nspice_clipboard_sharing = 1", "HV-ISO-026"),
+    ("spice = 1\nspicehost = '127.0.0.1'\nspicepasswd = 'x'\nspiceusbredirection = 1", "HV-ISO-026"),
+    ("vtpm = [ ]", "HV-TPM-005"),
+    ('vnclisten = "0.0.0.0"\nvncpasswd = ""', "HV-AUTH-010"),
+]
+
+
+@pytest.mark.parametrize("line, check_id", NEUTRAL_ROWS)
+def test_one_guest_setting_fails_one_neutral_row(tmp_path, line, check_id):
+    root = tree("hardened", tmp_path)
+    before = {f.result.resource: f.status for f in scan(root, only=[check_id]).findings if f.result.platform == "xen"}
+    assert before.get("app") is not Status.FAIL
+    app = root / "etc/xen/app.cfg"
+    app.write_text(app.read_text() + line + "\n")
+    after = {f.result.resource: f.status for f in scan(root, only=[check_id]).findings if f.result.platform == "xen"}
+    assert after["app"] is Status.FAIL
+    assert {r for r, s in after.items() if s is Status.FAIL} - {r for r, s in before.items() if s is Status.FAIL} == {"app"}
+
+
+def test_the_tokenizer_only_ever_raises_parse_errors():
+    import random
+
+    rng = random.Random(17)
+    alphabet = "name=[]'\",;#\n\t +-.():\\x0aZ\r\x00\x1b"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        try:
+            parsers.parse_xl_cfg(text)
+        except parsers.ParseError:
+            pass
+    deep = "name = 'x'\nv = " + "[" * 100 + "]" * 100 + "\n"
+    with pytest.raises(parsers.ParseError, match="nested deeper"):
+        parsers.parse_xl_cfg(deep)
+
+
+def test_hostile_guest_names_reach_the_terminal_escaped(tmp_path):
+    root = tree("hardened", tmp_path)
+    (root / "etc/xen/evil.cfg").write_text('name = "evil\x1b[2J\x1b]0;pwned\x07"\ntype = "hvm"\nmsr_relaxed = 1\n')
+    done = hyperward("scan", "--root", str(root), "--only", "HV-ISO-056")
+    assert "\x1b[2J" not in done.stdout and "\x1b]0;" not in done.stdout and "\x07" not in done.stdout
+    assert "evil" in done.stdout and "Traceback" not in done.stderr
