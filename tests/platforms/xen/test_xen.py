@@ -569,3 +569,21 @@ def test_hostile_guest_names_reach_the_terminal_escaped(tmp_path):
     done = hyperward("scan", "--root", str(root), "--only", "HV-ISO-056")
     assert "\x1b[2J" not in done.stdout and "\x1b]0;" not in done.stdout and "\x07" not in done.stdout
     assert "evil" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_the_auto_directory_marks_autostart_and_names_its_broken_links(tmp_path):
+    root = tree("hardened", tmp_path)
+    auto = root / "etc/xen/auto"
+    (auto / "loop.cfg").symlink_to("loop.cfg")
+    (auto / "gone.cfg").symlink_to("../gone.cfg")
+    (auto / "outside").symlink_to("/etc/xen/stub.cfg")  # absolute: resolved inside the audited root
+    facts = collect(RootFS(str(root)))
+    good = {c.name: c.autostart for c in facts.configs if not isinstance(c, Unavailable)}
+    assert good == {"app": True, "db": True, "desk": False, "router": False, "stub": True}
+    bad = {u.path for u in facts.configs if isinstance(u, Unavailable)}
+    assert bad == {"/etc/xen/auto/loop.cfg", "/etc/xen/auto/gone.cfg"}
+    (root / "etc/default/xendomains").write_text('XENDOMAINS_AUTO="/srv/xen-auto"\n')
+    (root / "srv/xen-auto").mkdir(parents=True)
+    (root / "srv/xen-auto/desk.cfg").symlink_to("/etc/xen/desk.cfg")
+    facts = collect(RootFS(str(root)))
+    assert {c.name for c in facts.configs if not isinstance(c, Unavailable) and c.autostart} == {"desk"}

@@ -35,7 +35,7 @@ class XenPlatform:
         return sorted({n.source for g in to_guests(facts) for n in g.nics if n.attachment == "bridge" and n.source})
 
     def unreadable(self, facts: XenFacts) -> list[Unavailable]:
-        return [u for u in facts.unreadable() if isinstance(u, Unavailable)]
+        return facts.unreadable()
 
     def no_guests(self, facts: XenFacts) -> str:
         return "no Xen domains defined (/etc/xen/*.cfg, /etc/xen/auto) or running"

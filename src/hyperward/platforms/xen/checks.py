@@ -58,7 +58,6 @@ def _each_guest(xen: XenFacts, judge: Callable[[XenGuestConfig], list[str] | Res
     """One result per domain: fail with every problem, pass, or the judge's own Result; configs
     that could not be read or parsed are errors naming their file."""
     for problem in xen.unreadable():
-        assert isinstance(problem, Unavailable)
         yield Result.unavailable(problem, problem.path)
     judged = 0
     for guest in xen.guests():
@@ -489,7 +488,6 @@ def seclabels(xen: XenFacts) -> Iterator[Result]:
     alike with every other unlabelled domain: the policy cannot keep them apart."""
     if not flask_in_use(xen):
         for problem in xen.unreadable():
-            assert isinstance(problem, Unavailable)
             yield Result.unavailable(problem, problem.path)
         yield Result.not_applicable("FLASK not in use on any Xen command line (and xl getenforce does not say Enforcing or Permissive)")
         return

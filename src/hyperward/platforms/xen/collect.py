@@ -10,6 +10,7 @@ cannot be read or parsed becomes an Unavailable naming it, and the rest is still
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from ...collect import commands
@@ -124,10 +125,8 @@ def _configs(fs: RootFS, auto_dir: str) -> list[XenGuestConfig | Unavailable]:
         if isinstance(st, Unavailable):
             out.append(st)
             continue
-        import stat as _stat
-
-        if not _stat.S_ISREG(st.st_mode):
-            if _stat.S_ISDIR(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISDIR(st.st_mode):
                 continue
             out.append(Unavailable(path, "invalid", "not a regular file; not read"))
             continue
@@ -140,10 +139,11 @@ def _configs(fs: RootFS, auto_dir: str) -> list[XenGuestConfig | Unavailable]:
 
 
 def _identity(fs: RootFS, path: str) -> str:
-    try:
-        return os.path.realpath(fs.local_path(path))
-    except Exception:  # a symlink loop: keep it apart, reading it reports the loop
+    """The file a name resolves to inside the root, so a link in auto/ and the .cfg it names are one
+    guest; a name that does not resolve (a symlink loop) stays itself, and reading it says why."""
+    if not fs.exists(path) or isinstance(fs.stat(path), Unavailable):
         return path
+    return os.path.realpath(fs.local_path(path))
 
 
 def _shell_file(fs: RootFS, path: str) -> dict[str, str] | Unavailable:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...facts import Maybe
+from ...model import Unavailable
 
 XEN_DIR = "/etc/xen"
 REDACTED = "<redacted>"
@@ -93,10 +94,8 @@ class XenFacts:
         files = [c for c in self.configs if isinstance(c, XenGuestConfig)]
         return [*running, *(c for c in files if c.name not in names)]
 
-    def unreadable(self) -> list[object]:
-        from ...model import Unavailable
-
-        out: list[object] = [c for c in self.configs if isinstance(c, Unavailable)]
+    def unreadable(self) -> list[Unavailable]:
+        out = [c for c in self.configs if isinstance(c, Unavailable)]
         if isinstance(self.running, Unavailable):
             out.append(self.running)
         return out

@@ -192,15 +192,17 @@ def _disks(c: XenGuestConfig) -> tuple[list[GuestDisk], list[PassedDevice]]:
 
 
 def _nics(c: XenGuestConfig) -> list[GuestNic]:
+    """vif= entries. vif-bridge (the default script) attaches to bridge= or xl.conf's default
+    xenbr0; xl's vif scripts never filter the source MAC, and `ip=` only adds iptables accept
+    rules for that address, so no NIC counts as anti-spoofed."""
     nics = []
     for index, spec in enumerate(c.items("vif")):
         _pos, keyed = parsers.spec_string(spec)
-        bridge = keyed.get("bridge")
-        script = keyed.get("script", "vif-bridge")
-        why = ("xl's vif scripts filter no source MAC; " +
-               ("ip= only adds iptables accept rules for that address" if keyed.get("ip") else "no ip=, so no source IP rule either"))
-        nics.append(GuestNic("bridge" if bridge or script.endswith("vif-bridge") else (script.rsplit("/", 1)[-1] or None),
-                             bridge or "xenbr0" if (bridge or script.endswith("vif-bridge")) else bridge,
+        script = keyed.get("script", "vif-bridge").rsplit("/", 1)[-1]
+        bridged = "bridge" in keyed or script == "vif-bridge"
+        why = "xl's vif scripts filter no source MAC; " + (
+            "ip= only adds iptables accept rules for that address" if keyed.get("ip") else "no ip=, so no source IP rule either")
+        nics.append(GuestNic("bridge" if bridged else script, keyed.get("bridge", "xenbr0") if bridged else None,
                              keyed.get("mac"), False, None, name=keyed.get("vifname") or f"vif{index}", why=why))
     return nics
 
