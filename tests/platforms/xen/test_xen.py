@@ -587,3 +587,20 @@ def test_the_auto_directory_marks_autostart_and_names_its_broken_links(tmp_path)
     (root / "srv/xen-auto/desk.cfg").symlink_to("/etc/xen/desk.cfg")
     facts = collect(RootFS(str(root)))
     assert {c.name for c in facts.configs if not isinstance(c, Unavailable) and c.autostart} == {"desk"}
+
+
+def test_a_dom0_whose_xen_found_no_iommu_fails_the_booted_line(tmp_path):
+    root = tree("hardened", tmp_path)
+    recorded = tmp_path / "recorded"
+    shutil.copytree(FIXTURES / "recorded", recorded)
+    info = recorded / "xl-info.txt"
+    info.write_text(info.read_text().replace("hvm hvm_directio pv_directio hap", "hvm hap"))
+    script = tmp_path / "xl"
+    script.write_text(f'#!/bin/sh\n[ "$1" = info ] && cat "{info}"\n[ "$1" = list ] && echo "[]"\nexit 0\n')
+    script.chmod(0o755)
+    facts = collect(RootFS(str(root)), xl=str(script), live=True)
+    results = {r.resource: r for r in JUDGES["HV-ISO-050"](facts)}
+    assert results["xl info (xen_commandline)"].status is Status.FAIL
+    assert "no IOMMU active" in results["xl info (xen_commandline)"].message
+    assert results[GRUB].status is Status.PASS
+    assert PLATFORM.iommu_state(facts)[0] is False

@@ -277,8 +277,18 @@ def iommu(xen: XenFacts) -> Iterator[Result]:
     """HV-ISO-050: with the IOMMU off (`iommu=no`) a device dom0 or a guest drives can DMA
     anywhere; without interrupt remapping a passed-through device can inject interrupts (XSA-59);
     a shared AMD interrupt table lets devices impersonate each other (XSA-36); dom0 passthrough
-    lets dom0's devices DMA into every guest."""
-    yield from _each_cmdline(xen, iommu_problems, "IOMMU on by default where present")
+    lets dom0's devices DMA into every guest. On a live dom0 the booted line also fails when Xen
+    reports no IOMMU at all (`xl info` virt_caps without directio): nothing was found to enable."""
+    caps = xen.xl_info.get("virt_caps", "").split() if isinstance(xen.xl_info, dict) else None
+
+    def judge(line: XenCmdline) -> list[str]:
+        problems = iommu_problems(line)
+        if line.running and caps is not None and not {"hvm_directio", "pv_directio"} & set(caps) \
+                and not any(p.startswith("IOMMU disabled") for p in problems):
+            problems.append("no IOMMU active (xl info virt_caps has no hvm_directio or pv_directio)")
+        return problems
+
+    yield from _each_cmdline(xen, judge, "IOMMU on by default where present")
 
 
 def iommu_state(xen: XenFacts) -> tuple[bool | None, str]:
