@@ -604,3 +604,17 @@ def test_a_dom0_whose_xen_found_no_iommu_fails_the_booted_line(tmp_path):
     assert "no IOMMU active" in results["xl info (xen_commandline)"].message
     assert results[GRUB].status is Status.PASS
     assert PLATFORM.iommu_state(facts)[0] is False
+
+
+def test_xm_vfb_type_and_legacy_disk_prefixes(tmp_path):
+    root = tree("hardened", tmp_path)
+    (root / "etc/xen/oldpv.cfg").write_text(
+        "name = 'oldpv'\nkernel = '/boot/vmlinuz'\n"
+        "vfb = [ 'type=sdl', 'type=vnc,vnclisten=0.0.0.0,vncunused=1' ]\n"
+        "disk = [ 'tap:aio:/srv/xen/oldpv.img,xvda,w', 'file:/srv/xen/swap.img,xvdb,w!', 'phy:/dev/sr0,hdc:cdrom,r' ]\n")
+    facts = collect(RootFS(str(root)))
+    assert failing(facts, "HV-AUTH-050") == {"oldpv"}
+    assert "VNC (vfb[1]) on 0.0.0.0 without a password" in {r.resource: r for r in JUDGES["HV-AUTH-050"](facts)}["oldpv"].message
+    [guest] = [g for g in to_guests(facts) if g.name == "oldpv"]
+    assert [(d.source, d.readonly, d.device) for d in guest.disks] == [
+        ("/srv/xen/oldpv.img", False, "disk"), ("/srv/xen/swap.img", False, "disk"), ("/dev/sr0", True, "cdrom")]

@@ -110,6 +110,8 @@ def vnc_displays(c: XenGuestConfig) -> list[VncDisplay]:
     for index, spec in enumerate(vfbs):
         _pos, keyed = parsers.spec_string(spec)
         enabled = parsers.c_long(keyed.get("vnc"))
+        if enabled is None and keyed.get("type") == "sdl":  # xm's vfb `type=sdl|vnc`, which xl still reads
+            enabled = 0
         if enabled == 0:
             continue
         listen = keyed.get("vnclisten")
