@@ -76,7 +76,9 @@ def _each_guest(xen: XenFacts, judge: Callable[[XenGuestConfig], list[str] | Res
 
 
 def _last(events: list[tuple[int, Any]]) -> Any:
-    return max(events, key=lambda e: e[0])[1] if events else None
+    """The setting that counts: events are in command-line order (items of one option in theirs),
+    and a `spec-ctrl=no` stands in only before any explicit setting, so the last one wins."""
+    return events[-1][1] if events else None
 
 
 def _spec_ctrl_off(tokens: list[str]) -> int | None:
