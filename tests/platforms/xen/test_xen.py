@@ -621,3 +621,17 @@ def test_xm_vfb_type_and_legacy_disk_prefixes(tmp_path):
     [guest] = [g for g in to_guests(facts) if g.name == "oldpv"]
     assert [(d.source, d.readonly, d.device) for d in guest.disks] == [
         ("/srv/xen/oldpv.img", False, "disk"), ("/srv/xen/swap.img", False, "disk"), ("/dev/sr0", True, "cdrom")]
+
+
+def test_a_snapshot_of_a_dom0_is_judged_like_its_root(tmp_path):
+    root = tree("weak", tmp_path)
+    snapshot = tmp_path / "facts.json"
+    assert hyperward("collect", "--root", str(root), "-o", str(snapshot)).returncode == 0
+    only = ",".join(JUDGES)
+    from_root = json.loads(hyperward("scan", "--root", str(root), "--only", only, "--format", "json").stdout)["results"]
+    from_snapshot = json.loads(hyperward("scan", "--snapshot", str(snapshot), "--only", only, "--format", "json").stdout)["results"]
+
+    def rows(results: list[dict[str, str]]) -> set[tuple[str, str, str]]:
+        return {(r["id"], r["resource"], r["status"]) for r in results}
+
+    assert rows(from_root) == rows(from_snapshot) and ("HV-AUTH-050", "web", "fail") in rows(from_root)
