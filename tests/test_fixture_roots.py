@@ -224,6 +224,7 @@ def test_weak_root_fails_exactly_these(weak):
 
 
 PROXMOX = REPO / "tests" / "fixtures" / "proxmox"
+XEN = REPO / "tests" / "fixtures" / "xen"
 # Judged at the fixture's own clock in tests/platforms/proxmox (vzdump job runs in March 2024):
 # at today's date every golden Proxmox guest's newest backup is stale.
 NEVER_PASSING_TODAY = {"HV-BAK-006"}
@@ -271,7 +272,7 @@ def _variant_failures(tmp_path: pathlib.Path) -> dict[str, set[Status]]:
 
 
 def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path):
-    """Judged by running them: every registered check fails on a weak root (KVM or Proxmox) or on
+    """Judged by running them: every registered check fails on a weak root (KVM, Proxmox or Xen) or on
     the smallest variant of the hardened one built here, and passes on a hardened root or is not
     applicable there for the reason named above."""
     weak = copy_root("weak", tmp_path / "w", kvm_mode=0o666)
@@ -289,6 +290,14 @@ def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path
     for root in (hardened, pve_hardened):
         for cid, statuses in _seen(scan(root)).items():
             passed.setdefault(cid, set()).update(statuses)
+    # Xen's rows on the Xen fixture trees (only those rows: the trees hold no other host files)
+    from hyperward.catalog import catalog
+
+    for name, seen in (("weak", failed), ("hardened", passed)):
+        shutil.copytree(XEN / name, tmp_path / f"xen-{name}", symlinks=True)
+        for cid, statuses in _seen(scan(tmp_path / f"xen-{name}")).items():
+            if catalog()[cid].platform == "X":
+                seen.setdefault(cid, set()).update(statuses)
     never_failing = {cid for cid in registry() if Status.FAIL not in failed.get(cid, set())}
     # HV-NET-006 judges SR-IOV VF settings, which only a live host with such a NIC has
     # (tests/test_segmentation.py::test_sriov_vf_settings)

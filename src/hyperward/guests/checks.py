@@ -135,6 +135,7 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
     """Without an IOMMU a passed-through device can DMA into any host memory: the guest owns the host."""
     groups = host.hardware.iommu_groups
     active = isinstance(groups, dict) and bool(groups)
+    known = registry()
 
     def dma_devices(g: Guest) -> list[str]:
         return [d.host_id or "?" for d in g.devices if d.kind == "pci"]
@@ -142,7 +143,17 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
     def uses(g: Guest) -> bool:
         return g.kind == "vm" and any(d.kind in ("pci", "hostdev-net") for d in g.devices)
 
-    def judge(g: Guest) -> list[str]:
+    def judge(g: Guest) -> list[str] | Result:
+        # a platform whose hypervisor owns the IOMMU (Xen: dom0's kernel never sees it) says itself
+        own = getattr(known.get(g.platform), "iommu_state", None)
+        if own is not None and g.platform in host.platforms:
+            state, why = own(host.platforms[g.platform])
+            if state:
+                return []
+            passed = ", ".join(dma_devices(g)) or "a device"
+            if state is None:
+                return Result.not_applicable(f"passes through {passed}; {why}")
+            return [f"passes through {passed} but {why}"]
         if active:
             return []
         if isinstance(groups, Unavailable) and groups.kind != "missing":

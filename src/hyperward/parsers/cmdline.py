@@ -38,20 +38,23 @@ def split_param(token: str) -> tuple[str, str | None]:
     return name.replace("-", "_").lower(), (value if sep else None)
 
 
-_GRUB_ASSIGN = re.compile(r"^\s*(?:export\s+)?(GRUB_CMDLINE_LINUX(?:_DEFAULT)?)=(.*)$")
+_GRUB_ASSIGN = re.compile(r"^\s*(?:export\s+)?(GRUB_CMDLINE_[A-Z_]+)=(.*)$")
 _VAR = re.compile(r"\$\{(\w+)\}|\$(\w+)")
+LINUX_VARIABLES = ("GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT")
+#: what grub-mkconfig's 20_linux_xen hands Xen itself for a normal entry (the recovery entry
+#: drops the _DEFAULT one)
+XEN_VARIABLES = ("GRUB_CMDLINE_XEN", "GRUB_CMDLINE_XEN_DEFAULT")
 
 
-def parse_grub_defaults(files: list[tuple[str, str]]) -> list[str]:
-    """The kernel parameters GRUB's defaults produce for a normal boot entry.
-
-    `files` are /etc/default/grub then /etc/default/grub.d/*.cfg in the order grub-mkconfig sources
-    them; later assignments win and may extend earlier ones ("$GRUB_CMDLINE_LINUX spectre_v2=on")."""
-    env: dict[str, str] = {"GRUB_CMDLINE_LINUX": "", "GRUB_CMDLINE_LINUX_DEFAULT": ""}
+def grub_variables(files: list[tuple[str, str]], names: tuple[str, ...]) -> dict[str, str]:
+    """The values the named GRUB_CMDLINE_* variables end with after grub-mkconfig sources
+    /etc/default/grub then /etc/default/grub.d/*.cfg (in that order, as `files` lists them): later
+    assignments win and may extend earlier ones ("$GRUB_CMDLINE_LINUX spectre_v2=on")."""
+    env: dict[str, str] = {name: "" for name in names}
     for _path, text in files:
         for line in text.splitlines():
             match = _GRUB_ASSIGN.match(line)
-            if not match:
+            if not match or match.group(1) not in env:
                 continue
             name, raw = match.groups()
             expanded = _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), raw)
@@ -60,4 +63,13 @@ def parse_grub_defaults(files: list[tuple[str, str]]) -> list[str]:
             except ValueError:
                 words = expanded.strip("\"'").split()
             env[name] = " ".join(words)
+    return env
+
+
+def parse_grub_defaults(files: list[tuple[str, str]]) -> list[str]:
+    """The kernel parameters GRUB's defaults produce for a normal boot entry.
+
+    `files` are /etc/default/grub then /etc/default/grub.d/*.cfg in the order grub-mkconfig sources
+    them; later assignments win and may extend earlier ones ("$GRUB_CMDLINE_LINUX spectre_v2=on")."""
+    env = grub_variables(files, LINUX_VARIABLES)
     return parse_cmdline(env["GRUB_CMDLINE_LINUX"] + " " + env["GRUB_CMDLINE_LINUX_DEFAULT"])
