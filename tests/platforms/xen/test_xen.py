@@ -635,3 +635,13 @@ def test_a_snapshot_of_a_dom0_is_judged_like_its_root(tmp_path):
         return {(r["id"], r["resource"], r["status"]) for r in results}
 
     assert rows(from_root) == rows(from_snapshot) and ("HV-AUTH-050", "web", "fail") in rows(from_root)
+
+
+def test_detect_markers_are_the_collectors_paths():
+    """The package's detect() names its markers itself (so a scan need not import the collector):
+    they must stay the collector's own paths."""
+    from hyperward.platforms.xen import XEN_MARKERS
+    from hyperward.platforms.xen.collect import AUTO_DIR, XL_PATHS
+    from hyperward.platforms.xen.facts import XEN_DIR
+
+    assert set(XEN_MARKERS) == {f"{XEN_DIR}/xl.conf", AUTO_DIR, "/etc/default/xendomains", *XL_PATHS}

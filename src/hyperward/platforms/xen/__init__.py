@@ -4,34 +4,55 @@ domains from `xl list -l`."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...guests.model import Guest
-from ...model import Unavailable
-from ..base import Source
-from . import collect as _collect
-from .facts import XenFacts
-from .guests import to_guests
+if TYPE_CHECKING:
+    from ...guests.model import Guest
+    from ...model import Unavailable
+    from ..base import Source
+    from .facts import XenFacts
+
+# Imported on every scan to ask detect(): the parsers, facts, collector and checks load only once
+# Xen was found (the markers are collect.py's: xl.conf, the autostart directory, xendomains, xl).
+XEN_MARKERS = ("/etc/xen/xl.conf", "/etc/xen/auto", "/etc/default/xendomains", "/usr/sbin/xl", "/usr/bin/xl")
 
 
 class XenPlatform:
     name: ClassVar[str] = "xen"
     title: ClassVar[str] = "Xen"
     letter: ClassVar[str] = "X"
-    facts_type: ClassVar[type[Any]] = XenFacts
     checks_module: ClassVar[str] = "hyperward.platforms.xen.checks"
 
+    @property
+    def facts_type(self) -> type[XenFacts]:
+        from .facts import XenFacts
+
+        return XenFacts
+
     def detect(self, source: Source) -> bool:
-        return source.fs is not None and _collect.detect(source.fs)
+        """The xl toolstack is installed, or this is a running dom0. /sys/hypervisor/type says "xen"
+        in every Xen domain, guests included: only "control_d" in /proc/xen/capabilities marks dom0."""
+        if source.fs is None:
+            return False
+        if any(source.fs.exists(p) for p in XEN_MARKERS):
+            return True
+        caps = source.fs.read_line("/proc/xen/capabilities", 256)
+        return isinstance(caps, str) and "control_d" in caps.split(",")
 
     def collect(self, source: Source) -> XenFacts:
-        return _collect.collect(source.fs)
+        from .collect import collect
+
+        return collect(source.fs)
 
     def guests(self, facts: Any) -> list[Guest]:
+        from .guests import to_guests
+
         return to_guests(facts)
 
     def guest_bridges(self, facts: XenFacts) -> list[str]:
         """Bridges a vif names (vif-bridge's default xenbr0 when it names none)."""
+        from .guests import to_guests
+
         return sorted({n.source for g in to_guests(facts) for n in g.nics if n.attachment == "bridge" and n.source})
 
     def unreadable(self, facts: XenFacts) -> list[Unavailable]:
@@ -52,4 +73,4 @@ class XenPlatform:
 
 PLATFORM = XenPlatform()
 
-__all__ = ["PLATFORM", "XenFacts", "XenPlatform"]
+__all__ = ["PLATFORM", "XenPlatform"]

@@ -19,7 +19,15 @@ from ...addresses import is_loopback
 from ...model import Result, Severity, Unavailable
 from . import parsers
 from .facts import XenCmdline, XenFacts, XenGuestConfig
-from .guests import flag, guest_type, pci_devices, qemu_in_dom0, spice_display, stubdomain, vnc_displays
+from .guests import (
+    flag,
+    guest_type,
+    pci_devices,
+    qemu_in_dom0,
+    spice_display,
+    stubdomain,
+    vnc_displays,
+)
 
 Judge = Callable[[XenFacts], Iterator[Result]]
 _UNSAFE = re.compile(r"[^\x20-\x7e]")

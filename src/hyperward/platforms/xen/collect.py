@@ -29,14 +29,6 @@ EFI_DIR = "/boot/efi/EFI"
 XL_PATHS = ("/usr/sbin/xl", "/usr/bin/xl")
 
 
-def detect(fs: RootFS) -> bool:
-    """The xl toolstack is installed, or this is a running dom0. /sys/hypervisor/type says "xen"
-    in every Xen domain, guests included: only "control_d" in /proc/xen/capabilities marks dom0."""
-    if any(fs.exists(p) for p in (f"{XEN_DIR}/xl.conf", AUTO_DIR, "/etc/default/xendomains", *XL_PATHS)):
-        return True
-    return is_dom0(fs)
-
-
 def is_dom0(fs: RootFS) -> bool:
     caps = fs.read_line("/proc/xen/capabilities", 256)
     return isinstance(caps, str) and "control_d" in caps.split(",")

@@ -11,10 +11,11 @@ stays a fact and its value is never held.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ...facts import Maybe
 from ...model import Unavailable
+from ...records import frozen
 
 XEN_DIR = "/etc/xen"
 REDACTED = "<redacted>"
@@ -22,7 +23,7 @@ REDACTED = "<redacted>"
 SECRET_KEYS = ("vncpasswd", "spicepasswd")
 
 
-@dataclass(frozen=True)
+@frozen
 class XenGuestConfig:
     """One domain. `source` "file" (an xl.cfg under /etc/xen or /etc/xen/auto) or "running"
     (`xl list -l`, translated to xl.cfg keys so both are judged alike). `autostart`: linked or
@@ -56,7 +57,7 @@ class XenGuestConfig:
         return [value] if value else []
 
 
-@dataclass(frozen=True)
+@frozen
 class XenCmdline:
     """Xen's command line from one place: `source` names it ("xl info", "/etc/default/grub (with
     grub.d)", an EFI xen.cfg path); `running` whether it is the line the hypervisor booted with."""
@@ -66,7 +67,7 @@ class XenCmdline:
     tokens: list[str]
 
 
-@dataclass(frozen=True)
+@frozen
 class XenFacts:
     """`configs`: every guest definition found, Unavailable for those that could not be read or
     parsed (each names its file). `running`: the live `xl list -l` domains (None offline or when xl

@@ -11,7 +11,6 @@ the device model (QEMU) runs in dom0 as root unless the guest uses a stub domain
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ...guests.model import (
     Console,
@@ -23,6 +22,7 @@ from ...guests.model import (
     PassedDevice,
     SharedDirectory,
 )
+from ...records import frozen
 from . import parsers
 from .facts import XenFacts, XenGuestConfig
 
@@ -74,7 +74,7 @@ def qemu_in_dom0(c: XenGuestConfig) -> list[str]:
     return reasons
 
 
-@dataclass(frozen=True)
+@frozen
 class VncDisplay:
     listen: str
     password: bool
@@ -120,7 +120,7 @@ def vnc_displays(c: XenGuestConfig) -> list[VncDisplay]:
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class SpiceDisplay:
     listen: str
     ticketing: bool

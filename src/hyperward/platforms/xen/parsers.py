@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...records import frozen
+
 MAX_NESTING = 32
 
 
@@ -53,7 +55,7 @@ _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "n"
 _PYTHONISH = set("+-.():")
 
 
-@dataclass(frozen=True)
+@frozen
 class _Token:
     kind: str  # IDENT NUMBER STRING NEWLINE , [ ] = ; += EOF
     text: str
@@ -280,7 +282,7 @@ DISK_ACCESS = ("r", "ro", "w", "rw", "w!", "rw!")
 DISK_PREFIXES = ("phy:", "file:", "tap2:tapdisk:", "tap:tapdisk:", "tap2:", "tap:", "aio:", "qcow2:", "qcow:", "vhd:", "raw:")
 
 
-@dataclass(frozen=True)
+@frozen
 class DiskSpec:
     target: str
     format: str | None
@@ -394,7 +396,7 @@ def split_xen_cmdline(text: str) -> list[str]:
     return [t for t in text.replace("\t", " ").replace("\n", " ").split(" ") if t]
 
 
-@dataclass(frozen=True)
+@frozen
 class Setting:
     """One option as Xen's parser sees it: the token, the option name, and its value (a boolean
     option's resolved truth in `flag`, a custom option's string in `value`)."""
