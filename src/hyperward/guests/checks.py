@@ -142,7 +142,10 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
     def uses(g: Guest) -> bool:
         return g.kind == "vm" and any(d.kind in ("pci", "hostdev-net") for d in g.devices)
 
-    def judge(g: Guest) -> list[str]:
+    def judge(g: Guest) -> list[str] | Result:
+        if g.platform == "esxi":
+            return Result.passed(g.label, "ESXi assigns DirectPath I/O devices only through the host's IOMMU "
+                                          "(VT-d/AMD-Vi): it refuses passthrough without one")
         if active:
             return []
         if isinstance(groups, Unavailable) and groups.kind != "missing":

@@ -1,0 +1,221 @@
+"""Collecting ESXi offline: an ESXi host's /etc/vmware (esx.conf, hostd/config.xml, config,
+settings) and .vmx files under the root (`vmfs/volumes/<datastore>/<vm>/<vm>.vmx`, or anywhere
+in an offline copy); and, when endpoints are named, the vSphere API (api.py).
+
+Every read goes through RootFS (bounded, resolved inside the root, non-blocking); every failure
+is an Unavailable naming the path, never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+from ...collect.fs import RootFS
+from ...model import Unavailable
+from . import parsers
+from .facts import EsxiFacts, EsxiHost, EsxiVm
+from .vmx import vm_from_vmx
+
+ESX_CONF = "/etc/vmware/esx.conf"
+HOSTD_CONFIG = "/etc/vmware/hostd/config.xml"
+VM_CONFIG = "/etc/vmware/config"
+VM_SETTINGS = "/etc/vmware/settings"
+VOLUMES = "/vmfs/volumes"
+VMX_LIMIT = 4 * 1024 * 1024
+#: an offline copy is walked for .vmx files at most this deep and this wide
+WALK_DEPTH = 12
+WALK_ENTRIES = 400_000
+
+
+def detect(fs: RootFS) -> bool:
+    if any(fs.exists(p) for p in (ESX_CONF, HOSTD_CONFIG, VOLUMES)):
+        return True
+    return not fs.live and bool(find_vmx(fs, first_only=True))
+
+
+def find_vmx(fs: RootFS, first_only: bool = False) -> list[str]:
+    """.vmx paths as the audited host names them. The datastores first (their names are
+    usually symlinks to the volume UUIDs: each file is reported once, by its real path); on an
+    offline copy, the rest of the tree too, without following symbolic links."""
+    found: set[str] = set()
+    real_seen: set[str] = set()
+
+    def add(path: str) -> None:
+        try:
+            real = os.path.realpath(fs.local_path(path))
+        except Exception:
+            real = path
+        if real not in real_seen:
+            real_seen.add(real)
+            found.add(path)
+
+    volumes = fs.listdir(VOLUMES)
+    if isinstance(volumes, list):
+        for ds in volumes:
+            vms = fs.listdir(f"{VOLUMES}/{ds}")
+            if not isinstance(vms, list):
+                continue
+            for vm in vms:
+                files = fs.listdir(f"{VOLUMES}/{ds}/{vm}")
+                if not isinstance(files, list):
+                    continue
+                for name in files:
+                    if name.lower().endswith(".vmx"):
+                        add(f"{VOLUMES}/{ds}/{vm}/{name}")
+                        if first_only:
+                            return sorted(found)
+    if fs.live:
+        return sorted(found)
+    root = fs.root
+    seen = 0
+    stack: list[tuple[str, int]] = [(root, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > WALK_ENTRIES:
+                return sorted(found)
+            try:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    rel = os.path.relpath(entry.path, root)
+                    if depth < WALK_DEPTH and rel not in ("proc", "sys", "dev", "run"):
+                        stack.append((entry.path, depth + 1))
+                elif entry.name.lower().endswith(".vmx") and stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
+                    add("/" + os.path.relpath(entry.path, root))
+                    if first_only:
+                        return sorted(found)
+            except OSError:
+                continue
+    return sorted(found)
+
+
+def read_vm(fs: RootFS, path: str) -> EsxiVm | Unavailable:
+    data = fs.read_bytes(path, VMX_LIMIT)
+    if isinstance(data, Unavailable):
+        return data
+    try:
+        parsed = parsers.parse_dictionary(data)
+    except parsers.ParseError as exc:
+        return Unavailable(path, "invalid", str(exc))
+    return vm_from_vmx(parsed, path)
+
+
+def _dictionary(fs: RootFS, path: str) -> parsers.Dictionary | Unavailable:
+    data = fs.read_bytes(path, VMX_LIMIT)
+    if isinstance(data, Unavailable):
+        return data
+    try:
+        return parsers.parse_dictionary(data)
+    except parsers.ParseError as exc:
+        return Unavailable(path, "invalid", str(exc))
+
+
+def host_from_files(fs: RootFS) -> EsxiHost | None:
+    """The host whose /etc/vmware this root holds, or None when it holds none (only .vmx)."""
+    if not (fs.exists(ESX_CONF) or fs.exists(HOSTD_CONFIG)):
+        return None
+    advanced: dict[str, str] = {}
+    problems: list[Unavailable] = []
+    esx = _dictionary(fs, ESX_CONF)
+    if isinstance(esx, Unavailable):
+        if esx.kind != "missing":
+            problems.append(esx)
+    else:
+        advanced.update(parsers.adv_settings(esx))
+    hostd = fs.read_text(HOSTD_CONFIG, VMX_LIMIT)
+    if isinstance(hostd, Unavailable):
+        if hostd.kind != "missing":
+            problems.append(hostd)
+    else:
+        try:
+            advanced.update(parsers.parse_hostd_config(hostd))
+        except parsers.ParseError as exc:
+            problems.append(Unavailable(HOSTD_CONFIG, "invalid", str(exc)))
+    name = advanced.get("Misc.HostName") or _hostname(fs)
+    settings = _dictionary(fs, VM_SETTINGS)
+    size_st = fs.stat(VM_SETTINGS)
+    config = _dictionary(fs, VM_CONFIG)
+
+    def api_only(what: str) -> Unavailable:
+        return Unavailable("/etc/vmware", "missing", f"the offline files do not hold {what}: scan the host with --vsphere")
+
+    return EsxiHost(
+        name=name,
+        origin=fs.root,
+        source="files",
+        vcenter=None,
+        cluster=None,
+        version=None,
+        build=None,
+        advanced=problems[0] if problems and not advanced else advanced,
+        services=api_only("service state (running, startup policy)"),
+        lockdown=api_only("lockdown mode"),
+        lockdown_exceptions=api_only("the lockdown exception users"),
+        firewall_enabled=api_only("the firewall state"),
+        firewall_default_allow=api_only("the firewall default policy"),
+        rulesets=api_only("the firewall rulesets"),
+        vswitches=api_only("the vSwitch security policy"),
+        portgroups=api_only("the port groups"),
+        acceptance=api_only("the image acceptance level"),
+        secure_boot=api_only("the host's Secure Boot state"),
+        vm_overrides=settings.values if isinstance(settings, parsers.Dictionary) else settings,
+        vm_overrides_size=size_st.st_size if not isinstance(size_st, Unavailable) else None,
+        host_config=config.values if isinstance(config, parsers.Dictionary) else config,
+        ntp_servers=api_only("the NTP configuration"),
+    )
+
+
+def _hostname(fs: RootFS) -> str:
+    text = fs.read_line("/etc/hostname", 256)
+    if isinstance(text, str) and text:
+        return text
+    return os.path.basename(fs.root.rstrip("/")) or "esxi"
+
+
+def collect_files(fs: RootFS) -> tuple[list[EsxiHost], list[EsxiVm | Unavailable]]:
+    host = host_from_files(fs)
+    vms: list[EsxiVm | Unavailable] = [read_vm(fs, path) for path in find_vmx(fs)]
+    return ([host] if host else []), vms
+
+
+def collect(fs: RootFS | None, endpoints: list[str], settings: object = None, now: int | None = None) -> EsxiFacts:
+    collected_at = int(time.time()) if now is None else now
+    hosts: list[EsxiHost] = []
+    vms: list[EsxiVm | Unavailable] = []
+    errors: list[Unavailable | str] = []
+    notes: list[str] = []
+    sources = []
+    framework = getattr(settings, "framework", None) or "stig"
+    if fs is not None and detect(fs):
+        h, v = collect_files(fs)
+        hosts += h
+        vms += v
+        sources.append("files")
+    if endpoints:
+        from . import api
+
+        for endpoint in endpoints:
+            result = api.collect_endpoint(endpoint, settings)
+            hosts += result.hosts
+            vms += result.vms
+            errors += result.errors
+            notes += result.notes
+        sources.append("api")
+    return EsxiFacts(
+        source="+".join(sources) or "none",
+        collected_at=collected_at,
+        endpoints=list(endpoints),
+        hosts=hosts,
+        vms=list(vms),
+        errors=list(errors),
+        notes=notes,
+        framework=framework,
+    )
