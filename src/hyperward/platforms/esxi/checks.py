@@ -362,7 +362,8 @@ class Settings:
         values = h.advanced if isinstance(h.advanced, dict) else {}
         self.values = {k.lower(): (k, v) for k, v in values.items()}
         self.unknown: list[str] = []
-        self.source = "esx.conf / hostd config.xml" if h.source == "files" else "the host's advanced settings"
+        self.files = h.source == "files"
+        self.source = "esx.conf / hostd config.xml" if self.files else "the host's advanced settings"
 
     def get(self, name: str) -> str | None:
         found = self.values.get(name.lower())
@@ -387,8 +388,10 @@ class Settings:
         if problems:
             return problems
         if self.unknown:
-            return Result.not_applicable(f"{', '.join(self.unknown)} not in {self.source}"
-                                         " (ESXi 7.0 U2 and later keep them in ConfigStore): scan the host with --vsphere")
+            if self.files:
+                return Result.not_applicable(f"{', '.join(self.unknown)} not in {self.source}"
+                                             " (ESXi 7.0 U2 and later keep them in ConfigStore): scan the host with --vsphere")
+            return Result.not_applicable(f"{', '.join(self.unknown)} not among {self.source} (this ESXi version has no such setting)")
         return []
 
 
@@ -583,7 +586,7 @@ def firewall(facts: EsxiFacts) -> Iterator[Result]:
     address, exposes hostd, SSH, CIM and the rest to any network that reaches the host."""
 
     def judge(h: EsxiHost, _f: EsxiFacts) -> list[str] | Result:
-        for fact in (h.firewall_enabled, h.firewall_default_allow, h.rulesets):
+        for fact in (h.firewall_default_allow, h.rulesets):
             if isinstance(fact, Unavailable):
                 return Result.unavailable(fact, h.location)
         problems = []

@@ -200,10 +200,10 @@ def collect(fs: RootFS | None, endpoints: list[str], settings: object = None, no
         vms += v
         sources.append("files")
     if endpoints:
-        from . import api
+        from .api import collect_endpoint
 
         for endpoint in endpoints:
-            result = api.collect_endpoint(endpoint, settings)
+            result = collect_endpoint(endpoint, settings)
             hosts += result.hosts
             vms += result.vms
             errors += result.errors
