@@ -273,3 +273,23 @@ def test_cli_scan_and_snapshot_roundtrip(tmp_path: pathlib.Path) -> None:
     assert rows(r1.stdout) == rows(r2.stdout)
     assert ("HV-SIDE-101", WEAK_HOST, "fail") in rows(r1.stdout)
     assert hyperward("checks", "--platform", "esxi").returncode == 0
+
+
+@pytest.mark.parametrize("line", ['a = "1"', '  k\t=\t"v # x"  # c', "u = TRUE # c", "e =", 'x = "open', 'y = "v" junk', "no equals", "# c", ""])
+def test_whole_file_parse_agrees_with_the_line_grammar(line: str) -> None:
+    d = parsers.parse_dictionary_text(line + "\n")
+    one = parsers.parse_line(line)
+    assert (list(d.values.items()) == [(one[0].lower(), one[1])]) if one else (d.values == {})
+
+
+def test_hostile_vm_name_never_reaches_the_terminal_raw(tmp_path: pathlib.Path) -> None:
+    """A tenant controls its VM's displayName: `|1B` unescapes to ESC; the text report shows it
+    escaped, and every value quoted in a message is printable ASCII."""
+    vm = tmp_path / "vmfs/volumes/ds/evil"
+    vm.mkdir(parents=True)
+    (vm / "evil.vmx").write_text('displayName = "|1B]0;owned|07|1B[2Jevil"\nmks.enable3d = "|1B[31mTRUE"\n')
+    r = hyperward("scan", "--root", str(tmp_path), "--only", "HV-ISO-103", "-v")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout
+    assert "\\x1b]0;owned\\x07\\x1b[2Jevil" in r.stdout
+    assert "mks.enable3d = '?[31mTRUE' (not" in r.stdout

@@ -268,7 +268,7 @@ def dvfilter(facts: EsxiFacts) -> Iterator[Result]:
     the dvfilter API; only VMs that need one may name it."""
 
     def judge(vm: EsxiVm, _f: EsxiFacts) -> list[str]:
-        return [f"{k} = {_clean(v)}" for k, v in sorted(vm.config.items()) if _FILTER.match(k)]
+        return [f"{k} = {_clean(v)}" for k, v in sorted(vm.config.items()) if ".filter" in k and _FILTER.match(k)]
 
     yield from each_vm(facts, judge)
 

@@ -9,10 +9,9 @@ is an Unavailable naming the path, never an exception.
 from __future__ import annotations
 
 import os
-import stat
 import time
 
-from ...collect.fs import RootFS
+from ...collect.fs import RootFS, _read_fd as read_fd
 from ...model import Unavailable
 from . import parsers
 from .facts import EsxiFacts, EsxiHost, EsxiVm
@@ -36,39 +35,54 @@ def detect(fs: RootFS) -> bool:
 
 
 def find_vmx(fs: RootFS, first_only: bool = False) -> list[str]:
-    """.vmx paths as the audited host names them. The datastores first (their names are
-    usually symlinks to the volume UUIDs: each file is reported once, by its real path); on an
-    offline copy, the rest of the tree too, without following symbolic links."""
-    found: set[str] = set()
-    real_seen: set[str] = set()
+    """.vmx paths as the audited host names them: the datastores first (their names are usually
+    symlinks to the volume UUIDs: each datastore is listed once, by its real directory), then, on
+    an offline copy, the rest of the tree without following symbolic links."""
+    return [path for path, _local in _find_vmx(fs, first_only)]
 
-    def add(path: str) -> None:
-        try:
-            real = os.path.realpath(fs.local_path(path))
-        except Exception:
-            real = path
-        if real not in real_seen:
-            real_seen.add(real)
-            found.add(path)
 
+def _find_vmx(fs: RootFS, first_only: bool = False) -> list[tuple[str, str | None]]:
+    """(audited path, local path): the local path is set where the file and every directory
+    above it were reached without a symbolic link below a resolved directory, so it can be
+    opened directly (O_NOFOLLOW); None means read it through RootFS."""
+    found: list[tuple[str, str | None]] = []
+    seen_dirs: set[str] = set()
     volumes = fs.listdir(VOLUMES)
     if isinstance(volumes, list):
         for ds in volumes:
-            vms = fs.listdir(f"{VOLUMES}/{ds}")
-            if not isinstance(vms, list):
+            try:
+                local_ds = fs.local_path(f"{VOLUMES}/{ds}")
+            except Exception:
                 continue
-            for vm in vms:
-                files = fs.listdir(f"{VOLUMES}/{ds}/{vm}")
-                if not isinstance(files, list):
+            real = os.path.realpath(local_ds)
+            if real in seen_dirs:
+                continue
+            seen_dirs.add(real)
+            try:
+                vm_entries = list(os.scandir(local_ds))
+            except OSError:
+                continue
+            for vm in sorted(vm_entries, key=lambda e: e.name):
+                try:
+                    if vm.is_symlink():
+                        files = fs.listdir(f"{VOLUMES}/{ds}/{vm.name}")
+                        names: list[tuple[str, str | None]] = [(n, None) for n in files] if isinstance(files, list) else []
+                    elif vm.is_dir(follow_symlinks=False):
+                        names = [(e.name, e.path) for e in os.scandir(vm.path)
+                                 if not e.is_symlink() and e.is_file(follow_symlinks=False)]
+                    else:
+                        continue
+                except OSError:
                     continue
-                for name in files:
+                for name, local in sorted(names):
                     if name.lower().endswith(".vmx"):
-                        add(f"{VOLUMES}/{ds}/{vm}/{name}")
+                        found.append((f"{VOLUMES}/{ds}/{vm.name}/{name}", local))
                         if first_only:
-                            return sorted(found)
+                            return found
     if fs.live:
-        return sorted(found)
+        return found
     root = fs.root
+    volumes_local = os.path.join(root, VOLUMES.lstrip("/"))
     seen = 0
     stack: list[tuple[str, int]] = [(root, 0)]
     while stack:
@@ -80,25 +94,36 @@ def find_vmx(fs: RootFS, first_only: bool = False) -> list[str]:
         for entry in entries:
             seen += 1
             if seen > WALK_ENTRIES:
-                return sorted(found)
+                return found
             try:
                 if entry.is_symlink():
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     rel = os.path.relpath(entry.path, root)
-                    if depth < WALK_DEPTH and rel not in ("proc", "sys", "dev", "run"):
+                    if depth < WALK_DEPTH and rel not in ("proc", "sys", "dev", "run") and entry.path != volumes_local \
+                            and os.path.realpath(entry.path) not in seen_dirs:
                         stack.append((entry.path, depth + 1))
-                elif entry.name.lower().endswith(".vmx") and stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode):
-                    add("/" + os.path.relpath(entry.path, root))
+                elif entry.name.lower().endswith(".vmx") and entry.is_file(follow_symlinks=False):
+                    found.append(("/" + os.path.relpath(entry.path, root), entry.path))
                     if first_only:
-                        return sorted(found)
+                        return found
             except OSError:
                 continue
-    return sorted(found)
+    return found
 
 
-def read_vm(fs: RootFS, path: str) -> EsxiVm | Unavailable:
-    data = fs.read_bytes(path, VMX_LIMIT)
+def _read_local(path: str, local: str | None, fs: RootFS) -> bytes | Unavailable:
+    if local is None:
+        return fs.read_bytes(path, VMX_LIMIT)
+    try:
+        fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY | os.O_NOFOLLOW)
+    except OSError:
+        return fs.read_bytes(path, VMX_LIMIT)
+    return read_fd(fd, path, VMX_LIMIT)
+
+
+def read_vm(fs: RootFS, path: str, local: str | None = None) -> EsxiVm | Unavailable:
+    data = _read_local(path, local, fs)
     if isinstance(data, Unavailable):
         return data
     try:
@@ -182,7 +207,7 @@ def _hostname(fs: RootFS) -> str:
 
 def collect_files(fs: RootFS) -> tuple[list[EsxiHost], list[EsxiVm | Unavailable]]:
     host = host_from_files(fs)
-    vms: list[EsxiVm | Unavailable] = [read_vm(fs, path) for path in find_vmx(fs)]
+    vms: list[EsxiVm | Unavailable] = [read_vm(fs, path, local) for path, local in _find_vmx(fs)]
     return ([host] if host else []), vms
 
 

@@ -77,60 +77,42 @@ def unescape(value: str) -> str:
     return "".join(out)
 
 
+#: DictLL_UnmarshalLine's grammar: name (no space, tab, '#' or '='), '=', then a quoted value (no
+#: '"' inside) or a bare one (no space, tab or '#', not starting with '"'), then only a comment
+_LINE = re.compile(r'[ \t]*([^ \t#=]+)[ \t]*=[ \t]*(?:"([^"]*)"|(?!")([^ \t#]*))[ \t]*(?:#.*)?')
+
+
 def parse_line(line: str) -> tuple[str, str] | None:
     """(name, raw value) of a well-formed line, None for a comment, blank or malformed line."""
-    i, n = 0, len(line)
-    while i < n and line[i] in _WS:
-        i += 1
-    start = i
-    while i < n and line[i] not in " \t#=":
-        i += 1
-    name = line[start:i]
-    while i < n and line[i] in _WS:
-        i += 1
-    if not name or i >= n or line[i] != "=":
+    match = _LINE.fullmatch(line)
+    if match is None:
         return None
-    i += 1
-    while i < n and line[i] in _WS:
-        i += 1
-    if i < n and line[i] == '"':
-        end = line.find('"', i + 1)
-        if end < 0:
-            return None
-        value = line[i + 1:end]
-        i = end + 1
-    else:
-        start = i
-        while i < n and line[i] not in " \t#":
-            i += 1
-        value = line[start:i]
-    while i < n and line[i] in _WS:
-        i += 1
-    if i < n and line[i] != "#":
-        return None
-    return name, value
+    quoted = match.group(2)
+    return match.group(1), quoted if quoted is not None else match.group(3)
+
+
+#: the same grammar over a whole text, one match per well-formed line
+_LINES = re.compile(r'^[ \t]*([^ \t#=\r\n]+)[ \t]*=[ \t]*(?:"([^"\n]*)"|(?!")([^ \t#\r\n]*))[ \t]*(?:#[^\n]*)?\r?$', re.MULTILINE)
+#: lines that are neither blank nor a comment
+_CONTENT = re.compile(r'^[ \t]*[^ \t#\r\n]', re.MULTILINE)
 
 
 def parse_dictionary_text(text: str, encoding: str = "UTF-8") -> Dictionary:
     values: dict[str, str] = {}
     names: dict[str, str] = {}
     seen: dict[str, list[str]] = {}
-    ignored = 0
-    for raw_line in text.split("\n"):
-        line = raw_line[:-1] if raw_line.endswith("\r") else raw_line
-        parsed = parse_line(line)
-        if parsed is None:
-            stripped = line.strip(_WS)
-            if stripped and not stripped.startswith("#"):
-                ignored += 1
-            continue
-        name, raw = parsed
+    matched = 0
+    for match in _LINES.finditer(text):
+        matched += 1
+        name, quoted, bare = match.groups()
+        raw = quoted if quoted is not None else bare
         key = name.lower()
-        value = unescape(raw)
+        value = unescape(raw) if "|" in raw else raw
         if key in values:
             seen.setdefault(key, [values[key]]).append(value)
         values[key] = value
         names[key] = name
+    ignored = len(_CONTENT.findall(text)) - matched
     conflicts = {k: v for k, v in seen.items() if len(set(v)) > 1}
     return Dictionary(values, names, conflicts, ignored, encoding)
 

@@ -44,7 +44,7 @@ def _int(value: str | None) -> int | None:
 def devices(c: dict[str, str]) -> tuple[list[VmDevice], list[VmNic]]:
     found: list[VmDevice] = []
     nics: list[VmNic] = []
-    for key in sorted(c):
+    for key in sorted(k for k in c if k.endswith(".present")):
         if is_true(c[key]) is not True:
             continue
         if match := _DISK.match(key):
