@@ -159,7 +159,7 @@ def scan(
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings)
-    if endpoints and not root:
+    if (endpoints and not root) or facts.meta.root.startswith("vsphere://"):
         checks = _vsphere_only(checks)
     collect_s = time.perf_counter() - collecting
     profile = profile or config.profile or "multi-tenant"

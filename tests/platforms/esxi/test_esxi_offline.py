@@ -293,3 +293,11 @@ def test_hostile_vm_name_never_reaches_the_terminal_raw(tmp_path: pathlib.Path) 
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout
     assert "\\x1b]0;owned\\x07\\x1b[2Jevil" in r.stdout
     assert "mks.enable3d = '?[31mTRUE' (not" in r.stdout
+
+
+def test_an_os_image_is_not_walked_for_stray_vmx(tmp_path: pathlib.Path) -> None:
+    """A Linux root with a Workstation .vmx in a home directory is audited as Linux: the tree is
+    walked for .vmx files only in a copy that is not an operating system's root."""
+    apply(tmp_path, {"etc/os-release": "ID=debian\n", "home/u/vm/vm.vmx": 'displayName = "ws"\nmks.enable3d = "TRUE"\n'})
+    report = scan(tmp_path, only=["HV-ISO-103"])
+    assert [f.status for f in report.findings] == []  # ESXi not detected: its rows do not run

@@ -51,13 +51,14 @@ HARDENED_ADV: dict[str, Any] = {
     "Syslog.global.logLevel": "info", "Config.HostAgent.log.level": "info",
     "Syslog.global.auditRecord.storageEnable": True, "Syslog.global.auditRecord.remoteEnable": True,
     "Syslog.global.certificate.checkSSLCerts": True, "Syslog.global.certificate.strictX509Compliance": True,
-    "VMkernel.Boot.execInstalledOnly": True,
+    "VMkernel.Boot.execInstalledOnly": True, "DCUI.Access": "root",
 }
 WEAK_ADV: dict[str, Any] = {
     **HARDENED_ADV,
     "Security.AccountLockFailures": 0, "Security.PasswordHistory": 0, "UserVars.ESXiShellTimeOut": 0,
     "Config.HostAgent.plugins.solo.enableMob": True, "Net.BlockGuestBPDU": 0, "Mem.ShareForceSalting": 1,
     "Syslog.global.logHost": "", "VMkernel.Boot.execInstalledOnly": False, "UserVars.SuppressShellWarning": 1,
+    "DCUI.Access": "root,dcui-ops",
 }
 HARDENED_VMX = {"isolation.tools.copy.disable": "TRUE", "RemoteDisplay.maxConnections": "1", "mks.enable3d": "FALSE",
                 "tools.setInfo.sizeLimit": "1048576"}
@@ -156,6 +157,9 @@ def test_simulator_weak_and_hardened(lab: dict[str, Any], vcenter: str) -> None:
     msg = {(f["id"], f["resource"]): f["message"] for f in doc["results"]}
     assert msg[("HV-AUTH-100", host[weak])] == "Security.AccountLockFailures = 0 (no lockout)"
     assert msg[("HV-ISO-107", host[weak])] == "VMkernel.Boot.execInstalledOnly = false"
+    assert msg[("HV-AUTH-105", host[weak])] == ("lockdown mode lockdownDisabled; "
+                                                "DCUI.Access = 'root,dcui-ops' (root only: these users keep the console in lockdown mode)")
+    assert msg[("HV-AUTH-105", host[hard])] == "lockdown mode lockdownDisabled"
     # VMs, from extraConfig, devices and flags set through ReconfigVM_Task
     assert fails(doc, "HV-ISO-100") == {vm[weak_vm]}
     assert fails(doc, "HV-ISO-101") == {vm[weak_vm]}
@@ -322,6 +326,11 @@ def test_password_file_must_be_private(lab: dict[str, Any], vcenter: str, tmp_pa
     [(_, message)] = _errors(json.loads(r.stdout))
     assert "is a symbolic link" in message
     config.write_text(f'[vsphere]\nuser = "{USER}"\npassword_file = "{secret}"\nca_file = "{lab["ca"]}"\n')
+    os.chown(secret, 65534, 65534)  # planted by another user (nobody), mode 0600 all the same
+    r = hyperward("scan", "--config", str(config), "--vsphere", vcenter, "--only", "HV-SIDE-101", "--format", "json", env=env)
+    [(_, message)] = _errors(json.loads(r.stdout))
+    assert "owned by uid 65534, not by root or the user scanning" in message
+    os.chown(secret, 0, 0)
     r = hyperward("scan", "--config", str(config), "--vsphere", vcenter, "--only", "HV-SIDE-101", "--format", "json", env=env)
     doc = json.loads(r.stdout)
     assert not _errors(doc) and status(doc, "HV-SIDE-101")

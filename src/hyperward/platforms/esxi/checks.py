@@ -542,7 +542,8 @@ def mob(facts: EsxiFacts) -> Iterator[Result]:
 
 def lockdown(facts: EsxiFacts) -> Iterator[Result]:
     """HV-AUTH-105: without lockdown mode root logs in directly (host client, SSH, API) around
-    vCenter's roles and its audit; exception users keep that direct access."""
+    vCenter's roles and its audit; exception users keep that direct access, and the users in
+    DCUI.Access keep the console even in strict lockdown."""
 
     def judge(h: EsxiHost, _f: EsxiFacts) -> list[str] | Result:
         if isinstance(h.lockdown, Unavailable):
@@ -552,6 +553,9 @@ def lockdown(facts: EsxiFacts) -> Iterator[Result]:
             problems.append(f"lockdown mode {h.lockdown or 'disabled'}")
         if isinstance(h.lockdown_exceptions, list) and h.lockdown_exceptions:
             problems.append("lockdown exception users: " + ", ".join(_clean(u, 40) for u in h.lockdown_exceptions[:10]))
+        dcui = Settings(h).values.get("dcui.access")
+        if dcui is not None and {u.strip() for u in dcui[1].split(",") if u.strip()} != {"root"}:
+            problems.append(f"DCUI.Access = {_clean(dcui[1], 60)!r} (root only: these users keep the console in lockdown mode)")
         return problems
 
     yield from each_host(facts, judge)

@@ -31,7 +31,14 @@ WALK_ENTRIES = 400_000
 def detect(fs: RootFS) -> bool:
     if any(fs.exists(p) for p in (ESX_CONF, HOSTD_CONFIG, VOLUMES)):
         return True
-    return not fs.live and bool(find_vmx(fs, first_only=True))
+    return _walks(fs) and bool(find_vmx(fs, first_only=True))
+
+
+def _walks(fs: RootFS) -> bool:
+    """Whether the whole tree is searched for .vmx files: only an offline copy that is not an
+    operating system's root (a datastore copy, a backup folder). A Linux image is audited as
+    Linux; walking its million files for a stray .vmx would slow every offline scan."""
+    return not fs.live and not any(fs.exists(p) for p in ("/etc/os-release", "/usr/lib/os-release", "/etc/debian_version"))
 
 
 def find_vmx(fs: RootFS, first_only: bool = False) -> list[str]:
@@ -79,7 +86,7 @@ def _find_vmx(fs: RootFS, first_only: bool = False) -> list[tuple[str, str | Non
                         found.append((f"{VOLUMES}/{ds}/{vm.name}/{name}", local))
                         if first_only:
                             return found
-    if fs.live:
+    if not _walks(fs):
         return found
     root = fs.root
     volumes_local = os.path.join(root, VOLUMES.lstrip("/"))
