@@ -26,7 +26,7 @@ WEAK_HOST = "esx02.lab.example"
 HARD_HOST = "esx01.lab.example"
 ESXI_ROWS = ("HV-ISO-100", "HV-ISO-101", "HV-ISO-102", "HV-ISO-103", "HV-ISO-104", "HV-ISO-105", "HV-ISO-106",
              "HV-ISO-107", "HV-ISO-108", "HV-NET-100", "HV-NET-101", "HV-NET-102", "HV-NET-103", "HV-NET-104",
-             "HV-SIDE-100", "HV-SIDE-101", "HV-SIDE-102", "HV-MON-100", "HV-MON-101", "HV-AUTH-100", "HV-AUTH-101",
+             "HV-SIDE-100", "HV-SIDE-101", "HV-SIDE-102", "HV-MON-100", "HV-MON-101", "HV-MON-102", "HV-AUTH-100", "HV-AUTH-101",
              "HV-AUTH-102", "HV-AUTH-103", "HV-AUTH-104", "HV-AUTH-105", "HV-AUTH-106", "HV-FW-100")
 NEUTRAL = ("HV-TPM-003", "HV-TPM-005", "HV-ISO-026", "HV-AUTH-010", "HV-AUTH-011", "HV-NEST-002", "HV-ISO-010")
 
@@ -161,7 +161,7 @@ WEAK_FAILS: dict[str, set[str]] = {
     "HV-NEST-002": {WEB},
 }
 #: what the offline files cannot tell: not applicable with the reason, never a pass
-OFFLINE_UNKNOWN = ("HV-AUTH-103", "HV-AUTH-105", "HV-FW-100", "HV-NET-102", "HV-NET-103")
+OFFLINE_UNKNOWN = ("HV-AUTH-103", "HV-AUTH-105", "HV-FW-100", "HV-NET-102", "HV-NET-103", "HV-MON-102")
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +301,27 @@ def test_an_os_image_is_not_walked_for_stray_vmx(tmp_path: pathlib.Path) -> None
     apply(tmp_path, {"etc/os-release": "ID=debian\n", "home/u/vm/vm.vmx": 'displayName = "ws"\nmks.enable3d = "TRUE"\n'})
     report = scan(tmp_path, only=["HV-ISO-103"])
     assert [f.status for f in report.findings] == []  # ESXi not detected: its rows do not run
+
+
+@pytest.mark.parametrize("servers, ntpd, problems", [
+    (["ntp1.lab.example"], ("on", True), None),
+    ([], ("on", True), "no NTP server configured"),
+    (["ntp1.lab.example"], ("off", False), "ntpd not running; ntpd startup policy off"),
+    (["ntp1.lab.example"], None, None),                 # no service list: the servers alone
+])
+def test_time_sync_judge(servers: list[str], ntpd: tuple[str, bool] | None, problems: str | None) -> None:
+    """HV-MON-102 over API-shaped facts (the simulator has no dateTimeInfo and no services)."""
+    import dataclasses
+    from hyperward.platforms.esxi.checks import time_sync
+    from hyperward.platforms.esxi.collect import collect as esxi_collect
+    from hyperward.platforms.esxi.facts import EsxiService
+
+    facts = esxi_collect(RootFS(str(FIXTURES / "hardened")), [])
+    services = [EsxiService("ntpd", "NTP Daemon", ntpd[0], ntpd[1])] if ntpd else facts.hosts[0].services
+    host = dataclasses.replace(facts.hosts[0], source="api", ntp_servers=servers, services=services)
+    [result] = list(time_sync(dataclasses.replace(facts, hosts=[host])))
+    assert result.resource == HARD_HOST
+    if problems is None:
+        assert result.status is Status.PASS
+    else:
+        assert (result.status, result.message) == (Status.FAIL, problems)

@@ -177,6 +177,7 @@ def test_simulator_weak_and_hardened(lab: dict[str, Any], vcenter: str) -> None:
     assert fails(doc, "HV-ISO-106") == set(vm.values())          # every simulator VM is vmx-13
     assert fails(doc, "HV-AUTH-105") == set(host.values())       # always lockdownDisabled
     assert fails(doc, "HV-NET-102") == set(host.values())        # vSwitch0 accepts MAC changes and forged transmits
+    assert set(status(doc, "HV-MON-102").values()) == {"not_applicable"}  # no dateTimeInfo in the simulator
     services = [f for f in doc["results"] if f["id"] == "HV-AUTH-103"]
     assert {f["status"] for f in services} == {"not_applicable"}
     assert all("not served by this endpoint" in f["message"] for f in services)

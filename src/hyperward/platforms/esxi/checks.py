@@ -705,6 +705,27 @@ def logging_settings(facts: EsxiFacts) -> Iterator[Result]:
     yield from each_host(facts, judge)
 
 
+def time_sync(facts: EsxiFacts) -> Iterator[Result]:
+    """HV-MON-102: without NTP the host's clock drifts: log timestamps no longer line up with the
+    rest of the estate, and certificate and Kerberos checks fail or accept what they should not."""
+
+    def judge(h: EsxiHost, _f: EsxiFacts) -> list[str] | Result:
+        if isinstance(h.ntp_servers, Unavailable):
+            return Result.unavailable(h.ntp_servers, h.location)
+        problems = []
+        if not h.ntp_servers:
+            problems.append("no NTP server configured")
+        if isinstance(h.services, list):
+            ntpd = next((svc for svc in h.services if svc.key == "ntpd"), None)
+            if ntpd is not None and not ntpd.running:
+                problems.append("ntpd not running")
+            if ntpd is not None and ntpd.policy != "on":
+                problems.append(f"ntpd startup policy {_clean(ntpd.policy, 20)}")
+        return problems
+
+    yield from each_host(facts, judge)
+
+
 def page_salting(facts: EsxiFacts) -> Iterator[Result]:
     """HV-SIDE-101: Mem.ShareForceSalting 2 shares pages only inside one VM (each VM gets its own
     salt); 0 or 1 share pages between VMs again, a timing side channel between tenants."""
@@ -819,6 +840,7 @@ JUDGES: dict[str, Judge] = {
     "HV-SIDE-102": suppressed_warnings,
     "HV-MON-100": vm_logging,
     "HV-MON-101": logging_settings,
+    "HV-MON-102": time_sync,
     "HV-AUTH-100": account_lockout,
     "HV-AUTH-101": password_policy,
     "HV-AUTH-102": session_timeouts,
