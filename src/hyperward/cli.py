@@ -97,7 +97,7 @@ def main() -> None:
 @click.option("--root", "root", metavar="DIR", help="Audit an offline tree (mounted image, copy of /etc /proc /sys /var) instead of this host.")
 @click.option("--snapshot", metavar="FILE", help="Evaluate facts saved by 'hyperward collect' instead of collecting.")
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
-@click.option("--vsphere", "vsphere", multiple=True, metavar="HOST[:PORT]", help="Also audit this vCenter or ESXi host over the vSphere API (repeatable; credentials from $HYPERWARD_VSPHERE_USER/$HYPERWARD_VSPHERE_PASSWORD or the config's [vsphere] section). Without --root, only the vSphere inventory is audited.")
+@click.option("--vsphere", "vsphere", multiple=True, metavar="HOST[:PORT]", help="Also audit this vCenter or ESXi host over the vSphere API (repeatable; credentials from $HYPERWARD_VSPHERE_USER/$HYPERWARD_VSPHERE_PASSWORD or the config's [vsphere] section). Given without --root, only the vSphere inventory is audited (the config's [vsphere] hosts join a normal scan instead).")
 @click.option("--vsphere-ca", "vsphere_ca", metavar="FILE", help="Verify the vSphere endpoints' TLS certificates against this CA bundle instead of the system store.")
 @click.option("--vsphere-insecure", "vsphere_insecure", is_flag=True, help="Do not verify the vSphere endpoints' TLS certificates (a test lab only).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True, help="Report format.")
@@ -158,8 +158,9 @@ def scan(
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings)
-    if (endpoints and not root) or facts.meta.root.startswith("vsphere://"):
+                        config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
+                        api_only=bool(vsphere) and not root)
+    if (vsphere and not root) or facts.meta.root.startswith("vsphere://"):
         checks = _vsphere_only(checks)
     collect_s = time.perf_counter() - collecting
     profile = profile or config.profile or "multi-tenant"
@@ -242,7 +243,9 @@ def _vsphere_only(checks: dict[str, RegisteredCheck]) -> dict[str, RegisteredChe
 def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
                 vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None, scan_reports: list[str] | None = None,
                 history_path: str | None = None, monitor_db: str | None = None, vsphere: list[str] | None = None,
-                vsphere_settings: object = None) -> HostFacts:
+                vsphere_settings: object = None, api_only: bool = False) -> HostFacts:
+    """api_only: --vsphere named on the command line without --root, so the machine running
+    hyperward is not audited (endpoints from the config's [vsphere] hosts join a normal scan)."""
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -258,7 +261,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
-        if vsphere and not root:
+        if vsphere and api_only:
             return _collect_api_only(vsphere, vsphere_settings, vulndb, vulndb_max_age_days)
         return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports,
                             history_path=history_path, monitor_db=monitor_db, vsphere=vsphere, vsphere_settings=vsphere_settings)
@@ -275,7 +278,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
 @click.option("--root", "root", metavar="DIR", help="Collect from an offline tree instead of this host.")
 @click.option("--output", "-o", metavar="FILE", required=True, help="Where to save the snapshot ('-' for standard output).")
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
-@click.option("--vsphere", "vsphere", multiple=True, metavar="HOST[:PORT]", help="Also audit this vCenter or ESXi host over the vSphere API (repeatable; credentials from $HYPERWARD_VSPHERE_USER/$HYPERWARD_VSPHERE_PASSWORD or the config's [vsphere] section). Without --root, only the vSphere inventory is audited.")
+@click.option("--vsphere", "vsphere", multiple=True, metavar="HOST[:PORT]", help="Also audit this vCenter or ESXi host over the vSphere API (repeatable; credentials from $HYPERWARD_VSPHERE_USER/$HYPERWARD_VSPHERE_PASSWORD or the config's [vsphere] section). Given without --root, only the vSphere inventory is audited (the config's [vsphere] hosts join a normal scan instead).")
 @click.option("--vsphere-ca", "vsphere_ca", metavar="FILE", help="Verify the vSphere endpoints' TLS certificates against this CA bundle instead of the system store.")
 @click.option("--vsphere-insecure", "vsphere_insecure", is_flag=True, help="Do not verify the vSphere endpoints' TLS certificates (a test lab only).")
 @click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
@@ -292,7 +295,8 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
         _die(str(exc))
     endpoints, vsettings = _vsphere_options(config, vsphere, vsphere_ca, vsphere_insecure)
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings)
+                        config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
+                        api_only=bool(vsphere) and not root)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output, config.ownership())
 
 
