@@ -4,9 +4,9 @@ What ESXi decides for the guest, filled in truthfully:
 - clipboard and drag and drop are off unless `isolation.tools.copy/paste.disable` or
   `isolation.tools.dnd.disable` say FALSE (ESXi's default since 4.1, Broadcom's SCG "true or not
   present"): an absent key is recorded as a default, not as a setting.
-- the legacy VNC server (`RemoteDisplay.vnc.enabled`) listens on every host address: ESXi binds
-  it to the host, not to a chosen address; a `RemoteDisplay.vnc.password` (or `.key`) is the
-  only authentication it has, without TLS.
+- the legacy VNC server (`RemoteDisplay.vnc.enabled`) listens on `RemoteDisplay.vnc.ip` where
+  given (as libvirt's VMX reader takes it), else on every host address; a
+  `RemoteDisplay.vnc.password` (or `.key`) is the only authentication it has, without TLS.
 - a serial port of fileType "network" is a TCP/telnet endpoint (`serial0.fileName =
   "telnet://:23"`); without vSPC it is served by the host without TLS.
 - NICs attach to port groups; their anti-spoofing is the port group's security policy, judged
