@@ -217,15 +217,35 @@ def _collect(si: Any, endpoint: str, conf: VsphereSettings, result: EndpointResu
                 clusters.add(moid)
         elif isinstance(oc.obj, vim.dvs.DistributedVirtualPortgroup):
             dvpgs.append(props)
-    sub = _sub_objects(pc, hosts, vmodl, scrub)
-    secure_boot = _secure_boot(pc, hosts, about, vim, vmodl, scrub)
+    # the inventory page is complete; a session lost from here on keeps it, and what was not
+    # read yet is an Unavailable saying so (the endpoint's error is raised at the end)
+    lost: BaseException | None = None
+    try:
+        sub = _sub_objects(pc, hosts, vmodl, scrub)
+        secure_boot = _secure_boot(pc, hosts, about, vim, vmodl, scrub)
+    except Exception as exc:
+        if not _session_lost(exc):
+            raise
+        lost = exc
+        gone = Unavailable(f"vsphere://{endpoint}", "invalid", "the session ended before this was read")
+        sub = {(moid, kind): gone for moid in hosts for kind in ("advanced", "services", "firewall")}
+        secure_boot = {}
     host_names: dict[str, str] = {}
     for moid, props in sorted(hosts.items(), key=lambda kv: str(kv[1].get("name", kv[0]))):
         parent = props.get("parent")
         cluster = names.get(parent._moId) if parent is not None and parent._moId in clusters else None
         name = str(props.get("name", moid))
         host_names[moid] = name
-        result.hosts.append(_host(moid, props, endpoint, vcenter, cluster, sub, secure_boot.get(moid), dvpgs, scrub, vim))
+        if lost is None:
+            try:
+                result.hosts.append(_host(moid, props, endpoint, vcenter, cluster, sub, secure_boot.get(moid), dvpgs, scrub, vim))
+                continue
+            except Exception as exc:
+                if not _session_lost(exc):
+                    raise
+                lost = exc
+        result.hosts.append(_host(moid, props, endpoint, vcenter, cluster, sub, secure_boot.get(moid), dvpgs, scrub, vim,
+                                  calls=False))
     for moid, props in sorted(vms, key=lambda kv: str(kv[1].get("name", kv[0]))):
         host_ref = props.get("runtime.host")
         host_moid = host_ref._moId if host_ref is not None else None
@@ -235,6 +255,8 @@ def _collect(si: Any, endpoint: str, conf: VsphereSettings, result: EndpointResu
             parent = hosts[host_moid].get("parent")
             cluster = names.get(parent._moId) if parent is not None and parent._moId in clusters else None
         result.vms.append(_vm(moid, props, endpoint, vcenter, cluster, host_name, vim))
+    if lost is not None:
+        raise lost
 
 
 def _sub_objects(pc: Any, hosts: dict[str, dict[str, Any]], vmodl: Any, scrub: _Scrubber) -> dict[tuple[str, str], Any]:
@@ -321,7 +343,9 @@ def _dv_bool(policy: Any, name: str) -> bool | None:
 
 
 def _host(moid: str, props: dict[str, Any], endpoint: str, vcenter: str | None, cluster: str | None,
-          sub: dict[tuple[str, str], Any], secure_boot: Any, dvpgs: list[dict[str, Any]], scrub: _Scrubber, vim: Any) -> EsxiHost:
+          sub: dict[tuple[str, str], Any], secure_boot: Any, dvpgs: list[dict[str, Any]], scrub: _Scrubber, vim: Any,
+          calls: bool = True) -> EsxiHost:
+    """calls=False: the session is gone; the per-host methods are not asked again."""
     name = str(props.get("name", moid))
     origin = f"vsphere://{endpoint}/{moid}"
     product = props.get("summary.config.product")
@@ -382,8 +406,11 @@ def _host(moid: str, props: dict[str, Any], endpoint: str, vcenter: str | None, 
     dt = props.get("config.dateTimeInfo")
     ntp = [str(s) for s in getattr(getattr(dt, "ntpConfig", None), "server", []) or []] if dt is not None else \
         Unavailable(origin, "missing", "no date/time configuration (API)")
-    exceptions = _call(props.get("configManager.hostAccessManager"), "QueryLockdownExceptions", origin, scrub)
-    acceptance = _call(props.get("configManager.imageConfigManager"), "HostImageConfigGetAcceptance", origin, scrub)
+    if calls:
+        exceptions = _call(props.get("configManager.hostAccessManager"), "QueryLockdownExceptions", origin, scrub)
+        acceptance = _call(props.get("configManager.imageConfigManager"), "HostImageConfigGetAcceptance", origin, scrub)
+    else:
+        exceptions = acceptance = Unavailable(origin, "invalid", "the session ended before this was read")
     return EsxiHost(
         name=name, origin=origin, source="api", vcenter=vcenter, cluster=cluster,
         version=str(product.version) if product is not None else None,
