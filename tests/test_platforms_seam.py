@@ -35,9 +35,9 @@ def test_a_proxmox_node_with_libvirt_installed_holds_both_platforms(tmp_path):
     platforms = {g.platform for g in facts.guests}
     assert platforms == {"libvirt", "proxmox"}
     report = run_checks(facts, registry())
-    # every row that speaks to this host ran; other platforms' rows (Xen's) are skipped
+    # every row that speaks to this host ran; other platforms' rows (Xen's, ESXi's) are skipped
     assert {f.check_id for f in report.findings} == set(for_platforms(registry(), facts))
-    assert not {f.check_id for f in report.findings if catalog()[f.check_id].platform == "X"}
+    assert set(registry()) - set(for_platforms(registry(), facts)) == {cid for cid in registry() if catalog()[cid].platform in ("E", "X")}
     tpm = {(f.result.platform, f.result.resource): f.status for f in report.findings if f.check_id == "HV-TPM-005"}
     assert tpm[("libvirt", "hardened-vm (6f1a8e5c-3b2d-4c9e-8a7f-1d2e3c4b5a69)")] is Status.PASS
     assert any(p == "proxmox" for p, _ in tpm)

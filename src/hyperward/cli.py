@@ -22,7 +22,8 @@ from .report import FORMATS
 from .textsafe import rich_text, visible
 
 if TYPE_CHECKING:
-    from .config import BackupConfig
+    from .config import BackupConfig, Config
+    from .engine import RegisteredCheck
     from .engine import ScanReport
     from .background import Pending
     from .facts import HostFacts, PatchingFacts
@@ -99,6 +100,9 @@ def main() -> None:
 @click.option("--root", "root", metavar="DIR", help="Audit an offline tree (mounted image, copy of /etc /proc /sys /var) instead of this host.")
 @click.option("--snapshot", metavar="FILE", help="Evaluate facts saved by 'hyperward collect' instead of collecting.")
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
+@click.option("--vsphere", "vsphere", multiple=True, metavar="HOST[:PORT]", help="Also audit this vCenter or ESXi host over the vSphere API (repeatable; credentials from $HYPERWARD_VSPHERE_USER/$HYPERWARD_VSPHERE_PASSWORD or the config's [vsphere] section). Given without --root, only the vSphere inventory is audited (the config's [vsphere] hosts join a normal scan instead).")
+@click.option("--vsphere-ca", "vsphere_ca", metavar="FILE", help="Verify the vSphere endpoints' TLS certificates against this CA bundle instead of the system store.")
+@click.option("--vsphere-insecure", "vsphere_insecure", is_flag=True, help="Do not verify the vSphere endpoints' TLS certificates (a test lab only).")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True, help="Report format.")
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of standard output.")
 @click.option("--fail-on", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding at or above this severity fails, or a check at or above it could not run (default: never).")
@@ -127,11 +131,14 @@ def scan(
     vulndb: str | None,
     record: bool,
     allow_errors: bool,
+    vsphere: tuple[str, ...] = (),
+    vsphere_ca: str | None = None,
+    vsphere_insecure: bool = False,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     started = time.perf_counter()
     early = None
-    if not snapshot:
+    if not snapshot and not (vsphere and not root):  # an API-only scan reads no root
         from .background import patching_in_background
 
         early = patching_in_background(root or "/")  # on another core while the rest is imported
@@ -144,10 +151,13 @@ def scan(
         _die("--root and --snapshot exclude each other")
     if connect and snapshot:
         _die("--connect and --snapshot exclude each other")
+    if (vsphere or vsphere_ca or vsphere_insecure) and snapshot:
+        _die("--vsphere and --snapshot exclude each other (the snapshot holds what was collected)")
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
+    endpoints, vsettings = _vsphere_options(config, vsphere, vsphere_ca, vsphere_insecure)
     only_ids, skip_ids = _split(only) or config.only, _split(skip) or config.skip
     try:
         select(registry(platforms=()), only_ids, skip_ids)  # names are checked before anything is collected
@@ -155,9 +165,12 @@ def scan(
         _die(str(exc))
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path, config.monitor.database, early)
+                        config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
+                        api_only=bool(vsphere) and not root, early=early)
     collect_s = time.perf_counter() - collecting
     checks = select(registry(platforms=facts.platforms), only_ids, skip_ids)
+    if (vsphere and not root) or facts.meta.root.startswith("vsphere://"):
+        checks = _vsphere_only(checks)
     requested = {s.upper() for s in [*only_ids, *skip_ids]}
     planned = sorted(requested & (set(catalog()) - set(registry()))) if requested else []
     profile = profile or config.profile or "multi-tenant"
@@ -180,6 +193,24 @@ def scan(
     sys.exit(EXIT_FINDINGS if threshold is not None and _gate_fails(report, threshold, allow_errors) else EXIT_OK)
 
 
+def _collect_api_only(vsphere: list[str], settings: object, vulndb: str | None, vulndb_max_age_days: int | None) -> HostFacts:
+    """No --root: the facts of an empty tree (nothing of the machine running hyperward) plus the
+    vSphere inventory, named after the endpoints."""
+    import dataclasses
+    import shutil
+    import tempfile
+
+    from .collect import collect_host
+
+    empty = tempfile.mkdtemp(prefix="hyperward-vsphere-")
+    try:
+        facts = collect_host(empty, None, vulndb, vulndb_max_age_days, vsphere=vsphere, vsphere_settings=settings)
+    finally:
+        shutil.rmtree(empty, ignore_errors=True)
+    where = ", ".join(f"vsphere://{e}" for e in vsphere)
+    return dataclasses.replace(facts, meta=dataclasses.replace(facts.meta, hostname=", ".join(vsphere), root=where))
+
+
 def _gate_fails(report: ScanReport, threshold: Severity, allow_errors: bool) -> bool:
     """A gate that passes when a check did not run is no gate: an error at or above the threshold
     fails it like a failure, unless the caller explicitly allows errors."""
@@ -189,10 +220,44 @@ def _gate_fails(report: ScanReport, threshold: Severity, allow_errors: bool) -> 
     return not allow_errors and any(f.status is Status.ERROR and f.severity >= threshold for f in report.findings)
 
 
+def _vsphere_options(config: Config, hosts: tuple[str, ...], ca: str | None, insecure: bool) -> tuple[list[str], object]:
+    """The endpoints (--vsphere, else the config's [vsphere] hosts) and how to reach them."""
+    from .platforms.esxi.settings import DEFAULT_TIMEOUT, VsphereSettings
+
+    table = config.vsphere
+    endpoints = list(hosts) or [str(h) for h in table.get("hosts", []) or []]  # type: ignore[attr-defined]
+    if ca and insecure:
+        _die("--vsphere-ca and --vsphere-insecure exclude each other")
+    timeout = table.get("timeout", DEFAULT_TIMEOUT)
+    settings = VsphereSettings(
+        user=str(table["user"]) if "user" in table else None,
+        password_file=str(table["password_file"]) if "password_file" in table else None,
+        ca_file=ca or (str(table["ca_file"]) if "ca_file" in table else None),
+        insecure=insecure or bool(table.get("insecure", False)),
+        timeout=float(timeout) if isinstance(timeout, (int, float)) else DEFAULT_TIMEOUT,
+        framework=str(table.get("framework", "stig")),
+    )
+    return endpoints, settings
+
+
+def _vsphere_only(checks: dict[str, RegisteredCheck]) -> dict[str, RegisteredCheck]:
+    """An API-only scan judges the vSphere inventory: ESXi's rows and the checks written once
+    over every guest, not the Linux host hyperward happens to run on."""
+    from .catalog import catalog
+
+    entries = catalog()
+    return {cid: c for cid, c in checks.items()
+            if (cid in entries and entries[cid].platform == "E") or getattr(c.fn, "__module__", "") == "hyperward.guests.checks"}
+
+
 def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
                 vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None, scan_reports: list[str] | None = None,
-                history_path: str | None = None, monitor_db: str | None = None,
+                history_path: str | None = None, monitor_db: str | None = None, vsphere: list[str] | None = None,
+                vsphere_settings: object = None, api_only: bool = False,
                 early: Pending[PatchingFacts] | None = None) -> HostFacts:
+    """api_only: --vsphere named on the command line without --root, so the machine running
+    hyperward is not audited (endpoints from the config's [vsphere] hosts join a normal scan).
+    early: the package collection started for this root before the rest was imported."""
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -208,8 +273,11 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
+        if vsphere and api_only:
+            return _collect_api_only(vsphere, vsphere_settings, vulndb, vulndb_max_age_days)
         return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports,
-                            history_path=history_path, monitor_db=monitor_db, early_patching=early)
+                            history_path=history_path, monitor_db=monitor_db, vsphere=vsphere, vsphere_settings=vsphere_settings,
+                            early_patching=early)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -223,9 +291,13 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
 @click.option("--root", "root", metavar="DIR", help="Collect from an offline tree instead of this host.")
 @click.option("--output", "-o", metavar="FILE", required=True, help="Where to save the snapshot ('-' for standard output).")
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
+@click.option("--vsphere", "vsphere", multiple=True, metavar="HOST[:PORT]", help="Also audit this vCenter or ESXi host over the vSphere API (repeatable; credentials from $HYPERWARD_VSPHERE_USER/$HYPERWARD_VSPHERE_PASSWORD or the config's [vsphere] section). Given without --root, only the vSphere inventory is audited (the config's [vsphere] hosts join a normal scan instead).")
+@click.option("--vsphere-ca", "vsphere_ca", metavar="FILE", help="Verify the vSphere endpoints' TLS certificates against this CA bundle instead of the system store.")
+@click.option("--vsphere-insecure", "vsphere_insecure", is_flag=True, help="Do not verify the vSphere endpoints' TLS certificates (a test lab only).")
 @click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
-def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None) -> None:
+def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None,
+            vsphere: tuple[str, ...] = (), vsphere_ca: str | None = None, vsphere_insecure: bool = False) -> None:
     """Save this host's facts as a JSON snapshot for 'hyperward scan --snapshot' elsewhere."""
     from .config import ConfigError, load_config
     from .facts import dump_snapshot
@@ -234,8 +306,10 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
         config = load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
+    endpoints, vsettings = _vsphere_options(config, vsphere, vsphere_ca, vsphere_insecure)
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path, config.monitor.database)
+                        config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
+                        api_only=bool(vsphere) and not root)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output, config.ownership())
 
 

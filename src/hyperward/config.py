@@ -16,7 +16,8 @@ from .records import frozen
 from .safefile import Ownership
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
-_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor", "files"}
+_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor", "files", "vsphere"}
+_VSPHERE_KEYS = {"user", "password_file", "ca_file", "insecure", "timeout", "framework", "hosts"}
 _FILES_KEYS = {"group"}
 _MONITOR_KEYS = {"interval", "database", "retention_days", "connect", "metrics", "detector", "floors", "sink"}
 _DETECTOR_NUMBERS = {"window": int, "warmup": int, "refresh_every": int, "k": float, "ratio": float,
@@ -81,6 +82,8 @@ class Config:
     scan_reports: list[str] = field(default_factory=list)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     files_group: str | None = None
+    #: [vsphere]: user, password_file, ca_file, insecure, timeout, framework ("stig"/"scg"), hosts
+    vsphere: dict[str, object] = field(default_factory=dict)
 
     def ownership(self) -> Ownership:
         """How hyperward's own files are created: 0600, or 0640 for the [files] group."""
@@ -203,7 +206,35 @@ def parse_config(text: str, path: str) -> Config:
         raise fail("[files] group must be a group name", _key_line(text, "group"))
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
                   vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail),
-                  hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail), group)
+                  hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail), group,
+                  _vsphere(data.get("vsphere"), text, fail))
+
+
+def _vsphere(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> dict[str, object]:
+    """[vsphere]: how to reach vCenter or ESXi. The password is never in the config itself: only
+    the name of a file that holds it (checked when a scan reads it)."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise fail("[vsphere] must be a table", _key_line(text, "vsphere"))
+    for key in table:
+        if key not in _VSPHERE_KEYS:
+            hint = " (name a password_file instead: the config holds no secrets)" if key in ("password", "pwd") else ""
+            raise fail(f"unknown key {key!r} in [vsphere] (expected: {', '.join(sorted(_VSPHERE_KEYS))}){hint}", _key_line(text, key))
+    for key in ("user", "password_file", "ca_file"):
+        if key in table and not (isinstance(table[key], str) and table[key]):
+            raise fail(f"[vsphere] {key} must be a non-empty string", _key_line(text, key))
+    if "insecure" in table and not isinstance(table["insecure"], bool):
+        raise fail("[vsphere] insecure must be true or false", _key_line(text, "insecure"))
+    timeout = table.get("timeout")
+    if timeout is not None and not (_number(timeout) and 0 < float(timeout) <= 3600):
+        raise fail("[vsphere] timeout must be a number of seconds (0 to 3600)", _key_line(text, "timeout"))
+    if table.get("framework", "stig") not in ("stig", "scg"):
+        raise fail("[vsphere] framework must be \"stig\" or \"scg\"", _key_line(text, "framework"))
+    hosts = table.get("hosts", [])
+    if not (isinstance(hosts, list) and all(isinstance(h, str) and h for h in hosts)):
+        raise fail("[vsphere] hosts must be a list of host names", _key_line(text, "hosts"))
+    return dict(table)
 
 
 def _number(value: object) -> bool:

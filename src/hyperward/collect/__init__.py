@@ -42,8 +42,8 @@ class RootError(Exception):
 
 def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
                  backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
-                 history_path: str | None = None, monitor_db: str | None = None,
-                 early_patching: Pending[PatchingFacts] | None = None) -> HostFacts:
+                 history_path: str | None = None, monitor_db: str | None = None, vsphere: list[str] | None = None,
+                 vsphere_settings: object = None, early_patching: Pending[PatchingFacts] | None = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
     vulndb: the advisory database to match the installed packages against (default: the
     standard path; absent, the facts say so). early_patching: the package collection the CLI
@@ -66,7 +66,10 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         commands.start(cmd)
     try:
         accounts, uids = collect_accounts(fs)
-        source = Source(fs, {"libvirt": libvirt_uri} if libvirt_uri else {}, _id_names(accounts, uids))
+        endpoints = {"libvirt": libvirt_uri} if libvirt_uri else {}
+        if vsphere:
+            endpoints["esxi"] = "\n".join(vsphere)
+        source = Source(fs, endpoints, _id_names(accounts, uids), {"esxi": vsphere_settings} if vsphere_settings is not None else {})
         platforms = PlatformFacts({name: p.collect(source) for name, p in registry().items() if p.detect(source)})
         known = registry()
         bridges = sorted({b for name, facts in platforms.items() for b in known[name].guest_bridges(facts)})

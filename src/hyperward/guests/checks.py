@@ -144,6 +144,9 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
         return g.kind == "vm" and any(d.kind in ("pci", "hostdev-net") for d in g.devices)
 
     def judge(g: Guest) -> list[str] | Result:
+        if g.platform == "esxi":
+            return Result.passed(g.label, "ESXi assigns DirectPath I/O devices only through the host's IOMMU "
+                                          "(VT-d/AMD-Vi): it refuses passthrough without one")
         # a platform whose hypervisor owns the IOMMU (Xen: dom0's kernel never sees it) says itself
         own = getattr(known.get(g.platform), "iommu_state", None)
         if own is not None and g.platform in host.platforms:

@@ -29,6 +29,8 @@ class Source:
     endpoints: dict[str, str] = field(default_factory=dict)
     #: the host's user and group names by id, for platforms that judge file ownership
     id_names: tuple[dict[int, str], dict[int, str]] = field(default_factory=lambda: ({}, {}))
+    #: platform settings by platform name that are not endpoints (ESXi: credentials source, TLS)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def live(self) -> bool:

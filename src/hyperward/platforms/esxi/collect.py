@@ -1,0 +1,254 @@
+"""Collecting ESXi offline: an ESXi host's /etc/vmware (esx.conf, hostd/config.xml, config,
+settings) and .vmx files under the root (`vmfs/volumes/<datastore>/<vm>/<vm>.vmx`, or anywhere
+in an offline copy); and, when endpoints are named, the vSphere API (api.py).
+
+Every read goes through RootFS (bounded, resolved inside the root, non-blocking); every failure
+is an Unavailable naming the path, never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ...collect.fs import RootFS
+from ...collect.fs import _read_fd as read_fd
+from ...model import Unavailable
+from . import parsers
+from .facts import EsxiFacts, EsxiHost, EsxiVm
+from .vmx import vm_from_vmx
+
+ESX_CONF = "/etc/vmware/esx.conf"
+HOSTD_CONFIG = "/etc/vmware/hostd/config.xml"
+VM_CONFIG = "/etc/vmware/config"
+VM_SETTINGS = "/etc/vmware/settings"
+VOLUMES = "/vmfs/volumes"
+VMX_LIMIT = 4 * 1024 * 1024
+#: an offline copy is walked for .vmx files at most this deep and this wide
+WALK_DEPTH = 12
+WALK_ENTRIES = 400_000
+
+
+def detect(fs: RootFS) -> bool:
+    if any(fs.exists(p) for p in (ESX_CONF, HOSTD_CONFIG, VOLUMES)):
+        return True
+    return _walks(fs) and bool(find_vmx(fs, first_only=True))
+
+
+def _walks(fs: RootFS) -> bool:
+    """Whether the whole tree is searched for .vmx files: only an offline copy that is not an
+    operating system's root (a datastore copy, a backup folder). A Linux image is audited as
+    Linux; walking its million files for a stray .vmx would slow every offline scan."""
+    return not fs.live and not any(fs.exists(p) for p in ("/etc/os-release", "/usr/lib/os-release", "/etc/debian_version"))
+
+
+def find_vmx(fs: RootFS, first_only: bool = False) -> list[str]:
+    """.vmx paths as the audited host names them: the datastores first (their names are usually
+    symlinks to the volume UUIDs: each datastore is listed once, by its real directory), then, on
+    an offline copy, the rest of the tree without following symbolic links."""
+    return [path for path, _local in _find_vmx(fs, first_only)]
+
+
+def _find_vmx(fs: RootFS, first_only: bool = False) -> list[tuple[str, str | None]]:
+    """(audited path, local path): the local path is set where the file and every directory
+    above it were reached without a symbolic link below a resolved directory, so it can be
+    opened directly (O_NOFOLLOW); None means read it through RootFS."""
+    found: list[tuple[str, str | None]] = []
+    seen_dirs: set[str] = set()
+    volumes = fs.listdir(VOLUMES)
+    if isinstance(volumes, list):
+        for ds in volumes:
+            try:
+                local_ds = fs.local_path(f"{VOLUMES}/{ds}")
+            except Exception:
+                continue
+            real = os.path.realpath(local_ds)
+            if real in seen_dirs:
+                continue
+            seen_dirs.add(real)
+            try:
+                vm_entries = list(os.scandir(local_ds))
+            except OSError:
+                continue
+            for vm in sorted(vm_entries, key=lambda e: e.name):
+                try:
+                    if vm.is_symlink():
+                        files = fs.listdir(f"{VOLUMES}/{ds}/{vm.name}")
+                        names: list[tuple[str, str | None]] = [(n, None) for n in files] if isinstance(files, list) else []
+                    elif vm.is_dir(follow_symlinks=False):
+                        names = [(e.name, e.path) for e in os.scandir(vm.path)
+                                 if not e.is_symlink() and e.is_file(follow_symlinks=False)]
+                    else:
+                        continue
+                except OSError:
+                    continue
+                for name, local in sorted(names):
+                    if name.lower().endswith(".vmx"):
+                        found.append((f"{VOLUMES}/{ds}/{vm.name}/{name}", local))
+                        if first_only:
+                            return found
+    if not _walks(fs):
+        return found
+    root = fs.root
+    volumes_local = os.path.join(root, VOLUMES.lstrip("/"))
+    seen = 0
+    stack: list[tuple[str, int]] = [(root, 0)]
+    while stack:
+        directory, depth = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if seen > WALK_ENTRIES:
+                return found
+            try:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    rel = os.path.relpath(entry.path, root)
+                    if depth < WALK_DEPTH and rel not in ("proc", "sys", "dev", "run") and entry.path != volumes_local \
+                            and os.path.realpath(entry.path) not in seen_dirs:
+                        stack.append((entry.path, depth + 1))
+                elif entry.name.lower().endswith(".vmx") and entry.is_file(follow_symlinks=False):
+                    found.append(("/" + os.path.relpath(entry.path, root), entry.path))
+                    if first_only:
+                        return found
+            except OSError:
+                continue
+    return found
+
+
+def _read_local(path: str, local: str | None, fs: RootFS) -> bytes | Unavailable:
+    if local is None:
+        return fs.read_bytes(path, VMX_LIMIT)
+    try:
+        fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY | os.O_NOFOLLOW)
+    except OSError:
+        return fs.read_bytes(path, VMX_LIMIT)
+    return read_fd(fd, path, VMX_LIMIT)
+
+
+def read_vm(fs: RootFS, path: str, local: str | None = None) -> EsxiVm | Unavailable:
+    data = _read_local(path, local, fs)
+    if isinstance(data, Unavailable):
+        return data
+    try:
+        parsed = parsers.parse_dictionary(data)
+    except parsers.ParseError as exc:
+        return Unavailable(path, "invalid", str(exc))
+    return vm_from_vmx(parsed, path)
+
+
+def _dictionary(fs: RootFS, path: str) -> parsers.Dictionary | Unavailable:
+    data = fs.read_bytes(path, VMX_LIMIT)
+    if isinstance(data, Unavailable):
+        return data
+    try:
+        return parsers.parse_dictionary(data)
+    except parsers.ParseError as exc:
+        return Unavailable(path, "invalid", str(exc))
+
+
+def host_from_files(fs: RootFS) -> EsxiHost | None:
+    """The host whose /etc/vmware this root holds, or None when it holds none (only .vmx)."""
+    if not (fs.exists(ESX_CONF) or fs.exists(HOSTD_CONFIG)):
+        return None
+    advanced: dict[str, str] = {}
+    problems: list[Unavailable] = []
+    esx = _dictionary(fs, ESX_CONF)
+    if isinstance(esx, Unavailable):
+        if esx.kind != "missing":
+            problems.append(esx)
+    else:
+        advanced.update(parsers.adv_settings(esx))
+    hostd = fs.read_text(HOSTD_CONFIG, VMX_LIMIT)
+    if isinstance(hostd, Unavailable):
+        if hostd.kind != "missing":
+            problems.append(hostd)
+    else:
+        try:
+            advanced.update(parsers.parse_hostd_config(hostd))
+        except parsers.ParseError as exc:
+            problems.append(Unavailable(HOSTD_CONFIG, "invalid", str(exc)))
+    name = advanced.get("Misc.HostName") or _hostname(fs)
+    settings = _dictionary(fs, VM_SETTINGS)
+    size_st = fs.stat(VM_SETTINGS)
+    config = _dictionary(fs, VM_CONFIG)
+
+    def api_only(what: str) -> Unavailable:
+        return Unavailable("/etc/vmware", "missing", f"the offline files do not hold {what}: scan the host with --vsphere")
+
+    return EsxiHost(
+        name=name,
+        origin=fs.root,
+        source="files",
+        vcenter=None,
+        cluster=None,
+        version=None,
+        build=None,
+        advanced=problems[0] if problems and not advanced else advanced,
+        services=api_only("service state (running, startup policy)"),
+        lockdown=api_only("lockdown mode"),
+        lockdown_exceptions=api_only("the lockdown exception users"),
+        firewall_enabled=api_only("the firewall state"),
+        firewall_default_allow=api_only("the firewall default policy"),
+        rulesets=api_only("the firewall rulesets"),
+        vswitches=api_only("the vSwitch security policy"),
+        portgroups=api_only("the port groups"),
+        acceptance=api_only("the image acceptance level"),
+        secure_boot=api_only("the host's Secure Boot state"),
+        vm_overrides=settings.values if isinstance(settings, parsers.Dictionary) else settings,
+        vm_overrides_size=size_st.st_size if not isinstance(size_st, Unavailable) else None,
+        host_config=config.values if isinstance(config, parsers.Dictionary) else config,
+        ntp_servers=api_only("the NTP configuration"),
+    )
+
+
+def _hostname(fs: RootFS) -> str:
+    text = fs.read_line("/etc/hostname", 256)
+    if isinstance(text, str) and text:
+        return text
+    return os.path.basename(fs.root.rstrip("/")) or "esxi"
+
+
+def collect_files(fs: RootFS) -> tuple[list[EsxiHost], list[EsxiVm | Unavailable]]:
+    host = host_from_files(fs)
+    vms: list[EsxiVm | Unavailable] = [read_vm(fs, path, local) for path, local in _find_vmx(fs)]
+    return ([host] if host else []), vms
+
+
+def collect(fs: RootFS | None, endpoints: list[str], settings: object = None, now: int | None = None) -> EsxiFacts:
+    collected_at = int(time.time()) if now is None else now
+    hosts: list[EsxiHost] = []
+    vms: list[EsxiVm | Unavailable] = []
+    errors: list[Unavailable | str] = []
+    notes: list[str] = []
+    sources = []
+    framework = getattr(settings, "framework", None) or "stig"
+    if fs is not None and detect(fs):
+        h, v = collect_files(fs)
+        hosts += h
+        vms += v
+        sources.append("files")
+    if endpoints:
+        from .api import collect_endpoint
+
+        for endpoint in endpoints:
+            result = collect_endpoint(endpoint, settings)
+            hosts += result.hosts
+            vms += result.vms
+            errors += result.errors
+            notes += result.notes
+        sources.append("api")
+    return EsxiFacts(
+        source="+".join(sources) or "none",
+        collected_at=collected_at,
+        endpoints=list(endpoints),
+        hosts=hosts,
+        vms=list(vms),
+        errors=list(errors),
+        notes=notes,
+        framework=framework,
+    )
