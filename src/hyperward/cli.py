@@ -221,10 +221,13 @@ def _gate_fails(report: ScanReport, threshold: Severity, allow_errors: bool) -> 
 
 
 def _vsphere_options(config: Config, hosts: tuple[str, ...], ca: str | None, insecure: bool) -> tuple[list[str], object]:
-    """The endpoints (--vsphere, else the config's [vsphere] hosts) and how to reach them."""
+    """The endpoints (--vsphere, else the config's [vsphere] hosts) and how to reach them; none
+    (and ESXi's defaults) where neither the command line nor the config speaks of vSphere."""
+    table = config.vsphere
+    if not hosts and not table and not ca and not insecure:
+        return [], None
     from .platforms.esxi.settings import DEFAULT_TIMEOUT, VsphereSettings
 
-    table = config.vsphere
     endpoints = list(hosts) or [str(h) for h in table.get("hosts", []) or []]  # type: ignore[attr-defined]
     if ca and insecure:
         _die("--vsphere-ca and --vsphere-insecure exclude each other")
