@@ -96,6 +96,7 @@ def main() -> None:
 @click.option("--root", "root", metavar="DIR", help="Audit an offline tree (mounted image, copy of /etc /proc /sys /var) instead of this host.")
 @click.option("--snapshot", metavar="FILE", help="Evaluate facts saved by 'hyperward collect' instead of collecting.")
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
+@click.option("--vbox-home", "vbox_home", metavar="DIR", help="Also audit a copied VirtualBox home (VirtualBox.xml and machine folders) from any OS.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True, help="Report format.")
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of standard output.")
 @click.option("--fail-on", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding at or above this severity fails, or a check at or above it could not run (default: never).")
@@ -124,6 +125,7 @@ def scan(
     vulndb: str | None,
     record: bool,
     allow_errors: bool,
+    vbox_home: str | None,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     started = time.perf_counter()
@@ -136,6 +138,8 @@ def scan(
         _die("--root and --snapshot exclude each other")
     if connect and snapshot:
         _die("--connect and --snapshot exclude each other")
+    if vbox_home and snapshot:
+        _die("--vbox-home and --snapshot exclude each other")
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -148,7 +152,7 @@ def scan(
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path, config.monitor.database)
+                        config.scan_reports, config.history_path, config.monitor.database, vbox_home)
     collect_s = time.perf_counter() - collecting
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
@@ -181,7 +185,7 @@ def _gate_fails(report: ScanReport, threshold: Severity, allow_errors: bool) -> 
 
 def _load_facts(root: str | None, snapshot: str | None, connect: str | None = None, vulndb: str | None = None,
                 vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None, scan_reports: list[str] | None = None,
-                history_path: str | None = None, monitor_db: str | None = None) -> HostFacts:
+                history_path: str | None = None, monitor_db: str | None = None, vbox_home: str | None = None) -> HostFacts:
     from .collect import RootError, collect_host
     from .facts import SnapshotError, load_snapshot
 
@@ -197,8 +201,10 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
+        if vbox_home is not None and not os.path.isdir(vbox_home):
+            _die(f"--vbox-home {visible(vbox_home)}: no such directory")
         return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports,
-                            history_path=history_path, monitor_db=monitor_db)
+                            history_path=history_path, monitor_db=monitor_db, vbox_home=vbox_home)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -214,7 +220,9 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
 @click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
-def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None) -> None:
+@click.option("--vbox-home", "vbox_home", metavar="DIR", help="Also audit a copied VirtualBox home (VirtualBox.xml and machine folders) from any OS.")
+def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None,
+            vbox_home: str | None) -> None:
     """Save this host's facts as a JSON snapshot for 'hyperward scan --snapshot' elsewhere."""
     from .config import ConfigError, load_config
     from .facts import dump_snapshot
@@ -224,7 +232,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
     except ConfigError as exc:
         _die(str(exc))
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
-                        config.scan_reports, config.history_path, config.monitor.database)
+                        config.scan_reports, config.history_path, config.monitor.database, vbox_home)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output, config.ownership())
 
 

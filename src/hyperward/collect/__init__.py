@@ -66,8 +66,9 @@ class _Background(threading.Thread):
 
 def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
                  backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
-                 history_path: str | None = None, monitor_db: str | None = None) -> HostFacts:
+                 history_path: str | None = None, monitor_db: str | None = None, vbox_home: str | None = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
+    vbox_home: a copied VirtualBox home directory (any OS) to audit besides the root's homes.
     vulndb: the advisory database to match the installed packages against (default: the
     standard path; absent, the facts say so)."""
     try:
@@ -85,7 +86,8 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
     # other collectors wait for the programs they run (sshd -T, nft, ip).
     patching = _Background(collect_patching, fs)
     accounts, uids = collect_accounts(fs)
-    source = Source(fs, {"libvirt": libvirt_uri} if libvirt_uri else {}, _id_names(accounts, uids))
+    endpoints = {name: value for name, value in (("libvirt", libvirt_uri), ("virtualbox", vbox_home)) if value}
+    source = Source(fs, endpoints, _id_names(accounts, uids))
     platforms = PlatformFacts({name: p.collect(source) for name, p in registry().items() if p.detect(source)})
     known = registry()
     bridges = sorted({b for name, facts in platforms.items() for b in known[name].guest_bridges(facts)})
