@@ -35,7 +35,8 @@ def test_a_proxmox_node_with_libvirt_installed_holds_both_platforms(tmp_path):
     platforms = {g.platform for g in facts.guests}
     assert platforms == {"libvirt", "proxmox"}
     report = run_checks(facts, registry())
-    assert {f.check_id for f in report.findings} == set(registry())
+    # every check but the rows of platforms this root does not have (VirtualBox's)
+    assert {f.check_id for f in report.findings} == {cid for cid in registry() if catalog()[cid].platform != "V"}
     tpm = {(f.result.platform, f.result.resource): f.status for f in report.findings if f.check_id == "HV-TPM-005"}
     assert tpm[("libvirt", "hardened-vm (6f1a8e5c-3b2d-4c9e-8a7f-1d2e3c4b5a69)")] is Status.PASS
     assert any(p == "proxmox" for p, _ in tpm)

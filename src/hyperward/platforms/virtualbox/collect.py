@@ -62,13 +62,17 @@ def _homes(fs: RootFS) -> list[tuple[str, str | None, int | None]]:
     return list(out.values())
 
 
-def _vbox_dirs(fs: RootFS) -> list[tuple[str, str, str | None, int | None]]:
+def _vbox_dirs(fs: RootFS, denied: list[str] | None = None) -> list[tuple[str, str, str | None, int | None]]:
+    """VirtualBox homes with a VirtualBox.xml; homes that could not be searched go to `denied`."""
     found = []
     for home, user, uid in _homes(fs):
         for rel, kind in HOME_DIRS:
             path = f"{home}/{rel}"
-            if fs.exists(f"{path}/VirtualBox.xml"):
+            st = fs.stat(f"{path}/VirtualBox.xml")
+            if not isinstance(st, Unavailable):
                 found.append((path, kind, user, uid))
+            elif st.kind == "denied" and denied is not None and home not in denied:
+                denied.append(home)
     return found
 
 
@@ -286,8 +290,13 @@ def collect(source: Source) -> VirtualBoxFacts:
         install_dir = _install_dir(fs, cfg)
         ext_packs = _ext_packs(fs, install_dir)
         websrv = _websrv(fs)
-        for path, kind, user, uid in _vbox_dirs(fs):
+        denied: list[str] = []
+        for path, kind, user, uid in _vbox_dirs(fs, denied):
             homes.append(_home(fs, path, kind, user, uid, users))
+        if denied:
+            shown = ", ".join(denied[:5]) + (f" and {len(denied) - 5} more" if len(denied) > 5 else "")
+            notes.append(f"VirtualBox: {len(denied)} home director{'y' if len(denied) == 1 else 'ies'} could not be searched "
+                         f"for a VirtualBox.xml (permission denied: {shown}); run as root to audit them")
         if fs.live:
             running, running_source, more = _running(fs)
             notes.extend(more)

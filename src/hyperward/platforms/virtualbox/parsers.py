@@ -185,14 +185,15 @@ def parse_global(text: str, path: str) -> GlobalSettings:
 
 def parse_extpack(text: str, path: str) -> ExtPackInfo:
     root = _parse(text, "VirtualBoxExtensionPack")
-    name = (_child(root, "Name").text or "").strip() if _child(root, "Name") is not None else ""
+    name_el = _child(root, "Name")
+    name = (name_el.text or "").strip() if name_el is not None else ""
     version_el = _child(root, "Version")
     version = (version_el.text or "").strip() if version_el is not None else ""
     if not name or not version:
         raise ParseError("ExtPack.xml without <Name> or <Version>")
     vrde = _child(root, "VRDEModule")
-    return ExtPackInfo(path, name, version, version_el.get("revision") if version_el is not None else None,
-                       (vrde.text or "").strip() or None if vrde is not None else None)
+    vrde_module = (vrde.text or "").strip() or None if vrde is not None else None
+    return ExtPackInfo(path, name, version, version_el.get("revision") if version_el is not None else None, vrde_module)
 
 
 _CLIPBOARD_MODES = ("Disabled", "HostToGuest", "GuestToHost", "Bidirectional")
@@ -393,11 +394,11 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
     if machine is None:
         encrypted = _child(root, "MachineEncrypted")
         if encrypted is not None:
-            name = path.rsplit("/", 1)[-1].removesuffix(".vbox")
-            return encrypted.get("uuid", "").strip("{}").lower(), name, None
+            stem = path.rsplit("/", 1)[-1].removesuffix(".vbox")
+            return encrypted.get("uuid", "").strip("{}").lower(), stem, None
         raise ParseError("no <Machine> element (VirtualBox refuses the file)")
-    uuid, name = machine.get("uuid", "").strip("{}").lower(), machine.get("name")
-    if not uuid or name is None:
+    uuid, named = machine.get("uuid", "").strip("{}").lower(), machine.get("name")
+    if not uuid or named is None:
         raise ParseError("Machine without uuid or name (VirtualBox refuses the file)")
     hw = _child(machine, "Hardware")
     if hw is None:
@@ -449,7 +450,7 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
     media = {m.uuid: m for m in (extra_media or [])}
     media.update({m.uuid: m for m in _media(_child(machine, "MediaRegistry"))})
     screens = _recording(machine, hw, version)
-    return uuid, name, MachineConfig(
+    return uuid, named, MachineConfig(
         settings_version=full, os_type=machine.get("OSType"), memory_mb=_int(_child(hw, "Memory"), "RAMSize"),
         firmware=firmware, tpm=tpm, cpu=cpu, vrde=_vrde(hw, version, defaults), shared_folders=folders,
         clipboard_mode=clipboard, file_transfers=_bool(clip_el, "fileTransfersEnabled", False), dnd_mode=dnd,
