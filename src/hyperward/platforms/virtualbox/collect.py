@@ -161,7 +161,8 @@ def _candidates(src: str, home: str, copy: bool) -> list[str]:
     return out
 
 
-def _machine(fs: RootFS, path: str, registered: bool, media: list[Medium], users: dict[int, str]) -> VBoxMachine | Unavailable:
+def _machine(fs: RootFS, path: str, registered: bool, media: list[Medium], users: dict[int, str],
+             st: os.stat_result | None = None) -> VBoxMachine | Unavailable:
     text = fs.read_text(path, MACHINE_LIMIT)
     if isinstance(text, Unavailable):
         return text
@@ -169,7 +170,8 @@ def _machine(fs: RootFS, path: str, registered: bool, media: list[Medium], users
         uuid, name, config = parsers.parse_machine(text, path, os.path.dirname(path), media)
     except parsers.ParseError as exc:
         return Unavailable(path, "invalid", str(exc))
-    return VBoxMachine(path, uuid, name, registered, config, _file_mode(fs, path, users))
+    mode = FileMode(path, stat.S_IMODE(st.st_mode), st.st_uid, users.get(st.st_uid)) if st else _file_mode(fs, path, users)
+    return VBoxMachine(path, uuid, name, registered, config, mode)
 
 
 def _absolute_media(media: list[Medium], home: str) -> list[Medium]:
@@ -221,14 +223,22 @@ def _home(fs: RootFS, path: str, kind: str, user: str | None, uid: int | None, u
     if isinstance(parsed, GlobalSettings):
         media = _absolute_media(parsed.media, path)
         for entry in parsed.machines:
-            found = next((c for c in _candidates(entry.src, path, copy) if fs.exists(c)), None)
+            found, st = None, None
+            for candidate in _candidates(entry.src, path, copy):
+                got = fs.stat(candidate)
+                if not isinstance(got, Unavailable):
+                    found, st = candidate, got
+                    break
+                if got.kind != "missing":
+                    found = candidate
+                    break
             if found is None:
                 missing.append(entry)
                 continue
             if found in seen:
                 continue
             seen.add(found)
-            machines.append(_machine(fs, found, True, media, users))
+            machines.append(_machine(fs, found, True, media, users, st))
     if copy:
         for extra in _unregistered(fs, seen):
             machines.append(_machine(fs, extra, False, [], users))

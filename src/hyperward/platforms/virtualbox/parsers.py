@@ -76,19 +76,22 @@ def _parse(text: str, root_name: str) -> ET.Element:
         raise ParseError(f"not parseable XML ({type(exc).__name__})") from None
     if _local(root.tag) != root_name:
         raise ParseError(f"root element is <{_local(root.tag)[:60]}>, expected <{root_name}>")
+    # VirtualBox matches element names without their namespace (xml::ElementNode::nameEquals);
+    # dropping it once lets ElementTree's own C lookups find children.
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag.startswith("{"):
+            el.tag = el.tag.rsplit("}", 1)[-1]
     return root
 
 
 def _children(el: ET.Element | None, name: str) -> Iterator[ET.Element]:
     if el is None:
-        return
-    for child in el:
-        if _local(child.tag) == name:
-            yield child
+        return iter(())
+    return el.iterfind(name)
 
 
 def _child(el: ET.Element | None, name: str) -> ET.Element | None:
-    return next(_children(el, name), None)
+    return el.find(name) if el is not None else None
 
 
 def _bool(el: ET.Element | None, name: str, default: bool) -> bool:
