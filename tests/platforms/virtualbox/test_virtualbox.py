@@ -464,3 +464,24 @@ def test_unreadable_home_file_as_an_unprivileged_user(root, world_tmp):
 
 def test_facts_are_plain_dataclasses():
     assert dataclasses.is_dataclass(VirtualBoxFacts)
+
+
+def test_a_virtualbox_4_3_file_reads_its_legacy_layout():
+    """Settings 1.14 (VirtualBox 4.3): USB filters under <USBController>, a host DVD drive."""
+    _u, name, old = parse(FIXTURES / "formats/Legacy43.vbox")
+    assert name == "Legacy43" and old.settings_version == "1.14-linux"
+    assert old.usb_controllers == ["OHCI", "EHCI"] and [(f.name, f.active, f.criteria) for f in old.usb_filters] == [("all devices", True, {})]
+    assert old.vrde.enabled and old.vrde.address == "192.0.2.10" and old.vrde.auth_type == "Null"
+    assert [(p.mode, p.path, p.server) for p in old.ports] == [("HostPipe", "/tmp/legacy43-com1", True)]
+    assert [(d.device, d.host_drive, d.passthrough) for d in old.disks] == [("disk", None, False), ("dvd", "/dev/sr0", True)]
+    assert [(r.host_ip, r.host_port) for n in old.nics for r in n.nat_rules] == [("", 3390)]
+    assert old.clipboard_mode == "HostToGuest" and not old.recording
+
+
+def test_a_machine_file_owned_by_another_user_fails(root):
+    """bob's machine file owned by alice: alice decides what bob's machine shares and exposes."""
+    os.chown(root / "home/bob/.VirtualBox/Machines/Safe52/Safe52.vbox", 1000, 1000)
+    report = scan(root, only=["HV-AUTH-033"])
+    assert failing(report, "HV-AUTH-033") == EXPECTED["HV-AUTH-033"][0] | {S52}
+    found = next(f for f in report.findings if f.result.resource == S52)
+    assert "owned by alice" in found.result.message

@@ -33,8 +33,9 @@ from .facts import (
     VirtualBoxFacts,
 )
 
-GLOBAL_LIMIT = 32 * 1024 * 1024
-MACHINE_LIMIT = 16 * 1024 * 1024
+GLOBAL_LIMIT = 16 * 1024 * 1024
+#: real machine files are tens of kilobytes; a bound also caps the pure-Python parse of a hostile one
+MACHINE_LIMIT = 4 * 1024 * 1024
 SMALL_LIMIT = 256 * 1024
 INSTALL_DIRS = ("/usr/lib/virtualbox", "/usr/lib64/virtualbox", "/opt/VirtualBox")
 VBOX_CFG = "/etc/vbox/vbox.cfg"
