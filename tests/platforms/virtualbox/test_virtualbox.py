@@ -485,3 +485,12 @@ def test_a_machine_file_owned_by_another_user_fails(root):
     assert failing(report, "HV-AUTH-033") == EXPECTED["HV-AUTH-033"][0] | {S52}
     found = next(f for f in report.findings if f.result.resource == S52)
     assert "owned by alice" in found.result.message
+
+
+def test_the_hardened_home_passes_every_virtualbox_check(tmp_path):
+    from vbox_roots import make_hardened_root
+
+    report = scan(make_hardened_root(tmp_path), only=sorted(JUDGES))
+    assert not failing(report) and not [f for f in report.findings if f.status is Status.ERROR]
+    passing = {f.check_id for f in report.findings if f.status is Status.PASS}
+    assert passing == set(JUDGES) - {"HV-ISO-035"}, "no machine of the hardened home has a PCI device"
