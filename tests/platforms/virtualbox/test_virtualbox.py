@@ -170,6 +170,7 @@ EXPECTED = {
     "HV-NET-030": ({W}, {S70}),
     "HV-NET-031": ({U}, {W, O, S70, S52}),
     "HV-NET-032": ({W}, {O, U, S70, S52}),
+    "HV-NET-033": ({U}, {O, S52}),
     "HV-SIDE-030": ({W, U}, {O, S70, S52}),
     "HV-PATCH-030": ({"extpack Oracle VirtualBox Extension Pack"}, set()),
 }
@@ -223,6 +224,7 @@ def edit(root: pathlib.Path, rel: str, old: str, new: str) -> None:
     ("home/bob/.VirtualBox/Machines/Safe52/Safe52.vbox", "<Clipboard mode=\"Disabled\"/>", "<Clipboard mode=\"Disabled\" fileTransfersEnabled=\"true\"/>", None, None),
     ("home/bob/.VirtualBox/Machines/Safe52/Safe52.vbox", '<Adapter slot="0" enabled="true"', '<Adapter slot="0" enabled="true" promiscuousModePolicy="AllowAll"', "HV-NET-031", None),
     ("home/bob/.VirtualBox/Machines/Safe52/Safe52.vbox", "<Hardware>", '<Teleporter enabled="true" port="6001"/><Hardware>', "HV-NET-032", Severity.CRITICAL),
+    ("home/bob/.VirtualBox/Machines/Safe52/Safe52.vbox", '<BridgedInterface name="enp5s0"/>', '<BridgedInterface name="enp3s0"/>', "HV-NET-033", None),
 ])
 def test_one_change_to_a_hardened_machine_fails_exactly_it(root, rel, old, new, check_id, severity):
     """One edit per row on a hardened machine; the row's check fails that machine only. A

@@ -330,6 +330,42 @@ def teleporter(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
     yield from each_machine(facts, judge, "no VirtualBox machine")
 
 
+def bridged_management(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
+    """HV-NET-033: VirtualBox bridges an adapter straight onto a host NIC (vboxnetflt); on the
+    default-route interface (or a port of the bridge that holds it) the guest shares layer 2 with
+    the host's management traffic and can ARP-spoof its gateway. VirtualBox filters no MAC or IP."""
+    network = getattr(host, "network", None)
+    if network is None:
+        yield Result.not_applicable("no /proc/net under this root: the management interface is unknown")
+        return
+    route = network.default_route
+    if isinstance(route, Unavailable):
+        yield Result.unavailable(route, "/proc/net/route")
+        return
+    if not route:
+        yield Result.not_applicable("no default route in /proc/net/route: no management interface to judge")
+        return
+    management = set(route)
+    interfaces = network.interfaces if isinstance(network.interfaces, dict) else {}
+    for device in route:
+        iface = interfaces.get(device)
+        master = getattr(iface, "master", None)
+        if master:
+            management.add(master)
+        for name, other in interfaces.items():
+            if getattr(other, "master", None) == device:
+                management.add(name)
+
+    def judge(home: VBoxHome, m: VBoxMachine, c: MachineConfig) -> Verdict:
+        bridged = [n for n in c.nics if n.enabled and n.attachment == "bridged"]
+        if not bridged:
+            return None
+        return [f"adapter {n.slot + 1} bridged onto {_short(n.network, 40)}, the management (default-route) interface"
+                for n in bridged if n.network in management]
+
+    yield from each_machine(facts, judge, "no VirtualBox machine has a bridged adapter")
+
+
 # --- CPU ----------------------------------------------------------------------------------------
 
 
@@ -515,6 +551,7 @@ JUDGES: dict[str, Judge] = {
     "HV-NET-030": nat_forwards,
     "HV-NET-031": promiscuous,
     "HV-NET-032": teleporter,
+    "HV-NET-033": bridged_management,
     "HV-SIDE-030": mitigations,
     "HV-PATCH-030": extpack_version,
 }
