@@ -240,7 +240,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list catalog entries not implemented yet.")
 @click.option("--platform", "platforms", multiple=True, metavar="NAME",
-              help="Only the rows of this platform (libvirt, proxmox, or linux for any Linux host); repeatable.")
+              help="Only the rows of this platform (libvirt, proxmox, virtualbox, or linux for any Linux host); repeatable.")
 def list_checks(fmt: str, show_all: bool, platforms: tuple[str, ...]) -> None:
     """List the checks: ID, platform, category, severity, title."""
     from .catalog import catalog

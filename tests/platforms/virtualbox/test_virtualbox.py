@@ -496,3 +496,11 @@ def test_the_hardened_home_passes_every_virtualbox_check(tmp_path):
     assert not failing(report) and not [f for f in report.findings if f.status is Status.ERROR]
     passing = {f.check_id for f in report.findings if f.status is Status.PASS}
     assert passing == set(JUDGES) - {"HV-ISO-035"}, "no machine of the hardened home has a PCI device"
+
+
+def test_a_machine_name_with_invisible_characters_is_shown_escaped(root):
+    """A user names a machine with a right-to-left override to disguise the report line."""
+    edit(root, "home/bob/.VirtualBox/Machines/Safe52/Safe52.vbox", 'name="Safe52"', 'name="Safe52&#x202E;gnp.exe"')
+    result = hyperward("scan", "--root", str(root), "--only", "HV-NET-032", "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert "\u202e" not in result.stdout and "Safe52\\u202egnp.exe" in result.stdout
