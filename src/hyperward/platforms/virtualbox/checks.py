@@ -81,7 +81,7 @@ def _no_machines(facts: VirtualBoxFacts) -> str:
 
 
 def _where(address: str, port: object) -> str:
-    return f"every address, port {_short(port, 40)}" if address in _ANY_ADDRESS else f"{_short(address, 60)}:{_short(port, 40)}"
+    return f"port {_short(port, 40)} on every host address" if address in _ANY_ADDRESS else f"{_short(address, 60)} port {_short(port, 40)}"
 
 
 # --- remote display (VRDE) ----------------------------------------------------------------------
@@ -324,8 +324,8 @@ def teleporter(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
             return []
         where = _where(t.address, t.port if t.port else "(unset)")
         if not t.password_set:
-            return [f"Teleporter enabled on {where} without a password: any host that reaches it can stream a machine in"], Severity.CRITICAL
-        return [f"Teleporter enabled on {where}; a password is set (stored in the settings file)"]
+            return [f"Teleporter waits on {where} without a password: any host that reaches it can stream a machine in"], Severity.CRITICAL
+        return [f"Teleporter waits on {where}; a password is set (stored in the settings file)"]
 
     yield from each_machine(facts, judge, "no VirtualBox machine")
 
