@@ -504,3 +504,20 @@ def test_a_machine_name_with_invisible_characters_is_shown_escaped(root):
     result = hyperward("scan", "--root", str(root), "--only", "HV-NET-032", "--verbose")
     assert result.returncode == 0, result.stderr
     assert "\u202e" not in result.stdout and "Safe52\\u202egnp.exe" in result.stdout
+
+
+def test_a_broken_extension_pack_is_an_error_naming_its_file(root):
+    path = root / "usr/lib/virtualbox/ExtensionPacks/Oracle_VirtualBox_Extension_Pack/ExtPack.xml"
+    path.write_text('<?xml version="1.0"?><VirtualBoxExtensionPack><Name>x</Name></VirtualBoxExtensionPack>')
+    report = scan(root, only=["HV-PATCH-030"])
+    assert statuses(report, "HV-PATCH-030") == {
+        "/usr/lib/virtualbox/ExtensionPacks/Oracle_VirtualBox_Extension_Pack/ExtPack.xml": Status.ERROR}
+
+
+def test_a_check_with_nothing_to_judge_says_why_once(tmp_path):
+    from vbox_roots import make_hardened_root
+
+    report = scan(make_hardened_root(tmp_path), only=["HV-ISO-035"])
+    rows = {(f.result.resource, f.status, f.result.message) for f in report.findings}
+    assert rows == {(E70, Status.NOT_APPLICABLE, "settings encrypted (VirtualBox full VM encryption): not readable without the machine's password"),
+                    ("host", Status.NOT_APPLICABLE, "no VirtualBox machine has a PCI device passed through")}

@@ -47,11 +47,9 @@ def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str) 
     for home in facts.homes:
         for m in home.machines:
             if isinstance(m, Unavailable):
-                judged += 1
                 yield Result.unavailable(m, m.path)
                 continue
             if m.config is None:
-                judged += 1
                 yield Result.not_applicable("settings encrypted (VirtualBox full VM encryption): not readable without "
                                             "the machine's password", m.label, details=_details(home, m))
                 continue
@@ -71,12 +69,15 @@ def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str) 
             else:
                 yield Result(Status.PASS, m.label, platform="virtualbox", details=about)
     if not judged:
-        yield Result.not_applicable(none_reason if facts.machines() else _no_machines(facts))
+        readable = any(m.config is not None for _h, m in facts.machines())
+        yield Result.not_applicable(none_reason if readable else _no_machines(facts))
 
 
 def _no_machines(facts: VirtualBoxFacts) -> str:
     if not facts.homes:
         return "no VirtualBox home (VirtualBox.xml) on this host"
+    if facts.machines():
+        return "no VirtualBox machine whose settings can be read"
     return "no VirtualBox machines registered"
 
 
