@@ -521,3 +521,14 @@ def test_a_check_with_nothing_to_judge_says_why_once(tmp_path):
     rows = {(f.result.resource, f.status, f.result.message) for f in report.findings}
     assert rows == {(E70, Status.NOT_APPLICABLE, "settings encrypted (VirtualBox full VM encryption): not readable without the machine's password"),
                     ("host", Status.NOT_APPLICABLE, "no VirtualBox machine has a PCI device passed through")}
+
+
+def test_an_arm_machine_of_virtualbox_7_1():
+    """Settings 1.20 with Platform architecture ARM (VirtualBox 7.1 on Apple silicon)."""
+    text = (FIXTURES / "weak/VirtualBox VMs/Ubuntu71/Ubuntu71.vbox").read_text()
+    start, end = text.index('<Platform architecture="x86">'), text.index("</Platform>") + len("</Platform>")
+    arm = ('<Platform architecture="ARM">\n      <Chipset type="ARMv8Virtual"/>\n      <CPU count="2"/>\n'
+           '      <arm>\n        <CPU>\n          <NestedHWVirt enabled="true"/>\n        </CPU>\n      </arm>\n    </Platform>')
+    _u, _n, cfg = parsers.parse_machine(text[:start] + arm + text[end:], "arm.vbox", "/")
+    assert cfg.architecture == "ARM" and cfg.cpu.count == 2 and cfg.cpu.nested_hw_virt
+    assert cfg.cpu.mds_clear_sched, "x86 mitigation switches do not exist on ARM: their defaults stand"

@@ -155,6 +155,8 @@ class MachineConfig:
     screens recording is on for (empty when recording is off)."""
 
     settings_version: str
+    #: Platform/@architecture (settings 1.20+): x86 or ARM; x86 before
+    architecture: str
     os_type: str | None
     memory_mb: int | None
     firmware: str

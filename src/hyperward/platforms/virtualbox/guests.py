@@ -80,6 +80,7 @@ def machine_guest(facts: VirtualBoxFacts, home: VBoxHome, m: VBoxMachine) -> Gue
         clipboard=c.clipboard_mode != "Disabled", file_transfer=c.clipboard_mode != "Disabled" and c.file_transfers,
         drag_drop=c.dnd_mode != "Disabled", memory_sharing_opt_out=None, network_chardevs=chardevs,
         vcpus=c.cpu.count, memory_kib=c.memory_mb * 1024 if c.memory_mb else None, defaults=list(c.defaults),
+        arch="aarch64" if c.architecture == "ARM" else "x86_64",
         nested_kind="requested" if c.cpu.nested_hw_virt else None,
         nested_detail="NestedHWVirt enabled (nested VT-x/AMD-V)" if c.cpu.nested_hw_virt else None,
     )

@@ -14,6 +14,7 @@ entity expansion and external entities fail as errors; the caller bounds the siz
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import xml.etree.ElementTree as ET
@@ -407,11 +408,18 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
     if hw is None:
         raise ParseError("Machine without <Hardware> (VirtualBox refuses the file)")
     defaults: list[str] = []
+    architecture = "x86"
     if version >= (1, 20):
         platform = _child(machine, "Platform")
         if platform is None:
             raise ParseError("settings 1.20+ Machine without <Platform> (VirtualBox refuses the file)")
-        cpu = _cpu(_child(platform, "CPU"), _child(_child(platform, "x86"), "CPU"))
+        architecture = _mode(platform.get("architecture"), ("x86", "ARM"), "Platform/@architecture") or "x86"
+        if architecture == "ARM":
+            arm_cpu = _child(_child(platform, "arm"), "CPU")
+            cpu = dataclasses.replace(_cpu(_child(platform, "CPU"), None),
+                                      nested_hw_virt=_bool(_child(arm_cpu, "NestedHWVirt"), "enabled", False))
+        else:
+            cpu = _cpu(_child(platform, "CPU"), _child(_child(platform, "x86"), "CPU"))
     else:
         cpu = _cpu(_child(hw, "CPU"), _child(hw, "CPU"))
     fw = _child(hw, "Firmware")
@@ -454,7 +462,7 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
     media.update({m.uuid: m for m in _media(_child(machine, "MediaRegistry"))})
     screens = _recording(machine, hw, version)
     return uuid, named, MachineConfig(
-        settings_version=full, os_type=machine.get("OSType"), memory_mb=_int(_child(hw, "Memory"), "RAMSize"),
+        settings_version=full, architecture=architecture, os_type=machine.get("OSType"), memory_mb=_int(_child(hw, "Memory"), "RAMSize"),
         firmware=firmware, tpm=tpm, cpu=cpu, vrde=_vrde(hw, version, defaults), shared_folders=folders,
         clipboard_mode=clipboard, file_transfers=_bool(clip_el, "fileTransfersEnabled", False), dnd_mode=dnd,
         nics=_nics(hw), ports=_ports(hw), usb_controllers=controllers, usb_filters=filters, pci=pci,
