@@ -532,3 +532,37 @@ def test_an_arm_machine_of_virtualbox_7_1():
     _u, _n, cfg = parsers.parse_machine(text[:start] + arm + text[end:], "arm.vbox", "/")
     assert cfg.architecture == "ARM" and cfg.cpu.count == 2 and cfg.cpu.nested_hw_virt
     assert cfg.cpu.mds_clear_sched, "x86 mitigation switches do not exist on ARM: their defaults stand"
+
+
+@pytest.mark.parametrize("mode, fails", [(0o777, True), (0o775, True), (0o1777, False), (0o755, False)])
+def test_a_machine_folder_others_may_write_lets_them_replace_the_file(root, mode, fails):
+    """Another user on a world-writable machine folder without the sticky bit renames bob's .vbox
+    away and puts their own in its place."""
+    os.chmod(root / "home/bob/.VirtualBox/Machines/Safe70", mode)
+    report = scan(root, only=["HV-AUTH-033"])
+    assert (S70 in failing(report, "HV-AUTH-033")) is fails
+    if fails:
+        found = next(f for f in report.findings if f.result.resource == S70)
+        assert "sticky bit: the file can be replaced" in found.result.message
+
+
+def test_an_attacker_replaces_a_machine_file_in_a_world_writable_folder(world_tmp, attacker):
+    """For real: the unprivileged user renames the file in the 0777 folder and writes one of their own."""
+    root = make_root(world_tmp)
+    folder = root / "home/bob/.VirtualBox/Machines/Safe52"
+    os.chmod(folder, 0o777)
+    for parent in (root, root / "home", root / "home/bob", root / "home/bob/.VirtualBox", root / "home/bob/.VirtualBox/Machines"):
+        os.chmod(parent, os.stat(parent).st_mode | 0o711)
+    evil = (FIXTURES / "weak/VirtualBox VMs/Win10-weak/Win10-weak.vbox").read_text().replace(
+        "0b6a3f2e-5d1c-4a8e-9b7f-1c2d3e4f5a01", "5e1f0c3a-77aa-4c2b-9d10-aa00bb11cc02").replace("Win10-weak", "Safe52")
+    script = f"import os; os.rename('{folder}/Safe52.vbox', '{folder}/old'); open('{folder}/Safe52.vbox', 'w').write({evil!r})"
+    import subprocess
+    done = subprocess.run(["setpriv", f"--reuid={attacker}", f"--regid={attacker}", "--clear-groups", "--", "/usr/bin/python3", "-c", script],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    report = scan(root, only=["HV-AUTH-033", "HV-AUTH-030"])
+    bad = failing(report, "HV-AUTH-033")
+    assert S52 in bad
+    found = next(f for f in report.findings if f.result.resource == S52 and f.check_id == "HV-AUTH-033")
+    assert "owned by" in found.result.message and "can be replaced" in found.result.message
+    assert S52 in failing(report, "HV-AUTH-030"), "the planted file is judged for what it says"

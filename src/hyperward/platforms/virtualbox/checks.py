@@ -479,8 +479,13 @@ def websrv(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
         yield Result.passed(resource, f"{note}; auth library {_short(library, 40)} ({origin})", details=about)
 
 
-def _mode_problems(fm: FileMode, owner_uid: int | None, secret: str | None) -> list[str]:
+def _mode_problems(fm: FileMode, owner_uid: int | None, secret: str | None, folder: FileMode | None = None) -> list[str]:
     problems = []
+    # without the sticky bit whoever may write the folder may rename and replace the file in it
+    if folder is not None and folder.mode & 0o022 and not folder.mode & 0o1000:
+        who = " and ".join(w for w, bit in (("its group", 0o020), ("every user", 0o002)) if folder.mode & bit)
+        problems.append(f"its folder {_short(folder.path, 120)} (mode {folder.mode:04o}) is writable by {who} without the "
+                        "sticky bit: the file can be replaced")
     if fm.mode & 0o022:
         who = " and ".join(w for w, bit in (("its group", 0o020), ("every user", 0o002)) if fm.mode & bit)
         problems.append(f"mode {fm.mode:04o}: writable by {who}, who can then change what the machine is given")
@@ -509,7 +514,7 @@ def settings_files(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
         elif home.global_mode is not None:
             any_result = True
             secret = f"{glob.auth_simple_users} VBoxAuthSimple password hash(es)" if glob.auth_simple_users else None
-            problems = _mode_problems(home.global_mode, home.uid, secret)
+            problems = _mode_problems(home.global_mode, home.uid, secret, home.folder)
             about: dict[str, Detail] = {"file": glob.path, "user": home.user, "mode": f"{home.global_mode.mode:04o}"}
             yield (Result.fail(glob.path, "; ".join(problems), details=about) if problems
                    else Result.passed(glob.path, f"mode {home.global_mode.mode:04o}", details=about))
@@ -528,7 +533,7 @@ def settings_files(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
                 secrets.append("the Teleporter password")
             if m.config is not None and m.config.auth_simple_users:
                 secrets.append("VBoxAuthSimple password hashes")
-            problems = _mode_problems(m.file, home.uid, " and ".join(secrets) or None)
+            problems = _mode_problems(m.file, home.uid, " and ".join(secrets) or None, m.folder)
             about = {**_details(home, m), "mode": f"{m.file.mode:04o}"}
             yield (Result.fail(m.label, "; ".join(problems), details=about) if problems
                    else Result.passed(m.label, f"mode {m.file.mode:04o}", details=about))

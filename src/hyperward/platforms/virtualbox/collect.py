@@ -172,7 +172,7 @@ def _machine(fs: RootFS, path: str, registered: bool, media: list[Medium], users
     except parsers.ParseError as exc:
         return Unavailable(path, "invalid", str(exc))
     mode = FileMode(path, stat.S_IMODE(st.st_mode), st.st_uid, users.get(st.st_uid)) if st else _file_mode(fs, path, users)
-    return VBoxMachine(path, uuid, name, registered, config, mode)
+    return VBoxMachine(path, uuid, name, registered, config, mode, _file_mode(fs, os.path.dirname(path), users))
 
 
 def _absolute_media(media: list[Medium], home: str) -> list[Medium]:
@@ -243,7 +243,8 @@ def _home(fs: RootFS, path: str, kind: str, user: str | None, uid: int | None, u
     if copy:
         for extra in _unregistered(fs, seen):
             machines.append(_machine(fs, extra, False, [], users))
-    return VBoxHome(path, kind, user, uid, parsed, _file_mode(fs, global_path, users) if not copy else None, machines, missing)
+    return VBoxHome(path, kind, user, uid, parsed, _file_mode(fs, global_path, users) if not copy else None, machines, missing,
+                    _file_mode(fs, path, users) if not copy else None)
 
 
 def _running(fs: RootFS) -> tuple[list[str] | None, str, list[str]]:
@@ -339,7 +340,7 @@ def _relabel(home: VBoxHome, real: str) -> VBoxHome:
         if isinstance(m, Unavailable):
             machines.append(fix_u(m))
         else:
-            machines.append(dataclasses.replace(m, path=fix(m.path), file=None))
+            machines.append(dataclasses.replace(m, path=fix(m.path), file=None, folder=None))
     glob = home.global_file
     glob = fix_u(glob) if isinstance(glob, Unavailable) else dataclasses.replace(glob, path=fix(glob.path))
     return dataclasses.replace(home, path=real, global_file=glob, machines=machines)

@@ -201,6 +201,8 @@ class VBoxMachine:
     registered: bool
     config: MachineConfig | None
     file: FileMode | None
+    #: the machine folder holding the file (whoever can write it can replace the file)
+    folder: FileMode | None = None
 
     @property
     def label(self) -> str:
@@ -252,6 +254,8 @@ class VBoxHome:
     global_mode: FileMode | None
     machines: list[Maybe[VBoxMachine]]
     missing: list[RegistryEntry]
+    #: the VirtualBox home directory itself
+    folder: FileMode | None = None
 
 
 @dataclass(frozen=True)
