@@ -291,7 +291,8 @@ def recording(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
 
 
 def nat_forwards(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
-    """HV-NET-030: a NAT rule with an empty hostip binds the host port on every host address."""
+    """HV-NET-030: a NAT rule with an empty hostip binds the host port on every host address; the
+    NAT networks of VirtualBox.xml (the NAT service, VBoxNetNAT) forward the same way."""
     def judge(home: VBoxHome, m: VBoxMachine, c: MachineConfig) -> Verdict:
         rules = [(n, r) for n in c.nics if n.enabled and n.attachment == "nat" for r in n.nat_rules]
         if not rules:
@@ -300,7 +301,20 @@ def nat_forwards(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
                 f"-> guest {_short(r.guest_ip + ':', 40) if r.guest_ip else 'port '}{r.guest_port}"
                 for n, r in rules if r.host_ip in _ANY_ADDRESS]
 
-    yield from each_machine(facts, judge, "no VirtualBox machine forwards a NAT port")
+    networks = [(home, name, rules) for home in facts.homes if not isinstance(home.global_file, Unavailable)
+                for name, rules in sorted(home.global_file.nat_networks.items()) if rules]
+    for home, name, rules in networks:
+        resource = f"NAT network {_short(name, 60)} ({_short(home.path, 120)})"
+        bad = [f"rule '{_short(r.name, 40)}': {r.protocol} host port {r.host_port} on every host address -> "
+               f"{_short(r.guest_ip, 40)}:{r.guest_port}" for r in rules if r.host_ip in _ANY_ADDRESS]
+        about: dict[str, Detail] = {"file": home.global_file.path if not isinstance(home.global_file, Unavailable) else None,
+                                    "vbox_home": home.path, "user": home.user}
+        yield (Result.fail(resource, "; ".join(bad), details=about) if bad
+               else Result.passed(resource, f"{len(rules)} forward(s), each on a named host address", details=about))
+    results = list(each_machine(facts, judge, "no VirtualBox machine forwards a NAT port"))
+    if networks:
+        results = [r for r in results if not (r.status is Status.NOT_APPLICABLE and r.resource == "host")]
+    yield from results
 
 
 def promiscuous(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:

@@ -237,6 +237,8 @@ class GlobalSettings:
     vrde_auth_library: str | None
     websrv_auth_library: str | None
     auth_simple_users: int
+    #: NetserviceRegistry NAT networks (the NAT service's own port forwards), enabled ones only
+    nat_networks: dict[str, list[NatRule]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

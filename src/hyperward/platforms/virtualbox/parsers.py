@@ -178,12 +178,24 @@ def parse_global(text: str, path: str) -> GlobalSettings:
             machines.append(RegistryEntry(entry.get("uuid", "").strip("{}").lower(), src))
     props = _child(glob, "SystemProperties")
     _symlinks, users = _extradata(glob)
+    nat_networks = {}
+    for net in _children(_child(_child(glob, "NetserviceRegistry"), "NATNetworks"), "NATNetwork"):
+        if not _bool(net, "enabled", False):
+            continue
+        rules = [_nat_rule(rule) for kind in ("PortForwarding4", "PortForwarding6") for rule in _children(_child(net, kind), "Forwarding")]
+        nat_networks[net.get("networkName", "")] = rules
     return GlobalSettings(
         path=path, settings_version=full, machines=machines, media=_media(_child(glob, "MediaRegistry")),
         vrde_auth_library=props.get("VRDEAuthLibrary") if props is not None else None,
         websrv_auth_library=props.get("webServiceAuthLibrary") if props is not None else None,
-        auth_simple_users=users,
+        auth_simple_users=users, nat_networks=nat_networks,
     )
+
+
+def _nat_rule(rule: ET.Element) -> NatRule:
+    """A <Forwarding>: proto 0 UDP, 1 TCP (NATProtocol); hostip empty binds every host address."""
+    return NatRule(rule.get("name", ""), {"0": "udp", "1": "tcp"}.get(rule.get("proto", "1"), "?"),
+                   rule.get("hostip", "").strip(), _int(rule, "hostport"), rule.get("guestip", "").strip(), _int(rule, "guestport"))
 
 
 
@@ -294,12 +306,7 @@ def _nics(hw: ET.Element) -> list[Nic]:
             if name == "GenericInterface":
                 network = mode.get("driver")
             if name == "NAT":
-                rules = [
-                    NatRule(rule.get("name", ""), {"0": "udp", "1": "tcp"}.get(rule.get("proto", "1"), "?"),
-                            rule.get("hostip", "").strip(), _int(rule, "hostport"), rule.get("guestip", "").strip(),
-                            _int(rule, "guestport"))
-                    for rule in _children(mode, "Forwarding")
-                ]
+                rules = [_nat_rule(rule) for rule in _children(mode, "Forwarding")]
         out.append(Nic(slot, _bool(adapter, "enabled", False), attachment, network, adapter.get("MACAddress"),
                        adapter.get("promiscuousModePolicy", "Deny"), rules))
     return out
