@@ -567,3 +567,17 @@ def test_an_attacker_replaces_a_machine_file_in_a_world_writable_folder(world_tm
     found = next(f for f in report.findings if f.result.resource == S52 and f.check_id == "HV-AUTH-033")
     assert "owned by" in found.result.message and "can be replaced" in found.result.message
     assert S52 in failing(report, "HV-AUTH-030"), "the planted file is judged for what it says"
+
+
+@pytest.mark.parametrize("host_path, what", [
+    ("/home/bob/.", "a home directory"), ("/etc/../", "the host's root directory"), ("/srv/../etc", "a host system directory"),
+    ("C:\\", "the host's root directory"), ("C:\\Users\\carol", "a home directory"), ("/srv/vbox-drop/Safe70", None),
+])
+def test_shared_folder_paths_are_judged_for_what_they_resolve_to(root, host_path, what):
+    edit(root, "home/bob/.VirtualBox/Machines/Safe70/Safe70.vbox", 'hostPath="/srv/vbox-drop/Safe70"', f'hostPath="{host_path}"')
+    report = scan(root, only=["HV-ISO-030"])
+    found = next(f for f in report.findings if f.result.resource == S70)
+    if what is None:
+        assert found.status is Status.PASS
+    else:
+        assert found.status is Status.FAIL and f"shares {what}" in found.result.message

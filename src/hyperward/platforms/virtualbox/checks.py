@@ -10,6 +10,7 @@ whose settings are encrypted is not applicable, and a result names the defaults 
 from __future__ import annotations
 
 import functools
+import posixpath
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -144,6 +145,9 @@ def vrde_connections(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
 
 
 def _sensitive(path: str, home: VBoxHome) -> str | None:
+    """What the share exposes: `/home/alice/.` and `/etc/../` are what they resolve to."""
+    if path.startswith("/"):
+        path = posixpath.normpath(path)
     norm = path.rstrip("/\\") or "/"
     if norm == "/" or re.match(r"^[A-Za-z]:[\\/]?$", path):
         return "the host's root directory"
