@@ -174,6 +174,7 @@ EXPECTED = {
     "HV-NET-033": ({U}, {O, S52}),
     "HV-SIDE-030": ({W, U}, {O, S70, S52}),
     "HV-PATCH-030": ({"extpack Oracle VirtualBox Extension Pack"}, set()),
+    "HV-PATCH-031": ({W}, {S70}),
 }
 
 
@@ -189,7 +190,7 @@ def test_each_check_fails_and_passes_exactly(root, check_id):
     got = statuses(report, check_id)
     assert {r for r, s in got.items() if s is Status.PASS} == good
     assert all(f.result.platform == "virtualbox" for f in report.findings)
-    if check_id not in ("HV-AUTH-033", "HV-AUTH-034", "HV-PATCH-030"):
+    if check_id not in ("HV-AUTH-033", "HV-AUTH-034", "HV-PATCH-030"):  # per machine
         assert got[BROKEN] is Status.ERROR, "an unreadable machine is an error naming its file"
         assert got[E70] is Status.NOT_APPLICABLE, "encrypted settings cannot be judged"
 
@@ -581,3 +582,17 @@ def test_shared_folder_paths_are_judged_for_what_they_resolve_to(root, host_path
         assert found.status is Status.PASS
     else:
         assert found.status is Status.FAIL and f"shares {what}" in found.result.message
+
+
+def test_guest_additions_without_virtualboxs_version_are_not_judged(root):
+    (root / "etc/vbox/vbox.cfg").write_text("INSTALL_DIR='/usr/lib/virtualbox'\n")
+    report = scan(root, only=["HV-PATCH-031"])
+    got = statuses(report, "HV-PATCH-031")
+    assert got[W] is Status.NOT_APPLICABLE and got[S70] is Status.NOT_APPLICABLE
+    assert not failing(report)
+
+
+def test_a_guest_set_version_string_is_only_taken_as_a_version():
+    text = (FIXTURES / "hardened/Machines/Safe70/Safe70.vbox").read_text().replace('value="7.1.4"', 'value="6.1.50&#x202E;; rm -rf /"')
+    _u, _n, cfg = parsers.parse_machine(text, "x.vbox", "/")
+    assert cfg.guest_additions == "6.1.50"

@@ -450,6 +450,34 @@ def extpack_version(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
             yield Result.passed(resource, f"version {_short(pack.version, 40)} matches VirtualBox {version}", details=about)
 
 
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def guest_additions(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
+    """HV-PATCH-031: Guest Additions older than the host's VirtualBox run the guest side of shared
+    folders, clipboard and drag and drop (VBoxGuest, VBoxSF, VBoxService) without the fixes of
+    the host's release. The version is the guest property the guest last set: a claim, taken as
+    the guest made it."""
+    version, source = vbox_version(facts, host)
+
+    def judge(home: VBoxHome, m: VBoxMachine, c: MachineConfig) -> Verdict:
+        if c.guest_additions is None:
+            return None
+        if version is None:
+            return []
+        if _numbers(c.guest_additions) < _numbers(version):
+            return [f"Guest Additions {c.guest_additions} (as the guest last reported), VirtualBox is {version}"]
+        return []
+
+    results = list(each_machine(facts, judge, "no VirtualBox machine has reported its Guest Additions version"))
+    if version is None:
+        results = [Result.not_applicable("VirtualBox's own version is unknown (no virtualbox package, no INSTALL_VER in "
+                                         "/etc/vbox/vbox.cfg)", r.resource, details=r.details).on("virtualbox")
+                   if r.status is Status.PASS else r for r in results]
+    yield from results
+
+
 def websrv(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
     """HV-AUTH-034: vboxweb-service starts vboxwebsrv only when VBOXWEB_USER is set; without
     VBOXWEB_SSL_KEYFILE it speaks plain HTTP (default host localhost, port 18083); an auth
@@ -578,6 +606,7 @@ JUDGES: dict[str, Judge] = {
     "HV-NET-033": bridged_management,
     "HV-SIDE-030": mitigations,
     "HV-PATCH-030": extpack_version,
+    "HV-PATCH-031": guest_additions,
 }
 
 

@@ -178,6 +178,8 @@ class MachineConfig:
     disks: list[Disk]
     #: VBoxAuthSimple users whose password hashes the machine's ExtraData holds (the hashes are not kept)
     auth_simple_users: int
+    #: the guest property /VirtualBox/GuestAdd/Version as saved: what the guest last claimed
+    guest_additions: str | None = None
     #: settings that rest on VirtualBox's defaults, with the value assumed
     defaults: list[str] = field(default_factory=list)
 

@@ -475,7 +475,19 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
         nics=_nics(hw), ports=_ports(hw), usb_controllers=controllers, usb_filters=filters, pci=pci,
         teleporter=teleporter, recording=bool(screens), recording_screens=screens,
         disks=_disks(machine, hw, media, base), auth_simple_users=auth_users, defaults=defaults,
+        guest_additions=_guest_additions(hw),
     )
+
+
+def _guest_additions(hw: ET.Element) -> str | None:
+    """The Guest Additions version the guest last set (a guest-controlled string: a version shape
+    or nothing)."""
+    for prop in _children(_child(hw, "GuestProperties"), "GuestProperty"):
+        if prop.get("name") == "/VirtualBox/GuestAdd/Version":
+            value = prop.get("value", "").strip()
+            match = re.match(r"^\d+\.\d+(\.\d+)?", value)
+            return match.group(0) if match else None
+    return None
 
 
 _SHELL_ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
