@@ -596,3 +596,17 @@ def test_a_guest_set_version_string_is_only_taken_as_a_version():
     text = (FIXTURES / "hardened/Machines/Safe70/Safe70.vbox").read_text().replace('value="7.1.4"', 'value="6.1.50&#x202E;; rm -rf /"')
     _u, _n, cfg = parsers.parse_machine(text, "x.vbox", "/")
     assert cfg.guest_additions == "6.1.50"
+
+
+def test_vrde_on_an_address_guests_reach_says_so(root):
+    """Safe70's VRDE moved to the host-only interface's address, where Safe52 (host-only adapter) sits."""
+    edit(root, "home/bob/.VirtualBox/Machines/Safe70/Safe70.vbox", 'value="127.0.0.1"', 'value="192.168.56.1"')
+    edit(root, "home/bob/.VirtualBox/Machines/Safe52/Safe52.vbox", '<BridgedInterface name="enp5s0"/>', '<HostOnlyInterface name="vboxnet0"/>')
+    with open(root / "proc/net/route", "a") as handle:
+        handle.write("vboxnet0\t0038A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n")
+    (root / "proc/net/fib_trie").write_text("Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 192.168.56.1\n        /32 host LOCAL\n"
+                                            "Local:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 192.168.56.1\n        /32 host LOCAL\n")
+    report = scan(root, only=["HV-AUTH-031"])
+    found = next(f for f in report.findings if f.result.resource == S70)
+    assert found.status is Status.FAIL
+    assert "reachable from guests on vboxnet0 (Safe52)" in found.result.message

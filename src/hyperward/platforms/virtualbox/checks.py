@@ -108,9 +108,31 @@ def vrde_auth(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
     yield from each_machine(facts, judge, "no VirtualBox machine")
 
 
+def _guest_facing(facts: VirtualBoxFacts) -> dict[str, list[str]]:
+    """Host interfaces guests are attached to (host-only adapters, bridged NICs) -> machines."""
+    out: dict[str, list[str]] = {}
+    for _home, m in facts.machines():
+        for nic in m.config.nics if m.config is not None else []:
+            if nic.enabled and nic.attachment in ("hostonly", "bridged") and nic.network:
+                out.setdefault(nic.network, []).append(m.name)
+    return out
+
+
 def vrde_exposure(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
     """HV-AUTH-031: TCP/Address unset binds every host address; Security/Method other than TLS
-    lets a client use standard RDP security."""
+    lets a client use standard RDP security. An address of a host-only or bridged interface is
+    one the guests on it reach: a guest can take the console of another machine."""
+    facing = _guest_facing(facts)
+    network = getattr(host, "network", None)
+    addresses: dict[str, list[str]] = getattr(network, "addresses", None) or {}
+
+    def reached(address: str) -> str:
+        hits = sorted(i for i in facing if i in addresses and (address in _ANY_ADDRESS or address in addresses[i]))
+        if not hits:
+            return ""
+        names = sorted({n for i in hits for n in facing[i]})
+        return f"; reachable from guests on {', '.join(hits)} ({', '.join(_short(n, 40) for n in names[:4])})"
+
     def judge(home: VBoxHome, m: VBoxMachine, c: MachineConfig) -> Verdict:
         v = c.vrde
         if not v.enabled:
@@ -119,7 +141,7 @@ def vrde_exposure(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
             return []
         where = "every host address (TCP/Address unset)" if v.address in _ANY_ADDRESS else _short(v.address, 60)
         tls = "" if v.security_method == "TLS" else f"; Security/Method {_short(v.security_method or 'unset (Negotiate)', 40)}: TLS not required"
-        return [f"VRDE listens on {where}, port {_short(v.ports, 40)}{tls}"]
+        return [f"VRDE listens on {where}, port {_short(v.ports, 40)}{tls}{reached(v.address)}"]
 
     yield from each_machine(facts, judge, "no VirtualBox machine")
 
