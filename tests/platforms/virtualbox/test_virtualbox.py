@@ -610,3 +610,10 @@ def test_vrde_on_an_address_guests_reach_says_so(root):
     found = next(f for f in report.findings if f.result.resource == S70)
     assert found.status is Status.FAIL
     assert "reachable from guests on vboxnet0 (Safe52)" in found.result.message
+
+
+def test_vboxmanage_list_runningvms_output():
+    """The format VBoxManage prints (VBoxManageList.cpp: "%s" {%RTuuid}); a name may hold quotes."""
+    out = ('"Win10-weak" {0b6a3f2e-5d1c-4a8e-9b7f-1c2d3e4f5a01}\n"say "hi" {x}" {5E1F0C3A-77AA-4C2B-9D10-AA00BB11CC01}\n'
+           "garbage line\n")
+    assert parsers.parse_running_vms(out) == ["0b6a3f2e-5d1c-4a8e-9b7f-1c2d3e4f5a01", "5e1f0c3a-77aa-4c2b-9d10-aa00bb11cc01"]

@@ -43,7 +43,6 @@ WEBSRV_DEFAULTS = "/etc/default/virtualbox"
 HOME_DIRS = ((".config/VirtualBox", "home"), (".VirtualBox", "legacy"))
 VM_PROGRAMS = ("VBoxHeadless", "VirtualBoxVM", "VirtualBox", "VBoxSDL")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]|^\\\\")
-_RUNNING_LINE = re.compile(r'^"(.*)" \{([0-9a-fA-F-]{36})\}$')
 
 
 def _homes(fs: RootFS) -> list[tuple[str, str | None, int | None]]:
@@ -277,10 +276,7 @@ def _running(fs: RootFS) -> tuple[list[str] | None, str, list[str]]:
             notes.append(f"VirtualBox: {out.describe()}; running machines taken from the VM processes only")
         else:
             sources.append("VBoxManage")
-            for line in out.splitlines():
-                match = _RUNNING_LINE.match(line.strip())
-                if match:
-                    found.add(match.group(2).lower())
+            found.update(parsers.parse_running_vms(out))
     if not sources:
         return None, "", notes
     return sorted(found), " + ".join(sources), notes

@@ -510,3 +510,17 @@ def parse_shell_defaults(text: str, prefix: str = "") -> dict[str, str]:
             raise ParseError(f"unbalanced quotes in {match.group(1)}") from None
         out[match.group(1)] = " ".join(words)
     return out
+
+
+_RUNNING_LINE = re.compile(r'^"(.*)" \{([0-9a-fA-F-]{36})\}$')
+
+
+def parse_running_vms(text: str) -> list[str]:
+    """UUIDs from `VBoxManage list runningvms` ("name" {uuid} a line; a name may hold quotes,
+    so the UUID is taken from the end of the line)."""
+    out = []
+    for line in text.splitlines():
+        match = _RUNNING_LINE.match(line.strip())
+        if match:
+            out.append(match.group(2).lower())
+    return out
