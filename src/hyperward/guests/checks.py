@@ -88,7 +88,8 @@ def guest_secure_boot(host: HostFacts) -> Iterator[Result]:
         if g.arch not in (None, "x86_64", "i686", "aarch64"):
             return []
         if g.firmware == "bios":
-            return ["BIOS (SeaBIOS) firmware: no Secure Boot"]
+            # QEMU's BIOS is SeaBIOS; VirtualBox has a BIOS of its own
+            return ["BIOS (SeaBIOS) firmware: no Secure Boot" if g.platform in ("libvirt", "proxmox") else "BIOS firmware: no Secure Boot"]
         if g.firmware is None:
             return ["firmware unknown: Secure Boot cannot be verified"]
         if g.secure_boot is None:
