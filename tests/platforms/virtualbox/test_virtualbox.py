@@ -121,6 +121,8 @@ def test_every_home_and_its_registry_is_collected(root):
     assert "Win10-PREV" not in found, ".vbox-prev is VirtualBox's backup and never read"
     alice = next(h for h in facts.homes if h.user == "alice")
     assert [e.src for e in alice.missing] == ["/home/alice/VirtualBox VMs/Gone/Gone.vbox"]
+    assert ("VirtualBox home /home/alice/.config/VirtualBox: registered machine /home/alice/VirtualBox VMs/Gone/Gone.vbox "
+            "has no settings file; not audited") in PLATFORM.warnings(facts)
     bad = [m for m in alice.machines if isinstance(m, Unavailable)]
     assert [(b.path, b.kind) for b in bad] == [(BROKEN, "invalid")]
     assert "not well-formed" in bad[0].reason

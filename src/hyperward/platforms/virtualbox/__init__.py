@@ -58,6 +58,10 @@ class VirtualBoxPlatform:
         for home in facts.homes:
             if isinstance(home.global_file, Unavailable):
                 out.append(f"VirtualBox home {home.path}: {home.global_file.describe()}")
+            for entry in home.missing[:20]:
+                out.append(f"VirtualBox home {home.path}: registered machine {entry.src[:200]} has no settings file; not audited")
+            if len(home.missing) > 20:
+                out.append(f"VirtualBox home {home.path}: {len(home.missing) - 20} more registered machines have no settings file")
         return out
 
 
