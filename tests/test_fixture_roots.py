@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import shutil
 
+from hyperward.catalog import catalog
 from hyperward.collect import collect_host
 from hyperward.config import BackupConfig
 from hyperward.engine import for_platforms, registry, run_checks, select
@@ -12,6 +13,8 @@ from hyperward.facts import BackupRepository
 from hyperward.model import Status
 
 from conftest import REPO, apply, copy_root, failing, hyperward, scan
+from vbox_roots import make_hardened_root as make_vbox_hardened
+from vbox_roots import make_root as make_vbox_root
 
 G = "/etc/default/grub (with grub.d)"
 WEAK_VM = "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)"
@@ -232,6 +235,8 @@ ESXI_API_ONLY = {"HV-AUTH-103", "HV-AUTH-105", "HV-AUTH-106", "HV-FW-100", "HV-M
 # Judged at the fixture's own clock in tests/platforms/proxmox (vzdump job runs in March 2024):
 # at today's date every golden Proxmox guest's newest backup is stale.
 NEVER_PASSING_TODAY = {"HV-BAK-006"}
+# a VirtualBox machine with a host PCI device always fails HV-ISO-035; the hardened home has none
+VBOX_NOT_APPLICABLE = {"HV-ISO-035"}
 
 
 def _seen(report) -> dict[str, set[Status]]:
@@ -288,6 +293,10 @@ def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path
     for root in (weak, pve_weak):
         for cid, statuses in _seen(scan(root)).items():
             failed.setdefault(cid, set()).update(statuses)
+    # VirtualBox's rows, from its own weak and hardened homes (tests/platforms/virtualbox)
+    vbox_rows = {cid for cid in registry() if catalog()[cid].platform == "V"}
+    for cid, statuses in _seen(scan(make_vbox_root(tmp_path / "vw"), only=sorted(vbox_rows))).items():
+        failed.setdefault(cid, set()).update(statuses)
     for cid, statuses in _variant_failures(tmp_path).items():
         failed.setdefault(cid, set()).update(statuses)
     passed: dict[str, set[Status]] = {}
@@ -304,6 +313,8 @@ def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path
             for cid, statuses in _seen(scan(tree)).items():
                 if catalog()[cid].platform == letter:
                     seen.setdefault(cid, set()).update(statuses)
+    for cid, statuses in _seen(scan(make_vbox_hardened(tmp_path / "vh"), only=sorted(vbox_rows))).items():
+        passed.setdefault(cid, set()).update(statuses)
     never_failing = {cid for cid in registry() if Status.FAIL not in failed.get(cid, set())}
     # HV-NET-006 judges SR-IOV VF settings, which only a live host with such a NIC has
     # (tests/test_segmentation.py::test_sriov_vf_settings); ESXi's API-only rows are judged against
@@ -314,5 +325,5 @@ def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path
     never_passing -= ESXI_API_ONLY
     # the hardened Proxmox root's vzdump job covers its guests: HV-BAK-002 passes there
     no_evidence = {cid for cid, _ in HARDENED_NO_EVIDENCE} - {"HV-BAK-002"}
-    assert never_passing == HARDENED_NOT_APPLICABLE | no_evidence | NEVER_PASSING_TODAY
+    assert never_passing == HARDENED_NOT_APPLICABLE | VBOX_NOT_APPLICABLE | no_evidence | NEVER_PASSING_TODAY
     assert {cid for cid in never_passing - NEVER_PASSING_TODAY if Status.NOT_APPLICABLE not in passed.get(cid, set())} == no_evidence

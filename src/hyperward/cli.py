@@ -103,6 +103,7 @@ def main() -> None:
 @click.option("--vsphere", "vsphere", multiple=True, metavar="HOST[:PORT]", help="Also audit this vCenter or ESXi host over the vSphere API (repeatable; credentials from $HYPERWARD_VSPHERE_USER/$HYPERWARD_VSPHERE_PASSWORD or the config's [vsphere] section). Given without --root, only the vSphere inventory is audited (the config's [vsphere] hosts join a normal scan instead).")
 @click.option("--vsphere-ca", "vsphere_ca", metavar="FILE", help="Verify the vSphere endpoints' TLS certificates against this CA bundle instead of the system store.")
 @click.option("--vsphere-insecure", "vsphere_insecure", is_flag=True, help="Do not verify the vSphere endpoints' TLS certificates (a test lab only).")
+@click.option("--vbox-home", "vbox_home", metavar="DIR", help="Also audit a copied VirtualBox home (VirtualBox.xml and machine folders) from any OS.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True, help="Report format.")
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of standard output.")
 @click.option("--fail-on", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding at or above this severity fails, or a check at or above it could not run (default: never).")
@@ -134,6 +135,7 @@ def scan(
     vsphere: tuple[str, ...] = (),
     vsphere_ca: str | None = None,
     vsphere_insecure: bool = False,
+    vbox_home: str | None = None,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     started = time.perf_counter()
@@ -153,6 +155,8 @@ def scan(
         _die("--connect and --snapshot exclude each other")
     if (vsphere or vsphere_ca or vsphere_insecure) and snapshot:
         _die("--vsphere and --snapshot exclude each other (the snapshot holds what was collected)")
+    if vbox_home and snapshot:
+        _die("--vbox-home and --snapshot exclude each other")
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -166,7 +170,7 @@ def scan(
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
-                        api_only=bool(vsphere) and not root, early=early)
+                        api_only=bool(vsphere) and not root, early=early, vbox_home=vbox_home)
     collect_s = time.perf_counter() - collecting
     checks = select(registry(platforms=facts.platforms), only_ids, skip_ids)
     if (vsphere and not root) or facts.meta.root.startswith("vsphere://"):
@@ -257,7 +261,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
                 vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None, scan_reports: list[str] | None = None,
                 history_path: str | None = None, monitor_db: str | None = None, vsphere: list[str] | None = None,
                 vsphere_settings: object = None, api_only: bool = False,
-                early: Pending[PatchingFacts] | None = None) -> HostFacts:
+                early: Pending[PatchingFacts] | None = None, vbox_home: str | None = None) -> HostFacts:
     """api_only: --vsphere named on the command line without --root, so the machine running
     hyperward is not audited (endpoints from the config's [vsphere] hosts join a normal scan).
     early: the package collection started for this root before the rest was imported."""
@@ -276,11 +280,13 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         except SnapshotError as exc:
             _die(str(exc))
     try:
+        if vbox_home is not None and not os.path.isdir(vbox_home):
+            _die(f"--vbox-home {visible(vbox_home)}: no such directory")
         if vsphere and api_only:
             return _collect_api_only(vsphere, vsphere_settings, vulndb, vulndb_max_age_days)
         return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports,
                             history_path=history_path, monitor_db=monitor_db, vsphere=vsphere, vsphere_settings=vsphere_settings,
-                            early_patching=early)
+                            early_patching=early, vbox_home=vbox_home)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -299,8 +305,10 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
 @click.option("--vsphere-insecure", "vsphere_insecure", is_flag=True, help="Do not verify the vSphere endpoints' TLS certificates (a test lab only).")
 @click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
+@click.option("--vbox-home", "vbox_home", metavar="DIR", help="Also audit a copied VirtualBox home (VirtualBox.xml and machine folders) from any OS.")
 def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None,
-            vsphere: tuple[str, ...] = (), vsphere_ca: str | None = None, vsphere_insecure: bool = False) -> None:
+            vsphere: tuple[str, ...] = (), vsphere_ca: str | None = None, vsphere_insecure: bool = False,
+            vbox_home: str | None = None) -> None:
     """Save this host's facts as a JSON snapshot for 'hyperward scan --snapshot' elsewhere."""
     from .config import ConfigError, load_config
     from .facts import dump_snapshot
@@ -312,7 +320,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
     endpoints, vsettings = _vsphere_options(config, vsphere, vsphere_ca, vsphere_insecure)
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
-                        api_only=bool(vsphere) and not root)
+                        api_only=bool(vsphere) and not root, vbox_home=vbox_home)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output, config.ownership())
 
 
@@ -320,7 +328,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
 @click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list catalog entries not implemented yet.")
 @click.option("--platform", "platforms", multiple=True, metavar="NAME",
-              help="Only the rows of this platform (libvirt, proxmox, xen, or linux for any Linux host); repeatable.")
+              help="Only the rows of this platform (libvirt, proxmox, xen, esxi, virtualbox, or linux for any Linux host); repeatable.")
 def list_checks(fmt: str, show_all: bool, platforms: tuple[str, ...]) -> None:
     """List the checks: ID, platform, category, severity, title."""
     from .catalog import catalog

@@ -43,8 +43,10 @@ class RootError(Exception):
 def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | None = None, vulndb_max_age_days: int | None = None,
                  backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
                  history_path: str | None = None, monitor_db: str | None = None, vsphere: list[str] | None = None,
-                 vsphere_settings: object = None, early_patching: Pending[PatchingFacts] | None = None) -> HostFacts:
+                 vsphere_settings: object = None, early_patching: Pending[PatchingFacts] | None = None,
+                 vbox_home: str | None = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
+    vbox_home: a copied VirtualBox home directory (any OS) to audit besides the root's homes.
     vulndb: the advisory database to match the installed packages against (default: the
     standard path; absent, the facts say so). early_patching: the package collection the CLI
     started for this root before it imported the rest (background.patching_in_background)."""
@@ -66,7 +68,7 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         commands.start(cmd)
     try:
         accounts, uids = collect_accounts(fs)
-        endpoints = {"libvirt": libvirt_uri} if libvirt_uri else {}
+        endpoints = {name: value for name, value in (("libvirt", libvirt_uri), ("virtualbox", vbox_home)) if value}
         if vsphere:
             endpoints["esxi"] = "\n".join(vsphere)
         source = Source(fs, endpoints, _id_names(accounts, uids), {"esxi": vsphere_settings} if vsphere_settings is not None else {})

@@ -84,13 +84,17 @@ def guest_secure_boot(host: HostFacts) -> Iterator[Result]:
     """Without Secure Boot with enrolled keys a guest boots any bootloader: a bootkit survives
     reinstalls of the guest's OS. Architectures without UEFI Secure Boot (s390x, ppc64) pass."""
 
-    def judge(g: Guest) -> list[str]:
+    def judge(g: Guest) -> list[str] | Result:
         if g.arch not in (None, "x86_64", "i686", "aarch64"):
             return []
         if g.firmware == "bios":
-            return ["BIOS (SeaBIOS) firmware: no Secure Boot"]
+            # QEMU's BIOS is SeaBIOS; VirtualBox has a BIOS of its own
+            return ["BIOS (SeaBIOS) firmware: no Secure Boot" if g.platform in ("libvirt", "proxmox") else "BIOS firmware: no Secure Boot"]
         if g.firmware is None:
             return ["firmware unknown: Secure Boot cannot be verified"]
+        if g.secure_boot is None:
+            return Result.not_applicable("UEFI firmware; whether Secure Boot is on is kept in the NVRAM variable store, "
+                                         "which hyperward does not read for this platform")
         if not g.secure_boot:
             return ["UEFI without Secure Boot"]
         if g.keys_enrolled is False:

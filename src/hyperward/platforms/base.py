@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 @frozen
 class Source:
     """What a scan was pointed at. `fs` is None for an API-only source; `endpoints` holds the API
-    endpoints the user named, by platform (`--connect` for libvirt)."""
+    endpoints the user named, by platform (`--connect` for libvirt, `--vbox-home` for VirtualBox:
+    a copied VirtualBox home directory on this machine)."""
 
     fs: RootFS | None
     endpoints: dict[str, str] = field(default_factory=dict)
