@@ -304,8 +304,6 @@ def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path
         for cid, statuses in _seen(scan(root)).items():
             passed.setdefault(cid, set()).update(statuses)
     # Xen's and ESXi's rows on their own fixture trees (only those rows: the trees hold no other host files)
-    from hyperward.catalog import catalog
-
     for fixtures, letter in ((XEN, "X"), (ESXI, "E")):
         for name, seen in (("weak", failed), ("hardened", passed)):
             tree = tmp_path / f"{letter}-{name}"
