@@ -23,7 +23,8 @@ from .textsafe import rich_text, visible
 
 if TYPE_CHECKING:
     from .config import BackupConfig
-    from .engine import ScanReport
+    from .engine import RegisteredCheck, ScanReport
+    from .report import Reporter
     from .facts import HostFacts
     from .safefile import Ownership
     from collections.abc import Iterator
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from .vulndb import Build, ImportReport
 
 FORMAT_NAMES = tuple(FORMATS)
+#: the commands besides scan print a listing, not a report: text or JSON
+LISTING_FORMATS = ("text", "json")
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
 
 
@@ -96,8 +99,11 @@ def main() -> None:
 @click.option("--root", "root", metavar="DIR", help="Audit an offline tree (mounted image, copy of /etc /proc /sys /var) instead of this host.")
 @click.option("--snapshot", metavar="FILE", help="Evaluate facts saved by 'hyperward collect' instead of collecting.")
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True, help="Report format.")
-@click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of standard output.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), help="Report format (default: text, or from the suffix of a single -o FILE).")
+@click.option("--output", "-o", "outputs", metavar="FILE", multiple=True,
+              help="Write the report to FILE instead of standard output; repeatable, each file's format from its suffix "
+                   "(" + ", ".join(f"{s} {f}" for s, f in SUFFIXES) + ").")
+@click.option("--framework", metavar="NAME", help="Run only the checks mapped to this framework (nist-800-125a, stig, cis-debian).")
 @click.option("--fail-on", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding at or above this severity fails, or a check at or above it could not run (default: never).")
 @click.option("--allow-errors", is_flag=True, help="With --fail-on: do not fail the gate for checks that could not run (error results).")
 @click.option("--only", multiple=True, metavar="ID|CATEGORY", help="Run only these checks (repeatable, comma-separated): HV-SIDE-001, SIDE, ...")
@@ -111,8 +117,9 @@ def main() -> None:
 def scan(
     root: str | None,
     snapshot: str | None,
-    fmt: str,
-    output: str | None,
+    fmt: str | None,
+    outputs: tuple[str, ...],
+    framework: str | None,
     fail_on: str | None,
     only: tuple[str, ...],
     skip: tuple[str, ...],
@@ -130,7 +137,7 @@ def scan(
     from .catalog import catalog
     from .config import ConfigError, load_config
     from .engine import registry, run_checks, select
-    from .report import RenderOptions, get_reporter
+    from .report import RenderOptions
 
     if root and snapshot:
         _die("--root and --snapshot exclude each other")
@@ -145,6 +152,9 @@ def scan(
         checks = select(registry(), only_ids, skip_ids)
     except ValueError as exc:
         _die(str(exc))
+    targets = _targets(fmt, outputs)
+    if framework:
+        checks = _framework_checks(checks, framework)
     planned = sorted({s.upper() for s in [*only_ids, *skip_ids]} & (set(catalog()) - set(registry())))
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
@@ -155,9 +165,10 @@ def scan(
     report.collect_s = collect_s
     report.total_s = time.perf_counter() - started
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
-    width = shutil.get_terminal_size((100, 24)).columns if not output else 100
-    options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
-    _write(get_reporter(fmt).render(report, options), output, config.ownership())
+    for name, output in targets:
+        width = shutil.get_terminal_size((100, 24)).columns if not output else 100
+        options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
+        _write(_reporter(name).render(report, options), output, config.ownership())
     if record or config.history_record:
         from . import history
 
@@ -168,6 +179,58 @@ def scan(
             click.echo(f"hyperward: could not record the scan in {visible(target)}: {visible(exc)}", err=True)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
     sys.exit(EXIT_FINDINGS if threshold is not None and _gate_fails(report, threshold, allow_errors) else EXIT_OK)
+
+
+#: the longest suffix first: report.ocsf.json is OCSF, not JSON
+SUFFIXES: tuple[tuple[str, str], ...] = ((".ocsf.json", "ocsf"), (".json", "json"), (".sarif", "sarif"), (".xml", "junit"),
+                                         (".html", "html"), (".prom", "prometheus"), (".txt", "text"))
+
+
+def _format_of(path: str) -> str | None:
+    lowered = path.lower()
+    return next((name for suffix, name in SUFFIXES if lowered.endswith(suffix)), None)
+
+
+def _targets(fmt: str | None, outputs: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """(format, file or None for standard output) per report to write. Checked before collecting, so a
+    typo in a file name never costs a whole scan."""
+    if not outputs:
+        return [(fmt or "text", None)]
+    if len(outputs) == 1:
+        return [(fmt or _format_of(outputs[0]) or "text", outputs[0])]
+    if fmt:
+        _die("--format applies to a single -o FILE; with several, each file's suffix names its format")
+    if len(set(outputs)) != len(outputs):
+        _die("the same -o FILE is given twice")
+    targets: list[tuple[str, str | None]] = []
+    for path in outputs:
+        name = _format_of(path)
+        if name is None:
+            _die(f"-o {path}: no known suffix to tell its format (" + ", ".join(s for s, _ in SUFFIXES) + ")")
+        targets.append((name, path))
+    return targets
+
+
+def _reporter(name: str) -> Reporter:
+    from .report import get_reporter
+
+    try:
+        return get_reporter(name)
+    except ModuleNotFoundError as exc:
+        _die(f"the {name} report is not available in this build of hyperward ({exc.name} is missing)")
+
+
+def _framework_checks(checks: dict[str, RegisteredCheck], name: str) -> dict[str, RegisteredCheck]:
+    from . import frameworks
+
+    try:
+        key = frameworks.parse_name(name)
+    except ValueError as exc:
+        _die(str(exc))
+    wanted = frameworks.checks_in(key)
+    if not wanted:
+        _die(f"framework {key} has no check mapped to it yet (see docs/frameworks.md)")
+    return {cid: c for cid, c in checks.items() if cid in wanted}
 
 
 def _gate_fails(report: ScanReport, threshold: Severity, allow_errors: bool) -> bool:
@@ -229,7 +292,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
 
 
 @main.command("checks")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 @click.option("--all", "show_all", is_flag=True, help="Also list catalog entries not implemented yet.")
 @click.option("--platform", "platforms", multiple=True, metavar="NAME",
               help="Only the rows of this platform (libvirt, proxmox, or linux for any Linux host); repeatable.")
@@ -442,7 +505,7 @@ def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str 
 
 
 @db.command("status")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 @_db_path
 @_db_conf
 def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
@@ -477,7 +540,7 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
 
 @main.command()
 @click.option("--root", "root", metavar="DIR", help="An offline tree (without a live ruleset every answer is unknown).")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(LISTING_FORMATS), default="text", show_default=True)
 def reach(root: str | None, fmt: str) -> None:
     """Which host services each guest network can reach through the host's nftables rules."""
     from rich.console import Console

@@ -244,6 +244,8 @@ class FirmwareFacts:
 class LibvirtConfig:
     path: str
     settings: Maybe[dict[str, Any]]
+    #: the line each setting is on, so a finding names where it was decided
+    lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 # --- libvirt, QEMU and the hardware they hand to guests -------------------------------------

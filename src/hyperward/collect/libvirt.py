@@ -76,8 +76,9 @@ def _config(fs: RootFS, path: str) -> tuple[LibvirtConfig, str | None]:
     if isinstance(text, Unavailable):
         return LibvirtConfig(path, text), None
     try:
-        settings = parse_libvirt_conf(text)
-        return LibvirtConfig(path, {k: REDACTED if SECRET_SETTING.search(k) else v for k, v in settings.items()}), text
+        lines: dict[str, int] = {}
+        settings = parse_libvirt_conf(text, lines)
+        return LibvirtConfig(path, {k: REDACTED if SECRET_SETTING.search(k) else v for k, v in settings.items()}, lines), text
     except LibvirtConfError as exc:
         return LibvirtConfig(path, Unavailable(path, "invalid", f"not valid libvirt configuration syntax: {exc}")), text
 

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 FORMATS: dict[str, str] = {
     "text": "hyperward.report.text",
     "json": "hyperward.report.json_format",
+    "sarif": "hyperward.report.sarif",
+    "junit": "hyperward.report.junit",
+    # written on the reports-b branch; the CLI says so when this build lacks it
+    "html": "hyperward.report.html",
+    "ocsf": "hyperward.report.ocsf",
+    "prometheus": "hyperward.report.prometheus",
 }
 
 
