@@ -37,6 +37,11 @@ LISTING_FORMATS = ("text", "json")
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
 
 
+#: the longest suffix first: report.ocsf.json is OCSF, not JSON
+SUFFIXES: tuple[tuple[str, str], ...] = ((".ocsf.json", "ocsf"), (".json", "json"), (".sarif", "sarif"), (".xml", "junit"),
+                                         (".html", "html"), (".prom", "prometheus"), (".txt", "text"))
+
+
 def _split(values: tuple[str, ...]) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
@@ -179,11 +184,6 @@ def scan(
             click.echo(f"hyperward: could not record the scan in {visible(target)}: {visible(exc)}", err=True)
     threshold = Severity.parse(fail_on) if fail_on else config.fail_on
     sys.exit(EXIT_FINDINGS if threshold is not None and _gate_fails(report, threshold, allow_errors) else EXIT_OK)
-
-
-#: the longest suffix first: report.ocsf.json is OCSF, not JSON
-SUFFIXES: tuple[tuple[str, str], ...] = ((".ocsf.json", "ocsf"), (".json", "json"), (".sarif", "sarif"), (".xml", "junit"),
-                                         (".html", "html"), (".prom", "prometheus"), (".txt", "text"))
 
 
 def _format_of(path: str) -> str | None:
