@@ -57,7 +57,9 @@ def test_guest_details(weak_json):
 
 
 def test_file_key_line_and_mode_details(weak_json):
-    assert _result(weak_json, "HV-ISO-005", "qemu.conf:user")["details"] == {"file": "/etc/libvirt/qemu.conf", "key": "user", "default": False}
+    # issue 14: the line of the key that decided it (qemu.conf line 975 is `user = "root"`)
+    assert _result(weak_json, "HV-ISO-005", "qemu.conf:user")["details"] == {"file": "/etc/libvirt/qemu.conf", "key": "user", "default": False,
+                                                                              "line": 975}
     assert _result(weak_json, "HV-AUTH-013", "sshd:PermitRootLogin")["details"] == {
         "key": "PermitRootLogin", "default": False, "file": "/etc/ssh/sshd_config.d/10-legacy.conf", "line": 2}
     assert _result(weak_json, "HV-BAK-004", "/var/lib/libvirt/qemu/save")["details"] == {"file": "/var/lib/libvirt/qemu/save", "mode": "0755"}
