@@ -51,7 +51,9 @@ def test_guest_details(weak_json):
     assert result["platform"] == "libvirt"
     assert result["details"] == {"platform": "libvirt", "guest": "weak-vm", "guest_id": "c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c",
                                  "guest_uuid": "c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c",
-                                 "problems": ["BIOS (SeaBIOS) firmware: no Secure Boot"]}
+                                 "problems": ["BIOS (SeaBIOS) firmware: no Secure Boot"],
+                                 # issue 14: the definition file and the line of the element the check judges (<os>)
+                                 "file": "/etc/libvirt/qemu/weak-vm.xml", "element": "os", "line": 10}
     domain = _result(weak_json, "HV-NET-005", "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)")
     assert domain["details"]["guest"] == "weak-vm" and domain["details"]["platform"] == "libvirt"
 

@@ -214,6 +214,9 @@ def run_checks(
     entries = catalog()
     findings: list[Finding] = []
     lines = source_lines(facts)
+    from .locations import guest_index, locate
+
+    guests = guest_index(facts.guests)
     for cid, registered in for_platforms(checks, facts).items():
         meta = registered.meta
         default_fix = meta.fix or (entries[cid].remediation if cid in entries else "")
@@ -224,7 +227,7 @@ def run_checks(
         except Exception as exc:  # one broken check must not stop the audit
             results = [Result.error(f"check failed: {type(exc).__name__}: {exc}")]
         for result in results:
-            result = enrich(result, lines)
+            result = locate(cid, enrich(result, lines), guests)
             severity = result.severity or meta.severity_for(profile)
             status, reason = result.status, None
             if status is Status.FAIL:

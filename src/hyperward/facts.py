@@ -389,6 +389,9 @@ class Domain:
     legacy_devices: list[str]
     redirdevs: int
     redirfilter_default_allow: bool | None
+    #: element path under <domain> ("os", "devices/graphics") -> the line of its first occurrence in
+    #: `origin`, so a finding names the element that decided it
+    lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def label(self) -> str:

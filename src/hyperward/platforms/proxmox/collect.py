@@ -200,7 +200,7 @@ def _guest(fs: RootFS, tree: _Tree, kind: str, node: str, vmid: str, local: bool
     pid_file = fs.exists(f"/var/run/qemu-server/{vmid}.pid") if (local and kind == "qemu") else None
     running = _qemu_running(fs, vmid) if (local and kind == "qemu" and fs.live) else None
     return PveGuestConfig(kind, vmid, node, path, parsed.current, parsed.pending, parsed.snapshots,
-                          parsed.ignored_lines, pid_file, running)
+                          parsed.ignored_lines, pid_file, running, parsed.lines)
 
 
 def _qemu_running(fs: RootFS, vmid: str) -> bool:
@@ -231,7 +231,7 @@ def _firewall(tree: _Tree, rel: str) -> FirewallFile | Unavailable:
         fw = parsers.parse_firewall(text)
     except parsers.ParseError as exc:
         return Unavailable(f"{PVE_DIR}/{rel}", "invalid", str(exc))
-    return FirewallFile(f"{PVE_DIR}/{rel}", fw.options, fw.rules, fw.ipsets, fw.groups, fw.ignored_lines)
+    return FirewallFile(f"{PVE_DIR}/{rel}", fw.options, fw.rules, fw.ipsets, fw.groups, fw.ignored_lines, fw.lines)
 
 
 def _guest_firewalls(tree: _Tree) -> dict[str, FirewallFile | Unavailable]:

@@ -47,6 +47,8 @@ class GuestConfigText:
     pending: dict[str, str] = field(default_factory=dict)
     snapshots: list[str] = field(default_factory=list)
     ignored_lines: int = 0
+    #: the line of each key of `current` (a finding names it)
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 def _keep(key: str) -> bool:
@@ -61,7 +63,7 @@ def parse_guest_config(text: str) -> GuestConfigText:
     out = GuestConfigText()
     target: dict[str, str] | None = out.current
     good = bad = 0
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -85,6 +87,8 @@ def parse_guest_config(text: str) -> GuestConfigText:
         key, value = match.group(1), match.group(2)
         if not _keep(key):
             continue
+        if target is out.current:
+            out.lines.setdefault(key, number)
         if key.startswith("lxc.") and key in target:
             target[key] = target[key] + "\n" + value
         else:
@@ -181,6 +185,8 @@ class FirewallText:
     ipsets: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     ignored_lines: int = 0
+    #: the line of each [OPTIONS] key
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 _FW_OPTION = re.compile(r"^([a-z][a-z0-9_\-]*)\s*:\s*(.*?)\s*$", re.IGNORECASE)
@@ -194,7 +200,7 @@ def parse_firewall(text: str) -> FirewallText:
     out = FirewallText()
     section: str | None = None
     good = bad = 0
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -215,6 +221,7 @@ def parse_firewall(text: str) -> FirewallText:
             match = _FW_OPTION.match(line)
             if match:
                 out.options[match.group(1).lower()] = match.group(2)
+                out.lines[match.group(1).lower()] = number
                 good += 1
             else:
                 bad += 1
