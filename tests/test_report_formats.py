@@ -221,6 +221,14 @@ def test_ocsf_golden_validates_with_py_ocsf_models(name):
         ComplianceFinding.model_validate({**findings[0], "severity_id": "very bad"})
 
 
+@pytest.mark.parametrize("name", ["weak", "hardened"])
+def test_ocsf_fast_render_is_the_dict_encoding(reports, name):
+    from hyperward.report import ocsf
+
+    report, _ = reports[name]
+    assert ocsf.render(report, RenderOptions()) == json.dumps(ocsf.findings(report)) + "\n"
+
+
 def test_ocsf_compliance_standards_come_from_the_framework_mappings(reports):
     report, root = reports["weak"]
     findings = json.loads(_render(report, root, "ocsf"))

@@ -5,7 +5,6 @@ a failure's text carries the severity, the message, the fix and where it was dec
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 
 from ..engine import ScanReport
 from ..model import Finding, Status
@@ -27,22 +26,33 @@ def _where(f: Finding) -> str:
     return where.file + (f":{where.line}" if where.line else "") + (f" ({where.key})" if where.key else "")
 
 
-def _case(suite: ET.Element, f: Finding) -> None:
-    case = ET.SubElement(suite, "testcase", classname=_clean(f.check_id), name=_clean(f.result.resource), time="0")
-    message = _clean(f.result.message or f.meta.title)
+def _attr(text: str) -> str:
+    return (_clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            .replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#09;"))
+
+
+def _text(text: str) -> str:
+    return _clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _case(f: Finding) -> str:
+    """One <testcase>, written as text: ElementTree costs three times as much at 16,000 cases."""
+    head = f'<testcase classname="{_attr(f.check_id)}" name="{_attr(f.result.resource)}" time="0"'
+    message = _attr(f.result.message or f.meta.title)
     if f.status is Status.FAIL:
-        failure = ET.SubElement(case, "failure", type=f.severity.label, message=message)
-        failure.text = _clean(f"severity: {f.severity.label}\n{f.check_id} {f.meta.title}\n{f.result.message}\n"
-                              f"where: {_where(f)}\nfix: {f.remediation}\n")
-    elif f.status is Status.ERROR:
-        error = ET.SubElement(case, "error", type="could not check", message=message)
-        error.text = _clean(f"{f.check_id} could not run on {f.result.resource}: {f.result.message}\nwhere: {_where(f)}\n")
-    elif f.status is Status.NOT_APPLICABLE:
-        ET.SubElement(case, "skipped", type="not applicable", message=message)
-    elif f.status is Status.SUPPRESSED:
-        skipped = ET.SubElement(case, "skipped", type="suppressed",
-                                message=_clean(f"suppressed: {f.suppression_reason or ''}"))
-        skipped.text = _clean(f"severity: {f.severity.label}\n{f.result.message}\nwhere: {_where(f)}\n")
+        body = _text(f"severity: {f.severity.label}\n{f.check_id} {f.meta.title}\n{f.result.message}\n"
+                     f"where: {_where(f)}\nfix: {f.remediation}\n")
+        return f'{head}><failure type="{f.severity.label}" message="{message}">{body}</failure></testcase>'
+    if f.status is Status.ERROR:
+        body = _text(f"{f.check_id} could not run on {f.result.resource}: {f.result.message}\nwhere: {_where(f)}\n")
+        return f'{head}><error type="could not check" message="{message}">{body}</error></testcase>'
+    if f.status is Status.NOT_APPLICABLE:
+        return f'{head}><skipped type="not applicable" message="{message}" /></testcase>'
+    if f.status is Status.SUPPRESSED:
+        body = _text(f"severity: {f.severity.label}\n{f.result.message}\nwhere: {_where(f)}\n")
+        reason = _attr(f"suppressed: {f.suppression_reason or ''}")
+        return f'{head}><skipped type="suppressed" message="{reason}">{body}</skipped></testcase>'
+    return head + " />"
 
 
 def render(report: ScanReport, options: RenderOptions) -> str:
@@ -52,16 +62,18 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         by_check.setdefault(f.check_id, []).append(f)
     counts = report.counts_by_status()
     total_s = report.total_s if report.total_s is not None else report.duration_s
-    top = ET.Element("testsuites", name="hyperward", time=f"{total_s:.3f}", tests=str(len(report.findings)),
-                     failures=str(counts["fail"]), errors=str(counts["error"]))
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n',
+           f'<testsuites name="hyperward" time="{total_s:.3f}" tests="{len(report.findings)}" failures="{counts["fail"]}" '
+           f'errors="{counts["error"]}">']
+    stamp, host = _attr(meta.collected_at), _attr(meta.hostname)
     for cid in sorted(by_check):
         findings = by_check[cid]
         status = [f.status for f in findings]
-        suite = ET.SubElement(
-            top, "testsuite", name=_clean(f"{cid} {findings[0].meta.title}"), tests=str(len(findings)),
-            failures=str(status.count(Status.FAIL)), errors=str(status.count(Status.ERROR)),
-            skipped=str(status.count(Status.NOT_APPLICABLE) + status.count(Status.SUPPRESSED)),
-            time="0", timestamp=meta.collected_at, hostname=_clean(meta.hostname), package="hyperward")
-        for f in findings:
-            _case(suite, f)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(top, encoding="unicode") + "\n"
+        skipped = status.count(Status.NOT_APPLICABLE) + status.count(Status.SUPPRESSED)
+        out.append(f'<testsuite name="{_attr(f"{cid} {findings[0].meta.title}")}" tests="{len(findings)}" '
+                   f'failures="{status.count(Status.FAIL)}" errors="{status.count(Status.ERROR)}" skipped="{skipped}" '
+                   f'time="0" timestamp="{stamp}" hostname="{host}" package="hyperward">')
+        out.extend(_case(f) for f in findings)
+        out.append("</testsuite>")
+    out.append("</testsuites>\n")
+    return "".join(out)

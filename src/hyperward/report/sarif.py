@@ -138,4 +138,5 @@ def document(report: ScanReport) -> dict[str, Any]:
 
 
 def render(report: ScanReport, options: RenderOptions) -> str:
-    return json.dumps(document(report), indent=1) + "\n"
+    # one line: the C encoder runs only without indent (jq . for people)
+    return json.dumps(document(report)) + "\n"
