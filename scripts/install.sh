@@ -19,7 +19,9 @@ packages=(python3 python3-venv python3-pip python3-libvirt python3-apt)
 # Alertmanager scraped by a real Prometheus, both started on loopback by the test. Headless
 # Chromium screenshots the history page (tests/test_monitor_ux.py counts its alert-band pixels).
 # virt-xml-validate (libvirt-clients) needs xmllint (libxml2-utils) to check fixture XML against libvirt's schemas.
-[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager systemd chromium libxml2-utils)
+# The Prometheus textfile report is read by Debian's node exporter and scraped by Prometheus in
+# tests/test_report_formats.py (both started on loopback by the test).
+[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager prometheus-node-exporter systemd chromium libxml2-utils)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -233,15 +233,17 @@ def test_ocsf_compliance_standards_come_from_the_framework_mappings(reports):
     report, root = reports["weak"]
     findings = json.loads(_render(report, root, "ocsf"))
     fw = next(x for x in findings if x["metadata"]["event_code"] == "HV-FW-001")
-    assert fw["compliance"]["standards"] == [
-        "NIST SP 800-125A, Security Recommendations for Hypervisor Deployment (HY-SR numbering of the October 2014 initial public draft)"]
+    assert fw["compliance"]["standards"] == ["nist-800-125a"]
     assert fw["compliance"]["requirements"] == ["HY-SR-19"]
     assert fw["compliance"]["status"] == "Fail" and fw["status_code"] == "FAIL"
     suppressed = next(x for x in findings if x["metadata"]["event_code"] == SUPPRESSED[0] and x["resources"][0]["name"] == SUPPRESSED[1])
     assert suppressed["status"] == "Suppressed" and suppressed["comment"] == f"suppressed: {SUPPRESSED[2]}"
     iso = next(x for x in findings if x["metadata"]["event_code"] == "HV-ISO-001")
-    assert iso["resources"][0]["data"]["file"] == "/etc/libvirt/qemu.conf" and iso["resources"][0]["data"]["line"] == 973
+    assert iso["resources"][0]["data"]["details"]["file"] == "/etc/libvirt/qemu.conf" and iso["resources"][0]["data"]["details"]["line"] == 973
     assert len(findings) == len(report.findings)
+    passing = next(x for x in findings if x["status_code"] == "PASS")
+    assert "remediation" not in passing and fw["remediation"]["desc"]
+    assert next(x for x in findings if x["metadata"]["event_code"] == "HV-NEST-001")["compliance"]["standards"] == ["hyperward"]
 
 
 def test_prometheus_textfile_counts(reports):
