@@ -50,21 +50,27 @@ def main() -> None:
         facts = collect_host(str(root), baseline=str(base / "nb.json"), history_path=str(base / "h.sqlite"))
         report = run_checks(facts, registry(), "multi-tenant")
         print(f"{args.domains} domains: {len(report.findings)} results, {len(report.facts.guests)} guests; {args.runs} renders per format")
-        print(f"{'format':>11} {'median s':>9} {'min s':>7} {'MB':>7}")
+        print(f"{'format':>11} {'median s':>9} {'min s':>7} {'CPU s':>7} {'MB':>7}")
         medians: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         for fmt in formats:
             reporter = get_reporter(fmt)
-            times, size = [], 0
+            times, cpus, size = [], [], 0
             for _ in range(args.runs):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 text = reporter.render(report, RenderOptions())
                 times.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - started_cpu)
                 size = len(text.encode())
-            medians[fmt] = statistics.median(times)
-            print(f"{fmt:>11} {medians[fmt]:>9.3f} {min(times):>7.3f} {size / 1e6:>7.2f}")
+            medians[fmt], cpu[fmt] = statistics.median(times), statistics.median(cpus)
+            print(f"{fmt:>11} {medians[fmt]:>9.3f} {min(times):>7.3f} {cpu[fmt]:>7.3f} {size / 1e6:>7.2f}")
         added = sum(medians[f] for f in NEW if f in medians)
-        print(f"added by {', '.join(f for f in NEW if f in medians)}: {added:.3f} s "
-              f"(target < {TARGET_S} s: {'met' if added < TARGET_S else 'MISSED'})")
+        added_cpu = sum(cpu[f] for f in NEW if f in cpu)
+        # CPU seconds of this process: on a shared machine, wall time also counts other processes' turns
+        print(f"added by {', '.join(f for f in NEW if f in medians)}: {added:.3f} s wall, {added_cpu:.3f} s CPU "
+              f"(target < {TARGET_S} s: {'met' if added_cpu < TARGET_S else 'MISSED'} by CPU, "
+              f"{'met' if added < TARGET_S else 'MISSED'} by wall time); "
+              f"{added_cpu / cpu['json']:.2f}x the JSON report's CPU time")
 
         def scan(*outputs: str) -> float:
             cmd = [HYPERWARD, "scan", "--root", str(root)]

@@ -258,6 +258,17 @@ def test_prometheus_textfile_counts(reports):
     assert samples["hyperward_scan_duration_seconds"] == "0.750000"
 
 
+def test_prometheus_labels_cannot_add_lines(reports):
+    report, root = reports["weak"]
+    meta = dataclasses.replace(report.facts.meta, hostname='evil"}\nhyperward_check_failing{check="X"} 0\x1b[2J\\')
+    hostile = dataclasses.replace(report, facts=dataclasses.replace(report.facts, meta=meta))
+    text = get_reporter("prometheus").render(hostile, RenderOptions())
+    info = next(line for line in text.splitlines() if line.startswith("hyperward_info"))
+    assert info == ('hyperward_info{version="0.1.0",host="evil\\"}\\nhyperward_check_failing{check=\\"X\\"} 0[2J\\\\",'
+                    'profile="multi-tenant"} 1')
+    assert 'check="X"' not in text
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
