@@ -72,3 +72,13 @@ def test_framework_limits_the_scan(weak):
     assert unknown.returncode == 2 and "unknown framework 'iso27001'" in unknown.stderr
     empty = hyperward("scan", "--root", str(weak), "--framework", "cis-debian")
     assert empty.returncode == 2 and "no check mapped" in empty.stderr
+
+
+def test_stig_ids_are_read_from_primary_sources():
+    from hyperward.frameworks import checks_in, frameworks, stig_ids
+
+    assert stig_ids("VMware vSphere 8 ESXi STIG; STIG ESXI-80-000005, stig vmch-80-000203; ESXI-80-000006") == [
+        "ESXI-80-000005", "VMCH-80-000203"]
+    assert stig_ids("DISA STIG overview") == []
+    assert set(frameworks()) == {"nist-800-125a", "stig", "cis-debian"}
+    assert "HV-FW-001" in checks_in("nist-800-125a") and not checks_in("cis-debian")

@@ -55,11 +55,16 @@ def mappings() -> dict[str, dict[str, tuple[str, ...]]]:
             if key in known:
                 out.setdefault(cid, {})[key] = tuple(ids)
     for cid, entry in catalog().items():
-        stig = sorted({m.upper() for m in _STIG.findall(entry.sources)})
+        stig = stig_ids(entry.sources)
         if stig:
             merged = set(out.setdefault(cid, {}).get("stig", ())) | set(stig)
             out[cid]["stig"] = tuple(sorted(merged))
     return out
+
+
+def stig_ids(sources: str) -> list[str]:
+    """The STIG rule IDs a catalog row's Primary sources column names ("STIG ESXI-80-000005")."""
+    return sorted({m.upper() for m in _STIG.findall(sources)})
 
 
 def for_check(check_id: str) -> dict[str, tuple[str, ...]]:
