@@ -31,17 +31,27 @@ from hyperward.report.common import fingerprint, location
 
 GOLDEN = REPO / "tests/fixtures/report-golden"
 SCHEMAS = REPO / "tests/fixtures/schemas"
+#: the libvirt golden roots and the Proxmox fixture roots
+ROOTS = ("weak", "hardened", "pve-weak", "pve-hardened")
 FORMATS = {"sarif": "sarif", "junit": "xml", "ocsf": "ocsf.json", "prometheus": "prom"}
 COLLECTED = "2026-01-02T03:04:05+00:00"
+PVE_NOW = int(datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC).timestamp())
 SUPPRESSED = ("HV-AUTH-001", "libvirtd.conf:auth_tcp", "ticket OPS-1234: TCP listener firewalled to the jump host")
 
 
 def _scan(tmp: pathlib.Path, name: str, advisory_db: pathlib.Path, suppress: bool = True) -> tuple[ScanReport, pathlib.Path]:
-    root = copy_root(name, tmp, kvm_mode=0o660 if name == "hardened" else 0o666)
+    if name.startswith("pve-"):
+        root = tmp / name
+        shutil.copytree(REPO / "tests/fixtures/proxmox" / name.removeprefix("pve-"), root, symlinks=True)
+    else:
+        root = copy_root(name, tmp, kvm_mode=0o660 if name == "hardened" else 0o666)
     facts = collect_host(str(root), vulndb=str(advisory_db), baseline=str(tmp / "no-baseline.json"),
                          history_path=str(tmp / "no-history.sqlite"))
     meta = dataclasses.replace(facts.meta, collected_at=COLLECTED, root="/ROOT")
-    facts = dataclasses.replace(facts, meta=meta)
+    platforms = type(facts.platforms)(facts.platforms)
+    if "proxmox" in platforms:  # backup recency is judged against the collection time
+        platforms["proxmox"] = dataclasses.replace(platforms["proxmox"], collected_at=PVE_NOW)
+    facts = dataclasses.replace(facts, meta=meta, platforms=platforms)
     suppressions = [Suppression(SUPPRESSED[0], SUPPRESSED[1], SUPPRESSED[2], None, "test")] if suppress else []
     report = run_checks(facts, registry(), "multi-tenant", suppressions)
     report.duration_s, report.collect_s, report.total_s = 0.25, 0.5, 0.75
@@ -59,10 +69,10 @@ def _render(report: ScanReport, root: pathlib.Path, fmt: str) -> str:
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory, advisory_db: pathlib.Path) -> dict[str, tuple[ScanReport, pathlib.Path]]:
-    return {name: _scan(tmp_path_factory.mktemp(name), name, advisory_db) for name in ("weak", "hardened")}
+    return {name: _scan(tmp_path_factory.mktemp(name), name, advisory_db) for name in ROOTS}
 
 
-@pytest.mark.parametrize("name", ["weak", "hardened"])
+@pytest.mark.parametrize("name", ROOTS)
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_golden_outputs(reports, name, fmt):
     report, root = reports[name]
@@ -82,7 +92,7 @@ def _sarif_validator():  # type: ignore[no-untyped-def]
     return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
-@pytest.mark.parametrize("name", ["weak", "hardened"])
+@pytest.mark.parametrize("name", ROOTS)
 def test_sarif_golden_is_valid_against_the_oasis_schema(name):
     errors = list(_sarif_validator().iter_errors(json.loads((GOLDEN / f"{name}.sarif").read_text())))
     assert not errors, [f"{list(e.path)}: {e.message}" for e in errors[:5]]
@@ -132,6 +142,16 @@ def test_sarif_rules_results_and_locations(reports):
     suppressed = by_key[SUPPRESSED[:2]]
     assert suppressed["suppressions"] == [{"kind": "external", "status": "accepted", "justification": SUPPRESSED[2]}]
     assert sum(1 for r in run["results"] if "suppressions" in r) == 1
+
+
+def test_sarif_proxmox_locations(reports):
+    report, root = reports["pve-weak"]
+    run = json.loads(_render(report, root, "sarif"))["runs"][0]
+    by_key = {(r["ruleId"], r["properties"]["resource"]): r for r in run["results"]}
+    args = by_key[("HV-ISO-027", "VM 100 (web)")]["locations"][0]["physicalLocation"]
+    assert args == {"artifactLocation": {"uri": "etc/pve/nodes/pve1/qemu-server/100.conf", "uriBaseId": "HOSTROOT"}, "region": {"startLine": 4}}
+    fw = by_key[("HV-FW-004", "/etc/pve/firewall/cluster.fw")]["locations"][0]["physicalLocation"]
+    assert fw["region"] == {"startLine": 3}
     # checks that could not run are notifications, not results
     errors = [f for f in report.findings if f.status is Status.ERROR]
     assert len(run["invocations"][0]["toolExecutionNotifications"]) == len(errors)
@@ -162,7 +182,7 @@ def test_location_of_kernel_interfaces_is_logical(reports):
     assert where.file is None and where.key == "pcie_acs_override" and where.logical.endswith("@/proc/cmdline")
 
 
-@pytest.mark.parametrize("name", ["weak", "hardened"])
+@pytest.mark.parametrize("name", ROOTS)
 def test_junit_golden_is_valid_against_junit_10_xsd(name):
     from lxml import etree
 
@@ -208,7 +228,7 @@ def test_junit_carries_hostile_strings_as_valid_xml(reports):
     assert "a\\x07b]]>" in case.find("failure").text
 
 
-@pytest.mark.parametrize("name", ["weak", "hardened"])
+@pytest.mark.parametrize("name", ROOTS)
 def test_ocsf_golden_validates_with_py_ocsf_models(name):
     from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
 
@@ -221,7 +241,7 @@ def test_ocsf_golden_validates_with_py_ocsf_models(name):
         ComplianceFinding.model_validate({**findings[0], "severity_id": "very bad"})
 
 
-@pytest.mark.parametrize("name", ["weak", "hardened"])
+@pytest.mark.parametrize("name", ROOTS)
 def test_ocsf_fast_render_is_the_dict_encoding(reports, name):
     from hyperward.report import ocsf
 
