@@ -62,7 +62,14 @@ def _line(lines: dict[str, int], candidates: tuple[str, ...]) -> tuple[str, int]
 
 
 def guest_index(guests: list[Guest]) -> dict[tuple[str, str], Guest]:
-    return {(g.platform, g.id): g for g in guests}
+    """(platform, id) -> guest, and ("", label) -> guest for the labels only one guest has: a
+    libvirt check that names a domain by its label ("web (uuid)") without guest details."""
+    index = {(g.platform, g.id): g for g in guests}
+    labels: dict[str, list[Guest]] = {}
+    for g in guests:
+        labels.setdefault(g.label, []).append(g)
+    index.update({("", label): found[0] for label, found in labels.items() if len(found) == 1})
+    return index
 
 
 def locate(check_id: str, result: Result, guests: dict[tuple[str, str], Guest]) -> Result:
@@ -72,9 +79,10 @@ def locate(check_id: str, result: Result, guests: dict[tuple[str, str], Guest]) 
     if "file" in details or not guests:
         return result
     platform, guest_id = details.get("platform"), details.get("guest_id")
-    if not isinstance(platform, str) or not isinstance(guest_id, str):
-        return result
-    guest = guests.get((platform, guest_id))
+    if isinstance(platform, str) and isinstance(guest_id, str):
+        guest = guests.get((platform, guest_id))
+    else:
+        guest = guests.get(("", result.resource))
     if guest is None or not guest.origin.startswith("/"):
         return result
     found = _line(guest.lines, ELEMENTS.get(check_id, ()))
