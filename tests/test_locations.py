@@ -42,10 +42,11 @@ def test_every_line_named_holds_the_key_or_element(scanned):
             d = f.result.details
             if not isinstance(d.get("line"), int) or not isinstance(d.get("file"), str):
                 continue
-            path = root / str(d["file"]).lstrip("/")
+            file, _, token = str(d["file"]).partition(":")  # "/etc/pve/datacenter.cfg:migration"
+            path = root / file.lstrip("/")
             assert path.is_file(), (name, f.check_id, d)
             text = path.read_text().splitlines()[int(d["line"]) - 1]
-            word = d.get("key") or str(d.get("element", "")).rsplit("/", 1)[-1]
+            word = d.get("key") or token or str(d.get("element", "")).rsplit("/", 1)[-1]
             # a line taken from the message's "(FILE:LINE)" names no key: it must at least exist
             assert not word or str(word).lower() in text.lower(), (name, f.check_id, f.result.resource, d, text)
             located += 1
@@ -73,6 +74,8 @@ def test_proxmox_options_name_their_line(scanned):
     assert (args["file"], args["element"], args["line"]) == ("/etc/pve/nodes/pve1/qemu-server/100.conf", "args", 4)
     serial = by_key[("HV-ISO-028", "VM 100 (web)")]
     assert (serial["element"], serial["line"]) == ("serial0", 19)
+    migration = by_key[("HV-NET-008", "/etc/pve/datacenter.cfg:migration")]
+    assert (migration["file"], migration["line"]) == ("/etc/pve/datacenter.cfg:migration", 2)
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -53,6 +53,8 @@ def enrich(result: Result, lines: Mapping[str, Mapping[str, int]] | None = None)
     derived = derive(result)
     if lines:
         file, key = result.details.get("file", derived.get("file")), result.details.get("key", derived.get("key"))
+        if isinstance(file, str) and key is None and ":" in file:  # "/etc/pve/datacenter.cfg:migration"
+            file, _, key = file.partition(":")
         if isinstance(file, str) and isinstance(key, str) and "line" not in result.details:
             line = lines.get(file, {}).get(key)
             if line is not None:

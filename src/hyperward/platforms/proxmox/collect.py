@@ -118,6 +118,8 @@ def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
     local = _local_node(fs, tree)
     nodes = _nodes(fs, tree, local)
     users = _users(tree)
+    datacenter_lines: dict[str, int] = {}
+    datacenter = _colon_file(tree, "datacenter.cfg", datacenter_lines)
     return ProxmoxFacts(
         source=source,
         store=store,
@@ -126,7 +128,7 @@ def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
         nodes=nodes,
         cluster_fw=_firewall(tree, "firewall/cluster.fw"),
         guest_fw=_guest_firewalls(tree),
-        datacenter=_colon_file(tree, "datacenter.cfg"),
+        datacenter=datacenter,
         users=users,
         realms=_realms(tree),
         tfa=_tfa(tree),
@@ -138,6 +140,7 @@ def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
         corosync=_corosync(tree),
         pveproxy=_pveproxy(fs),
         notes=notes,
+        datacenter_lines=datacenter_lines,
     )
 
 
@@ -246,12 +249,12 @@ def _guest_firewalls(tree: _Tree) -> dict[str, FirewallFile | Unavailable]:
     return out
 
 
-def _colon_file(tree: _Tree, rel: str) -> dict[str, str] | Unavailable:
+def _colon_file(tree: _Tree, rel: str, lines: dict[str, int] | None = None) -> dict[str, str] | Unavailable:
     text = tree.text(rel)
     if isinstance(text, Unavailable):
         return text
     try:
-        return parsers.parse_colon_file(text)
+        return parsers.parse_colon_file(text, lines)
     except parsers.ParseError as exc:
         return Unavailable(f"{PVE_DIR}/{rel}", "invalid", str(exc))
 

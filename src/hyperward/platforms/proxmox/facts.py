@@ -218,11 +218,16 @@ class ProxmoxFacts:
     corosync: Maybe[CorosyncFacts]
     pveproxy: Maybe[dict[str, str]]
     notes: list[str] = field(default_factory=list)
+    #: the line of each datacenter.cfg key
+    datacenter_lines: dict[str, int] = field(default_factory=dict)
 
     def source_lines(self) -> dict[str, dict[str, int]]:
-        """file -> option -> line for the firewall files, so a firewall finding names its line."""
+        """file -> option -> line for the firewall files and datacenter.cfg, so a finding names its line."""
         files = [self.cluster_fw, *(n.host_fw for n in self.nodes), *self.guest_fw.values()]
-        return {fw.path: fw.lines for fw in files if isinstance(fw, FirewallFile) and fw.lines}
+        out = {fw.path: fw.lines for fw in files if isinstance(fw, FirewallFile) and fw.lines}
+        if self.datacenter_lines:
+            out["/etc/pve/datacenter.cfg"] = self.datacenter_lines
+        return out
 
     def scoped_nodes(self) -> list[PveNode]:
         """The nodes whose guests and host firewall this scan judges: the local node when known

@@ -239,17 +239,19 @@ def parse_firewall(text: str) -> FirewallText:
 # --- key: value files (datacenter.cfg) ---------------------------------------------------------
 
 
-def parse_colon_file(text: str) -> dict[str, str]:
-    """datacenter.cfg(5): `key: value` lines, '#' comments."""
+def parse_colon_file(text: str, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """datacenter.cfg(5): `key: value` lines, '#' comments. LINES, when given, receives each key's line."""
     out: dict[str, str] = {}
     good = bad = 0
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         match = _KEY_LINE.match(line)
         if match:
             out[match.group(1)] = match.group(2)
+            if lines is not None:
+                lines[match.group(1)] = number
             good += 1
         else:
             bad += 1
