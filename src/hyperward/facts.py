@@ -495,6 +495,8 @@ class LibvirtFacts:
     processes: Maybe[list[QemuProcess]]
     pidfiles: dict[str, int]
     api: ApiFacts | None
+    #: the line of /etc/sasl2/libvirt.conf's mech_list (a finding names it)
+    sasl_mech_line: int | None = None
 
     def guest_bridges(self) -> list[str]:
         """Bridges guests attach to: libvirt networks' bridges and bridges named by guest NICs."""
