@@ -82,3 +82,14 @@ def test_stig_ids_are_read_from_primary_sources():
     assert stig_ids("DISA STIG overview") == []
     assert set(frameworks()) == {"nist-800-125a", "stig", "cis-debian"}
     assert "HV-FW-001" in checks_in("nist-800-125a") and not checks_in("cis-debian")
+
+
+def test_each_output_refuses_a_symlink(tmp_path, weak):
+    """Every -o goes through safefile: a symlinked target among several is refused, its target kept."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "r.sarif"
+    link.symlink_to(victim)
+    done = hyperward("scan", "--root", str(weak), "--only", "FW", "-o", str(tmp_path / "r.json"), "-o", str(link))
+    assert done.returncode == 2 and "r.sarif" in done.stderr and "Traceback" not in done.stderr
+    assert victim.read_text() == "precious\n" and link.is_symlink()
