@@ -51,13 +51,17 @@ def test_guest_details(weak_json):
     assert result["platform"] == "libvirt"
     assert result["details"] == {"platform": "libvirt", "guest": "weak-vm", "guest_id": "c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c",
                                  "guest_uuid": "c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c",
-                                 "problems": ["BIOS (SeaBIOS) firmware: no Secure Boot"]}
+                                 "problems": ["BIOS (SeaBIOS) firmware: no Secure Boot"],
+                                 # issue 14: the definition file and the line of the element the check judges (<os>)
+                                 "file": "/etc/libvirt/qemu/weak-vm.xml", "element": "os", "line": 10}
     domain = _result(weak_json, "HV-NET-005", "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)")
     assert domain["details"]["guest"] == "weak-vm" and domain["details"]["platform"] == "libvirt"
 
 
 def test_file_key_line_and_mode_details(weak_json):
-    assert _result(weak_json, "HV-ISO-005", "qemu.conf:user")["details"] == {"file": "/etc/libvirt/qemu.conf", "key": "user", "default": False}
+    # issue 14: the line of the key that decided it (qemu.conf line 975 is `user = "root"`)
+    assert _result(weak_json, "HV-ISO-005", "qemu.conf:user")["details"] == {"file": "/etc/libvirt/qemu.conf", "key": "user", "default": False,
+                                                                              "line": 975}
     assert _result(weak_json, "HV-AUTH-013", "sshd:PermitRootLogin")["details"] == {
         "key": "PermitRootLogin", "default": False, "file": "/etc/ssh/sshd_config.d/10-legacy.conf", "line": 2}
     assert _result(weak_json, "HV-BAK-004", "/var/lib/libvirt/qemu/save")["details"] == {"file": "/var/lib/libvirt/qemu/save", "mode": "0755"}

@@ -25,6 +25,7 @@ def test_planted_secrets_appear_in_no_output(weak, tmp_path):
         ("scan", "--root", str(weak)),
         ("scan", "--root", str(weak), "-v"),
         ("scan", "--root", str(weak), "--format", "json"),
+        *(("scan", "--root", str(weak), "--format", fmt) for fmt in ("sarif", "junit", "ocsf", "prometheus")),
         ("collect", "--root", str(weak), "-o", str(snapshot)),
         ("scan", "--snapshot", str(snapshot), "-v"),
         ("explain", "HV-AUTH-010"),

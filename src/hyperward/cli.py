@@ -22,20 +22,25 @@ from .report import FORMATS
 from .textsafe import rich_text, visible
 
 if TYPE_CHECKING:
-    from .config import BackupConfig, Config
-    from .engine import RegisteredCheck
-    from .engine import ScanReport
-    from .background import Pending
-    from .facts import HostFacts, PatchingFacts
-    from .safefile import Ownership
     from collections.abc import Iterator
 
+    from .background import Pending
+    from .config import BackupConfig, Config
+    from .engine import RegisteredCheck, ScanReport
+    from .facts import HostFacts, PatchingFacts
+    from .report import Reporter
+    from .safefile import Ownership
     from .vulndb import Build, ImportReport
 
 FORMAT_NAMES = tuple(FORMATS)
 #: the commands that list things (checks, db status, reach) print text or JSON; the report formats are the scan's
 LISTING_FORMATS = ("text", "json")
 SEVERITY_NAMES = tuple(s.label for s in sorted(Severity, reverse=True) if s is not Severity.INFO)
+
+
+#: the longest suffix first: report.ocsf.json is OCSF, not JSON
+SUFFIXES: tuple[tuple[str, str], ...] = ((".ocsf.json", "ocsf"), (".json", "json"), (".sarif", "sarif"), (".xml", "junit"),
+                                         (".html", "html"), (".prom", "prometheus"), (".txt", "text"))
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -104,8 +109,11 @@ def main() -> None:
 @click.option("--vsphere-ca", "vsphere_ca", metavar="FILE", help="Verify the vSphere endpoints' TLS certificates against this CA bundle instead of the system store.")
 @click.option("--vsphere-insecure", "vsphere_insecure", is_flag=True, help="Do not verify the vSphere endpoints' TLS certificates (a test lab only).")
 @click.option("--vbox-home", "vbox_home", metavar="DIR", help="Also audit a copied VirtualBox home (VirtualBox.xml and machine folders) from any OS.")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), default="text", show_default=True, help="Report format.")
-@click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of standard output.")
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), help="Report format (default: text, or from the suffix of a single -o FILE).")
+@click.option("--output", "-o", "outputs", metavar="FILE", multiple=True,
+              help="Write the report to FILE instead of standard output; repeatable, each file's format from its suffix "
+                   "(" + ", ".join(f"{s} {f}" for s, f in SUFFIXES) + ").")
+@click.option("--framework", metavar="NAME", help="Run only the checks mapped to this framework (nist-800-125a, stig, cis-debian).")
 @click.option("--fail-on", type=click.Choice(SEVERITY_NAMES), help="Exit 1 when a finding at or above this severity fails, or a check at or above it could not run (default: never).")
 @click.option("--allow-errors", is_flag=True, help="With --fail-on: do not fail the gate for checks that could not run (error results).")
 @click.option("--only", multiple=True, metavar="ID|CATEGORY", help="Run only these checks (repeatable, comma-separated): HV-SIDE-001, SIDE, ...")
@@ -119,8 +127,9 @@ def main() -> None:
 def scan(
     root: str | None,
     snapshot: str | None,
-    fmt: str,
-    output: str | None,
+    fmt: str | None,
+    outputs: tuple[str, ...],
+    framework: str | None,
     fail_on: str | None,
     only: tuple[str, ...],
     skip: tuple[str, ...],
@@ -147,7 +156,7 @@ def scan(
     from .catalog import catalog
     from .config import ConfigError, load_config
     from .engine import registry, run_checks, select
-    from .report import RenderOptions, get_reporter
+    from .report import RenderOptions
 
     if root and snapshot:
         _die("--root and --snapshot exclude each other")
@@ -167,6 +176,7 @@ def scan(
         select(registry(platforms=()), only_ids, skip_ids)  # names are checked before anything is collected
     except ValueError as exc:
         _die(str(exc))
+    targets = _targets(fmt, outputs)  # before collecting: a typo in a file name never costs a whole scan
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
@@ -175,6 +185,8 @@ def scan(
     checks = select(registry(platforms=facts.platforms), only_ids, skip_ids)
     if (vsphere and not root) or facts.meta.root.startswith("vsphere://"):
         checks = _vsphere_only(checks)
+    if framework:
+        checks = _framework_checks(checks, framework)
     requested = {s.upper() for s in [*only_ids, *skip_ids]}
     planned = sorted(requested & (set(catalog()) - set(registry()))) if requested else []
     profile = profile or config.profile or "multi-tenant"
@@ -182,9 +194,10 @@ def scan(
     report.collect_s = collect_s
     report.total_s = time.perf_counter() - started
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
-    width = shutil.get_terminal_size((100, 24)).columns if not output else 100
-    options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
-    _write(get_reporter(fmt).render(report, options), output, config.ownership())
+    for name, output in targets:
+        width = shutil.get_terminal_size((100, 24)).columns if not output else 100
+        options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
+        _write(_reporter(name).render(report, options), output, config.ownership())
     if record or config.history_record:
         from . import history
 
@@ -213,6 +226,53 @@ def _collect_api_only(vsphere: list[str], settings: object, vulndb: str | None, 
         shutil.rmtree(empty, ignore_errors=True)
     where = ", ".join(f"vsphere://{e}" for e in vsphere)
     return dataclasses.replace(facts, meta=dataclasses.replace(facts.meta, hostname=", ".join(vsphere), root=where))
+
+
+def _format_of(path: str) -> str | None:
+    lowered = path.lower()
+    return next((name for suffix, name in SUFFIXES if lowered.endswith(suffix)), None)
+
+
+def _targets(fmt: str | None, outputs: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    """(format, file or None for standard output) per report to write. Checked before collecting, so a
+    typo in a file name never costs a whole scan."""
+    if not outputs:
+        return [(fmt or "text", None)]
+    if len(outputs) == 1:
+        return [(fmt or _format_of(outputs[0]) or "text", outputs[0])]
+    if fmt:
+        _die("--format applies to a single -o FILE; with several, each file's suffix names its format")
+    if len(set(outputs)) != len(outputs):
+        _die("the same -o FILE is given twice")
+    targets: list[tuple[str, str | None]] = []
+    for path in outputs:
+        name = _format_of(path)
+        if name is None:
+            _die(f"-o {path}: no known suffix to tell its format (" + ", ".join(s for s, _ in SUFFIXES) + ")")
+        targets.append((name, path))
+    return targets
+
+
+def _reporter(name: str) -> Reporter:
+    from .report import get_reporter
+
+    try:
+        return get_reporter(name)
+    except ModuleNotFoundError as exc:
+        _die(f"the {name} report is not available in this build of hyperward ({exc.name} is missing)")
+
+
+def _framework_checks(checks: dict[str, RegisteredCheck], name: str) -> dict[str, RegisteredCheck]:
+    from . import frameworks
+
+    try:
+        key = frameworks.parse_name(name)
+    except ValueError as exc:
+        _die(str(exc))
+    wanted = frameworks.checks_in(key)
+    if not wanted:
+        _die(f"framework {key} has no check mapped to it yet (see docs/frameworks.md)")
+    return {cid: c for cid, c in checks.items() if cid in wanted}
 
 
 def _gate_fails(report: ScanReport, threshold: Severity, allow_errors: bool) -> bool:

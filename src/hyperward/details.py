@@ -6,6 +6,7 @@ A check's own details win over these."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from .model import Details, Result
 
@@ -47,6 +48,15 @@ def derive(result: Result) -> Details:
     return out
 
 
-def enrich(result: Result) -> Result:
+def enrich(result: Result, lines: Mapping[str, Mapping[str, int]] | None = None) -> Result:
+    """LINES (file -> key -> line, from the parsers) adds the line of the key that decided a result."""
     derived = derive(result)
+    if lines:
+        file, key = result.details.get("file", derived.get("file")), result.details.get("key", derived.get("key"))
+        if isinstance(file, str) and key is None and ":" in file:  # "/etc/pve/datacenter.cfg:migration"
+            file, _, key = file.partition(":")
+        if isinstance(file, str) and isinstance(key, str) and "line" not in result.details:
+            line = lines.get(file, {}).get(key)
+            if line is not None:
+                derived["line"] = line
     return result.with_details(**derived) if derived else result

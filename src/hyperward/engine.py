@@ -128,6 +128,20 @@ class ScanReport:
         return max(failing) if failing else None
 
 
+def source_lines(facts: HostFacts) -> dict[str, dict[str, int]]:
+    """file -> key -> line for the configuration files whose parsers record lines."""
+    out: dict[str, dict[str, int]] = {}
+    for config in facts.libvirt.configs.values():
+        if config.lines:
+            out[config.path] = config.lines
+    for name, platform_facts in facts.platforms.items():
+        recorded = getattr(platform_facts, "source_lines", None)
+        if callable(recorded):
+            for path, keys in recorded().items():
+                out.setdefault(path, {}).update(keys)
+    return out
+
+
 def select(
     checks: dict[str, RegisteredCheck], only: Iterable[str] = (), skip: Iterable[str] = ()
 ) -> dict[str, RegisteredCheck]:
@@ -204,6 +218,10 @@ def run_checks(
             warnings.extend(known[name].warnings(platform_facts))
     entries = catalog()
     findings: list[Finding] = []
+    lines = source_lines(facts)
+    from .locations import guest_index, locate
+
+    guests = guest_index(facts.guests)
     for cid, registered in for_platforms(checks, facts).items():
         meta = registered.meta
         default_fix = meta.fix or (entries[cid].remediation if cid in entries else "")
@@ -214,7 +232,7 @@ def run_checks(
         except Exception as exc:  # one broken check must not stop the audit
             results = [Result.error(f"check failed: {type(exc).__name__}: {exc}")]
         for result in results:
-            result = enrich(result)
+            result = locate(cid, enrich(result, lines), guests)
             severity = result.severity or meta.severity_for(profile)
             status, reason = result.status, None
             if status is Status.FAIL:

@@ -244,6 +244,8 @@ class FirmwareFacts:
 class LibvirtConfig:
     path: str
     settings: Maybe[dict[str, Any]]
+    #: the line each setting is on, so a finding names where it was decided
+    lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 # --- libvirt, QEMU and the hardware they hand to guests -------------------------------------
@@ -387,6 +389,9 @@ class Domain:
     legacy_devices: list[str]
     redirdevs: int
     redirfilter_default_allow: bool | None
+    #: element path under <domain> ("os", "devices/graphics") -> the line of its first occurrence in
+    #: `origin`, so a finding names the element that decided it
+    lines: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -490,6 +495,8 @@ class LibvirtFacts:
     processes: Maybe[list[QemuProcess]]
     pidfiles: dict[str, int]
     api: ApiFacts | None
+    #: the line of /etc/sasl2/libvirt.conf's mech_list (a finding names it)
+    sasl_mech_line: int | None = None
 
     def guest_bridges(self) -> list[str]:
         """Bridges guests attach to: libvirt networks' bridges and bridges named by guest NICs."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..engine import check
 from ..facts import Domain, FileNode, HostFacts, SocketUnit, TlsCertificate
-from ..model import Result, Severity, Unavailable
+from ..model import Details, Result, Severity, Unavailable
 from ..addresses import is_loopback
 from ._libvirt import (
     REMOTE_CONFIGS,
@@ -341,10 +341,13 @@ def sasl_mechanisms(host: HostFacts) -> Iterator[Result]:
         return
     weak = sorted({m.lower() for m in mechs} - STRONG_SASL)
     scope = f" (SASL used by {', '.join(used)})" if used else " (SASL not in use now)"
+    where: Details = {"file": resource, "key": "mech_list"}
+    if host.libvirt.sasl_mech_line is not None:
+        where["line"] = host.libvirt.sasl_mech_line
     if weak:
-        yield Result.fail(resource, f"mech_list allows {', '.join(weak)}{scope}")
+        yield Result.fail(resource, f"mech_list allows {', '.join(weak)}{scope}", details=where)
     else:
-        yield Result.passed(resource, f"mech_list: {' '.join(mechs)}{scope}")
+        yield Result.passed(resource, f"mech_list: {' '.join(mechs)}{scope}", details=where)
 
 
 def _graphics_listen(host: HostFacts, settings: dict[str, Any], kind: str, addresses: list[str | None]) -> list[str]:

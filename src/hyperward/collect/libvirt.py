@@ -90,8 +90,9 @@ def _config(fs: RootFS, path: str) -> tuple[LibvirtConfig, str | None]:
     if isinstance(text, Unavailable):
         return LibvirtConfig(path, text), None
     try:
-        settings = parse_libvirt_conf(text)
-        return LibvirtConfig(path, {k: REDACTED if SECRET_SETTING.search(k) else v for k, v in settings.items()}), text
+        lines: dict[str, int] = {}
+        settings = parse_libvirt_conf(text, lines)
+        return LibvirtConfig(path, {k: REDACTED if SECRET_SETTING.search(k) else v for k, v in settings.items()}, lines), text
     except LibvirtConfError as exc:
         return LibvirtConfig(path, Unavailable(path, "invalid", f"not valid libvirt configuration syntax: {exc}")), text
 
@@ -513,10 +514,13 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
     cert_file = str(effective(daemon_settings, "", "cert_file", LIBVIRTD_CONF_DEFAULTS).value)
     sasl_text = fs.read_text("/etc/sasl2/libvirt.conf", 256 * 1024)
     sasl: Maybe[list[str]]
+    sasl_line: int | None = None
     if isinstance(sasl_text, Unavailable):
         sasl = sasl_text
     else:
         mechs = sasl_mech_list(sasl_text)
+        sasl_line = next((n for n, line in enumerate(sasl_text.splitlines(), 1)
+                          if line.partition(":")[1] and line.partition(":")[0].strip() == "mech_list"), None)
         sasl = mechs if mechs is not None else Unavailable("/etc/sasl2/libvirt.conf", "invalid", "no mech_list: every mechanism the SASL library has is allowed")
     pid_files = pidfiles(fs)
     from_system_daemon = api is not None and api.connected and api.uri == SYSTEM_URI
@@ -534,6 +538,7 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
         pools=_pools(fs),
         host_lsms=_host_lsms(fs),
         sasl_mechs=sasl,
+        sasl_mech_line=sasl_line,
         polkit_rules=_polkit(fs),
         tls_key=_node(fs, key_file, names),
         tls_cert=_certificate(fs, cert_file),

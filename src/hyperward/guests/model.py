@@ -175,6 +175,9 @@ class Guest:
     nested_detail: str | None = None
     #: USB redirection channels not closed by a deny-by-default filter
     usb_redirection: int = 0
+    #: where in `origin` each part of the definition is: the platform's key ("devices/graphics" in a
+    #: libvirt domain, "args" in a Proxmox qm.conf) -> line, for findings to name the deciding line
+    lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

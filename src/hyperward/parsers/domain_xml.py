@@ -8,6 +8,7 @@ are reduced to "set / not set".
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
@@ -275,6 +276,29 @@ def _qemu_passthrough(root: ET.Element) -> list[str]:
     return out
 
 
+def element_lines(text: str | bytes) -> dict[str, int]:
+    """Element path under <domain> -> line of its first occurrence. A second, event-only pass with
+    expat (ElementTree keeps no line numbers); run only on text _parse already accepted, which has
+    no DTD and so no entity to expand."""
+    lines: dict[str, int] = {}
+    stack: list[str] = []
+    parser = xml.parsers.expat.ParserCreate()
+
+    def start(tag: str, _attrs: object) -> None:
+        stack.append(tag)
+        inner = stack[2:] if stack[0] == "domstatus" else stack[1:]
+        if inner and (stack[0] != "domstatus" or stack[1] == "domain"):
+            lines.setdefault("/".join(inner), parser.CurrentLineNumber)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = lambda _tag: stack.pop()
+    try:
+        parser.Parse(text, True)
+    except xml.parsers.expat.ExpatError:
+        return {}
+    return lines
+
+
 def parse_domain(text: str | bytes, origin: str, running: bool = False) -> Domain:
     root = _parse(text, "domain")
     name = (root.findtext("name") or "").strip()
@@ -360,6 +384,7 @@ def parse_domain(text: str | bytes, origin: str, running: bool = False) -> Domai
         legacy_devices=_legacy_devices(devices),
         redirdevs=len(devices.findall("redirdev")),
         redirfilter_default_allow=filter_default,
+        lines=element_lines(text) if origin.startswith("/") else {},
     )
 
 

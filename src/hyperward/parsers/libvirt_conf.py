@@ -45,7 +45,8 @@ def _scalar(kind: str, raw: str) -> str | int:
     return body.replace('\\"', '"').replace("\\\\", "\\") if raw[0] == '"' else body
 
 
-def parse_libvirt_conf(text: str) -> dict[str, Any]:
+def parse_libvirt_conf(text: str, lines: dict[str, int] | None = None) -> dict[str, Any]:
+    """LINES, when given, receives each setting's line: the last assignment wins, as in libvirt."""
     out: dict[str, Any] = {}
     toks = _tokens(text)
     i = 0
@@ -62,6 +63,8 @@ def parse_libvirt_conf(text: str) -> dict[str, Any]:
         if i >= len(toks) or toks[i][0] == "nl":
             raise LibvirtConfError(line, f"missing value for {raw}")
         vkind, vraw, vline = toks[i]
+        if lines is not None:
+            lines[raw] = line
         if vkind in ("str", "int"):
             out[raw] = _scalar(vkind, vraw)
             i += 1

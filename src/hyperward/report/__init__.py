@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 FORMATS: dict[str, str] = {
     "text": "hyperward.report.text",
     "json": "hyperward.report.json_format",
+    "sarif": "hyperward.report.sarif",
+    "junit": "hyperward.report.junit",
     "html": "hyperward.report.html",
+    "ocsf": "hyperward.report.ocsf",
+    "prometheus": "hyperward.report.prometheus",
 }
 
 

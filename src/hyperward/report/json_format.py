@@ -44,6 +44,7 @@ def finding_to_dict(f: Any) -> dict[str, Any]:
 
 def checks_map(report: ScanReport) -> dict[str, dict[str, Any]]:
     """Each check in the report once: what it is and where to read about it."""
+    from .. import frameworks
     from ..catalog import catalog
     from ..references import check_urls
 
@@ -59,6 +60,7 @@ def checks_map(report: ScanReport) -> dict[str, dict[str, Any]]:
             "severity": f.meta.severity.label,
             "references": list(f.meta.references),
             "urls": check_urls(f.meta, entry.sources if entry else ""),
+            "frameworks": {k: list(v) for k, v in sorted(frameworks.for_check(f.check_id).items())},
         }
     return dict(sorted(out.items()))
 

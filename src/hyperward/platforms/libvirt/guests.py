@@ -170,6 +170,7 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
         id=d.uuid,
         uuid=d.uuid or None,
         origin=d.origin,
+        lines=d.lines,
         state="running" if d.running else "defined",
         firmware="uefi" if efi else "bios",
         secure_boot=secure if efi else False,

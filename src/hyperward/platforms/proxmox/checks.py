@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ...model import Result, Severity, Unavailable
+from ...model import Details, Result, Severity, Unavailable
 from . import parsers
 from .facts import BackupJob, FirewallFile, ProxmoxFacts, PveGuestConfig, UserConfig
 from .guests import container_privileged
@@ -67,10 +67,11 @@ def _each_guest(pve: ProxmoxFacts, judge: Callable[[PveGuestConfig], list[str] |
         if problems is None:
             continue
         judged += 1
+        about: Details = {"guest": guest.name, "guest_id": guest.vmid, "platform": "proxmox"}
         if problems:
-            yield Result.fail(guest.label, "; ".join(problems))
+            yield Result.fail(guest.label, "; ".join(problems), details=about)
         else:
-            yield Result.passed(guest.label)
+            yield Result.passed(guest.label, details=about)
     if not judged and not bad:
         yield Result.not_applicable(none_reason)
 
@@ -99,14 +100,18 @@ def cluster_firewall(pve: ProxmoxFacts) -> Iterator[Result]:
         else:
             yield Result.unavailable(fw, CLUSTER_FW)
         return
-    problems = []
+    problems, keys = [], []
     if not parsers.as_bool(fw.options.get("enable"), False):
         problems.append(f"enable: {_clean(fw.options.get('enable', '(unset, default 0)'))}")
+        keys.append("enable")
     policy = fw.options.get("policy_in", "DROP").upper()
     if policy == "ACCEPT":
         problems.append("policy_in: ACCEPT (everything not denied by a rule is accepted)")
+        keys.append("policy_in")
     if problems:
-        yield Result.fail(CLUSTER_FW, "; ".join(problems))
+        # the first deciding option that is written in the file names the line
+        key = next((k for k in keys if k in fw.lines), keys[0])
+        yield Result.fail(CLUSTER_FW, "; ".join(problems), details={"file": fw.path, "key": key})
     else:
         yield Result.passed(CLUSTER_FW, f"enabled, policy_in {policy}")
 
@@ -130,15 +135,17 @@ def host_firewall(pve: ProxmoxFacts) -> Iterator[Result]:
             yield Result.unavailable(fw, resource)
             continue
         problems = []
+        details: Details = {}
         if isinstance(fw, FirewallFile) and not parsers.as_bool(fw.options.get("enable"), True):
             problems.append(f"host.fw enable: {_clean(fw.options.get('enable', ''))}")
+            details = {"file": fw.path, "key": "enable"}
         if cluster is False:
             problems.append("inactive: the cluster firewall is off (cluster.fw enable: 1)")
         elif cluster is None:
             yield Result.error("cluster.fw unreadable; whether the host firewall runs is unknown", resource)
             continue
         if problems:
-            yield Result.fail(resource, "; ".join(problems))
+            yield Result.fail(resource, "; ".join(problems), details=details)
         else:
             yield Result.passed(resource, "host firewall enabled" + ("" if isinstance(fw, FirewallFile) else " (default)"))
 

@@ -114,6 +114,8 @@ def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
     local = _local_node(fs, tree)
     nodes = _nodes(fs, tree, local)
     users = _users(tree)
+    datacenter_lines: dict[str, int] = {}
+    datacenter = _colon_file(tree, "datacenter.cfg", datacenter_lines)
     return ProxmoxFacts(
         source=source,
         store=store,
@@ -122,7 +124,7 @@ def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
         nodes=nodes,
         cluster_fw=_firewall(tree, "firewall/cluster.fw"),
         guest_fw=_guest_firewalls(tree),
-        datacenter=_colon_file(tree, "datacenter.cfg"),
+        datacenter=datacenter,
         users=users,
         realms=_realms(tree),
         tfa=_tfa(tree),
@@ -134,6 +136,7 @@ def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
         corosync=_corosync(tree),
         pveproxy=_pveproxy(fs),
         notes=notes,
+        datacenter_lines=datacenter_lines,
     )
 
 
@@ -196,7 +199,7 @@ def _guest(fs: RootFS, tree: _Tree, kind: str, node: str, vmid: str, local: bool
     pid_file = fs.exists(f"/var/run/qemu-server/{vmid}.pid") if (local and kind == "qemu") else None
     running = _qemu_running(fs, vmid) if (local and kind == "qemu" and fs.live) else None
     return PveGuestConfig(kind, vmid, node, path, parsed.current, parsed.pending, parsed.snapshots,
-                          parsed.ignored_lines, pid_file, running)
+                          parsed.ignored_lines, pid_file, running, parsed.lines)
 
 
 def _qemu_running(fs: RootFS, vmid: str) -> bool:
@@ -227,7 +230,7 @@ def _firewall(tree: _Tree, rel: str) -> FirewallFile | Unavailable:
         fw = parsers.parse_firewall(text)
     except parsers.ParseError as exc:
         return Unavailable(f"{PVE_DIR}/{rel}", "invalid", str(exc))
-    return FirewallFile(f"{PVE_DIR}/{rel}", fw.options, fw.rules, fw.ipsets, fw.groups, fw.ignored_lines)
+    return FirewallFile(f"{PVE_DIR}/{rel}", fw.options, fw.rules, fw.ipsets, fw.groups, fw.ignored_lines, fw.lines)
 
 
 def _guest_firewalls(tree: _Tree) -> dict[str, FirewallFile | Unavailable]:
@@ -242,12 +245,12 @@ def _guest_firewalls(tree: _Tree) -> dict[str, FirewallFile | Unavailable]:
     return out
 
 
-def _colon_file(tree: _Tree, rel: str) -> dict[str, str] | Unavailable:
+def _colon_file(tree: _Tree, rel: str, lines: dict[str, int] | None = None) -> dict[str, str] | Unavailable:
     text = tree.text(rel)
     if isinstance(text, Unavailable):
         return text
     try:
-        return parsers.parse_colon_file(text)
+        return parsers.parse_colon_file(text, lines)
     except parsers.ParseError as exc:
         return Unavailable(f"{PVE_DIR}/{rel}", "invalid", str(exc))
 

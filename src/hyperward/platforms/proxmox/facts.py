@@ -39,6 +39,8 @@ class PveGuestConfig:
     #: on a live node: whether the pid file names a running QEMU (its /proc/PID/exe is QEMU and its
     #: command line carries `-id VMID`, as qemu-server starts it); None offline or not looked at
     running: bool | None = None
+    #: the line of each key of `config` in `path`
+    lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -63,6 +65,8 @@ class FirewallFile:
     ipsets: list[str]
     groups: list[str]
     ignored_lines: int = 0
+    #: the line of each option in `path`
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 @frozen
@@ -215,6 +219,16 @@ class ProxmoxFacts:
     corosync: Maybe[CorosyncFacts]
     pveproxy: Maybe[dict[str, str]]
     notes: list[str] = field(default_factory=list)
+    #: the line of each datacenter.cfg key
+    datacenter_lines: dict[str, int] = field(default_factory=dict)
+
+    def source_lines(self) -> dict[str, dict[str, int]]:
+        """file -> option -> line for the firewall files and datacenter.cfg, so a finding names its line."""
+        files = [self.cluster_fw, *(n.host_fw for n in self.nodes), *self.guest_fw.values()]
+        out = {fw.path: fw.lines for fw in files if isinstance(fw, FirewallFile) and fw.lines}
+        if self.datacenter_lines:
+            out["/etc/pve/datacenter.cfg"] = self.datacenter_lines
+        return out
 
     def scoped_nodes(self) -> list[PveNode]:
         """The nodes whose guests and host firewall this scan judges: the local node when known

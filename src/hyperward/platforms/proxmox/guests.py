@@ -219,7 +219,7 @@ def vm_guest(pve: ProxmoxFacts, g: PveGuestConfig, storage_types: dict[str, str]
     memory_mib = _int(memory) or 512
     uuid = parsers.parse_property_string(c.get("smbios1", ""), None).get("uuid")
     return Guest(
-        platform="proxmox", kind="vm", name=g.name, id=g.vmid, uuid=uuid, origin=g.path,
+        platform="proxmox", kind="vm", name=g.name, id=g.vmid, uuid=uuid, origin=g.path, lines=g.lines,
         state=None if g.running is None else ("running" if g.running else "stopped"),
         firmware=firmware, secure_boot=secure_boot, keys_enrolled=keys, tpms=tpms, consoles=consoles,
         shared_directories=shared, devices=devices, disks=disks, nics=nics, nested=nested,
@@ -288,7 +288,7 @@ def ct_guest(pve: ProxmoxFacts, g: PveGuestConfig, storage_types: dict[str, str]
     kvm = any(d.host_id in ("/dev/kvm", "cgroup:c 10:232 rwm") for d in devices)
     memory = _int(c.get("memory")) or 512
     return Guest(
-        platform="proxmox", kind="container", name=g.name, id=g.vmid, uuid=None, origin=g.path, state=None,
+        platform="proxmox", kind="container", name=g.name, id=g.vmid, uuid=None, origin=g.path, lines=g.lines, state=None,
         firmware=None, secure_boot=None, keys_enrolled=None, tpms=[],
         consoles=[Console("serial-web", [], socket=True, auth=["ticket"], tls=True, source="pveproxy (termproxy)")],
         shared_directories=shared, devices=devices, disks=disks, nics=nics, nested=kvm,

@@ -49,6 +49,8 @@ class GuestConfigText:
     pending: dict[str, str] = field(default_factory=dict)
     snapshots: list[str] = field(default_factory=list)
     ignored_lines: int = 0
+    #: the line of each key of `current` (a finding names it)
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 def _keep(key: str) -> bool:
@@ -63,7 +65,7 @@ def parse_guest_config(text: str) -> GuestConfigText:
     out = GuestConfigText()
     target: dict[str, str] | None = out.current
     good = bad = 0
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -87,6 +89,8 @@ def parse_guest_config(text: str) -> GuestConfigText:
         key, value = match.group(1), match.group(2)
         if not _keep(key):
             continue
+        if target is out.current:
+            out.lines.setdefault(key, number)
         if key.startswith("lxc.") and key in target:
             target[key] = target[key] + "\n" + value
         else:
@@ -183,6 +187,8 @@ class FirewallText:
     ipsets: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
     ignored_lines: int = 0
+    #: the line of each [OPTIONS] key
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 _FW_OPTION = re.compile(r"^([a-z][a-z0-9_\-]*)\s*:\s*(.*?)\s*$", re.IGNORECASE)
@@ -196,7 +202,7 @@ def parse_firewall(text: str) -> FirewallText:
     out = FirewallText()
     section: str | None = None
     good = bad = 0
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -217,6 +223,7 @@ def parse_firewall(text: str) -> FirewallText:
             match = _FW_OPTION.match(line)
             if match:
                 out.options[match.group(1).lower()] = match.group(2)
+                out.lines[match.group(1).lower()] = number
                 good += 1
             else:
                 bad += 1
@@ -234,17 +241,19 @@ def parse_firewall(text: str) -> FirewallText:
 # --- key: value files (datacenter.cfg) ---------------------------------------------------------
 
 
-def parse_colon_file(text: str) -> dict[str, str]:
-    """datacenter.cfg(5): `key: value` lines, '#' comments."""
+def parse_colon_file(text: str, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """datacenter.cfg(5): `key: value` lines, '#' comments. LINES, when given, receives each key's line."""
     out: dict[str, str] = {}
     good = bad = 0
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         match = _KEY_LINE.match(line)
         if match:
             out[match.group(1)] = match.group(2)
+            if lines is not None:
+                lines[match.group(1)] = number
             good += 1
         else:
             bad += 1

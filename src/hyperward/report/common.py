@@ -1,0 +1,86 @@
+"""What the machine formats (SARIF, JUnit, OCSF, Prometheus) share: where a finding was decided, a
+fingerprint that survives re-runs, and a check's help text. One place, so the formats never disagree
+about which file and line a finding names."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from ..model import Finding, Severity
+from ..records import frozen
+
+if TYPE_CHECKING:
+    from ..engine import ScanReport
+
+#: kernel interfaces: a path there is a fact the kernel reports, not a file anyone edits
+_KERNEL_TREES = ("/proc/", "/sys/")
+
+
+@frozen
+class Location:
+    """A file and line on the audited host, or (file None) a stable logical name for the resource."""
+
+    file: str | None
+    line: int | None
+    key: str | None
+    logical: str
+
+
+def location(f: Finding) -> Location:
+    """The deciding file/line from the result's details ("file", "line", "key"); a path under /proc or
+    /sys, or no file at all, is a logical location named after the platform and the resource."""
+    details = f.result.details
+    raw_file, raw_line, raw_key = details.get("file"), details.get("line"), details.get("key")
+    key = raw_key if isinstance(raw_key, str) else None
+    line = raw_line if isinstance(raw_line, int) and not isinstance(raw_line, bool) and raw_line > 0 else None
+    logical = f"{f.result.platform or 'host'}:{f.result.resource}"
+    if not isinstance(raw_file, str) or not raw_file.startswith("/"):
+        return Location(None, None, key, logical)
+    path = raw_file
+    if ":" in path:  # "/proc/cmdline:pcie_acs_override": a file and the token in it
+        path, _, token = path.partition(":")
+        key = key or token
+    if path.startswith(_KERNEL_TREES) or "/../" in path or path.endswith("/.."):
+        return Location(None, None, key, f"{logical}@{path}")
+    return Location(path, line, key, logical)
+
+
+def fingerprint(f: Finding, host: str) -> str:
+    """Stable across runs of the same host: the check, the resource and the host, never the message
+    (which carries versions and counts that change while the finding stays the same)."""
+    text = "\0".join((f.check_id, f.result.platform or "", f.result.resource, host))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+#: GitHub's code-scanning convention: critical >= 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9
+SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "3.0",
+                     Severity.INFO: "0.0"}
+
+
+@frozen
+class CheckHelp:
+    title: str
+    rationale: str
+    fix: str
+    urls: list[str]
+    references: list[str]
+
+
+def check_help(report: ScanReport) -> dict[str, CheckHelp]:
+    """Each check of the report once, with what a person needs to act on it."""
+    from ..catalog import catalog
+    from ..references import check_urls
+
+    entries = catalog()
+    out: dict[str, CheckHelp] = {}
+    for f in report.findings:
+        if f.check_id in out:
+            continue
+        entry = entries.get(f.check_id)
+        sources = entry.sources if entry else ""
+        fix = f.meta.fix or (entry.remediation if entry else "")
+        references = [*f.meta.references, *(s.strip() for s in sources.split(";") if s.strip())]
+        out[f.check_id] = CheckHelp(f.meta.title, f.meta.rationale.strip() or f.meta.title, fix,
+                                    check_urls(f.meta, sources), references)
+    return out

@@ -1,0 +1,175 @@
+"""OCSF 1.5 Compliance Findings (class 2003), one per result, for SIEMs and data lakes (Amazon Security
+Lake, Splunk, OpenSearch) that ingest OCSF the way Prowler writes it: a JSON array of findings.
+
+The findings are plain dicts in the shape py-ocsf-models' ComplianceFinding validates (the tests
+validate every golden finding with it): building 16,000 pydantic models per scan would cost more
+than the whole report budget, and a root tool on a hypervisor should not need pydantic to run."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from json.encoder import encode_basestring_ascii
+from typing import Any
+
+from .. import __version__, frameworks
+from ..engine import ScanReport
+from ..model import Finding, Severity, Status
+from . import RenderOptions
+from .common import CheckHelp, check_help, fingerprint, location
+
+OCSF_VERSION = "1.5.0"
+CLASS_UID = 2003  # Compliance Finding
+CATEGORY_UID = 2  # Findings
+ACTIVITY_CREATE = 1
+TYPE_UID = CLASS_UID * 100 + ACTIVITY_CREATE
+
+_SEVERITY_ID = {Severity.INFO: 1, Severity.LOW: 2, Severity.MEDIUM: 3, Severity.HIGH: 4, Severity.CRITICAL: 5}
+#: compliance.status_id: Pass 1, Warning 2, Fail 3, Unknown 0 (not applicable, could not check)
+_COMPLIANCE = {Status.PASS: (1, "Pass"), Status.FAIL: (3, "Fail"), Status.SUPPRESSED: (3, "Fail"),
+               Status.ERROR: (0, "Unknown"), Status.NOT_APPLICABLE: (0, "Unknown")}
+_EVENT_STATUS = {Status.SUPPRESSED: (3, "Suppressed")}
+_NEW = (1, "New")
+
+
+def _standards(cid: str) -> tuple[list[str], list[str]]:
+    mapped = frameworks.for_check(cid)
+    # the framework keys (titles are in docs/frameworks.md): 16,000 findings repeat them
+    standards = sorted(mapped) or ["hyperward"]
+    requirements = [rid for key in sorted(mapped) for rid in mapped[key]]
+    return standards, requirements
+
+
+def _finding(f: Finding, info: CheckHelp, host: str, time_ms: int, time_dt: str, product: dict[str, Any],
+             standards: dict[str, tuple[list[str], list[str]]]) -> dict[str, Any]:
+    cid = f.check_id
+    if cid not in standards:
+        standards[cid] = _standards(cid)
+    names, requirements = standards[cid]
+    compliance_id, compliance_name = _COMPLIANCE[f.status]
+    status_id, status_name = _EVENT_STATUS.get(f.status, _NEW)
+    where = location(f)
+    resource: dict[str, Any] = {
+        "name": f.result.resource,
+        "uid": where.logical,
+        "type": "guest" if f.result.details.get("guest") else "host",
+        "data": {"details": dict(f.result.details)},
+        "labels": [f"platform:{f.result.platform or 'host'}"],
+    }
+    out: dict[str, Any] = {
+        "message": f.result.message or info.title,
+        "metadata": {"event_code": cid, "product": product, "version": OCSF_VERSION,
+                     "profiles": ["host"], "log_name": "hyperward scan", "log_provider": "hyperward"},
+        "severity_id": _SEVERITY_ID[f.severity],
+        "severity": f.severity.label.capitalize() if f.severity is not Severity.INFO else "Informational",
+        "status": status_name,
+        "status_id": status_id,
+        "status_code": f.status.value.upper(),
+        "status_detail": f.result.message,
+        "activity_id": ACTIVITY_CREATE,
+        "activity_name": "Create",
+        "category_uid": CATEGORY_UID,
+        "category_name": "Findings",
+        "class_uid": CLASS_UID,
+        "class_name": "Compliance Finding",
+        "type_uid": TYPE_UID,
+        "type_name": "Compliance Finding: Create",
+        "time": time_ms,
+        "time_dt": time_dt,
+        "finding_info": {
+            "uid": f"hyperward-{cid}-{fingerprint(f, host)}",
+            "title": info.title,
+            "desc": info.rationale,
+            "types": [f.meta.category.label],
+            "created_time": time_ms,
+            "created_time_dt": time_dt,
+        },
+        "compliance": {
+            "control": cid,
+            "standards": names,
+            "requirements": requirements,
+            "status_id": compliance_id,
+            "status": compliance_name,
+            "checks": [{"uid": cid, "name": info.title, "severity": f.severity.label, "status": compliance_name}],
+        },
+    }
+    if f.status not in (Status.PASS, Status.NOT_APPLICABLE):  # a passing check needs no fix
+        out["remediation"] = {"desc": f.remediation or info.fix, "references": info.urls}
+    out["resources"] = [resource]
+    out["unmapped"] = {"host": host, "frameworks": {k: list(v) for k, v in frameworks.for_check(cid).items()}}
+    if f.status is Status.SUPPRESSED and f.suppression_reason:
+        out["comment"] = f"suppressed: {f.suppression_reason}"
+    return out
+
+
+def findings(report: ScanReport) -> list[dict[str, Any]]:
+    meta = report.facts.meta
+    helps = check_help(report)
+    try:
+        when = datetime.datetime.fromisoformat(meta.collected_at)
+    except ValueError:
+        when = datetime.datetime.now(datetime.UTC)
+    time_ms = int(when.timestamp() * 1000)
+    time_dt = when.isoformat()
+    product = {"name": "hyperward", "uid": "hyperward", "vendor_name": "hyperward", "version": __version__}
+    standards: dict[str, tuple[list[str], list[str]]] = {}
+    return [_finding(f, helps[f.check_id], meta.hostname, time_ms, time_dt, product, standards) for f in report.findings]
+
+
+def render(report: ScanReport, options: RenderOptions) -> str:
+    """The same text as json.dumps(findings(report)) (a test holds them equal), spliced from JSON
+    fragments serialized once per check, severity and status: at 16,000 results this is 5x
+    faster than building and encoding a dict per finding."""
+    meta = report.facts.meta
+    helps = check_help(report)
+    try:
+        when = datetime.datetime.fromisoformat(meta.collected_at)
+    except ValueError:
+        when = datetime.datetime.now(datetime.UTC)
+    time_ms = int(when.timestamp() * 1000)
+    time_dt = when.isoformat()
+    product = {"name": "hyperward", "uid": "hyperward", "vendor_name": "hyperward", "version": __version__}
+    host = meta.hostname
+    enc, dumps = encode_basestring_ascii, json.dumps
+    unmapped_host = ', "unmapped": {"host": ' + enc(host) + ', "frameworks": '
+    heads: dict[tuple[str, Severity, Status, str], tuple[str, str, str, str]] = {}
+    out: list[str] = []
+    for f in report.findings:
+        cid, severity, status = f.check_id, f.severity, f.status
+        key = (cid, severity, status, f.remediation)
+        parts = heads.get(key)
+        if parts is None:
+            parts = heads[key] = _fragments(f, helps[cid], time_ms, time_dt, product)
+        head, middle, tail, frameworks_json = parts
+        where = location(f)
+        data = dumps(dict(f.result.details))
+        out += ('{"message": ', enc(f.result.message or helps[cid].title), head, enc(f.result.message), middle,
+                enc(f"hyperward-{cid}-{fingerprint(f, host)}"), tail, enc(f.result.resource), ', "uid": ', enc(where.logical),
+                ', "type": "guest"' if f.result.details.get("guest") else ', "type": "host"', ', "data": {"details": ', data,
+                '}, "labels": [', enc(f"platform:{f.result.platform or 'host'}"), "]}]", unmapped_host, frameworks_json, "}",
+                ', "comment": ' + enc(f"suppressed: {f.suppression_reason}") if status is Status.SUPPRESSED and f.suppression_reason else "",
+                "}, ")
+    if out:
+        out[-1] = "}"
+    return "[" + "".join(out) + "]\n"
+
+
+def _fragments(f: Finding, info: CheckHelp, time_ms: int, time_dt: str, product: dict[str, Any]) -> tuple[str, str, str, str]:
+    """The JSON around a finding's varying values, cut from one sample finding: everything is the
+    same for every result of this check, severity, status and fix except the marked values."""
+    marks = ("\x00MESSAGE\x00", "\x00DETAIL\x00", "\x00UID\x00", "\x00RESOURCE\x00")
+    sample = dataclasses.replace(f, result=dataclasses.replace(f.result, message=marks[1], resource=marks[3], details={}, platform=None),
+                                 suppression_reason=None)
+    raw = _finding(sample, info, "", time_ms, time_dt, product, {})
+    raw["message"] = marks[0]
+    raw["finding_info"]["uid"] = marks[2]
+    text = json.dumps({k: raw[k] for k in raw if k not in ("unmapped", "comment")})
+    text = text[:text.rindex(', "uid": ')]  # cut inside resources[0], after "name"
+    start = len('{"message": ') + len(json.dumps(marks[0]))
+    head_end = text.index(json.dumps(marks[1]))
+    middle_end = text.index(json.dumps(marks[2]))
+    tail_end = text.index(json.dumps(marks[3]))
+    frameworks_json = json.dumps({k: list(v) for k, v in frameworks.for_check(f.check_id).items()})
+    return (text[start:head_end], text[head_end + len(json.dumps(marks[1])):middle_end],
+            text[middle_end + len(json.dumps(marks[2])):tail_end], frameworks_json)

@@ -1,0 +1,88 @@
+"""Every finding from a configuration file names the file and the line of the deciding key or element,
+and that line really holds it: checked against the files of the golden roots (libvirt and Proxmox)."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+import pytest
+from conftest import REPO, copy_root
+
+from hyperward.collect import collect_host
+from hyperward.engine import registry, run_checks
+from hyperward.model import Status
+from hyperward.parsers.domain_xml import element_lines
+
+
+def _findings(root: pathlib.Path, tmp: pathlib.Path):  # type: ignore[no-untyped-def]
+    facts = collect_host(str(root), baseline=str(tmp / "nb.json"), history_path=str(tmp / "h.sqlite"))
+    return run_checks(facts, registry(), "multi-tenant").findings
+
+
+def _roots(tmp: pathlib.Path) -> dict[str, pathlib.Path]:
+    roots = {name: copy_root(name, tmp / name) for name in ("weak", "hardened")}
+    for name in ("weak", "hardened"):
+        target = tmp / f"pve-{name}"
+        shutil.copytree(REPO / "tests/fixtures/proxmox" / name, target, symlinks=True)
+        roots[f"pve-{name}"] = target
+    return roots
+
+
+@pytest.fixture(scope="module")
+def scanned(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    tmp = tmp_path_factory.mktemp("locations")
+    return {name: (root, _findings(root, tmp)) for name, root in _roots(tmp).items()}
+
+
+def test_every_line_named_holds_the_key_or_element(scanned):
+    located = 0
+    for name, (root, findings) in scanned.items():
+        for f in findings:
+            d = f.result.details
+            if not isinstance(d.get("line"), int) or not isinstance(d.get("file"), str):
+                continue
+            file, _, token = str(d["file"]).partition(":")  # "/etc/pve/datacenter.cfg:migration"
+            path = root / file.lstrip("/")
+            assert path.is_file(), (name, f.check_id, d)
+            text = path.read_text().splitlines()[int(d["line"]) - 1]
+            word = d.get("key") or token or str(d.get("element", "")).rsplit("/", 1)[-1]
+            # a line taken from the message's "(FILE:LINE)" names no key: it must at least exist
+            assert not word or str(word).lower() in text.lower(), (name, f.check_id, f.result.resource, d, text)
+            located += 1
+    assert located > 60
+
+
+def test_config_file_failures_name_their_line(scanned):
+    by_key = {(f.check_id, f.result.resource): f.result.details for f in scanned["weak"][1]}
+    assert by_key[("HV-ISO-001", "qemu.conf:security_driver")]["line"] == 973
+    assert by_key[("HV-AUTH-001", "libvirtd.conf:auth_tcp")]["line"] == 540
+    guest = by_key[("HV-TPM-003", "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)")]
+    assert (guest["file"], guest["element"], guest["line"]) == ("/etc/libvirt/qemu/weak-vm.xml", "os", 10)
+    graphics = by_key[("HV-AUTH-010", "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)")]
+    assert (graphics["element"], graphics["line"]) == ("devices/graphics", 88)
+    # a key left at its default is in no line of the file: the file is named, no line
+    default = by_key[("HV-AUTH-003", "libvirtd.conf:tls_allowed_dn_list")]
+    assert default["file"] == "/etc/libvirt/libvirtd.conf" and "line" not in default
+
+
+def test_proxmox_options_name_their_line(scanned):
+    by_key = {(f.check_id, f.result.resource): f.result.details for f in scanned["pve-weak"][1] if f.status is Status.FAIL}
+    fw = by_key[("HV-FW-004", "/etc/pve/firewall/cluster.fw")]
+    assert (fw["key"], fw["line"]) == ("enable", 3)
+    args = by_key[("HV-ISO-027", "VM 100 (web)")]
+    assert (args["file"], args["element"], args["line"]) == ("/etc/pve/nodes/pve1/qemu-server/100.conf", "args", 4)
+    serial = by_key[("HV-ISO-028", "VM 100 (web)")]
+    assert (serial["element"], serial["line"]) == ("serial0", 19)
+    migration = by_key[("HV-NET-008", "/etc/pve/datacenter.cfg:migration")]
+    assert (migration["file"], migration["line"]) == ("/etc/pve/datacenter.cfg:migration", 2)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("<domain>\n  <os>\n    <loader/>\n  </os>\n  <devices>\n<graphics/><graphics/>\n</devices>\n</domain>",
+     {"os": 2, "os/loader": 3, "devices": 5, "devices/graphics": 6}),
+    ("<domstatus>\n<other/>\n<domain>\n<cpu/>\n</domain>\n</domstatus>", {"cpu": 4}),
+    ("<domain><unclosed></domain>", {}),
+])
+def test_element_lines(text, expected):
+    assert element_lines(text) == expected
