@@ -1,0 +1,91 @@
+"""`hyperward fix --apply`: run the bash form, scan again, and say per block whether its finding is
+fixed, still failing, or waiting for the restart/reboot the block names (never done here)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .. import safefile
+from ..model import Status
+from .plan import Block
+
+TIMEOUT_S = 900
+_RESULT = re.compile(r"^result\[(\d+)\]: (done|refused|failed|manual)")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    block: Block
+    script: str  # done, refused, failed, manual, not run
+    verdict: str  # fixed, still failing, needs restart/reboot, refused, failed, by hand
+    detail: str = ""
+
+
+class ApplyError(Exception):
+    pass
+
+
+def run_script(script: str, root: str, backup_dir: str) -> tuple[dict[int, str], str]:
+    """Run SCRIPT with bash from the system path; the per-block results and the whole output."""
+    bash = shutil.which("bash", path=os.defpath + ":/usr/bin:/bin")
+    if bash is None:
+        raise ApplyError("bash is not installed: cannot apply the fix")
+    workdir = tempfile.mkdtemp(prefix="hyperward-fix-")
+    path = os.path.join(workdir, "fix.sh")
+    try:
+        safefile.write_text(path, script)
+        env = {"PATH": os.environ.get("PATH", os.defpath), "HW_ROOT": "" if root in ("", "/") else root,
+               "HW_BACKUP_DIR": backup_dir, "HW_DEFINE": "1", "LC_ALL": "C.UTF-8"}
+        try:
+            done = subprocess.run([bash, path], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  text=True, errors="replace", timeout=TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            raise ApplyError(f"the fix script did not finish within {TIMEOUT_S} s") from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results: dict[int, str] = {}
+    for line in done.stdout.splitlines():
+        match = _RESULT.match(line)
+        if match:
+            results[int(match.group(1))] = match.group(2)
+    return results, done.stdout
+
+
+def _reason(output: str, n: int) -> str:
+    """The refusal or failure message block N printed (stderr is merged into stdout in order)."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(f"== [{n}] "):
+            for following in lines[i + 1:]:
+                if following.startswith(("refused:", "failed:")):
+                    return following
+                if following.startswith(f"result[{n}]"):
+                    break
+    return ""
+
+
+def judge(blocks: Sequence[Block], results: dict[int, str], output: str, rescan: dict[tuple[str, str], Status]) -> list[Outcome]:
+    out = []
+    for n, block in enumerate(blocks, 1):
+        script = results.get(n, "not run")
+        status = rescan.get((block.check_id, block.resource))
+        failing = status in (Status.FAIL, Status.ERROR)
+        if script == "manual":
+            verdict = "by hand" if failing else "fixed"
+        elif script in ("refused", "failed"):
+            verdict = script
+        elif not failing:
+            verdict = "fixed"
+        elif script == "done" and block.needs:
+            verdict = "needs " + ", ".join(dict.fromkeys(n_.kind for n_ in block.needs))
+        else:
+            verdict = "still failing"
+        detail = _reason(output, n) if script in ("refused", "failed") else ""
+        out.append(Outcome(block, script, verdict, detail))
+    return out
