@@ -61,7 +61,7 @@ def _scan(root: str | None, snapshot: str | None, config_path: str | None) -> tu
     return failing, facts
 
 
-def _statuses(root: str, config_path: str | None) -> dict[tuple[str, str], Any]:
+def _statuses(root: str, config_path: str | None) -> dict[tuple[str, str], tuple[Any, str]]:
     from .cli import _load_facts
     from .config import load_config
     from .engine import registry, run_checks
@@ -70,7 +70,7 @@ def _statuses(root: str, config_path: str | None) -> dict[tuple[str, str], Any]:
     facts = _load_facts(None if root == "/" else root, None, None, config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database)
     report = run_checks(facts, registry(), config.profile or "multi-tenant", config.suppressions)
-    return {(f.check_id, f.result.resource): f.status for f in report.findings}
+    return {(f.check_id, f.result.resource): (f.status, f.result.message) for f in report.findings}
 
 
 def _default_backup_dir(stamp: str) -> str:
@@ -153,17 +153,15 @@ def _apply(blocks: list[Block], script: str, target: str, backup_dir: str, yes: 
         die(str(exc))
     rescan = _statuses(target, config_path)
     outcomes = judge(blocks, results, output, rescan)
-    for outcome in outcomes:
-        if outcome.block.automatic or outcome.verdict != "by hand":
-            b = outcome.block
-            line = f"{outcome.verdict:<16} {b.check_id:<12} {visible(b.resource)}"
-            if outcome.detail:
-                line += f": {visible(outcome.detail)}"
-            elif outcome.verdict.startswith("needs"):
-                line += ": " + "; ".join(visible(n.describe()) for n in b.needs)
-            click.echo(line)
     counts: dict[str, int] = {}
     for outcome in outcomes:
-        counts[outcome.verdict.split(" ")[0]] = counts.get(outcome.verdict.split(" ")[0], 0) + 1
-    click.echo("summary: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        counts[outcome.verdict] = counts.get(outcome.verdict, 0) + 1
+        if outcome.block.automatic or outcome.verdict != "by hand":
+            b = outcome.block
+            line = f"{outcome.verdict:<14} {b.check_id:<12} {visible(b.resource)}"
+            if outcome.detail:
+                line += f": {visible(outcome.detail)}"
+            click.echo(line)
+    click.echo("summary: " + ", ".join(f"{counts[k]} {k}" for k in
+                                      ("fixed", "needs restart", "needs reboot", "still failing", "refused", "failed", "by hand") if k in counts))
     sys.exit(1 if counts.get("refused") or counts.get("failed") else 0)

@@ -70,22 +70,34 @@ def _reason(output: str, n: int) -> str:
     return ""
 
 
-def judge(blocks: Sequence[Block], results: dict[int, str], output: str, rescan: dict[tuple[str, str], Status]) -> list[Outcome]:
+def _needs_label(block: Block) -> str:
+    kinds = {n.kind for n in block.needs}
+    return "needs reboot" if "reboot" in kinds else "needs restart"
+
+
+def judge(blocks: Sequence[Block], results: dict[int, str], output: str,
+          rescan: dict[tuple[str, str], tuple[Status, str]]) -> list[Outcome]:
+    """Per block: the script's verdict and the rescan's. A result still failing after a block that
+    names a restart or reboot waits for it (with the rescan's reason when it changed: the change
+    took, and something it cannot fix may remain); without one it is still failing."""
     out = []
     for n, block in enumerate(blocks, 1):
         script = results.get(n, "not run")
-        status = rescan.get((block.check_id, block.resource))
+        status, message = rescan.get((block.check_id, block.resource), (None, ""))
         failing = status in (Status.FAIL, Status.ERROR)
+        detail = ""
         if script == "manual":
             verdict = "by hand" if failing else "fixed"
         elif script in ("refused", "failed"):
-            verdict = script
+            verdict, detail = script, _reason(output, n)
         elif not failing:
             verdict = "fixed"
         elif script == "done" and block.needs:
-            verdict = "needs " + ", ".join(dict.fromkeys(n_.kind for n_ in block.needs))
+            verdict = _needs_label(block)
+            detail = "; ".join(x.describe() for x in block.needs)
+            if message != block.why:
+                detail += f" (now: {message})"
         else:
-            verdict = "still failing"
-        detail = _reason(output, n) if script in ("refused", "failed") else ""
+            verdict, detail = "still failing", message
         out.append(Outcome(block, script, verdict, detail))
     return out
