@@ -172,6 +172,12 @@ def test_bash_form_fixes_the_weak_root_and_a_second_run_changes_nothing(tmp_path
     for key in AFTER_REBOOT:
         assert by_key[key].automatic and by_key[key].needs, key
 
+    # what the fix creates is readable like the rest of /etc, whatever umask the script runs under;
+    # what it edits keeps its mode
+    assert stat.S_IMODE((weak / "etc/security").stat().st_mode) == 0o755
+    assert stat.S_IMODE((weak / "etc/security/pwquality.conf").stat().st_mode) == 0o644
+    assert stat.S_IMODE((weak / "etc/systemd/journald.conf.d/zz-hyperward.conf").stat().st_mode) == 0o644
+    assert original["etc/libvirt/qemu.conf"].split(" ")[0] == tree_hash(weak)["etc/libvirt/qemu.conf"].split(" ")[0]
     # backups: the edited files as they were, outside the tree
     backup = tmp_path / "backups" / "etc%libvirt%qemu.conf"
     assert backup.read_bytes() == qemu_conf
@@ -332,6 +338,11 @@ def test_report_and_scan_give_the_same_plan(tmp_path, weak):
         return [line for line in text.splitlines() if "planned" not in line and "hyperward-fix/" not in line]
 
     assert body(from_scan.stdout) == body(from_report.stdout)
+    snapshot = tmp_path / "facts.json"
+    assert hyperward("collect", "--root", str(weak), "-o", str(snapshot)).returncode == 0
+    from_snapshot = hyperward("fix", "--snapshot", str(snapshot), "--root", str(weak), "--only", "HV-ISO-001,HV-ISO-009,HV-AUTH-013")
+    assert from_snapshot.returncode == 0, from_snapshot.stderr
+    assert body(from_snapshot.stdout) == body(from_scan.stdout)
     # security_driver; 3 image modes and the images directory; PermitRootLogin, PasswordAuthentication, the Match block's key
     assert from_scan.stdout.count("\nhw_block ") == 8
     bad = tmp_path / "bad.json"
@@ -439,3 +450,19 @@ def test_libvirt_list_values_spanning_lines(text, pattern_key, expected):
     else:
         out = helper.replace_text(text, key_pattern(pattern_key, "libvirt"), "# gone")
         assert out == "# gone\nx = 1\n"
+
+
+def test_proxmox_keys(tmp_path, advisory_db):
+    root = tmp_path / "pve"
+    shutil.copytree(pathlib.Path(__file__).parent / "fixtures/proxmox/weak", root, symlinks=True)
+    before = results(root, advisory_db)
+    blocks = plan(root, advisory_db, ("HV-NET-008", "HV-FW-004", "HV-FW-005"))
+    by_key = {(b.check_id, b.resource): b for b in blocks}
+    assert not by_key["HV-FW-004", "/etc/pve/firewall/cluster.fw"].automatic  # never switched on blind
+    run = run_bash(write_script(tmp_path, blocks, root), root, tmp_path / "backups")
+    assert run.returncode == 0, run.stdout + run.stderr
+    after = results(root, advisory_db)
+    assert before["HV-NET-008", "/etc/pve/datacenter.cfg:migration"] is Status.FAIL
+    assert after["HV-NET-008", "/etc/pve/datacenter.cfg:migration"] is Status.PASS
+    assert "migration: type=secure,network=10.10.10.0/24\n" in (root / "etc/pve/datacenter.cfg").read_text()
+    assert_no_worse(before, after)

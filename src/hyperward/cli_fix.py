@@ -29,7 +29,7 @@ def _from_report(path: str) -> list[Failing]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         die(f"{path}: not a hyperward JSON report ({exc})")
     results = doc.get("results") if isinstance(doc, dict) else None
-    if doc.get("tool") != "hyperward" or not isinstance(results, list):  # type: ignore[union-attr]
+    if not isinstance(doc, dict) or doc.get("tool") != "hyperward" or not isinstance(results, list):
         die(f"{path}: not a hyperward JSON report (no tool 'hyperward' with a results list)")
     out = []
     for i, r in enumerate(results):

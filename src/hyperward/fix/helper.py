@@ -99,6 +99,7 @@ def open_parent(path: str, create: bool = False) -> tuple[int, str]:
                 except OSError as exc:
                     raise Cannot(f"cannot create directory {part} on the way to {path}: {exc.strerror}") from None
                 nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                os.fchmod(nxt, 0o755)  # the script runs under umask 077; a config directory is 0755
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise Refused(f"{path}: {part} is a symbolic link or not a directory; not followed") from None
@@ -301,6 +302,9 @@ def op_xml(path: str, expect: list[str], edits: list[str], absolute: bool = Fals
 def edit_xml(data: bytes, edits: list[str]) -> bytes:
     import xml.etree.ElementTree as ET
 
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        # libvirt never writes a DTD; one here is someone's entity trick, not a definition
+        raise Refused("the domain XML has a DOCTYPE or ENTITY declaration; not edited")
     ET.register_namespace("qemu", "http://libvirt.org/schemas/domain/qemu/1.0")
     parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
     root = ET.fromstring(data, parser=parser)

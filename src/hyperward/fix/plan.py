@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from . import helper
 
-Syntax = Literal["libvirt", "sshd", "keyword", "equals"]
+Syntax = Literal["libvirt", "sshd", "keyword", "equals", "colon"]
 
 
 @dataclass(frozen=True)
@@ -211,26 +211,34 @@ class Context:
         return None if data is None else data.decode("utf-8", "surrogateescape")
 
     def listdir(self, path: str) -> list[str]:
-        import os
+        from ..collect.fs import RootFS
 
-        try:
-            return sorted(os.listdir(os.path.join(self.root, path.lstrip("/"))))
-        except OSError:
-            return []
+        names = RootFS(self.root).listdir(path)
+        return sorted(names) if isinstance(names, list) else []
 
     def exists(self, path: str) -> bool:
-        import os
+        from ..collect.fs import RootFS
 
-        return os.path.lexists(os.path.join(self.root, path.lstrip("/")))
+        return RootFS(self.root).exists(path)
 
     def kind(self, path: str) -> Literal["file", "dir"] | None:
+        """What PATH is, reached without following a symlink (a link is neither)."""
         import os
         import stat
 
+        helper.ROOT = self.root
         try:
-            st = os.lstat(os.path.join(self.root, path.lstrip("/")))
+            dir_fd, name = helper.open_parent(path)
+        except (helper.Refused, OSError):
+            return None
+        finally:
+            helper.ROOT = None
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except OSError:
             return None
+        finally:
+            os.close(dir_fd)
         if stat.S_ISDIR(st.st_mode):
             return "dir"
         return "file" if stat.S_ISREG(st.st_mode) else None
@@ -251,10 +259,14 @@ def key_pattern(key: str, syntax: Syntax) -> str:
         return rf"^[ \t]*{k}[ \t]*=[^\n]*$"
     if syntax == "sshd":
         return rf"(?i)^([ \t]*){k}(?:[ \t]+|[ \t]*=[ \t]*)[^\n]*$"
+    if syntax == "colon":
+        return rf"^[ \t]*{k}:[ \t]*[^\n]*$"
     return rf"^[ \t]*{k}[ \t]+[^\n]*$"
 
 
 def key_line(key: str, value: str, syntax: Syntax) -> str:
+    if syntax == "colon":
+        return f"{key}: {value}"
     return f"{key} = {value}" if syntax in ("libvirt", "equals") else f"{key} {value}"
 
 
@@ -304,7 +316,7 @@ def _apply(op: Op, data: bytes | None) -> bytes | None:
     if op.kind == "write":
         return op.args[1].encode("utf-8")
     if op.kind == "xml":
-        return None if data is None else helper.edit_xml(data, list(op.args))
+        return None if data is None else helper.edit_xml(data, list(op.args))  # may raise Refused: the block is refused
     return data
 
 
@@ -349,7 +361,11 @@ def _chain(blocks: list[Block], context: Context) -> None:
                         block.refused = f"{op.path}: {exc}"
                         continue
                     states[op.path] = [current[op.path]]
-                new = _apply(op, current[op.path])
+                try:
+                    new = _apply(op, current[op.path])
+                except (helper.Refused, ValueError, SyntaxError) as exc:
+                    block.refused = f"{op.path}: {exc}"
+                    continue
                 if new != current[op.path]:
                     current[op.path] = new
                     states[op.path].append(new)

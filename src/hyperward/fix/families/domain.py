@@ -10,6 +10,9 @@ import ipaddress
 import re
 import xml.etree.ElementTree as ET
 
+import defusedxml.ElementTree as DET
+from defusedxml import DefusedXmlException
+
 from ..plan import Context, DomainXmlEdit, Failing, Fix, Manual, Needs, fixer
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,200}$")
@@ -43,8 +46,8 @@ def _definition(finding: Failing, context: Context) -> tuple[str, str, ET.Elemen
     if text is None:
         return None
     try:
-        return guest, path, ET.fromstring(text)
-    except ET.ParseError:
+        return guest, path, DET.fromstring(text)
+    except (ET.ParseError, DefusedXmlException):
         return None
 
 
