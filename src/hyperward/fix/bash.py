@@ -7,6 +7,7 @@ defines a domain unless HW_DEFINE=1 (set by `hyperward fix --apply`) for the las
 from __future__ import annotations
 
 import inspect
+import os
 import shlex
 from collections.abc import Sequence
 
@@ -69,6 +70,7 @@ def _op_lines(op: Op, variables: dict[str, str]) -> list[str]:
         '    echo "$out"',
         '    case $out in',
         f'      *changed:*) if [ "$HW_DEFINE" = 1 ]; then virsh define --file {copy}; '
+        f'hw hash {q(op.path)} >> "$HW_BACKUP_DIR"/{q(os.path.basename(op.path) + ".defined")}; '
         f'else echo "  to apply: virsh define --file $HW_BACKUP_DIR/"{q(op.domain + ".edited.xml")}; fi ;;',
         "    esac",
         "  fi",
