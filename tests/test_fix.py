@@ -466,3 +466,65 @@ def test_proxmox_keys(tmp_path, advisory_db):
     assert after["HV-NET-008", "/etc/pve/datacenter.cfg:migration"] is Status.PASS
     assert "migration: type=secure,network=10.10.10.0/24\n" in (root / "etc/pve/datacenter.cfg").read_text()
     assert_no_worse(before, after)
+
+
+def test_a_live_domain_block_without_virsh_refuses_before_touching_anything(tmp_path, weak, advisory_db):
+    """The bash form for this host (HW_ROOT empty) edits domains through virsh; without it the block
+    refuses at once (nothing is read or written: this runs on the machine itself)."""
+    blocks = plan(weak, advisory_db, ("HV-NET-005",))
+    assert [op.kind for b in blocks for op in b.ops] == ["xml"]
+    script = tmp_path / "fix.sh"
+    script.write_text(bash.render(blocks, root="/", source="test", stamp="T"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "mktemp", "rm", "cat", "python3"):
+        found = shutil.which(tool)
+        assert found
+        (bin_dir / tool).symlink_to(found)
+    env = {"PATH": str(bin_dir), "HW_ROOT": "", "HW_BACKUP_DIR": str(tmp_path / "backups"), "LC_ALL": "C.UTF-8"}
+    run = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 1
+    assert "refused: virsh is not installed (this block needs it); nothing changed" in run.stderr
+    assert block_results(run.stdout) == {1: "refused"}
+    assert not (tmp_path / "backups").exists()
+
+
+def test_modular_daemons_get_their_own_file_and_restart(tmp_path, weak, advisory_db):
+    (weak / "etc/libvirt/libvirtd.conf").rename(weak / "etc/libvirt/virtqemud.conf")
+    wants = weak / "etc/systemd/system/sockets.target.wants"
+    (wants / "virtqemud.socket").symlink_to("/usr/lib/systemd/system/virtqemud.socket")
+    blocks = plan(weak, advisory_db, ("HV-AUTH-005", "HV-ISO-002"))
+    by_key = {(b.check_id, b.resource): b for b in blocks}
+    rw = by_key["HV-AUTH-005", "virtqemud.conf:auth_unix_rw"]
+    assert [op.path for op in rw.ops] == ["/etc/libvirt/virtqemud.conf"] * 2
+    assert [n.describe() for n in rw.needs] == ["restart virtqemud (systemctl restart virtqemud)"]
+    confined = by_key["HV-ISO-002", "qemu.conf:security_default_confined"]
+    assert confined.needs[0].describe() == "restart virtqemud (systemctl restart virtqemud)"
+    before = results(weak, advisory_db)
+    assert run_bash(write_script(tmp_path, blocks, weak), weak, tmp_path / "backups").returncode == 0
+    after = results(weak, advisory_db)
+    assert before["HV-AUTH-005", "virtqemud.conf:auth_unix_rw"] is Status.FAIL
+    assert after.get(("HV-AUTH-005", "virtqemud.conf:auth_unix_rw"), Status.PASS) is Status.PASS
+    assert_no_worse(before, after)
+
+
+def test_sysctl_and_module_drop_ins_are_created_once(tmp_path):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    blocks = build([Failing("HV-FW-003", "net.bridge.bridge-nf-call-iptables", "= 0", "", {})], Context(str(root)))
+    script = write_script(tmp_path, blocks, root)
+    assert run_bash(script, root, tmp_path / "backups").returncode == 0
+    assert (root / "etc/sysctl.d/90-hyperward-net.bridge.bridge-nf-call-iptables.conf").read_text() == \
+        "net.bridge.bridge-nf-call-iptables = 1\n"
+    assert (root / "etc/modules-load.d/hyperward-br_netfilter.conf").read_text() == "br_netfilter\n"
+    tree = tree_hash(root)
+    again = run_bash(script, root, tmp_path / "backups-2")
+    assert again.returncode == 0 and "changed:" not in again.stdout and tree_hash(root) == tree
+    (root / "etc/sysctl.d/90-hyperward-net.bridge.bridge-nf-call-iptables.conf").write_text("net.bridge.bridge-nf-call-iptables = 0\n")
+    refused = run_bash(script, root, tmp_path / "backups-3")
+    assert refused.returncode == 1 and "changed since the scan" in refused.stderr
+
+
+def test_unknown_only_id_is_a_clear_error(weak):
+    done = hyperward("fix", "--root", str(weak), "--only", "HV-NOPE-001")
+    assert done.returncode == 2 and "unknown check ID 'HV-NOPE-001'" in done.stderr

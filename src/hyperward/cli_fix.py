@@ -108,6 +108,11 @@ def fix(root: str | None, snapshot: str | None, report_path: str | None, only: t
     if apply_ and root is None and os.geteuid() != 0:
         die("--apply on this host needs root (or --root DIR for an offline tree)")
     ids = [v.strip().upper() for value in only for v in value.split(",") if v.strip()]
+    from .catalog import catalog
+
+    unknown = [i for i in ids if i not in catalog()]
+    if unknown:
+        die(f"unknown check ID {unknown[0]!r} (--only takes check IDs; see 'hyperward checks')")
     if report_path:
         failing, facts = _from_report(report_path), None
     else:

@@ -52,10 +52,9 @@ DAEMON_OF = {"libvirtd.conf": "libvirtd", "virtqemud.conf": "virtqemud", "virtpr
 
 def qemu_daemon(context: Context) -> str:
     """The daemon that reads qemu.conf: virtqemud when the modular daemons are enabled."""
-    for where in ("/etc/systemd/system/sockets.target.wants/virtqemud.socket",
-                  "/etc/systemd/system/multi-user.target.wants/virtqemud.service"):
-        if context.exists(where):
-            return "virtqemud"
+    if "virtqemud.socket" in context.listdir("/etc/systemd/system/sockets.target.wants") or \
+            "virtqemud.service" in context.listdir("/etc/systemd/system/multi-user.target.wants"):
+        return "virtqemud"
     return "libvirtd"
 
 
