@@ -172,6 +172,11 @@ def test_bash_form_fixes_the_weak_root_and_a_second_run_changes_nothing(tmp_path
     for key in AFTER_REBOOT:
         assert by_key[key].automatic and by_key[key].needs, key
 
+    # changed, and still failing for what a fix file cannot do (a package to install, auditd, an LSM)
+    assert (weak / "etc/apt/apt.conf.d/20auto-upgrades").read_text() == \
+        'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n'
+    assert after["HV-PATCH-005", "apt"] is Status.FAIL
+    assert by_key["HV-PATCH-005", "apt"].manual == ["apt install unattended-upgrades (the APT::Periodic settings do nothing without it)"]
     # what the fix creates is readable like the rest of /etc, whatever umask the script runs under;
     # what it edits keeps its mode
     assert stat.S_IMODE((weak / "etc/security").stat().st_mode) == 0o755
@@ -528,3 +533,10 @@ def test_sysctl_and_module_drop_ins_are_created_once(tmp_path):
 def test_unknown_only_id_is_a_clear_error(weak):
     done = hyperward("fix", "--root", str(weak), "--only", "HV-NOPE-001")
     assert done.returncode == 2 and "unknown check ID 'HV-NOPE-001'" in done.stderr
+
+
+def test_apply_without_yes_asks_and_a_no_changes_nothing(tmp_path, weak):
+    before = tree_hash(weak)
+    done = hyperward("fix", "--root", str(weak), "--apply", "--only", "HV-ISO-002", "--backup-dir", str(tmp_path / "b"))
+    assert done.returncode != 0 and "Apply them now?" in done.stdout
+    assert tree_hash(weak) == before and not (tmp_path / "b").exists()

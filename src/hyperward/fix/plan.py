@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from . import helper
 
-Syntax = Literal["libvirt", "sshd", "keyword", "equals", "colon"]
+Syntax = Literal["libvirt", "sshd", "keyword", "equals", "colon", "apt"]
 
 
 @dataclass(frozen=True)
@@ -246,7 +246,7 @@ class Context:
 
 # --- lowering ------------------------------------------------------------------------------------
 
-SAFE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+SAFE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]*$")
 SAFE_VALUE = re.compile(r'^[A-Za-z0-9_.,:@/+="\[\] -]*$')
 
 
@@ -261,12 +261,16 @@ def key_pattern(key: str, syntax: Syntax) -> str:
         return rf"(?i)^([ \t]*){k}(?:[ \t]+|[ \t]*=[ \t]*)[^\n]*$"
     if syntax == "colon":
         return rf"^[ \t]*{k}:[ \t]*[^\n]*$"
+    if syntax == "apt":
+        return rf"^[ \t]*{k}[ \t]+\"[^\"\n]*\"[ \t]*;[^\n]*$"
     return rf"^[ \t]*{k}[ \t]+[^\n]*$"
 
 
 def key_line(key: str, value: str, syntax: Syntax) -> str:
     if syntax == "colon":
         return f"{key}: {value}"
+    if syntax == "apt":
+        return f'{key} "{value}";'
     return f"{key} = {value}" if syntax in ("libvirt", "equals") else f"{key} {value}"
 
 

@@ -48,3 +48,19 @@ def for_socket(finding: Failing, context: Context) -> Fix | None:
 
 def manual(text: str) -> Fix:
     return Fix((Manual(text),))
+
+
+APT_PERIODIC = "/etc/apt/apt.conf.d/20auto-upgrades"
+
+
+@fixer("HV-PATCH-005")
+def unattended_upgrades(finding: Failing, context: Context) -> Fix | None:
+    """APT::Periodic in the file dpkg-reconfigure unattended-upgrades writes; the package itself is
+    for a person to install (hyperward installs nothing)."""
+    edits: list[SetKey | Manual] = []
+    for key in ("APT::Periodic::Update-Package-Lists", "APT::Periodic::Unattended-Upgrade"):
+        if f"{key} is '" in finding.message:
+            edits.append(SetKey(APT_PERIODIC, key, "1", "apt"))
+    if "unattended-upgrades is not installed" in finding.message:
+        edits.append(Manual("apt install unattended-upgrades (the APT::Periodic settings do nothing without it)"))
+    return Fix(tuple(edits)) if edits else None
