@@ -16,6 +16,8 @@ from ..model import Status
 from .plan import Block
 
 TIMEOUT_S = 900
+#: the script's python3, virsh and coreutils come from the system, never from the caller's PATH
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RESULT = re.compile(r"^result\[(\d+)\]: (done|refused|failed|manual)")
 
 
@@ -33,14 +35,14 @@ class ApplyError(Exception):
 
 def run_script(script: str, root: str, backup_dir: str) -> tuple[dict[int, str], str]:
     """Run SCRIPT with bash from the system path; the per-block results and the whole output."""
-    bash = shutil.which("bash", path=os.defpath + ":/usr/bin:/bin")
+    bash = shutil.which("bash", path=SYSTEM_PATH)
     if bash is None:
         raise ApplyError("bash is not installed: cannot apply the fix")
     workdir = tempfile.mkdtemp(prefix="hyperward-fix-")
     path = os.path.join(workdir, "fix.sh")
     try:
         safefile.write_text(path, script)
-        env = {"PATH": os.environ.get("PATH", os.defpath), "HW_ROOT": "" if root in ("", "/") else root,
+        env = {"PATH": SYSTEM_PATH, "HW_ROOT": "" if root in ("", "/") else root,
                "HW_BACKUP_DIR": backup_dir, "HW_DEFINE": "1", "LC_ALL": "C.UTF-8"}
         try:
             done = subprocess.run([bash, path], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
