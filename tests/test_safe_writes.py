@@ -52,10 +52,11 @@ def write_commands(root: pathlib.Path, target: pathlib.Path) -> dict[str, list[s
     return {
         "scan -o": ["scan", "--root", str(root), "--only", "HV-NEST-001", "--format", "json", "-o", str(target)],
         "collect -o": ["collect", "--root", str(root), "-o", str(target)],
+        "fix -o": ["fix", "--root", str(root), "--only", "HV-NEST-001", "-o", str(target)],
     }
 
 
-@pytest.mark.parametrize("command", ["scan -o", "collect -o"])
+@pytest.mark.parametrize("command", ["scan -o", "collect -o", "fix -o"])
 def test_a_planted_symlink_is_refused_and_its_target_untouched(arena, attacker, root, command):
     """The ld.so.preload chain: a world-writable directory without the sticky bit, a link planted
     by the attacker pointing at a root file. Before: the root file was truncated and rewritten."""

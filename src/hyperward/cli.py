@@ -98,7 +98,7 @@ class _Main(click.Group):
 def main() -> None:
     """Audit the security of a KVM/libvirt virtualization host beyond its firewall.
 
-    hyperward only reads: it never changes the host it audits."""
+    hyperward only reads: it never changes the host it audits, except 'hyperward fix --apply' when asked."""
 
 
 @main.command()
@@ -747,6 +747,11 @@ def baseline_accept(root: str | None, path: str | None) -> None:
     except OSError as exc:
         _die(f"cannot write {target}: {exc.strerror or exc}")
     click.echo(f"accepted {len(digests)} files and definitions into {visible(target)}")
+
+
+from .cli_fix import fix as _fix  # noqa: E402  (a light module: the fix machinery is imported when it runs)
+
+main.add_command(_fix)
 
 
 if __name__ == "__main__":
