@@ -4,9 +4,9 @@ re-derives them from raw facts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .facts import HostFacts
+from .facts import GuestInside, HostFacts
 from .guests.model import Guest
 from .reach import Reach
 
@@ -15,8 +15,12 @@ from .reach import Reach
 class Artifacts:
     reachability: list[Reach]
     guests: list[Guest]
+    #: what the guests' disks hold, by (platform, guest id), when the scan looked inside
+    insides: dict[tuple[str, str], GuestInside] = field(default_factory=dict)
 
 
 def compute(facts: HostFacts) -> Artifacts:
-    return Artifacts(facts.reachability, list(facts.guests))
+    scan = facts.guest_insides
+    insides = {(i.platform, i.guest_id): i for i in scan.guests} if scan is not None else {}
+    return Artifacts(facts.reachability, list(facts.guests), insides)
 

@@ -108,6 +108,7 @@ def main() -> None:
 @click.option("--record", is_flag=True, help="Store this scan's results in hyperward's scan history (HV-SCAN-001); the only write a scan makes, and only when asked.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line (text format).")
 @click.option("--verbose", "-v", is_flag=True, help="Also list passing and not-applicable results (text format).")
+@click.option("--guests", "guests", is_flag=True, help="Also look inside every guest's disks (read-only, no agent; needs libguestfs): their patches, SSH, accounts and the credentials that lead to the host.")
 def scan(
     root: str | None,
     snapshot: str | None,
@@ -124,6 +125,7 @@ def scan(
     vulndb: str | None,
     record: bool,
     allow_errors: bool,
+    guests: bool = False,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     started = time.perf_counter()
@@ -149,6 +151,12 @@ def scan(
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database)
+    if guests:
+        if snapshot:
+            _die("--guests reads the guests' disks: it cannot be combined with --snapshot")
+        from .cli_guests import with_insides
+
+        facts = with_insides(facts, root, [], vulndb or config.vulndb_path, config.vulndb_max_age_days)
     collect_s = time.perf_counter() - collecting
     profile = profile or config.profile or "multi-tenant"
     report = run_checks(facts, checks, profile, config.suppressions)
@@ -552,6 +560,10 @@ def baseline_accept(root: str | None, path: str | None) -> None:
         _die(f"cannot write {target}: {exc.strerror or exc}")
     click.echo(f"accepted {len(digests)} files and definitions into {visible(target)}")
 
+
+from .cli_guests import guests as _guests_group  # noqa: E402
+
+main.add_command(_guests_group)
 
 if __name__ == "__main__":
     main()

@@ -75,6 +75,7 @@ def registry() -> dict[str, RegisteredCheck]:
 
     from . import checks  # noqa: F401
     from .guests import checks as guest_checks  # noqa: F401
+    from .guests import inside_checks  # noqa: F401
 
     for platform in platform_registry().values():
         importlib.import_module(platform.checks_module)
