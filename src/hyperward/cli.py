@@ -222,7 +222,8 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
 @click.option("--connect", "-c", "connect", metavar="URI", help="libvirt URI to ask besides the files (default on a live host: qemu:///system when its socket exists; test:///FILE works too).")
 @click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
-def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None) -> None:
+@click.option("--guests", "guests", is_flag=True, help="Also look inside every guest's disks (read-only; needs libguestfs). The snapshot holds fingerprints, paths and per-scan tokens, never a key, hash or password.")
+def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None, guests: bool = False) -> None:
     """Save this host's facts as a JSON snapshot for 'hyperward scan --snapshot' elsewhere."""
     from .config import ConfigError, load_config
     from .facts import dump_snapshot
@@ -233,6 +234,10 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
         _die(str(exc))
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database)
+    if guests:
+        from .cli_guests import with_insides
+
+        facts = with_insides(facts, root, [], vulndb or config.vulndb_path, config.vulndb_max_age_days)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output, config.ownership())
 
 

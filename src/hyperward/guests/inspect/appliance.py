@@ -208,11 +208,16 @@ class Appliance:
 
     def regular_size(self, path: str) -> int | None:
         """The size of a regular file (symlinks followed inside the guest), None for anything else."""
+        found = self.regular_stat(path)
+        return found[0] if found is not None else None
+
+    def regular_stat(self, path: str) -> tuple[int, int] | None:
+        """(size, mtime) of a regular file, None for anything else."""
         try:
             st = self.g.statns(path)
         except RuntimeError:
             return None
-        return int(st["st_size"]) if stat.S_ISREG(int(st["st_mode"])) else None
+        return (int(st["st_size"]), int(st["st_mtime_sec"])) if stat.S_ISREG(int(st["st_mode"])) else None
 
     def glob(self, pattern: str) -> list[str]:
         try:
@@ -262,15 +267,16 @@ class Appliance:
             return None
         return b"".join(chunks)
 
-    def tree(self, directory: str, limit: int, excludes: list[str] | None = None) -> dict[str, bytes | str] | None:
-        """A directory's regular files (path -> bytes) and symlinks (path -> target as str), read
-        from one tar stream in memory; devices, FIFOs and sockets are left out."""
+    def tree(self, directory: str, limit: int, excludes: list[str] | None = None) -> dict[str, tuple[bytes | str, int]] | None:
+        """A directory's regular files (path -> (bytes, mtime)) and symlinks (path -> (target as
+        str, mtime)), read from one tar stream in memory; devices, FIFOs and sockets are left out.
+        The mtime is kept: apt's lists are judged stale by it."""
         if not self.is_dir(directory):
             return {}
         data = self.stream("tar_out", directory, limit, excludes=excludes or [])
         if data is None:
             return None
-        out: dict[str, bytes | str] = {}
+        out: dict[str, tuple[bytes | str, int]] = {}
         base = directory.rstrip("/")
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
@@ -282,9 +288,9 @@ class Appliance:
                     if member.isreg():
                         handle = archive.extractfile(member)
                         if handle is not None:
-                            out[path] = handle.read()
+                            out[path] = (handle.read(), int(member.mtime))
                     elif member.issym():
-                        out[path] = member.linkname
+                        out[path] = (member.linkname, int(member.mtime))
         except (tarfile.TarError, EOFError):
             return None
         return out

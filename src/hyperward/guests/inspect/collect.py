@@ -344,49 +344,50 @@ def _is_mirrored(path: str) -> bool:
     return path in MIRROR_FILES or any(path.startswith(d + "/") for d in MIRROR_DIRS)
 
 
-def _write_mirror(target: str, path: str, data: bytes) -> None:
+def _write_mirror(target: str, path: str, data: bytes, mtime: int) -> None:
     local = os.path.join(target, path.lstrip("/"))
     os.makedirs(os.path.dirname(local), mode=0o700, exist_ok=True)
     fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+    os.utime(local, (mtime, mtime))
 
 
-def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, bytes], dict[str, bytes]]:
-    """(files for the mirror, secrets kept in memory), from a handful of transfers: /etc and apt's
-    lists as tar streams, dpkg's status, the rpm database."""
-    public: dict[str, bytes] = {}
+def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[bytes, int]], dict[str, bytes]]:
+    """(files for the mirror with their mtimes, secrets kept in memory), from a handful of
+    transfers: /etc and apt's lists as tar streams, dpkg's status, the rpm database."""
+    public: dict[str, tuple[bytes, int]] = {}
     etc = appliance.tree("/etc", ETC_LIMIT)
     if etc is None:
         notes.append(f"/etc could not be read whole (larger than {ETC_LIMIT} bytes or unreadable)")
         etc = {}
-    secret = {p: v for p, v in etc.items() if isinstance(v, bytes) and _is_secret(p)}
-    for path, value in etc.items():
+    secret = {p: v for p, (v, _) in etc.items() if isinstance(v, bytes) and _is_secret(p)}
+    for path, (value, mtime) in etc.items():
         if not _is_mirrored(path):
             continue
         if isinstance(value, str):  # a symlink: the appliance resolves it inside the guest
             data = appliance.read_small(path, SECRET_LIMIT)
             if data is not None:
-                public[path] = data
+                public[path] = (data, mtime)
         else:
-            public[path] = value
+            public[path] = (value, mtime)
     if "/etc/os-release" not in public:
         data = appliance.read_small("/usr/lib/os-release", SECRET_LIMIT)
         if data is not None:
-            public["/usr/lib/os-release"] = data
+            public["/usr/lib/os-release"] = (data, 0)
     for path in ("/var/lib/dpkg/status", "/lib/apk/db/installed"):
-        size = appliance.regular_size(path)
-        if size is not None and size <= FILE_LIMIT:
+        found = appliance.regular_stat(path)
+        if found is not None and found[0] <= FILE_LIMIT:
             data = appliance.stream("download", path, FILE_LIMIT)
             if data is not None:
-                public[path] = data
+                public[path] = (data, found[1])
     for directory, excludes in (("/var/lib/apt/lists", ["./partial", "./lock", "./auxfiles"]), ("/var/lib/rpm", []),
                                 ("/usr/lib/sysimage/rpm", [])):
         files = appliance.tree(directory, MIRROR_LIMIT, excludes)
         if files is None:
             notes.append(f"{directory} could not be read whole (larger than {MIRROR_LIMIT} bytes or unreadable)")
             continue
-        public.update({p: v for p, v in files.items() if isinstance(v, bytes)})
+        public.update({p: (v, m) for p, (v, m) in files.items() if isinstance(v, bytes)})
     return public, secret
 
 
@@ -400,15 +401,15 @@ def _read_root(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], not
     public, secret = _gather(appliance, notes)
     tmp = tempfile.mkdtemp(prefix="hyperward-guest-")
     try:
-        for path, data in public.items():
-            _write_mirror(tmp, path, data)
+        for path, (data, mtime) in public.items():
+            _write_mirror(tmp, path, data, mtime)
         tree = RootFS(tmp)
         patching: PatchingFacts = collect_vulnerabilities(collect_patching(tree), vulndb, max_age)
         access: AccessFacts = collect_access(tree)
         product = _pretty_name(tree)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    passwd = public.get("/etc/passwd", b"").decode("utf-8", "replace")
+    passwd = public.get("/etc/passwd", (b"", 0))[0].decode("utf-8", "replace")
     shadow_bytes = secret.get("/etc/shadow")
     shadow = shadow_bytes.decode("utf-8", "replace") if shadow_bytes is not None else None
     schemes = shadow_schemes(shadow) if shadow is not None else Unavailable("/etc/shadow", "missing", "not found in the guest")

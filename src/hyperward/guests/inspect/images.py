@@ -137,6 +137,19 @@ def prepare(fs: RootFS, disk: GuestDisk, pools: list[str], source: str | None = 
     size = top.get("virtual-size")
     backing = [str(c.get("filename", "")) for c in chain[1:] if isinstance(c, dict)]
     shown_backing = [b[len(fs.root):] if not fs.live and b.startswith(fs.root) else b for b in backing]
+    # QEMU opens a backing file by the name in the image header, on this machine: for an offline
+    # root that name is the audited host's, and it must not reach a file outside the root; on any
+    # host it must stay in the image's directory or a pool, as the image itself must.
+    allowed = [os.path.dirname(real)] + [os.path.realpath(fs.local_path(p)) for p in pools if p.startswith("/")]
+    for name, shown_name in zip(backing, shown_backing):
+        target = os.path.realpath(name)
+        if not fs.live and not _inside(target, fs.root):
+            return Prepared(scan("outside-pool", f"backing file {shown_name} lies outside the audited root; not opened", fmt,
+                                 None, shown_backing))
+        if not any(_inside(target, a) for a in allowed):
+            return Prepared(scan("outside-pool", f"backing file {shown_name} lies outside the image's directory and every pool; not opened",
+                                 fmt, None, shown_backing))
+        allowed.append(os.path.dirname(target))
     vsize = size if isinstance(size, int) else None
     resolved = None if real == fs.local_path(path) else real
     if encrypted:
