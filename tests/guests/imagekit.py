@@ -64,7 +64,13 @@ def _w(root: pathlib.Path, rel: str, data: str | bytes, mode: int = 0o644) -> No
     os.chmod(path, mode)
 
 
-def debian_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str], root_hash: str = OTHER_HASH,
+def unique_hash(seed: str) -> str:
+    """A yescrypt-shaped string of its own per tree, so only the planted reuse is shared."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()
+    return f"$y$j9T${digest[:22]}${digest[22:64]}"
+
+
+def debian_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str], root_hash: str | None = None,
                 weak: bool = True, user_key: tuple[bytes, str] | None = None, cloud_password: bool = False,
                 libvirt_password: bool = False, pve_token: bool = False, pem_key: tuple[bytes, str] | None = None) -> pathlib.Path:
     root.mkdir(parents=True, exist_ok=True)
@@ -73,7 +79,8 @@ def debian_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str
     _w(root, "etc/debian_version", "12.7\n")
     _w(root, "etc/hostname", hostname + "\n")
     users = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/bash\n"
-    shadow = f"root:{root_hash}:19800:0:99999:7:::\nalice:{OTHER_HASH if not weak else WEAK_MD5}:19900:0:99999:7:::\n"
+    root_hash = root_hash or unique_hash(f"{hostname}-root")
+    shadow = f"root:{root_hash}:19800:0:99999:7:::\nalice:{unique_hash(hostname + '-alice') if not weak else WEAK_MD5}:19900:0:99999:7:::\n"
     if weak:
         users += "toor:x:0:0::/root:/bin/bash\n"
         shadow += "bob::19900:0:99999:7:::\ntoor:!:19900:0:99999:7:::\n"

@@ -151,7 +151,8 @@ def build(base: pathlib.Path) -> Lab:
     os.symlink(str(outside / "host-secret.img"), images / "escape.raw")
     uuids["escape"] = _define(root, "escape", 12, [("/var/lib/libvirt/images/escape.raw", "raw", "disk")])
 
-    planted = [k.PLANTED_PASSWORD, k.PLANTED_LIBVIRT_PASSWORD, k.PLANTED_PVE_SECRET, k.ROOT_HASH, k.OTHER_HASH, k.WEAK_MD5, HOST_ROOT_HASH]
+    planted = [k.PLANTED_PASSWORD, k.PLANTED_LIBVIRT_PASSWORD, k.PLANTED_PVE_SECRET, k.ROOT_HASH, k.WEAK_MD5, HOST_ROOT_HASH]
+    planted += [k.unique_hash(f"{name}-{user}") for name in ("web1", "db1", "lvm1", "hostcopy", "template") for user in ("root", "alice")]
     for path in sorted(keys.iterdir()):
         text = path.read_text()
         if "PRIVATE KEY" in text:

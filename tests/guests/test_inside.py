@@ -14,6 +14,8 @@ import os
 import pathlib
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 
 import pytest
 
@@ -33,22 +35,33 @@ SCAN_TIMEOUT = 900
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory, appliance_env: dict[str, str]) -> labmod.Lab:  # noqa: F811
-    return labmod.build(tmp_path_factory.mktemp("guestlab"))
+def lab(appliance_env: dict[str, str]) -> Iterator[labmod.Lab]:  # noqa: F811
+    """Outside pytest's basetemp: concurrent pytest sessions of the same user prune each other's
+    old basetemps, and this lab lives for the whole module."""
+    base = pathlib.Path(tempfile.mkdtemp(prefix="hyperward-guestlab-"))
+    try:
+        yield labmod.build(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def scanned(lab: labmod.Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def scanned(lab: labmod.Lab) -> dict[str, object]:
     """One `collect --guests` of the whole lab (one appliance), then `scan --snapshot` of it."""
-    before = k.hashes(lab.root.parent)
-    out = tmp_path_factory.mktemp("snap") / "facts.json"
+    out = lab.root.parent / "facts.json"
+    before = _images(lab)
     done = hyperward("collect", "--root", str(lab.root), "--guests", "-o", str(out), timeout=SCAN_TIMEOUT)
     assert done.returncode == 0, done.stderr
-    after = k.hashes(lab.root.parent)
+    after = _images(lab)
     report = hyperward("scan", "--snapshot", str(out), "--format", "json", "--only", ",".join(INSIDE))
     assert report.returncode == 0, report.stderr
     return {"before": before, "after": after, "snapshot": out.read_text(), "report": json.loads(report.stdout),
             "stdout": report.stdout + done.stdout + done.stderr + report.stderr}
+
+
+def _images(lab: labmod.Lab) -> dict[str, str]:
+    """Every file of the host root (its images, and the definitions) and the image outside the pool."""
+    return {**k.hashes(lab.root), **k.hashes(lab.outside)}
 
 
 INSIDE = ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
@@ -93,8 +106,8 @@ def test_os_and_formats(lab: labmod.Lab, scanned: dict[str, object]) -> None:
         assert inside["scanned"], (name, inside["reason"])
         assert inside["os"] == {"id": "debian", "version_id": "12", "codename": "bookworm"}
         assert inside["os_product"] == "Debian GNU/Linux 12 (bookworm)"
-    assert [f.split()[1] for f in _inventory(scanned, "hostcopy")["filesystems"]] == ["xfs"]  # type: ignore[union-attr]
-    assert "/dev/guestvg1/root ext4" in _inventory(scanned, "lvm1")["filesystems"]
+    assert _inventory(scanned, "hostcopy")["filesystems"] == ["xfs on /var/lib/libvirt/images/hostcopy.raw partition 1"]
+    assert "ext4 on /dev/guestvg1/root" in _inventory(scanned, "lvm1")["filesystems"]  # type: ignore[operator]
     assert _inventory(scanned, "clone-a")["disks"][0]["backing"] == ["/var/lib/libvirt/images/template.raw"]  # type: ignore[index]
     assert _inventory(scanned, "web1")["running"] is True
     assert _inventory(scanned, "web1")["pending_updates"] == 3
@@ -124,7 +137,7 @@ def test_unreadable_disks_are_reported_not_opened(lab: labmod.Lab, scanned: dict
 def test_guest_key_trusted_by_host(lab: labmod.Lab, scanned: dict[str, object]) -> None:
     assert _results(scanned, "HV-AUTH-072", "fail") == {f"{_label(lab, 'web1')}: /root/.ssh/id_ed25519",
                                                         f"{_label(lab, 'db1')}: /home/alice/.ssh/deploy_rsa"}
-    assert f"{_label(lab, 'lvm1')}: host" in _results(scanned, "HV-AUTH-072", "pass")
+    assert f"{_label(lab, 'lvm1')}: private keys" in _results(scanned, "HV-AUTH-072", "pass")
     keys_web1 = {(r["path"], r["fingerprint"]) for r in _inventory(scanned, "web1")["keys"]}  # type: ignore[union-attr,index]
     assert ("/root/.ssh/id_ed25519", lab.fingerprints["web1_root"]) in keys_web1
     report = scanned["report"]
@@ -134,14 +147,16 @@ def test_guest_key_trusted_by_host(lab: labmod.Lab, scanned: dict[str, object]) 
 
 def test_host_key_copied_into_guest(lab: labmod.Lab, scanned: dict[str, object]) -> None:
     assert _results(scanned, "HV-AUTH-073", "fail") == {f"{_label(lab, 'hostcopy')}: /etc/ssh/ssh_host_ed25519_key"}
-    assert f"{_label(lab, 'web1')}: host" in _results(scanned, "HV-AUTH-073", "pass")
+    assert f"{_label(lab, 'web1')}: host's keys" in _results(scanned, "HV-AUTH-073", "pass")
 
 
 def test_clones_share_host_key_and_root_hash(lab: labmod.Lab, scanned: dict[str, object]) -> None:
     assert _results(scanned, "HV-AUTH-074", "fail") == {f"{_label(lab, 'clone-a')}: /etc/ssh/ssh_host_ed25519_key",
                                                         f"{_label(lab, 'clone-b')}: /etc/ssh/ssh_host_ed25519_key"}
     fails = _results(scanned, "HV-AUTH-075", "fail")
+    # the clones share every hash of their template (root and alice); hostcopy shares root's with the host
     assert fails == {f"{_label(lab, 'clone-a')}: account root", f"{_label(lab, 'clone-b')}: account root",
+                     f"{_label(lab, 'clone-a')}: account alice", f"{_label(lab, 'clone-b')}: account alice",
                      f"{_label(lab, 'hostcopy')}: account root"}
     report = scanned["report"]
     (host_hit,) = [r for r in report["results"] if r["id"] == "HV-AUTH-075" and r["resource"].startswith("hostcopy")]  # type: ignore[index]
@@ -154,7 +169,7 @@ def test_credentials_stored_in_guest(lab: labmod.Lab, scanned: dict[str, object]
     assert _results(scanned, "HV-AUTH-076", "fail") == {
         f"{web1}: /var/lib/cloud/instance/user-data.txt:4", f"{web1}: /var/lib/cloud/instance/user-data.txt:8",
         f"{web1}: /home/alice/.config/libvirt/auth.conf:3", f"{web1}: /home/alice/.bashrc:2",
-        f"{web1}: /dev/sdb:/user-data (seed volume):2"}
+        f"{web1}: /var/lib/libvirt/images/web1-seed.img:/user-data (seed volume):2"}
     assert f"{_label(lab, 'lvm1')}: files" in _results(scanned, "HV-AUTH-076", "pass")
 
 
@@ -177,10 +192,10 @@ def test_guest_ssh_accounts_patches_cves(lab: labmod.Lab, scanned: dict[str, obj
 
 
 def test_guests_scan_cli_by_name(lab: labmod.Lab) -> None:
-    before = k.hashes(lab.root.parent)
+    before = _images(lab)
     done = hyperward("guests", "scan", "--root", str(lab.root), "db1", "--format", "json", timeout=SCAN_TIMEOUT)
     assert done.returncode == 0, done.stderr
-    assert k.hashes(lab.root.parent) == before
+    assert _images(lab) == before
     report = json.loads(done.stdout)
     assert {r["id"] for r in report["results"]} == set(INSIDE)
     assert {r["resource"].split(":")[0] for r in report["results"]} == {_label(lab, "db1")}

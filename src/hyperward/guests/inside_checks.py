@@ -133,7 +133,7 @@ def guest_key_trusted_by_host(host: HostFacts) -> Iterator[Result]:
                                                                                    "host_file": where.path, "host_account": where.owner})
         if not hits:
             mine = len([k for k in inside.keys if k.role == "user"])
-            yield Result.passed("host", f"{mine} private key(s) in the guest, none trusted by the host; {note}")
+            yield Result.passed("private keys", f"{mine} private key(s) in the guest, none trusted by the host; {note}")
 
     yield from each_inside(host, judge)
 
@@ -159,7 +159,7 @@ def host_key_in_guest(host: HostFacts) -> Iterator[Result]:
             yield Result.fail(key.path, f"holds the host's {what} {key.fingerprint} (host: {mine.path})",
                               details={"fingerprint": key.fingerprint, "file": key.path, "host_file": mine.path})
         if not hits:
-            yield Result.passed("host", f"none of the host's {len(own)} key(s) found in the guest")
+            yield Result.passed("host's keys", f"none of the host's {len(own)} key(s) found in the guest")
 
     yield from each_inside(host, judge)
 

@@ -31,7 +31,6 @@ MOUNT_OPTIONS = {"ext2": "ro", "ext3": "ro,noload", "ext4": "ro,noload", "xfs": 
                  "vfat": "ro", "iso9660": "ro", "udf": "ro", "ntfs": "ro"}
 ENCRYPTED_FS = ("crypto_LUKS", "BitLocker")
 MAX_DRIVES = 250
-FILE_LIMIT = 4 * 1024 * 1024
 
 
 class EngineUnavailable(Exception):
@@ -131,7 +130,8 @@ class Appliance:
         g = self.g
         out: dict[str, set[str]] = {}
         try:
-            pvs = {p["pv_uuid"]: g.canonical_device_name(p["pv_name"]).rstrip("0123456789") for p in g.pvs_full()}
+            # pvs_full's pv_name can name another device (seen with libguestfs 1.48): ask each PV its UUID
+            pvs = {g.pvuuid(pv).replace("-", ""): g.canonical_device_name(pv).rstrip("0123456789") for pv in g.pvs()}
             for vg in g.vgs():
                 drives = {pvs.get(u.replace("-", ""), pvs.get(u, "")) for u in g.vgpvuuids(vg)}
                 for lv in g.lvs():
@@ -179,38 +179,6 @@ class Appliance:
         except RuntimeError:
             return False
 
-    def size(self, path: str) -> int | None:
-        try:
-            return int(self.g.filesize(path))
-        except RuntimeError:
-            return None
-
-    def read(self, path: str, limit: int = FILE_LIMIT) -> bytes | None:
-        """A regular file's bytes, or None (absent, not a regular file, larger than `limit`)."""
-        if not self.is_file(path):
-            return None
-        size = self.size(path)
-        if size is None or size > limit:
-            return None
-        try:
-            data = self.g.read_file(path)
-        except RuntimeError:
-            return None
-        return bytes(data) if len(data) <= limit else None
-
-    def listdir(self, path: str) -> list[str]:
-        if not self.is_dir(path):
-            return []
-        try:
-            return sorted(n for n in self.g.ls(path) if n not in (".", "..") and "/" not in n)[:10_000]
-        except RuntimeError:
-            return []
-
-    def regular_size(self, path: str) -> int | None:
-        """The size of a regular file (symlinks followed inside the guest), None for anything else."""
-        found = self.regular_stat(path)
-        return found[0] if found is not None else None
-
     def regular_stat(self, path: str) -> tuple[int, int] | None:
         """(size, mtime) of a regular file, None for anything else."""
         try:
@@ -226,8 +194,9 @@ class Appliance:
             return []
 
     def read_small(self, path: str, limit: int) -> bytes | None:
-        size = self.regular_size(path)
-        if size is None or size > limit:
+        """A regular file of at most `limit` bytes (symlinks resolved inside the guest), else None."""
+        found = self.regular_stat(path)
+        if found is None or found[0] > limit:
             return None
         try:
             data = self.g.read_file(path)
@@ -294,21 +263,6 @@ class Appliance:
         except (tarfile.TarError, EOFError):
             return None
         return out
-
-    def download(self, path: str, local: str, limit: int) -> bool:
-        """Copy one regular file (symlinks resolved inside the guest) to `local`, a path in a fresh
-        private directory of this process."""
-        if not self.is_file(path):
-            return False
-        size = self.size(path)
-        if size is None or size > limit:
-            return False
-        try:
-            self.g.download(path, local)
-        except RuntimeError:
-            return False
-        return True
-
 
 def _last_line(text: str) -> str:
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]

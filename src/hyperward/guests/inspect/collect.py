@@ -62,6 +62,19 @@ class _GuestPlan:
     guest: Guest
     prepared: list[Prepared]
     indexes: list[int]
+    #: appliance drive index -> the disk's source as the guest definition names it
+    sources: dict[int, str] = dataclasses.field(default_factory=dict)
+
+    def describe(self, device: str) -> str:
+        """An appliance device (/dev/sdc2) as the user knows it: the disk's source and partition."""
+        match = re.fullmatch(r"/dev/sd([a-z]+)(\d*)", device)
+        if not match:
+            return device
+        index = 0
+        for letter in match.group(1):
+            index = index * 26 + (ord(letter) - ord("a") + 1)
+        source = self.sources.get(index - 1, device)
+        return f"{source} partition {match.group(2)}" if match.group(2) else source
 
 
 def _passwd_homes(text: str) -> list[tuple[str, str]]:
@@ -76,8 +89,21 @@ def _passwd_homes(text: str) -> list[tuple[str, str]]:
 # --- the host side --------------------------------------------------------------------------------
 
 
-def _authorized_paths(ssh: SshFacts | Unavailable | None, user: str, home: str) -> list[str]:
-    value = (ssh.values.get("authorizedkeysfile") if isinstance(ssh, SshFacts) else None) or ".ssh/authorized_keys .ssh/authorized_keys2"
+def _authorized_keys_file(fs: RootFS, ssh: SshFacts | Unavailable | None) -> str:
+    """sshd's AuthorizedKeysFile: the first setting outside a Match block wins, as sshd reads it
+    (the host's SshFacts keep only the keywords its checks judge, so the files are read again)."""
+    if isinstance(ssh, SshFacts) and ssh.values.get("authorizedkeysfile"):
+        return ssh.values["authorizedkeysfile"]
+    from ...collect.access import SSHD_CONFIG, _directives
+
+    directives = _directives(fs, SSHD_CONFIG, None, 0, [])
+    for directive in directives if isinstance(directives, list) else []:
+        if directive.keyword == "authorizedkeysfile" and directive.match is None:
+            return directive.value
+    return ".ssh/authorized_keys .ssh/authorized_keys2"
+
+
+def _authorized_paths(value: str, user: str, home: str) -> list[str]:
     out = []
     for pattern in value.split():
         if pattern.lower() == "none":
@@ -96,7 +122,8 @@ def collect_host_trust(fs: RootFS, ssh: SshFacts | Unavailable | None, key: byte
     if isinstance(passwd, Unavailable) and passwd.kind != "missing":
         problems.append(passwd)
     seen: set[str] = set()
-    files = [(user, p) for user, home in homes[:5000] for p in _authorized_paths(ssh, user, home)]
+    setting = _authorized_keys_file(fs, ssh)
+    files = [(user, p) for user, home in homes[:5000] for p in _authorized_paths(setting, user, home)]
     files.append(("root", "/etc/pve/priv/authorized_keys"))
     for user, path in files:
         if path in seen:
@@ -206,7 +233,9 @@ def _plan(fs: RootFS, guests: list[Guest], pools: list[str]) -> tuple[list[_Gues
                     index[key] = len(drives)
                     drives.append(p.drive)
                 indexes.append(index[key])
-        plans.append(_GuestPlan(guest, prepared, indexes))
+        plan = _GuestPlan(guest, prepared, indexes)
+        plan.sources = {i: p.scan.source for i, p in zip(indexes, [p for p in prepared if p.drive is not None])}
+        plans.append(plan)
     return plans, drives
 
 
@@ -257,11 +286,11 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
     if appliance is None:
         return _empty(guest, disks, problems[0] if problems else "the libguestfs appliance is not available")
     found = appliance.filesystems(plan.indexes)
-    fs_list = [f"{dev} {kind}" for dev, kind in sorted(found.items())]
+    fs_list = [f"{kind} on {plan.describe(dev)}" for dev, kind in sorted(found.items())]
     notes = [RUNNING_NOTE] if guest.running else []
     encrypted = [dev for dev, kind in found.items() if kind in ENCRYPTED_FS]
     if encrypted:
-        notes.append(f"encrypted filesystem(s) not opened: {', '.join(sorted(encrypted))}")
+        notes.append(f"encrypted filesystem(s) not opened: {', '.join(sorted(plan.describe(d) for d in encrypted))}")
     appliance.umount_all()
     inside: GuestInside | None = None
     root_dev: str | None = None
@@ -273,7 +302,7 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
                 notes.append(failed)
                 continue
             if appliance.is_dir("/Windows/System32"):
-                notes.append(f"{dev}: a Windows system volume; its registry is not read by this version")
+                notes.append(f"{plan.describe(dev)}: a Windows system volume; its registry is not read by this version")
                 continue
             if not (appliance.is_file("/etc/passwd") or appliance.is_file("/etc/os-release") or appliance.is_file("/usr/lib/os-release")):
                 continue
@@ -288,7 +317,7 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
                     except RuntimeError:
                         pass
             break
-    seed = _seed_secrets(appliance, found, root_dev)
+    seed = _seed_secrets(appliance, found, root_dev, plan)
     if inside is None:
         usable = [k for k in found.values() if k not in ("swap", "unknown")]
         if encrypted and len(encrypted) == len(usable):
@@ -487,7 +516,7 @@ def _guest_secrets(appliance: Appliance, homes: list[tuple[str, str]], secret: d
     return out
 
 
-def _seed_secrets(appliance: Appliance, found: dict[str, str], root_dev: str | None) -> list[SecretRef]:
+def _seed_secrets(appliance: Appliance, found: dict[str, str], root_dev: str | None, plan: _GuestPlan) -> list[SecretRef]:
     """cloud-init NoCloud seeds: an ISO9660 or VFAT volume (label cidata) with user-data at its top."""
     out: list[SecretRef] = []
     for dev, kind in sorted(found.items()):
@@ -499,7 +528,7 @@ def _seed_secrets(appliance: Appliance, found: dict[str, str], root_dev: str | N
             for name in ("user-data", "USER-DATA", "user_data"):
                 data = appliance.read_small(f"/{name}", SECRET_LIMIT)
                 if data is not None:
-                    out.extend(dataclasses.replace(s, path=f"{dev}:/{name} (seed volume)")
+                    out.extend(dataclasses.replace(s, path=f"{plan.describe(dev)}:/{name} (seed volume)")
                                for s in cloud_init_passwords(f"/{name}", data.decode("utf-8", "replace")))
                     break
     return out
