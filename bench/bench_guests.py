@@ -1,6 +1,6 @@
 """Scanning inside guests: cost per guest and per GB of disk (issue 18; target 20 guests < 60 s).
 
-    .venv/bin/python bench/bench_guests.py [--guests 20] [--size-mb 256] [--formats raw,qcow2]
+    .venv/bin/python bench/bench_guests.py [--guests 20] [--size-mb 256] [--formats raw,qcow2] [--appliances N]
 
 Builds N libvirt guests under a temporary root, each a real ext4 image of --size-mb holding the
 small Debian tree the tests use (dpkg status, Debian 12 apt list excerpts, sshd_config, accounts,
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--guests", type=int, default=20)
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--formats", default="raw,qcow2")
+    parser.add_argument("--appliances", type=int, default=None, help="appliances side by side (default: hyperward's choice)")
     args = parser.parse_args()
     import os
 
@@ -69,7 +70,7 @@ def main() -> None:
         before = k.hashes(images)
         facts = collect_host(str(root))
         started = time.perf_counter()
-        result = scan_guests(RootFS(str(root)), facts.guests, facts.access.ssh)
+        result = scan_guests(RootFS(str(root)), facts.guests, facts.access.ssh, appliances=args.appliances)
         wall = time.perf_counter() - started
         assert k.hashes(images) == before, "an image changed during the scan"
         scanned = sum(1 for g in result.guests if g.scanned)

@@ -17,6 +17,7 @@ import re
 import secrets as _secrets
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 
@@ -239,13 +240,52 @@ def _plan(fs: RootFS, guests: list[Guest], pools: list[str]) -> tuple[list[_Gues
     return plans, drives
 
 
+#: appliances started side by side for a large scan (each boots its own kernel; under TCG the
+#: boot is the largest cost, and two boots on two cores overlap)
+MAX_APPLIANCES = 2
+GUESTS_PER_EXTRA_APPLIANCE = 6
+
+
 def scan_guests(fs: RootFS, guests: Iterable[Guest], host_ssh: SshFacts | Unavailable | None, vulndb: str | None = None,
-                vulndb_max_age_days: int | None = None, pools: list[str] | None = None) -> GuestScanFacts:
+                vulndb_max_age_days: int | None = None, pools: list[str] | None = None,
+                appliances: int | None = None) -> GuestScanFacts:
+    """`appliances`: how many appliances share the guests (default: one per
+    GUESTS_PER_EXTRA_APPLIANCE guests, at most MAX_APPLIANCES and the CPU count)."""
     started = time.perf_counter()
     key = _secrets.token_bytes(32)
     host = collect_host_trust(fs, host_ssh, key)
     chosen = list(guests)
-    plans, drives = _plan(fs, chosen, [*(pools or []), *DEFAULT_POOLS])
+    count = appliances or max(1, min(MAX_APPLIANCES, os.cpu_count() or 1, len(chosen) // GUESTS_PER_EXTRA_APPLIANCE))
+    groups = [chosen[i::count] for i in range(count)]
+    results: list[tuple[list[GuestInside], list[str], float, str]] = [([], [], 0.0, "libguestfs")] * count
+    every_pool = [*(pools or []), *DEFAULT_POOLS]
+
+    def run(slot: int) -> None:
+        results[slot] = _scan_group(fs, groups[slot], every_pool, key, vulndb, vulndb_max_age_days)
+
+    if count == 1:
+        run(0)
+    else:
+        workers = [threading.Thread(target=run, args=(slot,), name=f"hyperward-appliance-{slot}", daemon=True) for slot in range(count)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    by_guest = {id(inside_guest): inside for group, (insides, _, _, _) in zip(groups, results)
+                for inside_guest, inside in zip(group, insides)}
+    insides = [by_guest[id(g)] for g in chosen if id(g) in by_guest]
+    problems = list(dict.fromkeys(p for _, probs, _, _ in results for p in probs))
+    engine = next((e for _, _, _, e in results if e != "libguestfs"), "libguestfs")
+    launch_s = max((launch for _, _, launch, _ in results), default=0.0)
+    if count > 1:
+        engine += f", {count} appliances"
+    return GuestScanFacts(engine, round(launch_s, 2), round(time.perf_counter() - started, 2), insides, host, problems)
+
+
+def _scan_group(fs: RootFS, guests: list[Guest], pools: list[str], key: bytes, vulndb: str | None,
+                max_age: int | None) -> tuple[list[GuestInside], list[str], float, str]:
+    """One appliance's share: its guests' drives, launched once, each guest read in turn."""
+    plans, drives = _plan(fs, guests, pools)
     problems: list[str] = []
     appliance: Appliance | None = None
     engine = "libguestfs"
@@ -260,14 +300,16 @@ def scan_guests(fs: RootFS, guests: Iterable[Guest], host_ssh: SshFacts | Unavai
     insides = []
     try:
         for plan in plans:
-            insides.append(_scan_one(plan, appliance, problems, key, vulndb, vulndb_max_age_days))
+            try:
+                insides.append(_scan_one(plan, appliance, problems, key, vulndb, max_age))
+            except RuntimeError as exc:  # the appliance died or a call failed in a way not foreseen: this guest only
+                disks = [p.scan for p in plan.prepared]
+                insides.append(_empty(plan.guest, disks, f"the appliance failed while reading this guest: {str(exc)[:200]}"))
     finally:
+        launch_s = appliance.launch_s if appliance is not None else 0.0
         if appliance is not None:
-            launch_s = appliance.launch_s
             appliance.close()
-        else:
-            launch_s = 0.0
-    return GuestScanFacts(engine, round(launch_s, 2), round(time.perf_counter() - started, 2), insides, host, problems)
+    return insides, problems, launch_s, engine
 
 
 def _empty(guest: Guest, disks: list[GuestDiskScan], reason: str, fss: list[str] | None = None,
@@ -313,7 +355,7 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
             finally:
                 for where in reversed(extra):
                     try:
-                        appliance.g.umount(where)
+                        appliance.g.umount(where, lazyunmount=True)
                     except RuntimeError:
                         pass
             break
