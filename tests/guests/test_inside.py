@@ -27,6 +27,7 @@ from appliance_env import appliance_env  # noqa: E402,F401
 from conftest import hyperward  # noqa: E402
 
 from hyperward.collect.fs import RootFS
+from hyperward.guests.inside_checks import NOT_SCANNED
 from hyperward.guests.inspect import images, keys, secrets
 from hyperward.guests.inspect.collect import proxmox_path
 from hyperward.guests.model import GuestDisk
@@ -208,8 +209,7 @@ def test_guests_scan_cli_by_name(lab: labmod.Lab) -> None:
 def test_not_scanned_is_not_applicable(lab: labmod.Lab) -> None:
     done = hyperward("scan", "--root", str(lab.root), "--format", "json", "--only", "HV-AUTH-072")
     report = json.loads(done.stdout)
-    assert [(r["status"], r["message"]) for r in report["results"]] == [
-        ("not_applicable", "the guests' disks were not scanned (run hyperward scan --guests, or hyperward guests scan)")]
+    assert [(r["status"], r["message"]) for r in report["results"]] == [("not_applicable", NOT_SCANNED)]
 
 
 # --- Proxmox: volume IDs mapped through storage.cfg, the cluster's shared authorized_keys ---------

@@ -23,7 +23,8 @@ from ..engine import check
 from ..facts import GuestInside, GuestScanFacts, HostFacts, OsRelease
 from ..model import Result, Status
 
-NOT_SCANNED = "the guests' disks were not scanned (run hyperward scan --guests, or hyperward guests scan)"
+NOT_SCANNED = ("the guests' disks were not looked inside: their images (/var/lib/libvirt/images and the other pools) are read "
+               "only when asked (hyperward scan --guests, or hyperward guests scan)")
 MID_WRITE = " [read while the guest ran: files may be mid-write]"
 
 
