@@ -13,6 +13,7 @@ import imagekit as k
 
 HOST_ROOT_HASH = "$6$hostSALT$J8q2mZ0rVb7yT5wX1cN3kP9dL6fH4sG2aE0uR8iO7pM5qN3wX1cZ9vB7nM5kL3jH1gF9dS7aQ5wE3rT1yU0."
 PVE_VOLUME = "local:100/vm-100-disk-0.qcow2"
+HOSTILE_NAME = "id_\x1b]0;pwned\x07\x1b[2Jkey"
 
 
 @dataclasses.dataclass
@@ -113,6 +114,11 @@ def build(base: pathlib.Path) -> Lab:
     uuids["clone-b"] = _define(root, "clone-b", 3, [("/var/lib/libvirt/images/clone-b.vdi", "vdi", "disk")])
 
     db1 = k.debian_tree(trees / "db1", hostname="db1", host_key=k.keypair(keys / "db1_hostkey"), weak=False, pem_key=pem)
+    # a guest-chosen file name that would retitle a terminal, holding a key the host trusts
+    hostile = k.keypair(keys / "db1_hostile")
+    (db1 / f"home/alice/.ssh/{HOSTILE_NAME}").write_bytes(hostile[0])
+    with open(root / "root/.ssh/authorized_keys", "a") as handle:
+        handle.write(hostile[1] + "\n")
     k.ext4_image(db1, trees / "db1.raw")
     k.qemu_img("convert", "-q", "-f", "raw", "-O", "vmdk", str(trees / "db1.raw"), str(images / "db1.vmdk"))
     uuids["db1"] = _define(root, "db1", 4, [("/var/lib/libvirt/images/db1.vmdk", "vmdk", "disk")])
@@ -125,8 +131,15 @@ def build(base: pathlib.Path) -> Lab:
     uuids["hostcopy"] = _define(root, "hostcopy", 5, [("/var/lib/libvirt/images/hostcopy.raw", "raw", "disk")])
     uuids["lvm1"] = _define(root, "lvm1", 6, [("/var/lib/libvirt/images/lvm1.raw", "raw", "disk")])
 
-    k.qemu_img("create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=not-a-real-secret", "-o",
-               "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", str(images / "encq.qcow2"), "32M")
+    # QEMU times its PBKDF by CPU usage and gives up ("Unable to get accurate CPU usage") when a
+    # loaded machine lends it too little: try again
+    for attempt in range(5):
+        done = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=not-a-real-secret", "-o",
+                               "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=100", str(images / "encq.qcow2"), "32M"],
+                              capture_output=True, timeout=120)
+        if done.returncode == 0:
+            break
+    assert done.returncode == 0, done.stderr
     uuids["encq"] = _define(root, "encq", 7, [("/var/lib/libvirt/images/encq.qcow2", "qcow2", "disk")])
     with open(images / "encluks.raw", "wb") as handle:
         handle.truncate(32 * 1024 * 1024)

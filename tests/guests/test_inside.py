@@ -137,7 +137,8 @@ def test_unreadable_disks_are_reported_not_opened(lab: labmod.Lab, scanned: dict
 
 def test_guest_key_trusted_by_host(lab: labmod.Lab, scanned: dict[str, object]) -> None:
     assert _results(scanned, "HV-AUTH-072", "fail") == {f"{_label(lab, 'web1')}: /root/.ssh/id_ed25519",
-                                                        f"{_label(lab, 'db1')}: /home/alice/.ssh/deploy_rsa"}
+                                                        f"{_label(lab, 'db1')}: /home/alice/.ssh/deploy_rsa",
+                                                        f"{_label(lab, 'db1')}: /home/alice/.ssh/{labmod.HOSTILE_NAME}"}
     assert f"{_label(lab, 'lvm1')}: private keys" in _results(scanned, "HV-AUTH-072", "pass")
     keys_web1 = {(r["path"], r["fingerprint"]) for r in _inventory(scanned, "web1")["keys"]}  # type: ignore[union-attr,index]
     assert ("/root/.ssh/id_ed25519", lab.fingerprints["web1_root"]) in keys_web1
@@ -202,6 +203,9 @@ def test_guests_scan_cli_by_name(lab: labmod.Lab) -> None:
     assert {r["resource"].split(":")[0] for r in report["results"]} == {_label(lab, "db1")}
     for planted in lab.secrets:
         assert planted not in done.stdout
+    text = hyperward("guests", "scan", "--root", str(lab.root), "db1", timeout=SCAN_TIMEOUT)
+    assert text.returncode == 0 and "HV-AUTH-072" in text.stdout and "pwned" in text.stdout
+    assert "\x1b" not in text.stdout and "\x07" not in text.stdout  # the guest's file name cannot drive the terminal
     bad = hyperward("guests", "scan", "--root", str(lab.root), "no-such-vm")
     assert bad.returncode == 2 and "no guest named no-such-vm" in bad.stderr and "Traceback" not in bad.stderr
 
