@@ -9,6 +9,7 @@ Every output and the snapshot are searched for the planted passwords, hashes and
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pathlib
@@ -51,12 +52,14 @@ def scanned(lab: labmod.Lab) -> dict[str, object]:
     """One `collect --guests` of the whole lab (one appliance), then `scan --snapshot` of it."""
     out = lab.root.parent / "facts.json"
     before = _images(lab)
+    mirrors_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "hyperward-guest-*")))
     done = hyperward("collect", "--root", str(lab.root), "--guests", "-o", str(out), timeout=SCAN_TIMEOUT)
     assert done.returncode == 0, done.stderr
     after = _images(lab)
+    mirrors = sorted(set(glob.glob(os.path.join(tempfile.gettempdir(), "hyperward-guest-*"))) - mirrors_before)
     report = hyperward("scan", "--snapshot", str(out), "--format", "json", "--only", ",".join(INSIDE))
     assert report.returncode == 0, report.stderr
-    return {"before": before, "after": after, "snapshot": out.read_text(), "report": json.loads(report.stdout),
+    return {"before": before, "after": after, "mirrors": mirrors, "snapshot": out.read_text(), "report": json.loads(report.stdout),
             "stdout": report.stdout + done.stdout + done.stderr + report.stderr}
 
 
@@ -90,6 +93,7 @@ def _inventory(scanned: dict[str, object], name: str) -> dict[str, object]:
 
 def test_nothing_written_to_any_image(scanned: dict[str, object]) -> None:
     assert scanned["before"] == scanned["after"]
+    assert scanned["mirrors"] == [], "a private copy of a guest's files was left behind"
     assert len(scanned["before"]) >= 15  # type: ignore[arg-type]
 
 
@@ -341,3 +345,18 @@ def test_proxmox_volume_paths() -> None:
     assert proxmox_path("z:vm-100-disk-0", storages) == ("/dev/zvol/rpool/data/vm-100-disk-0", "raw", "")
     assert proxmox_path("ceph:vm-100-disk-0", storages)[0] is None
     assert proxmox_path("gone:vm-1-disk-0", storages) == (None, None, "storage 'gone' is not in /etc/pve/storage.cfg")
+
+
+def test_secrets_never_reach_the_private_copy() -> None:
+    """Only the whitelisted, non-secret files are written to the temporary tree the host collectors
+    read; shadow, host keys, cloud-init and credential files stay in memory."""
+    from hyperward.guests.inspect.collect import _is_mirrored, _is_secret
+
+    for path in ("/etc/shadow", "/etc/gshadow", "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_rsa_key.pub", "/etc/cloud/cloud.cfg",
+                 "/etc/libvirt/auth.conf", "/etc/environment", "/root/.ssh/id_ed25519"):
+        assert not _is_mirrored(path), path
+    for path in ("/etc/shadow", "/etc/ssh/ssh_host_ed25519_key", "/etc/cloud/cloud.cfg.d/99.cfg", "/etc/libvirt/auth.conf"):
+        assert _is_secret(path), path
+    for path in ("/etc/passwd", "/var/lib/dpkg/status", "/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/10.conf", "/etc/pam.d/sshd",
+                 "/var/lib/apt/lists/x_Packages"):
+        assert _is_mirrored(path) and not _is_secret(path), path
