@@ -22,12 +22,12 @@ sys.path.insert(0, str(HERE.parent / "tests" / "guests"))
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-import imagekit as k  # noqa: E402
-from appliance_env import _kernel  # noqa: E402
+import imagekit as k
+from appliance_env import _kernel
 
-from hyperward.collect import collect_host  # noqa: E402
-from hyperward.collect.fs import RootFS  # noqa: E402
-from hyperward.guests.inspect import scan_guests  # noqa: E402
+from hyperward.collect import collect_host
+from hyperward.collect.fs import RootFS
+from hyperward.guests.inspect import scan_guests
 
 
 def main() -> None:

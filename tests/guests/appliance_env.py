@@ -18,7 +18,7 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from conftest import require  # noqa: E402  (tests/conftest.py)
+from conftest import require
 
 CACHE = pathlib.Path(os.environ.get("HYPERWARD_TEST_CACHE", "/var/cache/hyperward-tests"))
 

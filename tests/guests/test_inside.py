@@ -22,10 +22,10 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-import imagekit as k  # noqa: E402
-import lab as labmod  # noqa: E402
-from appliance_env import appliance_env  # noqa: E402,F401
-from conftest import hyperward  # noqa: E402
+import imagekit as k
+import lab as labmod
+from appliance_env import appliance_env  # noqa: F401
+from conftest import hyperward
 
 from hyperward.collect.fs import RootFS
 from hyperward.guests.inside_checks import NOT_SCANNED

@@ -25,8 +25,17 @@ from ...collect.access import collect_access
 from ...collect.fs import RootFS
 from ...collect.system import collect_patching
 from ...collect.vulns import collect_vulnerabilities
-from ...facts import (AccessFacts, GuestDiskScan, GuestInside, GuestScanFacts, HashRef, HostTrust, KeyRef, OsRelease,
-                      PatchingFacts, SecretRef, SshFacts)
+from ...facts import (
+    AccessFacts,
+    GuestDiskScan,
+    GuestInside,
+    GuestScanFacts,
+    HostTrust,
+    KeyRef,
+    PatchingFacts,
+    SecretRef,
+    SshFacts,
+)
 from ...model import Unavailable
 from ...parsers.auth_files import shadow_schemes
 from ..model import Guest

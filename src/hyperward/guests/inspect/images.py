@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass, field
 
 from ...collect import commands
-from ...collect.fs import RootFS
+from ...collect.fs import RootFS, _Loop
 from ...facts import GuestDiskScan
 from ...guests.model import GuestDisk
 from ...model import Unavailable
@@ -55,10 +55,10 @@ def resolve(fs: RootFS, source: str, pools: list[str]) -> str | Unavailable:
     the definition names and every storage pool (pool paths as the audited host sees them)."""
     try:
         local = fs.local_path(source)
-    except Exception:
-        return Unavailable(source, "invalid", "too many levels of symbolic links")
+        allowed = [fs.local_path(os.path.dirname(source))] + [fs.local_path(p) for p in pools if p.startswith("/")]
+    except _Loop:
+        return Unavailable(source, "invalid", "too many levels of symbolic links (symlink loop)")
     root = fs.root if not fs.live else ""
-    allowed = [fs.local_path(os.path.dirname(source))] + [fs.local_path(p) for p in pools if p.startswith("/")]
     allowed = [os.path.realpath(a) for a in allowed]
     real = os.path.realpath(local)
     if root and not _inside(real, root):
@@ -140,7 +140,10 @@ def prepare(fs: RootFS, disk: GuestDisk, pools: list[str], source: str | None = 
     # QEMU opens a backing file by the name in the image header, on this machine: for an offline
     # root that name is the audited host's, and it must not reach a file outside the root; on any
     # host it must stay in the image's directory or a pool, as the image itself must.
-    allowed = [os.path.dirname(real)] + [os.path.realpath(fs.local_path(p)) for p in pools if p.startswith("/")]
+    try:
+        allowed = [os.path.dirname(real)] + [os.path.realpath(fs.local_path(p)) for p in pools if p.startswith("/")]
+    except _Loop:
+        allowed = [os.path.dirname(real)]
     for name, shown_name in zip(backing, shown_backing):
         target = os.path.realpath(name)
         if not fs.live and not _inside(target, fs.root):

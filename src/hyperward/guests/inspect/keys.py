@@ -16,7 +16,7 @@ import re
 import struct
 
 OPENSSH_MAGIC = b"openssh-key-v1\0"
-_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----\s*(.*?)-----END \1PRIVATE KEY-----", re.S)
+_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----\s*(.*?)-----END \1PRIVATE KEY-----", re.DOTALL)
 #: authorized_keys key types (sshd(8) AUTHORIZED_KEYS FILE FORMAT)
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
              "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com", "ssh-ed448")
@@ -87,7 +87,7 @@ def _pem_public(pem: bytes) -> bytes | None:
         from cryptography.hazmat.primitives import serialization
         key = serialization.load_pem_private_key(pem, password=None)
         public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    except Exception:  # unsupported type, encrypted, malformed: no fingerprint
+    except Exception:  # noqa: BLE001  (cryptography raises several types for unsupported, encrypted or malformed keys)
         return None
     parts = public.split()
     try:
