@@ -11,7 +11,11 @@ want_tests=0
 # python3-libvirt: the libvirt API binding (Debian's build; the venv sees it through
 # --system-site-packages). The tool works without a daemon; the binding lets it ask one.
 # python3-apt: libapt's own version comparison (hyperward falls back to an exact port without it).
-packages=(python3 python3-venv python3-pip python3-libvirt python3-apt)
+# python3-guestfs, libguestfs-tools, libguestfs-xfs: the appliance that reads guests' disks read-only
+# (`guests scan`, `scan --guests`; LGPL-2.1+, an optional dependency seen through the same
+# system site-packages); qemu-utils: qemu-img info for each image's format, chain and encryption;
+# xfsprogs, lvm2, cryptsetup-bin: what the appliance uses for xfs, LVM and LUKS volumes.
+packages=(python3 python3-venv python3-pip python3-libvirt python3-apt python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils xfsprogs lvm2 cryptsetup-bin)
 # The tests use the real dpkg (version-order oracle), setpriv (run as an unprivileged user),
 # script (a real terminal for colour output), and a real libvirt with QEMU (TCG guests), OVMF and
 # swtpm, started by the test session itself. The monitor's live test boots Debian's own kernel
@@ -23,7 +27,9 @@ packages=(python3 python3-venv python3-pip python3-libvirt python3-apt)
 # golang-github-vmware-govmomi-dev; GOPATH mode, nothing downloaded) and make its certificates with openssl.
 # The Prometheus textfile report is read by Debian's node exporter and scraped by Prometheus in
 # tests/test_report_formats.py (both started on loopback by the test).
-[ "$want_tests" = 1 ] && packages+=(dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager prometheus-node-exporter systemd chromium libxml2-utils golang-go golang-github-vmware-govmomi-dev openssl)
+# The guest-disk tests build images with mkfs.ext4 -d (e2fsprogs), mkfs.vfat and mcopy (dosfstools,
+# mtools), ssh-keygen (openssh-client), qemu-img, and LUKS2 with cryptsetup.
+[ "$want_tests" = 1 ] && packages+=(e2fsprogs dosfstools mtools openssh-client kmod dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager prometheus-node-exporter systemd chromium libxml2-utils golang-go golang-github-vmware-govmomi-dev openssl)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -58,5 +64,9 @@ if [ "$want_tests" = 1 ]; then
     [ -d /var/lib/apt/lists/partial ] && ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1 || apt-get update -qq
     mkdir -p "$cache" && (cd "$cache" && apt-get download -qq "$kernel")
   fi
+  # supermin builds the libguestfs appliance from a kernel in /boot and /lib/modules; a container
+  # has neither, so the tests unpack the cached kernel package (tests/guests/appliance_env.py) and
+  # supermin still needs /lib/modules to exist.
+  [ -d /lib/modules ] || mkdir -p /lib/modules
 fi
 echo "hyperward installed: $(.venv/bin/hyperward --version)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import field
 
-from .facts import HostFacts
+from .facts import GuestInside, HostFacts
 from .guests.model import Guest
 from .reach import Reach
 from .records import frozen
@@ -19,6 +19,8 @@ class Artifacts:
     #: virtual network name -> the host bridge it puts its guests on, for the platforms whose NICs
     #: name a network rather than a bridge (libvirt); the HTML report draws guest network -> bridge
     network_bridges: dict[str, str] = field(default_factory=dict)
+    #: what the guests' disks hold, by (platform, guest id), when the scan looked inside
+    insides: dict[tuple[str, str], GuestInside] = field(default_factory=dict)
 
 
 def compute(facts: HostFacts) -> Artifacts:
@@ -31,5 +33,7 @@ def compute(facts: HostFacts) -> Artifacts:
         mapping = getattr(known[name], "network_bridges", None) if name in known else None
         if mapping is not None:
             bridges.update(mapping(platform_facts))
-    return Artifacts(facts.reachability, list(facts.guests), bridges)
+    scan = facts.guest_insides
+    insides = {(i.platform, i.guest_id): i for i in scan.guests} if scan is not None else {}
+    return Artifacts(facts.reachability, list(facts.guests), bridges, insides)
 

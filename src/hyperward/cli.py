@@ -124,6 +124,7 @@ def main() -> None:
 @click.option("--record", is_flag=True, help="Store this scan's results in hyperward's scan history (HV-SCAN-001); the only write a scan makes, and only when asked.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line (text format).")
 @click.option("--verbose", "-v", is_flag=True, help="Also list passing and not-applicable results (text format).")
+@click.option("--guests", "guests", is_flag=True, help="Also look inside every guest's disks (read-only, no agent; needs libguestfs): their patches, SSH, accounts and the credentials that lead to the host.")
 def scan(
     root: str | None,
     snapshot: str | None,
@@ -145,6 +146,7 @@ def scan(
     vsphere_ca: str | None = None,
     vsphere_insecure: bool = False,
     vbox_home: str | None = None,
+    guests: bool = False,
 ) -> None:
     """Collect facts from this host (or --root, or --snapshot) and run every check."""
     started = time.perf_counter()
@@ -181,6 +183,12 @@ def scan(
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
                         api_only=bool(vsphere) and not root, early=early, vbox_home=vbox_home)
+    if guests:
+        if snapshot:
+            _die("--guests reads the guests' disks: it cannot be combined with --snapshot")
+        from .cli_guests import with_insides
+
+        facts = with_insides(facts, root, [], vulndb or config.vulndb_path, config.vulndb_max_age_days)
     collect_s = time.perf_counter() - collecting
     checks = select(registry(platforms=facts.platforms), only_ids, skip_ids)
     if (vsphere and not root) or facts.meta.root.startswith("vsphere://"):
@@ -366,9 +374,10 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
 @click.option("--vulndb", metavar="FILE", help="Advisory database to match packages against (default: the config's [vulndb] path, $HYPERWARD_VULNDB, or /var/lib/hyperward/advisories.sqlite).")
 @click.option("--config", "config_path", metavar="FILE", help="Config file (default /etc/hyperward/config.toml when present).")
 @click.option("--vbox-home", "vbox_home", metavar="DIR", help="Also audit a copied VirtualBox home (VirtualBox.xml and machine folders) from any OS.")
+@click.option("--guests", "guests", is_flag=True, help="Also look inside every guest's disks (read-only; needs libguestfs). The snapshot holds fingerprints, paths and per-scan tokens, never a key, hash or password.")
 def collect(root: str | None, output: str, connect: str | None, vulndb: str | None, config_path: str | None,
             vsphere: tuple[str, ...] = (), vsphere_ca: str | None = None, vsphere_insecure: bool = False,
-            vbox_home: str | None = None) -> None:
+            vbox_home: str | None = None, guests: bool = False) -> None:
     """Save this host's facts as a JSON snapshot for 'hyperward scan --snapshot' elsewhere."""
     from .config import ConfigError, load_config
     from .facts import dump_snapshot
@@ -381,6 +390,10 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
                         api_only=bool(vsphere) and not root, vbox_home=vbox_home)
+    if guests:
+        from .cli_guests import with_insides
+
+        facts = with_insides(facts, root, [], vulndb or config.vulndb_path, config.vulndb_max_age_days)
     _write(dump_snapshot(facts) + "\n", None if output == "-" else output, config.ownership())
 
 
@@ -753,6 +766,9 @@ from .cli_fix import fix as _fix  # noqa: E402  (a light module: the fix machine
 
 main.add_command(_fix)
 
+from .cli_guests import guests as _guests_group  # noqa: E402
+
+main.add_command(_guests_group)
 
 if __name__ == "__main__":
     main()

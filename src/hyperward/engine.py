@@ -78,6 +78,7 @@ def registry(platforms: Iterable[str] | None = None) -> dict[str, RegisteredChec
 
     from . import checks  # noqa: F401
     from .guests import checks as guest_checks  # noqa: F401
+    from .guests import inside_checks  # noqa: F401
 
     wanted = None if platforms is None else set(platforms)
     for name, platform in platform_registry().items():

@@ -783,6 +783,108 @@ class ScanFacts:
     guest_names: dict[str, list[str]]
 
 
+# --- inside the guests (guests/inspect) ---------------------------------------------------------
+
+
+@frozen
+class KeyRef:
+    """An SSH key found in a file, by its fingerprint only (SHA256:..., as ssh-keygen -l prints it):
+    the key itself, private or public, is never kept. `role`: "user" (an identity key), "host" (an
+    sshd host key), "authorized" (a line of an authorized_keys file). `owner`: the account whose
+    file it is, where known."""
+
+    fingerprint: str
+    kind: str
+    path: str
+    role: str
+    owner: str | None = None
+
+
+@frozen
+class HashRef:
+    """One account's password hash, as a token keyed with a secret drawn for this scan only: two
+    equal tokens mean two equal hash strings (a cloned or reused password), and a token says nothing
+    about the hash outside the scan that made it."""
+
+    user: str
+    scheme: str
+    token: str
+    path: str
+
+
+@frozen
+class SecretRef:
+    """A credential left in a file: where (path and line) and what kind, never its value."""
+
+    path: str
+    line: int
+    kind: str
+
+
+@frozen
+class GuestDiskScan:
+    """One disk of a guest as the scan saw it. `status`: "opened", "encrypted" (not opened),
+    "outside-pool" (the path resolves outside its storage directory: not opened), "not-applicable"
+    (a network disk, an unresolvable volume), "error" (corrupt, truncated, a backing-file loop)."""
+
+    source: str
+    target: str | None
+    device: str
+    status: str
+    reason: str = ""
+    format: str | None = None
+    virtual_size: int | None = None
+    backing: list[str] = dataclasses.field(default_factory=list)
+    resolved: str | None = None
+
+
+@frozen
+class GuestInside:
+    """What a guest's disks hold, read from the host without an agent. `scanned` False: no
+    filesystem of the guest could be read (`reason` says why); the other fields are then empty.
+    `running`: the guest ran while its disks were read, so a file may have been caught mid-write."""
+
+    platform: str
+    guest_id: str
+    name: str
+    label: str
+    scanned: bool
+    reason: str
+    running: bool
+    disks: list[GuestDiskScan]
+    filesystems: list[str]
+    os: Maybe[OsRelease]
+    os_product: str | None
+    patching: PatchingFacts | None
+    access: AccessFacts | None
+    keys: list[KeyRef]
+    hashes: list[HashRef]
+    secrets: list[SecretRef]
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+@frozen
+class HostTrust:
+    """What on the host a guest's credentials could lead to: the keys the host's sshd accepts
+    (every account's authorized_keys, AuthorizedKeysFile targets, the Proxmox cluster's shared
+    file), the host's own private and host keys, and its password hashes as scan-keyed tokens."""
+
+    trusted: list[KeyRef]
+    own_keys: list[KeyRef]
+    hashes: list[HashRef]
+    problems: list[Unavailable]
+
+
+@frozen
+class GuestScanFacts:
+    engine: str
+    launch_s: float
+    scan_s: float
+    guests: list[GuestInside]
+    host: HostTrust
+    problems: list[str]
+
+
 @frozen
 class HostFacts:
     meta: Meta
@@ -803,6 +905,8 @@ class HostFacts:
     kvm_device: Maybe[DeviceNode] | None = None
     #: each detected platform's own facts, by platform name (platforms/<name>: facts_type)
     platforms: PlatformFacts = dataclasses.field(default_factory=lambda: PlatformFacts())
+    #: inside the guests' disks, when the scan was asked to look (`scan --guests`, `guests scan`)
+    guest_insides: GuestScanFacts | None = None
 
     @property
     def libvirt(self) -> LibvirtFacts:

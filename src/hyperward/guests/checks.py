@@ -5,18 +5,25 @@ guest's platform; a platform that cannot know a field leaves it None, and the ch
 from __future__ import annotations
 
 import dataclasses
-import functools
 import datetime
+import functools
 from collections.abc import Callable, Iterator
 
-from ..checks.backups import NO_BACKUP_SEEN, _age, _human, _newest, _repo_results, covers_guest
+from ..addresses import is_loopback
+from ..checks.backups import (
+    NO_BACKUP_SEEN,
+    _age,
+    _human,
+    _newest,
+    _repo_results,
+    covers_guest,
+)
 from ..checks.nested import _host_nested
 from ..engine import check
 from ..facts import BackupSnapshot, HostFacts
 from ..model import Details, Result, Severity, Status, Unavailable
 from ..platforms import registry
 from .model import Guest
-from ..addresses import is_loopback
 
 SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
 #: host directories a guest must never see (a share of / or of a parent of these counts too)

@@ -1,0 +1,283 @@
+"""One libguestfs appliance holding every scanned guest's disks, read-only.
+
+Why libguestfs (docs/guest-inspection.md has the measurements): the guest's filesystems are
+written by whoever controls the guest, so they are parsed by the appliance's own kernel inside a
+throwaway VM, never by the host's kernel (no loop mount) nor by a filesystem parser in this
+root process. Each drive is added with readonly=1: QEMU opens the image read-only under a
+temporary qcow2 overlay, so nothing reaches the image even when a filesystem driver writes.
+Filesystems are mounted `ro,noload` (ext3/ext4: no journal replay) or `ro,norecovery` (xfs), so
+a running guest's half-written journal is not applied either; what is read is the on-disk state,
+which may be mid-write.
+
+The appliance starts once per scan (about 14 s under TCG here; KVM where it works) and every
+guest's drives go into it; a guest's filesystems are mounted, read and unmounted in turn.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .images import Drive
+
+MOUNT_OPTIONS = {"ext2": "ro", "ext3": "ro,noload", "ext4": "ro,noload", "xfs": "ro,norecovery", "btrfs": "ro,norecovery",
+                 "vfat": "ro", "iso9660": "ro", "udf": "ro", "ntfs": "ro"}
+ENCRYPTED_FS = ("crypto_LUKS", "BitLocker")
+MAX_DRIVES = 250
+
+
+class EngineUnavailable(Exception):
+    """libguestfs cannot run here; the message says what to install or set."""
+
+
+def _guestfs() -> Any:
+    try:
+        import guestfs
+    except ImportError:
+        raise EngineUnavailable("libguestfs Python binding not installed (apt install python3-guestfs; the venv needs "
+                                "--system-site-packages, as scripts/install.sh makes it)") from None
+    return guestfs
+
+
+class Appliance:
+    """`drives[i]` becomes /dev/sd<letter(i)> in the appliance."""
+
+    def __init__(self, drives: list[Drive]) -> None:
+        if len(drives) > MAX_DRIVES:
+            raise EngineUnavailable(f"{len(drives)} disks: more than one appliance holds ({MAX_DRIVES}); scan fewer guests at once")
+        self.drives = drives
+        self.launch_s = 0.0
+        self.tcg = False
+        self.g: Any = None
+        self._partitions: list[str] | None = None
+        self._lvs: dict[str, set[str]] | None = None
+
+    def launch(self) -> None:
+        guestfs = _guestfs()
+        started = time.perf_counter()
+        first: Exception | None = None
+        for force_tcg in (False, True):
+            g = guestfs.GuestFS(python_return_dict=True, close_on_exit=False)
+            try:
+                g.set_backend(os.environ.get("LIBGUESTFS_BACKEND", "direct"))
+                if force_tcg:
+                    g.set_backend_settings(["force_tcg"])
+                g.set_network(False)
+                g.set_autosync(False)
+                for drive in self.drives:
+                    g.add_drive_opts(drive.path, readonly=True, format=drive.format)
+                g.launch()
+            except RuntimeError as exc:
+                g.close()
+                first = first or exc
+                # KVM can fail where /dev/kvm exists but the CPU cannot be set up (nested KVM): TCG works
+                if force_tcg or "supermin" in str(exc):
+                    break
+                continue
+            self.g, self.tcg = g, force_tcg
+            self.launch_s = time.perf_counter() - started
+            return
+        raise EngineUnavailable(_explain(str(first)))
+
+    def close(self) -> None:
+        if self.g is not None:
+            try:
+                self.g.shutdown()
+            except RuntimeError:
+                pass
+            self.g.close()
+            self.g = None
+
+    @staticmethod
+    def device(index: int) -> str:
+        letters = ""
+        n = index
+        while True:
+            letters = chr(ord("a") + n % 26) + letters
+            n = n // 26 - 1
+            if n < 0:
+                break
+        return f"/dev/sd{letters}"
+
+    def filesystems(self, indexes: list[int]) -> dict[str, str]:
+        """device -> filesystem type for the filesystems on these drives (partitions, LVs on PVs
+        of these drives, whole-disk filesystems). Only these drives are probed, one blkid each:
+        list_filesystems probes every drive of the appliance (about a second each under TCG)."""
+        g = self.g
+        mine = {self.device(i) for i in indexes}
+        if self._partitions is None:
+            try:
+                self._partitions = list(g.list_partitions())
+            except RuntimeError:
+                self._partitions = []
+            self._lvs = self._lv_drives()
+        candidates: list[str] = []
+        for drive in sorted(mine):
+            parts = [p for p in self._partitions if p.rstrip("0123456789") == drive and p != drive]
+            candidates.extend(parts or [drive])
+        candidates.extend(lv for lv, drives in (self._lvs or {}).items() if drives & mine)
+        found: dict[str, str] = {}
+        for dev in candidates:
+            try:
+                kind = g.vfs_type(dev)
+            except RuntimeError:
+                continue
+            if kind and kind != "LVM2_member":
+                found[dev] = kind
+        return found
+
+    def _lv_drives(self) -> dict[str, set[str]]:
+        g = self.g
+        out: dict[str, set[str]] = {}
+        try:
+            # pvs_full's pv_name can name another device (seen with libguestfs 1.48): ask each PV its UUID
+            pvs = {g.pvuuid(pv).replace("-", ""): g.canonical_device_name(pv).rstrip("0123456789") for pv in g.pvs()}
+            for vg in g.vgs():
+                drives = {pvs.get(u.replace("-", ""), pvs.get(u, "")) for u in g.vgpvuuids(vg)}
+                for lv in g.lvs():
+                    if lv.startswith(f"/dev/{vg}/"):
+                        out[lv] = drives
+        except RuntimeError:
+            return out
+        return out
+
+    @contextmanager
+    def mounted(self, device: str, kind: str, where: str = "/") -> Iterator[str | None]:
+        """Yields None when mounted, else why not."""
+        g = self.g
+        options = MOUNT_OPTIONS.get(kind, "ro")
+        try:
+            g.mount_options(options, device, where)
+        except RuntimeError as exc:
+            yield f"{device} ({kind}) could not be mounted read-only: {_last_line(str(exc))}"
+            return
+        try:
+            yield None
+        finally:
+            try:
+                g.umount(where, lazyunmount=True)  # read-only: nothing to flush, so do not wait for it
+            except RuntimeError:
+                pass
+
+    def umount_all(self) -> None:
+        try:
+            self.g.umount_all()
+        except RuntimeError:
+            pass
+
+    # --- reads, bounded; paths are the guest's, resolved inside its mounted root by the appliance ---
+
+    def is_file(self, path: str) -> bool:
+        try:
+            return bool(self.g.is_file(path, followsymlinks=True))
+        except RuntimeError:
+            return False
+
+    def is_dir(self, path: str) -> bool:
+        try:
+            return bool(self.g.is_dir(path, followsymlinks=True))
+        except RuntimeError:
+            return False
+
+    def regular_stat(self, path: str) -> tuple[int, int] | None:
+        """(size, mtime) of a regular file, None for anything else."""
+        try:
+            st = self.g.statns(path)
+        except RuntimeError:
+            return None
+        return (int(st["st_size"]), int(st["st_mtime_sec"])) if stat.S_ISREG(int(st["st_mode"])) else None
+
+    def glob(self, pattern: str) -> list[str]:
+        try:
+            return [p for p in self.g.glob_expand(pattern) if not p.endswith("/")][:2000]
+        except RuntimeError:
+            return []
+
+    def read_small(self, path: str, limit: int) -> bytes | None:
+        """A regular file of at most `limit` bytes (symlinks resolved inside the guest), else None."""
+        found = self.regular_stat(path)
+        if found is None or found[0] > limit:
+            return None
+        try:
+            data = self.g.read_file(path)
+        except RuntimeError:
+            return None
+        return bytes(data) if len(data) <= limit else None
+
+    def stream(self, method: str, path: str, limit: int, **options: Any) -> bytes | None:
+        """A file transfer (download, tar_out) straight into memory through a pipe: a guest's /etc
+        holds its shadow file and host keys, which must not land on the host's disk. None when it
+        fails or exceeds `limit`."""
+        r, w = os.pipe()
+        chunks: list[bytes] = []
+        state = {"total": 0}
+
+        def drain() -> None:
+            while True:
+                chunk = os.read(r, 1 << 16)
+                if not chunk:
+                    return
+                state["total"] += len(chunk)
+                if state["total"] <= limit:
+                    chunks.append(chunk)
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        ok = True
+        try:
+            getattr(self.g, method)(path, f"/dev/fd/{w}", **options)
+        except RuntimeError:
+            ok = False
+        finally:
+            os.close(w)
+            reader.join()
+            os.close(r)
+        if not ok or state["total"] > limit:
+            return None
+        return b"".join(chunks)
+
+    def tree(self, directory: str, limit: int, excludes: list[str] | None = None) -> dict[str, tuple[bytes | str, int]] | None:
+        """A directory's regular files (path -> (bytes, mtime)) and symlinks (path -> (target as
+        str, mtime)), read from one tar stream in memory; devices, FIFOs and sockets are left out.
+        The mtime is kept: apt's lists are judged stale by it."""
+        if not self.is_dir(directory):
+            return {}
+        data = self.stream("tar_out", directory, limit, excludes=excludes or [])
+        if data is None:
+            return None
+        out: dict[str, tuple[bytes | str, int]] = {}
+        base = directory.rstrip("/")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+                for member in archive:
+                    name = member.name.removeprefix("./").strip("/")
+                    if not name or ".." in name.split("/"):
+                        continue
+                    path = f"{base}/{name}"
+                    if member.isreg():
+                        handle = archive.extractfile(member)
+                        if handle is not None:
+                            out[path] = (handle.read(), int(member.mtime))
+                    elif member.issym():
+                        out[path] = (member.linkname, int(member.mtime))
+        except (tarfile.TarError, EOFError):
+            return None
+        return out
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else text)[:200]
+
+
+def _explain(message: str) -> str:
+    if "supermin" in message:
+        return ("the libguestfs appliance could not be built (supermin failed): it needs a kernel in /boot and its modules "
+                "in /lib/modules (apt install linux-image-amd64), or SUPERMIN_KERNEL and SUPERMIN_MODULES naming one")
+    return f"the libguestfs appliance did not start: {_last_line(message)}"

@@ -1,0 +1,585 @@
+"""Scan inside the guests from their disks: no agent in the guest, nothing written to its disks.
+
+For each guest: its disks are checked (images.py) and put into one shared appliance
+(appliance.py); its root filesystem is found and mounted read-only; the non-secret files the
+host collectors already understand (os-release, dpkg status, the rpm database, apt's lists and
+sources, sshd_config, PAM, sudoers, passwd, login.defs) are copied into a private temporary tree
+and read there by the same collectors the host scan uses, so a guest is judged exactly as a host
+is. Secrets (shadow, private keys, cloud-init user-data, credential files) are read into memory
+only, reduced to fingerprints, scan-keyed tokens and path:line references, and dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets as _secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+
+from ...collect.access import collect_access
+from ...collect.fs import RootFS
+from ...collect.system import collect_patching
+from ...collect.vulns import collect_vulnerabilities
+from ...facts import (
+    AccessFacts,
+    GuestDiskScan,
+    GuestInside,
+    GuestScanFacts,
+    HostTrust,
+    KeyRef,
+    PatchingFacts,
+    SecretRef,
+    SshFacts,
+)
+from ...model import Unavailable
+from ...parsers.auth_files import shadow_schemes
+from ..model import Guest
+from . import keys as keymod
+from .appliance import ENCRYPTED_FS, MOUNT_OPTIONS, Appliance, EngineUnavailable
+from .images import Drive, Prepared, prepare
+from .secrets import cloud_init_passwords, hash_tokens, hypervisor_credentials
+
+DEFAULT_POOLS = ("/var/lib/libvirt/images", "/var/lib/vz/images", "/var/lib/vz/template/iso")
+#: the files the host collectors read, by directory; (directory, pattern) pairs list a directory's files
+MIRROR_FILES = ("/etc/os-release", "/usr/lib/os-release", "/etc/debian_version", "/etc/redhat-release", "/etc/alpine-release",
+                "/var/lib/dpkg/status", "/etc/apt/sources.list", "/etc/apt/preferences", "/etc/apt/apt.conf",
+                "/etc/ssh/sshd_config", "/etc/sudoers", "/etc/passwd", "/etc/group", "/etc/login.defs",
+                "/etc/security/pwquality.conf", "/etc/dnf/automatic.conf", "/lib/apk/db/installed")
+MIRROR_DIRS = ("/var/lib/apt/lists", "/etc/apt/sources.list.d", "/etc/apt/preferences.d", "/etc/apt/apt.conf.d",
+               "/etc/ssh/sshd_config.d", "/etc/pam.d", "/etc/sudoers.d", "/etc/security/pwquality.conf.d",
+               "/var/lib/rpm", "/usr/lib/sysimage/rpm")
+MIRROR_LIMIT = 512 * 1024 * 1024  # all of one guest's copied files
+FILE_LIMIT = 256 * 1024 * 1024
+SECRET_LIMIT = 1024 * 1024
+KEY_LIMIT = 64 * 1024
+MAX_HOMES = 200
+CLOUD_INIT = ("/var/lib/cloud/instance/user-data.txt", "/var/lib/cloud/instances/*/user-data.txt", "/var/lib/cloud/seed/*/user-data")
+ETC_LIMIT = 64 * 1024 * 1024
+CREDENTIAL_FILES = ("/etc/libvirt/auth.conf", "/etc/environment")
+HOME_CREDENTIALS = (".config/libvirt/auth.conf", ".vmware/credstore/vicredentials.xml", ".bashrc", ".profile", ".bash_profile",
+                    ".bash_history", ".zsh_history", ".zshrc", ".env", ".config/govc/env")
+RUNNING_NOTE = ("the guest was running while its disks were read: files may have been caught mid-write and the journal was not "
+                "replayed, so this is the on-disk state, possibly inconsistent")
+
+
+@dataclasses.dataclass
+class _GuestPlan:
+    guest: Guest
+    prepared: list[Prepared]
+    indexes: list[int]
+    #: appliance drive index -> the disk's source as the guest definition names it
+    sources: dict[int, str] = dataclasses.field(default_factory=dict)
+
+    def describe(self, device: str) -> str:
+        """An appliance device (/dev/sdc2) as the user knows it: the disk's source and partition."""
+        match = re.fullmatch(r"/dev/sd([a-z]+)(\d*)", device)
+        if not match:
+            return device
+        index = 0
+        for letter in match.group(1):
+            index = index * 26 + (ord(letter) - ord("a") + 1)
+        source = self.sources.get(index - 1, device)
+        return f"{source} partition {match.group(2)}" if match.group(2) else source
+
+
+def _passwd_homes(text: str) -> list[tuple[str, str]]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 7 and parts[0] and parts[5].startswith("/"):
+            out.append((parts[0], parts[5].rstrip("/") or "/"))
+    return out
+
+
+# --- the host side --------------------------------------------------------------------------------
+
+
+def _authorized_keys_file(fs: RootFS, ssh: SshFacts | Unavailable | None) -> str:
+    """sshd's AuthorizedKeysFile: the first setting outside a Match block wins, as sshd reads it
+    (the host's SshFacts keep only the keywords its checks judge, so the files are read again)."""
+    if isinstance(ssh, SshFacts) and ssh.values.get("authorizedkeysfile"):
+        return ssh.values["authorizedkeysfile"]
+    from ...collect.access import SSHD_CONFIG, _directives
+
+    directives = _directives(fs, SSHD_CONFIG, None, 0, [])
+    for directive in directives if isinstance(directives, list) else []:
+        if directive.keyword == "authorizedkeysfile" and directive.match is None:
+            return directive.value
+    return ".ssh/authorized_keys .ssh/authorized_keys2"
+
+
+def _authorized_paths(value: str, user: str, home: str) -> list[str]:
+    out = []
+    for pattern in value.split():
+        if pattern.lower() == "none":
+            continue
+        path = pattern.replace("%%", "\0").replace("%h", home).replace("%u", user).replace("%U", "").replace("\0", "%")
+        out.append(path if path.startswith("/") else f"{home}/{path}")
+    return out
+
+
+def collect_host_trust(fs: RootFS, ssh: SshFacts | Unavailable | None, key: bytes) -> HostTrust:
+    problems: list[Unavailable] = []
+    trusted: list[KeyRef] = []
+    own: list[KeyRef] = []
+    passwd = fs.read_text("/etc/passwd", 16 * 1024 * 1024)
+    homes = _passwd_homes(passwd) if isinstance(passwd, str) else [("root", "/root")]
+    if isinstance(passwd, Unavailable) and passwd.kind != "missing":
+        problems.append(passwd)
+    seen: set[str] = set()
+    setting = _authorized_keys_file(fs, ssh)
+    files = [(user, p) for user, home in homes[:5000] for p in _authorized_paths(setting, user, home)]
+    files.append(("root", "/etc/pve/priv/authorized_keys"))
+    for user, path in files:
+        if path in seen:
+            continue
+        seen.add(path)
+        text = fs.read_text(path, 1024 * 1024)
+        if isinstance(text, Unavailable):
+            if text.kind != "missing":
+                problems.append(text)
+            continue
+        for _, blob in keymod.authorized_blobs(text):
+            trusted.append(KeyRef(keymod.fingerprint(blob), keymod.blob_kind(blob), path, "authorized", user))
+    for user, home in [("root", "/root"), *homes]:
+        listing = fs.listdir(f"{home}/.ssh")
+        for name in listing if isinstance(listing, list) else []:
+            if name.startswith("id_") and not name.endswith(".pub"):
+                own.extend(_host_key_refs(fs, f"{home}/.ssh/{name}", "user", user))
+    listing = fs.listdir("/etc/ssh")
+    for name in listing if isinstance(listing, list) else []:
+        if name.startswith("ssh_host_") and name.endswith("_key"):
+            own.extend(_host_key_refs(fs, f"/etc/ssh/{name}", "host", "root"))
+    shadow = fs.read_text("/etc/shadow", 16 * 1024 * 1024)
+    hashes = hash_tokens(shadow, key) if isinstance(shadow, str) else []
+    if isinstance(shadow, Unavailable) and shadow.kind != "missing":
+        problems.append(shadow)
+    unique = {(k.fingerprint, k.path): k for k in own}
+    return HostTrust(trusted, list(unique.values()), hashes, problems)
+
+
+def _host_key_refs(fs: RootFS, path: str, role: str, owner: str) -> list[KeyRef]:
+    """The public half beside the key when there is one (no secret read), else the private file."""
+    pub = fs.read_text(path + ".pub", KEY_LIMIT)
+    blobs = [b for _, b in keymod.authorized_blobs(pub)] if isinstance(pub, str) else []
+    if not blobs:
+        data = fs.read_bytes(path, KEY_LIMIT)
+        blobs = keymod.private_key_blobs(data) if isinstance(data, bytes) else []
+    return [KeyRef(keymod.fingerprint(b), keymod.blob_kind(b), path, role, owner) for b in blobs]
+
+
+# --- Proxmox volumes --------------------------------------------------------------------------------
+
+
+def proxmox_storages(fs: RootFS) -> dict[str, tuple[str, dict[str, str]]]:
+    from ...platforms.proxmox.parsers import parse_section_config
+
+    text = fs.read_text("/etc/pve/storage.cfg", 1024 * 1024)
+    if not isinstance(text, str):
+        return {"local": ("dir", {"path": "/var/lib/vz"})}
+    try:
+        return {sid: (kind, props) for kind, sid, props in parse_section_config(text)}
+    except ValueError:
+        return {}
+
+
+def proxmox_path(volume: str, storages: dict[str, tuple[str, dict[str, str]]]) -> tuple[str | None, str | None, str]:
+    """(path, format, why-not) of a Proxmox volume ID as PVE::Storage maps it."""
+    if volume.startswith("/"):
+        return volume, None, ""
+    sid, sep, name = volume.partition(":")
+    if not sep or sid not in storages:
+        return None, None, f"storage {sid!r} is not in /etc/pve/storage.cfg"
+    kind, props = storages[sid]
+    fmt = "qcow2" if name.endswith(".qcow2") else "vmdk" if name.endswith(".vmdk") else "raw"
+    if kind in ("dir", "nfs", "cifs", "glusterfs", "cephfs", "btrfs"):
+        base = props.get("path") or f"/mnt/pve/{sid}"
+        if name.startswith("iso/"):
+            return f"{base}/template/iso/{name[4:]}", "raw", ""
+        if "/" not in name:
+            match = re.match(r"(?:vm|base)-(\d+)-", name)
+            if not match:
+                return None, None, f"volume {name!r} names no VMID"
+            name = f"{match.group(1)}/{name}"
+        return f"{base}/images/{name}", fmt, ""
+    if kind in ("lvm", "lvmthin") and props.get("vgname"):
+        return f"/dev/{props['vgname']}/{name}", "raw", ""
+    if kind == "zfspool" and props.get("pool"):
+        return f"/dev/zvol/{props['pool']}/{name}", "raw", ""
+    return None, None, f"{kind} storage {sid!r} is not read from the host's files"
+
+
+# --- the guests ------------------------------------------------------------------------------------
+
+
+def _plan(fs: RootFS, guests: list[Guest], pools: list[str]) -> tuple[list[_GuestPlan], list[Drive]]:
+    storages = proxmox_storages(fs) if any(g.platform == "proxmox" for g in guests) else {}
+    pve_pools = [p.get("path", "") + "/images" for kind, p in storages.values() if p.get("path")] + \
+                [p.get("path", "") + "/template/iso" for kind, p in storages.values() if p.get("path")]
+    drives: list[Drive] = []
+    index: dict[str, int] = {}
+    plans = []
+    for guest in guests:
+        prepared, indexes = [], []
+        for disk in guest.disks:
+            source = disk.source
+            if guest.platform == "proxmox" and source and not disk.network:
+                path, fmt, why = proxmox_path(source, storages)
+                if path is None:
+                    prepared.append(Prepared(GuestDiskScan(source, disk.target, disk.device, "not-applicable", why)))
+                    continue
+                disk = dataclasses.replace(disk, format=disk.format or fmt)
+                source = path
+            p = prepare(fs, disk, [*pools, *pve_pools], source)
+            prepared.append(p)
+            if p.drive is not None:
+                key = p.drive.path
+                if key not in index:
+                    index[key] = len(drives)
+                    drives.append(p.drive)
+                indexes.append(index[key])
+        plan = _GuestPlan(guest, prepared, indexes)
+        plan.sources = {i: p.scan.source for i, p in zip(indexes, [p for p in prepared if p.drive is not None])}
+        plans.append(plan)
+    return plans, drives
+
+
+#: appliances started side by side for a large scan (each boots its own kernel; under TCG the
+#: boot is the largest cost, and two boots on two cores overlap)
+MAX_APPLIANCES = 2
+GUESTS_PER_EXTRA_APPLIANCE = 6
+
+
+def scan_guests(fs: RootFS, guests: Iterable[Guest], host_ssh: SshFacts | Unavailable | None, vulndb: str | None = None,
+                vulndb_max_age_days: int | None = None, pools: list[str] | None = None,
+                appliances: int | None = None) -> GuestScanFacts:
+    """`appliances`: how many appliances share the guests (default: one per
+    GUESTS_PER_EXTRA_APPLIANCE guests, at most MAX_APPLIANCES and the CPU count)."""
+    started = time.perf_counter()
+    key = _secrets.token_bytes(32)
+    host = collect_host_trust(fs, host_ssh, key)
+    chosen = list(guests)
+    count = appliances or max(1, min(MAX_APPLIANCES, os.cpu_count() or 1, len(chosen) // GUESTS_PER_EXTRA_APPLIANCE))
+    groups = [chosen[i::count] for i in range(count)]
+    results: list[tuple[list[GuestInside], list[str], float, str]] = [([], [], 0.0, "libguestfs")] * count
+    every_pool = [*(pools or []), *DEFAULT_POOLS]
+
+    def run(slot: int) -> None:
+        results[slot] = _scan_group(fs, groups[slot], every_pool, key, vulndb, vulndb_max_age_days)
+
+    if count == 1:
+        run(0)
+    else:
+        workers = [threading.Thread(target=run, args=(slot,), name=f"hyperward-appliance-{slot}", daemon=True) for slot in range(count)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    by_guest = {id(inside_guest): inside for group, (insides, _, _, _) in zip(groups, results)
+                for inside_guest, inside in zip(group, insides)}
+    insides = [by_guest[id(g)] for g in chosen if id(g) in by_guest]
+    problems = list(dict.fromkeys(p for _, probs, _, _ in results for p in probs))
+    engine = next((e for _, _, _, e in results if e != "libguestfs"), "libguestfs")
+    launch_s = max((launch for _, _, launch, _ in results), default=0.0)
+    if count > 1:
+        engine += f", {count} appliances"
+    return GuestScanFacts(engine, round(launch_s, 2), round(time.perf_counter() - started, 2), insides, host, problems)
+
+
+def _scan_group(fs: RootFS, guests: list[Guest], pools: list[str], key: bytes, vulndb: str | None,
+                max_age: int | None) -> tuple[list[GuestInside], list[str], float, str]:
+    """One appliance's share: its guests' drives, launched once, each guest read in turn."""
+    plans, drives = _plan(fs, guests, pools)
+    problems: list[str] = []
+    appliance: Appliance | None = None
+    engine = "libguestfs"
+    if drives:
+        appliance = Appliance(drives)
+        try:
+            appliance.launch()
+            engine = "libguestfs (direct backend, TCG)" if appliance.tcg else "libguestfs (direct backend)"
+        except EngineUnavailable as exc:
+            problems.append(str(exc))
+            appliance = None
+    insides = []
+    try:
+        for plan in plans:
+            try:
+                insides.append(_scan_one(plan, appliance, problems, key, vulndb, max_age))
+            except RuntimeError as exc:  # the appliance died or a call failed in a way not foreseen: this guest only
+                disks = [p.scan for p in plan.prepared]
+                insides.append(_empty(plan.guest, disks, f"the appliance failed while reading this guest: {str(exc)[:200]}"))
+    finally:
+        launch_s = appliance.launch_s if appliance is not None else 0.0
+        if appliance is not None:
+            appliance.close()
+    return insides, problems, launch_s, engine
+
+
+def _empty(guest: Guest, disks: list[GuestDiskScan], reason: str, fss: list[str] | None = None,
+           notes: list[str] | None = None) -> GuestInside:
+    return GuestInside(guest.platform, guest.id, guest.name, guest.label, False, reason, guest.running, disks, fss or [],
+                       Unavailable("/etc/os-release", "missing", reason), None, None, None, [], [], [], notes or [])
+
+
+def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str], key: bytes, vulndb: str | None,
+              max_age: int | None) -> GuestInside:
+    guest = plan.guest
+    disks = [p.scan for p in plan.prepared]
+    if not plan.indexes:
+        reasons = sorted({f"{d.status}: {d.reason}" if d.reason else d.status for d in disks})
+        return _empty(guest, disks, "; ".join(reasons) if reasons else "the guest has no disk")
+    if appliance is None:
+        return _empty(guest, disks, problems[0] if problems else "the libguestfs appliance is not available")
+    found = appliance.filesystems(plan.indexes)
+    fs_list = [f"{kind} on {plan.describe(dev)}" for dev, kind in sorted(found.items())]
+    notes = [RUNNING_NOTE] if guest.running else []
+    encrypted = [dev for dev, kind in found.items() if kind in ENCRYPTED_FS]
+    if encrypted:
+        notes.append(f"encrypted filesystem(s) not opened: {', '.join(sorted(plan.describe(d) for d in encrypted))}")
+    appliance.umount_all()
+    inside: GuestInside | None = None
+    root_dev: str | None = None
+    for dev, kind in sorted(found.items()):
+        if kind in ("swap", "unknown", *ENCRYPTED_FS):
+            continue
+        with appliance.mounted(dev, kind) as failed:
+            if failed:
+                notes.append(failed)
+                continue
+            if appliance.is_dir("/Windows/System32"):
+                notes.append(f"{plan.describe(dev)}: a Windows system volume; its registry is not read by this version")
+                continue
+            if not (appliance.is_file("/etc/passwd") or appliance.is_file("/etc/os-release") or appliance.is_file("/usr/lib/os-release")):
+                continue
+            root_dev = dev
+            extra = _mount_fstab(appliance, found, dev, notes)
+            try:
+                inside = _read_root(guest, disks, fs_list, notes, appliance, key, vulndb, max_age)
+            finally:
+                for where in reversed(extra):
+                    try:
+                        appliance.g.umount(where, lazyunmount=True)
+                    except RuntimeError:
+                        pass
+            break
+    seed = _seed_secrets(appliance, found, root_dev, plan)
+    if inside is None:
+        usable = [k for k in found.values() if k not in ("swap", "unknown")]
+        if encrypted and len(encrypted) == len(usable):
+            reason = "encrypted: every filesystem is encrypted; not opened"
+        elif not found:
+            reason = "no filesystem found on the disks (corrupt, truncated, blank or unreadable image)"
+        else:
+            reason = "no Linux root filesystem found"
+        inside = _empty(guest, disks, reason, fs_list, notes)
+    return dataclasses.replace(inside, secrets=[*inside.secrets, *seed]) if seed else inside
+
+
+def _mount_fstab(appliance: Appliance, found: dict[str, str], root_dev: str, notes: list[str]) -> list[str]:
+    """Other filesystems the guest's fstab mounts under /var, /home, /usr, /root, /srv, /opt (so
+    its package database and home directories are where it sees them), by UUID, LABEL or device."""
+    mounted: list[str] = []
+    if len(found) < 2:
+        return mounted
+    data = appliance.read_small("/etc/fstab", SECRET_LIMIT)
+    if data is None:
+        return mounted
+    g = appliance.g
+    ids: dict[str, str] = {}
+    for dev in found:
+        if dev == root_dev:
+            continue
+        for what, fn in (("UUID", g.vfs_uuid), ("LABEL", g.vfs_label)):
+            try:
+                value = fn(dev)
+            except RuntimeError:
+                continue
+            if value:
+                ids[f"{what}={value}"] = dev
+    for line in data.decode("utf-8", "replace").splitlines():
+        fields = line.split()
+        if len(fields) < 2 or fields[0].startswith("#"):
+            continue
+        spec, where = fields[0].replace('"', ""), fields[1]
+        if not any(where == p or where.startswith(p + "/") for p in ("/var", "/home", "/usr", "/root", "/srv", "/opt")):
+            continue
+        match = ids.get(spec) or (spec if spec in found else None)
+        if match is None or not appliance.is_dir(where):
+            continue
+        try:
+            g.mount_options(MOUNT_OPTIONS.get(found[match], "ro"), match, where)
+            mounted.append(where)
+        except RuntimeError:
+            notes.append(f"{where} ({match}) from the guest's fstab could not be mounted read-only")
+    return mounted
+
+
+def _is_mirrored(path: str) -> bool:
+    return path in MIRROR_FILES or any(path.startswith(d + "/") for d in MIRROR_DIRS)
+
+
+def _write_mirror(target: str, path: str, data: bytes, mtime: int) -> None:
+    local = os.path.join(target, path.lstrip("/"))
+    os.makedirs(os.path.dirname(local), mode=0o700, exist_ok=True)
+    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.utime(local, (mtime, mtime))
+
+
+def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[bytes, int]], dict[str, bytes]]:
+    """(files for the mirror with their mtimes, secrets kept in memory), from a handful of
+    transfers: /etc and apt's lists as tar streams, dpkg's status, the rpm database."""
+    public: dict[str, tuple[bytes, int]] = {}
+    etc = appliance.tree("/etc", ETC_LIMIT)
+    if etc is None:
+        notes.append(f"/etc could not be read whole (larger than {ETC_LIMIT} bytes or unreadable)")
+        etc = {}
+    secret = {p: v for p, (v, _) in etc.items() if isinstance(v, bytes) and _is_secret(p)}
+    for path, (value, mtime) in etc.items():
+        if not _is_mirrored(path):
+            continue
+        if isinstance(value, str):  # a symlink: the appliance resolves it inside the guest
+            data = appliance.read_small(path, SECRET_LIMIT)
+            if data is not None:
+                public[path] = (data, mtime)
+        else:
+            public[path] = (value, mtime)
+    if "/etc/os-release" not in public:
+        data = appliance.read_small("/usr/lib/os-release", SECRET_LIMIT)
+        if data is not None:
+            public["/usr/lib/os-release"] = (data, 0)
+    for path in ("/var/lib/dpkg/status", "/lib/apk/db/installed"):
+        found = appliance.regular_stat(path)
+        if found is not None and found[0] <= FILE_LIMIT:
+            data = appliance.stream("download", path, FILE_LIMIT)
+            if data is not None:
+                public[path] = (data, found[1])
+    for directory, excludes in (("/var/lib/apt/lists", ["./partial", "./lock", "./auxfiles"]), ("/var/lib/rpm", []),
+                                ("/usr/lib/sysimage/rpm", [])):
+        files = appliance.tree(directory, MIRROR_LIMIT, excludes)
+        if files is None:
+            notes.append(f"{directory} could not be read whole (larger than {MIRROR_LIMIT} bytes or unreadable)")
+            continue
+        public.update({p: (v, m) for p, (v, m) in files.items() if isinstance(v, bytes)})
+    return public, secret
+
+
+def _is_secret(path: str) -> bool:
+    return (path == "/etc/shadow" or (path.startswith("/etc/ssh/ssh_host_") and path.endswith("_key"))
+            or path.startswith("/etc/cloud/") or path in CREDENTIAL_FILES)
+
+
+def _read_root(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], notes: list[str], appliance: Appliance,
+               key: bytes, vulndb: str | None, max_age: int | None) -> GuestInside:
+    public, secret = _gather(appliance, notes)
+    tmp = tempfile.mkdtemp(prefix="hyperward-guest-")
+    try:
+        for path, (data, mtime) in public.items():
+            _write_mirror(tmp, path, data, mtime)
+        tree = RootFS(tmp)
+        patching: PatchingFacts = collect_vulnerabilities(collect_patching(tree), vulndb, max_age)
+        access: AccessFacts = collect_access(tree)
+        product = _pretty_name(tree)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    passwd = public.get("/etc/passwd", (b"", 0))[0].decode("utf-8", "replace")
+    shadow_bytes = secret.get("/etc/shadow")
+    shadow = shadow_bytes.decode("utf-8", "replace") if shadow_bytes is not None else None
+    schemes = shadow_schemes(shadow) if shadow is not None else Unavailable("/etc/shadow", "missing", "not found in the guest")
+    access = dataclasses.replace(access, password_schemes=schemes)
+    hashes = hash_tokens(shadow, key) if shadow is not None else []
+    del shadow, shadow_bytes
+    homes = [("root", "/root")] + _passwd_homes(passwd)
+    homes = list(dict.fromkeys(h for h in homes if h[1] not in ("/", "/nonexistent", "/dev/null")))[:MAX_HOMES]
+    found_keys = _guest_keys(appliance, homes, secret)
+    found_secrets = _guest_secrets(appliance, homes, secret)
+    return GuestInside(guest.platform, guest.id, guest.name, guest.label, True, "", guest.running, disks, fs_list,
+                       patching.os, product, patching, access, found_keys, hashes, found_secrets, notes)
+
+
+def _pretty_name(tree: RootFS) -> str | None:
+    for path in ("/etc/os-release", "/usr/lib/os-release"):
+        text = tree.read_text(path, 64 * 1024)
+        if isinstance(text, str):
+            for line in text.splitlines():
+                if line.startswith("PRETTY_NAME="):
+                    return line.partition("=")[2].strip().strip("\"'")[:200]
+    return None
+
+
+def _home_files(appliance: Appliance, homes: list[tuple[str, str]], relative: list[str]) -> list[tuple[str, str]]:
+    """(owner, path) of files matching `relative` globs in every home: /home/* in one expansion
+    per pattern, other homes one by one."""
+    owners = {home: user for user, home in homes}
+    out: list[tuple[str, str]] = []
+    bases = ["/root", "/home/*"] + [h for _, h in homes if h != "/root" and not h.startswith("/home/")]
+    for base in dict.fromkeys(bases):
+        for rel in relative:
+            for path in appliance.glob(f"{base}/{rel}"):
+                home = "/".join(path.split("/")[:3]) if path.startswith("/home/") else base
+                out.append((owners.get(home, home.rsplit("/", 1)[-1]), path))
+    return list(dict.fromkeys(out))
+
+
+def _guest_keys(appliance: Appliance, homes: list[tuple[str, str]], secret: dict[str, bytes]) -> list[KeyRef]:
+    out: dict[tuple[str, str], KeyRef] = {}
+    for owner, path in _home_files(appliance, homes, [".ssh/*", "id_*", "*.pem", "*.key"]):
+        if path.endswith((".pub", "authorized_keys", "authorized_keys2", "known_hosts", "known_hosts.old", "/config")):
+            continue
+        data = appliance.read_small(path, KEY_LIMIT)
+        if data is None or not keymod.looks_private(data):
+            continue
+        for blob in keymod.private_key_blobs(data):
+            ref = KeyRef(keymod.fingerprint(blob), keymod.blob_kind(blob), path, "user", owner)
+            out.setdefault((ref.fingerprint, path), ref)
+    for path, data in sorted(secret.items()):
+        if path.startswith("/etc/ssh/ssh_host_"):
+            for blob in keymod.private_key_blobs(data):
+                ref = KeyRef(keymod.fingerprint(blob), keymod.blob_kind(blob), path, "host", "root")
+                out.setdefault((ref.fingerprint, path), ref)
+    return list(out.values())
+
+
+def _guest_secrets(appliance: Appliance, homes: list[tuple[str, str]], secret: dict[str, bytes]) -> list[SecretRef]:
+    out: list[SecretRef] = []
+    cloud = [p for p in sorted(secret) if p.startswith("/etc/cloud/") and (p.endswith(".cfg"))]
+    for path in cloud:
+        out.extend(cloud_init_passwords(path, secret[path].decode("utf-8", "replace")))
+    for pattern in CLOUD_INIT:
+        for path in appliance.glob(pattern):
+            data = appliance.read_small(path, SECRET_LIMIT)
+            if data is not None:
+                out.extend(cloud_init_passwords(path, data.decode("utf-8", "replace")))
+    for path in CREDENTIAL_FILES:
+        if path in secret:
+            out.extend(hypervisor_credentials(path, secret[path].decode("utf-8", "replace")))
+    for _, path in _home_files(appliance, homes, list(HOME_CREDENTIALS)):
+        data = appliance.read_small(path, SECRET_LIMIT)
+        if data is not None:
+            out.extend(hypervisor_credentials(path, data.decode("utf-8", "replace")))
+    return out
+
+
+def _seed_secrets(appliance: Appliance, found: dict[str, str], root_dev: str | None, plan: _GuestPlan) -> list[SecretRef]:
+    """cloud-init NoCloud seeds: an ISO9660 or VFAT volume (label cidata) with user-data at its top."""
+    out: list[SecretRef] = []
+    for dev, kind in sorted(found.items()):
+        if dev == root_dev or kind not in ("iso9660", "vfat", "udf"):
+            continue
+        with appliance.mounted(dev, kind) as failed:
+            if failed:
+                continue
+            for name in ("user-data", "USER-DATA", "user_data"):
+                data = appliance.read_small(f"/{name}", SECRET_LIMIT)
+                if data is not None:
+                    out.extend(dataclasses.replace(s, path=f"{plan.describe(dev)}:/{name} (seed volume)")
+                               for s in cloud_init_passwords(f"/{name}", data.decode("utf-8", "replace")))
+                    break
+    return out

@@ -1,0 +1,226 @@
+"""Real guest disk images for the inside-the-guest tests, built from a small Debian-like tree.
+
+The tree is written here (no debootstrap): Debian 12's os-release, the weak fixture root's dpkg
+status (versions the advisory fixtures flag), excerpts of Debian 12's real apt lists, sshd_config,
+passwd/shadow/sudoers, SSH keys made by ssh-keygen, cloud-init user-data. Filesystems are made by
+the real tools: mkfs.ext4 -d (no mount needed), and for xfs, LVM and a partition table one
+libguestfs appliance writes them (the image under construction is the only one opened read-write).
+Formats come from qemu-img: qcow2 over a backing file, vmdk, vdi, qcow2 with LUKS encryption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import shutil
+import subprocess
+import tarfile
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+PLANTED_PASSWORD = "Pl4nted-cloud-Passw0rd"
+PLANTED_LIBVIRT_PASSWORD = "Pl4nted-libvirt-s3cret"
+PLANTED_PVE_SECRET = "0f1e2d3c-4b5a-6978-8877-665544332211"
+# crypt(3) strings (made once with openssl passwd -6; never printed by hyperward)
+ROOT_HASH = "$6$Tq0v9xY1$GvQ9yC0mV3r1xW2zK8hP5nT7bL4dF6jS0aE9uR2iO1pM3qN5wX7cZ9vB1nM3kL5jH7gF9dS1aQ3wE5rT7yU9i."
+OTHER_HASH = "$y$j9T$Zk3c0wz0oZ8YpJb1G0K3p/$9mA1d0p3QeG4xQv8m7uKp2b0cW9oF6sD1hJ5lN8rT3."
+WEAK_MD5 = "$1$Yx7Qp2Lk$0cW9oF6sD1hJ5lN8rT3aB."
+
+SSHD_WEAK = "PermitRootLogin yes\nPasswordAuthentication yes\nInclude /etc/ssh/sshd_config.d/*.conf\n"
+SSHD_HARDENED = "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+
+
+def run(*cmd: str, timeout: float = 120, input: bytes | None = None) -> str:
+    done = subprocess.run(list(cmd), capture_output=True, timeout=timeout, input=input)
+    assert done.returncode == 0, f"{cmd[0]}: {done.stderr.decode(errors='replace')[-500:]}"
+    return done.stdout.decode(errors="replace")
+
+
+def keypair(path: pathlib.Path, kind: str = "ed25519", pem: bool = False) -> tuple[bytes, str]:
+    """(private file bytes, public line); ssh-keygen writes both."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = ["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "planted", "-f", str(path)]
+    if kind == "rsa":
+        args += ["-b", "2048"]
+    if pem:
+        args += ["-m", "PEM"]
+    run(*args)
+    return path.read_bytes(), (path.with_name(path.name + ".pub")).read_text().strip()
+
+
+def fingerprint_of(pub_line: str) -> str:
+    """What ssh-keygen -l prints, as the reference the tests compare hyperward's fingerprints to."""
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"], input=pub_line.encode(), capture_output=True, check=True)
+    return out.stdout.decode().split()[1]
+
+
+def _w(root: pathlib.Path, rel: str, data: str | bytes, mode: int = 0o644) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    path.write_bytes(data)
+    os.chmod(path, mode)
+
+
+def unique_hash(seed: str) -> str:
+    """A yescrypt-shaped string of its own per tree, so only the planted reuse is shared."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()
+    return f"$y$j9T${digest[:22]}${digest[22:64]}"
+
+
+def debian_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str], root_hash: str | None = None,
+                weak: bool = True, user_key: tuple[bytes, str] | None = None, cloud_password: bool = False,
+                libvirt_password: bool = False, pve_token: bool = False, pem_key: tuple[bytes, str] | None = None) -> pathlib.Path:
+    root.mkdir(parents=True, exist_ok=True)
+    _w(root, "etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
+                               'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n')
+    _w(root, "etc/debian_version", "12.7\n")
+    _w(root, "etc/hostname", hostname + "\n")
+    users = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/bash\n"
+    root_hash = root_hash or unique_hash(f"{hostname}-root")
+    shadow = f"root:{root_hash}:19800:0:99999:7:::\nalice:{unique_hash(hostname + '-alice') if not weak else WEAK_MD5}:19900:0:99999:7:::\n"
+    if weak:
+        users += "toor:x:0:0::/root:/bin/bash\n"
+        shadow += "bob::19900:0:99999:7:::\ntoor:!:19900:0:99999:7:::\n"
+    else:
+        shadow += "bob:!:19900:0:99999:7:::\n"
+    _w(root, "etc/passwd", users)
+    _w(root, "etc/shadow", shadow, 0o640)
+    _w(root, "etc/group", "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\nbob:x:1001:\n")
+    _w(root, "etc/sudoers", "root ALL=(ALL:ALL) ALL\n" + ("alice ALL=(ALL) NOPASSWD: ALL\n" if weak else "") + "@includedir /etc/sudoers.d\n", 0o440)
+    (root / "etc/sudoers.d").mkdir(parents=True, exist_ok=True)
+    _w(root, "etc/login.defs", "ENCRYPT_METHOD YESCRYPT\nPASS_MAX_DAYS 99999\n")
+    _w(root, "etc/ssh/sshd_config", SSHD_WEAK if weak else SSHD_HARDENED)
+    (root / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
+    _w(root, "etc/ssh/ssh_host_ed25519_key", host_key[0], 0o600)
+    _w(root, "etc/ssh/ssh_host_ed25519_key.pub", host_key[1] + "\n")
+    _w(root, "etc/fstab", "# static file system information\nUUID=0000 / ext4 errors=remount-ro 0 1\n")
+    status = (FIXTURES / "roots/weak/var/lib/dpkg/status").read_text()
+    _w(root, "var/lib/dpkg/status", status)
+    lists = root / "var/lib/apt/lists"
+    (lists / "partial").mkdir(parents=True, exist_ok=True)
+    for path in sorted((FIXTURES / "apt").iterdir()):
+        shutil.copy(path, lists / path.name)
+    _w(root, "etc/apt/sources.list", "deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian bookworm-updates main\n"
+                                     "deb http://deb.debian.org/debian-security bookworm-security main\n")
+    for d in ("etc/apt/sources.list.d", "etc/apt/preferences.d", "etc/apt/apt.conf.d", "root/.ssh", "home/alice/.ssh", "home/bob", "tmp", "var/tmp"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    if user_key is not None:
+        _w(root, "root/.ssh/id_ed25519", user_key[0], 0o600)
+    if pem_key is not None:
+        _w(root, "home/alice/.ssh/deploy_rsa", pem_key[0], 0o600)
+    if cloud_password:
+        _w(root, "var/lib/cloud/instance/user-data.txt",
+           "#cloud-config\nusers:\n  - name: alice\n    plain_text_passwd: " + PLANTED_PASSWORD + "\n    lock_passwd: false\n"
+           "chpasswd:\n  list: |\n    root:" + PLANTED_PASSWORD + "\n    bob:$6$abc$def\n  expire: false\n", 0o600)
+    if libvirt_password:
+        _w(root, "home/alice/.config/libvirt/auth.conf",
+           "[credentials-host]\nauthname=admin\npassword=" + PLANTED_LIBVIRT_PASSWORD + "\n\n[auth-libvirt-hv1]\ncredentials=host\n", 0o600)
+    if pve_token:
+        _w(root, "home/alice/.bashrc", "export PS1='$ '\nexport PVE_AUTH='PVEAPIToken=automation@pve!ci=" + PLANTED_PVE_SECRET + "'\n")
+    return root
+
+
+def ext4_image(tree: pathlib.Path, path: pathlib.Path, size_mb: int = 64) -> pathlib.Path:
+    run("mkfs.ext4", "-q", "-F", "-L", "guestroot", "-d", str(tree), str(path), f"{size_mb}M")
+    return path
+
+
+def tar_of(tree: pathlib.Path, path: pathlib.Path) -> pathlib.Path:
+    with tarfile.open(path, "w") as tar:
+        for child in sorted(tree.iterdir()):
+            tar.add(child, arcname=child.name)
+    return path
+
+
+def build_with_guestfs(jobs: list[tuple[pathlib.Path, str, pathlib.Path, int]]) -> None:
+    """(image, layout, tar of the tree, size MB): layout "xfs-part" (MBR, one xfs partition) or
+    "lvm" (MBR, an LVM PV, VG guestvg, LV root with ext4). One appliance writes them all."""
+    import guestfs  # type: ignore[import-not-found]
+
+    for image, _, _, size in jobs:
+        with open(image, "wb") as handle:
+            handle.truncate(size * 1024 * 1024)
+    g = guestfs.GuestFS(python_return_dict=True)
+    g.set_backend("direct")
+    for image, _, _, _ in jobs:
+        g.add_drive_opts(str(image), format="raw", readonly=False)
+    try:
+        g.launch()
+    except RuntimeError:
+        g.close()
+        g = guestfs.GuestFS(python_return_dict=True)
+        g.set_backend("direct")
+        g.set_backend_settings(["force_tcg"])
+        for image, _, _, _ in jobs:
+            g.add_drive_opts(str(image), format="raw", readonly=False)
+        g.launch()
+    for index, (_, layout, tar, _) in enumerate(jobs):
+        dev = f"/dev/sd{chr(ord('a') + index)}"
+        g.part_disk(dev, "mbr")
+        if layout == "xfs-part":
+            g.mkfs("xfs", f"{dev}1")
+            target = f"{dev}1"
+        else:
+            vg = f"guestvg{index}"
+            g.pvcreate(f"{dev}1")
+            g.vgcreate(vg, [f"{dev}1"])
+            g.lvcreate_free("root", vg, 100)
+            target = f"/dev/{vg}/root"
+            g.mkfs("ext4", target)
+        g.mount(target, "/")
+        g.tar_in(str(tar), "/")
+        g.umount_all()
+    g.shutdown()
+    g.close()
+
+
+def qemu_img(*args: str) -> str:
+    return run("qemu-img", *args)
+
+
+def sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hashes(directory: pathlib.Path) -> dict[str, str]:
+    """Every image file under `directory` (symlinks not followed), with its mtime, by content."""
+    out = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            out[str(path)] = f"{sha256(path)} {path.stat().st_mtime_ns}"
+    return out
+
+
+def domain_xml(name: str, uuid: str, disks: list[tuple[str, str, str]]) -> str:
+    """(path, format, device) per disk, as virsh dumpxml prints a minimal KVM guest."""
+    parts = []
+    for i, (path, fmt, device) in enumerate(disks):
+        target = ("hd" if device == "cdrom" else "vd") + chr(ord("a") + i)
+        bus = "sata" if device == "cdrom" else "virtio"
+        parts.append(f"""    <disk type='file' device='{device}'>
+      <driver name='qemu' type='{fmt}'/>
+      <source file='{path}'/>
+      <target dev='{target}' bus='{bus}'/>
+      {'<readonly/>' if device == 'cdrom' else ''}
+    </disk>""")
+    return f"""<domain type='kvm'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <memory unit='KiB'>1048576</memory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>
+  </os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+{chr(10).join(parts)}
+  </devices>
+</domain>
+"""
