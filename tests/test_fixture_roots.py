@@ -198,7 +198,11 @@ WEAK_FAILURES = {
 # nothing to judge, while HV-BAK-001/002 and HV-SCAN-001 fail: no backup and no scan can be seen.
 # So is drift without an accepted baseline (tests/test_baseline.py accepts one and changes things).
 # SR-IOV VF settings exist only on a live host with such a NIC (tests/test_segmentation.py).
-HARDENED_NOT_APPLICABLE = {"HV-SIDE-006", "HV-BAK-003", "HV-IDS-006", "HV-NET-006"}
+#: the rows about what the guests' disks hold: not applicable unless a scan looks inside (--guests);
+#: judged pass and fail on real disk images in tests/guests/test_inside.py
+INSIDE_ROWS = {"HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
+               "HV-AUTH-075", "HV-AUTH-076", "HV-ISO-070", "HV-SCAN-070"}
+HARDENED_NOT_APPLICABLE = {"HV-SIDE-006", "HV-BAK-003", "HV-IDS-006", "HV-NET-006"} | INSIDE_ROWS
 HARDENED_NO_EVIDENCE = {
     ("HV-BAK-001", "host configuration"),
     ("HV-BAK-002", "hardened-vm (6f1a8e5c-3b2d-4c9e-8a7f-1d2e3c4b5a69)"),
@@ -317,7 +321,7 @@ def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path
     # HV-NET-006 judges SR-IOV VF settings, which only a live host with such a NIC has
     # (tests/test_segmentation.py::test_sriov_vf_settings); ESXi's API-only rows are judged against
     # govmomi's simulator and recorded property-collector answers (tests/platforms/esxi/test_esxi_vsphere.py)
-    assert never_failing == {"HV-NET-006"} | (ESXI_API_ONLY - {"HV-ISO-107"})
+    assert never_failing == {"HV-NET-006"} | (ESXI_API_ONLY - {"HV-ISO-107"}) | INSIDE_ROWS
     never_passing = {cid for cid in registry() if Status.PASS not in passed.get(cid, set())}
     assert never_passing & ESXI_API_ONLY == ESXI_API_ONLY - {"HV-AUTH-106"}  # a hardened esx.conf names its AD group
     never_passing -= ESXI_API_ONLY
