@@ -130,6 +130,9 @@ MODES = [
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o620, None),
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o604, "/etc/pki/libvirt/private/serverkey.pem"),
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o644, "/etc/pki/libvirt/private/serverkey.pem"),
+    ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o601, None),   # execute on a key file opens nothing
+    ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o602, "/etc/pki/libvirt/private/serverkey.pem"),  # anyone replaces it
+    ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o606, "/etc/pki/libvirt/private/serverkey.pem"),
 ]
 
 
@@ -148,6 +151,68 @@ def test_server_key_group(tmp_path, gid, fails):
     os.chown(key, 0, gid)
     os.chmod(key, 0o640)
     assert failing(scan(root, only=["HV-AUTH-004"])) == ({("HV-AUTH-004", "/etc/pki/libvirt/private/serverkey.pem")} if fails else set())
+
+
+KEY_GROUP_MODES = [
+    # gid (0 root, 110 libvirt, 104 kvm), mode, message of the failure or None
+    (104, 0o620, "mode 0620, group kvm can replace the private key"),   # the group writes its own key in
+    (104, 0o660, "mode 0660, group kvm can read the private key"),
+    (104, 0o610, None),                                                 # group execute: nothing
+    (104, 0o600, None),
+    (110, 0o620, None),
+    (110, 0o660, None),
+    (0, 0o660, None),
+]
+
+
+@pytest.mark.parametrize("gid,mode,message", KEY_GROUP_MODES, ids=[f"{g}-{m:04o}" for g, m, _ in KEY_GROUP_MODES])
+def test_server_key_group_write(tmp_path, gid, mode, message):
+    """Writing the key is as good as reading it for an attacker: whoever replaces it holds the
+    private half of the key the daemon serves after its next start."""
+    root = copy_root("hardened", tmp_path)
+    key = root / "etc/pki/libvirt/private/serverkey.pem"
+    os.chown(key, 0, gid)
+    os.chmod(key, mode)
+    found = {f.result.resource: (f.status, f.result.message) for f in scan(root, only=["HV-AUTH-004"]).findings}
+    got = found["/etc/pki/libvirt/private/serverkey.pem"]
+    assert got == ((Status.FAIL, message) if message else (Status.PASS, got[1]))
+    assert set(found) == {"/etc/pki/libvirt/private/serverkey.pem", "/etc/pki/libvirt/servercert.pem"}
+
+
+def _certificate_expiring(delta: datetime.timedelta) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvm01.example.net")])
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=400)).not_valid_after(now + delta).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+DAY = datetime.timedelta(days=1)
+CERT_EXPIRY = [
+    # time left on the certificate, status, what the message starts with (30 days is the minimum)
+    (30 * DAY + datetime.timedelta(hours=1), Status.PASS, "valid until"),
+    (31 * DAY, Status.PASS, "valid until"),
+    (30 * DAY - datetime.timedelta(hours=1), Status.FAIL, "expires in 29 days"),
+    (datetime.timedelta(hours=1), Status.FAIL, "expires in 0 days"),
+    (-datetime.timedelta(hours=1), Status.FAIL, "expired"),
+    (-2 * DAY, Status.FAIL, "expired"),
+]
+
+
+@pytest.mark.parametrize("left,status,start", CERT_EXPIRY, ids=[f"{d.total_seconds() / 3600:.0f}h" for d, _, _ in CERT_EXPIRY])
+def test_certificate_expiry(hardened, left, status, start):
+    (hardened / "etc/pki/libvirt/servercert.pem").write_bytes(_certificate_expiring(left))
+    [finding] = [f for f in scan(hardened, only=["HV-AUTH-004"]).findings if f.result.resource == "/etc/pki/libvirt/servercert.pem"]
+    assert finding.status is status and finding.result.message.startswith(start), finding.result.message
+    if status is Status.PASS:
+        assert finding.result.message.endswith(f"({left.days} days)")
 
 
 SOCKET_PERMS = [
