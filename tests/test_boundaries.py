@@ -673,3 +673,36 @@ def test_sev_policy_bits(hardened, policy, fails):
     require(libvirt_validate.available(), "python3-libvirt")
     assert libvirt_validate.domain_error((hardened / rel).read_text()) is None
     assert failing(scan(hardened, only=["HV-TPM-007"]), "HV-TPM-007") == ({SEV} if fails else set())
+
+
+# --- HV-FW-002: DHCP and DNS of the guest's own network are the exemption, nothing next to them --
+
+UDP_HEADER = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+TCP_LISTEN = "  {n}: 00000000:{port:04X} 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+UDP_BOUND = "  {n}: 00000000:{port:04X} 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 {inode} 2 0000000000000000 0\n"
+GUEST_SERVICES = [
+    # protocol, port, passes (the weak root accepts everything from br0)
+    ("udp", 53, True), ("tcp", 53, True), ("udp", 67, True), ("udp", 547, True),
+    ("udp", 54, False), ("udp", 68, False), ("tcp", 67, False), ("tcp", 547, False), ("udp", 546, False),
+]
+
+
+def test_guest_reach_exempts_exactly_dhcp_and_dns(weak):
+    """Each exempt (protocol, port) passes as "allowed (DHCP/DNS)", and each neighbour (the other
+    protocol, the next port, the client side of DHCP) fails like any reachable service."""
+    tcp, udp = weak / "proc/net/tcp", weak / "proc/net/udp"
+    lines = tcp.read_text()
+    for n, (proto, port, _) in enumerate(p for p in GUEST_SERVICES if p[0] == "tcp"):
+        lines += TCP_LISTEN.format(n=n + 2, port=port, inode=41000 + n)
+    tcp.write_text(lines)
+    udp.write_text(UDP_HEADER + "".join(UDP_BOUND.format(n=n, port=port, inode=42000 + n)
+                                        for n, (proto, port, _) in enumerate(p for p in GUEST_SERVICES if p[0] == "udp")))
+    found = {f.result.resource: (f.status, f.result.message) for f in scan(weak, only=["HV-FW-002"]).findings}
+    expected_fail = {"br0 -> 0.0.0.0:16509/tcp", "br0 -> 0.0.0.0:8086/tcp"} | {f"br0 -> 0.0.0.0:{port}/{proto}" for proto, port, ok in GUEST_SERVICES if not ok}
+    assert {r for r, (s, _) in found.items() if s is Status.FAIL} == expected_fail
+    for proto, port, ok in GUEST_SERVICES:
+        status, message = found[f"br0 -> 0.0.0.0:{port}/{proto}"]
+        if ok:
+            assert status is Status.PASS and "allowed (DHCP/DNS)" in message, message
+        else:
+            assert f"{proto}/{port} " in message and "reachable from guests on br0" in message, message
