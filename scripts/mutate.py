@@ -67,7 +67,7 @@ TESTS: dict[str, list[str]] = {
     "checks/firewall.py": [*GOLDEN, "tests/test_checks.py", "tests/test_segmentation.py"],
     "checks/ids.py": [*GOLDEN, "tests/test_ids_monitoring.py", "tests/test_checks.py", "tests/test_baseline.py"],
     "checks/isolation.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_libvirt_checks.py", "tests/test_checks.py"],
-    "checks/monitoring.py": [*GOLDEN, "tests/test_ids_monitoring.py", "tests/test_checks.py"],
+    "checks/monitoring.py": [*GOLDEN, "tests/test_ids_monitoring.py", "tests/test_checks.py", "tests/test_monitor.py::test_hv_mon_005_offline_root"],
     "checks/nested.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_checks.py", "tests/test_libvirt_checks.py"],
     "checks/network.py": [*GOLDEN, "tests/test_segmentation.py", "tests/test_checks.py", "tests/test_libvirt_checks.py"],
     "checks/patching.py": [*GOLDEN, "tests/test_patching.py", "tests/test_checks.py", "tests/test_rpm.py"],

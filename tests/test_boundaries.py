@@ -706,3 +706,73 @@ def test_guest_reach_exempts_exactly_dhcp_and_dns(weak):
             assert status is Status.PASS and "allowed (DHCP/DNS)" in message, message
         else:
             assert f"{proto}/{port} " in message and "reachable from guests on br0" in message, message
+
+
+# --- HV-MON-005: each state of the monitor's database, and the staleness line ---------------------
+
+MONITOR_DB = "var/lib/hyperward/monitor.sqlite"
+WANTS = "etc/systemd/system/multi-user.target.wants"
+
+
+def _monitor_db(root: pathlib.Path, **values: object) -> None:
+    from hyperward.monitor.store import Store
+
+    path = root / MONITOR_DB
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(str(path))
+    heartbeat: dict[str, object] = {"pid": 4242, "started": 0, "interval": 10.0, "connected": True, "source": "qemu:///system",
+                                    "domains": 2, "last_error": None, **values}
+    store.heartbeat(heartbeat)
+    store.close()
+
+
+def _monitor_finding(root: pathlib.Path) -> tuple[str | None, Status, str]:
+    [finding] = scan(root, only=["HV-MON-005"]).findings
+    return finding.result.resource, finding.status, finding.result.message
+
+
+def _ago(seconds: float) -> float:
+    import time
+
+    return time.time() - seconds
+
+
+MONITOR_AGES = [
+    # interval of the monitor, seconds since its last sample, fails (3 intervals, at least 120 s)
+    (10.0, 100, False), (10.0, 140, True), (60.0, 170, False), (60.0, 190, True), (30.0, 110, False), (30.0, 130, True),
+]
+
+
+@pytest.mark.parametrize("interval,age,fails", MONITOR_AGES, ids=[f"every-{i:g}s-{a}s" for i, a, _ in MONITOR_AGES])
+def test_monitor_staleness(hardened, interval, age, fails):
+    (hardened / WANTS / "prometheus-libvirt-exporter.service").unlink()
+    _monitor_db(hardened, last_sample=_ago(age), interval=interval)
+    resource, status, message = _monitor_finding(hardened)
+    assert (resource, status) == ("hyperward monitor", Status.FAIL if fails else Status.PASS), message
+    if fails:
+        assert message.endswith("min before this scan") and message.startswith("last sample ")
+    else:
+        assert message.startswith("pid 4242, last sample ") and message.endswith(f"every {interval:g} s")
+
+
+def test_monitor_database_states(hardened):
+    """An exporter passes by itself; without one, no database, an empty one, a broken one and a
+    monitor not connected to libvirt each say so, and an enabled unit is named."""
+    assert _monitor_finding(hardened) == ("exporter", Status.PASS, "prometheus-libvirt-exporter.service present")
+    (hardened / WANTS / "prometheus-libvirt-exporter.service").unlink()
+    assert _monitor_finding(hardened) == ("hyperward monitor", Status.FAIL,
+                                          f"no hyperward monitor database at /{MONITOR_DB} and no libvirt exporter: nobody watches what the guests do")
+    (hardened / WANTS / "hyperward-monitor.service").write_text("")
+    assert _monitor_finding(hardened)[2].endswith("and no libvirt exporter; hyperward-monitor.service is enabled: nobody watches what the guests do")
+    _monitor_db(hardened, last_sample=None)
+    assert _monitor_finding(hardened) == ("hyperward monitor", Status.FAIL, f"/{MONITOR_DB} holds no sample yet; hyperward-monitor.service is enabled")
+    (hardened / MONITOR_DB).unlink()
+    _monitor_db(hardened, last_sample=_ago(5), connected=False)
+    resource, status, message = _monitor_finding(hardened)
+    assert (resource, status) == ("hyperward monitor", Status.FAIL) and message.startswith("running but not connected to libvirt (last sample ")
+    (hardened / MONITOR_DB).unlink()
+    _monitor_db(hardened, last_sample=_ago(5))
+    assert _monitor_finding(hardened)[1] is Status.PASS
+    (hardened / MONITOR_DB).write_bytes(b"garbage" * 100)
+    resource, status, message = _monitor_finding(hardened)
+    assert status is Status.ERROR and message.startswith(f"/{MONITOR_DB}: ")
