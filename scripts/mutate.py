@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun-log", action="append", default=[], help="run only the mutants this script's output (a log) reports as survivors")
     parser.add_argument("--rerun-base", help="the git commit the logged run mutated (to find moved lines again)")
     parser.add_argument("--reuse-log", action="append", default=[],
-                        help="count as killed, without running, the mutants this log records as killed (tests only added since); repeatable")
+                        help="count as killed, without running, the mutants this log records as killed (tests only added since; timeouts run again); repeatable")
     parser.add_argument("--equivalents", default=str(EQUIVALENT), help="the equivalence list (JSON rows: module, code, mutation, reason)")
     args = parser.parse_args(argv)
 
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun:
         saved = [Mutant(**row) for row in json.loads(pathlib.Path(args.rerun).read_text())]
         pool = [m for m in saved if m.module in originals]
-    reused = _logged(args.reuse_log, "killed|timeout", args.rerun_base, originals) if args.reuse_log else set()
+    reused = _logged(args.reuse_log, "killed", args.rerun_base, originals)  # a timeout may be the load, not the mutant: run again if args.reuse_log else set()
     print(f"{total} mutants in {len(originals)} module(s); {len(pool)} in the selection (seed {args.seed})", flush=True)
     if args.list:
         for m in pool:
