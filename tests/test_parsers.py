@@ -156,3 +156,29 @@ def test_proc_and_unit_parsers():
     assert sasl_mech_list("# c\nmech_list: gssapi scram-sha-256\n") == ["gssapi", "scram-sha-256"] and sasl_mech_list("keytab: x\n") is None
     unit = parse_unit(["[Socket]\nListenStream=/run/libvirt/libvirt-sock\nSocketMode=0666\n", "[Socket]\nSocketMode=0600\nListenStream=\nListenStream=/run/x.sock\n"])
     assert last(unit, "Socket", "SocketMode") == "0600" and unit["Socket"]["ListenStream"] == ["/run/x.sock"]
+
+
+# Documentation/admin-guide/tainted-kernels.rst, "Table for decoding tainted state": bit, letter
+TAINT_LETTERS = "PFSRMBUDAWCIOELKXTNJ"
+
+
+@pytest.mark.parametrize("bit", range(len(TAINT_LETTERS)))
+def test_every_taint_bit_decodes_to_its_documented_letter(bit):
+    [(decoded_bit, letter, meaning)] = decode_taint(1 << bit)
+    assert (decoded_bit, letter) == (bit, TAINT_LETTERS[bit]) and meaning
+
+
+def test_domain_state_names_are_libvirts_own():
+    """virDomainState as the libvirt binding numbers it: the monitor names a guest's state by it."""
+    from libvirt_validate import available
+
+    require(available(), "python3-libvirt")
+    import libvirt
+
+    from hyperward.parsers.domstats import STATE_NAMES, parse_domain_stats
+
+    for code, name in enumerate(STATE_NAMES):
+        assert getattr(libvirt, f"VIR_DOMAIN_{name.upper()}") == code
+        assert parse_domain_stats("g", "u", {"state.state": code}).state == name
+    assert len(STATE_NAMES) == libvirt.VIR_DOMAIN_PMSUSPENDED + 1
+    assert parse_domain_stats("g", "u", {"state.state": len(STATE_NAMES)}).state == "unknown"
