@@ -150,3 +150,15 @@ def test_recordings_are_what_the_tools_list_today():
 
     for name, (loader, text) in CASES.items():
         assert rules(listing(loader, text)) == rules(_listing(name)), name
+
+
+def test_a_concatenation_element_it_cannot_read_is_unknown_not_a_match():
+    """One part of an element the evaluator cannot read (hand-edited JSON here) leaves the whole
+    element undecided: the other parts matching does not make it a match."""
+    document = copy.deepcopy(_recorded("concatenations"))
+    rule = next(i["rule"] for i in document["nftables"] if "rule" in i)
+    assert rule["expr"][0]["match"]["right"]["set"][0] == {"concat": ["10.91.0.2", 22]}
+    rule["expr"][0]["match"]["right"]["set"][0] = {"concat": ["10.91.0.2", {"&": [22, 255]}]}
+    verdict, because = _decide(document, "tcp", 22)
+    assert verdict == "unknown" and because.startswith("depends on int expression & (rule 1 of chain inet filter input)"), because
+    assert _decide(document, "tcp", 5901) == ("accept", "rule 1 of chain inet filter input")  # the prefix element still matches
