@@ -182,3 +182,14 @@ def test_domain_state_names_are_libvirts_own():
         assert parse_domain_stats("g", "u", {"state.state": code}).state == name
     assert len(STATE_NAMES) == libvirt.VIR_DOMAIN_PMSUSPENDED + 1
     assert parse_domain_stats("g", "u", {"state.state": len(STATE_NAMES)}).state == "unknown"
+
+
+def test_aide_invalid_negative_rule_is_ignored_as_aide_does():
+    """A negative rule that is no valid regex excludes nothing (AIDE ignores it); it must not stop
+    the evaluation of the rules around it."""
+    from hyperward.parsers.aide import AideSelection
+
+    rules = [("/", "/etc"), ("!", "/etc/[")]
+    assert AideSelection(rules).covers("/etc/libvirt/qemu.conf") is True
+    assert AideSelection([*rules, ("!", "/etc/libvirt")]).covers("/etc/libvirt/qemu.conf") is False
+    assert AideSelection([*rules, ("!", r"/etc/libvirt/.*\.bak$")]).covers("/etc/libvirt/qemu.conf") is True  # a valid one that does not match
