@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", help="K/N: run every N-th mutant of the sample starting at K (0-based), to split a run over processes")
     parser.add_argument("--save", help="write the survivors (and errors) to this JSON file")
     parser.add_argument("--rerun", help="run only the mutants saved in this JSON file (after new tests)")
-    parser.add_argument("--rerun-log", action="append", default=[], help="run only the mutants this script's output (a log) reports as survivors")
+    parser.add_argument("--rerun-log", action="append", default=[], help="run only the mutants this script's output (a log) reports as survivors (or not judged)")
     parser.add_argument("--rerun-base", help="the git commit the logged run mutated (to find moved lines again)")
     parser.add_argument("--reuse-log", action="append", default=[],
                         help="count as killed, without running, the mutants this log records as killed (tests only added since; timeouts run again); repeatable")
@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         k, n = (int(x) for x in args.shard.split("/"))
         pool = pool[k::n]
     if args.rerun_log:
-        wanted = _logged(args.rerun_log, "survived", args.rerun_base, originals)
+        wanted = _logged(args.rerun_log, "survived|error", args.rerun_base, originals)  # errors were never judged
         everything = [m for module, text in originals.items() for m in mutants_of(module) if _valid(m, text)]
         pool = [m for m in everything if m.describe(originals[m.module]) in wanted]
         print(f"{len(wanted)} survivor(s) in the log(s); {len(pool)} found in today's source")
