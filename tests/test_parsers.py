@@ -193,3 +193,28 @@ def test_aide_invalid_negative_rule_is_ignored_as_aide_does():
     assert AideSelection(rules).covers("/etc/libvirt/qemu.conf") is True
     assert AideSelection([*rules, ("!", "/etc/libvirt")]).covers("/etc/libvirt/qemu.conf") is False
     assert AideSelection([*rules, ("!", r"/etc/libvirt/.*\.bak$")]).covers("/etc/libvirt/qemu.conf") is True  # a valid one that does not match
+
+
+def test_account_file_field_counts():
+    """passwd needs its seven fields (the shell is the seventh) and a numeric UID, group its four;
+    NIS lines (+/-) and comments are no groups; a shadow line needs only name and hash."""
+    from hyperward.parsers.auth_files import passwd_entries, shadow_schemes
+
+    assert passwd_entries("root:x:0:0:root:/root:/bin/bash\nshort:x:0:0:gecos:/home\n+::::::\n") == [("root", 0, "/bin/bash")]
+    groups = parse_group("kvm:x:104:alice\n+:::\n-evil:x:0:bob\n#c:x:1:eve\nthree:x:5\nlibvirt:x:110:\n")
+    assert sorted(groups) == ["kvm", "libvirt"]
+    assert shadow_schemes("alice:$6$salt$hash\nbob\n:$1$x$y\n") == {"alice": "sha512"}
+
+
+@pytest.mark.parametrize("option,scheme", [("-1", "md5"), ("-5", "sha256"), ("-6", "sha512")])
+def test_hash_schemes_of_real_hashes(option, scheme):
+    """Hashes crypt(3) produces, made by openssl passwd, are named by their scheme."""
+    from hyperward.parsers.auth_files import hash_scheme
+
+    openssl = shutil.which("openssl")
+    require(openssl is not None, "openssl (Debian package)")
+    made = subprocess.run([openssl, "passwd", option, "-salt", "hyperward", "secret"], capture_output=True, text=True, timeout=30, check=True)
+    assert hash_scheme(made.stdout.strip()) == scheme
+    for locked in ("!" + made.stdout.strip(), "*", "!", "x", "NP", "!!"):
+        assert hash_scheme(locked) == "locked"
+    assert hash_scheme("") == "empty"
