@@ -282,6 +282,26 @@ def load_equivalents(path: pathlib.Path) -> list[Equivalent]:
         raise SystemExit(f"mutate.py: {path}: not a list of {{module, code, mutation, reason}} rows ({exc})") from None
 
 
+def mark_equivalent(path: pathlib.Path, where: str, reason: str | None) -> int:
+    """Append the mutants `where` (module:line:text) names to the equivalence list, keyed by the
+    line's text and the edit, so the row still applies when lines above it move."""
+    module, line, needle = where.split(":", 2)
+    if not reason:
+        raise SystemExit("mutate.py: --mark-equivalent needs --reason (why the edit cannot change behaviour)")
+    text = (PACKAGE / module).read_text(encoding="utf-8")
+    found = [m for m in mutants_of(module) if m.line == int(line) and needle in m.describe(text) and _valid(m, text)]
+    if not found:
+        raise SystemExit(f"mutate.py: no mutant of {module}:{line} contains {needle!r}")
+    rows = [dataclasses.asdict(e) for e in load_equivalents(path)]
+    for m in found:
+        row = dict(zip(("module", "code", "mutation"), m.identity(text), strict=True)) | {"reason": reason}
+        if not any(r["module"] == row["module"] and r["code"] == row["code"] and r["mutation"] == row["mutation"] for r in rows):
+            rows.append(row)
+            print(f"equivalent: {m.describe(text)}")
+    path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
 def _logged(paths: list[str], outcome: str, base: str | None, originals: dict[str, str]) -> set[str]:
     wanted: set[str] = set()
     for log in paths:
@@ -388,7 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-log", action="append", default=[],
                         help="count as killed, without running, the mutants this log records as killed (tests only added since; timeouts run again); repeatable")
     parser.add_argument("--equivalents", default=str(EQUIVALENT), help="the equivalence list (JSON rows: module, code, mutation, reason)")
+    parser.add_argument("--mark-equivalent", metavar="MODULE:LINE:TEXT",
+                        help="record as equivalent the mutants on that line whose description contains TEXT (with --reason), then exit")
+    parser.add_argument("--reason", help="why the mutants --mark-equivalent names cannot change behaviour")
     args = parser.parse_args(argv)
+    if args.mark_equivalent:
+        return mark_equivalent(pathlib.Path(args.equivalents), args.mark_equivalent, args.reason)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the temporary copy is still removed
     originals = {m: (PACKAGE / m).read_text(encoding="utf-8") for m in modules(args.module)}
