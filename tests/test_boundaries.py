@@ -776,3 +776,24 @@ def test_monitor_database_states(hardened):
     (hardened / MONITOR_DB).write_bytes(b"garbage" * 100)
     resource, status, message = _monitor_finding(hardened)
     assert status is Status.ERROR and message.startswith(f"/{MONITOR_DB}: ")
+
+
+# --- HV-NEST-001: the loaded module's value decides; modprobe.d's disagreement is named ----------
+
+NEST_LOADED = [
+    # loaded kvm_intel.nested, modprobe.d's nested=, status, message
+    ("N", "0", Status.PASS, "kvm_intel.nested=N (loaded)"),
+    ("0", "0", Status.PASS, "kvm_intel.nested=0 (loaded)"),
+    ("N", "1", Status.PASS, "kvm_intel.nested=N (loaded); /etc/modprobe.d/kvm-nested.conf sets nested=1 for the next module load"),
+    ("Y", "0", Status.FAIL, "kvm_intel.nested=Y (loaded); /etc/modprobe.d/kvm-nested.conf sets nested=0 for the next module load"),
+    ("1", "1", Status.FAIL, "kvm_intel.nested=1 (loaded)"),
+    ("Y", "Y", Status.FAIL, "kvm_intel.nested=Y (loaded)"),
+]
+
+
+@pytest.mark.parametrize("loaded,configured,status,message", NEST_LOADED, ids=[f"{a}-{b}" for a, b, _, _ in NEST_LOADED])
+def test_host_nested_loaded_and_configured(hardened, loaded, configured, status, message):
+    (hardened / "sys/module/kvm_intel/parameters/nested").write_text(loaded + "\n")
+    (hardened / "etc/modprobe.d/kvm-nested.conf").write_text(f"options kvm_intel nested={configured}\n")
+    found = [(f.result.resource, f.status, f.result.message) for f in scan(hardened, only=["HV-NEST-001"]).findings]
+    assert ("kvm_intel", status, message) in found, found
