@@ -131,6 +131,10 @@ class Mutant:
     def identity(self, text: str) -> tuple[str, str, str]:
         return (self.module, self.code(text), self.edit(text))
 
+    def column(self, text: str) -> int:
+        """Where on its line the edit starts (tells apart equal edits on one line)."""
+        return self.start - (text.rfind("\n", 0, self.start) + 1)
+
 
 class _Offsets:
     def __init__(self, text: str) -> None:
@@ -146,7 +150,7 @@ class _Offsets:
         return start + len(raw.decode("utf-8", errors="ignore"))
 
     def span(self, node: ast.AST) -> tuple[int, int]:
-        return self.at(node.lineno, node.col_offset), self.at(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined, arg-type]
+        return self.at(node.lineno, node.col_offset), self.at(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
 
 
 def _keep_newlines(segment: str) -> str:
@@ -270,6 +274,10 @@ class Equivalent:
     code: str          # the line's text, blanks collapsed
     mutation: str      # the edit as this script describes it, e.g. "compare: '>' -> '>='"
     reason: str
+    column: int | None = None  # only the edit starting there, when the line has equal edits
+
+    def covers(self, mutant: Mutant, text: str) -> bool:
+        return mutant.identity(text) == (self.module, self.code, self.mutation) and self.column in (None, mutant.column(text))
 
 
 def load_equivalents(path: pathlib.Path) -> list[Equivalent]:
@@ -282,20 +290,24 @@ def load_equivalents(path: pathlib.Path) -> list[Equivalent]:
         raise SystemExit(f"mutate.py: {path}: not a list of {{module, code, mutation, reason}} rows ({exc})") from None
 
 
-def mark_equivalent(path: pathlib.Path, where: str, reason: str | None) -> int:
+def mark_equivalent(path: pathlib.Path, where: str, reason: str | None, column: int | None = None) -> int:
     """Append the mutants `where` (module:line:text) names to the equivalence list, keyed by the
     line's text and the edit, so the row still applies when lines above it move."""
     module, line, needle = where.split(":", 2)
     if not reason:
         raise SystemExit("mutate.py: --mark-equivalent needs --reason (why the edit cannot change behaviour)")
     text = (PACKAGE / module).read_text(encoding="utf-8")
-    found = [m for m in mutants_of(module) if m.line == int(line) and needle in m.describe(text) and _valid(m, text)]
+    found = [m for m in mutants_of(module) if m.line == int(line) and needle in m.describe(text) and _valid(m, text)
+             and column in (None, m.column(text))]
     if not found:
         raise SystemExit(f"mutate.py: no mutant of {module}:{line} contains {needle!r}")
-    rows = [dataclasses.asdict(e) for e in load_equivalents(path)]
+    rows: list[dict[str, object]] = [{k: v for k, v in dataclasses.asdict(e).items() if v is not None} for e in load_equivalents(path)]
     for m in found:
-        row = dict(zip(("module", "code", "mutation"), m.identity(text), strict=True)) | {"reason": reason}
-        if not any(r["module"] == row["module"] and r["code"] == row["code"] and r["mutation"] == row["mutation"] for r in rows):
+        module_, code, edit = m.identity(text)
+        row: dict[str, object] = {"module": module_, "code": code, "mutation": edit, "reason": reason}
+        if column is not None:
+            row["column"] = column
+        if not any(all(r.get(k) == row.get(k) for k in ("module", "code", "mutation", "column")) for r in rows):
             rows.append(row)
             print(f"equivalent: {m.describe(text)}")
     path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
@@ -411,13 +423,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mark-equivalent", metavar="MODULE:LINE:TEXT",
                         help="record as equivalent the mutants on that line whose description contains TEXT (with --reason), then exit")
     parser.add_argument("--reason", help="why the mutants --mark-equivalent names cannot change behaviour")
+    parser.add_argument("--column", type=int, help="with --mark-equivalent: only the edit starting at this column of the line")
     args = parser.parse_args(argv)
     if args.mark_equivalent:
-        return mark_equivalent(pathlib.Path(args.equivalents), args.mark_equivalent, args.reason)
+        return mark_equivalent(pathlib.Path(args.equivalents), args.mark_equivalent, args.reason, args.column)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the temporary copy is still removed
     originals = {m: (PACKAGE / m).read_text(encoding="utf-8") for m in modules(args.module)}
-    equivalents = {(e.module, e.code, e.mutation): e for e in load_equivalents(pathlib.Path(args.equivalents))}
+    equivalents = load_equivalents(pathlib.Path(args.equivalents))
+
+    def equivalent_row(m: Mutant) -> Equivalent | None:
+        return next((e for e in equivalents if e.covers(m, originals[m.module])), None)
+
     pool: list[Mutant] = []
     total = 0
     for module, text in originals.items():
@@ -477,8 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     killed = len(results["killed"]) + len(results["timeout"])
     judged = killed + len(results["survived"])
     score = killed / judged if judged else 0.0
-    equivalent = [m for m in results["survived"] if m.identity(originals[m.module]) in equivalents]
-    wrongly = [m for m in results["killed"] + results["timeout"] if m.identity(originals[m.module]) in equivalents]
+    equivalent = [m for m in results["survived"] if equivalent_row(m) is not None]
+    wrongly = [m for m in results["killed"] + results["timeout"] if equivalent_row(m) is not None]
     real = judged - len(equivalent)
     net = killed / real if real else 0.0
     print(f"\nscore: {killed}/{judged} killed = {score:.1%} ({len(results['timeout'])} by timeout; {elapsed / 60:.1f} min)")
@@ -497,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     if equivalent:
         print("equivalent survivors:")
         for m in equivalent:
-            print(f"  {m.describe(originals[m.module])}  -- {equivalents[m.identity(originals[m.module])].reason}")
+            print(f"  {m.describe(originals[m.module])}  -- {equivalent_row(m).reason}")  # type: ignore[union-attr]
     others = [m for m in results["survived"] if m not in equivalent]
     if others:
         print("survivors:")
