@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pathlib
 import shutil
 import subprocess
 
@@ -218,3 +219,17 @@ def test_hash_schemes_of_real_hashes(option, scheme):
     for locked in ("!" + made.stdout.strip(), "*", "!", "x", "NP", "!!"):
         assert hash_scheme(locked) == "locked"
     assert hash_scheme("") == "empty"
+
+
+def test_mounts_parse_as_findmnt_lists_them():
+    """This machine's /proc/self/mounts, read by the parser, gives the same mount points and
+    filesystem types as util-linux's findmnt (octal escapes in paths included)."""
+    from hyperward.parsers.proc import parse_mounts
+
+    findmnt = shutil.which("findmnt")
+    require(findmnt is not None, "util-linux's findmnt")
+    listed = subprocess.run([findmnt, "-r", "-n", "-k", "-o", "TARGET,FSTYPE"], capture_output=True, text=True, timeout=30, check=True).stdout
+    theirs = [tuple(line.split(" ", 1)) for line in listed.splitlines()]
+    unescape = lambda s: s.encode().decode("unicode_escape")  # findmnt -r prints \x20 for a blank
+    ours = [(m.target, m.fstype) for m in parse_mounts(pathlib.Path("/proc/self/mounts").read_text())]
+    assert sorted(ours) == sorted((unescape(t), f) for t, f in theirs)
