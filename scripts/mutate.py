@@ -446,9 +446,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample is not None and len(pool) > args.sample:
         pool = stable_sample(pool, originals, args.seed, args.sample)
     pool.sort(key=lambda m: (m.module, m.start, m.kind, m.replacement))
-    if args.shard:
-        k, n = (int(x) for x in args.shard.split("/"))
-        pool = pool[k::n]
     if args.rerun_log:
         wanted = _logged(args.rerun_log, "survived|error", args.rerun_base, originals)  # errors were never judged
         everything = [m for module, text in originals.items() for m in mutants_of(module) if _valid(m, text)]
@@ -457,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun:
         saved = [Mutant(**row) for row in json.loads(pathlib.Path(args.rerun).read_text())]
         pool = [m for m in saved if m.module in originals]
+    if args.shard:  # after --rerun-log/--rerun chose the pool: a rerun splits over processes too
+        k, n = (int(x) for x in args.shard.split("/"))
+        pool = pool[k::n]
     # a timeout may be the machine's load, not the mutant: only kills are reused
     reused = _logged(args.reuse_log, "killed", args.rerun_base, originals) if args.reuse_log else set()
     print(f"{total} mutants in {len(originals)} module(s); {len(pool)} in the selection (seed {args.seed})", flush=True)
