@@ -391,7 +391,9 @@ def run(mutant: Mutant, copy: pathlib.Path, originals: dict[str, str], timeout: 
         done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
                                f"--basetemp={copy.parent / 'pytest'}", *tests_for(mutant.module, copy)],
                               cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
-        outcome = {0: "survived", 1: "killed", 4: "error", 5: "no-tests"}.get(done.returncode, "killed")  # 4: pytest could not be called as asked
+        outcome = {0: "survived", 1: "killed", 5: "no-tests"}.get(done.returncode, "killed")
+        if done.returncode == 4 and f"hyperward/{mutant.module}" not in done.stdout + done.stderr:
+            outcome = "error"  # pytest could not be called as asked; with the mutated module in the traceback, conftest failed to import it: killed
         if done.returncode not in (0, 1, 5) and not _environment_ok(env):
             outcome = "error"  # the interpreter or pytest itself went away (a venv being rebuilt): not the mutant's doing
     except subprocess.TimeoutExpired:
