@@ -461,6 +461,12 @@ def main(argv: list[str] | None = None) -> int:
         pool = pool[k::n]
     # a timeout may be the machine's load, not the mutant: only kills are reused
     reused = _logged(args.reuse_log, "killed", args.rerun_base, originals) if args.reuse_log else set()
+    if reused:  # a description two mutants share (equal edits on one line) names neither for sure: run both
+        counts: dict[str, int] = {}
+        for module, text in originals.items():
+            for m in mutants_of(module):
+                counts[m.describe(text)] = counts.get(m.describe(text), 0) + 1
+        reused = {d for d in reused if counts.get(d) == 1}
     print(f"{total} mutants in {len(originals)} module(s); {len(pool)} in the selection (seed {args.seed})", flush=True)
     if args.list:
         for m in pool:
