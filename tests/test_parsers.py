@@ -194,6 +194,8 @@ def test_aide_invalid_negative_rule_is_ignored_as_aide_does():
     assert AideSelection(rules).covers("/etc/libvirt/qemu.conf") is True
     assert AideSelection([*rules, ("!", "/etc/libvirt")]).covers("/etc/libvirt/qemu.conf") is False
     assert AideSelection([*rules, ("!", r"/etc/libvirt/.*\.bak$")]).covers("/etc/libvirt/qemu.conf") is True  # a valid one that does not match
+    assert AideSelection([*rules, ("!", r"/etc/libvirt/.*\.bak")]).covers("/etc/libvirt/qemu.conf") is True   # nor without the $
+    assert AideSelection([*rules, ("!", r"/etc/libvirt/q")]).covers("/etc/libvirt/qemu.conf") is False          # without $ a prefix excludes
 
 
 def test_account_file_field_counts():
