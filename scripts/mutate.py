@@ -16,7 +16,7 @@ root (the kernel's recorded listings and verdicts in tests/fixtures/reach-record
 trees, the golden roots), never the namespace tests.
 
   .venv/bin/python scripts/mutate.py --module checks/isolation.py --limit 20
-  .venv/bin/python scripts/mutate.py --sample 200 --seed 22          # the README's measurement
+  .venv/bin/python scripts/mutate.py --sample 100 --seed 22          # the README's measurement
   .venv/bin/python scripts/mutate.py --list --module parsers/versions.py
   .venv/bin/python scripts/mutate.py --sample 200 --reuse-log docs/mutation/LOG   # after new tests
 
@@ -315,12 +315,15 @@ def mark_equivalent(path: pathlib.Path, where: str, reason: str | None, column: 
 
 
 def _logged(paths: list[str], outcome: str, base: str | None, originals: dict[str, str]) -> set[str]:
+    """Descriptions a log reports with that outcome. LOG@COMMIT: the log of a run on that commit
+    (its lines are found again in today's source); otherwise --rerun-base, or today's lines."""
     wanted: set[str] = set()
-    for log in paths:
+    for spec in paths:
+        log, _, commit = spec.partition("@")
         for line in pathlib.Path(log).read_text(encoding="utf-8").splitlines():
             parts = line.split(None, 3)
             if len(parts) == 4 and parts[0].startswith("[") and parts[1] in outcome.split("|"):
-                wanted.add(_moved(parts[3], base, originals))
+                wanted.add(_moved(parts[3], commit or base, originals))
     return wanted
 
 
@@ -420,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun-log", action="append", default=[], help="run only the mutants this script's output (a log) reports as survivors (or not judged)")
     parser.add_argument("--rerun-base", help="the git commit the logged run mutated (to find moved lines again)")
     parser.add_argument("--reuse-log", action="append", default=[],
-                        help="count as killed, without running, the mutants this log records as killed (tests only added since; timeouts run again); repeatable")
+                        help="count as killed, without running, the mutants this log (LOG or LOG@COMMIT it ran on) records as killed (tests only added since; timeouts run again); repeatable")
     parser.add_argument("--equivalents", default=str(EQUIVALENT), help="the equivalence list (JSON rows: module, code, mutation, reason)")
     parser.add_argument("--mark-equivalent", metavar="MODULE:LINE:TEXT",
                         help="record as equivalent the mutants on that line whose description contains TEXT (with --reason), then exit")
