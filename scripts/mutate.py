@@ -83,6 +83,7 @@ TESTS: dict[str, list[str]] = {
     "parsers/sshd.py": ["tests/test_ssh.py", *GOLDEN],
     "parsers/versions.py": ["tests/test_versions.py", "tests/test_boundaries.py", *GOLDEN],
     "parsers/cpu_vuln.py": ["tests/test_parsers.py", "tests/test_kernel_strings.py", *GOLDEN],
+    "parsers/aide.py": ["tests/test_parsers.py", "tests/test_ids_monitoring.py", *GOLDEN, "tests/test_checks.py"],
     "parsers/libvirt_conf.py": ["tests/test_parsers.py", *GOLDEN, "tests/test_libvirt_checks.py"],
     "parsers/libvirt_defaults.py": [*GOLDEN, "tests/test_libvirt_checks.py"],
     # the evaluator without root: the kernel's recorded verdicts, hand-written rule tables, the

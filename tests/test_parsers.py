@@ -235,3 +235,16 @@ def test_mounts_parse_as_findmnt_lists_them():
     unescape = lambda s: s.encode().decode("unicode_escape")  # findmnt -r prints \x20 for a blank
     ours = [(m.target, m.fstype) for m in parse_mounts(pathlib.Path("/proc/self/mounts").read_text())]
     assert sorted(ours) == sorted((unescape(t), f) for t, f in theirs)
+
+
+@pytest.mark.parametrize("pattern,why", [
+    (r"/etc/(a)\1", "backreference"), (r"/etc/(?P<x>a)(?(x)b|c)", "backreference"),
+    (r"/etc/(x+x+)+y", "nested quantifiers"), (r"/etc/(ab|cd)*e", "alternation under a quantifier"),
+    (r"/etc/libvirt/[0-9a-f]{8}-[0-9a-f]{4}", None), (r"/etc/libvirt/.*\.xml$", None), (r"/etc/(a|b)c", None),
+])
+def test_aide_rule_hazards(pattern, why):
+    """Each kind of regex that may backtrack for seconds is named and never run; exact repeats
+    (UUID rules), one variable repeat and a plain alternation are run."""
+    from hyperward.parsers.aide import _hazard
+
+    assert _hazard(pattern) == why
