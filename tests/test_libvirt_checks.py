@@ -392,3 +392,12 @@ def test_log_level_default_and_debug(hardened, appended, status, message):
     _append(hardened, "etc/libvirt/libvirtd.conf", appended)
     [f] = scan(hardened, only=["HV-MON-002"]).findings
     assert f.result.resource == "libvirtd.conf:log_level" and f.status is status and f.result.message.startswith(message), f.result.message
+
+
+def test_spice_tls_port_without_spice_tls_is_not_protected(hardened):
+    """qemu.conf.in: spice_tls defaults to 0, and a tlsPort is then not served with TLS."""
+    _edit_domain(hardened, "<listen type='socket'/>", "<listen type='address' address='0.0.0.0'/>")
+    _edit_domain(hardened, "<graphics type='spice'>", "<graphics type='spice' tlsPort='5902'>")
+    assert failing(scan(hardened, only=["HV-AUTH-010"]), "HV-AUTH-010")
+    _append(hardened, QEMU_CONF, "spice_tls = 1\n")
+    assert failing(scan(hardened, only=["HV-AUTH-010"])) == set()

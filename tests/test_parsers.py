@@ -248,3 +248,41 @@ def test_aide_rule_hazards(pattern, why):
     from hyperward.parsers.aide import _hazard
 
     assert _hazard(pattern) == why
+
+
+def test_tracker_severity_is_the_most_urgent_release():
+    """The Debian tracker rates urgency per release; the record takes the most urgent one."""
+    from hyperward.parsers.advisories import parse_debian_tracker
+
+    def severity(*urgencies: str) -> str | None:
+        releases = {name: {"status": "resolved", "fixed_version": "1.1-1", "urgency": u} for name, u in zip(("bookworm", "bullseye", "trixie"), urgencies)}
+        [record] = list(parse_debian_tracker({"qemu": {"CVE-2099-0001": {"releases": releases}}}))
+        return record.severity  # type: ignore[union-attr]
+
+    assert severity("low", "medium") == "medium"
+    assert severity("unimportant", "low") == "low"
+    assert severity("medium", "high", "low") == "high"
+    assert severity("unimportant") == "unimportant"
+
+
+def test_apt_conf_comments_of_every_form_are_skipped():
+    conf = parse_apt_conf('// APT::Periodic::Unattended-Upgrade "1";\n/* APT::Periodic::Update-Package-Lists "1"; */\n'
+                          '# APT::Periodic::AutocleanInterval "7";\nAPT::Periodic::Download-Upgradeable-Packages "1";\n')
+    assert conf == {"apt::periodic::download-upgradeable-packages": "1"}
+
+
+def test_libvirt_conf_line_not_starting_with_a_name_is_an_error():
+    with pytest.raises(LibvirtConfError) as raised:
+        parse_libvirt_conf('listen_tls = 0\n"auth_tcp" = "none"\n')
+    assert "line 2" in str(raised.value) and "expected a setting name" in str(raised.value)
+
+
+def test_deleted_mappings_skip_shared_memory_and_devices():
+    """A deleted library or QEMU binary still mapped means a process runs old code; memfd, SysV
+    shared memory and /dev/shm files are no such thing."""
+    from hyperward.parsers.proc import deleted_mappings
+
+    line = "7f0000000000-7f0000001000 r-xp 00000000 08:01 1234 {} (deleted)\n"
+    maps = "".join(line.format(p) for p in ("/usr/lib/x86_64-linux-gnu/libssl.so.3", "/usr/bin/qemu-system-x86_64", "/dev/shm/qemu-ram.so",
+                                               "/memfd:qemu-ram.so", "/SYSV00000000", "/[aio].so", "/var/lib/x/notes.txt"))
+    assert deleted_mappings(maps) == ["/usr/bin/qemu-system-x86_64", "/usr/lib/x86_64-linux-gnu/libssl.so.3"]
