@@ -75,7 +75,7 @@ TESTS: dict[str, list[str]] = {
     "checks/tpm.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_libvirt_checks.py", "tests/test_checks.py"],
     "checks/vulnerabilities.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_vulndb.py", "tests/test_checks.py", "tests/test_scans.py"],
     "guests/checks.py": [*GOLDEN, "tests/test_boundaries.py", "tests/test_libvirt_checks.py", "tests/platforms/proxmox/test_proxmox.py"],
-    "parsers/advisories.py": ["tests/test_vulndb.py", *GOLDEN],
+    "parsers/advisories.py": ["tests/test_vulndb.py", "tests/test_parsers.py::test_tracker_severity_is_the_most_urgent_release", *GOLDEN],
     "parsers/apt_lists.py": ["tests/test_patching.py", *GOLDEN],
     "parsers/domain_xml.py": ["tests/test_domain_xml.py", *GOLDEN, "tests/test_libvirt_checks.py", "tests/test_boundaries.py"],
     "parsers/domstats.py": ["tests/test_parsers.py::test_domain_state_names_are_libvirts_own", "tests/test_monitor.py"],
