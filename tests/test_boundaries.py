@@ -130,6 +130,9 @@ MODES = [
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o620, None),
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o604, "/etc/pki/libvirt/private/serverkey.pem"),
     ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o644, "/etc/pki/libvirt/private/serverkey.pem"),
+    ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o601, None),   # execute on a key file opens nothing
+    ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o602, "/etc/pki/libvirt/private/serverkey.pem"),  # anyone replaces it
+    ("HV-AUTH-004", "etc/pki/libvirt/private/serverkey.pem", 0o606, "/etc/pki/libvirt/private/serverkey.pem"),
 ]
 
 
@@ -148,6 +151,68 @@ def test_server_key_group(tmp_path, gid, fails):
     os.chown(key, 0, gid)
     os.chmod(key, 0o640)
     assert failing(scan(root, only=["HV-AUTH-004"])) == ({("HV-AUTH-004", "/etc/pki/libvirt/private/serverkey.pem")} if fails else set())
+
+
+KEY_GROUP_MODES = [
+    # gid (0 root, 110 libvirt, 104 kvm), mode, message of the failure or None
+    (104, 0o620, "mode 0620, group kvm can replace the private key"),   # the group writes its own key in
+    (104, 0o660, "mode 0660, group kvm can read the private key"),
+    (104, 0o610, None),                                                 # group execute: nothing
+    (104, 0o600, None),
+    (110, 0o620, None),
+    (110, 0o660, None),
+    (0, 0o660, None),
+]
+
+
+@pytest.mark.parametrize("gid,mode,message", KEY_GROUP_MODES, ids=[f"{g}-{m:04o}" for g, m, _ in KEY_GROUP_MODES])
+def test_server_key_group_write(tmp_path, gid, mode, message):
+    """Writing the key is as good as reading it for an attacker: whoever replaces it holds the
+    private half of the key the daemon serves after its next start."""
+    root = copy_root("hardened", tmp_path)
+    key = root / "etc/pki/libvirt/private/serverkey.pem"
+    os.chown(key, 0, gid)
+    os.chmod(key, mode)
+    found = {f.result.resource: (f.status, f.result.message) for f in scan(root, only=["HV-AUTH-004"]).findings}
+    got = found["/etc/pki/libvirt/private/serverkey.pem"]
+    assert got == ((Status.FAIL, message) if message else (Status.PASS, got[1]))
+    assert set(found) == {"/etc/pki/libvirt/private/serverkey.pem", "/etc/pki/libvirt/servercert.pem"}
+
+
+def _certificate_expiring(delta: datetime.timedelta) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kvm01.example.net")])
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=400)).not_valid_after(now + delta).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+DAY = datetime.timedelta(days=1)
+CERT_EXPIRY = [
+    # time left on the certificate, status, what the message starts with (30 days is the minimum)
+    (30 * DAY + datetime.timedelta(hours=1), Status.PASS, "valid until"),
+    (31 * DAY, Status.PASS, "valid until"),
+    (30 * DAY - datetime.timedelta(hours=1), Status.FAIL, "expires in 29 days"),
+    (datetime.timedelta(hours=1), Status.FAIL, "expires in 0 days"),
+    (-datetime.timedelta(hours=1), Status.FAIL, "expired"),
+    (-2 * DAY, Status.FAIL, "expired"),
+]
+
+
+@pytest.mark.parametrize("left,status,start", CERT_EXPIRY, ids=[f"{d.total_seconds() / 3600:.0f}h" for d, _, _ in CERT_EXPIRY])
+def test_certificate_expiry(hardened, left, status, start):
+    (hardened / "etc/pki/libvirt/servercert.pem").write_bytes(_certificate_expiring(left))
+    [finding] = [f for f in scan(hardened, only=["HV-AUTH-004"]).findings if f.result.resource == "/etc/pki/libvirt/servercert.pem"]
+    assert finding.status is status and finding.result.message.startswith(start), finding.result.message
+    if status is Status.PASS:
+        assert finding.result.message.endswith(f"({left.days} days)")
 
 
 SOCKET_PERMS = [
@@ -608,3 +673,127 @@ def test_sev_policy_bits(hardened, policy, fails):
     require(libvirt_validate.available(), "python3-libvirt")
     assert libvirt_validate.domain_error((hardened / rel).read_text()) is None
     assert failing(scan(hardened, only=["HV-TPM-007"]), "HV-TPM-007") == ({SEV} if fails else set())
+
+
+# --- HV-FW-002: DHCP and DNS of the guest's own network are the exemption, nothing next to them --
+
+UDP_HEADER = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+TCP_LISTEN = "  {n}: 00000000:{port:04X} 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 {inode} 1 0000000000000000 100 0 0 10 0\n"
+UDP_BOUND = "  {n}: 00000000:{port:04X} 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 {inode} 2 0000000000000000 0\n"
+GUEST_SERVICES = [
+    # protocol, port, passes (the weak root accepts everything from br0)
+    ("udp", 53, True), ("tcp", 53, True), ("udp", 67, True), ("udp", 547, True),
+    ("udp", 54, False), ("udp", 68, False), ("tcp", 67, False), ("tcp", 547, False), ("udp", 546, False),
+]
+
+
+def test_guest_reach_exempts_exactly_dhcp_and_dns(weak):
+    """Each exempt (protocol, port) passes as "allowed (DHCP/DNS)", and each neighbour (the other
+    protocol, the next port, the client side of DHCP) fails like any reachable service."""
+    tcp, udp = weak / "proc/net/tcp", weak / "proc/net/udp"
+    lines = tcp.read_text()
+    for n, (proto, port, _) in enumerate(p for p in GUEST_SERVICES if p[0] == "tcp"):
+        lines += TCP_LISTEN.format(n=n + 2, port=port, inode=41000 + n)
+    tcp.write_text(lines)
+    udp.write_text(UDP_HEADER + "".join(UDP_BOUND.format(n=n, port=port, inode=42000 + n)
+                                        for n, (proto, port, _) in enumerate(p for p in GUEST_SERVICES if p[0] == "udp")))
+    found = {f.result.resource: (f.status, f.result.message) for f in scan(weak, only=["HV-FW-002"]).findings}
+    expected_fail = {"br0 -> 0.0.0.0:16509/tcp", "br0 -> 0.0.0.0:8086/tcp"} | {f"br0 -> 0.0.0.0:{port}/{proto}" for proto, port, ok in GUEST_SERVICES if not ok}
+    assert {r for r, (s, _) in found.items() if s is Status.FAIL} == expected_fail
+    for proto, port, ok in GUEST_SERVICES:
+        status, message = found[f"br0 -> 0.0.0.0:{port}/{proto}"]
+        if ok:
+            assert status is Status.PASS and "allowed (DHCP/DNS)" in message, message
+        else:
+            assert f"{proto}/{port} " in message and "reachable from guests on br0" in message, message
+
+
+# --- HV-MON-005: each state of the monitor's database, and the staleness line ---------------------
+
+MONITOR_DB = "var/lib/hyperward/monitor.sqlite"
+WANTS = "etc/systemd/system/multi-user.target.wants"
+
+
+def _monitor_db(root: pathlib.Path, **values: object) -> None:
+    from hyperward.monitor.store import Store
+
+    path = root / MONITOR_DB
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(str(path))
+    heartbeat: dict[str, object] = {"pid": 4242, "started": 0, "interval": 10.0, "connected": True, "source": "qemu:///system",
+                                    "domains": 2, "last_error": None, **values}
+    store.heartbeat(heartbeat)
+    store.close()
+
+
+def _monitor_finding(root: pathlib.Path) -> tuple[str | None, Status, str]:
+    [finding] = scan(root, only=["HV-MON-005"]).findings
+    return finding.result.resource, finding.status, finding.result.message
+
+
+def _ago(seconds: float) -> float:
+    import time
+
+    return time.time() - seconds
+
+
+MONITOR_AGES = [
+    # interval of the monitor, seconds since its last sample, fails (3 intervals, at least 120 s)
+    (10.0, 100, False), (10.0, 140, True), (60.0, 170, False), (60.0, 190, True), (30.0, 110, False), (30.0, 130, True),
+]
+
+
+@pytest.mark.parametrize("interval,age,fails", MONITOR_AGES, ids=[f"every-{i:g}s-{a}s" for i, a, _ in MONITOR_AGES])
+def test_monitor_staleness(hardened, interval, age, fails):
+    (hardened / WANTS / "prometheus-libvirt-exporter.service").unlink()
+    _monitor_db(hardened, last_sample=_ago(age), interval=interval)
+    resource, status, message = _monitor_finding(hardened)
+    assert (resource, status) == ("hyperward monitor", Status.FAIL if fails else Status.PASS), message
+    if fails:
+        assert message.endswith("min before this scan") and message.startswith("last sample ")
+    else:
+        assert message.startswith("pid 4242, last sample ") and message.endswith(f"every {interval:g} s")
+
+
+def test_monitor_database_states(hardened):
+    """An exporter passes by itself; without one, no database, an empty one, a broken one and a
+    monitor not connected to libvirt each say so, and an enabled unit is named."""
+    assert _monitor_finding(hardened) == ("exporter", Status.PASS, "prometheus-libvirt-exporter.service present")
+    (hardened / WANTS / "prometheus-libvirt-exporter.service").unlink()
+    assert _monitor_finding(hardened) == ("hyperward monitor", Status.FAIL,
+                                          f"no hyperward monitor database at /{MONITOR_DB} and no libvirt exporter: nobody watches what the guests do")
+    (hardened / WANTS / "hyperward-monitor.service").write_text("")
+    assert _monitor_finding(hardened)[2].endswith("and no libvirt exporter; hyperward-monitor.service is enabled: nobody watches what the guests do")
+    _monitor_db(hardened, last_sample=None)
+    assert _monitor_finding(hardened) == ("hyperward monitor", Status.FAIL, f"/{MONITOR_DB} holds no sample yet; hyperward-monitor.service is enabled")
+    (hardened / MONITOR_DB).unlink()
+    _monitor_db(hardened, last_sample=_ago(5), connected=False)
+    resource, status, message = _monitor_finding(hardened)
+    assert (resource, status) == ("hyperward monitor", Status.FAIL) and message.startswith("running but not connected to libvirt (last sample ")
+    (hardened / MONITOR_DB).unlink()
+    _monitor_db(hardened, last_sample=_ago(5))
+    assert _monitor_finding(hardened)[1] is Status.PASS
+    (hardened / MONITOR_DB).write_bytes(b"garbage" * 100)
+    resource, status, message = _monitor_finding(hardened)
+    assert status is Status.ERROR and message.startswith(f"/{MONITOR_DB}: ")
+
+
+# --- HV-NEST-001: the loaded module's value decides; modprobe.d's disagreement is named ----------
+
+NEST_LOADED = [
+    # loaded kvm_intel.nested, modprobe.d's nested=, status, message
+    ("N", "0", Status.PASS, "kvm_intel.nested=N (loaded)"),
+    ("0", "0", Status.PASS, "kvm_intel.nested=0 (loaded)"),
+    ("N", "1", Status.PASS, "kvm_intel.nested=N (loaded); /etc/modprobe.d/kvm-nested.conf sets nested=1 for the next module load"),
+    ("Y", "0", Status.FAIL, "kvm_intel.nested=Y (loaded); /etc/modprobe.d/kvm-nested.conf sets nested=0 for the next module load"),
+    ("1", "1", Status.FAIL, "kvm_intel.nested=1 (loaded)"),
+    ("Y", "Y", Status.FAIL, "kvm_intel.nested=Y (loaded)"),
+]
+
+
+@pytest.mark.parametrize("loaded,configured,status,message", NEST_LOADED, ids=[f"{a}-{b}" for a, b, _, _ in NEST_LOADED])
+def test_host_nested_loaded_and_configured(hardened, loaded, configured, status, message):
+    (hardened / "sys/module/kvm_intel/parameters/nested").write_text(loaded + "\n")
+    (hardened / "etc/modprobe.d/kvm-nested.conf").write_text(f"options kvm_intel nested={configured}\n")
+    found = [(f.result.resource, f.status, f.result.message) for f in scan(hardened, only=["HV-NEST-001"]).findings]
+    assert ("kvm_intel", status, message) in found, found

@@ -380,3 +380,24 @@ def test_tcp_listener_message_does_not_claim_what_an_offline_tree_cannot_show(ha
         (hardened / f"proc/net/{proto}").unlink(missing_ok=True)
     [f] = [f for f in scan(hardened, only=["HV-AUTH-001"]).findings if f.result.resource == "libvirtd.conf:auth_tcp"]
     assert "nothing on port 16509" not in f.result.message and "listening sockets unknown: /proc/net/tcp: not found" in f.result.message
+
+
+@pytest.mark.parametrize("appended,status,message", [
+    ("", Status.PASS, "log_level = 3 (default assumed, /etc/libvirt/libvirtd.conf does not set it)"),
+    ("log_level = 1\n", Status.FAIL, "log_level = 1 (/etc/libvirt/libvirtd.conf): debug logging of every API call"),
+    ("log_level = 2\n", Status.PASS, "log_level = 2 (/etc/libvirt/libvirtd.conf)"),
+])
+def test_log_level_default_and_debug(hardened, appended, status, message):
+    """libvirtd.conf.in: "the default log level is 3" (warnings and errors); only 1 is debug."""
+    _append(hardened, "etc/libvirt/libvirtd.conf", appended)
+    [f] = scan(hardened, only=["HV-MON-002"]).findings
+    assert f.result.resource == "libvirtd.conf:log_level" and f.status is status and f.result.message.startswith(message), f.result.message
+
+
+def test_spice_tls_port_without_spice_tls_is_not_protected(hardened):
+    """qemu.conf.in: spice_tls defaults to 0, and a tlsPort is then not served with TLS."""
+    _edit_domain(hardened, "<listen type='socket'/>", "<listen type='address' address='0.0.0.0'/>")
+    _edit_domain(hardened, "<graphics type='spice'>", "<graphics type='spice' tlsPort='5902'>")
+    assert failing(scan(hardened, only=["HV-AUTH-010"]), "HV-AUTH-010")
+    _append(hardened, QEMU_CONF, "spice_tls = 1\n")
+    assert failing(scan(hardened, only=["HV-AUTH-010"])) == set()

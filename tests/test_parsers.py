@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pathlib
 import shutil
 import subprocess
 
@@ -156,3 +157,132 @@ def test_proc_and_unit_parsers():
     assert sasl_mech_list("# c\nmech_list: gssapi scram-sha-256\n") == ["gssapi", "scram-sha-256"] and sasl_mech_list("keytab: x\n") is None
     unit = parse_unit(["[Socket]\nListenStream=/run/libvirt/libvirt-sock\nSocketMode=0666\n", "[Socket]\nSocketMode=0600\nListenStream=\nListenStream=/run/x.sock\n"])
     assert last(unit, "Socket", "SocketMode") == "0600" and unit["Socket"]["ListenStream"] == ["/run/x.sock"]
+
+
+# Documentation/admin-guide/tainted-kernels.rst, "Table for decoding tainted state": bit, letter
+TAINT_LETTERS = "PFSRMBUDAWCIOELKXTNJ"
+
+
+@pytest.mark.parametrize("bit", range(len(TAINT_LETTERS)))
+def test_every_taint_bit_decodes_to_its_documented_letter(bit):
+    [(decoded_bit, letter, meaning)] = decode_taint(1 << bit)
+    assert (decoded_bit, letter) == (bit, TAINT_LETTERS[bit]) and meaning
+
+
+def test_domain_state_names_are_libvirts_own():
+    """virDomainState as the libvirt binding numbers it: the monitor names a guest's state by it."""
+    from libvirt_validate import available
+
+    require(available(), "python3-libvirt")
+    import libvirt
+
+    from hyperward.parsers.domstats import STATE_NAMES, parse_domain_stats
+
+    for code, name in enumerate(STATE_NAMES):
+        assert getattr(libvirt, f"VIR_DOMAIN_{name.upper()}") == code
+        assert parse_domain_stats("g", "u", {"state.state": code}).state == name
+    assert len(STATE_NAMES) == libvirt.VIR_DOMAIN_PMSUSPENDED + 1
+    assert parse_domain_stats("g", "u", {"state.state": len(STATE_NAMES)}).state == "unknown"
+
+
+def test_aide_invalid_negative_rule_is_ignored_as_aide_does():
+    """A negative rule that is no valid regex excludes nothing (AIDE ignores it); it must not stop
+    the evaluation of the rules around it."""
+    from hyperward.parsers.aide import AideSelection
+
+    rules = [("/", "/etc"), ("!", "/etc/[")]
+    assert AideSelection(rules).covers("/etc/libvirt/qemu.conf") is True
+    assert AideSelection([*rules, ("!", "/etc/libvirt")]).covers("/etc/libvirt/qemu.conf") is False
+    assert AideSelection([*rules, ("!", r"/etc/libvirt/.*\.bak$")]).covers("/etc/libvirt/qemu.conf") is True  # a valid one that does not match
+    assert AideSelection([*rules, ("!", r"/etc/libvirt/.*\.bak")]).covers("/etc/libvirt/qemu.conf") is True   # nor without the $
+    assert AideSelection([*rules, ("!", r"/etc/libvirt/q")]).covers("/etc/libvirt/qemu.conf") is False          # without $ a prefix excludes
+
+
+def test_account_file_field_counts():
+    """passwd needs its seven fields (the shell is the seventh) and a numeric UID, group its four;
+    NIS lines (+/-) and comments are no groups; a shadow line needs only name and hash."""
+    from hyperward.parsers.auth_files import passwd_entries, shadow_schemes
+
+    assert passwd_entries("root:x:0:0:root:/root:/bin/bash\nshort:x:0:0:gecos:/home\n+::::::\n") == [("root", 0, "/bin/bash")]
+    groups = parse_group("kvm:x:104:alice\n+:::\n-evil:x:0:bob\n#c:x:1:eve\nthree:x:5\nlibvirt:x:110:\n")
+    assert sorted(groups) == ["kvm", "libvirt"]
+    assert shadow_schemes("alice:$6$salt$hash\nbob\n:$1$x$y\n") == {"alice": "sha512"}
+
+
+@pytest.mark.parametrize("option,scheme", [("-1", "md5"), ("-5", "sha256"), ("-6", "sha512")])
+def test_hash_schemes_of_real_hashes(option, scheme):
+    """Hashes crypt(3) produces, made by openssl passwd, are named by their scheme."""
+    from hyperward.parsers.auth_files import hash_scheme
+
+    openssl = shutil.which("openssl")
+    require(openssl is not None, "openssl (Debian package)")
+    made = subprocess.run([openssl, "passwd", option, "-salt", "hyperward", "secret"], capture_output=True, text=True, timeout=30, check=True)
+    assert hash_scheme(made.stdout.strip()) == scheme
+    for locked in ("!" + made.stdout.strip(), "*", "!", "x", "NP", "!!"):
+        assert hash_scheme(locked) == "locked"
+    assert hash_scheme("") == "empty"
+
+
+def test_mounts_parse_as_findmnt_lists_them():
+    """This machine's /proc/self/mounts, read by the parser, gives the same mount points and
+    filesystem types as util-linux's findmnt (octal escapes in paths included)."""
+    from hyperward.parsers.proc import parse_mounts
+
+    findmnt = shutil.which("findmnt")
+    require(findmnt is not None, "util-linux's findmnt")
+    listed = subprocess.run([findmnt, "-r", "-n", "-k", "-o", "TARGET,FSTYPE"], capture_output=True, text=True, timeout=30, check=True).stdout
+    theirs = [tuple(line.split(" ", 1)) for line in listed.splitlines()]
+    unescape = lambda s: s.encode().decode("unicode_escape")  # findmnt -r prints \x20 for a blank
+    ours = [(m.target, m.fstype) for m in parse_mounts(pathlib.Path("/proc/self/mounts").read_text())]
+    assert sorted(ours) == sorted((unescape(t), f) for t, f in theirs)
+
+
+@pytest.mark.parametrize("pattern,why", [
+    (r"/etc/(a)\1", "backreference"), (r"/etc/(?P<x>a)(?(x)b|c)", "backreference"),
+    (r"/etc/(x+x+)+y", "nested quantifiers"), (r"/etc/(ab|cd)*e", "alternation under a quantifier"),
+    (r"/etc/libvirt/[0-9a-f]{8}-[0-9a-f]{4}", None), (r"/etc/libvirt/.*\.xml$", None), (r"/etc/(a|b)c", None),
+])
+def test_aide_rule_hazards(pattern, why):
+    """Each kind of regex that may backtrack for seconds is named and never run; exact repeats
+    (UUID rules), one variable repeat and a plain alternation are run."""
+    from hyperward.parsers.aide import _hazard
+
+    assert _hazard(pattern) == why
+
+
+def test_tracker_severity_is_the_most_urgent_release():
+    """The Debian tracker rates urgency per release; the record takes the most urgent one."""
+    from hyperward.parsers.advisories import parse_debian_tracker
+
+    def severity(*urgencies: str) -> str | None:
+        releases = {name: {"status": "resolved", "fixed_version": "1.1-1", "urgency": u} for name, u in zip(("bookworm", "bullseye", "trixie"), urgencies)}
+        [record] = list(parse_debian_tracker({"qemu": {"CVE-2099-0001": {"releases": releases}}}))
+        return record.severity  # type: ignore[union-attr]
+
+    assert severity("low", "medium") == "medium"
+    assert severity("unimportant", "low") == "low"
+    assert severity("medium", "high", "low") == "high"
+    assert severity("unimportant") == "unimportant"
+
+
+def test_apt_conf_comments_of_every_form_are_skipped():
+    conf = parse_apt_conf('// APT::Periodic::Unattended-Upgrade "1";\n/* APT::Periodic::Update-Package-Lists "1"; */\n'
+                          '# APT::Periodic::AutocleanInterval "7";\nAPT::Periodic::Download-Upgradeable-Packages "1";\n')
+    assert conf == {"apt::periodic::download-upgradeable-packages": "1"}
+
+
+def test_libvirt_conf_line_not_starting_with_a_name_is_an_error():
+    with pytest.raises(LibvirtConfError) as raised:
+        parse_libvirt_conf('listen_tls = 0\n"auth_tcp" = "none"\n')
+    assert "line 2" in str(raised.value) and "expected a setting name" in str(raised.value)
+
+
+def test_deleted_mappings_skip_shared_memory_and_devices():
+    """A deleted library or QEMU binary still mapped means a process runs old code; memfd, SysV
+    shared memory and /dev/shm files are no such thing."""
+    from hyperward.parsers.proc import deleted_mappings
+
+    line = "7f0000000000-7f0000001000 r-xp 00000000 08:01 1234 {} (deleted)\n"
+    maps = "".join(line.format(p) for p in ("/usr/lib/x86_64-linux-gnu/libssl.so.3", "/usr/bin/qemu-system-x86_64", "/dev/shm/qemu-ram.so",
+                                               "/memfd:qemu-ram.so", "/SYSV00000000", "/[aio].so", "/var/lib/x/notes.txt"))
+    assert deleted_mappings(maps) == ["/usr/bin/qemu-system-x86_64", "/usr/lib/x86_64-linux-gnu/libssl.so.3"]

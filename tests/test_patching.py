@@ -13,6 +13,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -271,3 +272,25 @@ def test_sources_with_a_security_archive_do_not_fail_for_it(tmp_path):
     report = scan(_root(tmp_path, {"bash": (MAIN_V["bash"], "amd64")}), only=["HV-PATCH-001"])
     assert [(f.status, f.result.resource) for f in report.findings] == [(Status.PASS, "apt")]
     assert report.findings[0].result.message.startswith("no pending update")
+
+
+LIST_AGES = [
+    # hours since apt-get update last touched the lists, whether "apt lists" fails (7 days is the limit)
+    (1, False), (7 * 24 - 1, False), (7 * 24 + 1, True), (8 * 24 + 1, True),
+]
+
+
+@pytest.mark.parametrize("hours,fails", LIST_AGES, ids=[f"{h}h" for h, _ in LIST_AGES])
+def test_apt_list_age_boundary(tmp_path, hours, fails):
+    """Seven days and an hour is past a seven-day limit: the age is the time elapsed, not whole days."""
+    root = _root(tmp_path, _installed_mix())
+    then = time.time() - hours * 3600
+    for path in (root / "var/lib/apt/lists").iterdir():
+        os.utime(path, (then, then))
+    (root / "etc/libvirt").mkdir(parents=True)
+    by = {f.result.resource: f for f in scan(root, only=["HV-PATCH-001"]).findings}
+    if fails:
+        assert by["apt lists"].status is Status.FAIL
+        assert by["apt lists"].result.message.startswith(f"last updated {hours // 24} days ago (")
+    else:
+        assert "apt lists" not in by

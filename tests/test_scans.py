@@ -8,6 +8,8 @@ import json
 import os
 import time
 
+import pytest
+
 from conftest import hyperward
 
 HVM = "hardened-vm (6f1a8e5c-3b2d-4c9e-8a7f-1d2e3c4b5a69)"
@@ -104,3 +106,25 @@ def test_reports_that_are_not_small_regular_files_are_named_and_skipped(hardened
     assert results[str(reports / "zero.xml")] == ("error", f"{reports / 'zero.xml'}: is a symbolic link; not followed (name the file itself)")
     assert results[str(reports / "sparse.xml")] == ("error", f"{reports / 'sparse.xml'}: larger than {512 * 1024 * 1024} bytes; not read")
     assert results[str(reports / "real.nessus")][0] == "error"
+
+
+SCAN_AGES = [
+    # hours since the OpenVAS scan of the host, whether the host fails (7 days is the policy)
+    (1, False), (7 * 24 - 1, False), (7 * 24 + 1, True), (8 * 24 + 1, True),
+]
+
+
+@pytest.mark.parametrize("hours,fails", SCAN_AGES, ids=[f"{h}h" for h, _ in SCAN_AGES])
+def test_scan_age_boundary(hardened, tmp_path, hours, fails):
+    """"Within 7 days" (the catalog): a scan 7 days and an hour old is past it; whole days are not the unit."""
+    when = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=hours)).replace(microsecond=0)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "openvas.xml").write_text(_openvas(when.isoformat().replace("+00:00", "Z"), [("10.20.0.5", "kvm-hardened")]))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[history]\nreports = ["{reports}/*.xml"]\n')
+    status, message = _results(hardened, config)["host"]
+    if fails:
+        assert (status, message) == ("fail", f"last scanned {when.isoformat()} ({hours // 24} days ago) by OpenVAS {reports}/openvas.xml")
+    else:
+        assert status == "pass" and message.startswith(f"scanned {when.isoformat()} by OpenVAS"), message

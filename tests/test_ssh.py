@@ -171,3 +171,29 @@ def test_weak_algorithms_are_their_own_check_not_the_login_one(tmp_path):
     }
     [title] = {f.meta.title for f in report.findings if f.check_id == "HV-AUTH-016"}
     assert title == "SSH offers weak ciphers, MACs or key exchange"
+
+
+@pytest.mark.parametrize("kind,query,db", [("macs", "mac", "mac"), ("ciphers", "cipher", "enc"), ("kexalgorithms", "kex", "kex")])
+def test_every_algorithm_this_openssh_knows_is_rated_as_ssh_audit_rates_it(kind, query, db):
+    """Beyond what one sshd offers: every algorithm this OpenSSH can be configured with (`ssh -Q`)
+    is weak here exactly when ssh-audit's own database fails it, and no name on our lists is one
+    ssh-audit rates otherwise."""
+    ssh = shutil.which("ssh")
+    require(ssh is not None, "openssh-client (Debian package)")
+    try:
+        from ssh_audit.ssh2_kexdb import SSH2_KexDB
+    except ImportError:
+        require(False, "ssh-audit (pip, test extra)")
+    rated = SSH2_KexDB.get_db()[db]
+
+    def fails(name: str) -> bool:
+        notes = rated.get(name)
+        return bool(notes and len(notes) > 1 and notes[1])
+
+    known = subprocess.run([ssh, "-Q", query], capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    assert known
+    assert set(weak_algorithms(kind, known)) == {a for a in known if fails(a)}
+    from hyperward.parsers import sshd
+
+    ours = {"macs": sshd.WEAK_MACS, "ciphers": sshd.WEAK_CIPHERS, "kexalgorithms": sshd.WEAK_KEX}[kind]
+    assert not [a for a in ours if a in rated and not fails(a)]

@@ -110,8 +110,11 @@ def tls_dn_list(host: HostFacts) -> Iterator[Result]:
     references=("libvirt docs/kbase/tlscerts.rst",),
 )
 def tls_files(host: HostFacts) -> Iterator[Result]:
-    """A readable server key lets any local user impersonate the hypervisor; an expiring
-    certificate leads admins to turn verification off."""
+    """A readable server key lets any local user impersonate the hypervisor; a key others may
+    write lets them put their own key in its place (and then hold the private half of what the
+    daemon serves), or break TLS for everyone; an expiring certificate leads admins to turn
+    verification off. (Until issue 22's mutation run, only reading was judged: a world- or
+    group-writable key passed.)"""
     key, cert = host.libvirt.tls_key, host.libvirt.tls_cert
     if isinstance(key, Unavailable) and key.kind == "missing" and isinstance(cert, Unavailable) and cert.kind == "missing":
         yield Result.not_applicable("no libvirt TLS key or certificate (/etc/pki/libvirt)")
@@ -119,8 +122,10 @@ def tls_files(host: HostFacts) -> Iterator[Result]:
     if isinstance(key, FileNode):
         if key.mode & 0o004:
             yield Result.fail(key.path, f"mode {key.mode:04o}: world-readable private key")
-        elif key.mode & 0o040 and key.group not in ("root", "libvirt"):
-            yield Result.fail(key.path, f"mode {key.mode:04o}, group {key.group or key.gid} can read the private key")
+        elif key.mode & 0o002:
+            yield Result.fail(key.path, f"mode {key.mode:04o}: world-writable private key: any local user can replace it")
+        elif key.mode & 0o060 and key.group not in ("root", "libvirt"):
+            yield Result.fail(key.path, f"mode {key.mode:04o}, group {key.group or key.gid} can {'read' if key.mode & 0o040 else 'replace'} the private key")
         else:
             yield Result.passed(key.path, f"mode {key.mode:04o} {key.owner or key.uid}:{key.group or key.gid}")
     elif key.kind != "missing":

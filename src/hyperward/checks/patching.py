@@ -185,7 +185,9 @@ def pending_updates(host: HostFacts) -> Iterator[Result]:
     release carries many CVE fixes that never get an advisory or reach the security archive.
     Virtualization-stack packages (kernel, QEMU, libvirt, firmware, swtpm, microcode) are high
     whatever the archive, other packages from a security archive medium, the rest low. Sources
-    without any security archive fail: on such a host security updates can never arrive."""
+    without any security archive fail: on such a host security updates can never arrive. Lists
+    older than LISTS_MAX_AGE_DAYS fail by the time elapsed, not by whole days: lists 7 days and 20
+    hours old are past a 7-day limit (whole days passed them until issue 22's mutation run)."""
     state = host.patching.apt_state
     if state is None:
         yield Result.not_applicable(f"no apt lists ({'/var/lib/apt/lists'}): not a Debian-family host, or apt was never updated")
@@ -201,9 +203,9 @@ def pending_updates(host: HostFacts) -> Iterator[Result]:
                           remediation="add the distribution's security archive to /etc/apt/sources.list(.d), e.g. "
                                       "deb http://deb.debian.org/debian-security CODENAME-security main, then apt-get update")
     if state.lists_updated:
-        age = (datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(state.lists_updated)).days
-        if age > LISTS_MAX_AGE_DAYS:
-            yield Result.fail("apt lists", f"last updated {age} days ago ({state.lists_updated}): pending updates may be missing",
+        age = datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(state.lists_updated)
+        if age > datetime.timedelta(days=LISTS_MAX_AGE_DAYS):
+            yield Result.fail("apt lists", f"last updated {age.days} days ago ({state.lists_updated}): pending updates may be missing",
                               severity=Severity.MEDIUM, remediation="run apt-get update (enable APT::Periodic::Update-Package-Lists)")
     packages = host.patching.packages
     native = next((p.arch for p in packages if p.name == "dpkg"), "amd64") if isinstance(packages, list) else "amd64"

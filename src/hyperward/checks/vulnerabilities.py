@@ -218,7 +218,9 @@ SCAN_MAX_AGE_DAYS = 7
 def recent_scans(host: HostFacts) -> Iterator[Result]:
     """A vulnerability that nobody looks for is never fixed: host and guests need a scan at least
     weekly. Evidence: hyperward's recorded scans with an advisory database, and the scanners' reports;
-    none of either is a failure, not "not applicable": a scan nobody can see is no evidence."""
+    none of either is a failure, not "not applicable": a scan nobody can see is no evidence. The
+    age is the time elapsed: a scan 7 days and 20 hours old is not "within 7 days" (whole days
+    passed it until issue 22's mutation run)."""
     scans = host.scans
     if scans is None:
         yield Result.fail("host", "no vulnerability scan hyperward can see: no scan history (hyperward scan --record) and no "
@@ -239,8 +241,8 @@ def recent_scans(host: HostFacts) -> Iterator[Result]:
         if found is None:
             yield Result.fail(resource, f"no vulnerability scan on record for {', '.join(names[:3])}")
             continue
-        age = (now - datetime.datetime.fromisoformat(found[0])).days
-        if age > SCAN_MAX_AGE_DAYS:
-            yield Result.fail(resource, f"last scanned {found[0]} ({age} days ago) by {found[1]}")
+        age = now - datetime.datetime.fromisoformat(found[0])
+        if age > datetime.timedelta(days=SCAN_MAX_AGE_DAYS):
+            yield Result.fail(resource, f"last scanned {found[0]} ({age.days} days ago) by {found[1]}")
         else:
             yield Result.passed(resource, f"scanned {found[0]} by {found[1]}")

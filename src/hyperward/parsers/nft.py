@@ -16,7 +16,8 @@ guest may send and every state the host may be in, and is "unknown" when those d
   and the answer stands only when both ways agree (otherwise "unknown", naming the match). That
   covers every match not listed below (fib lookups beyond the two decided ones, `meta hour`/`day`
   /`time`/`cpu`/`length`/`random`, `numgen`, hashes, ether addresses, TTL, DSCP, TCP options,
-  socket, osf, rt, ipsec, `ct helper`/`label`/`bytes`/`packets`/`expiration`, xt matches, an
+  socket, osf, rt, ipsec, `ct helper`/`label`/`bytes`/`packets`/`expiration`, xt matches (but
+  iptables' comment match, which matches every packet), an
   unknown guest source address) and a quota whose listed use is too close to its limit.
 * Decided, for the first packet to a local address from a guest on bridge B: iif/iifname B;
   oifname "" and oif/oifkind/skuid/skgid no match (no output device or socket in input);
@@ -412,7 +413,10 @@ class Ruleset:
                 truths = [self._stateful(n, i[n]) for i in inners if isinstance(i, dict) for n in i if n in ("limit", "quota", "ct count")]
                 truth = False if False in truths else next((t for t in truths if isinstance(t, _Fork)), True)
             elif name == "xt" and isinstance(body, dict) and body.get("type") == "match":
-                truth = _Fork(f"iptables match {body.get('name')}")
+                # iptables' comment match (iptables-nft keeps -m comment as an xt match) matches
+                # every packet; until issue 22's mutation run it forked, so every commented
+                # libvirt/docker/kube rule left reachability unknown
+                truth = True if body.get("name") == "comment" else _Fork(f"iptables match {body.get('name')}")
             else:
                 steps = self._statement(key, name, body, state, depth, where, budget)
                 if steps is None:
@@ -503,7 +507,7 @@ class Ruleset:
             return None
         if name == "xt":
             xt_name = body.get("name") if isinstance(body, dict) else "?"
-            if xt_name in ("LOG", "NFLOG", "comment"):
+            if xt_name in ("LOG", "NFLOG"):
                 return None
             return [_Step("unknown", f"{where}: iptables target {xt_name} (not modelled: reachability unknown)", state)]
         if name == "queue":
