@@ -753,6 +753,10 @@ from .cli_fix import fix as _fix  # noqa: E402  (a light module: the fix machine
 
 main.add_command(_fix)
 
+from .cli_fleet import fleet as _fleet  # noqa: E402  (light: the database code is imported when a fleet command runs)
+
+main.add_command(_fleet)
+
 
 if __name__ == "__main__":
     main()
