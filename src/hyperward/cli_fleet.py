@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .config import Config
     from .fleet import Database
 
+#: reports per transaction: a commit is an fsync; a failure mid-batch loses only that batch, which
+#: the next (idempotent) ingest stores
+BATCH = 50
 _DB_HELP = ("Fleet database: a SQLite file or a postgresql:// URL (default: the config's [fleet] database, "
             "$HYPERWARD_FLEET_DB, or fleet.sqlite in hyperward's state directory).")
 
@@ -73,11 +76,12 @@ def ingest(paths: tuple[str, ...], db_url: str | None, site: str, group: str, re
     db, config = _open(db_url, config_path, wait)
     counts = {"stored": 0, "unchanged": 0, "bad_input": 0, "scan_failed": 0}
     try:
-        for path, sidecar_only in fl.expand(paths):
-            outcome = fl.ingest_file(db, path, fl.Labels(site, group), sidecar_only)
+        for index, (path, sidecar_only) in enumerate(fl.expand(paths), 1):
+            outcome = fl.ingest_file(db, path, fl.Labels(site, group), sidecar_only, commit=index % BATCH == 0)
             counts[outcome.state] += 1
             if outcome.state in ("bad_input", "scan_failed"):
                 click.echo(f"{outcome.state.replace('_', ' ')}: {visible(outcome.host)}: {visible(outcome.problem)}")
+        db.commit()
         days = retention_days or config.fleet_retention_days
         dropped = fl.apply_retention(db, days) if days else 0
     except fl.FleetError as exc:

@@ -291,8 +291,9 @@ def _platforms(document: dict[str, Any]) -> str:
     return "," + ",".join(sorted(p for p in found if p)) + "," if found else ","
 
 
-def ingest_file(db: Database, path: str, labels: Labels, sidecar_only: bool = False) -> Outcome:
-    """Store one file (committed on its own: a bad file never costs the good ones)."""
+def ingest_file(db: Database, path: str, labels: Labels, sidecar_only: bool = False, commit: bool = True) -> Outcome:
+    """Store one file. A bad file is a row like any other, never an exception, so it costs the good
+    ones nothing; COMMIT=False leaves the commit to the caller (one per batch: a commit is an fsync)."""
     sidecar = read_sidecar(path if sidecar_only else sidecar_path(path))
     site, group = labels.site or sidecar.get("site", ""), labels.group or sidecar.get("group", "")
     host = sidecar.get("host") or _host_from_name(path)
@@ -300,22 +301,26 @@ def ingest_file(db: Database, path: str, labels: Labels, sidecar_only: bool = Fa
         problem = sidecar.get("scan_error") or "no report beside the sidecar (the scan produced none)"
         digest = hashlib.sha256(problem.encode()).hexdigest()
         return _store_problem(db, path, host, "scan_failed", f"scan failed: {problem}", digest, site, group,
-                              sidecar.get("collected_at", ""))
+                              sidecar.get("collected_at", ""), commit)
     try:
         data = _read_limited(path, differ.MAX_REPORT)
     except OSError as exc:
         problem = f"{path}: {exc.strerror or exc}" if exc.strerror else str(exc)
-        return _store_problem(db, path, host, "bad_input", problem, hashlib.sha256(problem.encode()).hexdigest(), site, group, "")
+        return _store_problem(db, path, host, "bad_input", problem, hashlib.sha256(problem.encode()).hexdigest(), site, group, "", commit)
     digest = hashlib.sha256(data).hexdigest()
     try:
         document = differ.parse_document(data, path)
-        scan = differ.scan_from_document(document, path)
     except differ.DiffError as exc:
-        return _store_problem(db, path, host, "bad_input", str(exc), digest, site, group, "")
-    host = scan.host if scan.host != "?" else host
-    when = scan.collected_at if scan.collected_at != "?" else ""
+        return _store_problem(db, path, host, "bad_input", str(exc), digest, site, group, "", commit)
+    named, stamped = document.get("host"), document.get("collected_at")
+    host = named if isinstance(named, str) else host
+    when = stamped if isinstance(stamped, str) else ""
     if db.execute("SELECT 1 FROM reports WHERE host = ? AND collected_at = ? AND digest = ?", (host, when, digest)).fetchone():
         return Outcome(path, host, "unchanged")
+    try:
+        scan = differ.scan_from_document(document, path)
+    except differ.DiffError as exc:
+        return _store_problem(db, path, host, "bad_input", str(exc), digest, site, group, when, commit)
     results = document["results"]
     assert isinstance(results, list)  # parse_document checked
     raw = {(r.get("id"), r.get("resource")): r for r in results if isinstance(r, dict)}
@@ -331,13 +336,19 @@ def ingest_file(db: Database, path: str, labels: Labels, sidecar_only: bool = Fa
         rows.append((check_id, resource, item.status, item.severity, category, title))
     version = document.get("version")
     try:
-        report_id = db.execute(
+        # ON CONFLICT: another ingest stored the same report since the SELECT above
+        inserted = db.execute(
             "INSERT INTO reports(host, collected_at, digest, source, ingested_at, state, problem, platforms, site, grp,"
-            " schema_version, tool_version, failing, score) VALUES (?, ?, ?, ?, ?, 'ok', '', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " schema_version, tool_version, failing, score) VALUES (?, ?, ?, ?, ?, 'ok', '', ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING RETURNING id",
             (host, when, digest, path, _now(), _platforms(document), site, group, document["schema"],
-             version if isinstance(version, str) else "", failing, score)).fetchone()[0]
+             version if isinstance(version, str) else "", failing, score)).fetchone()
+        if inserted is None:
+            return Outcome(path, host, "unchanged")
+        report_id = inserted[0]
         db.insert_results([(report_id, *row) for row in rows])
-        db.commit()
+        if commit:
+            db.commit()
     except FleetError:
         db.rollback()
         raise
@@ -345,15 +356,17 @@ def ingest_file(db: Database, path: str, labels: Labels, sidecar_only: bool = Fa
 
 
 def _store_problem(db: Database, path: str, host: str, state: str, problem: str, digest: str, site: str, group: str,
-                   when: str) -> Outcome:
+                   when: str, commit: bool) -> Outcome:
     when = when or _mtime(path)
     if db.execute("SELECT 1 FROM reports WHERE host = ? AND collected_at = ? AND digest = ?", (host, when, digest)).fetchone():
         return Outcome(path, host, "unchanged", problem)
     try:
         db.execute("INSERT INTO reports(host, collected_at, digest, source, ingested_at, state, problem, platforms, site, grp,"
-                   " schema_version, tool_version, failing, score) VALUES (?, ?, ?, ?, ?, ?, ?, ',', ?, ?, 0, '', 0, 0)",
+                   " schema_version, tool_version, failing, score) VALUES (?, ?, ?, ?, ?, ?, ?, ',', ?, ?, 0, '', 0, 0)"
+                   " ON CONFLICT DO NOTHING",
                    (host, when, digest, path, _now(), state, problem, site, group))
-        db.commit()
+        if commit:
+            db.commit()
     except FleetError:
         db.rollback()
         raise
