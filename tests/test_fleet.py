@@ -356,3 +356,25 @@ def test_config_fleet_section(tmp_path: pathlib.Path, reports: dict[str, pathlib
     config.write_text('[fleet]\ndatabse = "x"\n')
     bad = hyperward("fleet", "report", "--config", str(config))
     assert bad.returncode == 2 and "unknown key 'databse' in [fleet]" in bad.stderr
+
+
+def test_sarif_one_run_per_host_matches_the_hosts_own_fingerprints(db: str, reports: dict[str, pathlib.Path],
+                                                                    tmp_path: pathlib.Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    assert hyperward("fleet", "ingest", "--db", db, *map(str, reports.values())).returncode == 0
+    proc = hyperward("fleet", "report", "--db", db, "--format", "sarif")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    schema = json.loads((REPO / "tests/fixtures/schemas/sarif-schema-2.1.0.json").read_text())
+    assert not list(jsonschema.Draft7Validator(schema).iter_errors(doc))
+    assert [run["properties"]["host"] for run in doc["runs"]] == sorted(reports)
+    for run in doc["runs"]:
+        host = run["properties"]["host"]
+        failing, _score, _ = _expected(reports[host])
+        assert len(run["results"]) == failing
+    # the weak host's own SARIF (hyperward scan --format sarif of the same root) has the same fingerprints
+    root = json.loads(reports["kvm-a"].read_text())["root"]
+    own = json.loads(hyperward("scan", "--root", root, "--format", "sarif").stdout)
+    theirs = {r["partialFingerprints"]["hyperward/v1"] for r in own["runs"][0]["results"] if "suppressions" not in r}
+    ours = {r["partialFingerprints"]["hyperward/v1"] for r in doc["runs"][0]["results"]}
+    assert ours == theirs

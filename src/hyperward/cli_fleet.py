@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import sys
 
 from typing import TYPE_CHECKING
@@ -95,7 +96,8 @@ def ingest(paths: tuple[str, ...], db_url: str | None, site: str, group: str, re
 
 @fleet.command("report")
 @click.option("--db", "db_url", metavar="FILE|URL", help=_DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(("text", "json", "html", "prometheus")), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(("text", "json", "html", "prometheus", "sarif")), default="text", show_default=True,
+              help="sarif: one run per host (its newest usable report), for code-scanning dashboards.")
 @click.option("--output", "-o", "output", metavar="FILE", help="Write to FILE (0600, atomically) instead of standard output.")
 @click.option("--platform", help="Only hosts with guests of this platform (libvirt, proxmox, ...).")
 @click.option("--site", help="Only hosts of this site.")
@@ -114,12 +116,18 @@ def report(db_url: str | None, fmt: str, output: str | None, platform: str | Non
 
     db, config = _open(db_url, config_path, wait)
     try:
-        doc = fl.build_report(db, fl.Filters(platform, site, group),
-                              stale_days or config.fleet_stale_days or 7.0, weeks)
+        if fmt == "sarif":
+            sarif = fl.build_sarif(db, fl.Filters(platform, site, group))
+        else:
+            doc = fl.build_report(db, fl.Filters(platform, site, group),
+                                  stale_days or config.fleet_stale_days or 7.0, weeks)
     except fl.FleetError as exc:
         _die(str(exc))
     finally:
         db.close()
+    if fmt == "sarif":
+        _write(json.dumps(sarif) + "\n", output, config.ownership())
+        return
     text = {"json": render.to_json, "html": render.to_html, "prometheus": render.to_prometheus, "text": render.to_text}[fmt](doc)
     _write(text, output, config.ownership())
 

@@ -44,7 +44,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "CREATE TABLE results("
         " report_id BIGINT NOT NULL REFERENCES reports(id) ON DELETE CASCADE, check_id TEXT NOT NULL,"
         " resource TEXT NOT NULL, status TEXT NOT NULL, severity TEXT NOT NULL, category TEXT NOT NULL,"
-        " title TEXT NOT NULL)",
+        " title TEXT NOT NULL, platform TEXT NOT NULL)",
         "CREATE INDEX reports_host ON reports(host, collected_at)",
         "CREATE INDEX reports_when ON reports(collected_at)",
         "CREATE INDEX results_report ON results(report_id, status)",
@@ -194,11 +194,11 @@ class Database:
         try:
             if self.postgres:
                 with self.conn.cursor() as cur:
-                    with cur.copy("COPY results(report_id, check_id, resource, status, severity, category, title) FROM STDIN") as copy:
+                    with cur.copy("COPY results(report_id, check_id, resource, status, severity, category, title, platform) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(row)
             else:
-                self.conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self.conn.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         except (sqlite3.Error, self._driver_error()) as exc:
             raise self.fail(exc) from None
 
@@ -333,7 +333,7 @@ def ingest_file(db: Database, path: str, labels: Labels, sidecar_only: bool = Fa
         if item.status == differ.FAILING:
             failing += 1
             score += WEIGHTS.get(item.severity, 0)
-        rows.append((check_id, resource, item.status, item.severity, category, title))
+        rows.append((check_id, resource, item.status, item.severity, category, title, item.platform or ""))
     version = document.get("version")
     try:
         # ON CONFLICT: another ingest stored the same report since the SELECT above
@@ -457,13 +457,13 @@ def items_of(db: Database, report_id: int) -> differ.Scan:
     return differ.Scan(f"report {report_id}", "", "", items, {c for c, _ in items})
 
 
-def _failing_rows(db: Database, ids: list[int]) -> list[tuple[int, str, str, str, str, str]]:
-    out: list[tuple[int, str, str, str, str, str]] = []
+def _failing_rows(db: Database, ids: list[int]) -> list[tuple[int, str, str, str, str, str, str]]:
+    out: list[tuple[int, str, str, str, str, str, str]] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         marks = ", ".join("?" * len(chunk))
         out += [tuple(r) for r in db.execute(
-            f"SELECT report_id, check_id, resource, severity, category, title FROM results "  # noqa: S608 (marks only)
+            f"SELECT report_id, check_id, resource, severity, category, title, platform FROM results "  # noqa: S608 (marks only)
             f"WHERE status = 'fail' AND report_id IN ({marks})", chunk).fetchall()]
     return out
 
@@ -488,7 +488,7 @@ def build_report(db: Database, filters: Filters, stale_days: float = 7.0, weeks:
     common: dict[str, dict[str, Any]] = {}
     matrix: dict[str, dict[str, int]] = {}
     categories: set[str] = set()
-    for report_id, check_id, _resource, severity, category, title in failing:
+    for report_id, check_id, _resource, severity, category, title, _platform in failing:
         host = by_id[report_id]
         entry = common.setdefault(check_id, {"id": check_id, "title": title, "severity": severity, "hosts": set(), "findings": 0})
         entry["hosts"].add(host)
@@ -568,3 +568,43 @@ def fleet_diff(db: Database, filters: Filters, since: str, until: str | None) ->
         hosts.append({"host": host, "old": then_row.collected_at, "new": now_row.collected_at,
                       "summary": document["summary"], "changes": document["changes"]})
     return {"tool": "hyperward", "fleet_diff": 1, "since": since, "until": until, "summary": totals, "hosts": hosts}
+
+
+def build_sarif(db: Database, filters: Filters) -> dict[str, Any]:
+    """SARIF 2.1.0 with one run per host (its newest good report), failing findings as results.
+    The fingerprints are report/sarif.py's (check, platform, resource, host), so a dashboard that
+    took the hosts' own SARIF uploads sees the same findings."""
+    from .report.common import SECURITY_SEVERITY
+    from .report.sarif import _LEVEL, SCHEMA
+    from .model import Severity
+
+    good = sorted(latest(db, filters, ok_only=True), key=lambda r: r.host)
+    rows = _failing_rows(db, [r.report_id for r in good])
+    per_report: dict[int, list[tuple[int, str, str, str, str, str, str]]] = {}
+    for row in rows:
+        per_report.setdefault(row[0], []).append(row)
+    runs = []
+    for host in good:
+        findings = sorted(per_report.get(host.report_id, []), key=lambda r: (r[1], r[2]))
+        rules: dict[str, int] = {}
+        rule_list: list[dict[str, Any]] = []
+        results = []
+        for _rid, check_id, resource, severity, category, title, platform in findings:
+            level = Severity.parse(severity) if severity.upper() in Severity.__members__ else Severity.INFO
+            if check_id not in rules:
+                rules[check_id] = len(rule_list)
+                rule_list.append({"id": check_id, "name": check_id.replace("-", ""), "shortDescription": {"text": title or check_id},
+                                  "properties": {"category": category, "tags": ["security", category]}})
+            fingerprint = hashlib.sha256("\0".join((check_id, platform, resource, host.host)).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+            results.append({"ruleId": check_id, "ruleIndex": rules[check_id], "kind": "fail", "level": _LEVEL[level],
+                            "message": {"text": f"{title or check_id}: {resource}"},
+                            "locations": [{"logicalLocations": [{"name": resource, "kind": "resource"}]}],
+                            "partialFingerprints": {"hyperward/v1": fingerprint},
+                            "properties": {"resource": resource, "severity": level.label,
+                                           "security-severity": SECURITY_SEVERITY[level]}})
+        runs.append({"tool": {"driver": {"name": "hyperward", "rules": rule_list}},
+                     "automationDetails": {"id": f"hyperward/{host.host}/{host.collected_at}"},
+                     "invocations": [{"executionSuccessful": True, "startTimeUtc": host.collected_at, "machine": host.host}],
+                     "results": results,
+                     "properties": {"host": host.host, "site": host.site, "group": host.group, "score": host.score}})
+    return {"$schema": SCHEMA, "version": "2.1.0", "runs": runs}
