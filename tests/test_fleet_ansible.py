@@ -79,3 +79,47 @@ def test_playbook_scans_fetches_and_the_fleet_ranks(tmp_path: pathlib.Path) -> N
     assert "unreachable" in doc["problems"][1]["problem"]
     assert "pve1" in [r["host"] for r in json.loads(hyperward("fleet", "report", "--db", db, "--format", "json",
                                                               "--platform", "proxmox").stdout)["worst_hosts"]]
+
+
+def test_timer_role_writes_units_systemd_accepts_and_is_idempotent(tmp_path: pathlib.Path) -> None:
+    """The timer role into a directory of the test's (timer_manage_services: false: this machine's
+    systemd is not touched); systemd-analyze verify judges the units; a second run changes nothing."""
+    if not PLAYBOOK_BIN.exists():
+        pytest.skip("ansible-core is not installed in this venv")
+    analyze = shutil.which("systemd-analyze")
+    units = tmp_path / "units"
+    units.mkdir()
+    playbook = tmp_path / "timer.yml"
+    playbook.write_text(json.dumps([{"name": "timer", "hosts": "localhost", "gather_facts": False,
+                                     "roles": [{"role": "hyperward.fleet.timer"}]}]))
+    exe = shutil.which("hyperward", path=str(pathlib.Path(sys.executable).parent))
+    extra = ["-c", "local", "-e", json.dumps({"timer_unit_dir": str(units), "timer_manage_services": False,
+                                               "timer_hyperward_executable": exe, "timer_schedule": "*-*-* 04:30:00",
+                                               "ansible_python_interpreter": sys.executable})]
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("localhost\n")
+    first = _run_playbook(tmp_path, inventory, playbook, extra)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "changed=1" in first.stdout  # one looping task
+    assert sorted(p.name for p in units.iterdir()) == ["hyperward-monitor.service", "hyperward-scan.service", "hyperward-scan.timer"]
+    assert "OnCalendar=*-*-* 04:30:00" in (units / "hyperward-scan.timer").read_text()
+    assert f"ExecStart={exe} scan --record --output=/var/lib/hyperward/reports/report.json" in \
+        (units / "hyperward-scan.service").read_text()
+    assert f"ExecStart={exe} monitor" in (units / "hyperward-monitor.service").read_text()
+    second = _run_playbook(tmp_path, inventory, playbook, extra)
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout
+    if analyze:
+        proc = subprocess.run([analyze, "verify", *map(str, sorted(units.iterdir()))], capture_output=True, text=True, timeout=60)
+        problems = [line for line in proc.stderr.splitlines() if str(units) in line or "hyperward" in line]
+        assert proc.returncode == 0 and not problems, proc.stderr
+
+
+def _run_playbook(tmp: pathlib.Path, inventory: pathlib.Path, playbook: pathlib.Path, extra: list[str]) -> subprocess.CompletedProcess[str]:
+    collections = tmp / "collections" / "ansible_collections" / "hyperward"
+    collections.mkdir(parents=True, exist_ok=True)
+    if not (collections / "fleet").exists():
+        (collections / "fleet").symlink_to(REPO / "contrib" / "ansible")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp / "collections"), ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"),
+               ANSIBLE_HOME=str(tmp / "ansible-home"), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
+    return subprocess.run([str(PLAYBOOK_BIN), "-i", str(inventory), str(playbook), *extra], capture_output=True, text=True,
+                          timeout=600, env=env, stdin=subprocess.DEVNULL)
