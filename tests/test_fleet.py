@@ -378,3 +378,15 @@ def test_sarif_one_run_per_host_matches_the_hosts_own_fingerprints(db: str, repo
     theirs = {r["partialFingerprints"]["hyperward/v1"] for r in own["runs"][0]["results"] if "suppressions" not in r}
     ours = {r["partialFingerprints"]["hyperward/v1"] for r in doc["runs"][0]["results"]}
     assert ours == theirs
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777])
+def test_database_refused_in_a_directory_others_can_write(tmp_path: pathlib.Path, reports: dict[str, pathlib.Path], mode: int) -> None:
+    """Another user could swap fleet.sqlite or its journal (SQLite creates it by name): even with the
+    sticky bit, a shared directory is refused, and nothing is created in it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    proc = hyperward("fleet", "ingest", "--db", str(shared / "fleet.sqlite"), str(reports["kvm-b"]))
+    assert proc.returncode == 2 and "world-writable" in proc.stderr, proc.stderr
+    assert list(shared.iterdir()) == []
