@@ -1,8 +1,8 @@
-"""The Ansible collection (contrib/ansible) for real: ansible-playbook runs playbooks/scan.yml with
-`-c local` against four inventory hosts whose hyperward audits different fixture roots (weak,
-hardened, Proxmox weak, and one that does not exist, so its scan fails); the fetched reports and
-sidecars go through `hyperward fleet ingest` and `fleet report`. Not exercised here: the apt and
-wheel installation (scan_install: false) and SSH to separate machines."""
+"""The Ansible collection (contrib/ansible) for real: ansible-playbook runs playbooks/scan.yml
+over SSH into network namespaces (one sshd each), and with `-c local` against hosts whose
+hyperward audits different fixture roots (weak, hardened, Proxmox weak, one that does not exist so
+its scan fails, one unreachable); the fetched reports and sidecars go through `hyperward fleet
+ingest` and `fleet report`. Not exercised here: the apt and wheel installation (scan_install: false)."""
 
 from __future__ import annotations
 
@@ -123,3 +123,99 @@ def _run_playbook(tmp: pathlib.Path, inventory: pathlib.Path, playbook: pathlib.
                ANSIBLE_HOME=str(tmp / "ansible-home"), ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
     return subprocess.run([str(PLAYBOOK_BIN), "-i", str(inventory), str(playbook), *extra], capture_output=True, text=True,
                           timeout=600, env=env, stdin=subprocess.DEVNULL)
+
+
+PROXY = r"""
+import socket, sys, threading
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def up():
+    while data := sys.stdin.buffer.read1(65536):
+        s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while data := s.recv(65536):
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+"""
+
+
+def test_playbook_over_ssh_into_network_namespaces(tmp_path: pathlib.Path) -> None:
+    """Three hosts, each a network namespace the test creates with only its loopback up and its own
+    sshd on 127.0.0.1:2222 there; Ansible reaches each through a ProxyCommand that runs inside that
+    namespace (ip netns exec), so no packet leaves the namespaces. Each host's hyperward audits a
+    different fixture root (weak, hardened, Proxmox)."""
+    import uuid
+
+    from conftest import require
+
+    require(PLAYBOOK_BIN.exists(), "ansible-core in the venv")
+    require(os.geteuid() == 0 and os.path.exists("/usr/sbin/sshd") and shutil.which("ip") is not None
+            and shutil.which("ssh-keygen") is not None, "root, openssh-server and iproute2")
+    tag = uuid.uuid4().hex[:6]
+    names = {"kvm-a": f"hwfl-{tag}-a", "kvm-b": f"hwfl-{tag}-b", "pve-c": f"hwfl-{tag}-c"}
+    made_run_sshd = not os.path.isdir("/run/sshd")
+    if made_run_sshd:
+        os.makedirs("/run/sshd", mode=0o755)
+    servers: list[subprocess.Popen[bytes]] = []
+    created: list[str] = []
+    try:
+        key = tmp_path / "id_ed25519"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+        (tmp_path / "authorized_keys").write_text((tmp_path / "id_ed25519.pub").read_text())
+        (tmp_path / "proxy.py").write_text(PROXY)
+        roots = {"kvm-a": copy_root("weak", tmp_path / "ra"), "kvm-b": copy_root("hardened", tmp_path / "rb")}
+        shutil.copytree(REPO / "tests/fixtures/proxmox/weak", tmp_path / "rc", symlinks=True)
+        roots["pve-c"] = tmp_path / "rc"
+        hosts = {}
+        for host, ns in names.items():
+            done = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True, timeout=30)
+            require(done.returncode == 0, f"network namespaces ({done.stderr.strip()})")
+            created.append(ns)
+            subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True, timeout=30)
+            d = tmp_path / f"sshd-{host}"
+            d.mkdir()
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "hostkey")], check=True, timeout=30)
+            (d / "sshd_config").write_text(
+                f"Port 2222\nListenAddress 127.0.0.1\nHostKey {d}/hostkey\nPidFile {d}/sshd.pid\n"
+                f"AuthorizedKeysFile {tmp_path}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                "KbdInteractiveAuthentication no\nStrictModes no\nUsePAM no\nAcceptEnv PYTHONPATH HYPERWARD_*\n"
+                "Subsystem sftp internal-sftp\n")
+            servers.append(subprocess.Popen(["ip", "netns", "exec", ns, "/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            proxy = f"ip netns exec {ns} {sys.executable} {tmp_path}/proxy.py 2222"
+            hosts[host] = {"ansible_host": host, "ansible_user": "root", "ansible_connection": "ssh",
+                           "ansible_ssh_private_key_file": str(key), "ansible_python_interpreter": sys.executable,
+                           "ansible_ssh_common_args": f"-o ProxyCommand='{proxy}' -o StrictHostKeyChecking=no "
+                                                      f"-o UserKnownHostsFile=/dev/null -o SetEnv=PYTHONPATH={os.environ.get('PYTHONPATH', '')}",
+                           "scan_root": str(roots[host]), "scan_report_dir": str(tmp_path / "on-host" / host)}
+        for _ in range(50):
+            if all(os.path.exists(tmp_path / f"sshd-{h}" / "sshd.pid") for h in names):
+                break
+            import time
+
+            time.sleep(0.1)
+        exe = shutil.which("hyperward", path=str(pathlib.Path(sys.executable).parent))
+        fetched = tmp_path / "fetched"
+        group_vars = {"scan_install": False, "scan_hyperward_executable": exe, "scan_fetch_dir": str(fetched)}
+        inventory = tmp_path / "inventory.yml"
+        inventory.write_text(json.dumps({"all": {"children": {"hypervisors": {"hosts": hosts, "vars": group_vars}}}}))
+        run = _playbook(tmp_path, inventory)
+        assert run.returncode == 0, run.stdout + run.stderr
+        for host in names:
+            assert f"{host}                      : ok=" in run.stdout or f"{host} " in run.stdout
+            assert (tmp_path / "on-host" / host / "report.json").exists()
+        assert sorted(p.name for p in fetched.glob("*.json") if not p.name.endswith(".meta.json")) == ["kvm-a.json", "kvm-b.json", "pve-c.json"]
+        db = str(tmp_path / "state" / "fleet.sqlite")
+        ingest = hyperward("fleet", "ingest", "--db", db, str(fetched))
+        assert "ingested: 3 stored, 0 unchanged, 0 bad input, 0 failed scans" in ingest.stdout, ingest.stdout + ingest.stderr
+        doc = json.loads(hyperward("fleet", "report", "--db", db, "--format", "json").stdout)
+        assert [r["host"] for r in doc["worst_hosts"]][0] == "kvm-weak"
+        assert {r["host"] for r in doc["worst_hosts"]} == {"kvm-weak", "kvm-hardened", "pve1"}
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+        for ns in created:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        if made_run_sshd:
+            shutil.rmtree("/run/sshd", ignore_errors=True)
