@@ -390,3 +390,41 @@ def test_database_refused_in_a_directory_others_can_write(tmp_path: pathlib.Path
     proc = hyperward("fleet", "ingest", "--db", str(shared / "fleet.sqlite"), str(reports["kvm-b"]))
     assert proc.returncode == 2 and "world-writable" in proc.stderr, proc.stderr
     assert list(shared.iterdir()) == []
+
+
+@pytest.fixture
+def request_cleanup() -> Iterator[list[pathlib.Path]]:
+    paths: list[pathlib.Path] = []
+    yield paths
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_missing_path_named_not_recorded_and_unreadable_file_recorded(reports: dict[str, pathlib.Path], unprivileged_can_run: None,
+                                                                      request_cleanup: list[pathlib.Path]) -> None:
+    """As nobody: a report nobody may read is bad input of its host; a path that does not exist is
+    no host at all (named on stderr, exit 2), and the good report is stored either way."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    work = pathlib.Path(tempfile.mkdtemp(prefix="hw-fleet-nobody-", dir="/tmp"))  # pytest's tmp_path is root's 0700
+    request_cleanup.append(work)
+    (work / "state").mkdir(parents=True)
+    for d in (work, work / "state"):
+        os.chown(d, nobody.pw_uid, nobody.pw_gid)
+    good = work / "kvm-b.json"
+    shutil.copy(reports["kvm-b"], good)
+    os.chown(good, nobody.pw_uid, nobody.pw_gid)
+    secret = work / "locked-host.json"
+    shutil.copy(reports["kvm-a"], secret)
+    secret.chmod(0o000)
+    db = str(work / "state" / "fleet.sqlite")
+    proc = hyperward("fleet", "ingest", "--db", db, str(good), str(secret), str(work / "typo.json"), user="nobody")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"skipped: {work}/typo.json: no such file or directory" in proc.stderr
+    assert "bad input: locked-host: " in proc.stdout and "Permission denied" in proc.stdout
+    assert "ingested: 1 stored, 0 unchanged, 1 bad input, 0 failed scans; 1 paths not found" in proc.stdout
+    doc = json.loads(hyperward("fleet", "report", "--db", db, "--format", "json", user="nobody").stdout)
+    assert [p["host"] for p in doc["problems"]] == ["locked-host"]
+    assert [r["host"] for r in doc["worst_hosts"]] == ["kvm-b"]
+    assert os.stat(db).st_uid == nobody.pw_uid and os.stat(db).st_mode & 0o777 == 0o600

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 
 from typing import TYPE_CHECKING
@@ -71,13 +72,18 @@ def fleet() -> None:
 def ingest(paths: tuple[str, ...], db_url: str | None, site: str, group: str, retention_days: float | None, wait: float,
            config_path: str | None) -> None:
     """Store JSON reports (hyperward scan --format json), each file or each *.json in a DIR.
-    A file already stored changes nothing; a bad file is named and recorded against its host."""
+    A file already stored changes nothing; a bad file is named and recorded against its host.
+    Exit 2 when a named path does not exist (the others are still stored) or the database fails."""
     from . import fleet as fl
 
     db, config = _open(db_url, config_path, wait)
     counts = {"stored": 0, "unchanged": 0, "bad_input": 0, "scan_failed": 0}
+    # a mistyped argument is no host: named, not recorded, and the exit status says so
+    missing = [p for p in paths if not os.path.lexists(p)]
+    for path in missing:
+        click.echo(f"skipped: {visible(path)}: no such file or directory", err=True)
     try:
-        for index, (path, sidecar_only) in enumerate(fl.expand(paths), 1):
+        for index, (path, sidecar_only) in enumerate(fl.expand(p for p in paths if p not in missing), 1):
             outcome = fl.ingest_file(db, path, fl.Labels(site, group), sidecar_only, commit=index % BATCH == 0)
             counts[outcome.state] += 1
             if outcome.state in ("bad_input", "scan_failed"):
@@ -90,8 +96,9 @@ def ingest(paths: tuple[str, ...], db_url: str | None, site: str, group: str, re
     finally:
         db.close()
     click.echo(f"ingested: {counts['stored']} stored, {counts['unchanged']} unchanged, {counts['bad_input']} bad input, "
-               f"{counts['scan_failed']} failed scans" + (f"; {dropped} old reports dropped" if dropped else ""))
-    sys.exit(EXIT_OK)
+               f"{counts['scan_failed']} failed scans" + (f"; {dropped} old reports dropped" if dropped else "")
+               + (f"; {len(missing)} paths not found" if missing else ""))
+    sys.exit(EXIT_USAGE if missing else EXIT_OK)
 
 
 @fleet.command("report")
@@ -160,5 +167,3 @@ def diff(since: str, until: str | None, db_url: str | None, fmt: str, platform: 
         db.close()
     _write(render.to_json(doc) if fmt == "json" else render.diff_text(doc), None)
 
-
-__all__ = ["fleet", "EXIT_USAGE"]
