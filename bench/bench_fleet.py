@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--guests", type=int, default=100)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--rescans", type=int, default=1, help="reports per host, a day apart (trends compare consecutive ones)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hw-bench-fleet-", dir="/tmp") as tmp:
         base = pathlib.Path(tmp)
@@ -81,13 +82,20 @@ def main() -> None:
         inbox = base / "reports"
         inbox.mkdir()
         now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
-        for i in range(args.hosts):
-            document["host"] = f"hv{i:05d}.example"
-            document["collected_at"] = (now - datetime.timedelta(seconds=i)).isoformat()
-            (inbox / f"hv{i:05d}.json").write_text(json.dumps(document))
-        size = sum(p.stat().st_size for p in inbox.iterdir()) / args.hosts
-        print(f"{args.hosts} reports, {len(document['results'])} results and {len(document['guests'])} guests each, "
-              f"{size / 1024:.0f} KiB each")
+        results = document["results"]
+        for day in range(args.rescans):
+            # each rescan fails a different slice of one check's passing results, so trends have changes to count
+            passing = [k for k, r in enumerate(results) if r["status"] == "pass"]
+            for k in passing[day * 10:(day + 1) * 10]:
+                results[k] = dict(results[k], status="fail")
+            for i in range(args.hosts):
+                document["host"] = f"hv{i:05d}.example"
+                document["collected_at"] = (now - datetime.timedelta(days=args.rescans - 1 - day, seconds=i)).isoformat()
+                (inbox / f"hv{i:05d}-{day}.json").write_text(json.dumps(document))
+        count = args.hosts * args.rescans
+        size = sum(p.stat().st_size for p in inbox.iterdir()) / count
+        print(f"{count} reports ({args.hosts} hosts x {args.rescans}), {len(document['results'])} results and "
+              f"{len(document['guests'])} guests each, {size / 1024:.0f} KiB each")
         for backend in args.backends.split(","):
             stop: list[str] | None = None
             if backend == "sqlite":
@@ -107,8 +115,8 @@ def main() -> None:
                 if stop:
                     subprocess.run(stop, capture_output=True)
                     shutil.rmtree(pg_top, ignore_errors=True)
-            print(f"{backend:<10} ingest {ingest:6.1f} s ({ingest / args.hosts * 1000:.1f} ms per report; "
-                  f"1,000 hosts extrapolated {ingest / args.hosts * 1000:.1f} s, target {TARGET_INGEST_S:.0f} s)  "
+            print(f"{backend:<10} ingest {ingest:6.1f} s ({ingest / count * 1000:.1f} ms per report; "
+                  f"1,000 reports extrapolated {ingest / count * 1000:.1f} s, target {TARGET_INGEST_S:.0f} s)  "
                   f"re-ingest (all unchanged) {again:5.1f} s  report {report:5.2f} s (target {TARGET_REPORT_S:.0f} s)")
 
 
