@@ -428,3 +428,23 @@ def test_missing_path_named_not_recorded_and_unreadable_file_recorded(reports: d
     assert [p["host"] for p in doc["problems"]] == ["locked-host"]
     assert [r["host"] for r in doc["worst_hosts"]] == ["kvm-b"]
     assert os.stat(db).st_uid == nobody.pw_uid and os.stat(db).st_mode & 0o777 == 0o600
+
+
+def test_locked_postgres_table_is_one_clear_error(postgres_server: str, reports: dict[str, pathlib.Path]) -> None:
+    import psycopg
+
+    name = "fleet_" + uuid.uuid4().hex[:12]
+    admin = f"postgresql://postgres@/postgres?host={postgres_server}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = f"postgresql://postgres@/{name}?host={postgres_server}"
+    try:
+        assert hyperward("fleet", "ingest", "--db", url, str(reports["kvm-b"])).returncode == 0
+        with psycopg.connect(url) as holder:
+            holder.execute("LOCK TABLE reports IN ACCESS EXCLUSIVE MODE")
+            proc = hyperward("fleet", "ingest", "--db", url, "--wait", "1", str(reports["kvm-a"]))
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stderr.count("\n") == 1 and "lock timeout" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

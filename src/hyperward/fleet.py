@@ -108,6 +108,9 @@ class Database:
                 raise FleetError("a PostgreSQL fleet database needs psycopg: pip install 'hyperward[fleet-postgres]'") from None
             try:
                 self.conn = psycopg.connect(url, connect_timeout=max(1, int(wait)), autocommit=False)
+                # a table another session holds locked: give up after --wait like SQLite, not hang
+                self.conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{max(1, int(wait * 1000))}ms",))
+                self.conn.commit()
             except psycopg.Error as exc:
                 raise FleetError(f"cannot connect to {redact(url)}: {self._scrub(str(exc))}") from None
         else:
