@@ -253,6 +253,12 @@ def test_trends_diff_stale_and_retention(db: str, reports: dict[str, pathlib.Pat
     before = hyperward("fleet", "diff", "--db", db, "--since", since, "--until", (earlier + datetime.timedelta(days=2)).date().isoformat())
     assert before.returncode == 0 and "Fleet: 0 new, 0 fixed" in before.stdout
     assert hyperward("fleet", "diff", "--db", db, "--since", "yesterday").returncode == 2
+    text = hyperward("fleet", "diff", "--db", db, "--since", since)
+    assert f"  kvm-b: {len(change.of('new'))} new, {len(change.of('fixed'))} fixed" in text.stdout
+    fixed_line = next(c for c in change.of("fixed"))
+    assert f"    fixed {fixed_line.item.severity.upper():<8} {fixed_line.item.check_id}  {fixed_line.item.resource}" in text.stdout
+    first = json.loads(hyperward("fleet", "diff", "--db", db, "--since", "2000-01-01", "--format", "json").stdout)
+    assert [(h["host"], h.get("new_host")) for h in first["hosts"]] == [("gone-host", True), ("kvm-b", True)]
 
     # retention: kvm-b's older report goes; gone-host's only report stays (the newest of its host)
     retained = hyperward("fleet", "ingest", "--db", db, "--retention-days", "10", str(files[1]))
