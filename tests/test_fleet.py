@@ -454,3 +454,11 @@ def test_locked_postgres_table_is_one_clear_error(postgres_server: str, reports:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_report_of_a_missing_database_is_an_error_and_creates_nothing(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "state" / "nope.sqlite"
+    for command in (("report",), ("diff", "--since", "2026-01-01")):
+        proc = hyperward("fleet", *command, "--db", str(path))
+        assert proc.returncode == 2 and "no fleet database yet" in proc.stderr, proc.stderr
+    assert not (tmp_path / "state").exists()

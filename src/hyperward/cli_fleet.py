@@ -26,7 +26,8 @@ _DB_HELP = ("Fleet database: a SQLite file or a postgresql:// URL (default: the 
             "$HYPERWARD_FLEET_DB, or fleet.sqlite in hyperward's state directory).")
 
 
-def _open(db_url: str | None, config_path: str | None, wait: float) -> tuple[Database, Config]:
+def _open(db_url: str | None, config_path: str | None, wait: float, create: bool = False) -> tuple[Database, Config]:
+    """Only ingest creates the database: a report or diff of a mistyped path is an error, not an empty fleet."""
     from . import fleet
     from .config import ConfigError, load_config
 
@@ -36,7 +37,7 @@ def _open(db_url: str | None, config_path: str | None, wait: float) -> tuple[Dat
         _die(str(exc))
     url = db_url or config.fleet_database or fleet.default_path()
     try:
-        return fleet.open_database(url, config.ownership(), wait), config
+        return fleet.open_database(url, config.ownership(), wait, create), config
     except fleet.FleetError as exc:
         _die(str(exc))
 
@@ -76,7 +77,7 @@ def ingest(paths: tuple[str, ...], db_url: str | None, site: str, group: str, re
     Exit 2 when a named path does not exist (the others are still stored) or the database fails."""
     from . import fleet as fl
 
-    db, config = _open(db_url, config_path, wait)
+    db, config = _open(db_url, config_path, wait, create=True)
     counts = {"stored": 0, "unchanged": 0, "bad_input": 0, "scan_failed": 0}
     # a mistyped argument is no host: named, not recorded, and the exit status says so
     missing = [p for p in paths if not os.path.lexists(p)]

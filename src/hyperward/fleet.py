@@ -97,7 +97,7 @@ class Database:
     """One connection, either backend. Errors from the driver become FleetError with the URL
     redacted and any password scrubbed from the driver's text."""
 
-    def __init__(self, url: str, ownership: Ownership = PRIVATE, wait: float = 30.0) -> None:
+    def __init__(self, url: str, ownership: Ownership = PRIVATE, wait: float = 30.0, create: bool = True) -> None:
         self.url = url
         self.postgres = is_postgres(url)
         self._secrets = _secrets(url) if self.postgres else []
@@ -115,6 +115,8 @@ class Database:
             except psycopg.Error as exc:
                 raise FleetError(f"cannot connect to {redact(url)}: {self._scrub(str(exc))}") from None
         else:
+            if not create and not os.path.lexists(url):
+                raise FleetError(f"{url}: no fleet database yet (hyperward fleet ingest creates it)")
             try:
                 prepare_database(url, ownership)
             except UnsafePath as exc:
@@ -207,8 +209,8 @@ class Database:
             raise self.fail(exc) from None
 
 
-def open_database(url: str, ownership: Ownership = PRIVATE, wait: float = 30.0) -> Database:
-    return Database(url, ownership, wait)
+def open_database(url: str, ownership: Ownership = PRIVATE, wait: float = 30.0, create: bool = True) -> Database:
+    return Database(url, ownership, wait, create)
 
 
 # ---------------------------------------------------------------- ingest
