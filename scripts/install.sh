@@ -29,7 +29,8 @@ packages=(python3 python3-venv python3-pip python3-libvirt python3-apt python3-g
 # tests/test_report_formats.py (both started on loopback by the test).
 # The guest-disk tests build images with mkfs.ext4 -d (e2fsprogs), mkfs.vfat and mcopy (dosfstools,
 # mtools), ssh-keygen (openssh-client), qemu-img, and LUKS2 with cryptsetup.
-[ "$want_tests" = 1 ] && packages+=(e2fsprogs dosfstools mtools openssh-client kmod dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager prometheus-node-exporter systemd chromium libxml2-utils golang-go golang-github-vmware-govmomi-dev openssl)
+# tests/test_fleet.py runs Debian's PostgreSQL (initdb into a temporary directory, private socket, no TCP).
+[ "$want_tests" = 1 ] && packages+=(e2fsprogs dosfstools mtools openssh-client kmod dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager prometheus-node-exporter systemd chromium libxml2-utils golang-go golang-github-vmware-govmomi-dev openssl postgresql)
 
 missing=()
 for p in "${packages[@]}"; do

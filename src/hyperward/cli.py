@@ -770,5 +770,10 @@ from .cli_guests import guests as _guests_group  # noqa: E402
 
 main.add_command(_guests_group)
 
+from .cli_fleet import fleet as _fleet  # noqa: E402  (light: the database code is imported when a fleet command runs)
+
+main.add_command(_fleet)
+
+
 if __name__ == "__main__":
     main()

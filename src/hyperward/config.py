@@ -7,6 +7,7 @@ import os
 import re
 import stat
 from collections.abc import Callable
+from typing import Any
 from dataclasses import field
 
 from .catalog import catalog
@@ -16,7 +17,8 @@ from .records import frozen
 from .safefile import Ownership
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
-_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor", "files", "vsphere"}
+_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor", "files", "vsphere", "fleet"}
+_FLEET_KEYS = {"database", "retention_days", "stale_days"}
 _VSPHERE_KEYS = {"user", "password_file", "ca_file", "insecure", "timeout", "framework", "hosts"}
 _FILES_KEYS = {"group"}
 _MONITOR_KEYS = {"interval", "database", "retention_days", "connect", "metrics", "detector", "floors", "sink"}
@@ -84,6 +86,10 @@ class Config:
     files_group: str | None = None
     #: [vsphere]: user, password_file, ca_file, insecure, timeout, framework ("stig"/"scg"), hosts
     vsphere: dict[str, object] = field(default_factory=dict)
+    #: [fleet]: the fleet database (a SQLite path or a postgresql:// URL), retention and staleness in days
+    fleet_database: str | None = None
+    fleet_retention_days: float | None = None
+    fleet_stale_days: float | None = None
 
     def ownership(self) -> Ownership:
         """How hyperward's own files are created: 0600, or 0640 for the [files] group."""
@@ -207,7 +213,24 @@ def parse_config(text: str, path: str) -> Config:
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
                   vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail),
                   hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail), group,
-                  _vsphere(data.get("vsphere"), text, fail))
+                  _vsphere(data.get("vsphere"), text, fail), **_fleet(data.get("fleet"), text, fail))
+
+
+def _fleet(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> dict[str, Any]:
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise fail("[fleet] must be a table", _key_line(text, "fleet"))
+    for key in table:
+        if key not in _FLEET_KEYS:
+            raise fail(f"unknown key {key!r} in [fleet] (expected: {', '.join(sorted(_FLEET_KEYS))})", _key_line(text, key))
+    if "database" in table and not (isinstance(table["database"], str) and table["database"]):
+        raise fail("[fleet] database must be a file path or a postgresql:// URL", _key_line(text, "database"))
+    for key in ("retention_days", "stale_days"):
+        if key in table and not (_number(table[key]) and table[key] > 0):
+            raise fail(f"[fleet] {key} must be a positive number of days", _key_line(text, key))
+    return {"fleet_database": table.get("database"), "fleet_retention_days": table.get("retention_days"),
+            "fleet_stale_days": table.get("stale_days")}
 
 
 def _vsphere(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> dict[str, object]:

@@ -95,6 +95,12 @@ def load_report(path: str) -> Scan:
             data = handle.read(MAX_REPORT + 1)
     except OSError as exc:
         raise DiffError(f"{path}: {exc.strerror or exc}") from None
+    return scan_from_document(parse_document(data, path), path)
+
+
+def parse_document(data: bytes, path: str) -> dict[str, object]:
+    """A hyperward JSON report's top level, or a DiffError naming PATH and what is wrong with it
+    (also `hyperward fleet ingest`'s judge of bad input)."""
     if len(data) > MAX_REPORT:
         raise DiffError(f"{path}: larger than {MAX_REPORT // (1024 * 1024)} MiB, not a hyperward report")
     try:
@@ -114,8 +120,14 @@ def load_report(path: str) -> Scan:
     if schema > READS_SCHEMA:
         raise DiffError(f"{path}: report schema {schema} is newer than this hyperward reads ({READS_SCHEMA}): "
                         f"it was written by hyperward {document.get('version', '?')}; compare it with that version or newer")
+    return document
+
+
+def scan_from_document(document: dict[str, object], path: str) -> Scan:
     items: dict[tuple[str, str], Item] = {}
-    for index, r in enumerate(document["results"]):
+    results = document["results"]
+    assert isinstance(results, list)
+    for index, r in enumerate(results):
         raw = [r.get(k) for k in ("id", "resource", "status", "severity")] if isinstance(r, dict) else []
         fields = [v for v in raw if isinstance(v, str)]
         if len(fields) != 4:
