@@ -15,12 +15,12 @@ ConfigStore setting not in esx.conf) is not applicable with the reason, never a 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...model import Result, Unavailable
+from ..judges import register
 from .facts import EsxiFacts, EsxiHost, EsxiVm, SecurityPolicy
 from .parsers import is_true
 
@@ -852,25 +852,4 @@ JUDGES: dict[str, Judge] = {
 }
 
 
-def _on_host(check_id: str, judge: Judge) -> Callable[[Any], Iterator[Result]]:
-    @functools.wraps(judge)
-    def run(host: Any) -> Iterator[Result]:
-        facts = host.platforms.get("esxi")
-        if facts is None:
-            yield Result.not_applicable(NOT_PRESENT)
-            return
-        for result in judge(facts):
-            yield result.on("esxi")
-
-    return run
-
-
-def _register() -> None:
-    """Each judge becomes a check whose title, severity and fix are its catalog row's."""
-    from ...engine import check
-
-    for check_id, judge in JUDGES.items():
-        check(check_id)(_on_host(check_id, judge))
-
-
-_register()
+register("esxi", JUDGES, NOT_PRESENT)

@@ -7,12 +7,11 @@ when the input does not exist, an error when it is garbage or unreadable.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from ...model import Details, Result, Severity, Unavailable
+from ..judges import register
 from . import parsers
 from .facts import BackupJob, FirewallFile, ProxmoxFacts, PveGuestConfig, UserConfig
 from .guests import container_privileged
@@ -545,25 +544,4 @@ JUDGES: dict[str, Judge] = {
 }
 
 
-def _on_host(check_id: str, judge: Judge) -> Callable[[Any], Iterator[Result]]:
-    @functools.wraps(judge)
-    def run(host: Any) -> Iterator[Result]:
-        facts = host.platforms.get("proxmox")
-        if facts is None:
-            yield Result.not_applicable("Proxmox VE is not installed (no /etc/pve, /var/lib/pve-cluster/config.db or pveversion)")
-            return
-        for result in judge(facts):
-            yield result.on("proxmox")
-
-    return run
-
-
-def _register() -> None:
-    """Each judge becomes a check whose title, severity and fix are its catalog row's."""
-    from ...engine import check
-
-    for check_id, judge in JUDGES.items():
-        check(check_id)(_on_host(check_id, judge))
-
-
-_register()
+register("proxmox", JUDGES, "Proxmox VE is not installed (no /etc/pve, /var/lib/pve-cluster/config.db or pveversion)")

@@ -9,7 +9,6 @@ whose settings are encrypted is not applicable, and a result names the defaults 
 
 from __future__ import annotations
 
-import functools
 import posixpath
 import re
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from typing import Any
 
 from ...addresses import is_loopback
 from ...model import Detail, Result, Severity, Status, Unavailable
+from ..judges import register
 from .facts import FileMode, MachineConfig, VBoxHome, VBoxMachine, VirtualBoxFacts
 
 Verdict = list[str] | tuple[list[str], Severity | None] | None
@@ -632,25 +632,4 @@ JUDGES: dict[str, Judge] = {
 }
 
 
-def _on_host(check_id: str, judge: Judge) -> Callable[[Any], Iterator[Result]]:
-    @functools.wraps(judge)
-    def run(host: Any) -> Iterator[Result]:
-        facts = host.platforms.get("virtualbox")
-        if facts is None:
-            yield Result.not_applicable("VirtualBox is not installed (no /usr/lib/virtualbox, no user's VirtualBox.xml)")
-            return
-        for result in judge(facts, host):
-            yield result if result.platform == "virtualbox" else result.on("virtualbox")
-
-    return run
-
-
-def _register() -> None:
-    """Each judge becomes a check whose title, severity and fix are its catalog row's."""
-    from ...engine import check
-
-    for check_id, judge in JUDGES.items():
-        check(check_id)(_on_host(check_id, judge))
-
-
-_register()
+register("virtualbox", JUDGES, "VirtualBox is not installed (no /usr/lib/virtualbox, no user's VirtualBox.xml)", with_host=True)

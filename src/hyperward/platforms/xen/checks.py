@@ -10,13 +10,13 @@ xen/common/kernel.c's parsing (see parsers.py). Guest rows judge each domain: a 
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...addresses import is_loopback
 from ...model import Result, Severity, Unavailable
+from ..judges import register
 from . import parsers
 from .facts import XenCmdline, XenFacts, XenGuestConfig
 from .guests import (
@@ -542,25 +542,4 @@ JUDGES: dict[str, Judge] = {
 PROFILE_SEVERITY = {"HV-SIDE-053": {"single-tenant": Severity.LOW}}
 
 
-def _on_host(check_id: str, judge: Judge) -> Callable[[Any], Iterator[Result]]:
-    @functools.wraps(judge)
-    def run(host: Any) -> Iterator[Result]:
-        facts = host.platforms.get("xen")
-        if facts is None:
-            yield Result.not_applicable("Xen is not installed (no /etc/xen/xl.conf, /etc/xen/auto, xl, or /sys/hypervisor/type xen)")
-            return
-        for result in judge(facts):
-            yield result.on("xen")
-
-    return run
-
-
-def _register() -> None:
-    """Each judge becomes a check whose title, severity and fix are its catalog row's."""
-    from ...engine import check
-
-    for check_id, judge in JUDGES.items():
-        check(check_id, profile_severity=PROFILE_SEVERITY.get(check_id))(_on_host(check_id, judge))
-
-
-_register()
+register("xen", JUDGES, "Xen is not installed (no /etc/xen/xl.conf, /etc/xen/auto, xl, or /sys/hypervisor/type xen)", profile_severity=PROFILE_SEVERITY)
