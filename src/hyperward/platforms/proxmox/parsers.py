@@ -17,6 +17,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from ...parsers import shell
 from ...records import frozen
 
 #: keys whose values are secrets or free text of the guest's owner: never kept in facts
@@ -502,24 +503,13 @@ def corosync_crypto(totem: dict[str, str]) -> tuple[str, str]:
 
 # --- /etc/default/pveproxy ----------------------------------------------------------------------
 
-_SHELL_ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
 
 def parse_shell_defaults(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = _SHELL_ASSIGN.match(line)
-        if not match:
-            continue
-        try:
-            words = shlex.split(match.group(2), comments=True)
-        except ValueError:
-            raise ParseError(f"unbalanced quotes in {match.group(1)}") from None
-        out[match.group(1)] = " ".join(words)
-    return out
+    try:
+        return shell.assignments(text)
+    except shell.ShellQuoteError as exc:
+        raise ParseError(str(exc)) from None
 
 
 # --- tasks: UPIDs, the task index, job state files ------------------------------------------------

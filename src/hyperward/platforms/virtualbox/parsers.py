@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
+from ...parsers import shell
 from .facts import (
     Cpu,
     Disk,
@@ -490,26 +490,16 @@ def _guest_additions(hw: ET.Element) -> str | None:
     return None
 
 
-_SHELL_ASSIGN = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 #: /etc/default/virtualbox keys never kept: a password hash
 SECRET_KEYS = ("VBOXWEB_AUTH_PWHASH",)
 
 
 def parse_shell_defaults(text: str, prefix: str = "") -> dict[str, str]:
-    """KEY=value lines as a POSIX shell reads them (quotes, comments); lines it would run as
-    commands are ignored. Only keys with `prefix` are kept, never SECRET_KEYS."""
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        match = _SHELL_ASSIGN.match(line)
-        if not match or not match.group(1).startswith(prefix) or match.group(1) in SECRET_KEYS:
-            continue
-        try:
-            words = shlex.split(match.group(2), comments=True)
-        except ValueError:
-            raise ParseError(f"unbalanced quotes in {match.group(1)}") from None
-        out[match.group(1)] = " ".join(words)
-    return out
+    """Only keys with `prefix` are kept, never SECRET_KEYS."""
+    try:
+        return shell.assignments(text, lambda name: name.startswith(prefix) and name not in SECRET_KEYS)
+    except shell.ShellQuoteError as exc:
+        raise ParseError(str(exc)) from None
 
 
 _RUNNING_LINE = re.compile(r'^"(.*)" \{([0-9a-fA-F-]{36})\}$')

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...parsers import shell
 from ...records import frozen
 
 MAX_NESTING = 32
@@ -343,25 +344,13 @@ def parse_pci_spec(spec: str) -> tuple[str, dict[str, str]]:
 
 # --- shell-style defaults files -------------------------------------------------------------------
 
-_SHELL_ASSIGN = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
-
 
 def parse_shell_assignments(text: str) -> dict[str, str]:
-    """/etc/default/xen and /etc/default/xendomains: VAR=value lines as the init scripts source
-    them (quotes removed, comments dropped); anything else is ignored as the shell would run it."""
-    import shlex
-
-    out: dict[str, str] = {}
-    for raw in text.splitlines():
-        match = _SHELL_ASSIGN.match(raw)
-        if not match:
-            continue
-        try:
-            words = shlex.split(match.group(2), comments=True)
-        except ValueError:
-            raise ParseError(f"unbalanced quotes in {match.group(1)}") from None
-        out[match.group(1)] = " ".join(words)
-    return out
+    """/etc/default/xen and /etc/default/xendomains, as the init scripts source them."""
+    try:
+        return shell.assignments(text)
+    except shell.ShellQuoteError as exc:
+        raise ParseError(str(exc)) from None
 
 
 # --- the hypervisor command line ------------------------------------------------------------------
