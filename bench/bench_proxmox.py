@@ -14,13 +14,13 @@ import os
 import pathlib
 import random
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "platforms" / "proxmox"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench_scan import scan_roots  # noqa: E402
 from pvedb import build_config_db  # noqa: E402
 
 from hyperward.collect.fs import RootFS  # noqa: E402
@@ -32,7 +32,7 @@ FIXTURE = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" 
 
 
 def vm_conf(rng: random.Random, vmid: int) -> str:
-    lines = [f"#VM {vmid}", "agent: 1", f"boot: order=scsi0;net0", f"cores: {rng.choice([1, 2, 4, 8])}",
+    lines = [f"#VM {vmid}", "agent: 1", "boot: order=scsi0;net0", f"cores: {rng.choice([1, 2, 4, 8])}",
              f"memory: {rng.choice([1024, 2048, 4096, 8192])}", f"name: vm{vmid}", "ostype: l26",
              f"net0: virtio=BC:24:11:{vmid >> 8 & 255:02X}:{vmid & 255:02X}:01,bridge=vmbr0,firewall={rng.choice([0, 1])}",
              f"scsi0: local-lvm:vm-{vmid}-disk-0,iothread=1,size=32G", "scsihw: virtio-scsi-single", "sockets: 1",
@@ -105,25 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         files, db = build(pathlib.Path(tmp))
-        for label, root in (("/etc/pve files", files), ("config.db", db)):
-            runs = [once(root) for _ in range(args.runs)]
-            collect = statistics.median(r[0] for r in runs)
-            judge = statistics.median(r[1] for r in runs)
-            total = statistics.median(r[0] + r[1] for r in runs)
-            print(f"{label:15s} guests={runs[0][2]} results={runs[0][3]}  detect+collect {collect * 1000:.0f} ms  "
-                  f"guests+judges {judge * 1000:.0f} ms  total {total * 1000:.0f} ms (median of {args.runs})")
-        exe = shutil.which("hyperward", path=str(pathlib.Path(sys.executable).parent)) or "hyperward"
-        for label, root in (("/etc/pve files", files), ("config.db", db)):
-            for fmt in ("json", "text"):
-                times = []
-                for _ in range(args.runs):
-                    t0 = time.perf_counter()
-                    done = subprocess.run([exe, "scan", "--root", str(root), "--format", fmt], capture_output=True, timeout=120,
-                                          env={**os.environ, "HYPERWARD_VULNDB": str(pathlib.Path(tmp) / "none.sqlite")})
-                    times.append(time.perf_counter() - t0)
-                    assert done.returncode in (0, 1), done.stderr[-500:]
-                print(f"{label:15s} hyperward scan --root --format {fmt:4s}: median {statistics.median(times):.3f} s "
-                      f"(min {min(times):.3f}, max {max(times):.3f}, {args.runs} runs)")
+        scan_roots([("/etc/pve files", files), ("config.db", db)], args.runs, {**os.environ, "HYPERWARD_VULNDB": str(pathlib.Path(tmp) / "none.sqlite")}, 15)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
-import platform
 import pathlib
+import platform
 import shutil
 import statistics
 import subprocess
@@ -50,8 +50,8 @@ def measure(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -
     return wall, usage.ru_maxrss / 1024.0, os.waitstatus_to_exitcode(status)
 
 
-def series(name: str, cmd: list[str], runs: int, timeout: float) -> dict:
-    return interleaved([(name, cmd, None)], runs, timeout)[0]
+def series(name: str, cmd: list[str], runs: int, timeout: float, env: dict[str, str] | None = None) -> dict:
+    return interleaved([(name, cmd, env)], runs, timeout)[0]
 
 
 def interleaved(commands: list[tuple[str, list[str], dict[str, str] | None]], runs: int, timeout: float) -> list[dict]:
@@ -68,6 +68,17 @@ def interleaved(commands: list[tuple[str, list[str], dict[str, str] | None]], ru
             codes[i].add(code)
     return [{"name": name, "runs": runs, "median": statistics.median(walls[i]), "min": min(walls[i]), "max": max(walls[i]),
              "peak_mb": max(peaks[i]), "exit": sorted(codes[i])} for i, (name, _cmd, _env) in enumerate(commands)]
+
+
+def scan_roots(roots: list[tuple[str, pathlib.Path]], runs: int, env: dict[str, str], width: int = 15) -> None:
+    """Whole `hyperward scan --root` processes per root and format (the platform benches' view of
+    what a user waits for), one line each with median, min and max."""
+    for label, root in roots:
+        for fmt in ("json", "text"):
+            row = series(label, [HYPERWARD, "scan", "--root", str(root), "--format", fmt], runs, 120, env)
+            assert set(row["exit"]) <= {0, 1}, f"hyperward scan --root {root} exited {row['exit']}"
+            print(f"{label:{width}s} hyperward scan --root --format {fmt:4s}: median {row['median']:.3f} s "
+                  f"(min {row['min']:.3f}, max {row['max']:.3f}, {runs} runs)")
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +22,9 @@ import uuid
 
 HERE = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE / "src"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench_scan import scan_roots  # noqa: E402
+
 from hyperward.collect.fs import RootFS  # noqa: E402
 from hyperward.platforms.base import Source  # noqa: E402
 from hyperward.platforms.virtualbox import PLATFORM  # noqa: E402
@@ -95,21 +96,10 @@ def main() -> None:
         total = statistics.median(r[0] + r[1] for r in runs)
         print(f"in process: machines={args.machines} guests={runs[0][2]} results={runs[0][3]}  detect+collect {collect * 1000:.0f} ms  "
               f"guests+judges {judge * 1000:.0f} ms  total {total * 1000:.0f} ms (median of {args.runs})")
-        exe = shutil.which("hyperward", path=str(pathlib.Path(sys.executable).parent)) or "hyperward"
         empty = pathlib.Path(tmp) / "empty"
         (empty / "etc").mkdir(parents=True)
         (empty / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
-        for label, target in (("500 machines", root), ("no VirtualBox (baseline)", empty)):
-            for fmt in ("json", "text"):
-                times = []
-                for _ in range(args.runs):
-                    t0 = time.perf_counter()
-                    done = subprocess.run([exe, "scan", "--root", str(target), "--format", fmt], capture_output=True, timeout=120,
-                                          env={**os.environ, "HYPERWARD_VULNDB": str(pathlib.Path(tmp) / "none.sqlite")})
-                    times.append(time.perf_counter() - t0)
-                    assert done.returncode in (0, 1), done.stderr[-500:]
-                print(f"{label:25s} hyperward scan --root --format {fmt:4s}: median {statistics.median(times):.3f} s "
-                      f"(min {min(times):.3f}, max {max(times):.3f}, {args.runs} runs)")
+        scan_roots([("500 machines", root), ("no VirtualBox (baseline)", empty)], args.runs, {**os.environ, "HYPERWARD_VULNDB": str(pathlib.Path(tmp) / "none.sqlite")}, 25)
 
 
 if __name__ == "__main__":
