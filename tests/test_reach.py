@@ -10,40 +10,16 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from conftest import require
+from reach_lab import HOST4, lab
+from reach_lab import run as _run
 
-HOST_IP, GUEST_IP = "10.91.0.1", "10.91.0.2"
 LISTENERS = [("tcp", "0.0.0.0", 22), ("tcp", "0.0.0.0", 16509), ("tcp", "0.0.0.0", 5901), ("tcp", "127.0.0.1", 16514),
              ("tcp", "0.0.0.0", 8006), ("tcp", "0.0.0.0", 49152), ("udp", "0.0.0.0", 53), ("udp", "0.0.0.0", 67)]
-
-SERVER = r"""
-import socket, sys, threading
-specs = [s.split(":") for s in sys.argv[1:]]
-socks = []
-for proto, addr, port in specs:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(socket.AF_INET, kind)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, int(port)))
-    if proto == "tcp":
-        s.listen(16)
-    socks.append((proto, s))
-def serve(proto, s):
-    while True:
-        if proto == "tcp":
-            conn, _ = s.accept(); conn.close()
-        else:
-            data, peer = s.recvfrom(64); s.sendto(data, peer)
-for proto, s in socks:
-    threading.Thread(target=serve, args=(proto, s), daemon=True).start()
-print("ready", flush=True)
-threading.Event().wait()
-"""
 
 PROBE = r"""
 import json, socket, sys, concurrent.futures
@@ -63,41 +39,14 @@ with concurrent.futures.ThreadPoolExecutor(16) as pool:
 """
 
 
-def _run(*cmd: str, stdin: str | None = None) -> str:
-    done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=60, input=stdin)
-    assert done.returncode == 0, f"{' '.join(cmd)}: {done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture
 def topology() -> Iterator[dict[str, str]]:
     require(shutil.which("ip") is not None and shutil.which("nft") is not None, "iproute2 and nftables (Debian packages)")
-    tag = uuid.uuid4().hex[:6]
-    host, guest = f"hwre-h-{tag}", f"hwre-g-{tag}"
-    created = subprocess.run(["ip", "netns", "add", host], capture_output=True, text=True, timeout=30)
+    created = subprocess.run(["ip", "netns", "add", probe := f"hwre-p-{os.getpid()}"], capture_output=True, text=True, timeout=30)
     require(created.returncode == 0, f"network namespaces ({created.stderr.strip()})")
-    _run("ip", "netns", "add", guest)
-    server = None
-    try:
-        _run("ip", "-n", host, "link", "add", "br-g", "type", "bridge")
-        _run("ip", "-n", host, "link", "add", "vnet9", "type", "veth", "peer", "name", "eth0", "netns", guest)
-        _run("ip", "-n", host, "link", "set", "vnet9", "master", "br-g")
-        for dev in ("br-g", "vnet9", "lo"):
-            _run("ip", "-n", host, "link", "set", dev, "up")
-        _run("ip", "-n", host, "addr", "add", f"{HOST_IP}/24", "dev", "br-g")
-        for dev in ("eth0", "lo"):
-            _run("ip", "-n", guest, "link", "set", dev, "up")
-        _run("ip", "-n", guest, "addr", "add", f"{GUEST_IP}/24", "dev", "eth0")
-        server = subprocess.Popen(["ip", "netns", "exec", host, sys.executable, "-c", SERVER, *(f"{p}:{a}:{n}" for p, a, n in LISTENERS)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready", server.stderr.read() if server.stderr else ""
-        yield {"host": host, "guest": guest}
-    finally:
-        if server is not None:
-            server.kill()
-            server.wait(10)
-        for ns in (host, guest):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
+    with lab(LISTENERS, ipv6=False) as namespaces:
+        yield namespaces
 
 
 def _predict(host: str) -> dict[str, bool | None]:
@@ -108,7 +57,7 @@ def _predict(host: str) -> dict[str, bool | None]:
 
 def _reality(guest: str) -> dict[str, bool]:
     specs = [f"{p}:{n}" for p, _, n in LISTENERS]
-    return json.loads(_run("ip", "netns", "exec", guest, sys.executable, "-c", PROBE, HOST_IP, *specs))
+    return json.loads(_run("ip", "netns", "exec", guest, sys.executable, "-c", PROBE, HOST4, *specs))
 
 
 BASE = "table inet filter {{\n{sets}  chain input {{\n    type filter hook input priority 0; policy {policy};\n{rules}\n  }}\n{extra}}}\n"
