@@ -86,6 +86,9 @@ class XenFacts:
     sys_hypervisor: Maybe[dict[str, str]] | None
     getenforce: Maybe[str] | None = None
     notes: list[str] = field(default_factory=list)
+    #: live hypervisor values from xenhypfs (path -> value, e.g. "/params/ept": "exec-sp=0"):
+    #: what `xl set-parameters` changed since boot; None offline or without xenhypfs
+    hypfs: Maybe[dict[str, str]] | None = None
 
     def guests(self) -> list[XenGuestConfig]:
         """The domains judged: each running domain as it runs (its file, if any, named in
