@@ -15,6 +15,7 @@ from typing import Any
 
 from ...collect import commands
 from ...collect.fs import RootFS
+from ...collect.grub import grub_defaults
 from ...model import Unavailable
 from ...parsers.cmdline import XEN_VARIABLES, grub_variables
 from . import parsers
@@ -161,29 +162,14 @@ def _xl_conf(fs: RootFS) -> dict[str, str] | Unavailable:
 
 
 def _grub_cmdline(fs: RootFS) -> list[XenCmdline | Unavailable]:
-    files: list[tuple[str, str]] = []
-    out: list[XenCmdline | Unavailable] = []
-    grub = fs.read_text("/etc/default/grub")
-    if isinstance(grub, Unavailable):
-        if grub.kind != "missing":
-            out.append(grub)
-    else:
-        files.append(("/etc/default/grub", grub))
-    dropins = fs.listdir("/etc/default/grub.d")
-    if isinstance(dropins, list):
-        for name in dropins:
-            if name.endswith(".cfg"):
-                text = fs.read_text(f"/etc/default/grub.d/{name}")
-                if isinstance(text, Unavailable):
-                    out.append(text)
-                else:
-                    files.append((f"/etc/default/grub.d/{name}", text))
-    if not files:
+    """GRUB_CMDLINE_XEN* from the same read of GRUB's defaults the kernel collector uses."""
+    grub = grub_defaults(fs)
+    out: list[XenCmdline | Unavailable] = [*([grub.main_error] if grub.main_error else []), *grub.dropin_errors]
+    if not grub.files:
         return out
-    env = grub_variables(files, XEN_VARIABLES)
-    label = files[0][0] if len(files) == 1 else "/etc/default/grub (with grub.d)"
+    env = grub_variables(grub.files, XEN_VARIABLES)
     line = env["GRUB_CMDLINE_XEN"] + " " + env["GRUB_CMDLINE_XEN_DEFAULT"]
-    out.append(XenCmdline(label, False, parsers.split_xen_cmdline(line)))
+    out.append(XenCmdline(grub.label, False, parsers.split_xen_cmdline(line)))
     return out
 
 
