@@ -5,7 +5,9 @@ guest checks judging Xen guests, bad input named by path, passwords never kept.
 Xen cannot run here (no hypervisor, no dom0): the live path is exercised with a fake `xl` (and a
 fake `xenhypfs`), shell scripts written into the test's own directory and handed to the collector
 by absolute path (the collector would otherwise look for them on the system path only). They print
-tests/fixtures/xen/recorded, written by hand in the format Xen 4.17's tools print, not captured
+tests/fixtures/xen/recorded, written by hand in the format Xen's tools print (read from Xen's
+sources: xl_info.c, libxl_types.idl and gentypes.py as stored, newer than Debian 12's 4.17, whose
+xl prints the same fields but for ones added since, such as the devices' `trusted`), not captured
 from a live host (none is available to this project); the values are invented, the format is
 Xen's own:
 
