@@ -43,13 +43,11 @@ NETWORK_SCRIPTS = {"block-iscsi": "iscsi", "block-nbd": "nbd", "block-drbd": "dr
 
 @frozen
 class XlDefaults:
-    """xl.conf(5)'s defaults for a guest's vifs (see the module docstring); `set` names the
-    xl.conf keys that changed one, so a message can say where a value came from."""
+    """xl.conf(5)'s defaults for a guest's vifs (see the module docstring)."""
 
     vif_bridge: str = "xenbr0"
     vif_script: str = "vif-bridge"
     vif_backend: str | None = None
-    set: tuple[str, ...] = ()
 
 
 BUILTIN = XlDefaults()
@@ -58,19 +56,16 @@ BUILTIN = XlDefaults()
 def xl_defaults(xl_conf: Maybe[dict[str, str]]) -> XlDefaults:
     if not isinstance(xl_conf, dict):
         return BUILTIN
-    given: list[str] = []
 
-    def pick(new: str, old: str | None, default: str | None) -> str | None:
+    def pick(new: str, old: str | None) -> str | None:
         for key in (new, old):
             if key and xl_conf.get(key):
-                given.append(key)
                 return xl_conf[key]
-        return default
+        return None
 
-    bridge = pick("vif.default.bridge", "defaultbridge", BUILTIN.vif_bridge) or BUILTIN.vif_bridge
-    script = pick("vif.default.script", "vifscript", BUILTIN.vif_script) or BUILTIN.vif_script
-    backend = pick("vif.default.backend", None, None)
-    return XlDefaults(bridge, script, backend, tuple(given))
+    return XlDefaults(pick("vif.default.bridge", "defaultbridge") or BUILTIN.vif_bridge,
+                      pick("vif.default.script", "vifscript") or BUILTIN.vif_script,
+                      pick("vif.default.backend", None))
 
 
 def defaults_for(c: XenGuestConfig, defaults: XlDefaults) -> XlDefaults:
@@ -298,10 +293,10 @@ def vifs(c: XenGuestConfig, defaults: XlDefaults = BUILTIN) -> list[Vif]:
     out = []
     for index, spec in enumerate(c.items("vif")):
         _pos, keyed = parsers.spec_string(spec)
-        script = (keyed.get("script") or own.vif_script).rsplit("/", 1)[-1]
+        script = keyed.get("script", own.vif_script).rsplit("/", 1)[-1]
         bridged = "bridge" in keyed or script == "vif-bridge"
-        backend = keyed.get("backend") or own.vif_backend
-        out.append(Vif(index, keyed, script, (keyed.get("bridge") or own.vif_bridge) if bridged else None,
+        backend = keyed.get("backend", own.vif_backend)
+        out.append(Vif(index, keyed, script, keyed.get("bridge", own.vif_bridge) if bridged else None,
                        None if is_dom0(backend) else backend))
     return out
 
