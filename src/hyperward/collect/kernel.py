@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..facts import (
+    VULN_DIR,
     CmdlineSource,
     CpuFacts,
     KernelFacts,
@@ -14,7 +15,6 @@ from ..facts import (
     ModuleFacts,
     RebootRequired,
     SmtFacts,
-    VULN_DIR,
 )
 from ..model import Unavailable, is_missing
 from ..parsers.cmdline import parse_cmdline, parse_grub_defaults

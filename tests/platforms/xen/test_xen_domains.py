@@ -14,7 +14,6 @@ import pathlib
 import shutil
 
 import pytest
-
 from conftest import REPO
 
 from hyperward.collect import collect_host
@@ -91,6 +90,7 @@ def test_the_driver_domain_result_names_what_it_serves(tmp_path):
     root = tree("hardened", tmp_path)
     edit(root / "etc/xen/xl.conf", '#vif.default.backend="0"', 'vif.default.backend="router"')
     status, message = results(collect(RootFS(str(root))), "HV-ISO-059")["router"]
+    assert status is Status.FAIL  # app's and desk's vifs trust it
     # router's own vif names no backend either: it would serve itself, which is not a frontend of its own
     assert message.startswith("driver domain for app vif[0], db vif[0], desk vif[0]: "), message  # stub has no vif
     assert "router vif[0]" not in message and "db vif[0] trusts" not in message
@@ -121,8 +121,8 @@ def test_a_backend_that_is_no_known_domain_is_not_applicable_by_its_name(tmp_pat
     got = results(collect(RootFS(str(root))), "HV-ISO-059")
     status, message = got["storage-dd"]
     assert status is Status.NOT_APPLICABLE and "db vif[0]" in message and "isolation is unknown" in message
-    assert got["router"] == (Status.PASS, "driver domain for no device found yet (driver_domain=1): held like an untrusted "
-                                          "guest, its frontends mark it untrusted")
+    assert got["router"] == (Status.PASS, ("driver domain for no device found yet (driver_domain=1): held like an untrusted "
+                                           "guest, its frontends mark it untrusted"))
 
 
 def test_no_driver_domain_at_all(tmp_path):
@@ -290,7 +290,7 @@ def test_without_xenhypfs_the_booted_line_says_the_live_value_is_unknown(tmp_pat
 def test_boot_only_options_say_so_on_the_booted_line(tmp_path):
     facts = _live(tmp_path, "placeholder spec-ctrl=no iommu=force", None)
     for check_id in ("HV-SIDE-050", "HV-SIDE-051", "HV-SIDE-052", "HV-ISO-050"):
-        status, message = results(facts, check_id)[BOOTED]
+        _status, message = results(facts, check_id)[BOOTED]
         assert "boot-only option: xl set-parameters cannot change it, so the booted line is what runs" in message, check_id
         assert "boot-only" not in results(facts, check_id)[GRUB][1]
     assert results(facts, "HV-SIDE-050")[BOOTED][0] is Status.FAIL and results(facts, "HV-ISO-050")[BOOTED][0] is Status.PASS
@@ -339,7 +339,7 @@ def test_grub_defaults_are_read_once_for_both_command_lines(tmp_path):
         "dom0_mem=4096M,max:4096M", "spec-ctrl=no-xen,rsb=0", "xpti=false", "pv-l1tf=false", "ept=exec-sp", "iommu=no-intremap",
         "dom0-iommu=passthrough", "xsm=flask", "flask=permissive"]]
     edit(root / "etc/default/grub.d/xen.cfg", "xpti=false", "xpti=true    ")  # a changed file is read again
-    assert "xpti=true" in [c for c in collect(fs).cmdlines if not isinstance(c, Unavailable)][0].tokens
+    assert "xpti=true" in next(c for c in collect(fs).cmdlines if not isinstance(c, Unavailable)).tokens
     assert fs.reads["/etc/default/grub.d/xen.cfg"] == 2 and fs.reads["/etc/default/grub"] == 2  # the set is read anew, once
 
 

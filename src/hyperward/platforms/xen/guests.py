@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 
+from ...facts import Maybe
 from ...guests.model import (
     Console,
     Guest,
@@ -33,7 +34,6 @@ from ...guests.model import (
     PassedDevice,
     SharedDirectory,
 )
-from ...facts import Maybe
 from ...records import frozen
 from . import parsers
 from .facts import XenFacts, XenGuestConfig
