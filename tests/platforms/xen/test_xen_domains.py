@@ -352,3 +352,19 @@ def test_a_whole_scan_reads_grub_once_and_judges_as_before(tmp_path):
     (root / "etc/default/grub.d/bad.cfg").write_bytes(b"GRUB_CMDLINE_XEN_DEFAULT=\x00\x01")
     xen = collect_host(str(root)).platforms["xen"]
     assert [u.path for u in xen.cmdlines if isinstance(u, Unavailable)] == ["/etc/default/grub.d/bad.cfg"]
+
+
+def test_a_hostile_backend_name_reaches_the_terminal_escaped(tmp_path):
+    """A guest's owner writes its config's backend= (a tenant-supplied xl.cfg): the name comes back
+    in a resource and a message, never as terminal control sequences."""
+    from conftest import hyperward
+
+    root = tree("hardened", tmp_path)
+    edit(root / "etc/xen/db.cfg", DB_VIF, DB_VIF.replace("backend=router", "backend=dd\\x1b]0;pwned\\x07\\x1b[2J"))
+    got = results(collect(RootFS(str(root))), "HV-ISO-059")
+    [name] = [n for n in got if n.startswith("dd")]
+    assert name == "dd?]0;pwned??[2J" and got[name][0] is Status.NOT_APPLICABLE
+    done = hyperward("scan", "--root", str(root), "--only", "HV-ISO-059", "--verbose")
+    assert "dd?]0;pwned??[2J" in done.stdout
+    assert "\x1b]0;" not in done.stdout and "\x07" not in done.stdout and "\x1b[2J" not in done.stdout
+    assert "Traceback" not in done.stderr
