@@ -244,7 +244,7 @@ WEAK_FAILING = {
     "HV-ISO-050": {GRUB}, "HV-ISO-051": {GRUB},
     "HV-ISO-052": {"web", "legacy", "netdd"}, "HV-ISO-053": {"gpu"}, "HV-ISO-054": {"web", "legacy", "gpu"},
     "HV-ISO-055": {"legacy"}, "HV-ISO-056": {"gpu"}, "HV-ISO-057": {"legacy"}, "HV-ISO-058": {"web", "legacy", "gpu", "netdd"},
-    "HV-ISO-059": {"netdd"}, "HV-ISO-060": {"/etc/xen/xl.conf"},
+    "HV-ISO-059": {"netdd"}, "HV-ISO-060": {"/etc/xen/xl.conf"}, "HV-ISO-061": {"netdd"},
     "HV-AUTH-050": {"web", "legacy"}, "HV-AUTH-051": {"web"},
 }
 

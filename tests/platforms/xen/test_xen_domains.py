@@ -235,6 +235,56 @@ def test_autoballoon_without_a_command_line_or_xl_conf(tmp_path):
     assert result.status is Status.ERROR and result.resource == "/etc/xen/xl.conf" and "unterminated string" in result.message
 
 
+# --- pygrub in dom0 ----------------------------------------------------------------------------------
+
+BOOTLOADER = [
+    # (xl.conf bootloader_restrict line, line added to router.cfg, status, fragment)
+    ("bootloader_restrict=1", "", Status.PASS, "pygrub restricted (xl.conf bootloader_restrict=1)"),
+    ("", "", Status.FAIL, "pygrub runs as root in dom0 on the guest's own disk (no bootloader_restrict in the guest or xl.conf)"),
+    ("bootloader_restrict=0", "", Status.FAIL, "(xl.conf bootloader_restrict=0)"),
+    ("bootloader_restrict=1", "bootloader_restrict = 0", Status.FAIL, "(bootloader_restrict=0)"),  # the guest's own wins
+    ("", "bootloader_restrict = 1", Status.PASS, "pygrub restricted (bootloader_restrict=1)"),
+    ("", 'bootloader_user = "xen-bl-router"', Status.PASS, "bootloader_user set (implies bootloader_restrict)"),
+    ("", 'bootloader = "/usr/lib/xen-4.17/bin/pygrub"', Status.FAIL, "pygrub runs as root"),  # Debian's path
+    ("", 'type = "hvm"', None, ""),  # HVM firmware boots itself: nothing runs in dom0
+    ("", 'bootloader = "/usr/local/bin/my-loader"', Status.NOT_APPLICABLE, "is not pygrub"),
+]
+
+
+@pytest.mark.parametrize("conf, line, status, fragment", BOOTLOADER)
+def test_pygrub_restriction(tmp_path, conf, line, status, fragment):
+    root = tree("hardened", tmp_path)
+    edit(root / "etc/xen/xl.conf", "bootloader_restrict=1", conf)
+    router = root / ROUTER
+    router.write_text(router.read_text() + line + "\n")
+    got = results(collect(RootFS(str(root))), "HV-ISO-061")
+    if status is None:
+        assert got == {"host": (Status.NOT_APPLICABLE, "no PV or PVH guest boots through a bootloader in dom0")}
+        return
+    assert set(got) == {"router"} and got["router"][0] is status and fragment in got["router"][1], got
+
+
+def test_a_bootloader_user_shared_by_two_guests_fails_both(tmp_path):
+    root = tree("hardened", tmp_path)
+    router = root / ROUTER
+    router.write_text(router.read_text() + 'bootloader_user = "xen-bl"\n')
+    (root / "etc/xen/router2.cfg").write_text(router.read_text().replace('name = "router"', 'name = "router2"'))
+    got = results(collect(RootFS(str(root))), "HV-ISO-061")
+    assert {n for n, (st, _m) in got.items() if st is Status.FAIL} == {"router", "router2"}
+    assert got["router"][1] == "bootloader_user=xen-bl shared with router2 (each domain needs its own user)"
+
+
+def test_a_running_domain_is_judged_by_its_stored_bootloader_settings():
+    def domain(name: str, **b_info: str) -> dict[str, object]:
+        return {"domid": 5, "config": {"c_info": {"type": "pv", "name": name}, "b_info": {"bootloader": "pygrub", **b_info}}}
+
+    plain, tight = running_domain(domain("plain")), running_domain(domain("tight", bootloader_restrict="True"))
+    assert plain is not None and tight is not None and tight.get("bootloader_restrict") == "1"
+    facts = XenFacts(True, [], [plain, tight], [], {"bootloader_restrict": "1"}, {}, {}, None, None)
+    got = results(facts, "HV-ISO-061")  # xl.conf's default is never applied again to a running domain
+    assert got["plain"][0] is Status.FAIL and got["tight"][0] is Status.PASS
+
+
 # --- live values xl set-parameters changes ---------------------------------------------------------
 
 

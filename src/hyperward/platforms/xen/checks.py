@@ -667,6 +667,64 @@ def autoballoon(xen: XenFacts) -> Iterator[Result]:
                                      "the host's memory and hands it out by design")
 
 
+def _pygrub(c: XenGuestConfig) -> str | None:
+    """The guest's bootloader when libxl runs it in dom0 (PV and PVH; HVM firmware boots itself)."""
+    program = c.get("bootloader")
+    return program if program and guest_type(c) in ("pv", "pvh") else None
+
+
+def bootloader(xen: XenFacts) -> Iterator[Result]:
+    """HV-ISO-061: `bootloader="pygrub"` has libxl run pygrub in dom0, as root, on the guest's own
+    disk image: it mounts and parses guest-owned filesystems and grub configs, and XSA-443, XSA-497
+    and XSA-508 each let a guest take the toolstack domain that way ("A guest using pygrub can
+    escalate its privilege to that of the domain construction tools (i.e., normally, to control of
+    the host)"); since XSA-508 only the de-privileged mode is security supported. That mode is
+    `bootloader_restrict=1` (xl.cfg(5): restrict the bootloader "to limit the consequences of
+    security vulnerabilities due to parsing guest owned image files"), whose system-wide default is
+    xl.conf's `bootloader_restrict` (xl.conf(5)); unset everywhere, libxl restricts only when
+    `bootloader_user` is given (libxl_create.c: "providing a bootloader user implies enabling
+    restrict"). The restricted bootloader runs as bootloader_user, which "MUST" be separate for
+    each domain (xl.cfg(5)). A bootloader other than pygrub is not judged: whether it can run
+    de-privileged is its own affair. A running domain is judged by what `xl list -l` stored."""
+    conf = xen.xl_conf if isinstance(xen.xl_conf, dict) else {}
+    default = parsers.c_long(conf.get("bootloader_restrict"))
+
+    def restricted(c: XenGuestConfig) -> tuple[bool, str]:
+        own = parsers.c_long(c.get("bootloader_restrict"))
+        if own is not None:
+            return own != 0, f"bootloader_restrict={c.get('bootloader_restrict')}"
+        if c.source == "file" and default is not None:
+            return default != 0, f"xl.conf bootloader_restrict={conf.get('bootloader_restrict')}"
+        if c.get("bootloader_user"):
+            return True, "bootloader_user set (implies bootloader_restrict)"
+        return False, "no bootloader_restrict in the guest or xl.conf"
+
+    users: dict[str, list[str]] = {}
+    for c in xen.guests():
+        user = c.get("bootloader_user")
+        program = _pygrub(c)
+        if user and program and "pygrub" in program.rsplit("/", 1)[-1] and restricted(c)[0]:
+            users.setdefault(user, []).append(c.name)
+
+    def judge(c: XenGuestConfig) -> list[str] | Result:
+        program = _pygrub(c) or ""
+        if "pygrub" not in program.rsplit("/", 1)[-1]:
+            return Result.not_applicable(f"bootloader {_clean(program)} is not pygrub: whether it can run de-privileged is not known",
+                                         c.label)
+        on, why = restricted(c)
+        if not on:
+            return [(f"pygrub runs as root in dom0 on the guest's own disk ({_clean(why)}): only de-privileged pygrub is "
+                     "security supported (XSA-508)")]
+        user = c.get("bootloader_user")
+        if user and len(users.get(user, [])) > 1:
+            others = ", ".join(_clean(n) for n in users[user] if n != c.name)
+            return [f"bootloader_user={_clean(user)} shared with {others} (each domain needs its own user)"]
+        return Result.passed(c.label, f"pygrub restricted ({_clean(why)})")
+
+    yield from _each_guest(xen, judge, applies=lambda c: _pygrub(c) is not None,
+                           none_reason="no PV or PVH guest boots through a bootloader in dom0")
+
+
 JUDGES: dict[str, Judge] = {
     "HV-SIDE-050": spec_ctrl,
     "HV-SIDE-051": xpti,
@@ -684,6 +742,7 @@ JUDGES: dict[str, Judge] = {
     "HV-ISO-058": seclabels,
     "HV-ISO-059": driver_domains,
     "HV-ISO-060": autoballoon,
+    "HV-ISO-061": bootloader,
     "HV-AUTH-050": vnc_auth,
     "HV-AUTH-051": spice_auth,
 }

@@ -418,9 +418,11 @@ def running_domain(doc: dict[str, Any]) -> XenGuestConfig | None:
     _put_bool(s, "device_model_stubdomain_override", b_info.get("device_model_stubdomain"))
     _put_bool(s, "dm_restrict", b_info.get("dm_restrict"))
     _put_bool(s, "nestedhvm", b_info.get("nested_hvm"))
-    user = _text(b_info.get("device_model_user"))
-    if user:
-        s["device_model_user"] = user
+    for key in ("device_model_user", "bootloader", "bootloader_user"):
+        value = _text(b_info.get(key))
+        if value:
+            s[key] = value
+    _put_bool(s, "bootloader_restrict", b_info.get("bootloader_restrict"))
     version = _text(b_info.get("device_model_version"))
     if version:
         s["device_model_version"] = version.replace("_", "-")
