@@ -5,7 +5,10 @@ Hypervisor rows judge every Xen command line found, each as its own resource: th
 hypervisor booted with (`xl info`) and the ones configured for the next boot (GRUB's
 GRUB_CMDLINE_XEN*, EFI xen.cfg). Option semantics are docs/misc/xen-command-line.pandoc's with
 xen/common/kernel.c's parsing (see parsers.py). Guest rows judge each domain: a running one as
-`xl list -l` reports it, a defined one as its xl.cfg says, with xl.cfg(5)'s defaults.
+`xl list -l` reports it, a defined one as its xl.cfg says, with xl.cfg(5)'s defaults and
+xl.conf(5)'s; HV-ISO-060 judges xl.conf itself. On a live dom0 the booted line of a runtime
+parameter (`ept`) is judged by its live value where xenhypfs shows it, and the results of
+boot-only options say that the booted line is what runs.
 """
 
 from __future__ import annotations

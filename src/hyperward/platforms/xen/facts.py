@@ -1,6 +1,6 @@
 """What hyperward knows about a Xen dom0: its guests' xl.cfg(5) files, xl.conf, the init
 defaults, Xen's command line from every place it is set, and on a live dom0 what `xl info`,
-`xl list -l` and /sys/hypervisor say.
+`xl list -l`, `xl getenforce`, xenhypfs and /sys/hypervisor say.
 
 Frozen dataclasses of str/int/bool/None, lists, dict[str, X] and Maybe[X] only, so a snapshot
 decodes type-driven like the rest of HostFacts. Secrets never enter them: vncpasswd, spicepasswd
