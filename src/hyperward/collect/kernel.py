@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..facts import (
+    VULN_DIR,
     CmdlineSource,
     CpuFacts,
     KernelFacts,
@@ -14,12 +15,12 @@ from ..facts import (
     ModuleFacts,
     RebootRequired,
     SmtFacts,
-    VULN_DIR,
 )
 from ..model import Unavailable, is_missing
 from ..parsers.cmdline import parse_cmdline, parse_grub_defaults
 from ..parsers.config_files import parse_cpuinfo, parse_modprobe
 from .fs import RootFS
+from .grub import grub_defaults
 
 CMDLINE_LIMIT = 64 * 1024
 
@@ -39,23 +40,11 @@ def collect_cmdlines(fs: RootFS) -> list[CmdlineSource]:
     running = fs.read_text("/proc/cmdline", CMDLINE_LIMIT)
     out.append(CmdlineSource("/proc/cmdline", True, running if isinstance(running, Unavailable) else parse_cmdline(running)))
 
-    grub_files: list[tuple[str, str]] = []
-    grub = fs.read_text("/etc/default/grub")
-    if not is_missing(grub):
-        if isinstance(grub, Unavailable):
-            out.append(CmdlineSource("/etc/default/grub", False, grub))
-        else:
-            grub_files.append(("/etc/default/grub", grub))
-    dropins = fs.listdir("/etc/default/grub.d")
-    if not isinstance(dropins, Unavailable):
-        for name in dropins:
-            if name.endswith(".cfg"):
-                text = fs.read_text(f"/etc/default/grub.d/{name}")
-                if not isinstance(text, Unavailable):
-                    grub_files.append((f"/etc/default/grub.d/{name}", text))
-    if grub_files:
-        label = grub_files[0][0] if len(grub_files) == 1 else "/etc/default/grub (with grub.d)"
-        out.append(CmdlineSource(label, False, parse_grub_defaults(grub_files)))
+    grub = grub_defaults(fs)
+    if grub.main_error is not None:
+        out.append(CmdlineSource(grub.main_error.path, False, grub.main_error))
+    if grub.files:
+        out.append(CmdlineSource(grub.label, False, parse_grub_defaults(grub.files)))
 
     kernel_cmdline = fs.read_text("/etc/kernel/cmdline", CMDLINE_LIMIT)
     if not is_missing(kernel_cmdline):

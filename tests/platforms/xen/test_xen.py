@@ -2,12 +2,28 @@
 xen/common/kernel.c does, every Xen-only check passing and failing on exact resources, the neutral
 guest checks judging Xen guests, bad input named by path, passwords never kept.
 
-Xen cannot run here (no hypervisor, no dom0): the live path is exercised with a fake `xl`, a shell
-script written into the test's own directory and handed to the collector by absolute path (the
-collector would otherwise look for xl on the system path only). It prints `xl info` and
-`xl list -l` output written in the format xl prints (xl_info.c's padded `key : value` lines;
-libxl's JSON generator for libxl_domain_config, field names from libxl_types.idl); they are not
-captured from a live Xen host, since none is available to this project.
+Xen cannot run here (no hypervisor, no dom0): the live path is exercised with a fake `xl` (and a
+fake `xenhypfs`), shell scripts written into the test's own directory and handed to the collector
+by absolute path (the collector would otherwise look for them on the system path only). They print
+tests/fixtures/xen/recorded, written by hand in the format Xen's tools print (read from Xen's
+sources: xl_info.c, libxl_types.idl and gentypes.py as stored, newer than Debian 12's 4.17, whose
+xl prints the same fields but for ones added since, such as the devices' `trusted`), not captured
+from a live host (none is available to this project); the values are invented, the format is
+Xen's own:
+
+- xl-info.txt: tools/xl/xl_info.c print_info(): output_nodeinfo, output_physinfo, output_xeninfo,
+  then xend_config_format, each `%-23s: value` in that order; virt_caps lists what Xen reports
+  among pv hvm hvm_directio pv_directio hap shadow iommu_hap_pt_share vmtrace vpmu gnttab-v1
+  gnttab-v2 (vmtrace and vpmu are off here, as by default). XL_INFO_FIELDS below is that order.
+- xl-list-l.json: xl_info.c list_domains_details(): a JSON array of {"domid", "config"}, each
+  config libxl_domain_config_gen_json's, through libxl's yajl generator (beautified, 4-space
+  indent, so an empty map prints as "{", a blank line, "}"). Fields and their order are
+  libxl_types.idl's; gentypes.py emits a number only when it is not 0, a string or defbool only
+  when set ("True"/"False"), an array only when non-empty, and every struct, so PCI device
+  0000:03:00.0 is {"bus": 3} and a dom0 backend has no backend_domid at all. Domain-0 has the stub
+  config xen-init-dom0 stores (tools/helpers/init-dom-json.c) with the name and memory libxl
+  fills in when it retrieves it.
+- xenhypfs: tools/misc/xenhypfs.c `cat PATH` prints the value and a newline.
 """
 
 from __future__ import annotations
@@ -226,8 +242,9 @@ def test_efi_xen_cfg_is_a_command_line_of_its_own(tmp_path):
 WEAK_FAILING = {
     "HV-SIDE-050": {GRUB}, "HV-SIDE-051": {GRUB}, "HV-SIDE-052": {GRUB}, "HV-SIDE-053": {GRUB}, "HV-SIDE-054": {GRUB},
     "HV-ISO-050": {GRUB}, "HV-ISO-051": {GRUB},
-    "HV-ISO-052": {"web", "legacy"}, "HV-ISO-053": {"gpu"}, "HV-ISO-054": {"web", "legacy", "gpu"},
-    "HV-ISO-055": {"legacy"}, "HV-ISO-056": {"gpu"}, "HV-ISO-057": {"legacy"}, "HV-ISO-058": {"web", "legacy", "gpu"},
+    "HV-ISO-052": {"web", "legacy", "netdd"}, "HV-ISO-053": {"gpu"}, "HV-ISO-054": {"web", "legacy", "gpu"},
+    "HV-ISO-055": {"legacy"}, "HV-ISO-056": {"gpu"}, "HV-ISO-057": {"legacy"}, "HV-ISO-058": {"web", "legacy", "gpu", "netdd"},
+    "HV-ISO-059": {"netdd"}, "HV-ISO-060": {"/etc/xen/xl.conf"}, "HV-ISO-061": {"netdd"},
     "HV-AUTH-050": {"web", "legacy"}, "HV-AUTH-051": {"web"},
 }
 
@@ -244,6 +261,10 @@ def test_every_xen_check_fails_exactly_the_weak_resources_and_passes_the_hardene
     assert judged(hardened, "HV-AUTH-051") == {"desk": Status.PASS} and judged(hardened, "HV-ISO-055") == {"router": Status.PASS}
     assert judged(hardened, "HV-ISO-052") == {"desk": Status.PASS, "router": Status.PASS}
     assert judged(weak, "HV-ISO-052")["gpu"] is Status.PASS
+    # router serves db's vif; the vTPM backends' domains are not defined here: unknown, not judged
+    assert judged(hardened, "HV-ISO-059") == {"router": Status.PASS, **{f"vtpm-{n}": Status.NOT_APPLICABLE
+                                                                         for n in ("app", "db", "desk", "router", "stub")}}
+    assert judged(weak, "HV-ISO-055")["netdd"] is Status.PASS and judged(hardened, "HV-ISO-060") == {"/etc/xen/xl.conf": Status.PASS}
 
 
 def test_weak_messages_name_the_setting(tmp_path):
@@ -271,7 +292,7 @@ def test_a_shared_device_model_user_fails_both_guests(tmp_path):
 def test_xen_guests_on_the_neutral_model(tmp_path):
     weak = collect(RootFS(str(tree("weak", tmp_path))))
     guests = {g.name: g for g in to_guests(weak)}
-    assert set(guests) == {"web", "legacy", "gpu"}  # xlexample.* are examples, not *.cfg guests
+    assert set(guests) == {"web", "legacy", "gpu", "netdd"}  # xlexample.* are examples, not *.cfg guests
     web = guests["web"]
     assert [(c.kind, c.listen, c.auth) for c in web.consoles] == [("vnc", ["0.0.0.0"], ["none"]), ("spice", ["0.0.0.0"], ["none"])]
     assert web.clipboard is True and web.usb_redirection == 2 and web.nested is True and web.nested_kind == "requested"
@@ -285,7 +306,7 @@ def test_xen_guests_on_the_neutral_model(tmp_path):
     assert [d.source for d in legacy.disks] == ["/dev/vg/legacy-disk", "/dev/vg/legacy-swap"]
     hardened = {g.name: g for g in to_guests(collect(RootFS(str(tree("hardened", tmp_path)))))}
     assert [t.kind for t in hardened["app"].tpms] == ["external"] and hardened["app"].memory_kib == 4096 * 1024
-    assert PLATFORM.guest_bridges(weak) == ["xenbr0"]
+    assert PLATFORM.guest_bridges(weak) == ["xenbr0"]  # legacy's vif joins xenbr0 inside netdd, web's dom0's
 
 
 def test_neutral_checks_fail_the_exact_xen_guests(tmp_path):
@@ -299,10 +320,11 @@ def test_neutral_checks_fail_the_exact_xen_guests(tmp_path):
     assert {r for c, r in fails if c == "HV-AUTH-011"} == {"web"}
     assert {r for c, r in fails if c == "HV-ISO-026"} == {"web"}
     assert {r for c, r in fails if c == "HV-NEST-002"} == {"web"}
-    assert {r for c, r in fails if c == "HV-TPM-005"} == {"web", "legacy", "gpu"}
+    assert {r for c, r in fails if c == "HV-TPM-005"} == {"web", "legacy", "gpu", "netdd"}
     # Xen owns the IOMMU: offline, dom0's empty iommu_groups prove nothing about it
     iommu = {f.result.resource: f.status for f in report.findings if f.check_id == "HV-ISO-010"}
-    assert iommu == {"web": Status.NOT_APPLICABLE, "legacy": Status.NOT_APPLICABLE, "gpu": Status.NOT_APPLICABLE}
+    assert iommu == {"web": Status.NOT_APPLICABLE, "legacy": Status.NOT_APPLICABLE, "gpu": Status.NOT_APPLICABLE,
+                     "netdd": Status.NOT_APPLICABLE}
 
 
 def test_a_non_xen_host_runs_no_xen_rows(tmp_path):
@@ -387,10 +409,49 @@ def test_passwords_never_reach_facts_snapshots_or_reports(tmp_path):
 # --- the live path, with a fake xl ----------------------------------------------------------------
 
 
+#: tools/xl/xl_info.c: the fields `xl info` prints, in its order
+XL_INFO_FIELDS = [
+    "host", "release", "version", "machine",
+    "nr_cpus", "max_cpu_id", "nr_nodes", "cores_per_socket", "threads_per_core", "cpu_mhz", "hw_caps", "virt_caps",
+    "total_memory", "free_memory", "sharing_freed_memory", "sharing_used_memory", "outstanding_claims", "free_cpus",
+    "xen_major", "xen_minor", "xen_extra", "xen_version", "xen_caps", "xen_scheduler", "xen_pagesize", "platform_params",
+    "xen_changeset", "xen_commandline", "cc_compiler", "cc_compile_by", "cc_compile_domain", "cc_compile_date", "build_id",
+    "xend_config_format",
+]
+VIRT_CAPS_ORDER = ["pv", "hvm", "hvm_directio", "pv_directio", "hap", "shadow", "iommu_hap_pt_share", "vmtrace", "vpmu",
+                   "gnttab-v1", "gnttab-v2"]
+
+
+def test_the_recorded_outputs_have_xens_own_format():
+    lines = (FIXTURES / "recorded/xl-info.txt").read_text().splitlines()
+    assert [line[:23].rstrip() for line in lines] == XL_INFO_FIELDS
+    assert all(line[23:25] == ": " or line[23:] == ":" for line in lines)  # "%-23s: %s\n"
+    caps = {line[:23].rstrip(): line[25:] for line in lines}["virt_caps"].split()
+    assert caps == sorted(caps, key=VIRT_CAPS_ORDER.index)
+    text = (FIXTURES / "recorded/xl-list-l.json").read_text()
+    doc = json.loads(text)
+    assert "{}" not in text and "{\n\n" in text  # yajl's beautified empty map
+    web = doc[1]["config"]
+    assert list(web) == ["c_info", "b_info", "disks", "nics", "pcidevs", "on_poweroff", "on_reboot", "on_watchdog",
+                         "on_crash", "on_soft_reset"]  # libxl_domain_config's field order
+    assert web["pcidevs"] == [{"bus": 3, "permissive": True}]  # 0000:03:00.0: the zeros are left out
+    assert "backend_domid" not in json.dumps(doc)  # every backend here is dom0 (0) or named
+
+
+def _fake_xenhypfs(tmp_path: pathlib.Path, values: dict[str, str]) -> str:
+    script = tmp_path / "bin/xenhypfs"
+    script.parent.mkdir(exist_ok=True)
+    cases = "".join(f'  "{path}") echo "{value}" ;;\n' for path, value in values.items())
+    script.write_text('#!/bin/sh\n[ "$1" = cat ] || exit 1\ncase "$2" in\n' + cases +
+                      '  *) echo "could not read: No such file or directory" >&2; exit 3 ;;\nesac\n')
+    script.chmod(0o755)
+    return str(script)
+
+
 def _fake_xl(tmp_path: pathlib.Path, enforce: str = "Permissive") -> str:
     recorded = FIXTURES / "recorded"
     script = tmp_path / "bin/xl"
-    script.parent.mkdir()
+    script.parent.mkdir(exist_ok=True)
     script.write_text("#!/bin/sh\n"
                       f'case "$1" in\n'
                       f'  info) cat "{recorded}/xl-info.txt" ;;\n'
@@ -415,11 +476,17 @@ def test_live_dom0_reads_xl_info_and_the_running_domains(tmp_path):
     assert isinstance(facts.running, list) and [d.name for d in facts.running] == ["web", "scratch"]
     web = facts.running[0]
     assert web.also == "/etc/xen/web.cfg" and web.autostart and web.domid == 7
-    assert [g.name for g in facts.guests()] == ["web", "scratch", "gpu", "legacy"]
+    assert [g.name for g in facts.guests()] == ["web", "scratch", "gpu", "legacy", "netdd"]
+    assert web.lists["vif"] == ["mac=00:16:3e:10:00:01,bridge=xenbr0,script=vif-bridge,backend=netdd,untrusted"]
+    assert web.lists["disk"] == ["vdev=xvda,access=rw,format=raw,target=/dev/vg/web"]
+    # netdd (defined, not running) serves web's vif as it runs, marked untrusted, and legacy's, trusted
+    [netdd] = [r for r in JUDGES["HV-ISO-059"](facts) if r.resource == "netdd"]
+    assert netdd.status is Status.FAIL and "web vif[0], legacy vif[0]" in netdd.message
+    assert "legacy vif[0] trusts it" in netdd.message and "web vif[0] trusts" not in netdd.message
     # web runs hardened (dm_restrict, loopback, passwords) though its file is weak: the running domain is judged
     assert judged(facts, "HV-ISO-054")["web"] is Status.PASS
     assert judged(facts, "HV-AUTH-050")["web"] is Status.PASS and judged(facts, "HV-AUTH-051")["web"] is Status.PASS
-    assert failing(facts, "HV-ISO-052") == {"web", "legacy"}  # permissive in the running pcidevs too
+    assert failing(facts, "HV-ISO-052") == {"web", "legacy", "netdd"}  # permissive in the running pcidevs too
     assert failing(facts, "HV-AUTH-050") == {"scratch", "legacy"}
     assert failing(facts, "HV-ISO-057") == {"scratch", "legacy"} and failing(facts, "HV-ISO-055") == {"scratch", "legacy"}
     assert failing(facts, "HV-SIDE-051") == {"xl info (xen_commandline)", GRUB}

@@ -50,10 +50,11 @@ class XenPlatform:
         return to_guests(facts)
 
     def guest_bridges(self, facts: XenFacts) -> list[str]:
-        """Bridges a vif names (vif-bridge's default xenbr0 when it names none)."""
-        from .guests import to_guests
+        """Bridges in dom0 a vif joins (xl.conf's vif.default.bridge, else xenbr0, when it names
+        none); a vif served by a driver domain joins a bridge in that domain, not in dom0."""
+        from .guests import dom0_bridges
 
-        return sorted({n.source for g in to_guests(facts) for n in g.nics if n.attachment == "bridge" and n.source})
+        return dom0_bridges(facts)
 
     def unreadable(self, facts: XenFacts) -> list[Unavailable]:
         return facts.unreadable()

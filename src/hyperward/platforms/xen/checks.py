@@ -5,21 +5,27 @@ Hypervisor rows judge every Xen command line found, each as its own resource: th
 hypervisor booted with (`xl info`) and the ones configured for the next boot (GRUB's
 GRUB_CMDLINE_XEN*, EFI xen.cfg). Option semantics are docs/misc/xen-command-line.pandoc's with
 xen/common/kernel.c's parsing (see parsers.py). Guest rows judge each domain: a running one as
-`xl list -l` reports it, a defined one as its xl.cfg says, with xl.cfg(5)'s defaults.
+`xl list -l` reports it, a defined one as its xl.cfg says, with xl.cfg(5)'s defaults and
+xl.conf(5)'s; HV-ISO-060 judges xl.conf itself. On a live dom0 the booted line of a runtime
+parameter (`ept`) is judged by its live value where xenhypfs shows it, and the results of
+boot-only options say that the booted line is what runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...addresses import is_loopback
-from ...model import Result, Severity, Unavailable
+from ...model import Result, Severity, Status, Unavailable
 from ..judges import register
 from . import parsers
 from .facts import XenCmdline, XenFacts, XenGuestConfig
 from .guests import (
+    device_backends,
+    dm_restricted,
     flag,
     guest_type,
     pci_devices,
@@ -27,6 +33,7 @@ from .guests import (
     spice_display,
     stubdomain,
     vnc_displays,
+    xl_defaults,
 )
 
 Judge = Callable[[XenFacts], Iterator[Result]]
@@ -44,7 +51,15 @@ def _clean(text: str, limit: int = 120) -> str:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _each_cmdline(xen: XenFacts, judge: Callable[[XenCmdline], list[str] | Result], ok: str) -> Iterator[Result]:
+#: said of the booted line for options Xen parses once at boot (custom_param/boolean_param, not
+#: a runtime parameter): `xl set-parameters` refuses them, so the booted line is what runs
+BOOT_ONLY = "boot-only option: xl set-parameters cannot change it, so the booted line is what runs"
+
+
+def _each_cmdline(xen: XenFacts, judge: Callable[[XenCmdline], list[str] | Result], ok: str,
+                  running_note: str = "") -> Iterator[Result]:
+    """`running_note` is added to the booted line's result: whether the value could have changed
+    since boot (xl set-parameters, xen-hptool) and what shows the live one."""
     if not xen.cmdlines:
         yield Result.not_applicable(NO_CMDLINE)
         return
@@ -53,12 +68,15 @@ def _each_cmdline(xen: XenFacts, judge: Callable[[XenCmdline], list[str] | Resul
             yield Result.unavailable(line, line.path)
             continue
         verdict = judge(line)
+        note = f" ({running_note})" if line.running and running_note else ""
         if isinstance(verdict, Result):
+            if note and verdict.status in (Status.PASS, Status.FAIL):
+                verdict = dataclasses.replace(verdict, message=verdict.message + note)
             yield verdict
         elif verdict:
-            yield Result.fail(line.source, "; ".join(verdict))
+            yield Result.fail(line.source, "; ".join(verdict) + note)
         else:
-            yield Result.passed(line.source, ok)
+            yield Result.passed(line.source, ok + note)
 
 
 def _each_guest(xen: XenFacts, judge: Callable[[XenGuestConfig], list[str] | Result], *,
@@ -146,7 +164,7 @@ def spec_ctrl(xen: XenFacts) -> Iterator[Result]:
                 problems.append(f"{what} ({_clean(token)})")
         return problems
 
-    yield from _each_cmdline(xen, judge, "spec-ctrl not weakened (Xen picks mitigations for the hardware)")
+    yield from _each_cmdline(xen, judge, "spec-ctrl not weakened (Xen picks mitigations for the hardware)", BOOT_ONLY)
 
 
 def xpti(xen: XenFacts) -> Iterator[Result]:
@@ -179,7 +197,7 @@ def xpti(xen: XenFacts) -> Iterator[Result]:
                 problems.append(f"XPTI off for {who} ({_clean(last[1])})")
         return problems
 
-    yield from _each_cmdline(xen, judge, "XPTI left at its default (on where Meltdown applies)")
+    yield from _each_cmdline(xen, judge, "XPTI left at its default (on where Meltdown applies)", BOOT_ONLY)
 
 
 def pv_l1tf(xen: XenFacts) -> Iterator[Result]:
@@ -205,7 +223,7 @@ def pv_l1tf(xen: XenFacts) -> Iterator[Result]:
             return [f"PV L1TF shadowing off for guests ({_clean(last[1])})"]
         return []
 
-    yield from _each_cmdline(xen, judge, "pv-l1tf left at its default (domu on affected hardware)")
+    yield from _each_cmdline(xen, judge, "pv-l1tf left at its default (domu on affected hardware)", BOOT_ONLY)
 
 
 def smt_scheduling(xen: XenFacts) -> Iterator[Result]:
@@ -214,38 +232,60 @@ def smt_scheduling(xen: XenFacts) -> Iterator[Result]:
     `smt=0`, or core scheduling (`sched-gran=core`), keeps guests off each other's siblings."""
     info = xen.xl_info if isinstance(xen.xl_info, dict) else {}
     single = info.get("threads_per_core") == "1"
+    live_gran = _hypfs(xen, "/cpupool/0/sched-gran")
 
     def judge(line: XenCmdline) -> list[str] | Result:
         smt = parsers.last_boolean(line.tokens, "smt")
         if smt is not None and not smt.flag:
             return Result.passed(line.source, f"SMT off ({_clean(smt.token)})")
         gran = [s.value for s in parsers.settings(line.tokens, "sched-gran", boolean=False)]
+        shown_gran = f"sched-gran={_clean(gran[-1])}" if gran else "sched-gran=cpu (default)"
+        if line.running and live_gran:
+            gran, shown_gran = [live_gran], f"sched-gran {_clean(live_gran)} (live: xenhypfs /cpupool/0/sched-gran)"
         if gran and gran[-1] in ("core", "socket"):
-            return Result.passed(line.source, f"sched-gran={_clean(gran[-1])}: vCPUs of one core belong to one guest")
+            return Result.passed(line.source, f"{shown_gran}: vCPUs of one core belong to one guest")
         if single:
             return Result.passed(line.source, "xl info: threads_per_core 1 (no SMT siblings in use)")
         shown = f"smt on ({_clean(smt.token)})" if smt is not None else "smt on (default)"
-        return [f"{shown} with sched-gran={_clean(gran[-1]) if gran else 'cpu (default)'}"]
+        return [f"{shown} with {shown_gran}"]
 
-    yield from _each_cmdline(xen, judge, "")
+    yield from _each_cmdline(xen, judge, "", "SMT is switched at run time by xen-hptool smt-enable/smt-disable and "
+                             "xl info threads_per_core is the live count" + (
+                                 "" if live_gran else "; Pool-0's live sched-gran unknown (no xenhypfs /cpupool/0/sched-gran)"))
 
 
 def ept_exec_sp(xen: XenFacts) -> Iterator[Result]:
     """HV-SIDE-054: `ept=exec-sp` permits executable EPT superpages; on CPUs affected by
     CVE-2018-12207 (XSA-304, iTLB multihit) an HVM guest kernel can then crash the host."""
 
-    def judge(line: XenCmdline) -> list[str]:
+    live = _hypfs(xen, "/params/ept")
+
+    def judge(line: XenCmdline) -> list[str] | Result:
         last = None
         for setting, items in parsers.custom_items(line.tokens, "ept"):
             for item in items:
                 value = parsers.parse_boolean("exec-sp", item)
                 if value is not None:
                     last = (value, setting.token)
+        if line.running and live:
+            now = parsers.parse_boolean("exec-sp", live)
+            booted = f"booted with {_clean(last[1])}" if last is not None else "not set at boot"
+            if now:
+                return [f"executable superpages allowed now (xenhypfs /params/ept: {_clean(live)}; {booted})"]
+            if now is False:
+                return Result.passed(line.source, f"exec-sp off now (xenhypfs /params/ept: {_clean(live)}; {booted})")
         if last is not None and last[0]:
             return [f"executable superpages allowed ({_clean(last[1])})"]
         return []
 
-    yield from _each_cmdline(xen, judge, "ept exec-sp left at its default (off on affected hardware)")
+    note = "" if live else ("ept is a runtime parameter: xl set-parameters ept=exec-sp may have changed it since boot, "
+                            "and its live value is unknown (no xenhypfs /params/ept)")
+    yield from _each_cmdline(xen, judge, "ept exec-sp left at its default (off on affected hardware)", note)
+
+
+def _hypfs(xen: XenFacts, path: str) -> str | None:
+    """A live hypervisor value xenhypfs read (None offline, without xenhypfs, or when Xen has none)."""
+    return xen.hypfs.get(path) or None if isinstance(xen.hypfs, dict) else None
 
 
 def iommu_problems(line: XenCmdline) -> list[str]:
@@ -298,7 +338,8 @@ def iommu(xen: XenFacts) -> Iterator[Result]:
             problems.append("no IOMMU active (xl info virt_caps has no hvm_directio or pv_directio)")
         return problems
 
-    yield from _each_cmdline(xen, judge, "IOMMU on by default where present")
+    yield from _each_cmdline(xen, judge, "IOMMU on by default where present",
+                             BOOT_ONLY + "; xl info virt_caps shows whether an IOMMU is in use")
 
 
 def iommu_state(xen: XenFacts) -> tuple[bool | None, str]:
@@ -518,6 +559,175 @@ def seclabels(xen: XenFacts) -> Iterator[Result]:
     yield from _each_guest(xen, judge, none_reason="no Xen domains defined or running")
 
 
+def driver_domains(xen: XenFacts) -> Iterator[Result]:
+    """HV-ISO-059: a driver domain is an unprivileged domain that runs the backends of other
+    domains' devices: every vif, disk, p9, vtpm, pvcalls, channel, vkb, vdispl, vsnd, usbctrl or
+    virtio whose `backend=` names it (xl-network-configuration(5), xl-disk-configuration(5),
+    xl.cfg(5); xl.conf's vif.default.backend for vifs that name none), and every domain with
+    `driver_domain=1` (xl.cfg(5): "enables certain features needed in order to run a driver
+    domain"). It maps its frontends' granted pages and sees all their disk and network traffic,
+    and it is the domain that parses what arrives from the wire: the point of moving backends out
+    of dom0 is that its compromise stays contained (Xen wiki, Driver Domain). That holds only if
+    the domain is itself held the way an untrusted guest is:
+
+    - a passed-through device it drives is not `permissive` (pciback's config-space filter stays);
+    - its devices are not passed through while Xen runs without an IOMMU ("without IOMMU support,
+      there's nothing to stop the driver domain from using the network card's DMA engine to read
+      and write any system memory", Xen wiki);
+    - no QEMU of its own runs in dom0 as root (a stub domain or dm_restrict=1 with its own user);
+    - under FLASK it has its own seclabel, or the policy cannot tell it from its frontends;
+    - and each frontend device it serves is marked `untrusted`, so the frontend's driver limits
+      what the backend sees to the I/O itself (xl-network-configuration(5),
+      xl-disk-configuration(5) trusted/untrusted; trusted is the default).
+
+    One result per driver domain, naming the guests it serves. A `backend=` naming a domain that is
+    neither defined nor running is not applicable under that name: its isolation is unknown. What
+    runs inside a driver domain is not in any config, so "runs untrusted workloads" is not judged
+    beyond these settings."""
+    defaults = xl_defaults(xen.xl_conf)
+    domains = xen.guests()
+    by_name = {c.name: c for c in domains}
+    by_domid = {str(c.domid): c for c in domains if c.domid is not None}
+    served: dict[str, list[str]] = {}
+    trusting: dict[str, list[str]] = {}
+    unknown: dict[str, list[str]] = {}
+    for c in domains:
+        for use in device_backends(c, defaults):
+            target = by_name.get(use.backend) or by_domid.get(use.backend)
+            if target is None:
+                unknown.setdefault(use.backend, []).append(f"{c.name} {use.device}")
+                continue
+            if target.name == c.name:
+                continue
+            served.setdefault(target.name, []).append(f"{c.name} {use.device}")
+            if use.trusted is True:
+                trusting.setdefault(target.name, []).append(f"{c.name} {use.device}")
+    for problem in xen.unreadable():
+        yield Result.unavailable(problem, problem.path)
+    flask = flask_in_use(xen)
+    iommu_on, iommu_why = iommu_state(xen)
+    judged = 0
+    for c in domains:
+        if c.name not in served and not flag(c, "driver_domain", False):
+            continue
+        judged += 1
+        problems = []
+        for bdf, effective in pci_devices(c):
+            if effective["permissive"]:
+                problems.append(f"{_clean(bdf)} passed through permissive (the device may write all of its config space)")
+        if c.items("pci") and iommu_on is False:
+            problems.append(f"PCI devices passed through while Xen runs without an IOMMU ({_clean(iommu_why)}): their DMA reaches all memory")
+        reasons = qemu_in_dom0(c)
+        if reasons and not dm_restricted(c):
+            problems.append(f"its QEMU ({', '.join(reasons)}) runs in dom0 as root: no stub domain, no dm_restrict=1")
+        if flask and not c.get("seclabel"):
+            problems.append("no seclabel under FLASK: the policy cannot tell it from the guests it serves")
+        for device in trusting.get(c.name, []):
+            problems.append(f"{_clean(device)} trusts it (not marked untrusted)")
+        serves = ", ".join(_clean(u) for u in served.get(c.name, [])) or "no device found yet (driver_domain=1)"
+        if problems:
+            yield Result.fail(c.label, f"driver domain for {serves}: " + "; ".join(problems))
+        else:
+            yield Result.passed(c.label, f"driver domain for {serves}: held like an untrusted guest, its frontends mark it untrusted")
+    for backend, frontends in sorted(unknown.items()):
+        judged += 1
+        yield Result.not_applicable(f"named as backend= by {', '.join(_clean(u) for u in frontends)}, but no domain of that name or domid "
+                                    "is defined or running: its isolation is unknown", _clean(backend))
+    if not judged and not xen.unreadable():
+        yield Result.not_applicable("no driver domain: dom0 serves every device and no guest sets driver_domain=1")
+
+
+#: xl.c auto_autoballoon(): how xl recognises dom0_mem on the running Xen's command line
+DOM0_MEM = re.compile(r"(^| )dom0_mem=((|min:|max:)[0-9]+[bBkKmMgG]?,?)+($| )")
+XL_CONF = "/etc/xen/xl.conf"
+
+
+def autoballoon(xen: XenFacts) -> Iterator[Result]:
+    """HV-ISO-060: with autoballoon on, xl takes the memory for each new guest from dom0 (xl.conf(5));
+    with dom0_mem on Xen's command line dom0 was sized on purpose, and the manual "strongly
+    recommends" off or auto there (xl(1) NOTES likewise): dom0 runs every backend, QEMU and the
+    toolstack, and a guest created with enough memory leaves it starved. `auto` (the default, and
+    what xl falls back to for a value it does not know) turns ballooning off exactly when the
+    booted command line has dom0_mem (xl.c auto_autoballoon), so only an explicit on/1 is judged."""
+    conf = xen.xl_conf
+    if isinstance(conf, Unavailable) and conf.kind != "missing":
+        yield Result.unavailable(conf, conf.path)
+        return
+    value: str = (conf.get("autoballoon") if isinstance(conf, dict) else None) or "auto"
+    if value not in ("on", "1"):
+        shown = value if value in ("off", "0", "auto") else f"{_clean(value)} (not known to xl: auto)"
+        yield Result.passed(XL_CONF, f"autoballoon={shown}: xl does not shrink a dom0 sized with dom0_mem")
+        return
+    found = [line for line in xen.cmdlines if isinstance(line, XenCmdline)]
+    sized = [line.source for line in found if DOM0_MEM.search(" ".join(line.tokens))]
+    if sized:
+        yield Result.fail(XL_CONF, f"autoballoon={value} while dom0_mem is set ({', '.join(sized)}): "
+                                   "xl shrinks dom0 for every guest it creates")
+    elif not found:
+        yield Result.not_applicable(f"autoballoon={value}, but no Xen command line was found to say whether dom0_mem is set", XL_CONF)
+    else:
+        yield Result.passed(XL_CONF, f"autoballoon={value} without dom0_mem on any Xen command line: dom0 starts with "
+                                     "the host's memory and hands it out by design")
+
+
+def _pygrub(c: XenGuestConfig) -> str | None:
+    """The guest's bootloader when libxl runs it in dom0 (PV and PVH; HVM firmware boots itself)."""
+    program = c.get("bootloader")
+    return program if program and guest_type(c) in ("pv", "pvh") else None
+
+
+def bootloader(xen: XenFacts) -> Iterator[Result]:
+    """HV-ISO-061: `bootloader="pygrub"` has libxl run pygrub in dom0, as root, on the guest's own
+    disk image: it mounts and parses guest-owned filesystems and grub configs, and XSA-443, XSA-497
+    and XSA-508 each let a guest take the toolstack domain that way ("A guest using pygrub can
+    escalate its privilege to that of the domain construction tools (i.e., normally, to control of
+    the host)"); since XSA-508 only the de-privileged mode is security supported. That mode is
+    `bootloader_restrict=1` (xl.cfg(5): restrict the bootloader "to limit the consequences of
+    security vulnerabilities due to parsing guest owned image files"), whose system-wide default is
+    xl.conf's `bootloader_restrict` (xl.conf(5)); unset everywhere, libxl restricts only when
+    `bootloader_user` is given (libxl_create.c: "providing a bootloader user implies enabling
+    restrict"). The restricted bootloader runs as bootloader_user, which "MUST" be separate for
+    each domain (xl.cfg(5)). A bootloader other than pygrub is not judged: whether it can run
+    de-privileged is its own affair. A running domain is judged by what `xl list -l` stored."""
+    conf = xen.xl_conf if isinstance(xen.xl_conf, dict) else {}
+    default = parsers.c_long(conf.get("bootloader_restrict"))
+
+    def restricted(c: XenGuestConfig) -> tuple[bool, str]:
+        own = parsers.c_long(c.get("bootloader_restrict"))
+        if own is not None:
+            return own != 0, f"bootloader_restrict={c.get('bootloader_restrict')}"
+        if c.source == "file" and default is not None:
+            return default != 0, f"xl.conf bootloader_restrict={conf.get('bootloader_restrict')}"
+        if c.get("bootloader_user"):
+            return True, "bootloader_user set (implies bootloader_restrict)"
+        return False, "no bootloader_restrict in the guest or xl.conf"
+
+    users: dict[str, list[str]] = {}
+    for c in xen.guests():
+        user = c.get("bootloader_user")
+        program = _pygrub(c)
+        if user and program and "pygrub" in program.rsplit("/", 1)[-1] and restricted(c)[0]:
+            users.setdefault(user, []).append(c.name)
+
+    def judge(c: XenGuestConfig) -> list[str] | Result:
+        program = _pygrub(c) or ""
+        if "pygrub" not in program.rsplit("/", 1)[-1]:
+            return Result.not_applicable(f"bootloader {_clean(program)} is not pygrub: whether it can run de-privileged is not known",
+                                         c.label)
+        on, why = restricted(c)
+        if not on:
+            return [(f"pygrub runs as root in dom0 on the guest's own disk ({_clean(why)}): only de-privileged pygrub is "
+                     "security supported (XSA-508)")]
+        user = c.get("bootloader_user")
+        if user and len(users.get(user, [])) > 1:
+            others = ", ".join(_clean(n) for n in users[user] if n != c.name)
+            return [f"bootloader_user={_clean(user)} shared with {others} (each domain needs its own user)"]
+        return Result.passed(c.label, f"pygrub restricted ({_clean(why)})")
+
+    yield from _each_guest(xen, judge, applies=lambda c: _pygrub(c) is not None,
+                           none_reason="no PV or PVH guest boots through a bootloader in dom0")
+
+
 JUDGES: dict[str, Judge] = {
     "HV-SIDE-050": spec_ctrl,
     "HV-SIDE-051": xpti,
@@ -533,6 +743,9 @@ JUDGES: dict[str, Judge] = {
     "HV-ISO-056": msr_relaxed,
     "HV-ISO-057": raw_resources,
     "HV-ISO-058": seclabels,
+    "HV-ISO-059": driver_domains,
+    "HV-ISO-060": autoballoon,
+    "HV-ISO-061": bootloader,
     "HV-AUTH-050": vnc_auth,
     "HV-AUTH-051": spice_auth,
 }

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...collect import commands
 from ...collect.fs import RootFS
+from ...collect.grub import grub_defaults
 from ...model import Unavailable
 from ...parsers.cmdline import XEN_VARIABLES, grub_variables
 from . import parsers
@@ -161,29 +162,14 @@ def _xl_conf(fs: RootFS) -> dict[str, str] | Unavailable:
 
 
 def _grub_cmdline(fs: RootFS) -> list[XenCmdline | Unavailable]:
-    files: list[tuple[str, str]] = []
-    out: list[XenCmdline | Unavailable] = []
-    grub = fs.read_text("/etc/default/grub")
-    if isinstance(grub, Unavailable):
-        if grub.kind != "missing":
-            out.append(grub)
-    else:
-        files.append(("/etc/default/grub", grub))
-    dropins = fs.listdir("/etc/default/grub.d")
-    if isinstance(dropins, list):
-        for name in dropins:
-            if name.endswith(".cfg"):
-                text = fs.read_text(f"/etc/default/grub.d/{name}")
-                if isinstance(text, Unavailable):
-                    out.append(text)
-                else:
-                    files.append((f"/etc/default/grub.d/{name}", text))
-    if not files:
+    """GRUB_CMDLINE_XEN* from the same read of GRUB's defaults the kernel collector uses."""
+    grub = grub_defaults(fs)
+    out: list[XenCmdline | Unavailable] = [*([grub.main_error] if grub.main_error else []), *grub.dropin_errors]
+    if not grub.files:
         return out
-    env = grub_variables(files, XEN_VARIABLES)
-    label = files[0][0] if len(files) == 1 else "/etc/default/grub (with grub.d)"
+    env = grub_variables(grub.files, XEN_VARIABLES)
     line = env["GRUB_CMDLINE_XEN"] + " " + env["GRUB_CMDLINE_XEN_DEFAULT"]
-    out.append(XenCmdline(label, False, parsers.split_xen_cmdline(line)))
+    out.append(XenCmdline(grub.label, False, parsers.split_xen_cmdline(line)))
     return out
 
 
@@ -230,9 +216,31 @@ def find_xl(fs: RootFS) -> str | None:
     return commands.find("xl")
 
 
-def collect(fs: RootFS | None, xl: str | None = None, live: bool | None = None) -> XenFacts:
-    """`xl`: the xl program to run on a live dom0 (found on the system path when not given);
-    `live` (default: the root is /) asks the running system: /sys/hypervisor and xl."""
+#: hypervisor parameters that `xl set-parameters` changes at run time and hypfs shows live
+#: (docs/misc/hypfs-paths.pandoc /params/* and /cpupool/*/sched-gran; read with xenhypfs(1))
+HYPFS_PATHS = ("/params/ept", "/cpupool/0/sched-gran")
+
+
+def _hypfs(program: str | None) -> dict[str, str] | Unavailable | None:
+    """The live values of HYPFS_PATHS that Xen exposes (a Xen built without CONFIG_HYPFS, or an
+    older one, has none: an Unavailable says why); None when xenhypfs is not installed."""
+    if program is None:
+        return None
+    out: dict[str, str] = {}
+    first: Unavailable | None = None
+    for path in HYPFS_PATHS:
+        text = commands.run([program, "cat", path], f"xenhypfs cat {path}", timeout=XL_TIMEOUT)
+        if isinstance(text, Unavailable):
+            first = first or text
+        else:
+            out[path] = text.strip()[:200]
+    return out if out or first is None else first
+
+
+def collect(fs: RootFS | None, xl: str | None = None, live: bool | None = None, xenhypfs: str | None = None) -> XenFacts:
+    """`xl`, `xenhypfs`: the programs to run on a live dom0 (found on the system path when not
+    given); `live` (default: the root is /) asks the running system: /sys/hypervisor, xl and
+    xenhypfs."""
     if fs is None:
         missing = Unavailable(XEN_DIR, "missing", "no root filesystem to read")
         return XenFacts(False, [], None, [], missing, missing, missing, None, None)
@@ -244,6 +252,7 @@ def collect(fs: RootFS | None, xl: str | None = None, live: bool | None = None) 
     running: list[XenGuestConfig] | Unavailable | None = None
     getenforce: str | Unavailable | None = None
     sys_hv: dict[str, str] | Unavailable | None = None
+    hypfs: dict[str, str] | Unavailable | None = None
     if fs.live if live is None else live:
         sys_hv = _sys_hypervisor(fs)
         program = xl or find_xl(fs)
@@ -253,6 +262,7 @@ def collect(fs: RootFS | None, xl: str | None = None, live: bool | None = None) 
             notes.append("not running as Xen's dom0 (no control_d in /proc/xen/capabilities): only the configuration files are judged")
         else:
             xl_info, running, getenforce = _live(program)
+            hypfs = _hypfs(xenhypfs or commands.find("xenhypfs"))
             if isinstance(xl_info, dict) and "xen_commandline" in xl_info:
                 cmdlines.append(XenCmdline("xl info (xen_commandline)", True,
                                            parsers.split_xen_cmdline(xl_info["xen_commandline"])))
@@ -276,6 +286,7 @@ def collect(fs: RootFS | None, xl: str | None = None, live: bool | None = None) 
         xl_info=xl_info,
         sys_hypervisor=sys_hv,
         getenforce=getenforce,
+        hypfs=hypfs,
         notes=notes,
     )
 
@@ -359,6 +370,27 @@ def _vnc(out: dict[str, str], vnc: Any) -> list[str]:
     return parts
 
 
+def _backend(dev: dict[str, Any]) -> str | None:
+    """libxl_device_*'s backend_domname, else backend_domid (both left out of the JSON when they
+    are the default: dom0)."""
+    name = _text(dev.get("backend_domname"))
+    if name:
+        return name
+    domid = dev.get("backend_domid")
+    return str(domid) if isinstance(domid, int) and not isinstance(domid, bool) and domid != 0 else None
+
+
+def _backend_parts(dev: dict[str, Any]) -> list[str]:
+    """A device's backend and its `trusted` defbool as xl.cfg spec items."""
+    parts = []
+    backend = _backend(dev)
+    if backend is not None:
+        parts.append(f"backend={backend}")
+    if _truth(dev.get("trusted")) is False:
+        parts.append("untrusted")
+    return parts
+
+
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -386,9 +418,11 @@ def running_domain(doc: dict[str, Any]) -> XenGuestConfig | None:
     _put_bool(s, "device_model_stubdomain_override", b_info.get("device_model_stubdomain"))
     _put_bool(s, "dm_restrict", b_info.get("dm_restrict"))
     _put_bool(s, "nestedhvm", b_info.get("nested_hvm"))
-    user = _text(b_info.get("device_model_user"))
-    if user:
-        s["device_model_user"] = user
+    for key in ("device_model_user", "bootloader", "bootloader_user"):
+        value = _text(b_info.get(key))
+        if value:
+            s[key] = value
+    _put_bool(s, "bootloader_restrict", b_info.get("bootloader_restrict"))
     version = _text(b_info.get("device_model_version"))
     if version:
         s["device_model_version"] = version.replace("_", "-")
@@ -451,10 +485,13 @@ def running_domain(doc: dict[str, Any]) -> XenGuestConfig | None:
     for dev in config.get("pcidevs") or []:
         if not isinstance(dev, dict):
             continue
+        # libxl's JSON leaves out every number that is 0 (gentypes.py get_default_expr), so
+        # 0000:03:00.0 is {"bus": 3}: an absent domain, bus, dev or func is 0
         bdf = _object(dev.get("bdf")) or dev
         try:
-            address = f"{int(bdf.get('domain', 0)):04x}:{int(bdf['bus']):02x}:{int(bdf['dev']):02x}.{int(bdf['func'])}"
-        except (KeyError, TypeError, ValueError):
+            address = (f"{int(bdf.get('domain', 0)):04x}:{int(bdf.get('bus', 0)):02x}:"
+                       f"{int(bdf.get('dev', 0)):02x}.{int(bdf.get('func', 0))}")
+        except (TypeError, ValueError):
             continue
         flags = [f"{k}={'1' if _truth(dev.get(k)) else '0'}" for k in ("permissive", "seize", "msitranslate", "power_mgmt")
                  if _truth(dev.get(k)) is not None]
@@ -468,18 +505,19 @@ def running_domain(doc: dict[str, Any]) -> XenGuestConfig | None:
             vfbs.append(",".join(parts) if parts else "vnc=0")
     if vfbs:
         lists["vfb"] = vfbs
-    vtpms = [f"backend={v.get('backend_domname') or v.get('backend_domid', '')}" for v in config.get("vtpms") or [] if isinstance(v, dict)]
+    vtpms = [f"backend={_backend(v) or ''}" for v in config.get("vtpms") or [] if isinstance(v, dict)]
     if vtpms:
         lists["vtpm"] = vtpms
     disks = []
     for d in config.get("disks") or []:
         if isinstance(d, dict) and isinstance(d.get("pdev_path"), str):
-            access = "rw" if _truth(d.get("readwrite")) is not False else "r"
+            access = "rw" if _truth(d.get("readwrite")) else "r"  # 0, a read-only disk, is left out of the JSON
             parts = [f"vdev={d.get('vdev') or ''}", f"access={access}"]
             if _truth(d.get("is_cdrom")):
                 parts.append("devtype=cdrom")
             if isinstance(d.get("format"), str):
                 parts.append(f"format={d['format']}")
+            parts.extend(_backend_parts(d))
             disks.append(",".join(parts) + f",target={d['pdev_path']}")
     if disks:
         lists["disk"] = disks
@@ -487,10 +525,10 @@ def running_domain(doc: dict[str, Any]) -> XenGuestConfig | None:
     for nic in config.get("nics") or []:
         if isinstance(nic, dict):
             parts = [f"{k}={nic[k]}" for k in ("mac", "bridge", "ip", "script") if isinstance(nic.get(k), str)]
-            nics.append(",".join(parts))
+            nics.append(",".join([*parts, *_backend_parts(nic)]))
     if nics:
         lists["vif"] = nics
-    p9 = [",".join(f"{k}={v[k]}" for k in ("tag", "path", "security_model") if isinstance(v.get(k), str))
+    p9 = [",".join([*(f"{k}={v[k]}" for k in ("tag", "path", "security_model") if isinstance(v.get(k), str)), *_backend_parts(v)])
           for v in config.get("p9s") or [] if isinstance(v, dict)]
     if p9:
         lists["p9"] = p9

@@ -1,6 +1,6 @@
 """What hyperward knows about a Xen dom0: its guests' xl.cfg(5) files, xl.conf, the init
 defaults, Xen's command line from every place it is set, and on a live dom0 what `xl info`,
-`xl list -l` and /sys/hypervisor say.
+`xl list -l`, `xl getenforce`, xenhypfs and /sys/hypervisor say.
 
 Frozen dataclasses of str/int/bool/None, lists, dict[str, X] and Maybe[X] only, so a snapshot
 decodes type-driven like the rest of HostFacts. Secrets never enter them: vncpasswd, spicepasswd
@@ -86,6 +86,9 @@ class XenFacts:
     sys_hypervisor: Maybe[dict[str, str]] | None
     getenforce: Maybe[str] | None = None
     notes: list[str] = field(default_factory=list)
+    #: live hypervisor values from xenhypfs (path -> value, e.g. "/params/ept": "exec-sp=0"):
+    #: what `xl set-parameters` changed since boot; None offline or without xenhypfs
+    hypfs: Maybe[dict[str, str]] | None = None
 
     def guests(self) -> list[XenGuestConfig]:
         """The domains judged: each running domain as it runs (its file, if any, named in

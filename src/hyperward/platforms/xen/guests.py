@@ -6,12 +6,24 @@ a PV guest gets one only through vfb= (or the top-level vnc/sdl keys); SPICE lis
 spicehost, "otherwise any interface", and asks for spicepasswd unless spicedisable_ticketing=1;
 the device model (QEMU) runs in dom0 as root unless the guest uses a stub domain
 (device_model_stubdomain_override=1) or dm_restrict=1; nestedhvm is off by default.
+
+xl.conf(5) supplies what a guest's file leaves unset for its vifs: vif.default.bridge (else
+xenbr0), vif.default.script (else vif-bridge), vif.default.backend (else dom0). xl applies them
+while it parses the guest's config (xl.c parse_global_config reads the deprecated defaultbridge
+and vifscript first and lets the vif.default.* names win), so they are the effective values of a
+defined guest; a running domain's `xl list -l` already carries the values it was created with, so
+xl.conf is never applied to it a second time.
+
+A device's `backend=` names the domain that serves it (xl-network-configuration(5),
+xl-disk-configuration(5), xl.cfg(5) for vtpm, p9, pvcalls, channel, vkb, vdispl, vsnd, usbctrl,
+virtio); absent, "0" or "Domain-0" is dom0 itself.
 """
 
 from __future__ import annotations
 
 import re
 
+from ...facts import Maybe
 from ...guests.model import (
     Console,
     Guest,
@@ -27,6 +39,77 @@ from . import parsers
 from .facts import XenFacts, XenGuestConfig
 
 NETWORK_SCRIPTS = {"block-iscsi": "iscsi", "block-nbd": "nbd", "block-drbd": "drbd", "block-dmmd": None}
+
+
+@frozen
+class XlDefaults:
+    """xl.conf(5)'s defaults for a guest's vifs (see the module docstring)."""
+
+    vif_bridge: str = "xenbr0"
+    vif_script: str = "vif-bridge"
+    vif_backend: str | None = None
+
+
+BUILTIN = XlDefaults()
+
+
+def xl_defaults(xl_conf: Maybe[dict[str, str]]) -> XlDefaults:
+    if not isinstance(xl_conf, dict):
+        return BUILTIN
+
+    def pick(new: str, old: str | None) -> str | None:
+        for key in (new, old):
+            if key and xl_conf.get(key):
+                return xl_conf[key]
+        return None
+
+    return XlDefaults(pick("vif.default.bridge", "defaultbridge") or BUILTIN.vif_bridge,
+                      pick("vif.default.script", "vifscript") or BUILTIN.vif_script,
+                      pick("vif.default.backend", None))
+
+
+def defaults_for(c: XenGuestConfig, defaults: XlDefaults) -> XlDefaults:
+    """xl.conf applies to a defined guest's file, never again to a running domain."""
+    return defaults if c.source == "file" else BUILTIN
+
+
+def is_dom0(backend: str | None) -> bool:
+    return backend is None or backend.strip() in ("", "0", "Domain-0")
+
+
+#: the device lists whose specs take backend= (the manuals named in the module docstring)
+BACKEND_LISTS = ("disk", "vif", "vtpm", "p9", "pvcalls", "channel", "vkb", "vdispl", "vsnd", "usbctrl", "virtio")
+
+
+@frozen
+class BackendUse:
+    """One device served by a domain other than dom0: `device` as "vif[0]", `backend` as written
+    (a name or a domid), `trusted` the device's trusted/untrusted flag (trusted by default; None
+    for the kinds that have no such flag: only vif and disk do)."""
+
+    device: str
+    backend: str
+    trusted: bool | None
+
+
+def device_backends(c: XenGuestConfig, defaults: XlDefaults = BUILTIN) -> list[BackendUse]:
+    out: list[BackendUse] = []
+    own = defaults_for(c, defaults)
+    for key in BACKEND_LISTS:
+        for index, spec in enumerate(c.items(key)):
+            trusted: bool | None = None
+            if key == "disk":
+                disk = parsers.parse_disk_spec(spec)
+                backend, trusted = disk.backend, disk.trusted
+            else:
+                positional, keyed = parsers.spec_string(spec)
+                backend = keyed.get("backend") or (own.vif_backend if key == "vif" else None)
+                if key == "vif":
+                    trusted = "untrusted" not in positional
+            if not is_dom0(backend):
+                assert backend is not None
+                out.append(BackendUse(f"{key}[{index}]", backend.strip(), trusted))
+    return out
 
 
 def flag(c: XenGuestConfig, key: str, default: bool) -> bool:
@@ -193,23 +276,54 @@ def _disks(c: XenGuestConfig) -> tuple[list[GuestDisk], list[PassedDevice]]:
     return disks, devices
 
 
-def _nics(c: XenGuestConfig) -> list[GuestNic]:
-    """vif= entries. vif-bridge (the default script) attaches to bridge= or xl.conf's default
-    xenbr0; xl's vif scripts never filter the source MAC, and `ip=` only adds iptables accept
-    rules for that address, so no NIC counts as anti-spoofed."""
-    nics = []
+@frozen
+class Vif:
+    """One vif= entry with xl.conf's defaults applied: `bridge` None when its script is not
+    vif-bridge and it names none; `backend` None for dom0."""
+
+    index: int
+    keyed: dict[str, str]
+    script: str
+    bridge: str | None
+    backend: str | None
+
+
+def vifs(c: XenGuestConfig, defaults: XlDefaults = BUILTIN) -> list[Vif]:
+    own = defaults_for(c, defaults)
+    out = []
     for index, spec in enumerate(c.items("vif")):
         _pos, keyed = parsers.spec_string(spec)
-        script = keyed.get("script", "vif-bridge").rsplit("/", 1)[-1]
+        script = keyed.get("script", own.vif_script).rsplit("/", 1)[-1]
         bridged = "bridge" in keyed or script == "vif-bridge"
+        backend = keyed.get("backend", own.vif_backend)
+        out.append(Vif(index, keyed, script, keyed.get("bridge", own.vif_bridge) if bridged else None,
+                       None if is_dom0(backend) else backend))
+    return out
+
+
+def dom0_bridges(xen: XenFacts) -> list[str]:
+    """Bridges in dom0 that guests' vifs join: a vif a driver domain serves joins a bridge inside
+    that domain, not one of dom0's."""
+    defaults = xl_defaults(xen.xl_conf)
+    return sorted({v.bridge for c in xen.guests() for v in vifs(c, defaults) if v.bridge and v.backend is None})
+
+
+def _nics(c: XenGuestConfig, defaults: XlDefaults) -> list[GuestNic]:
+    """vif= entries. vif-bridge (the default script) attaches to bridge= or xl.conf's default
+    bridge (xenbr0 unless vif.default.bridge says otherwise); xl's vif scripts never filter the
+    source MAC, and `ip=` only adds iptables accept rules for that address, so no NIC counts as
+    anti-spoofed."""
+    nics = []
+    for vif in vifs(c, defaults):
+        keyed = vif.keyed
         why = "xl's vif scripts filter no source MAC; " + (
             "ip= only adds iptables accept rules for that address" if keyed.get("ip") else "no ip=, so no source IP rule either")
-        nics.append(GuestNic("bridge" if bridged else script, keyed.get("bridge", "xenbr0") if bridged else None,
-                             keyed.get("mac"), False, None, name=keyed.get("vifname") or f"vif{index}", why=why))
+        nics.append(GuestNic("bridge" if vif.bridge else vif.script, vif.bridge, keyed.get("mac"), False, None,
+                             name=keyed.get("vifname") or f"vif{vif.index}", why=why))
     return nics
 
 
-def to_guest(c: XenGuestConfig) -> Guest:
+def to_guest(c: XenGuestConfig, xl_conf: XlDefaults = BUILTIN) -> Guest:
     kind = guest_type(c)
     defaults: list[str] = []
     firmware, secure_boot = _firmware(c, kind, defaults)
@@ -256,7 +370,7 @@ def to_guest(c: XenGuestConfig) -> Guest:
     return Guest(
         platform="xen", kind="vm", name=c.name, id=c.name, uuid=c.get("uuid"), origin=origin, state=state,
         firmware=firmware, secure_boot=secure_boot, keys_enrolled=None if firmware == "uefi" else (False if firmware else None),
-        tpms=tpms, consoles=consoles, shared_directories=shared, devices=devices, disks=disks, nics=_nics(c),
+        tpms=tpms, consoles=consoles, shared_directories=shared, devices=devices, disks=disks, nics=_nics(c, xl_conf),
         nested=nested, clipboard=clipboard, file_transfer=None if vdagent else False, drag_drop=None if vdagent else False,
         memory_sharing_opt_out=None, network_chardevs=network_serials(c),
         vcpus=parsers.c_long(c.get("vcpus")), memory_kib=memory * 1024 if memory is not None else None,
@@ -267,4 +381,5 @@ def to_guest(c: XenGuestConfig) -> Guest:
 
 
 def to_guests(xen: XenFacts) -> list[Guest]:
-    return [to_guest(c) for c in xen.guests()]
+    defaults = xl_defaults(xen.xl_conf)
+    return [to_guest(c, defaults) for c in xen.guests()]

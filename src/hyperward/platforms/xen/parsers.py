@@ -279,6 +279,8 @@ def spec_string(spec: str) -> tuple[list[str], dict[str, str]]:
 _VDEV = re.compile(r"^(?:xvd|hd|sd|vd)[a-z]+[0-9]*(?::(?:cdrom|disk))?$|^d[0-9]+(?:p[0-9]+)?$")
 DISK_FORMATS = ("raw", "qcow", "qcow2", "vhd", "qed", "empty")
 DISK_ACCESS = ("r", "ro", "w", "rw", "w!", "rw!")
+#: xl-disk-configuration(5)'s bare flags (never a target)
+DISK_FLAGS = ("trusted", "untrusted", "discard", "no-discard", "direct-io-safe", "colo")
 #: the xm-era prefixes xl still accepts on a disk target ("phy:/dev/vg/x", "tap:aio:/img")
 DISK_PREFIXES = ("phy:", "file:", "tap2:tapdisk:", "tap:tapdisk:", "tap2:", "tap:", "aio:", "qcow2:", "qcow:", "vhd:", "raw:")
 
@@ -292,6 +294,10 @@ class DiskSpec:
     cdrom: bool
     script: str | None
     backendtype: str | None
+    #: `backend=`: the domain serving the disk (None: the toolstack domain, dom0)
+    backend: str | None = None
+    #: the `trusted`/`untrusted` flag (trusted by default)
+    trusted: bool = True
 
 
 def parse_disk_spec(spec: str) -> DiskSpec:
@@ -309,9 +315,13 @@ def parse_disk_spec(spec: str) -> DiskSpec:
     access = keyed.get("access")
     cdrom = keyed.get("devtype") == "cdrom"
     rest = []
+    trusted = True
     for item in positional:
         if item == "cdrom":
             cdrom = True
+        elif item in DISK_FLAGS:
+            if item in ("trusted", "untrusted"):
+                trusted = item == "trusted"
         elif item in DISK_FORMATS and fmt is None:
             fmt = item
         elif item in DISK_ACCESS and access is None:
@@ -332,7 +342,8 @@ def parse_disk_spec(spec: str) -> DiskSpec:
                 target = target.split(":", 1)[1]
             break
     readonly = (access or "w") in ("r", "ro") or cdrom
-    return DiskSpec(target, fmt, vdev, readonly, cdrom, keyed.get("script"), keyed.get("backendtype"))
+    return DiskSpec(target, fmt, vdev, readonly, cdrom, keyed.get("script"), keyed.get("backendtype"),
+                    keyed.get("backend") or None, trusted)
 
 
 def parse_pci_spec(spec: str) -> tuple[str, dict[str, str]]:
