@@ -130,7 +130,7 @@ def parse(data: bytes, origin: str) -> Table:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise TableError(f"not a hyperward ESXi build table (\"format\" is not {FORMAT!r})")
     if doc.get("schema") != SCHEMA:
-        raise TableError(f"schema {str(doc.get('schema'))[:20]!r} is not {SCHEMA} (a newer hyperward may read it)")
+        raise TableError(f"schema {repr(doc.get('schema'))[:20]} is not {SCHEMA} (a newer hyperward may read it)")
     try:
         compiled = datetime.date.fromisoformat(_str(doc, "compiled", "table"))
     except ValueError:
@@ -189,7 +189,7 @@ def _read_installed(path: str) -> bytes | None:
         import stat
 
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise OSError(f"{path} is not a regular file")
+            raise OSError("not a regular file")
         return handle.read(MAX_SIZE + 1)
 
 

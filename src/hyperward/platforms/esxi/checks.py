@@ -835,9 +835,9 @@ def build_patch(facts: EsxiFacts) -> Iterator[Result]:
     host's build is open on it; a release line past its support gets no fixes at all. Judged
     against the build table (VMSA advisories by release line, `hyperward db update` refreshes it)."""
     table = builds.current()
-    said = f"build table compiled {table.compiled.isoformat()}" + ("" if table.origin == "bundled" else f" ({_clean(table.origin, 80)})")
+    said = f"build table compiled {table.compiled.isoformat()}" + ("" if table.origin == "bundled" else f" ({_clean(table.origin, 300)})")
     if table.ignored:
-        said += f"; ignored {_clean(table.ignored, 160)}"
+        said += f"; ignored {_clean(table.ignored, 300)}"
 
     def judge(h: EsxiHost, _f: EsxiFacts) -> list[str] | Result:
         if not h.version or not h.build:
