@@ -932,7 +932,7 @@ def vbs(facts: EsxiFacts) -> Iterator[Result]:
     def judge(vm: EsxiVm, _f: EsxiFacts) -> list[str] | Result:
         if vm.vbs is None:
             if vm.source == "api":
-                return Result.not_applicable("the endpoint does not report config.flags.vbsEnabled")
+                return Result.not_applicable("the endpoint does not report config.flags.vbsEnabled (the vSphere API has it from 6.7 on)")
             return Result.not_applicable("VBS is judged over the vSphere API (config.flags.vbsEnabled); no source found gives its .vmx key")
         if not vm.vbs:
             return [f"Virtualization-Based Security off on {_clean(vm.guest_id or '', 40)} (config.flags.vbsEnabled false)"]
