@@ -167,3 +167,17 @@ def test_the_written_table_is_never_reached_through_a_symlink(tmp_path: pathlib.
     assert r.returncode == 1 and "the ESXi build table is unchanged" in r.stderr
     assert victim.read_text() == "keep me\n" and installed.is_symlink()
     shutil.rmtree(www)
+
+
+def test_a_world_writable_state_directory_is_refused(tmp_path: pathlib.Path, served: tuple[str, pathlib.Path]) -> None:
+    """Another user who can write the directory could swap the table between write and rename:
+    safefile refuses a world-writable directory without the sticky bit, and nothing is written."""
+    base, www = served
+    (www / "esxi-builds.json").write_text(json.dumps(newer_table()))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    installed = shared / "esxi-builds.json"
+    r = _update(tmp_path, f"{base}/esxi-builds.json", installed)
+    assert r.returncode == 1 and "world-writable without the sticky bit" in r.stderr and "the ESXi build table is unchanged" in r.stderr
+    assert list(shared.iterdir()) == []

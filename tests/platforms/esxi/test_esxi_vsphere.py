@@ -280,6 +280,11 @@ def test_recorded_services_lockdown_acceptance(lab: dict[str, Any], kind: str) -
         proxy = vcsim_lab.SoapProxy(esx, lab["cert"], lab["key"], lab["ca"], recorded_rewrite(kind),
                                     hardened_response if kind == "hardened" else weak_response)
         with proxy:
+            snap = lab["dir"] / f"recorded-{kind}.json"
+            env = {"HYPERWARD_VSPHERE_USER": USER, "HYPERWARD_VSPHERE_PASSWORD": PASSWORD}
+            r = hyperward("collect", "--vsphere", proxy.endpoint, "--vsphere-ca", str(lab["ca"]), "-o", str(snap), env=env, timeout=120)
+            assert r.returncode == 0, r.stderr
+            snapshot = snap.read_text()
             doc, out = scan_json("--vsphere", proxy.endpoint, "--vsphere-ca", str(lab["ca"]),
                                  "--only", "HV-AUTH-103,HV-AUTH-105,HV-ISO-107,HV-NET-102,HV-NET-103,HV-AUTH-107,HV-PATCH-100,"
                                  "HV-PATCH-101,HV-NET-105,HV-ISO-109")
@@ -291,8 +296,10 @@ def test_recorded_services_lockdown_acceptance(lab: dict[str, Any], kind: str) -
     # ESXi 8.0 U3 sets TLS through its TLS profile, which the API does not show
     assert {r[1] for r in rows if r[0] == "HV-NET-105"} == {"not_applicable"}
     assert any(r[0] == "HV-NET-105" and "esxcli system tls server get" in r[2] for r in rows)
-    # community strings are passwords: counted, never shown or kept
+    # community strings are passwords: counted, never shown or kept (nor in a snapshot)
     assert "n0c-0ps-c0mmunity" not in out and "public" not in out
+    assert "n0c-0ps-c0mmunity" not in snapshot and "public" not in snapshot
+    assert ('"communities": 2' in snapshot) == (kind == "weak")
     if kind == "weak":
         assert ("HV-AUTH-103", "fail", "SSH (TSM-SSH) running and startup policy on; ESXi Shell (TSM) running and startup policy on; "
                 "SLP (slpd) startup policy on; CIM server (sfcbd-watchdog) running and startup policy automatic") in rows
