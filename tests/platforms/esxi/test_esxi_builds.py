@@ -181,3 +181,34 @@ def test_a_world_writable_state_directory_is_refused(tmp_path: pathlib.Path, ser
     r = _update(tmp_path, f"{base}/esxi-builds.json", installed)
     assert r.returncode == 1 and "world-writable without the sticky bit" in r.stderr and "the ESXi build table is unchanged" in r.stderr
     assert list(shared.iterdir()) == []
+
+
+def test_an_outdated_table_vouches_for_no_build(tmp_path: pathlib.Path) -> None:
+    """A build at the table's latest fix passes only while the table is recent at the time the facts
+    were collected (120 days): a snapshot collected long after the table was compiled is not a pass.
+    The same rule makes the hardened fixtures' HV-PATCH-100 pass turn not applicable 120 days after
+    the bundled table's date: that failing test is the reminder to compile a new table."""
+    snap = tmp_path / "snap.json"
+    r = hyperward("collect", "--root", str(HARDENED), "-o", str(snap))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(snap.read_text())
+
+    def esxi(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "collected_at" in node and "hosts" in node and "endpoints" in node:
+                return node
+            for value in node.values():
+                if (found := esxi(value)) is not None:
+                    return found
+        return None
+
+    facts = esxi(doc)
+    assert facts is not None
+    for collected, expected in ((1796169600, "pass"), (1796169600 + 200 * 86400, "not_applicable")):  # 2026-12-02, then +200 days
+        facts["collected_at"] = collected
+        snap.write_text(json.dumps(doc))
+        r = hyperward("scan", "--snapshot", str(snap), "--only", "HV-PATCH-100", "--format", "json")
+        [row] = [f for f in json.loads(r.stdout)["results"] if f["resource"] == HOST]
+        assert row["status"] == expected, row
+    assert row["message"] == ("ESXi 8.0.3 build 25926933 is at or above ESXi80U3m-25926933, but the build table is 200 days older than "
+                              "the scan (compiled 2026-12-02): later advisories are unknown; run `hyperward db update`")

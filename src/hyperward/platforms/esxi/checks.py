@@ -15,6 +15,7 @@ ConfigStore setting not in esx.conf) is not applicable with the reason, never a 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -830,11 +831,18 @@ def _version(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts)
 
 
+#: a table older than this when the facts were collected cannot vouch for a build: VMware publishes
+#: ESXi advisories every few months, so a pass would only say "patched as of long ago"
+MAX_TABLE_AGE_DAYS = 120
+
+
 def build_patch(facts: EsxiFacts) -> Iterator[Result]:
     """HV-PATCH-100: every ESXi VM escape and hostd/SLP remote code execution fixed since the
     host's build is open on it; a release line past its support gets no fixes at all. Judged
     against the build table (VMSA advisories by release line, `hyperward db update` refreshes it)."""
     table = builds.current()
+    collected = datetime.datetime.fromtimestamp(facts.collected_at, datetime.UTC).date()
+    age = (collected - table.compiled).days
     said = f"build table compiled {table.compiled.isoformat()}" + ("" if table.origin == "bundled" else f" ({_clean(table.origin, 300)})")
     if table.ignored:
         said += f"; ignored {_clean(table.ignored, 300)}"
@@ -859,6 +867,9 @@ def build_patch(facts: EsxiFacts) -> Iterator[Result]:
             named = "; ".join(f"{f.advisory} ({', '.join(f.cves)})" for f in missing)
             return [f"{where} is below {latest.build} ({latest.release}), the latest security patch of {line.name}: "
                     f"missing {named} [{said}]"]
+        if age > MAX_TABLE_AGE_DAYS:
+            return Result.not_applicable(f"{where} is at or above {latest.release}, but the build table is {age} days older than the "
+                                         f"scan (compiled {table.compiled.isoformat()}): later advisories are unknown; run `hyperward db update`")
         return Result.passed(h.location, f"{where} is at or above {latest.release}, the latest security patch of {line.name} [{said}]")
 
     yield from each_host(facts, judge)
