@@ -178,6 +178,7 @@ def host_from_files(fs: RootFS) -> EsxiHost | None:
             advanced.update(parsers.parse_hostd_config(hostd))
         except parsers.ParseError as exc:
             problems.append(Unavailable(HOSTD_CONFIG, "invalid", str(exc)))
+
     def api_only(what: str) -> Unavailable:
         return Unavailable("/etc/vmware", "missing", f"the offline files do not hold {what}: scan the host with --vsphere")
 
@@ -244,7 +245,8 @@ def _network(esx: parsers.Dictionary | None, api_only: Callable[[str], Unavailab
              ) -> tuple[list[VSwitch] | Unavailable, list[PortGroup] | Unavailable]:
     """Standard vSwitches and their port groups from esx.conf. A port group's own security
     override is not read offline (no source shows its esx.conf key), so port groups carry no
-    policy here and the switch's policy is judged. Without any /net/vswitch entry (ESXi 7.0 U2
+    policy here and the switch's policy is judged; nor which port groups carry a VMkernel adapter
+    (HV-NET-103 judges every port group offline). Without any /net/vswitch entry (ESXi 7.0 U2
     and later keep networking in ConfigStore) both stay API-only."""
     if esx is None:
         return api_only("the vSwitch security policy"), api_only("the port groups")
