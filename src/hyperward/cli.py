@@ -592,6 +592,9 @@ def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str 
     db_file, _, configured, ownership = _db_config(config_path, path)
     targets = list(urls) or configured
     failed = imported = 0
+    builds_url = _builds_url(config_path)
+    if builds_url:
+        failed += not _update_esxi_builds(builds_url, timeout, deadline, ownership)
     with _building(db_file, ownership) as build, tempfile.TemporaryDirectory(prefix="hyperward-db-") as tmp:
         for url in targets:
             name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
@@ -608,6 +611,49 @@ def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str 
         if not imported:
             _die(f"{'no source could be downloaded' if failed == len(targets) else 'nothing was imported'}; {db_file} is unchanged")
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+
+
+def _builds_url(config_path: str | None) -> str | None:
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(config_path).esxi_builds_url
+    except ConfigError as exc:
+        _die(str(exc))
+
+
+def _update_esxi_builds(url: str, timeout: float, deadline: float, ownership: Ownership) -> bool:
+    """The ESXi build table from URL, validated whole, then written over the installed copy
+    atomically; anything wrong is one error and the copy on disk stays as it was."""
+    import tempfile
+
+    from . import safefile
+    from .download import DownloadError, download
+    from .platforms.esxi import builds
+
+    target = builds.installed_path()
+    with tempfile.TemporaryDirectory(prefix="hyperward-esxi-") as tmp:
+        local = os.path.join(tmp, "esxi-builds.json")
+        try:
+            download(url, local, timeout=timeout, deadline=deadline, show_progress=False, limit=builds.MAX_SIZE)
+            with open(local, "rb") as handle:
+                data = handle.read()
+            table = builds.parse(data, url)
+        except (DownloadError, builds.TableError, OSError) as exc:
+            click.echo(f"hyperward: {visible(url)}: ESXi build table rejected ({visible(exc)}); {visible(target)} is unchanged", err=True)
+            return False
+    if table.compiled < builds.bundled().compiled:
+        click.echo(f"hyperward: {visible(url)}: ESXi build table compiled {table.compiled} is older than the bundled one "
+                   f"({builds.bundled().compiled}); {visible(target)} is unchanged", err=True)
+        return False
+    try:
+        safefile.ensure_directory(os.path.dirname(os.path.abspath(target)))
+        safefile.write_bytes(target, data, ownership)
+    except OSError as exc:
+        click.echo(f"hyperward: {visible(target)}: {visible(exc)}; the ESXi build table is unchanged", err=True)
+        return False
+    click.echo(f"{visible(url)}: ESXi build table compiled {table.compiled}, {len(table.lines)} release lines, written to {visible(target)}")
+    return True
 
 
 @db.command("status")

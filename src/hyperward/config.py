@@ -33,7 +33,7 @@ _SINK_KEYS = {"jsonl": {"path"}, "syslog": {"address", "facility"}, "webhook": {
 _HISTORY_KEYS = {"path", "record", "reports"}
 _BACKUPS_KEYS = {"guest_max_age_hours", "host_max_age_days", "repository"}
 _REPOSITORY_KEYS = {"kind", "location", "password_file", "password_env", "name", "binary"}
-_VULNDB_KEYS = {"path", "max_age_days", "sources"}
+_VULNDB_KEYS = {"path", "max_age_days", "sources", "esxi_builds_url"}
 _SCAN_KEYS = {"profile", "fail_on", "only", "skip"}
 _SUPPRESS_KEYS = {"check", "resource", "reason", "expires"}
 
@@ -90,6 +90,8 @@ class Config:
     fleet_database: str | None = None
     fleet_retention_days: float | None = None
     fleet_stale_days: float | None = None
+    #: [vulndb] esxi_builds_url: where `hyperward db update` fetches a newer ESXi build table
+    esxi_builds_url: str | None = None
 
     def ownership(self) -> Ownership:
         """How hyperward's own files are created: 0600, or 0640 for the [files] group."""
@@ -190,6 +192,9 @@ def parse_config(text: str, path: str) -> Config:
     urls = vulndb.get("sources", [])
     if not (isinstance(urls, list) and all(isinstance(u, str) and u.startswith(("http://", "https://", "file://")) for u in urls)):
         raise fail("[vulndb] sources must be a list of http(s):// or file:// URLs", _key_line(text, "sources"))
+    builds_url = vulndb.get("esxi_builds_url")
+    if builds_url is not None and not (isinstance(builds_url, str) and builds_url.startswith(("http://", "https://", "file://"))):
+        raise fail("[vulndb] esxi_builds_url must be an http(s):// or file:// URL", _key_line(text, "esxi_builds_url"))
     hist = data.get("history", {})
     if not isinstance(hist, dict):
         raise fail("[history] must be a table", _key_line(text, "history"))
@@ -213,7 +218,7 @@ def parse_config(text: str, path: str) -> Config:
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
                   vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail),
                   hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail), group,
-                  _vsphere(data.get("vsphere"), text, fail), **_fleet(data.get("fleet"), text, fail))
+                  _vsphere(data.get("vsphere"), text, fail), **_fleet(data.get("fleet"), text, fail), esxi_builds_url=builds_url)
 
 
 def _fleet(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> dict[str, Any]:

@@ -27,7 +27,8 @@ HARD_HOST = "esx01.lab.example"
 ESXI_ROWS = ("HV-ISO-100", "HV-ISO-101", "HV-ISO-102", "HV-ISO-103", "HV-ISO-104", "HV-ISO-105", "HV-ISO-106",
              "HV-ISO-107", "HV-ISO-108", "HV-NET-100", "HV-NET-101", "HV-NET-102", "HV-NET-103", "HV-NET-104",
              "HV-SIDE-100", "HV-SIDE-101", "HV-SIDE-102", "HV-MON-100", "HV-MON-101", "HV-MON-102", "HV-AUTH-100", "HV-AUTH-101",
-             "HV-AUTH-102", "HV-AUTH-103", "HV-AUTH-104", "HV-AUTH-105", "HV-AUTH-106", "HV-FW-100")
+             "HV-AUTH-102", "HV-AUTH-103", "HV-AUTH-104", "HV-AUTH-105", "HV-AUTH-106", "HV-FW-100",
+             "HV-PATCH-100", "HV-NET-105", "HV-AUTH-107", "HV-ISO-109", "HV-PATCH-101")
 NEUTRAL = ("HV-TPM-003", "HV-TPM-005", "HV-ISO-026", "HV-AUTH-010", "HV-AUTH-011", "HV-NEST-002", "HV-ISO-010")
 
 
@@ -143,7 +144,11 @@ WEAK_FAILS: dict[str, set[str]] = {
     "HV-ISO-108": {WEAK_HOST},
     "HV-NET-100": {WEB},
     "HV-NET-101": {WEB},
+    "HV-NET-102": {WEAK_HOST},
+    "HV-NET-103": {WEAK_HOST},
     "HV-NET-104": {WEAK_HOST},
+    "HV-NET-105": {WEAK_HOST},
+    "HV-PATCH-100": {WEAK_HOST},
     "HV-SIDE-100": {WEB},
     "HV-SIDE-101": {WEAK_HOST},
     "HV-SIDE-102": {WEAK_HOST},
@@ -161,7 +166,9 @@ WEAK_FAILS: dict[str, set[str]] = {
     "HV-NEST-002": {WEB},
 }
 #: what the offline files cannot tell: not applicable with the reason, never a pass
-OFFLINE_UNKNOWN = ("HV-AUTH-103", "HV-AUTH-105", "HV-FW-100", "HV-NET-102", "HV-NET-103", "HV-MON-102")
+OFFLINE_UNKNOWN = ("HV-AUTH-103", "HV-AUTH-105", "HV-FW-100", "HV-MON-102", "HV-AUTH-107")
+#: judged only over the API, not applicable offline with a reason of their own (per VM)
+OFFLINE_VM_UNKNOWN = ("HV-ISO-109", "HV-PATCH-101")
 
 
 @pytest.fixture(scope="module")
@@ -180,13 +187,15 @@ def test_weak_root_fails_exactly(weak: object, hardened: object, check_id: str) 
     assert failing(hardened, check_id) == set()  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("check_id", [c for c in ESXI_ROWS if c not in OFFLINE_UNKNOWN])
+@pytest.mark.parametrize("check_id", [c for c in ESXI_ROWS if c not in OFFLINE_UNKNOWN + OFFLINE_VM_UNKNOWN])
 def test_hardened_root_passes_what_files_show(hardened: object, check_id: str) -> None:
     got = statuses(hardened, check_id)  # type: ignore[arg-type]
     if check_id == "HV-AUTH-106":
         assert got == {HARD_HOST: Status.PASS}
     elif check_id in ("HV-ISO-107",):
         assert got == {HARD_HOST: Status.NOT_APPLICABLE}  # acceptance level and Secure Boot are API-only
+    elif check_id == "HV-NET-105":
+        assert got == {HARD_HOST: Status.NOT_APPLICABLE}  # ESXi 8.0 U3: the TLS profile is esxcli's (tested below)
     elif got.keys() == {HARD_HOST}:
         assert got == {HARD_HOST: Status.PASS}
     else:
@@ -333,3 +342,77 @@ def test_detect_markers_are_the_collectors_paths():
     from hyperward.platforms.esxi.collect import ESX_CONF, HOSTD_CONFIG, VOLUMES
 
     assert set(ESXI_MARKERS) == {ESX_CONF, HOSTD_CONFIG, VOLUMES}
+
+
+# --- build table, TLS, vSwitch policy offline -----------------------------------------------------
+
+def _messages(report: object, check_id: str) -> dict[str, tuple[Status, str]]:
+    return {f.result.resource: (f.status, f.result.message) for f in report.findings if f.check_id == check_id}  # type: ignore[attr-defined]
+
+
+def test_offline_api_only_vm_rows_say_why(weak: object) -> None:
+    assert _messages(weak, "HV-PATCH-101")[WEB] == (
+        Status.NOT_APPLICABLE, "the VMware Tools version status comes from the running guest over the vSphere API "
+        "(guest.toolsVersionStatus2), not from the .vmx")
+    # no weak VM is a Windows guest with VBS support
+    assert [s for s, _ in _messages(weak, "HV-ISO-109").values()] == [Status.NOT_APPLICABLE]
+
+
+def test_build_patch_messages_name_the_line_and_advisories(weak: object, hardened: object) -> None:
+    status, message = _messages(weak, "HV-PATCH-100")[WEAK_HOST]
+    assert status is Status.FAIL
+    assert message.startswith("ESXi 7.0.3 build 20328353: ESXi 7.0: End of General Support on 2025-10-02")
+    assert "(its last fix: ESXi70U3w-24784741, VMSA-2025-0013)" in message
+    status, message = _messages(hardened, "HV-PATCH-100")[HARD_HOST]
+    assert status is Status.PASS
+    assert message == ("ESXi 8.0.3 build 25926933 is at or above ESXi80U3m-25926933, the latest security patch of "
+                       "ESXi 8.0 Update 3 [build table compiled 2026-12-02]")
+    assert _messages(weak, "HV-NET-105")[WEAK_HOST] == (
+        Status.FAIL, "UserVars.ESXiVPsDisabledProtocols = 'sslv3': tlsv1, tlsv1.1 not disabled")
+    assert _messages(weak, "HV-NET-102")[WEAK_HOST][1] == (
+        "vSwitch vSwitch0: promiscuous mode accepted; vSwitch vSwitch0: MAC address changes accepted; "
+        "vSwitch vSwitch0: forged transmits accepted")
+    assert _messages(weak, "HV-NET-103")[WEAK_HOST][1] == "port group VM Network on VLAN 4095 (all VLANs)"
+
+
+@pytest.mark.parametrize("boot_cfg, build, expected", [
+    ("build=8.0.3-0.35.24280767\n", "24280767",
+     (Status.FAIL, "ESXi 8.0.3 build 24280767 is below 25926933 (ESXi80U3m-25926933), the latest security patch of ESXi 8.0 Update 3: "
+                   "missing VMSA-2026-0011 (CVE-2026-123911); VMSA-2025-0013 (CVE-2025-41236, CVE-2025-41237, CVE-2025-41238); "
+                   "VMSA-2025-0004 (CVE-2025-22224, CVE-2025-22225, CVE-2025-22226) [build table compiled 2026-12-02]")),
+    ("build=8.0.2-0.40.24789317\n", "24789317",
+     (Status.FAIL, "ESXi 8.0.2 build 24789317: ESXi 8.0 Update 2: VMSA-2026-0011 (CVE-2026-123911, network code execution) names a fix "
+                   "for ESXi 8.0 in Update 3m only: update to 8.0 Update 3 (its last fix: ESXi80U2e-24789317, VMSA-2025-0013)")),
+    ("build=8.1.0-0.0.99999999\n", "99999999",
+     (Status.NOT_APPLICABLE, "ESXi 8.1.0 build 99999999: its release line is not in the build table compiled 2026-12-02, "
+                             "so whether it is patched is unknown")),
+    ("kernel=b.b00\n", None, (Status.NOT_APPLICABLE, "/bootbank/boot.cfg has no build= line (ESXi 6.x and older boot banks do not write one)")),
+    ("build=eight\n", None, (Status.NOT_APPLICABLE, "/bootbank/boot.cfg: build= line 'eight' is not <version>-<n>.<n>.<build>")),
+    (None, None, (Status.NOT_APPLICABLE, "/bootbank/boot.cfg not found: the offline tree does not say which ESXi build it is")),
+])
+def test_build_patch_offline_from_boot_cfg(tmp_path: pathlib.Path, boot_cfg: str | None, build: str | None,
+                                           expected: tuple[Status, str]) -> None:
+    root = tmp_path / "esx"
+    shutil.copytree(FIXTURES / "hardened", root, symlinks=True)
+    if boot_cfg is None:
+        (root / "bootbank/boot.cfg").unlink()
+    else:
+        (root / "bootbank/boot.cfg").write_text("bootstate=0\ntitle=Loading VMware ESXi\n" + boot_cfg + "updated=2\n")
+    report = scan(root, only=["HV-PATCH-100"])
+    assert _messages(report, "HV-PATCH-100") == {HARD_HOST: expected}
+
+
+def test_switch_without_security_keys_is_not_a_pass(tmp_path: pathlib.Path) -> None:
+    """ESXi 7.0 U2 and later keep networking in ConfigStore: an esx.conf without the vSwitch's
+    securityPolicy keys says nothing about it."""
+    root = tmp_path / "esx"
+    shutil.copytree(FIXTURES / "hardened", root, symlinks=True)
+    conf = root / "etc/vmware/esx.conf"
+    conf.write_text("".join(line + "\n" for line in conf.read_text().splitlines() if "securityPolicy" not in line))
+    report = scan(root, only=["HV-NET-102"])
+    status, message = _messages(report, "HV-NET-102")[HARD_HOST]
+    assert status is Status.NOT_APPLICABLE and "no (or no true/false) securityPolicy" in message and "vSwitch0" in message
+    conf.write_text("".join(line + "\n" for line in conf.read_text().splitlines() if "/net/vswitch" not in line))
+    report = scan(root, only=["HV-NET-102", "HV-NET-103"])
+    both = [*_messages(report, "HV-NET-102").values(), *_messages(report, "HV-NET-103").values()]
+    assert [s for s, _ in both] == [Status.NOT_APPLICABLE] * 2 and all("no /net/vswitch entries" in m for _, m in both)

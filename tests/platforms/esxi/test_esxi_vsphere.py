@@ -10,10 +10,14 @@ What Debian's simulator (0.24) cannot show, said plainly:
   lockdownDisabled; it drops the connection when asked for HostSystem.capability (Secure Boot);
 - port groups cannot be changed (UpdatePortGroup is not implemented; its vSwitch policy accepts
   MAC changes and forged transmits, as ESXi's vSwitch0 did by default);
-- UpgradeVM and migrateEncryption are accepted and ignored (every VM stays vmx-13).
+- UpgradeVM and migrateEncryption are accepted and ignored (every VM stays vmx-13);
+- every host is ESXi 6.5.0 build 5969303 (past general support: HV-PATCH-100 fails them all), it
+  has no HostSnmpSystem behind configManager.snmpSystem, and no VM reports
+  guest.toolsVersionStatus2.
 Those paths are covered through a TLS proxy in front of the simulator that answers with recorded
 SOAP responses in the property collector's wire format (tests/fixtures/esxi/recorded) and rewrites
-the simulator's own answers (lockdown mode, port group policy), so pyvmomi parses them for real.
+the simulator's own answers (lockdown mode, port group policy, product version and build, the
+VMs' Tools version status), so pyvmomi parses them for real.
 The proxy also misbehaves on request: it drops the session mid-scan and stalls past the timeout.
 """
 
@@ -52,13 +56,14 @@ HARDENED_ADV: dict[str, Any] = {
     "Syslog.global.auditRecord.storageEnable": True, "Syslog.global.auditRecord.remoteEnable": True,
     "Syslog.global.certificate.checkSSLCerts": True, "Syslog.global.certificate.strictX509Compliance": True,
     "VMkernel.Boot.execInstalledOnly": True, "DCUI.Access": "root",
+    "UserVars.ESXiVPsDisabledProtocols": "sslv3,tlsv1,tlsv1.1",
 }
 WEAK_ADV: dict[str, Any] = {
     **HARDENED_ADV,
     "Security.AccountLockFailures": 0, "Security.PasswordHistory": 0, "UserVars.ESXiShellTimeOut": 0,
     "Config.HostAgent.plugins.solo.enableMob": True, "Net.BlockGuestBPDU": 0, "Mem.ShareForceSalting": 1,
     "Syslog.global.logHost": "", "VMkernel.Boot.execInstalledOnly": False, "UserVars.SuppressShellWarning": 1,
-    "DCUI.Access": "root,dcui-ops",
+    "DCUI.Access": "root,dcui-ops", "UserVars.ESXiVPsDisabledProtocols": "sslv3",
 }
 HARDENED_VMX = {"isolation.tools.copy.disable": "TRUE", "RemoteDisplay.maxConnections": "1", "mks.enable3d": "FALSE",
                 "tools.setInfo.sizeLimit": "1048576"}
@@ -110,6 +115,7 @@ def configure(endpoint: str, ca: pathlib.Path) -> tuple[str, str, str, str]:
     WaitForTask(hard_vm.ReconfigVM_Task(vim.vm.ConfigSpec(
         extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in HARDENED_VMX.items()],
         firmware="efi", bootOptions=vim.vm.BootOptions(efiSecureBootEnabled=True),
+        guestId="windows9Server64Guest", flags=vim.vm.FlagInfo(vbsEnabled=True),
         deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="edit", device=cd) for cd in cdroms])))
     serial = vim.vm.device.VirtualSerialPort(
         key=-1, backing=vim.vm.device.VirtualSerialPort.URIBackingInfo(serviceURI="telnet://:23001", direction="server"),
@@ -118,7 +124,7 @@ def configure(endpoint: str, ca: pathlib.Path) -> tuple[str, str, str, str]:
                                          connectable=vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True))
     WaitForTask(weak_vm.ReconfigVM_Task(vim.vm.ConfigSpec(
         extraConfig=[vim.option.OptionValue(key=k, value=v) for k, v in WEAK_VMX.items()],
-        flags=vim.vm.FlagInfo(enableLogging=False),
+        flags=vim.vm.FlagInfo(enableLogging=False, vbsEnabled=False), guestId="windows9Server64Guest",
         deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=d) for d in (serial, floppy)])))
     return "DC0_C0_H0", "DC0_C0_H1", hard_vm.name, weak_vm.name
 
@@ -173,11 +179,28 @@ def test_simulator_weak_and_hardened(lab: dict[str, Any], vcenter: str) -> None:
     assert fails(doc, "HV-TPM-003") == {vm[weak_vm]}
     assert status(doc, "HV-ISO-100")[vm[hard_vm]] == "pass"
     assert msg[("HV-ISO-100", vm[weak_vm])] == "isolation.tools.copy.disable = FALSE; isolation.tools.diskShrink.disable = FALSE"
+    # VBS: pyVmomi talks the simulator's API 6.5, which has no flags.vbsEnabled (6.7 added it): the
+    # Windows Server 2016 guests (the newest guest ID Debian's simulator knows) are not applicable,
+    # saying why; the recorded test below judges it. The other simulator VMs are Linux.
+    assert {(f["resource"], f["status"], f["message"]) for f in doc["results"] if f["id"] == "HV-ISO-109"} == {
+        (v, "not_applicable", "the endpoint does not report config.flags.vbsEnabled (the vSphere API has it from 6.7 on)")
+        for v in vm.values()}
+    # TLS through UserVars.ESXiVPsDisabledProtocols (the simulator's hosts are 6.5, before TLS profiles)
+    assert fails(doc, "HV-NET-105") == {host[weak]} and status(doc, "HV-NET-105")[host[hard]] == "pass"
+    assert msg[("HV-NET-105", host[weak])] == "UserVars.ESXiVPsDisabledProtocols = 'sslv3': tlsv1, tlsv1.1 not disabled"
+    # every simulator host is ESXi 6.5.0 build 5969303: past general support, whatever its build
+    assert fails(doc, "HV-PATCH-100") == set(host.values())
+    assert msg[("HV-PATCH-100", host[hard])] == ("ESXi 6.5.0 build 5969303: ESXi 6.5: past End of General Support: Broadcom does not "
+                                                 "evaluate it in security advisories and it must be presumed affected")
     # the simulator cannot show these (module docstring): both sides the same, with the reason
     assert fails(doc, "HV-ISO-106") == set(vm.values())          # every simulator VM is vmx-13
     assert fails(doc, "HV-AUTH-105") == set(host.values())       # always lockdownDisabled
     assert fails(doc, "HV-NET-102") == set(host.values())        # vSwitch0 accepts MAC changes and forged transmits
     assert set(status(doc, "HV-MON-102").values()) == {"not_applicable"}  # no dateTimeInfo in the simulator
+    # no HostSnmpSystem and no Tools status in the simulator: not applicable, saying so
+    snmp = [f for f in doc["results"] if f["id"] == "HV-AUTH-107"]
+    assert {f["status"] for f in snmp} == {"not_applicable"} and all("not served by this endpoint" in f["message"] for f in snmp)
+    assert set(status(doc, "HV-PATCH-101").values()) == {"not_applicable"}
     services = [f for f in doc["results"] if f["id"] == "HV-AUTH-103"]
     assert {f["status"] for f in services} == {"not_applicable"}
     assert all("not served by this endpoint" in f["message"] for f in services)
@@ -195,6 +218,7 @@ def _requested(body: str, wsdl_type: str) -> list[str]:
 
 def recorded_rewrite(kind: str, drop_after: int | None = None, stall: float = 0) -> vcsim_lab.Rewrite:
     services = (vcsim_lab.RECORDED / f"services-{kind}.xml").read_text()
+    snmp = (vcsim_lab.RECORDED / f"snmp-{kind}.xml").read_text().strip()
     exceptions = "<returnval>svc-backup</returnval><returnval>admin-local</returnval>" if kind == "weak" else ""
     acceptance = "CommunitySupported" if kind == "weak" else "PartnerSupported"
 
@@ -207,6 +231,10 @@ def recorded_rewrite(kind: str, drop_after: int | None = None, stall: float = 0)
             objects = "".join(f'<objects><obj type="HostServiceSystem">{moid}</obj><propSet><name>serviceInfo</name>{services}</propSet></objects>'
                               for moid in _requested(body, "HostServiceSystem"))
             return 200, vcsim_lab.envelope(f'<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval>{objects}</returnval></RetrievePropertiesExResponse>')
+        if "RetrievePropertiesEx" in body and "HostSnmpSystem" in body:
+            objects = "".join(f'<objects><obj type="HostSnmpSystem">{moid}</obj><propSet><name>configuration</name>{snmp}</propSet></objects>'
+                              for moid in _requested(body, "HostSnmpSystem"))
+            return 200, vcsim_lab.envelope(f'<RetrievePropertiesExResponse xmlns="urn:vim25"><returnval>{objects}</returnval></RetrievePropertiesExResponse>')
         if "<QueryLockdownExceptions" in body:
             return 200, vcsim_lab.envelope(f'<QueryLockdownExceptionsResponse xmlns="urn:vim25">{exceptions}</QueryLockdownExceptionsResponse>')
         if "<HostImageConfigGetAcceptance" in body:
@@ -216,15 +244,34 @@ def recorded_rewrite(kind: str, drop_after: int | None = None, stall: float = 0)
     return rewrite
 
 
+_TOOLS_PROP = re.compile(r"<propSet><name>guest\.toolsVersionStatus2</name>.*?</propSet>", re.S)
+
+
+def _as_running(text: str, version: str, build: str, tools: str) -> str:
+    """The simulator's inventory page as a host at VERSION/BUILD whose VMs report TOOLS, the way
+    ESXi writes them (AboutInfo version and build, guest.toolsVersionStatus2 as xsd:string)."""
+    if "<RetrievePropertiesExResponse" not in text or "summary.config.product" not in text and 'type="VirtualMachine"' not in text:
+        return text
+    text = text.replace("<version>6.5.0</version>", f"<version>{version}</version>").replace("<build>5969303</build>", f"<build>{build}</build>")
+    text = _TOOLS_PROP.sub("", text)
+    text = re.sub(r"<guestId>[^<]*</guestId>", "<guestId>windows9Server64Guest</guestId>", text)
+    text = text.replace("<flags>", f"<flags><vbsEnabled>{'true' if tools == 'guestToolsCurrent' else 'false'}</vbsEnabled>")
+    return re.sub(r'(<objects><obj type="VirtualMachine">[^<]+</obj>)',
+                  rf'\1<propSet><name>guest.toolsVersionStatus2</name><val xsi:type="xsd:string">{tools}</val></propSet>', text)
+
+
 def hardened_response(body: str, text: str) -> str:
-    """The simulator's own property collector answer with a hardened host's network and lockdown."""
+    """The simulator's own property collector answer with a hardened host's network and lockdown,
+    on ESXi 8.0 Update 3m with current Tools."""
     text = text.replace("<macChanges>true</macChanges>", "<macChanges>false</macChanges>")
     text = text.replace("<forgedTransmits>true</forgedTransmits>", "<forgedTransmits>false</forgedTransmits>")
-    return text.replace(">lockdownDisabled<", ">lockdownNormal<")
+    return _as_running(text.replace(">lockdownDisabled<", ">lockdownNormal<"), "8.0.3", "25926933", "guestToolsCurrent")
 
 
 def weak_response(body: str, text: str) -> str:
-    return text.replace("<name>VM Network</name><vlanId>0</vlanId>", "<name>VM Network</name><vlanId>4095</vlanId>")
+    """... and a weak one: VLAN 4095, ESXi 8.0 Update 3f, Tools a blacklisted version."""
+    text = text.replace("<name>VM Network</name><vlanId>0</vlanId>", "<name>VM Network</name><vlanId>4095</vlanId>")
+    return _as_running(text, "8.0.3", "24784735", "guestToolsBlacklisted")
 
 
 @pytest.mark.parametrize("kind", ["weak", "hardened"])
@@ -233,20 +280,47 @@ def test_recorded_services_lockdown_acceptance(lab: dict[str, Any], kind: str) -
         proxy = vcsim_lab.SoapProxy(esx, lab["cert"], lab["key"], lab["ca"], recorded_rewrite(kind),
                                     hardened_response if kind == "hardened" else weak_response)
         with proxy:
+            snap = lab["dir"] / f"recorded-{kind}.json"
+            env = {"HYPERWARD_VSPHERE_USER": USER, "HYPERWARD_VSPHERE_PASSWORD": PASSWORD}
+            r = hyperward("collect", "--vsphere", proxy.endpoint, "--vsphere-ca", str(lab["ca"]), "-o", str(snap), env=env, timeout=120)
+            assert r.returncode == 0, r.stderr
+            snapshot = snap.read_text()
             doc, out = scan_json("--vsphere", proxy.endpoint, "--vsphere-ca", str(lab["ca"]),
-                                 "--only", "HV-AUTH-103,HV-AUTH-105,HV-ISO-107,HV-NET-102,HV-NET-103")
+                                 "--only", "HV-AUTH-103,HV-AUTH-105,HV-ISO-107,HV-NET-102,HV-NET-103,HV-AUTH-107,HV-PATCH-100,"
+                                 "HV-PATCH-101,HV-NET-105,HV-ISO-109")
     rows = {(f["id"], f["status"], f["message"]) for f in doc["results"]}
-    host = {f["resource"] for f in doc["results"]}
+    host = {f["resource"] for f in doc["results"] if f["id"] not in ("HV-PATCH-101", "HV-ISO-109")}
     assert len(host) == 1  # a standalone host: no vCenter, no cluster in its name
+    vms = {f["resource"] for f in doc["results"] if f["id"] == "HV-PATCH-101"}
+    assert len(vms) == 2  # the simulator's ESX has two VMs
+    # ESXi 8.0 U3 sets TLS through its TLS profile, which the API does not show
+    assert {r[1] for r in rows if r[0] == "HV-NET-105"} == {"not_applicable"}
+    assert any(r[0] == "HV-NET-105" and "esxcli system tls server get" in r[2] for r in rows)
+    # community strings are passwords: counted, never shown or kept (nor in a snapshot)
+    assert "n0c-0ps-c0mmunity" not in out and "public" not in out
+    assert "n0c-0ps-c0mmunity" not in snapshot and "public" not in snapshot
+    assert ('"communities": 2' in snapshot) == (kind == "weak")
     if kind == "weak":
         assert ("HV-AUTH-103", "fail", "SSH (TSM-SSH) running and startup policy on; ESXi Shell (TSM) running and startup policy on; "
                 "SLP (slpd) startup policy on; CIM server (sfcbd-watchdog) running and startup policy automatic") in rows
         assert ("HV-AUTH-105", "fail", "lockdown mode lockdownDisabled; lockdown exception users: svc-backup, admin-local") in rows
         assert ("HV-NET-103", "fail", "port group VM Network on VLAN 4095 (all VLANs)") in rows
         assert any(r[0] == "HV-ISO-107" and r[1] == "fail" and "image acceptance level CommunitySupported" in r[2] for r in rows)
+        assert ("HV-AUTH-107", "fail", "SNMP agent enabled with 2 v1/v2c read-only communities (clear-text passwords; use SNMPv3 users); "
+                "1 trap target sent v1/v2c traps with a community") in rows
+        assert ("HV-PATCH-100", "fail", "ESXi 8.0.3 build 24784735 is below 25926933 (ESXi80U3m-25926933), the latest security patch of "
+                "ESXi 8.0 Update 3: missing VMSA-2026-0011 (CVE-2026-123911) [build table compiled 2026-12-02]") in rows
+        assert {(r[1], r[2]) for r in rows if r[0] == "HV-PATCH-101"} == {
+            ("fail", "VMware Tools a version with a known grave bug (blacklisted): upgrade at once (guestToolsBlacklisted)")}
+        assert {(r[1], r[2]) for r in rows if r[0] == "HV-ISO-109"} == {
+            ("fail", "Virtualization-Based Security off on windows9Server64Guest (config.flags.vbsEnabled false)")}
     else:
         assert {(r[0], r[1]) for r in rows} >= {("HV-AUTH-103", "pass"), ("HV-AUTH-105", "pass"), ("HV-NET-102", "pass"),
-                                               ("HV-NET-103", "pass")}
+                                               ("HV-NET-103", "pass"), ("HV-AUTH-107", "pass")}
+        assert ("HV-PATCH-100", "pass", "ESXi 8.0.3 build 25926933 is at or above ESXi80U3m-25926933, the latest security patch of "
+                "ESXi 8.0 Update 3 [build table compiled 2026-12-02]") in rows
+        assert {(r[1], r[2]) for r in rows if r[0] == "HV-PATCH-101"} == {("pass", "VMware Tools current (guestToolsCurrent)")}
+        assert {r[1] for r in rows if r[0] == "HV-ISO-109"} == {"pass"}
         # execInstalledOnly is not among the simulator's settings; Secure Boot is not asked of API 6.5
         assert [r[1] for r in rows if r[0] == "HV-ISO-107"] == ["not_applicable"]
     assert PASSWORD not in out

@@ -28,6 +28,7 @@ from .facts import (
     FirewallRuleset,
     PortGroup,
     SecurityPolicy,
+    SnmpAgent,
     VmDevice,
     VmNic,
     VSwitch,
@@ -170,8 +171,8 @@ def _props(content: Any) -> dict[str, Any]:
 HOST_PATHS = ["name", "parent", "summary.config.product", "config.network", "config.lockdownMode",
               "config.authenticationManagerInfo", "config.dateTimeInfo", "configManager.advancedOption",
               "configManager.serviceSystem", "configManager.firewallSystem", "configManager.imageConfigManager",
-              "configManager.hostAccessManager", "runtime.connectionState"]
-VM_PATHS = ["name", "config", "runtime.powerState", "runtime.host"]
+              "configManager.hostAccessManager", "configManager.snmpSystem", "runtime.connectionState"]
+VM_PATHS = ["name", "config", "runtime.powerState", "runtime.host", "guest.toolsVersionStatus2"]
 DVPG_PATHS = ["name", "config.defaultPortConfig", "config.distributedVirtualSwitch", "host"]
 
 
@@ -228,7 +229,7 @@ def _collect(si: Any, endpoint: str, conf: VsphereSettings, result: EndpointResu
             raise
         lost = exc
         gone = Unavailable(f"vsphere://{endpoint}", "invalid", "the session ended before this was read")
-        sub = {(moid, kind): gone for moid in hosts for kind in ("advanced", "services", "firewall")}
+        sub = {(moid, kind): gone for moid in hosts for kind in ("advanced", "services", "firewall", "snmp")}
         secure_boot = {}
     host_names: dict[str, str] = {}
     for moid, props in sorted(hosts.items(), key=lambda kv: str(kv[1].get("name", kv[0]))):
@@ -264,7 +265,8 @@ def _sub_objects(pc: Any, hosts: dict[str, dict[str, Any]], vmodl: Any, scrub: _
     out: dict[tuple[str, str], Any] = {}
     for kind, path, prop in (("advanced", "configManager.advancedOption", "setting"),
                              ("services", "configManager.serviceSystem", "serviceInfo"),
-                             ("firewall", "configManager.firewallSystem", "firewallInfo")):
+                             ("firewall", "configManager.firewallSystem", "firewallInfo"),
+                             ("snmp", "configManager.snmpSystem", "configuration")):
         refs = {moid: props.get(path) for moid, props in hosts.items()}
         present = {moid: ref for moid, ref in refs.items() if ref is not None}
         for moid in refs:
@@ -424,8 +426,22 @@ def _host(moid: str, props: dict[str, Any], endpoint: str, vcenter: str | None, 
         Unavailable(origin, "missing", "the host's Secure Boot state is not exposed by this endpoint's API version"),
         vm_overrides=Unavailable(origin, "missing", "/etc/vmware/settings is not exposed by the API"),
         host_config=Unavailable(origin, "missing", "/etc/vmware/config is not exposed by the API"),
-        ntp_servers=ntp, domain_joined=joined,
+        ntp_servers=ntp, domain_joined=joined, snmp=_snmp(sub.get((moid, "snmp")), origin),
     )
+
+
+def _snmp(raw: Any, origin: str) -> SnmpAgent | Unavailable:
+    """HostSnmpConfigSpec: the communities are counted, their text is dropped here."""
+    if isinstance(raw, Unavailable):
+        return raw
+    if raw is None:
+        return Unavailable(origin, "missing", "no SNMP agent configuration (API)")
+    options = {str(getattr(o, "key", "")).lower(): str(getattr(o, "value", "")) for o in getattr(raw, "option", None) or []}
+    v3 = any(options.get(k, "").strip() for k in ("v3targets", "users"))
+    traps = [t for t in getattr(raw, "trapTargets", None) or [] if getattr(t, "community", None)]
+    port = getattr(raw, "port", None)
+    return SnmpAgent(enabled=bool(getattr(raw, "enabled", False)), communities=len(getattr(raw, "readOnlyCommunities", None) or []),
+                     trap_communities=len(traps), port=int(port) if isinstance(port, int) else None, v3=v3)
 
 
 def _call(ref: Any, method: str, origin: str, scrub: _Scrubber) -> Any:
@@ -533,4 +549,7 @@ def _vm(moid: str, props: dict[str, Any], endpoint: str, vcenter: str | None, cl
         devices=devices,
         nics=nics,
         template=bool(getattr(config, "template", False)),
+        guest_id=str(config.guestId) if getattr(config, "guestId", None) else None,
+        vbs=getattr(flags, "vbsEnabled", None) if isinstance(getattr(flags, "vbsEnabled", None), bool) else None,
+        tools_status=str(props["guest.toolsVersionStatus2"]) if props.get("guest.toolsVersionStatus2") else None,
     )

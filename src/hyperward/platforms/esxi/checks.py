@@ -15,12 +15,14 @@ ConfigStore setting not in esx.conf) is not applicable with the reason, never a 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...model import Result, Unavailable
 from ..judges import register
+from . import builds
 from .facts import EsxiFacts, EsxiHost, EsxiVm, SecurityPolicy
 from .parsers import is_true
 
@@ -820,6 +822,175 @@ def vm_overrides(facts: EsxiFacts) -> Iterator[Result]:
     yield from each_host(facts, judge)
 
 
+def _version(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    parts = text.strip().split(".")
+    if not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+#: a table older than this when the facts were collected cannot vouch for a build: VMware publishes
+#: ESXi advisories every few months, so a pass would only say "patched as of long ago"
+MAX_TABLE_AGE_DAYS = 120
+
+
+def build_patch(facts: EsxiFacts) -> Iterator[Result]:
+    """HV-PATCH-100: every ESXi VM escape and hostd/SLP remote code execution fixed since the
+    host's build is open on it; a release line past its support gets no fixes at all. Judged
+    against the build table (VMSA advisories by release line, `hyperward db update` refreshes it)."""
+    table = builds.current()
+    collected = datetime.datetime.fromtimestamp(facts.collected_at, datetime.UTC).date()
+    age = (collected - table.compiled).days
+    said = f"build table compiled {table.compiled.isoformat()}" + ("" if table.origin == "bundled" else f" ({_clean(table.origin, 300)})")
+    if table.ignored:
+        said += f"; ignored {_clean(table.ignored, 300)}"
+
+    def judge(h: EsxiHost, _f: EsxiFacts) -> list[str] | Result:
+        if not h.version or not h.build:
+            return Result.not_applicable(h.build_note or "the host's ESXi version and build are not reported")
+        where = f"ESXi {_clean(h.version, 20)} build {_clean(h.build, 12)}"
+        line = table.line_for(h.version)
+        if line is None or _version(h.version) is None:
+            return Result.not_applicable(f"{where}: its release line is not in the {said}, so whether it is patched is unknown")
+        if not h.build.strip().isdigit():
+            return Result.not_applicable(f"{where}: the build is not a number")
+        build = int(h.build)
+        if line.status != "patched":
+            last = f" (its last fix: {line.last_fix.release}, {line.last_fix.advisory})" if line.last_fix else ""
+            return [f"{where}: {line.name}: {line.reason}{last}"]
+        latest = line.latest
+        assert latest is not None
+        missing = sorted((f for f in line.fixes if f.build > build), key=lambda f: -f.build)
+        if missing:
+            named = "; ".join(f"{f.advisory} ({', '.join(f.cves)})" for f in missing)
+            return [f"{where} is below {latest.build} ({latest.release}), the latest security patch of {line.name}: "
+                    f"missing {named} [{said}]"]
+        if age > MAX_TABLE_AGE_DAYS:
+            return Result.not_applicable(f"{where} is at or above {latest.release}, but the build table is {age} days older than the "
+                                         f"scan (compiled {table.compiled.isoformat()}): later advisories are unknown; run `hyperward db update`")
+        return Result.passed(h.location, f"{where} is at or above {latest.release}, the latest security patch of {line.name} [{said}]")
+
+    yield from each_host(facts, judge)
+
+
+#: protocols the STIG (ESXI-70-000083, ESXI-67-000074) requires ESXi to refuse
+WEAK_TLS = ("sslv3", "tlsv1", "tlsv1.1")
+TLS_PROFILE_FROM = (8, 0, 3)
+
+
+def tls_protocols(facts: EsxiFacts) -> Iterator[Result]:
+    """HV-NET-105: SSLv3, TLS 1.0 and TLS 1.1 have published weaknesses (POODLE, BEAST, SHA-1
+    handshakes); before 8.0 Update 3 UserVars.ESXiVPsDisabledProtocols says which ones ESXi's
+    endpoints refuse. From 8.0 Update 3 the TLS server profile (NIST_2024 for ESXI-80-000247)
+    governs, which only esxcli shows."""
+
+    def judge(h: EsxiHost, _f: EsxiFacts) -> list[str] | Result:
+        version = _version(h.version)
+        if version is not None and version >= TLS_PROFILE_FROM:
+            return Result.not_applicable(f"ESXi {_clean(h.version or '', 20)} sets TLS through its TLS server profile (the STIG's NIST_2024, "
+                                         "ESXI-80-000247), which only `esxcli system tls server get` shows, not the vSphere API "
+                                         "or an offline copy")
+        s = Settings(h)
+        problems: list[str] = []
+        raw = s.get("UserVars.ESXiVPsDisabledProtocols")
+        if raw is not None:
+            disabled = {p.strip().lower() for p in raw.split(",") if p.strip()}
+            enabled = [p for p in WEAK_TLS if p not in disabled]
+            if enabled:
+                problems.append(f"UserVars.ESXiVPsDisabledProtocols = {_clean(raw, 60)!r}: {', '.join(enabled)} not disabled")
+        return s.verdict(problems)
+
+    yield from each_host(facts, judge)
+
+
+def snmp_communities(facts: EsxiFacts) -> Iterator[Result]:
+    """HV-AUTH-107: SNMP v1 and v2c authenticate with a community string sent in clear text; an
+    enabled agent with communities hands host details (and traps) to whoever sniffs or guesses
+    one. Only SNMPv3 (users, authentication and privacy) is acceptable."""
+
+    def judge(h: EsxiHost, _f: EsxiFacts) -> list[str] | Result:
+        if isinstance(h.snmp, Unavailable):
+            return Result.unavailable(h.snmp, h.location)
+        agent = h.snmp
+        if not agent.enabled:
+            return Result.passed(h.location, "the SNMP agent is disabled")
+        problems = []
+        if agent.communities:
+            problems.append(f"SNMP agent enabled with {agent.communities} v1/v2c read-only communit{'y' if agent.communities == 1 else 'ies'} "
+                            "(clear-text passwords; use SNMPv3 users)")
+        if agent.trap_communities:
+            problems.append(f"{agent.trap_communities} trap target{'' if agent.trap_communities == 1 else 's'} sent v1/v2c traps with a community")
+        return problems
+
+    yield from each_host(facts, judge)
+
+
+#: Windows versions with Virtualization-Based Security (Windows 10 / Server 2016 and later, 64-bit),
+#: as the API (windows9Server64Guest, windows2019srv_64Guest) and the .vmx (windows2019srv-64) name them
+VBS_GUESTS = re.compile(r"^windows(9|9server|9srv|11|12|2019srv|2019srvnext|2022srvnext)[-_]?64(guest)?$")
+
+
+def vbs(facts: EsxiFacts) -> Iterator[Result]:
+    """HV-ISO-109: without VBS a Windows guest has no Credential Guard or hypervisor-protected code
+    integrity: an administrator inside it (or malware) reads LSASS secrets and loads unsigned
+    kernel code."""
+
+    def applies(vm: EsxiVm) -> bool:
+        return bool(vm.guest_id) and VBS_GUESTS.match((vm.guest_id or "").strip().lower()) is not None
+
+    def judge(vm: EsxiVm, _f: EsxiFacts) -> list[str] | Result:
+        if vm.vbs is None:
+            if vm.source == "api":
+                return Result.not_applicable("the endpoint does not report config.flags.vbsEnabled (the vSphere API has it from 6.7 on)")
+            return Result.not_applicable("VBS is judged over the vSphere API (config.flags.vbsEnabled); no source found gives its .vmx key")
+        if not vm.vbs:
+            return [f"Virtualization-Based Security off on {_clean(vm.guest_id or '', 40)} (config.flags.vbsEnabled false)"]
+        return []
+
+    yield from each_vm(facts, judge, applies=applies,
+                       none_reason="no ESXi VM runs a Windows version with VBS (Windows 10 / Server 2016 or later, 64-bit)")
+
+
+#: VirtualMachineToolsVersionStatus (vSphere API), guest.toolsVersionStatus2
+TOOLS_OUTDATED = {
+    "guestToolsTooOld": "too old: no longer supported with this host",
+    "guestToolsBlacklisted": "a version with a known grave bug (blacklisted): upgrade at once",
+    "guestToolsNeedUpgrade": "not current: needs an upgrade",
+    "guestToolsSupportedOld": "older than the version this host ships (a newer one is available)",
+}
+TOOLS_CURRENT = {"guestToolsCurrent": "current", "guestToolsSupportedNew": "newer than the host's bundled version, and supported"}
+TOOLS_NOT_JUDGED = {
+    "guestToolsUnmanaged": "managed by the guest OS (open-vm-tools packaged by its vendor): its updates come with the guest's packages",
+    "guestToolsNotInstalled": "VMware Tools is not installed",
+    "guestToolsTooNew": "newer than this host supports: a compatibility problem, not a missing patch",
+}
+
+
+def tools_version(facts: EsxiFacts) -> Iterator[Result]:
+    """HV-PATCH-101: VMware Tools runs in the guest with a channel to the host (VMSA-2025-0013,
+    VMSA-2026-0009 fixed Tools flaws); a version ESXi calls too old, outdated or blacklisted
+    keeps those flaws."""
+
+    def judge(vm: EsxiVm, _f: EsxiFacts) -> list[str] | Result:
+        status = vm.tools_status
+        if status is None:
+            if vm.source == "api":
+                return Result.not_applicable("no VMware Tools version status reported (guest.toolsVersionStatus2): the VM never ran Tools")
+            return Result.not_applicable("the VMware Tools version status comes from the running guest over the vSphere API "
+                                         "(guest.toolsVersionStatus2), not from the .vmx")
+        if status in TOOLS_OUTDATED:
+            return [f"VMware Tools {TOOLS_OUTDATED[status]} ({status})"]
+        if status in TOOLS_CURRENT:
+            return Result.passed(vm_label(vm), f"VMware Tools {TOOLS_CURRENT[status]} ({status})")
+        if status in TOOLS_NOT_JUDGED:
+            return Result.not_applicable(f"{TOOLS_NOT_JUDGED[status]} ({status})")
+        return Result.not_applicable(f"unknown VMware Tools version status {_clean(status, 40)!r}")
+
+    yield from each_vm(facts, judge)
+
+
 JUDGES: dict[str, Judge] = {
     "HV-ISO-100": tools_isolation,
     "HV-ISO-101": info_channels,
@@ -830,11 +1001,13 @@ JUDGES: dict[str, Judge] = {
     "HV-ISO-106": hardware_version,
     "HV-ISO-107": boot_integrity,
     "HV-ISO-108": vm_overrides,
+    "HV-ISO-109": vbs,
     "HV-NET-100": dvfilter,
     "HV-NET-101": migration_encryption,
     "HV-NET-102": switch_security,
     "HV-NET-103": vlan_4095,
     "HV-NET-104": network_settings,
+    "HV-NET-105": tls_protocols,
     "HV-SIDE-100": pshare_salt,
     "HV-SIDE-101": page_salting,
     "HV-SIDE-102": suppressed_warnings,
@@ -848,7 +1021,10 @@ JUDGES: dict[str, Judge] = {
     "HV-AUTH-104": mob,
     "HV-AUTH-105": lockdown,
     "HV-AUTH-106": esx_admins_group,
+    "HV-AUTH-107": snmp_communities,
     "HV-FW-100": firewall,
+    "HV-PATCH-100": build_patch,
+    "HV-PATCH-101": tools_version,
 }
 
 

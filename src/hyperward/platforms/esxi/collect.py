@@ -9,19 +9,25 @@ is an Unavailable naming the path, never an exception.
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections.abc import Callable
 
 from ...collect.fs import RootFS
 from ...collect.fs import _read_fd as read_fd
 from ...model import Unavailable
 from . import parsers
-from .facts import EsxiFacts, EsxiHost, EsxiVm
+from .builds import BOOT_BUILD
+from .facts import EsxiFacts, EsxiHost, EsxiVm, PortGroup, SecurityPolicy, VSwitch
 from .vmx import vm_from_vmx
 
 ESX_CONF = "/etc/vmware/esx.conf"
 HOSTD_CONFIG = "/etc/vmware/hostd/config.xml"
 VM_CONFIG = "/etc/vmware/config"
 VM_SETTINGS = "/etc/vmware/settings"
+#: the boot bank's boot loader configuration; esximage writes the running image's version there
+#: (`build=8.0.3-0.70.24674464`); /bootbank is the bank the host booted from
+BOOT_CFG = "/bootbank/boot.cfg"
 VOLUMES = "/vmfs/volumes"
 VMX_LIMIT = 4 * 1024 * 1024
 #: an offline copy is walked for .vmx files at most this deep and this wide
@@ -172,13 +178,16 @@ def host_from_files(fs: RootFS) -> EsxiHost | None:
             advanced.update(parsers.parse_hostd_config(hostd))
         except parsers.ParseError as exc:
             problems.append(Unavailable(HOSTD_CONFIG, "invalid", str(exc)))
-    name = advanced.get("Misc.HostName") or _hostname(fs)
-    settings = _dictionary(fs, VM_SETTINGS)
-    size_st = fs.stat(VM_SETTINGS)
-    config = _dictionary(fs, VM_CONFIG)
 
     def api_only(what: str) -> Unavailable:
         return Unavailable("/etc/vmware", "missing", f"the offline files do not hold {what}: scan the host with --vsphere")
+
+    name = advanced.get("Misc.HostName") or _hostname(fs)
+    version, build, boot_note = _boot_build(fs)
+    vswitches, portgroups = _network(esx if isinstance(esx, parsers.Dictionary) else None, api_only)
+    settings = _dictionary(fs, VM_SETTINGS)
+    size_st = fs.stat(VM_SETTINGS)
+    config = _dictionary(fs, VM_CONFIG)
 
     return EsxiHost(
         name=name,
@@ -186,8 +195,8 @@ def host_from_files(fs: RootFS) -> EsxiHost | None:
         source="files",
         vcenter=None,
         cluster=None,
-        version=None,
-        build=None,
+        version=version,
+        build=build,
         advanced=problems[0] if problems and not advanced else advanced,
         services=api_only("service state (running, startup policy)"),
         lockdown=api_only("lockdown mode"),
@@ -195,15 +204,84 @@ def host_from_files(fs: RootFS) -> EsxiHost | None:
         firewall_enabled=api_only("the firewall state"),
         firewall_default_allow=api_only("the firewall default policy"),
         rulesets=api_only("the firewall rulesets"),
-        vswitches=api_only("the vSwitch security policy"),
-        portgroups=api_only("the port groups"),
+        vswitches=vswitches,
+        portgroups=portgroups,
         acceptance=api_only("the image acceptance level"),
         secure_boot=api_only("the host's Secure Boot state"),
         vm_overrides=settings.values if isinstance(settings, parsers.Dictionary) else settings,
         vm_overrides_size=size_st.st_size if not isinstance(size_st, Unavailable) else None,
         host_config=config.values if isinstance(config, parsers.Dictionary) else config,
         ntp_servers=api_only("the NTP configuration"),
+        build_note=boot_note,
+        snmp=api_only("the SNMP agent configuration"),
     )
+
+
+def _boot_build(fs: RootFS) -> tuple[str | None, str | None, str | None]:
+    """(version, build, why not) from boot.cfg's `build=` line: ESXi 7 and 8 write
+    `build=<version>-<quarter>.<patch>.<build>` (Broadcom KB 395110's format)."""
+    text = fs.read_text(BOOT_CFG, 256 * 1024)
+    if isinstance(text, Unavailable):
+        why = "not found" if text.kind == "missing" else text.reason
+        return None, None, f"{BOOT_CFG} {why}: the offline tree does not say which ESXi build it is"
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("build="):
+            match = BOOT_BUILD.match(line[len("build="):].strip())
+            if match is None:
+                return None, None, f"{BOOT_CFG}: build= line {line[6:46]!r} is not <version>-<n>.<n>.<build>"
+            return match.group(1), match.group(2), None
+    return None, None, f"{BOOT_CFG} has no build= line (ESXi 6.x and older boot banks do not write one)"
+
+
+#: esx.conf's standard vSwitch keys, as ESXi writes them (`grep security /etc/vmware/esx.conf`):
+#: /net/vswitch/child[0000]/name, .../securityPolicy/{promiscuous,macChange,forgedTx} and the
+#: port groups below it, .../portgroup/child[0000]/{name,vlanId}
+_VSWITCH = re.compile(r"^/net/vswitch/child\[(\d{1,4})\]/(.+)$")
+_PORTGROUP = re.compile(r"^portgroup/child\[(\d{1,4})\]/(name|vlanid)$")
+
+
+def _network(esx: parsers.Dictionary | None, api_only: Callable[[str], Unavailable]
+             ) -> tuple[list[VSwitch] | Unavailable, list[PortGroup] | Unavailable]:
+    """Standard vSwitches and their port groups from esx.conf. A port group's own security
+    override is not read offline (no source shows its esx.conf key), so port groups carry no
+    policy here and the switch's policy is judged; nor which port groups carry a VMkernel adapter
+    (HV-NET-103 judges every port group offline). Without any /net/vswitch entry (ESXi 7.0 U2
+    and later keep networking in ConfigStore) both stay API-only."""
+    if esx is None:
+        return api_only("the vSwitch security policy"), api_only("the port groups")
+    switches: dict[str, dict[str, str]] = {}
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for key, value in esx.values.items():
+        match = _VSWITCH.match(key)
+        if match is None:
+            continue
+        index, rest = match.groups()
+        switches.setdefault(index, {})[rest] = value
+        pg = _PORTGROUP.match(rest)
+        if pg is not None:
+            groups.setdefault((index, pg.group(1)), {})[pg.group(2)] = value
+    if not switches:
+        return (api_only("the vSwitch security policy (esx.conf has no /net/vswitch entries)"),
+                api_only("the port groups (esx.conf has no /net/vswitch entries)"))
+    out_switches = []
+    names: dict[str, str] = {}
+    for index, keys in sorted(switches.items()):
+        name = keys.get("name") or f"vswitch child[{index}]"
+        names[index] = name
+        policy = [parsers.is_true(keys.get(f"securitypolicy/{k}")) for k in ("promiscuous", "macchange", "forgedtx")]
+        if None in policy:
+            missing = Unavailable(ESX_CONF, "missing", f"esx.conf gives no (or no true/false) securityPolicy promiscuous/macChange/forgedTx "
+                                                      f"for {name[:40]}: scan the host with --vsphere")
+            return missing, missing
+        out_switches.append(VSwitch(name, SecurityPolicy(*policy)))
+    out_groups = []
+    for (index, _pg), keys in sorted(groups.items()):
+        vlan = keys.get("vlanid")
+        out_groups.append(PortGroup(keys.get("name") or "?", names[index],
+                                    int(vlan) if vlan is not None and vlan.strip().isdigit() else None,
+                                    SecurityPolicy(None, None, None)))
+    return out_switches, out_groups
 
 
 def _hostname(fs: RootFS) -> str:

@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import field
 
 from ...facts import Maybe
+from ...model import Unavailable
 from ...records import frozen
+
+NOT_COLLECTED = Unavailable("esxi", "missing", "not in this snapshot (collected by an older hyperward)")
 
 
 @frozen
@@ -66,6 +69,12 @@ class EsxiVm:
     conflicts: dict[str, list[str]] = field(default_factory=dict)
     ignored_lines: int = 0
     template: bool = False
+    #: config.guestId (`windows2019srv_64Guest`) or the .vmx's guestOS (`windows2019srv-64`)
+    guest_id: str | None = None
+    #: config.flags.vbsEnabled (Virtualization-Based Security); None where not told
+    vbs: bool | None = None
+    #: guest.toolsVersionStatus2 as the API names it (guestToolsCurrent, guestToolsTooOld, ...)
+    tools_status: str | None = None
 
 
 @frozen
@@ -116,6 +125,19 @@ class VSwitch:
 
 
 @frozen
+class SnmpAgent:
+    """HostSnmpSystem.configuration. Community strings are passwords: only how many there are is
+    kept, never their text. `v3` whether SNMPv3 users or targets are configured (the agent's
+    options); communities with the agent enabled mean v1/v2c answer with them."""
+
+    enabled: bool
+    communities: int
+    trap_communities: int
+    port: int | None
+    v3: bool
+
+
+@frozen
 class EsxiHost:
     """One ESXi host. `source` "files" (an offline copy of its /etc/vmware) or "api". Every fact
     the source cannot give is an Unavailable of kind "missing" naming why (service state is not
@@ -148,6 +170,9 @@ class EsxiHost:
     host_config: Maybe[dict[str, str]] = field(default_factory=dict)
     ntp_servers: Maybe[list[str]] = field(default_factory=list)
     domain_joined: bool | None = None
+    #: why `version`/`build` are unknown offline (no boot.cfg, no build= line)
+    build_note: str | None = None
+    snmp: Maybe[SnmpAgent] = NOT_COLLECTED
 
     @property
     def location(self) -> str:
