@@ -500,6 +500,44 @@ def guest_additions(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
     yield from results
 
 
+def vbox_security(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
+    """HV-PATCH-032: VirtualBox runs its VM processes and the vboxdrv/vboxnetflt kernel modules
+    with the bugs every CPU since the installed release fixed; a branch past its end of life gets
+    no fixes at all. Judged against data/virtualbox_security.json, whose compile date and newest
+    advisory every result names: a newer CPU than the table holds is not known to it."""
+    from .security import standing, table
+
+    version, source = vbox_version(facts, host)
+    if version is None:
+        yield Result.not_applicable("VirtualBox's own version is unknown (no virtualbox package, no INSTALL_VER in "
+                                    "/etc/vbox/vbox.cfg)")
+        return
+    data = table()
+    found = standing(version, data)
+    resource = f"VirtualBox {_short(version, 40)}"
+    about: dict[str, Detail] = {"virtualbox_version": version, "version_source": source, "branch": found.branch,
+                                "table_compiled": data.compiled, "table_covers_through": data.covers_through}
+    if found.status == "affected":
+        newest = found.advisories[0]
+        bound = (f"fixed in {newest.fixed_in}" if newest.fixed_in else f"affects {found.branch} up to {newest.affected_through}")
+        cves = ", ".join(newest.cves[:8]) + (f" and {len(newest.cves) - 8} more" if len(newest.cves) > 8 else "")
+        older = f"; {len(found.advisories) - 1} older CPU(s) also name it" if len(found.advisories) > 1 else ""
+        about.update({"advisories": [a.advisory for a in found.advisories], "cves": sorted({c for a in found.advisories for c in a.cves}),
+                      "advisory_url": newest.url})
+        yield Result.fail(resource, f"{newest.advisory} ({bound}): {cves}{older} ({_short(source, 80)})", details=about)
+    elif found.status == "eol" and found.eol is not None:
+        about["eol_source"] = data.eol_source
+        yield Result.fail(resource, f"branch {found.branch} is unsupported: end of life since {found.eol.eol} (last release "
+                                    f"{found.eol.last}); no CPU fixes it any more ({_short(source, 80)})", details=about)
+    elif found.status == "unknown":
+        yield Result.not_applicable(f"branch {_short(found.branch, 20)} is not in hyperward's VirtualBox table (compiled "
+                                    f"{data.compiled}, through the {data.covers_through})", resource, details=about)
+    else:
+        yield Result.passed(resource, f"newer than every {found.branch} release the table names as affected (compiled "
+                                      f"{data.compiled}, through the {data.covers_through}; later CPUs are not in it)",
+                            details=about)
+
+
 def websrv(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
     """HV-AUTH-034: vboxweb-service starts vboxwebsrv only when VBOXWEB_USER is set; without
     VBOXWEB_SSL_KEYFILE it speaks plain HTTP (default host localhost, port 18083); an auth
@@ -629,6 +667,7 @@ JUDGES: dict[str, Judge] = {
     "HV-SIDE-030": mitigations,
     "HV-PATCH-030": extpack_version,
     "HV-PATCH-031": guest_additions,
+    "HV-PATCH-032": vbox_security,
 }
 
 
