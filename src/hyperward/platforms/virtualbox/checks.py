@@ -9,6 +9,7 @@ whose settings are encrypted is not applicable, and a result names the defaults 
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from typing import Any
 from ...addresses import is_loopback
 from ...model import Detail, Result, Severity, Status, Unavailable
 from ..judges import register
-from .facts import FileMode, MachineConfig, VBoxHome, VBoxMachine, VirtualBoxFacts
+from .facts import Disk, FileMode, MachineConfig, VBoxHome, VBoxMachine, VirtualBoxFacts
 
 Verdict = list[str] | tuple[list[str], Severity | None] | None
 MachineJudge = Callable[[VBoxHome, VBoxMachine, MachineConfig], Verdict]
@@ -424,6 +425,71 @@ def mitigations(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
     yield from each_machine(facts, judge, "no VirtualBox machine")
 
 
+# --- data at rest -------------------------------------------------------------------------------
+
+
+def _marked(m: VBoxMachine, patterns: list[str]) -> str | None:
+    """The first [virtualbox] sensitive pattern that names the machine, by name or UUID."""
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(m.name, pattern) or (m.uuid and fnmatch.fnmatchcase(m.uuid, pattern.strip("{}").lower())):
+            return pattern
+    return None
+
+
+def _disk_name(d: Disk) -> str:
+    where = _short(d.location, 160) if d.location else f"medium {_short(d.uuid or '?', 40)}"
+    return f"{where} ({_short(d.controller, 40)})" if d.controller else where
+
+
+def sensitive_disks(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
+    """HV-BAK-030: a guest the operator marked sensitive keeps its data in clear on the host's
+    disk (and in every copy and backup of the image) unless VirtualBox encrypts the image; an
+    encrypted medium carries the CRYPT/KeyStore property in the MediaRegistry (differencing
+    images inherit their base's). The key store itself is never read out."""
+    patterns = facts.sensitive
+    if not patterns:
+        yield Result.not_applicable("no VirtualBox machine is marked sensitive (list them in the hyperward config: "
+                                    "[virtualbox] sensitive = [\"name\", \"uuid\", \"glob*\"])")
+        return
+    used: set[str] = set()
+    for home in facts.homes:
+        for m in home.machines:
+            if isinstance(m, Unavailable):
+                yield Result.unavailable(m, m.path)
+                continue
+            pattern = _marked(m, patterns)
+            if pattern is None:
+                continue
+            used.add(pattern)
+            about = {**_details(home, m), "marked_by": pattern, "sensitive_source": facts.sensitive_source, "platform": "virtualbox"}
+            if m.config is None:
+                yield Result.not_applicable("settings encrypted (VirtualBox full VM encryption): its disks cannot be listed "
+                                            "without the machine's password", m.label, details=about)
+                continue
+            yield _judge_disks(m.label, m.config.disks, about)
+    for pattern in patterns:
+        if pattern not in used:
+            yield Result.not_applicable(f"marked sensitive in {_short(facts.sensitive_source or 'the config', 200)} but no "
+                                        "VirtualBox machine found has that name or UUID", f"[virtualbox] sensitive {_short(pattern, 80)}")
+
+
+def _judge_disks(resource: str, disks: list[Disk], about: dict[str, Detail]) -> Result:
+    images = [d for d in disks if d.device == "disk" and not d.host_drive]
+    clear = [d for d in images if d.encrypted is False]
+    unknown = [d for d in images if d.encrypted is None]
+    if clear:
+        names = [_disk_name(d) for d in clear]
+        return Result(Status.FAIL, resource, f"marked sensitive, disk{'s' if len(clear) > 1 else ''} not encrypted: {'; '.join(names)}",
+                      platform="virtualbox", details={**about, "unencrypted_disks": names})
+    if unknown:
+        return Result.not_applicable(f"disk(s) {'; '.join(_disk_name(d) for d in unknown)} are in no media registry read: "
+                                     "whether they are encrypted is unknown", resource, details=about)
+    if not images:
+        return Result.not_applicable("marked sensitive, but no hard disk is attached", resource, details=about)
+    return Result(Status.PASS, resource, f"{len(images)} hard disk(s), each encrypted (CRYPT/KeyStore)", platform="virtualbox",
+                  details=about)
+
+
 # --- installation -------------------------------------------------------------------------------
 
 
@@ -668,6 +734,7 @@ JUDGES: dict[str, Judge] = {
     "HV-PATCH-030": extpack_version,
     "HV-PATCH-031": guest_additions,
     "HV-PATCH-032": vbox_security,
+    "HV-BAK-030": sensitive_disks,
 }
 
 

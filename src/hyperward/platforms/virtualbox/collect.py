@@ -272,9 +272,12 @@ def collect(source: Source) -> VirtualBoxFacts:
         else:
             home = _home(RootFS(copy), "/", "vbox-home", None, None, {})
             homes.append(_relabel(home, os.path.realpath(copy)))
+    marked = source.settings.get("virtualbox")
+    sensitive = [str(v) for v in getattr(marked, "sensitive", None) or []]
     return VirtualBoxFacts(installed=install_dir is not None, install_dir=install_dir, cfg_version=cfg_version,
                            ext_packs=ext_packs, websrv=websrv, homes=homes, running=running,
-                           running_source=running_source, notes=notes)
+                           running_source=running_source, notes=notes, sensitive=sensitive,
+                           sensitive_source=getattr(marked, "source", None) if sensitive else None)
 
 
 def _relabel(home: VBoxHome, real: str) -> VBoxHome:

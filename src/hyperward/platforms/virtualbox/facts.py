@@ -288,6 +288,10 @@ class VirtualBoxFacts:
     running: list[str] | None
     running_source: str
     notes: list[str] = field(default_factory=list)
+    #: the config's [virtualbox] sensitive: machine names or UUIDs (shell globs) whose disks must be encrypted
+    sensitive: list[str] = field(default_factory=list)
+    #: where that list was set (the config file and line)
+    sensitive_source: str | None = None
 
     def machines(self) -> list[tuple[VBoxHome, VBoxMachine]]:
         return [(h, m) for h in self.homes for m in h.machines if isinstance(m, VBoxMachine)]
