@@ -18,7 +18,7 @@ from typing import Any
 from ...addresses import is_loopback
 from ...model import Detail, Result, Severity, Status, Unavailable
 from ..judges import register
-from .facts import Disk, FileMode, MachineConfig, VBoxHome, VBoxMachine, VirtualBoxFacts
+from .facts import Disk, FileMode, MachineConfig, VBoxHome, VBoxMachine, VBoxSnapshot, VirtualBoxFacts
 
 Verdict = list[str] | tuple[list[str], Severity | None] | None
 MachineJudge = Callable[[VBoxHome, VBoxMachine, MachineConfig], Verdict]
@@ -41,10 +41,16 @@ def _details(home: VBoxHome, m: VBoxMachine) -> dict[str, Detail]:
     return {"guest": m.name, "guest_id": m.uuid, "file": m.path, "vbox_home": home.path, "user": home.user}
 
 
-def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str) -> Iterator[Result]:
+def snapshot_label(m: VBoxMachine, snapshot: VBoxSnapshot) -> str:
+    """A snapshot's resource: its machine's, then @ and the snapshot's name."""
+    return f"{m.label}@{_short(snapshot.name, 80)}"
+
+
+def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str, snapshots: bool = True) -> Iterator[Result]:
     """One result per machine the judge speaks to (it returns None for a machine it does not):
     fail with every problem, or pass; unreadable files are errors, encrypted settings not
-    applicable."""
+    applicable. `snapshots`: each snapshot's settings are judged too, as "machine@snapshot"
+    (restoring the snapshot brings them back); judges of machine-wide settings say False."""
     judged = 0
     for home in facts.homes:
         for m in home.machines:
@@ -55,21 +61,27 @@ def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str) 
                 yield Result.not_applicable("settings encrypted (VirtualBox full VM encryption): not readable without "
                                             "the machine's password", m.label, details=_details(home, m))
                 continue
-            verdict = judge(home, m, m.config)
-            if verdict is None:
-                continue
-            judged += 1
-            problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
-            about = _details(home, m)
-            if m.config.defaults:
-                about["defaults"] = list(m.config.defaults)
-            # built with the platform already named: 500 machines times 17 checks make .on()'s copies count
-            about["platform"] = "virtualbox"
-            if problems:
-                yield Result(Status.FAIL, m.label, "; ".join(problems), severity, platform="virtualbox",
-                             details={**about, "problems": problems})
-            else:
-                yield Result(Status.PASS, m.label, platform="virtualbox", details=about)
+            targets: list[tuple[str, MachineConfig, VBoxSnapshot | None]] = [(m.label, m.config, None)]
+            if snapshots:
+                targets += [(snapshot_label(m, snap), snap.config, snap) for snap in m.snapshots]
+            for label, config, snap in targets:
+                verdict = judge(home, m, config)
+                if verdict is None:
+                    continue
+                judged += 1
+                problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
+                about = _details(home, m)
+                if snap is not None:
+                    about["snapshot"], about["snapshot_id"] = snap.name, snap.uuid
+                if config.defaults:
+                    about["defaults"] = list(config.defaults)
+                # built with the platform already named: 500 machines times 17 checks make .on()'s copies count
+                about["platform"] = "virtualbox"
+                if problems:
+                    yield Result(Status.FAIL, label, "; ".join(problems), severity, platform="virtualbox",
+                                 details={**about, "problems": problems})
+                else:
+                    yield Result(Status.PASS, label, platform="virtualbox", details=about)
     if not judged:
         readable = any(m.config is not None for _h, m in facts.machines())
         yield Result.not_applicable(none_reason if readable else _no_machines(facts))
@@ -369,7 +381,8 @@ def teleporter(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
             return [f"Teleporter waits on {where} without a password: any host that reaches it can stream a machine in"], Severity.CRITICAL
         return [f"Teleporter waits on {where}; a password is set (stored in the settings file)"]
 
-    yield from each_machine(facts, judge, "no VirtualBox machine")
+    # Teleporter settings are the machine's (readTeleporter reads them from Machine only)
+    yield from each_machine(facts, judge, "no VirtualBox machine", snapshots=False)
 
 
 def bridged_management(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
@@ -467,6 +480,9 @@ def sensitive_disks(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
                                             "without the machine's password", m.label, details=about)
                 continue
             yield _judge_disks(m.label, m.config.disks, about)
+            for snap in m.snapshots:
+                yield _judge_disks(snapshot_label(m, snap), snap.config.disks,
+                                   {**about, "snapshot": snap.name, "snapshot_id": snap.uuid})
     for pattern in patterns:
         if pattern not in used:
             yield Result.not_applicable(f"marked sensitive in {_short(facts.sensitive_source or 'the config', 200)} but no "
@@ -558,7 +574,8 @@ def guest_additions(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
             return [f"Guest Additions {c.guest_additions} (as the guest last reported), VirtualBox is {version}"]
         return []
 
-    results = list(each_machine(facts, judge, "no VirtualBox machine has reported its Guest Additions version"))
+    # a snapshot's guest properties record what the guest claimed then, not a setting
+    results = list(each_machine(facts, judge, "no VirtualBox machine has reported its Guest Additions version", snapshots=False))
     if version is None:
         results = [Result.not_applicable("VirtualBox's own version is unknown (no virtualbox package, no INSTALL_VER in "
                                          "/etc/vbox/vbox.cfg)", r.resource, details=r.details).on("virtualbox")

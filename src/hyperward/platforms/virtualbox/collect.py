@@ -123,11 +123,11 @@ def _machine(fs: RootFS, path: str, registered: bool, media: list[Medium], users
     if isinstance(text, Unavailable):
         return text
     try:
-        uuid, name, config = parsers.parse_machine(text, path, os.path.dirname(path), media)
+        uuid, name, config, snapshots = parsers.parse_machine_snapshots(text, path, os.path.dirname(path), media)
     except parsers.ParseError as exc:
         return Unavailable(path, "invalid", str(exc))
     mode = FileMode(path, stat.S_IMODE(st.st_mode), st.st_uid, users.get(st.st_uid)) if st else _file_mode(fs, path, users)
-    return VBoxMachine(path, uuid, name, registered, config, mode, _file_mode(fs, os.path.dirname(path), users))
+    return VBoxMachine(path, uuid, name, registered, config, mode, _file_mode(fs, os.path.dirname(path), users), snapshots)
 
 
 def _absolute_media(media: list[Medium], home: str) -> list[Medium]:
