@@ -166,6 +166,22 @@ def test_a_snapshot_virtualbox_refuses_is_an_error_naming_the_file_and_the_rest_
     assert got[WEAK_SNAP].status is Status.FAIL and got[S70].status is Status.PASS
 
 
+def test_a_file_of_thousands_of_snapshots_is_an_error_not_a_slow_scan(root):
+    """The machine's owner writes its .vbox: 1001 sibling snapshots under one parent."""
+    text = (SNAPSHOTS / "Snap71.vbox").read_text()
+    start, end = text.index("    <Snapshot "), text.index("  </Machine>")
+    one = text[start:end].replace("</Snapshot>\n", "")
+    kids = "".join(one.replace("c0ffee00-0000-4000-8000-00000000b001", f"c0ffee00-0000-4000-8000-{i:012d}") + "</Snapshot>"
+                   for i in range(1, 1001))
+    path = root / HOME / "Machines/Snap71/Snap71.vbox"
+    path.write_text(text[:start] + one + "<Snapshots>" + kids + "</Snapshots></Snapshot>" + text[end:])
+    report = scan(root, only=["HV-SIDE-030"])
+    got = {f.result.resource: f for f in report.findings}
+    broken = got[f"/{HOME}/Machines/Snap71/Snap71.vbox"]
+    assert broken.status is Status.ERROR and "more than 1000 snapshots" in broken.result.message
+    assert got[WEAK_SNAP].status is Status.FAIL
+
+
 def test_a_snapshot_without_hardware_is_refused():
     text = (SNAPSHOTS / "Snap70.vbox").read_text()
     start = text.index("<Hardware>", text.index('name="hardened"'))

@@ -14,6 +14,7 @@ entity expansion and external entities fail as errors; the caller bounds the siz
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 import xml.etree.ElementTree as ET
@@ -455,6 +456,9 @@ class _Shared:
 
 #: MachineConfigFile::readSnapshot refuses a deeper snapshot tree (SETTINGS_SNAPSHOT_DEPTH_MAX, include/VBox/settings.h)
 SNAPSHOT_DEPTH_MAX = 250
+#: VirtualBox sets no count, but every snapshot is judged by every hardware check: a user's file of
+#: tens of thousands of empty snapshots would cost a root scan minutes and bury the report
+SNAPSHOT_COUNT_MAX = 1000
 
 
 def _snapshots(machine: ET.Element, shared: _Shared) -> list[VBoxSnapshot]:
@@ -467,9 +471,11 @@ def _snapshots(machine: ET.Element, shared: _Shared) -> list[VBoxSnapshot]:
     if not current:
         raise ParseError("Snapshots present but Machine/@currentSnapshot is missing (VirtualBox refuses the file)")
     out: list[VBoxSnapshot] = []
-    todo: list[tuple[ET.Element, str | None, int]] = [(first, None, 1)]
+    todo: collections.deque[tuple[ET.Element, str | None, int]] = collections.deque([(first, None, 1)])
     while todo:
-        el, parent, depth = todo.pop(0)
+        el, parent, depth = todo.popleft()
+        if len(out) >= SNAPSHOT_COUNT_MAX:
+            raise ParseError(f"more than {SNAPSHOT_COUNT_MAX} snapshots: not audited (hyperward's bound; VirtualBox sets none)")
         if depth > SNAPSHOT_DEPTH_MAX:
             raise ParseError(f"snapshot tree deeper than {SNAPSHOT_DEPTH_MAX} (VirtualBox refuses the file)")
         uuid, name = el.get("uuid", "").strip("{}").lower(), el.get("name")
