@@ -53,6 +53,11 @@ def test_globs_and_uuids_mark_machines(root):
     assert got[S52] == (Status.NOT_APPLICABLE, "marked sensitive, but no hard disk is attached")
 
 
+def test_two_patterns_naming_one_machine_are_both_used(root):
+    got = judged(root, "Safe70", "Safe7*")
+    assert set(got) == {S70, BROKEN} and got[S70][0] is Status.PASS
+
+
 def test_encrypted_settings_and_names_that_match_nothing_are_not_judged(root):
     got = judged(root, "Enc70", "Typo-VM")
     assert got[E70] == (Status.NOT_APPLICABLE, "settings encrypted (VirtualBox full VM encryption): its disks cannot be "

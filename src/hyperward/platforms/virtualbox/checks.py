@@ -441,12 +441,10 @@ def mitigations(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
 # --- data at rest -------------------------------------------------------------------------------
 
 
-def _marked(m: VBoxMachine, patterns: list[str]) -> str | None:
-    """The first [virtualbox] sensitive pattern that names the machine, by name or UUID."""
-    for pattern in patterns:
-        if fnmatch.fnmatchcase(m.name, pattern) or (m.uuid and fnmatch.fnmatchcase(m.uuid, pattern.strip("{}").lower())):
-            return pattern
-    return None
+def _marked(m: VBoxMachine, patterns: list[str]) -> list[str]:
+    """The [virtualbox] sensitive patterns that name the machine, by name or UUID."""
+    return [p for p in patterns
+            if fnmatch.fnmatchcase(m.name, p) or (m.uuid and fnmatch.fnmatchcase(m.uuid, p.strip("{}").lower()))]
 
 
 def _disk_name(d: Disk) -> str:
@@ -470,11 +468,11 @@ def sensitive_disks(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
             if isinstance(m, Unavailable):
                 yield Result.unavailable(m, m.path)
                 continue
-            pattern = _marked(m, patterns)
-            if pattern is None:
+            marks = _marked(m, patterns)
+            if not marks:
                 continue
-            used.add(pattern)
-            about = {**_details(home, m), "marked_by": pattern, "sensitive_source": facts.sensitive_source, "platform": "virtualbox"}
+            used.update(marks)
+            about = {**_details(home, m), "marked_by": marks[0], "sensitive_source": facts.sensitive_source, "platform": "virtualbox"}
             if m.config is None:
                 yield Result.not_applicable("settings encrypted (VirtualBox full VM encryption): its disks cannot be listed "
                                             "without the machine's password", m.label, details=about)
