@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ...addresses import is_loopback
@@ -61,9 +61,9 @@ def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str, 
                 yield Result.not_applicable("settings encrypted (VirtualBox full VM encryption): not readable without "
                                             "the machine's password", m.label, details=_details(home, m))
                 continue
-            targets: list[tuple[str, MachineConfig, VBoxSnapshot | None]] = [(m.label, m.config, None)]
-            if snapshots:
-                targets += [(snapshot_label(m, snap), snap.config, snap) for snap in m.snapshots]
+            targets: Iterable[tuple[str, MachineConfig, VBoxSnapshot | None]] = ((m.label, m.config, None),)
+            if snapshots and m.snapshots:
+                targets = [(m.label, m.config, None), *((snapshot_label(m, snap), snap.config, snap) for snap in m.snapshots)]
             for label, config, snap in targets:
                 verdict = judge(home, m, config)
                 if verdict is None:
