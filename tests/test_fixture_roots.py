@@ -7,7 +7,7 @@ import shutil
 
 from hyperward.catalog import catalog
 from hyperward.collect import collect_host
-from hyperward.config import BackupConfig
+from hyperward.config import BackupConfig, VirtualBoxConfig
 from hyperward.engine import for_platforms, registry, run_checks, select
 from hyperward.facts import BackupRepository
 from hyperward.model import Status
@@ -285,7 +285,15 @@ def _variant_failures(tmp_path: pathlib.Path) -> dict[str, set[Status]]:
         handle.write('vnc_listen = "0.0.0.0"\n')
     report = run_checks(collect_host(str(drift), baseline=str(baseline)), select(registry(), ["HV-IDS-006"]), "multi-tenant")
     seen["HV-IDS-006"] = _seen(report).get("HV-IDS-006", set())
+    seen["HV-BAK-030"] = _vbox_marked(make_vbox_root(tmp_path / "vbox-marked"), "Win10-weak")
     return seen
+
+
+def _vbox_marked(root: pathlib.Path, *names: str) -> set[Status]:
+    """HV-BAK-030 judges only the guests the config's [virtualbox] sensitive marks."""
+    settings = VirtualBoxConfig(list(names), "config.toml [virtualbox] sensitive")
+    report = run_checks(collect_host(str(root), virtualbox_settings=settings), select(registry(), ["HV-BAK-030"]), "multi-tenant")
+    return _seen(report).get("HV-BAK-030", set())
 
 
 def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path):
@@ -321,6 +329,7 @@ def test_every_registered_check_has_a_failing_and_a_passing_golden_root(tmp_path
                     seen.setdefault(cid, set()).update(statuses)
     for cid, statuses in _seen(scan(make_vbox_hardened(tmp_path / "vh"), only=sorted(vbox_rows))).items():
         passed.setdefault(cid, set()).update(statuses)
+    passed.setdefault("HV-BAK-030", set()).update(_vbox_marked(make_vbox_hardened(tmp_path / "vh-marked"), "Safe70"))
     never_failing = {cid for cid in registry() if Status.FAIL not in failed.get(cid, set())}
     # HV-NET-006 judges SR-IOV VF settings, which only a live host with such a NIC has
     # (tests/test_segmentation.py::test_sriov_vf_settings); ESXi's API-only rows are judged against

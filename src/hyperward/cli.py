@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from .background import Pending
-    from .config import BackupConfig, Config
+    from .config import BackupConfig, Config, VirtualBoxConfig
     from .engine import RegisteredCheck, ScanReport
     from .facts import HostFacts, PatchingFacts
     from .report import Reporter
@@ -182,7 +182,7 @@ def scan(
     collecting = time.perf_counter()
     facts = _load_facts(root, snapshot, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
-                        api_only=bool(vsphere) and not root, early=early, vbox_home=vbox_home)
+                        api_only=bool(vsphere) and not root, early=early, vbox_home=vbox_home, virtualbox=config.virtualbox)
     if guests:
         if snapshot:
             _die("--guests reads the guests' disks: it cannot be combined with --snapshot")
@@ -329,7 +329,8 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
                 vulndb_max_age_days: int | None = None, backups: BackupConfig | None = None, scan_reports: list[str] | None = None,
                 history_path: str | None = None, monitor_db: str | None = None, vsphere: list[str] | None = None,
                 vsphere_settings: object = None, api_only: bool = False,
-                early: Pending[PatchingFacts] | None = None, vbox_home: str | None = None) -> HostFacts:
+                early: Pending[PatchingFacts] | None = None, vbox_home: str | None = None,
+                virtualbox: VirtualBoxConfig | None = None) -> HostFacts:
     """api_only: --vsphere named on the command line without --root, so the machine running
     hyperward is not audited (endpoints from the config's [vsphere] hosts join a normal scan).
     early: the package collection started for this root before the rest was imported."""
@@ -340,7 +341,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         try:
             with open(snapshot, "rb") as handle:
                 data = handle.read(512 * 1024 * 1024)
-            return load_snapshot(data.decode("utf-8", errors="strict"), snapshot)
+            return _with_virtualbox(load_snapshot(data.decode("utf-8", errors="strict"), snapshot), virtualbox)
         except OSError as exc:
             _die(f"{snapshot}: {exc.strerror or exc}")
         except UnicodeDecodeError:
@@ -354,7 +355,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
             return _collect_api_only(vsphere, vsphere_settings, vulndb, vulndb_max_age_days)
         return collect_host(root or "/", connect, vulndb, vulndb_max_age_days, backups, scan_reports=scan_reports,
                             history_path=history_path, monitor_db=monitor_db, vsphere=vsphere, vsphere_settings=vsphere_settings,
-                            early_patching=early, vbox_home=vbox_home)
+                            early_patching=early, vbox_home=vbox_home, virtualbox_settings=virtualbox)
     except RootError as exc:
         _die(str(exc))
     except Exception as exc:  # a collector bug must not end in a traceback on a production host
@@ -362,6 +363,19 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
             raise
         _die(f"internal error while collecting facts from {root or '/'}: {type(exc).__name__}: {exc} "
              "(a bug in hyperward; HYPERWARD_DEBUG=1 shows the traceback)")
+
+
+def _with_virtualbox(facts: HostFacts, virtualbox: VirtualBoxConfig | None) -> HostFacts:
+    """A snapshot keeps the [virtualbox] sensitive list it was collected with; the scanning
+    config's own list, where it names one, is what the scan judges instead."""
+    found = facts.platforms.get("virtualbox")
+    if virtualbox is None or not virtualbox.sensitive or found is None:
+        return facts
+    import dataclasses
+
+    platforms = type(facts.platforms)({**facts.platforms, "virtualbox": dataclasses.replace(
+        found, sensitive=list(virtualbox.sensitive), sensitive_source=virtualbox.source)})
+    return dataclasses.replace(facts, platforms=platforms)
 
 
 @main.command()
@@ -389,7 +403,7 @@ def collect(root: str | None, output: str, connect: str | None, vulndb: str | No
     endpoints, vsettings = _vsphere_options(config, vsphere, vsphere_ca, vsphere_insecure)
     facts = _load_facts(root, None, connect, vulndb or config.vulndb_path, config.vulndb_max_age_days, config.backups,
                         config.scan_reports, config.history_path, config.monitor.database, endpoints, vsettings,
-                        api_only=bool(vsphere) and not root, vbox_home=vbox_home)
+                        api_only=bool(vsphere) and not root, vbox_home=vbox_home, virtualbox=config.virtualbox)
     if guests:
         from .cli_guests import with_insides
 

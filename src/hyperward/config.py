@@ -17,7 +17,8 @@ from .records import frozen
 from .safefile import Ownership
 
 DEFAULT_PATH = "/etc/hyperward/config.toml"
-_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor", "files", "vsphere", "fleet"}
+_TOP_KEYS = {"scan", "suppress", "vulndb", "backups", "history", "monitor", "files", "vsphere", "fleet", "virtualbox"}
+_VIRTUALBOX_KEYS = {"sensitive"}
 _FLEET_KEYS = {"database", "retention_days", "stale_days"}
 _VSPHERE_KEYS = {"user", "password_file", "ca_file", "insecure", "timeout", "framework", "hosts"}
 _FILES_KEYS = {"group"}
@@ -68,6 +69,15 @@ class MonitorConfig:
 
 
 @frozen
+class VirtualBoxConfig:
+    """[virtualbox]: `sensitive` the machines (names or UUIDs, shell globs) whose disks must be
+    encrypted; `source` names where the list was set, for the results that rest on it."""
+
+    sensitive: list[str] = field(default_factory=list)
+    source: str | None = None
+
+
+@frozen
 class Config:
     path: str | None = None
     profile: str | None = None
@@ -92,6 +102,7 @@ class Config:
     fleet_stale_days: float | None = None
     #: [vulndb] esxi_builds_url: where `hyperward db update` fetches a newer ESXi build table
     esxi_builds_url: str | None = None
+    virtualbox: VirtualBoxConfig = field(default_factory=VirtualBoxConfig)
 
     def ownership(self) -> Ownership:
         """How hyperward's own files are created: 0600, or 0640 for the [files] group."""
@@ -218,7 +229,29 @@ def parse_config(text: str, path: str) -> Config:
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
                   vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail),
                   hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail), group,
-                  _vsphere(data.get("vsphere"), text, fail), **_fleet(data.get("fleet"), text, fail), esxi_builds_url=builds_url)
+                  _vsphere(data.get("vsphere"), text, fail), **_fleet(data.get("fleet"), text, fail), esxi_builds_url=builds_url,
+                  virtualbox=_virtualbox(data.get("virtualbox"), text, path, fail))
+
+
+def _virtualbox(table: object, text: str, path: str, fail: Callable[[str, int | None], ConfigError]) -> VirtualBoxConfig:
+    """`sensitive` is a list of names, UUIDs or globs, or one string of them separated by commas."""
+    if table is None:
+        return VirtualBoxConfig()
+    if not isinstance(table, dict):
+        raise fail("[virtualbox] must be a table", _key_line(text, "virtualbox"))
+    for key in table:
+        if key not in _VIRTUALBOX_KEYS:
+            raise fail(f"unknown key {key!r} in [virtualbox] (expected: {', '.join(sorted(_VIRTUALBOX_KEYS))})", _key_line(text, key))
+    raw = table.get("sensitive", [])
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    if not (isinstance(raw, list) and all(isinstance(v, str) for v in raw)):
+        raise fail("[virtualbox] sensitive must be a list of machine names, UUIDs or globs", _key_line(text, "sensitive"))
+    names = [v.strip() for v in raw if v.strip()]
+    if any(len(v) > 256 for v in names):
+        raise fail("[virtualbox] sensitive: a name longer than 256 characters", _key_line(text, "sensitive"))
+    line = _key_line(text, "sensitive")
+    return VirtualBoxConfig(names, f"{path}{f' line {line}' if line else ''} [virtualbox] sensitive" if names else None)
 
 
 def _fleet(table: object, text: str, fail: Callable[[str, int | None], ConfigError]) -> dict[str, Any]:

@@ -44,9 +44,10 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
                  backups: BackupConfig | None = None, baseline: str | None = None, scan_reports: list[str] | None = None,
                  history_path: str | None = None, monitor_db: str | None = None, vsphere: list[str] | None = None,
                  vsphere_settings: object = None, early_patching: Pending[PatchingFacts] | None = None,
-                 vbox_home: str | None = None) -> HostFacts:
+                 vbox_home: str | None = None, virtualbox_settings: object = None) -> HostFacts:
     """libvirt_uri: a daemon to ask besides the files (default: qemu:///system on a live host).
-    vbox_home: a copied VirtualBox home directory (any OS) to audit besides the root's homes.
+    vbox_home: a copied VirtualBox home directory (any OS) to audit besides the root's homes;
+    virtualbox_settings: the config's [virtualbox] section (which machines are sensitive).
     vulndb: the advisory database to match the installed packages against (default: the
     standard path; absent, the facts say so). early_patching: the package collection the CLI
     started for this root before it imported the rest (background.patching_in_background)."""
@@ -71,7 +72,8 @@ def collect_host(root: str = "/", libvirt_uri: str | None = None, vulndb: str | 
         endpoints = {name: value for name, value in (("libvirt", libvirt_uri), ("virtualbox", vbox_home)) if value}
         if vsphere:
             endpoints["esxi"] = "\n".join(vsphere)
-        source = Source(fs, endpoints, _id_names(accounts, uids), {"esxi": vsphere_settings} if vsphere_settings is not None else {})
+        settings = {name: value for name, value in (("esxi", vsphere_settings), ("virtualbox", virtualbox_settings)) if value is not None}
+        source = Source(fs, endpoints, _id_names(accounts, uids), settings)
         platforms = PlatformFacts({name: p.collect(source) for name, p in registry().items() if p.detect(source)})
         known = registry()
         bridges = sorted({b for name, facts in platforms.items() for b in known[name].guest_bridges(facts)})

@@ -177,6 +177,9 @@ EXPECTED = {
     "HV-SIDE-030": ({W, U}, {O, S70, S52}),
     "HV-PATCH-030": ({"extpack Oracle VirtualBox Extension Pack"}, set()),
     "HV-PATCH-031": ({W}, {S70}),
+    "HV-PATCH-032": ({"VirtualBox 7.1.4"}, set()),
+    # no guest is marked sensitive without a config: judged in test_virtualbox_sensitive.py
+    "HV-BAK-030": (set(), set()),
 }
 
 
@@ -192,7 +195,7 @@ def test_each_check_fails_and_passes_exactly(root, check_id):
     got = statuses(report, check_id)
     assert {r for r, s in got.items() if s is Status.PASS} == good
     assert all(f.result.platform == "virtualbox" for f in report.findings)
-    if check_id not in ("HV-AUTH-033", "HV-AUTH-034", "HV-PATCH-030"):  # per machine
+    if check_id not in ("HV-AUTH-033", "HV-AUTH-034", "HV-PATCH-030", "HV-PATCH-032", "HV-BAK-030"):  # per machine
         assert got[BROKEN] is Status.ERROR, "an unreadable machine is an error naming its file"
         assert got[E70] is Status.NOT_APPLICABLE, "encrypted settings cannot be judged"
 
@@ -499,7 +502,8 @@ def test_the_hardened_home_passes_every_virtualbox_check(tmp_path):
     report = scan(make_hardened_root(tmp_path), only=sorted(JUDGES))
     assert not failing(report) and not [f for f in report.findings if f.status is Status.ERROR]
     passing = {f.check_id for f in report.findings if f.status is Status.PASS}
-    assert passing == set(JUDGES) - {"HV-ISO-035"}, "no machine of the hardened home has a PCI device"
+    # HV-BAK-030 needs the config to mark a guest sensitive (test_virtualbox_sensitive.py)
+    assert passing == set(JUDGES) - {"HV-ISO-035", "HV-BAK-030"}, "no machine of the hardened home has a PCI device"
 
 
 def test_a_machine_name_with_invisible_characters_is_shown_escaped(root):
@@ -595,7 +599,7 @@ def test_guest_additions_without_virtualboxs_version_are_not_judged(root):
 
 
 def test_a_guest_set_version_string_is_only_taken_as_a_version():
-    text = (FIXTURES / "hardened/Machines/Safe70/Safe70.vbox").read_text().replace('value="7.1.4"', 'value="6.1.50&#x202E;; rm -rf /"')
+    text = (FIXTURES / "hardened/Machines/Safe70/Safe70.vbox").read_text().replace('value="7.1.16"', 'value="6.1.50&#x202E;; rm -rf /"')
     _u, _n, cfg = parsers.parse_machine(text, "x.vbox", "/")
     assert cfg.guest_additions == "6.1.50"
 

@@ -9,15 +9,16 @@ whose settings are encrypted is not applicable, and a result names the defaults 
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ...addresses import is_loopback
 from ...model import Detail, Result, Severity, Status, Unavailable
 from ..judges import register
-from .facts import FileMode, MachineConfig, VBoxHome, VBoxMachine, VirtualBoxFacts
+from .facts import Disk, FileMode, MachineConfig, VBoxHome, VBoxMachine, VBoxSnapshot, VirtualBoxFacts
 
 Verdict = list[str] | tuple[list[str], Severity | None] | None
 MachineJudge = Callable[[VBoxHome, VBoxMachine, MachineConfig], Verdict]
@@ -40,10 +41,16 @@ def _details(home: VBoxHome, m: VBoxMachine) -> dict[str, Detail]:
     return {"guest": m.name, "guest_id": m.uuid, "file": m.path, "vbox_home": home.path, "user": home.user}
 
 
-def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str) -> Iterator[Result]:
+def snapshot_label(m: VBoxMachine, snapshot: VBoxSnapshot) -> str:
+    """A snapshot's resource: its machine's, then @ and the snapshot's name."""
+    return f"{m.label}@{_short(snapshot.name, 80)}"
+
+
+def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str, snapshots: bool = True) -> Iterator[Result]:
     """One result per machine the judge speaks to (it returns None for a machine it does not):
     fail with every problem, or pass; unreadable files are errors, encrypted settings not
-    applicable."""
+    applicable. `snapshots`: each snapshot's settings are judged too, as "machine@snapshot"
+    (restoring the snapshot brings them back); judges of machine-wide settings say False."""
     judged = 0
     for home in facts.homes:
         for m in home.machines:
@@ -54,21 +61,27 @@ def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str) 
                 yield Result.not_applicable("settings encrypted (VirtualBox full VM encryption): not readable without "
                                             "the machine's password", m.label, details=_details(home, m))
                 continue
-            verdict = judge(home, m, m.config)
-            if verdict is None:
-                continue
-            judged += 1
-            problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
-            about = _details(home, m)
-            if m.config.defaults:
-                about["defaults"] = list(m.config.defaults)
-            # built with the platform already named: 500 machines times 17 checks make .on()'s copies count
-            about["platform"] = "virtualbox"
-            if problems:
-                yield Result(Status.FAIL, m.label, "; ".join(problems), severity, platform="virtualbox",
-                             details={**about, "problems": problems})
-            else:
-                yield Result(Status.PASS, m.label, platform="virtualbox", details=about)
+            targets: Iterable[tuple[str, MachineConfig, VBoxSnapshot | None]] = ((m.label, m.config, None),)
+            if snapshots and m.snapshots:
+                targets = [(m.label, m.config, None), *((snapshot_label(m, snap), snap.config, snap) for snap in m.snapshots)]
+            for label, config, snap in targets:
+                verdict = judge(home, m, config)
+                if verdict is None:
+                    continue
+                judged += 1
+                problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
+                about = _details(home, m)
+                if snap is not None:
+                    about["snapshot"], about["snapshot_id"] = snap.name, snap.uuid
+                if config.defaults:
+                    about["defaults"] = list(config.defaults)
+                # built with the platform already named: 500 machines times 17 checks make .on()'s copies count
+                about["platform"] = "virtualbox"
+                if problems:
+                    yield Result(Status.FAIL, label, "; ".join(problems), severity, platform="virtualbox",
+                                 details={**about, "problems": problems})
+                else:
+                    yield Result(Status.PASS, label, platform="virtualbox", details=about)
     if not judged:
         readable = any(m.config is not None for _h, m in facts.machines())
         yield Result.not_applicable(none_reason if readable else _no_machines(facts))
@@ -368,7 +381,8 @@ def teleporter(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
             return [f"Teleporter waits on {where} without a password: any host that reaches it can stream a machine in"], Severity.CRITICAL
         return [f"Teleporter waits on {where}; a password is set (stored in the settings file)"]
 
-    yield from each_machine(facts, judge, "no VirtualBox machine")
+    # Teleporter settings are the machine's (readTeleporter reads them from Machine only)
+    yield from each_machine(facts, judge, "no VirtualBox machine", snapshots=False)
 
 
 def bridged_management(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
@@ -422,6 +436,72 @@ def mitigations(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
         return problems
 
     yield from each_machine(facts, judge, "no VirtualBox machine")
+
+
+# --- data at rest -------------------------------------------------------------------------------
+
+
+def _marked(m: VBoxMachine, patterns: list[str]) -> list[str]:
+    """The [virtualbox] sensitive patterns that name the machine, by name or UUID."""
+    return [p for p in patterns
+            if fnmatch.fnmatchcase(m.name, p) or (m.uuid and fnmatch.fnmatchcase(m.uuid, p.strip("{}").lower()))]
+
+
+def _disk_name(d: Disk) -> str:
+    where = _short(d.location, 160) if d.location else f"medium {_short(d.uuid or '?', 40)}"
+    return f"{where} ({_short(d.controller, 40)})" if d.controller else where
+
+
+def sensitive_disks(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
+    """HV-BAK-030: a guest the operator marked sensitive keeps its data in clear on the host's
+    disk (and in every copy and backup of the image) unless VirtualBox encrypts the image; an
+    encrypted medium carries the CRYPT/KeyStore property in the MediaRegistry (differencing
+    images inherit their base's). The key store itself is never read out."""
+    patterns = facts.sensitive
+    if not patterns:
+        yield Result.not_applicable("no VirtualBox machine is marked sensitive (list them in the hyperward config: "
+                                    "[virtualbox] sensitive = [\"name\", \"uuid\", \"glob*\"])")
+        return
+    used: set[str] = set()
+    for home in facts.homes:
+        for m in home.machines:
+            if isinstance(m, Unavailable):
+                yield Result.unavailable(m, m.path)
+                continue
+            marks = _marked(m, patterns)
+            if not marks:
+                continue
+            used.update(marks)
+            about = {**_details(home, m), "marked_by": marks[0], "sensitive_source": facts.sensitive_source, "platform": "virtualbox"}
+            if m.config is None:
+                yield Result.not_applicable("settings encrypted (VirtualBox full VM encryption): its disks cannot be listed "
+                                            "without the machine's password", m.label, details=about)
+                continue
+            yield _judge_disks(m.label, m.config.disks, about)
+            for snap in m.snapshots:
+                yield _judge_disks(snapshot_label(m, snap), snap.config.disks,
+                                   {**about, "snapshot": snap.name, "snapshot_id": snap.uuid})
+    for pattern in patterns:
+        if pattern not in used:
+            yield Result.not_applicable(f"marked sensitive in {_short(facts.sensitive_source or 'the config', 200)} but no "
+                                        "VirtualBox machine found has that name or UUID", f"[virtualbox] sensitive {_short(pattern, 80)}")
+
+
+def _judge_disks(resource: str, disks: list[Disk], about: dict[str, Detail]) -> Result:
+    images = [d for d in disks if d.device == "disk" and not d.host_drive]
+    clear = [d for d in images if d.encrypted is False]
+    unknown = [d for d in images if d.encrypted is None]
+    if clear:
+        names = [_disk_name(d) for d in clear]
+        return Result(Status.FAIL, resource, f"marked sensitive, disk{'s' if len(clear) > 1 else ''} not encrypted: {'; '.join(names)}",
+                      platform="virtualbox", details={**about, "unencrypted_disks": names})
+    if unknown:
+        return Result.not_applicable(f"disk(s) {'; '.join(_disk_name(d) for d in unknown)} are in no media registry read: "
+                                     "whether they are encrypted is unknown", resource, details=about)
+    if not images:
+        return Result.not_applicable("marked sensitive, but no hard disk is attached", resource, details=about)
+    return Result(Status.PASS, resource, f"{len(images)} hard disk(s), each encrypted (CRYPT/KeyStore)", platform="virtualbox",
+                  details=about)
 
 
 # --- installation -------------------------------------------------------------------------------
@@ -492,12 +572,51 @@ def guest_additions(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
             return [f"Guest Additions {c.guest_additions} (as the guest last reported), VirtualBox is {version}"]
         return []
 
-    results = list(each_machine(facts, judge, "no VirtualBox machine has reported its Guest Additions version"))
+    # a snapshot's guest properties record what the guest claimed then, not a setting
+    results = list(each_machine(facts, judge, "no VirtualBox machine has reported its Guest Additions version", snapshots=False))
     if version is None:
         results = [Result.not_applicable("VirtualBox's own version is unknown (no virtualbox package, no INSTALL_VER in "
                                          "/etc/vbox/vbox.cfg)", r.resource, details=r.details).on("virtualbox")
                    if r.status is Status.PASS else r for r in results]
     yield from results
+
+
+def vbox_security(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
+    """HV-PATCH-032: VirtualBox runs its VM processes and the vboxdrv/vboxnetflt kernel modules
+    with the bugs every CPU since the installed release fixed; a branch past its end of life gets
+    no fixes at all. Judged against data/virtualbox_security.json, whose compile date and newest
+    advisory every result names: a newer CPU than the table holds is not known to it."""
+    from .security import standing, table
+
+    version, source = vbox_version(facts, host)
+    if version is None:
+        yield Result.not_applicable("VirtualBox's own version is unknown (no virtualbox package, no INSTALL_VER in "
+                                    "/etc/vbox/vbox.cfg)")
+        return
+    data = table()
+    found = standing(version, data)
+    resource = f"VirtualBox {_short(version, 40)}"
+    about: dict[str, Detail] = {"virtualbox_version": version, "version_source": source, "branch": found.branch,
+                                "table_compiled": data.compiled, "table_covers_through": data.covers_through}
+    if found.status == "affected":
+        newest = found.advisories[0]
+        bound = (f"fixed in {newest.fixed_in}" if newest.fixed_in else f"affects {found.branch} up to {newest.affected_through}")
+        cves = ", ".join(newest.cves[:8]) + (f" and {len(newest.cves) - 8} more" if len(newest.cves) > 8 else "")
+        older = f"; {len(found.advisories) - 1} older CPU(s) also name it" if len(found.advisories) > 1 else ""
+        about.update({"advisories": [a.advisory for a in found.advisories], "cves": sorted({c for a in found.advisories for c in a.cves}),
+                      "advisory_url": newest.url})
+        yield Result.fail(resource, f"{newest.advisory} ({bound}): {cves}{older} ({_short(source, 80)})", details=about)
+    elif found.status == "eol" and found.eol is not None:
+        about["eol_source"] = data.eol_source
+        yield Result.fail(resource, f"branch {found.branch} is unsupported: end of life since {found.eol.eol} (last release "
+                                    f"{found.eol.last}); no CPU fixes it any more ({_short(source, 80)})", details=about)
+    elif found.status == "unknown":
+        yield Result.not_applicable(f"branch {_short(found.branch, 20)} is not in hyperward's VirtualBox table (compiled "
+                                    f"{data.compiled}, through the {data.covers_through})", resource, details=about)
+    else:
+        yield Result.passed(resource, f"newer than every {found.branch} release the table names as affected (compiled "
+                                      f"{data.compiled}, through the {data.covers_through}; later CPUs are not in it)",
+                            details=about)
 
 
 def websrv(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
@@ -629,6 +748,8 @@ JUDGES: dict[str, Judge] = {
     "HV-SIDE-030": mitigations,
     "HV-PATCH-030": extpack_version,
     "HV-PATCH-031": guest_additions,
+    "HV-PATCH-032": vbox_security,
+    "HV-BAK-030": sensitive_disks,
 }
 
 

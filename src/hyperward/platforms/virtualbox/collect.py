@@ -123,11 +123,11 @@ def _machine(fs: RootFS, path: str, registered: bool, media: list[Medium], users
     if isinstance(text, Unavailable):
         return text
     try:
-        uuid, name, config = parsers.parse_machine(text, path, os.path.dirname(path), media)
+        uuid, name, config, snapshots = parsers.parse_machine_snapshots(text, path, os.path.dirname(path), media)
     except parsers.ParseError as exc:
         return Unavailable(path, "invalid", str(exc))
     mode = FileMode(path, stat.S_IMODE(st.st_mode), st.st_uid, users.get(st.st_uid)) if st else _file_mode(fs, path, users)
-    return VBoxMachine(path, uuid, name, registered, config, mode, _file_mode(fs, os.path.dirname(path), users))
+    return VBoxMachine(path, uuid, name, registered, config, mode, _file_mode(fs, os.path.dirname(path), users), snapshots)
 
 
 def _absolute_media(media: list[Medium], home: str) -> list[Medium]:
@@ -272,9 +272,12 @@ def collect(source: Source) -> VirtualBoxFacts:
         else:
             home = _home(RootFS(copy), "/", "vbox-home", None, None, {})
             homes.append(_relabel(home, os.path.realpath(copy)))
+    marked = source.settings.get("virtualbox")
+    sensitive = [str(v) for v in getattr(marked, "sensitive", None) or []]
     return VirtualBoxFacts(installed=install_dir is not None, install_dir=install_dir, cfg_version=cfg_version,
                            ext_packs=ext_packs, websrv=websrv, homes=homes, running=running,
-                           running_source=running_source, notes=notes)
+                           running_source=running_source, notes=notes, sensitive=sensitive,
+                           sensitive_source=getattr(marked, "source", None) if sensitive else None)
 
 
 def _relabel(home: VBoxHome, real: str) -> VBoxHome:

@@ -150,7 +150,7 @@ class Teleporter:
 
 @frozen
 class MachineConfig:
-    """The current state of a machine (snapshots' hardware is history and not judged).
+    """The settings of a machine's current state, or of one of its snapshots (VBoxSnapshot).
     `firmware` BIOS, EFI, EFI32, EFI64, EFIDUAL; `tpm` None, v1_2, v2_0, Host, Swtpm; clipboard and
     drag-and-drop modes Disabled, HostToGuest, GuestToHost, Bidirectional; `recording_screens` the
     screens recording is on for (empty when recording is off)."""
@@ -194,6 +194,18 @@ class FileMode:
 
 
 @frozen
+class VBoxSnapshot:
+    """A snapshot and the settings restoring it brings back (its own Hardware, storage
+    attachments and recording; machine-wide settings are the machine's). `parent` is the parent
+    snapshot's UUID, None for the first."""
+
+    uuid: str
+    name: str
+    parent: str | None
+    config: MachineConfig
+
+
+@frozen
 class VBoxMachine:
     """One machine settings file. `config` None: the file is a MachineEncrypted one (VirtualBox 7
     full VM encryption), whose settings cannot be read without its password."""
@@ -206,6 +218,8 @@ class VBoxMachine:
     file: FileMode | None
     #: the machine folder holding the file (whoever can write it can replace the file)
     folder: FileMode | None = None
+    #: every snapshot of the machine, parents first
+    snapshots: list[VBoxSnapshot] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -288,6 +302,10 @@ class VirtualBoxFacts:
     running: list[str] | None
     running_source: str
     notes: list[str] = field(default_factory=list)
+    #: the config's [virtualbox] sensitive: machine names or UUIDs (shell globs) whose disks must be encrypted
+    sensitive: list[str] = field(default_factory=list)
+    #: where that list was set (the config file and line)
+    sensitive_source: str | None = None
 
     def machines(self) -> list[tuple[VBoxHome, VBoxMachine]]:
         return [(h, m) for h in self.homes for m in h.machines if isinstance(m, VBoxMachine)]

@@ -8,6 +8,8 @@ KSM merges VirtualBox's guest memory is not something the settings tell either. 
 VM process runs as the user who owns the machine, so host-side access of a shared folder has root's
 rights only for root's own machines. Bridged adapters have no MAC or IP filtering in VirtualBox.
 Machines whose settings are encrypted (MachineEncrypted) are not mapped: nothing about them is known.
+A machine is mapped in its current state; its snapshots' settings are judged by the VirtualBox rows
+(checks.each_machine), not by the neutral ones.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ entity expansion and external entities fail as errors; the caller bounds the siz
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 import xml.etree.ElementTree as ET
@@ -23,6 +24,7 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
 from ...parsers import shell
+from ...records import frozen
 from .facts import (
     Cpu,
     Disk,
@@ -38,6 +40,7 @@ from .facts import (
     SharedFolderConf,
     Teleporter,
     UsbFilter,
+    VBoxSnapshot,
     Vrde,
 )
 
@@ -399,6 +402,16 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
     """(uuid, name, config) of a .vbox file; config None for a MachineEncrypted file. `base` is
     the machine folder relative media locations are resolved against; `extra_media` the global
     registry's."""
+    uuid, name, config, _snapshots = parse_machine_snapshots(text, path, base, extra_media)
+    return uuid, name, config
+
+
+def parse_machine_snapshots(text: str, path: str, base: str,
+                            extra_media: list[Medium] | None = None) -> tuple[str, str, MachineConfig | None, list[VBoxSnapshot]]:
+    """parse_machine, plus the machine's snapshots: each carries its own Hardware (and, from
+    settings 1.20, Platform), storage attachments and recording settings, which restoring it
+    brings back (MachineConfigFile::readSnapshot). Machine-wide settings (ExtraData, Teleporter,
+    the media registry) are the machine's."""
     root = _parse(text, "VirtualBox")
     full, version = settings_version(root)
     machine = _child(root, "Machine")
@@ -406,7 +419,7 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
         encrypted = _child(root, "MachineEncrypted")
         if encrypted is not None:
             stem = path.rsplit("/", 1)[-1].removesuffix(".vbox")
-            return encrypted.get("uuid", "").strip("{}").lower(), stem, None
+            return encrypted.get("uuid", "").strip("{}").lower(), stem, None, []
         raise ParseError("no <Machine> element (VirtualBox refuses the file)")
     uuid, named = machine.get("uuid", "").strip("{}").lower(), machine.get("name")
     if not uuid or named is None:
@@ -414,12 +427,80 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
     hw = _child(machine, "Hardware")
     if hw is None:
         raise ParseError("Machine without <Hardware> (VirtualBox refuses the file)")
+    symlinks, auth_users = _extradata(machine)
+    tele_el = _child(machine, "Teleporter")
+    teleporter = Teleporter(_bool(tele_el, "enabled", False), _int(tele_el, "port"),
+                            (tele_el.get("address", "") if tele_el is not None else "").strip(),
+                            bool(tele_el is not None and tele_el.get("password")))
+    media = {m.uuid: m for m in (extra_media or [])}
+    media.update({m.uuid: m for m in _media(_child(machine, "MediaRegistry"))})
+    shared = _Shared(full, version, machine.get("OSType"), symlinks, auth_users, teleporter, media, base)
+    config = _config(machine, hw, shared, "Machine")
+    return uuid, named, config, _snapshots(machine, shared)
+
+
+@frozen
+class _Shared:
+    """What a machine's snapshots share with it: the file's settings version, its ExtraData and
+    Teleporter, its media registry and folder."""
+
+    full: str
+    version: tuple[int, int]
+    os_type: str | None
+    symlinks: set[str]
+    auth_users: int
+    teleporter: Teleporter
+    media: dict[str, Medium]
+    base: str
+
+
+#: MachineConfigFile::readSnapshot refuses a deeper snapshot tree (SETTINGS_SNAPSHOT_DEPTH_MAX, include/VBox/settings.h)
+SNAPSHOT_DEPTH_MAX = 250
+#: VirtualBox sets no count, but every snapshot is judged by every hardware check: a user's file of
+#: tens of thousands of empty snapshots would cost a root scan minutes and bury the report
+SNAPSHOT_COUNT_MAX = 1000
+
+
+def _snapshots(machine: ET.Element, shared: _Shared) -> list[VBoxSnapshot]:
+    """Every snapshot of the tree under Machine/Snapshot (children in Snapshot/Snapshots), parents
+    first. VirtualBox refuses a tree without Machine/@currentSnapshot naming one of them."""
+    first = _child(machine, "Snapshot")
+    if first is None:
+        return []
+    current = machine.get("currentSnapshot", "").strip("{}").lower()
+    if not current:
+        raise ParseError("Snapshots present but Machine/@currentSnapshot is missing (VirtualBox refuses the file)")
+    out: list[VBoxSnapshot] = []
+    todo: collections.deque[tuple[ET.Element, str | None, int]] = collections.deque([(first, None, 1)])
+    while todo:
+        el, parent, depth = todo.popleft()
+        if len(out) >= SNAPSHOT_COUNT_MAX:
+            raise ParseError(f"more than {SNAPSHOT_COUNT_MAX} snapshots: not audited (hyperward's bound; VirtualBox sets none)")
+        if depth > SNAPSHOT_DEPTH_MAX:
+            raise ParseError(f"snapshot tree deeper than {SNAPSHOT_DEPTH_MAX} (VirtualBox refuses the file)")
+        uuid, name = el.get("uuid", "").strip("{}").lower(), el.get("name")
+        if not uuid or name is None or el.get("timeStamp") is None:
+            raise ParseError("Snapshot without uuid, name or timeStamp (VirtualBox refuses the file)")
+        hw = _child(el, "Hardware")
+        if hw is None:
+            raise ParseError(f"Snapshot {name[:60]!r} without <Hardware> (VirtualBox refuses the file)")
+        out.append(VBoxSnapshot(uuid, name, parent, _config(el, hw, shared, "Snapshot")))
+        todo.extend((child, uuid, depth + 1) for child in _children(_child(el, "Snapshots"), "Snapshot"))
+    if current not in {s.uuid for s in out}:
+        raise ParseError("no snapshot matches Machine/@currentSnapshot (VirtualBox refuses the file)")
+    return out
+
+
+def _config(owner: ET.Element, hw: ET.Element, shared: _Shared, what: str) -> MachineConfig:
+    """The settings of a Machine or a Snapshot element: `owner` holds Platform (1.20+),
+    StorageControllers and Recording/VideoCapture beside `hw`, its Hardware."""
+    version = shared.version
     defaults: list[str] = []
     architecture = "x86"
     if version >= (1, 20):
-        platform = _child(machine, "Platform")
+        platform = _child(owner, "Platform")
         if platform is None:
-            raise ParseError("settings 1.20+ Machine without <Platform> (VirtualBox refuses the file)")
+            raise ParseError(f"settings 1.20+ {what} without <Platform> (VirtualBox refuses the file)")
         architecture = _mode(platform.get("architecture"), ("x86", "ARM"), "Platform/@architecture") or "x86"
         if architecture == "ARM":
             arm_cpu = _child(_child(platform, "arm"), "CPU")
@@ -448,10 +529,9 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
     dnd_el = _child(hw, "DragAndDrop")
     dnd = _mode(dnd_el.get("mode") if dnd_el is not None else None, _CLIPBOARD_MODES, "DragAndDrop/@mode") or "Disabled"
 
-    symlinks, auth_users = _extradata(machine)
     folders = [
         SharedFolderConf(sf.get("name", ""), sf.get("hostPath", ""), _bool(sf, "writable", True), _bool(sf, "autoMount", False),
-                         sf.get("autoMountPoint") or None, sf.get("symlinkPolicy"), sf.get("name", "") in symlinks)
+                         sf.get("autoMountPoint") or None, sf.get("symlinkPolicy"), sf.get("name", "") in shared.symlinks)
         for sf in _children(_child(hw, "SharedFolders"), "SharedFolder")
     ]
     controllers, filters = _usb(hw, version)
@@ -461,20 +541,14 @@ def parse_machine(text: str, path: str, base: str, extra_media: list[Medium] | N
         if host is None or guest is None:
             raise ParseError("HostPci Device without host or guest address (VirtualBox refuses the file)")
         pci.append(PciDevice(pci_address(host), pci_address(guest), dev.get("name")))
-    tele_el = _child(machine, "Teleporter")
-    teleporter = Teleporter(_bool(tele_el, "enabled", False), _int(tele_el, "port"),
-                            (tele_el.get("address", "") if tele_el is not None else "").strip(),
-                            bool(tele_el is not None and tele_el.get("password")))
-    media = {m.uuid: m for m in (extra_media or [])}
-    media.update({m.uuid: m for m in _media(_child(machine, "MediaRegistry"))})
-    screens = _recording(machine, hw, version)
-    return uuid, named, MachineConfig(
-        settings_version=full, architecture=architecture, os_type=machine.get("OSType"), memory_mb=_int(_child(hw, "Memory"), "RAMSize"),
+    screens = _recording(owner, hw, version)
+    return MachineConfig(
+        settings_version=shared.full, architecture=architecture, os_type=shared.os_type, memory_mb=_int(_child(hw, "Memory"), "RAMSize"),
         firmware=firmware, tpm=tpm, cpu=cpu, vrde=_vrde(hw, version, defaults), shared_folders=folders,
         clipboard_mode=clipboard, file_transfers=_bool(clip_el, "fileTransfersEnabled", False), dnd_mode=dnd,
         nics=_nics(hw), ports=_ports(hw), usb_controllers=controllers, usb_filters=filters, pci=pci,
-        teleporter=teleporter, recording=bool(screens), recording_screens=screens,
-        disks=_disks(machine, hw, media, base), auth_simple_users=auth_users, defaults=defaults,
+        teleporter=shared.teleporter, recording=bool(screens), recording_screens=screens,
+        disks=_disks(owner, hw, shared.media, shared.base), auth_simple_users=shared.auth_users, defaults=defaults,
         guest_additions=_guest_additions(hw),
     )
 
