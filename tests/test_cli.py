@@ -255,7 +255,7 @@ def test_explain_takes_categories_and_cites_no_source_repository_path():
     done = hyperward("explain", "hv-bak")
     assert done.returncode == 0
     assert [line.split(":")[0] for line in done.stdout.splitlines() if line.startswith("HV-")] == [
-        "HV-BAK-001", "HV-BAK-002", "HV-BAK-003", "HV-BAK-004", "HV-BAK-005", "HV-BAK-006", "HV-BAK-007"]
+        "HV-BAK-001", "HV-BAK-002", "HV-BAK-003", "HV-BAK-004", "HV-BAK-005", "HV-BAK-006", "HV-BAK-007", "HV-BAK-030"]
     for cid in ("HV-SIDE-001", "HV-AUTH-016", "HV-SCAN-002"):
         text = hyperward("explain", cid).stdout
         assert "shared/spec" not in text and "checks.md" not in text and "catalog-project" not in text, cid
