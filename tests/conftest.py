@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import pathlib
 import shutil
@@ -44,6 +46,36 @@ def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Pa
         os.environ.pop("HYPERWARD_VULNDB", None)
     else:
         os.environ["HYPERWARD_VULNDB"] = previous
+
+
+ESXI_BUILDS_ENV = "HYPERWARD_ESXI_BUILDS"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def esxi_build_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib.Path]:
+    """HV-PATCH-100 lets a build table vouch for a build only up to 120 days after it was compiled,
+    counted at the facts' collection time, and a scan of a fixture root is collected now: against
+    the bundled table the fixture roots' verdicts would expire with the calendar. Every scan in the
+    suite therefore judges with a copy of the bundled table (same rows) compiled today, installed
+    where `hyperward db update` puts one. tests/platforms/esxi/test_esxi_builds.py points the
+    variable elsewhere to exercise the bundled table itself and the 120-day rule at fixed dates."""
+    doc = json.loads((REPO / "src/hyperward/data/esxi-builds.json").read_text())
+    doc["compiled"] = datetime.datetime.now(datetime.UTC).date().isoformat()
+    path = tmp_path_factory.mktemp("esxi-builds") / "esxi-builds.json"
+    path.write_text(json.dumps(doc))
+    previous = os.environ.get(ESXI_BUILDS_ENV)
+    os.environ[ESXI_BUILDS_ENV] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop(ESXI_BUILDS_ENV, None)
+    else:
+        os.environ[ESXI_BUILDS_ENV] = previous
+
+
+def esxi_table_said() -> str:
+    """How HV-PATCH-100's messages name the table the suite judges with (esxi_build_table)."""
+    path = os.environ[ESXI_BUILDS_ENV]
+    return f"build table compiled {json.loads(pathlib.Path(path).read_text())['compiled']} ({path})"
 
 
 def require(condition: bool, why: str) -> None:

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO, apply, failing, hyperward, scan, statuses
+from conftest import REPO, apply, esxi_table_said, failing, hyperward, scan, statuses
 from hyperward.model import Status
 from hyperward.platforms.esxi import parsers
 from hyperward.platforms.esxi.collect import read_vm
@@ -366,7 +366,7 @@ def test_build_patch_messages_name_the_line_and_advisories(weak: object, hardene
     status, message = _messages(hardened, "HV-PATCH-100")[HARD_HOST]
     assert status is Status.PASS
     assert message == ("ESXi 8.0.3 build 25926933 is at or above ESXi80U3m-25926933, the latest security patch of "
-                       "ESXi 8.0 Update 3 [build table compiled 2026-12-02]")
+                       f"ESXi 8.0 Update 3 [{esxi_table_said()}]")
     assert _messages(weak, "HV-NET-105")[WEAK_HOST] == (
         Status.FAIL, "UserVars.ESXiVPsDisabledProtocols = 'sslv3': tlsv1, tlsv1.1 not disabled")
     assert _messages(weak, "HV-NET-102")[WEAK_HOST][1] == (
@@ -378,13 +378,14 @@ def test_build_patch_messages_name_the_line_and_advisories(weak: object, hardene
 @pytest.mark.parametrize("boot_cfg, build, expected", [
     ("build=8.0.3-0.35.24280767\n", "24280767",
      (Status.FAIL, "ESXi 8.0.3 build 24280767 is below 25926933 (ESXi80U3m-25926933), the latest security patch of ESXi 8.0 Update 3: "
-                   "missing VMSA-2026-0011 (CVE-2026-123911); VMSA-2025-0013 (CVE-2025-41236, CVE-2025-41237, CVE-2025-41238); "
-                   "VMSA-2025-0004 (CVE-2025-22224, CVE-2025-22225, CVE-2025-22226) [build table compiled 2026-12-02]")),
+                   "missing VMSA-2026-0011 (CVE-2026-123911); VMSA-2026-0006 (CVE-2026-47876, CVE-2026-41709, CVE-2026-41703); "
+                   "VMSA-2025-0013 (CVE-2025-41236, CVE-2025-41237, CVE-2025-41238, CVE-2025-41239); "
+                   "VMSA-2025-0004 (CVE-2025-22224, CVE-2025-22225, CVE-2025-22226) [{said}]")),
     ("build=8.0.2-0.40.24789317\n", "24789317",
      (Status.FAIL, "ESXi 8.0.2 build 24789317: ESXi 8.0 Update 2: VMSA-2026-0011 (CVE-2026-123911, network code execution) names a fix "
-                   "for ESXi 8.0 in Update 3m only: update to 8.0 Update 3 (its last fix: ESXi80U2e-24789317, VMSA-2025-0013)")),
+                   "for ESXi 8.0 in Update 3m only: update to 8.0 Update 3")),
     ("build=8.1.0-0.0.99999999\n", "99999999",
-     (Status.NOT_APPLICABLE, "ESXi 8.1.0 build 99999999: its release line is not in the build table compiled 2026-12-02, "
+     (Status.NOT_APPLICABLE, "ESXi 8.1.0 build 99999999: its release line is not in the {said}, "
                              "so whether it is patched is unknown")),
     ("kernel=b.b00\n", None, (Status.NOT_APPLICABLE, "/bootbank/boot.cfg has no build= line (ESXi 6.x and older boot banks do not write one)")),
     ("build=eight\n", None, (Status.NOT_APPLICABLE, "/bootbank/boot.cfg: build= line 'eight' is not <version>-<n>.<n>.<build>")),
@@ -399,7 +400,7 @@ def test_build_patch_offline_from_boot_cfg(tmp_path: pathlib.Path, boot_cfg: str
     else:
         (root / "bootbank/boot.cfg").write_text("bootstate=0\ntitle=Loading VMware ESXi\n" + boot_cfg + "updated=2\n")
     report = scan(root, only=["HV-PATCH-100"])
-    assert _messages(report, "HV-PATCH-100") == {HARD_HOST: expected}
+    assert _messages(report, "HV-PATCH-100") == {HARD_HOST: (expected[0], expected[1].replace("{said}", esxi_table_said()))}
 
 
 def test_switch_without_security_keys_is_not_a_pass(tmp_path: pathlib.Path) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, hyperward, require
+from conftest import REPO, esxi_table_said, hyperward, require
 
 sys.path.insert(0, str(REPO / "tests" / "fixtures"))
 import vcsim_lab  # noqa: E402
@@ -309,7 +309,8 @@ def test_recorded_services_lockdown_acceptance(lab: dict[str, Any], kind: str) -
         assert ("HV-AUTH-107", "fail", "SNMP agent enabled with 2 v1/v2c read-only communities (clear-text passwords; use SNMPv3 users); "
                 "1 trap target sent v1/v2c traps with a community") in rows
         assert ("HV-PATCH-100", "fail", "ESXi 8.0.3 build 24784735 is below 25926933 (ESXi80U3m-25926933), the latest security patch of "
-                "ESXi 8.0 Update 3: missing VMSA-2026-0011 (CVE-2026-123911) [build table compiled 2026-12-02]") in rows
+                "ESXi 8.0 Update 3: missing VMSA-2026-0011 (CVE-2026-123911); VMSA-2026-0006 (CVE-2026-47876, CVE-2026-41709, "
+                f"CVE-2026-41703) [{esxi_table_said()}]") in rows
         assert {(r[1], r[2]) for r in rows if r[0] == "HV-PATCH-101"} == {
             ("fail", "VMware Tools a version with a known grave bug (blacklisted): upgrade at once (guestToolsBlacklisted)")}
         assert {(r[1], r[2]) for r in rows if r[0] == "HV-ISO-109"} == {
@@ -318,7 +319,7 @@ def test_recorded_services_lockdown_acceptance(lab: dict[str, Any], kind: str) -
         assert {(r[0], r[1]) for r in rows} >= {("HV-AUTH-103", "pass"), ("HV-AUTH-105", "pass"), ("HV-NET-102", "pass"),
                                                ("HV-NET-103", "pass"), ("HV-AUTH-107", "pass")}
         assert ("HV-PATCH-100", "pass", "ESXi 8.0.3 build 25926933 is at or above ESXi80U3m-25926933, the latest security patch of "
-                "ESXi 8.0 Update 3 [build table compiled 2026-12-02]") in rows
+                f"ESXi 8.0 Update 3 [{esxi_table_said()}]") in rows
         assert {(r[1], r[2]) for r in rows if r[0] == "HV-PATCH-101"} == {("pass", "VMware Tools current (guestToolsCurrent)")}
         assert {r[1] for r in rows if r[0] == "HV-ISO-109"} == {"pass"}
         # execInstalledOnly is not among the simulator's settings; Secure Boot is not asked of API 6.5

@@ -864,7 +864,12 @@ def build_patch(facts: EsxiFacts) -> Iterator[Result]:
         assert latest is not None
         missing = sorted((f for f in line.fixes if f.build > build), key=lambda f: -f.build)
         if missing:
-            named = "; ".join(f"{f.advisory} ({', '.join(f.cves)})" for f in missing)
+            # one advisory can ship several fixed builds on a line (VMSA-2026-0006 on 8.0: U3i, U3j, U3k)
+            cves: dict[str, list[str]] = {}
+            for f in missing:
+                named_cves = cves.setdefault(f.advisory, [])
+                named_cves += [c for c in f.cves if c not in named_cves]
+            named = "; ".join(f"{advisory} ({', '.join(ids)})" for advisory, ids in cves.items())
             return [f"{where} is below {latest.build} ({latest.release}), the latest security patch of {line.name}: "
                     f"missing {named} [{said}]"]
         if age > MAX_TABLE_AGE_DAYS:
