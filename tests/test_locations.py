@@ -86,3 +86,51 @@ def test_proxmox_options_name_their_line(scanned):
 ])
 def test_element_lines(text, expected):
     assert element_lines(text) == expected
+
+
+def test_grub_tokens_name_the_assignment_that_wrote_them(scanned):
+    """The deciding line is not the file's first: mitigations=off is on /etc/default/grub line 9,
+    nopti arrives through grub.d's "$GRUB_CMDLINE_LINUX nopti ..." on its line 2."""
+    by_key = {(f.check_id, f.result.resource): f.result.details for f in scanned["weak"][1]}
+    label = "/etc/default/grub (with grub.d)"
+    off = by_key[("HV-VULN-002", f"{label}: mitigations=off")]
+    assert (off["file"], off["line"], off["key"]) == ("/etc/default/grub", 9, "mitigations")
+    nopti = by_key[("HV-VULN-002", f"{label}: nopti")]
+    assert (nopti["file"], nopti["line"]) == ("/etc/default/grub.d/60-performance.cfg", 2)
+    running = by_key[("HV-VULN-002", "/proc/cmdline: mitigations=off")]
+    assert "line" not in running and "file" not in running
+
+
+def test_grub_token_lines_never_guess():
+    from hyperward.parsers.cmdline import grub_token_lines
+
+    files = [("/etc/default/grub", '# x\nGRUB_CMDLINE_LINUX=""\nGRUB_CMDLINE_LINUX_DEFAULT="quiet nopti"\n'),
+             ("/etc/default/grub.d/a.cfg", 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX mitigations=off"\n'
+                                           'GRUB_CMDLINE_LINUX_DEFAULT="${GRUB_CMDLINE_LINUX_DEFAULT}"\n')]
+    assert grub_token_lines(files) == {"mitigations=off": ("/etc/default/grub.d/a.cfg", 1),
+                                       "quiet": ("/etc/default/grub", 3), "nopti": ("/etc/default/grub", 3)}
+    # a reset forgets the earlier line; a token written on two lines, or glued to a variable, gets none
+    reset = [("/g", 'GRUB_CMDLINE_LINUX="nopti"\nGRUB_CMDLINE_LINUX="pti=off"\nGRUB_CMDLINE_LINUX_DEFAULT="nopti x$GRUB_CMDLINE_LINUX"\n')]
+    assert grub_token_lines(reset) == {"pti=off": ("/g", 2), "nopti": ("/g", 3)}
+    twice = [("/g", 'GRUB_CMDLINE_LINUX="nopti"\nGRUB_CMDLINE_LINUX_DEFAULT="nopti"\n')]
+    assert grub_token_lines(twice) == {}
+
+
+def test_accounts_sudoers_and_login_defs_name_their_line_never_the_hash(scanned):
+    root, findings = scanned["weak"]
+    by_key = {(f.check_id, f.result.resource): f.result.details for f in findings if f.status is Status.FAIL}
+    bob = by_key[("HV-AUTH-015", "account bob")]
+    assert (bob["file"], bob["line"], bob["key"]) == ("/etc/shadow", 3, "bob")
+    md5 = by_key[("HV-AUTH-015", "account root")]
+    assert (md5["file"], md5["line"]) == ("/etc/shadow", 1)
+    toor = by_key[("HV-AUTH-015", "account toor")]
+    assert (toor["file"], toor["line"]) == ("/etc/passwd", 9)
+    sudo = by_key[("HV-AUTH-015", "sudo %ops")]
+    assert (sudo["file"], sudo["line"]) == ("/etc/sudoers.d/90-ops", 2)
+    defs = by_key[("HV-AUTH-015", "login.defs")]
+    assert (defs["file"], defs["line"], defs["key"]) == ("/etc/login.defs", 294, "ENCRYPT_METHOD")
+    hashes = [line.split(":")[1] for line in (root / "etc/shadow").read_text().splitlines() if len(line.split(":")[1]) > 2]
+    assert hashes
+    for f in findings:
+        text = repr(f.result)
+        assert not any(h in text for h in hashes), (f.check_id, f.result.resource)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import AccessFacts, HostFacts, SshFacts
-from ..model import Result, Unavailable, is_missing
+from ..model import Details, Result, Unavailable, is_missing
 from ..parsers.auth_files import WEAK_SCHEMES
 from ..parsers.sshd import DEFAULTS, resolve_algorithms, weak_algorithms
 
@@ -231,18 +231,19 @@ def local_accounts(host: HostFacts) -> Iterator[Result]:
                and not (scheme == "empty" and access.login_shells.get(user, "") in NO_LOGIN_SHELLS)}
         for user, scheme in sorted(bad.items()):
             what = "no password" if scheme == "empty" else f"{scheme} password hash"
-            yield Result.fail(f"account {user}", f"{what} (/etc/shadow)")
+            yield Result.fail(f"account {user}", f"{what} (/etc/shadow)", details={"file": "/etc/shadow", "key": user})
         if not bad:
             yield Result.passed("/etc/shadow", f"{len(schemes)} accounts: no empty or weak password hash")
     extra_root = [u for u in access.uid0 if u != "root"]
     for user in extra_root:
-        yield Result.fail(f"account {user}", "UID 0 besides root (/etc/passwd)")
+        yield Result.fail(f"account {user}", "UID 0 besides root (/etc/passwd)", details={"file": "/etc/passwd", "key": user})
     rules = access.nopasswd_all
     if isinstance(rules, Unavailable):
         yield Result.unavailable(rules, rules.path)
     else:
         for rule in rules:
-            yield Result.fail(f"sudo {rule.who}", f"{rule.file}:{rule.line}: NOPASSWD for ALL commands")
+            yield Result.fail(f"sudo {rule.who}", f"{rule.file}:{rule.line}: NOPASSWD for ALL commands",
+                              details={"file": rule.file, "line": rule.line, "key": "NOPASSWD"})
         if not rules:
             yield Result.passed("sudoers", "no passwordless rule for ALL commands")
     yield _password_length(access)
@@ -250,4 +251,5 @@ def local_accounts(host: HostFacts) -> Iterator[Result]:
     if isinstance(defs, dict):
         method = defs.get("ENCRYPT_METHOD", "DES").upper()
         if method not in ("SHA512", "YESCRYPT", "SHA256", "GOST_YESCRYPT", "BCRYPT"):
-            yield Result.fail("login.defs", f"ENCRYPT_METHOD {method}: new passwords get a weak hash")
+            where: Details = {"file": "/etc/login.defs", "key": "ENCRYPT_METHOD"} if "ENCRYPT_METHOD" in defs else {"file": "/etc/login.defs"}
+            yield Result.fail("login.defs", f"ENCRYPT_METHOD {method}: new passwords get a weak hash", details=where)

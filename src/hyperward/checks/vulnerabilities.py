@@ -101,7 +101,9 @@ def cmdline_weakens_isolation(host: HostFacts) -> Iterator[Result]:
             effect = weakening_effect(token)
             if effect:
                 found = True
-                yield Result.fail(f"{source.path}: {token}", effect, remediation=_fix(source.path))
+                origin = source.lines.get(token)
+                where: Details = {"file": origin.file, "line": origin.line, "key": token.partition("=")[0]} if origin else {}
+                yield Result.fail(f"{source.path}: {token}", effect, remediation=_fix(source.path), details=where)
         if not found:
             yield Result.passed(source.path, "no weakening parameters")
 

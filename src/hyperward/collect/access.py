@@ -12,6 +12,7 @@ from ..model import Unavailable, is_missing
 from ..parsers.auth_files import (
     MFA_MODULES,
     key_values,
+    entry_lines,
     pam_lines,
     passwd_entries,
     shadow_schemes,
@@ -202,6 +203,10 @@ def collect_access(fs: RootFS) -> AccessFacts:
                 if isinstance(text, str):
                     quality.update(key_values(text, "="))
     defs = fs.read_text("/etc/login.defs", 256 * 1024)
+    defs_lines: dict[str, int] = {}
+    lines = {"/etc/shadow": entry_lines(shadow) if isinstance(shadow, str) else {},
+             "/etc/passwd": entry_lines(passwd, uid=0) if isinstance(passwd, str) else {},
+             "/etc/login.defs": defs_lines}
     return AccessFacts(
         ssh=collect_ssh(fs),
         pam={service: collect_pam(fs, service) for service in ("sshd", "sudo")},
@@ -210,7 +215,8 @@ def collect_access(fs: RootFS) -> AccessFacts:
         uid0=[user for user, uid, _ in entries if uid == 0],
         nopasswd_all=_sudo_rules(fs),
         pwquality=quality,
-        login_defs=defs if isinstance(defs, Unavailable) else key_values(defs),
+        login_defs=defs if isinstance(defs, Unavailable) else key_values(defs, lines=defs_lines),
         password_modules=collect_password_stack(fs),
+        lines={path: found for path, found in lines.items() if found},
     )
 

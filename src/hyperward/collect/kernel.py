@@ -6,6 +6,7 @@ import re
 
 from ..facts import (
     CmdlineSource,
+    SourceLine,
     CpuFacts,
     KernelFacts,
     KsmFacts,
@@ -17,7 +18,7 @@ from ..facts import (
     VULN_DIR,
 )
 from ..model import Unavailable, is_missing
-from ..parsers.cmdline import parse_cmdline, parse_grub_defaults
+from ..parsers.cmdline import grub_token_lines, parse_cmdline, parse_grub_defaults
 from ..parsers.config_files import parse_cpuinfo, parse_modprobe
 from .fs import RootFS
 
@@ -55,12 +56,18 @@ def collect_cmdlines(fs: RootFS) -> list[CmdlineSource]:
                     grub_files.append((f"/etc/default/grub.d/{name}", text))
     if grub_files:
         label = grub_files[0][0] if len(grub_files) == 1 else "/etc/default/grub (with grub.d)"
-        out.append(CmdlineSource(label, False, parse_grub_defaults(grub_files)))
+        origins = {token: SourceLine(*where) for token, where in grub_token_lines(grub_files).items()}
+        out.append(CmdlineSource(label, False, parse_grub_defaults(grub_files), origins))
 
     kernel_cmdline = fs.read_text("/etc/kernel/cmdline", CMDLINE_LIMIT)
     if not is_missing(kernel_cmdline):
         tokens = kernel_cmdline if isinstance(kernel_cmdline, Unavailable) else parse_cmdline(kernel_cmdline)
-        out.append(CmdlineSource("/etc/kernel/cmdline", False, tokens))
+        written = [] if isinstance(kernel_cmdline, Unavailable) else [
+            (number, line) for number, line in enumerate(kernel_cmdline.splitlines(), 1) if line.strip()]
+        # kernel-install joins the file into one line; a token's line is certain only when there is one
+        origins = ({t: SourceLine("/etc/kernel/cmdline", written[0][0]) for t in tokens}
+                   if len(written) == 1 and isinstance(tokens, list) else {})
+        out.append(CmdlineSource("/etc/kernel/cmdline", False, tokens, origins))
     return out
 
 

@@ -61,6 +61,20 @@ def shadow_schemes(text: str) -> dict[str, str]:
     return out
 
 
+def entry_lines(text: str, uid: int | None = None) -> dict[str, int]:
+    """name -> line of its entry in a colon file (/etc/shadow, /etc/passwd), the last entry winning
+    as in shadow_schemes; with UID, only /etc/passwd entries with that UID."""
+    out = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split(":")
+        if not parts[0] or len(parts) < 2:
+            continue
+        if uid is not None and not (len(parts) >= 7 and parts[2].lstrip("-").isdigit() and int(parts[2]) == uid):
+            continue
+        out[parts[0]] = number
+    return out
+
+
 def passwd_entries(text: str) -> list[tuple[str, int, str]]:
     """(user, uid, shell)."""
     out = []
@@ -105,10 +119,11 @@ def sudoers_includes(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def key_values(text: str, separator: str | None = None) -> dict[str, str]:
-    """pwquality.conf (`key = value`) and login.defs (`KEY value`)."""
+def key_values(text: str, separator: str | None = None, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """pwquality.conf (`key = value`) and login.defs (`KEY value`). LINES, when given, receives
+    each key's line (the last one, which wins)."""
     out = {}
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -118,4 +133,6 @@ def key_values(text: str, separator: str | None = None) -> dict[str, str]:
             parts = line.split(None, 1)
             key, value = parts[0], parts[1] if len(parts) > 1 else ""
         out[key.strip()] = value.strip()
+        if lines is not None:
+            lines[key.strip()] = number
     return out
