@@ -134,3 +134,33 @@ def test_accounts_sudoers_and_login_defs_name_their_line_never_the_hash(scanned)
     for f in findings:
         text = repr(f.result)
         assert not any(h in text for h in hashes), (f.check_id, f.result.resource)
+
+
+def test_socket_mode_names_the_drop_in_line_that_set_it(scanned):
+    weak = {(f.check_id, f.result.resource): f.result.details for f in scanned["weak"][1]}
+    admin = weak[("HV-AUTH-006", "libvirtd-admin.socket")]
+    assert (admin["file"], admin["line"], admin["key"]) == ("/etc/systemd/system/libvirtd-admin.socket.d/override.conf", 2, "SocketMode")
+    hardened = {(f.check_id, f.result.resource): f.result.details for f in scanned["hardened"][1]}
+    unit = hardened[("HV-AUTH-006", "libvirtd-admin.socket")]
+    assert (unit["file"], unit["line"]) == ("/usr/lib/systemd/system/libvirtd-admin.socket", 11)
+
+
+def test_systemd_key_lines_follow_drop_ins_and_resets():
+    from hyperward.parsers.systemd import key_lines
+
+    files = [("/u", "[Socket]\nListenStream=/a\nSocketMode=0600\n"), ("/d1", "[Socket]\n# x\nSocketMode=\\\n 0666\n"),
+             ("/d2", "[Socket]\nListenStream=\n")]
+    assert key_lines(files) == {("Socket", "SocketMode"): ("/d1", 3)}
+
+
+def test_audit_watches_name_their_rule_line(scanned, tmp_path):
+    hardened = {(f.check_id, f.result.resource): f.result.details for f in scanned["hardened"][1]}
+    watched = hardened[("HV-IDS-002", "/etc/libvirt")]
+    assert (watched["file"], watched["line"]) == ("/etc/audit/rules.d/50-libvirt.rules", 2)
+    root = copy_root("hardened", tmp_path)
+    (root / "etc/audit/rules.d/50-libvirt.rules").write_text(
+        "## virtualization configuration\n-w /usr/bin/qemu-system-x86_64 -p wa -k qemu-binary\n-w /etc/libvirt/ -p r -k libvirt-read\n")
+    found = {(f.check_id, f.result.resource): f for f in _findings(root, tmp_path)}
+    read_only = found[("HV-IDS-002", "/etc/libvirt")]
+    assert read_only.status is Status.FAIL and "without w" in read_only.result.message
+    assert (read_only.result.details["file"], read_only.result.details["line"]) == ("/etc/audit/rules.d/50-libvirt.rules", 3)

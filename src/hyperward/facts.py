@@ -429,6 +429,8 @@ class SocketUnit:
     socket_group: str | None
     enabled: bool
     masked: bool
+    #: the unit file or drop-in and line that set the effective SocketMode
+    socket_mode_at: SourceLine | None = None
 
 
 @frozen
@@ -630,6 +632,7 @@ class AuditWatch:
     path: str
     permissions: str
     file: str
+    line: int = 0
 
 
 @frozen

@@ -229,9 +229,9 @@ def admin_ro_sockets(host: HostFacts) -> Iterator[Result]:
             continue
         mode = as_mode(unit.socket_mode or SYSTEMD_SOCKET_MODE)
         if mode is None or mode & 0o077:
-            yield Result.fail(unit.name, f"{_mode_text(unit)}: the admin socket is open beyond root")
+            yield Result.fail(unit.name, f"{_mode_text(unit)}: the admin socket is open beyond root", details=_unit_where(unit))
         else:
-            yield Result.passed(unit.name, f"{_mode_text(unit)}: the admin socket is root's alone")
+            yield Result.passed(unit.name, f"{_mode_text(unit)}: the admin socket is root's alone", details=_unit_where(unit))
     for node in host.libvirt.sockets:
         if "admin" in node.path and node.mode & 0o077:
             yield Result.fail(node.path, f"mode {node.mode:04o}: the admin socket is open beyond root")
@@ -243,6 +243,12 @@ SYSTEMD_SOCKET_MODE = "0666"
 
 def _mode_text(unit: SocketUnit) -> str:
     return f"SocketMode={unit.socket_mode}" if unit.socket_mode else f"SocketMode unset (systemd's default {SYSTEMD_SOCKET_MODE})"
+
+
+def _unit_where(unit: SocketUnit) -> Details:
+    """The file and line that set SocketMode; an unset one (systemd's default) names the unit file."""
+    at = unit.socket_mode_at
+    return {"file": at.file, "line": at.line, "key": "SocketMode"} if at else {"file": unit.path}
 
 
 def _unit_mode(unit: SocketUnit) -> str:
