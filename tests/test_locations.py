@@ -164,3 +164,36 @@ def test_audit_watches_name_their_rule_line(scanned, tmp_path):
     read_only = found[("HV-IDS-002", "/etc/libvirt")]
     assert read_only.status is Status.FAIL and "without w" in read_only.result.message
     assert (read_only.result.details["file"], read_only.result.details["line"]) == ("/etc/audit/rules.d/50-libvirt.rules", 3)
+
+
+def test_proxmox_users_acls_storage_and_corosync_name_their_line(scanned):
+    by_key = {(f.check_id, f.result.resource): f.result.details for f in scanned["pve-weak"][1] if f.status is Status.FAIL}
+
+    def at(check: str, resource: str) -> tuple[object, ...]:
+        d = by_key[(check, resource)]
+        return d["file"], d.get("line"), d.get("key")
+
+    assert at("HV-AUTH-019", "user bob@pve") == ("/etc/pve/user.cfg", 4, "bob@pve")
+    # the acl line that grants Administrator on /: directly, or through the group carol is in
+    assert at("HV-AUTH-018", "user alice@pve") == ("/etc/pve/user.cfg", 11, "alice@pve")
+    assert at("HV-AUTH-018", "user carol@pam") == ("/etc/pve/user.cfg", 12, "@admins")
+    assert at("HV-AUTH-018", "token root@pam!backup") == ("/etc/pve/user.cfg", 7, "root@pam!backup")
+    assert at("HV-BAK-007", "storage pbs-offsite") == ("/etc/pve/storage.cfg", 10, "pbs-offsite")
+    # no crypto_* keys: secauth: off (line 33 of the totem block) decides
+    assert at("HV-NET-009", "/etc/pve/corosync.conf:totem") == ("/etc/pve/corosync.conf", 33, "secauth")
+    # no /etc/default/pveproxy at all: the file is named, no line
+    assert at("HV-AUTH-017", "/etc/default/pveproxy") == ("/etc/default/pveproxy", None, None)
+
+
+def test_pveproxy_and_explicit_corosync_keys_name_their_line(tmp_path):
+    root = tmp_path / "pve"
+    shutil.copytree(REPO / "tests/fixtures/proxmox/weak", root, symlinks=True)
+    (root / "etc/default").mkdir(parents=True, exist_ok=True)
+    (root / "etc/default/pveproxy").write_text('# restrict the API\n\nALLOW_FROM="10.0.0.0/8"\n')
+    corosync = root / "etc/pve/corosync.conf"
+    corosync.write_text(corosync.read_text().replace("  secauth: off\n", "  crypto_cipher: aes256\n  crypto_hash: none\n"))
+    found = {(f.check_id, f.result.resource): f.result.details for f in _findings(root, tmp_path) if f.status is Status.FAIL}
+    proxy = found[("HV-AUTH-017", "/etc/default/pveproxy")]
+    assert (proxy["file"], proxy["line"], proxy["key"]) == ("/etc/default/pveproxy", 3, "ALLOW_FROM")
+    totem = found[("HV-NET-009", "/etc/pve/corosync.conf:totem")]
+    assert (totem["line"], totem["key"]) == (34, "crypto_hash")
