@@ -197,3 +197,24 @@ def test_pveproxy_and_explicit_corosync_keys_name_their_line(tmp_path):
     assert (proxy["file"], proxy["line"], proxy["key"]) == ("/etc/default/pveproxy", 3, "ALLOW_FROM")
     totem = found[("HV-NET-009", "/etc/pve/corosync.conf:totem")]
     assert (totem["line"], totem["key"]) == (34, "crypto_hash")
+
+
+def test_vmx_findings_name_the_key_line(tmp_path):
+    """The key a problem names, at the line VMware uses (the last of a key given twice); a
+    problem about no key (the hardware version's wording) names the .vmx alone."""
+    root = tmp_path / "esxi"
+    shutil.copytree(REPO / "tests/fixtures/esxi/weak", root, symlinks=True)
+    ds = "/vmfs/volumes/650b3f2e-1c7d9a40-5b2e-0050569a1b2c"
+    found = {(f.check_id, f.result.resource): f.result.details for f in _findings(root, tmp_path) if f.status is Status.FAIL}
+    web = f"web01 ({ds}/web01/web01.vmx)"
+    disk = found[("HV-ISO-104", web)]
+    assert (disk["file"], disk["line"], disk["key"]) == (f"{ds}/web01/web01.vmx", 18, "scsi0:1.mode")
+    assert (found[("HV-ISO-103", web)]["line"], found[("HV-ISO-103", web)]["key"]) == (60, "mks.enable3d")
+    twice = found[("HV-ISO-100", f"db01 Caf\u00e9 ({ds}/db01/db01.vmx)")]
+    assert (twice["line"], twice["key"]) == (12, "isolation.tools.paste.disable")
+    old = found[("HV-ISO-106", web)]
+    assert old["file"] == f"{ds}/web01/web01.vmx" and "line" not in old
+    for (check, _), d in found.items():
+        if isinstance(d.get("line"), int) and str(d.get("file", "")).endswith(".vmx"):
+            text = (root / str(d["file"]).lstrip("/")).read_bytes().decode("latin-1").splitlines()[int(d["line"]) - 1]
+            assert str(d["key"]) in text.lower(), (check, d, text)

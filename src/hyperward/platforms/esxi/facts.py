@@ -66,6 +66,8 @@ class EsxiVm:
     conflicts: dict[str, list[str]] = field(default_factory=dict)
     ignored_lines: int = 0
     template: bool = False
+    #: lower-cased .vmx key -> its line (offline .vmx files only)
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 @frozen

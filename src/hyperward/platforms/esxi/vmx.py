@@ -109,4 +109,5 @@ def vm_from_vmx(d: Dictionary, path: str) -> EsxiVm:
         conflicts=dict(d.conflicts),
         ignored_lines=d.ignored_lines,
         template=is_true(c.get("templatevm")) is True,
+        lines=dict(d.lines),
     )
