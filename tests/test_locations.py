@@ -46,7 +46,7 @@ def test_every_line_named_holds_the_key_or_element(scanned):
             path = root / file.lstrip("/")
             assert path.is_file(), (name, f.check_id, d)
             text = path.read_text().splitlines()[int(d["line"]) - 1]
-            word = d.get("key") or token or str(d.get("element", "")).rsplit("/", 1)[-1]
+            word = d.get("key") or token or str(d.get("element", "")).rsplit("/", 1)[-1].split("[", 1)[0]
             # a line taken from the message's "(FILE:LINE)" names no key: it must at least exist
             assert not word or str(word).lower() in text.lower(), (name, f.check_id, f.result.resource, d, text)
             located += 1
@@ -60,7 +60,7 @@ def test_config_file_failures_name_their_line(scanned):
     guest = by_key[("HV-TPM-003", "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)")]
     assert (guest["file"], guest["element"], guest["line"]) == ("/etc/libvirt/qemu/weak-vm.xml", "os", 10)
     graphics = by_key[("HV-AUTH-010", "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)")]
-    assert (graphics["element"], graphics["line"]) == ("devices/graphics", 88)
+    assert (graphics["element"], graphics["line"]) == ("devices/graphics[1]", 88)
     # a key left at its default is in no line of the file: the file is named, no line
     default = by_key[("HV-AUTH-003", "libvirtd.conf:tls_allowed_dn_list")]
     assert default["file"] == "/etc/libvirt/libvirtd.conf" and "line" not in default
@@ -79,8 +79,9 @@ def test_proxmox_options_name_their_line(scanned):
 
 
 @pytest.mark.parametrize("text,expected", [
-    ("<domain>\n  <os>\n    <loader/>\n  </os>\n  <devices>\n<graphics/><graphics/>\n</devices>\n</domain>",
-     {"os": 2, "os/loader": 3, "devices": 5, "devices/graphics": 6}),
+    ("<domain>\n  <os>\n    <loader/>\n  </os>\n  <devices>\n<graphics/><graphics/>\n<disk>\n<source/></disk>\n</devices>\n</domain>",
+     {"os": 2, "os/loader": 3, "devices": 5, "devices/graphics": 6, "devices/graphics[1]": 6, "devices/graphics[2]": 6,
+      "devices/disk": 7, "devices/disk[1]": 7, "devices/disk/source": 8}),
     ("<domstatus>\n<other/>\n<domain>\n<cpu/>\n</domain>\n</domstatus>", {"cpu": 4}),
     ("<domain><unclosed></domain>", {}),
 ])
@@ -218,3 +219,32 @@ def test_vmx_findings_name_the_key_line(tmp_path):
         if isinstance(d.get("line"), int) and str(d.get("file", "")).endswith(".vmx"):
             text = (root / str(d["file"]).lstrip("/")).read_bytes().decode("latin-1").splitlines()[int(d["line"]) - 1]
             assert str(d["key"]) in text.lower(), (check, d, text)
+
+
+def test_a_guest_finding_names_the_element_that_decided_it(tmp_path):
+    """Two <graphics>: the first a SPICE socket (fine), the second VNC on every address. The
+    finding names the second, by its XPath position and its own line, not the first of its kind."""
+    root = copy_root("hardened", tmp_path)
+    xml = root / "run/libvirt/qemu/hardened-vm.xml"  # running: the live definition is judged
+    lines = xml.read_text().splitlines(keepends=True)
+    end = next(n for n, line in enumerate(lines) if "</graphics>" in line)
+    lines.insert(end + 1, "    <graphics type='vnc' port='5901' listen='0.0.0.0'>\n      <listen type='address' address='0.0.0.0'/>\n    </graphics>\n")
+    xml.write_text("".join(lines))
+    found = {(f.check_id, f.result.resource): f for f in _findings(root, tmp_path)}
+    console = next(f for (check, _), f in found.items() if check == "HV-AUTH-010" and f.status is Status.FAIL and "hardened-vm" in f.result.resource)
+    d = console.result.details
+    assert (d["file"], d["element"], d["line"]) == ("/run/libvirt/qemu/hardened-vm.xml", "devices/graphics[2]", end + 2)
+    assert "type='vnc'" in lines[int(d["line"]) - 1]
+
+
+def test_proxmox_console_names_the_key_that_opened_it(scanned):
+    """web (100) has vga: (line 24) and args: -vnc 0.0.0.0:77 (line 4): the open VNC comes from args."""
+    by_key = {(f.check_id, f.result.resource): f.result.details for f in scanned["pve-weak"][1] if f.status is Status.FAIL}
+    vnc = by_key[("HV-AUTH-010", "web (100)")]
+    assert (vnc["file"], vnc["element"], vnc["line"]) == ("/etc/pve/nodes/pve1/qemu-server/100.conf", "args", 4)
+    nic = by_key[("HV-NET-001", "win11 (101)")]
+    assert nic["element"] == "net0"
+    # legacy (201) has two lxc.mount.entry lines: /dev/net (line 11, a device) and the writable
+    # /var/lib/shared bind mount (line 12) that HV-ISO-014 is about
+    share = by_key[("HV-ISO-014", "legacy (201)")]
+    assert (share["element"], share["line"]) == ("lxc.mount.entry[2]", 12)

@@ -62,7 +62,8 @@ def parse_guest_config(text: str) -> GuestConfigText:
     """A `<vmid>.conf`. Unknown keys are kept (the checks ignore what they do not know); lines
     Proxmox itself would skip are counted, not fatal; a file with no key line at all, or more
     garbage than configuration, is a ParseError. Repeated raw `lxc.*` keys accumulate, one per
-    line, separated by newlines (Proxmox keeps them as a list)."""
+    line, separated by newlines (Proxmox keeps them as a list); `lines` has each key's line, and
+    each `lxc.*` line also as `key[n]`."""
     out = GuestConfigText()
     target: dict[str, str] | None = out.current
     good = bad = 0
@@ -90,12 +91,17 @@ def parse_guest_config(text: str) -> GuestConfigText:
         key, value = match.group(1), match.group(2)
         if not _keep(key):
             continue
-        if target is out.current:
-            out.lines.setdefault(key, number)
         if key.startswith("lxc.") and key in target:
             target[key] = target[key] + "\n" + value
         else:
             target[key] = value
+        if target is out.current:
+            if key.startswith("lxc."):
+                # each accumulated line by its position, as the guest mapping names them ("lxc.mount.entry[2]")
+                out.lines.setdefault(key, number)
+                out.lines[f"{key}[{target[key].count(chr(10)) + 1}]"] = number
+            else:
+                out.lines[key] = number  # the value that wins is the last
     if good == 0:
         raise ParseError("no configuration lines (key: value) found; garbage or truncated file")
     if bad > good:
