@@ -81,7 +81,7 @@ def test_proxmox_options_name_their_line(scanned):
 @pytest.mark.parametrize("text,expected", [
     ("<domain>\n  <os>\n    <loader/>\n  </os>\n  <devices>\n<graphics/><graphics/>\n<disk>\n<source/></disk>\n</devices>\n</domain>",
      {"os": 2, "os/loader": 3, "devices": 5, "devices/graphics": 6, "devices/graphics[1]": 6, "devices/graphics[2]": 6,
-      "devices/disk": 7, "devices/disk[1]": 7, "devices/disk/source": 8}),
+      "devices/disk": 7, "devices/disk[1]": 7, "devices/disk/source": 8, "devices/disk[1]/source": 8}),
     ("<domstatus>\n<other/>\n<domain>\n<cpu/>\n</domain>\n</domstatus>", {"cpu": 4}),
     ("<domain><unclosed></domain>", {}),
 ])
@@ -248,3 +248,18 @@ def test_proxmox_console_names_the_key_that_opened_it(scanned):
     # /var/lib/shared bind mount (line 12) that HV-ISO-014 is about
     share = by_key[("HV-ISO-014", "legacy (201)")]
     assert (share["element"], share["line"]) == ("lxc.mount.entry[2]", 12)
+
+
+def test_host_side_domain_findings_name_the_deciding_disk_and_interface(scanned):
+    """weak-vm's first disk is a plain file; the NBD disk without TLS is the fourth, its <source>
+    on line 46; the backing file outside the pools is the first disk's <backingStore> (line 28)."""
+    by_key = {(f.check_id, f.result.resource): f.result.details for f in scanned["weak"][1] if f.status is Status.FAIL}
+    vm = "weak-vm (c7e2a4b6-8d1f-4e3a-b5c7-9d0e2f4a6b8c)"
+    nbd = by_key[("HV-AUTH-012", vm)]
+    assert (nbd["element"], nbd["line"]) == ("devices/disk[4]/source", 46)
+    backing = by_key[("HV-VULN-003", vm)]
+    assert (backing["element"], backing["line"]) == ("devices/disk[1]/backingStore", 28)
+    trunk = by_key[("HV-NET-004", vm)]
+    assert (trunk["element"], trunk["line"]) == ("devices/interface[1]/vlan", 73)
+    raw = by_key[("HV-ISO-015", vm)]
+    assert (raw["element"], raw["line"]) == ("devices/disk[3]", 39)

@@ -383,11 +383,13 @@ def network_storage_auth(host: HostFacts) -> Iterator[Result]:
     settings = qemu_settings(host)
     nbd_tls = isinstance(settings, dict) and as_int(qemu_setting(settings, "nbd_tls").value) == 1
 
-    def judge(d: Domain) -> list[str]:
-        problems = []
-        for disk in d.disks:
+    def judge(d: Domain) -> tuple[list[str], Severity | None, list[str]]:
+        problems: list[str] = []
+        deciding = []
+        for number, disk in enumerate(d.disks, 1):
             if disk.type != "network":
                 continue
+            before = len(problems)
             name = f"{disk.target or 'disk'} ({disk.protocol} {disk.source or ''})".replace(" )", ")")
             if disk.protocol == "nbd" and disk.tls != "yes" and not (nbd_tls and disk.tls != "no"):
                 if not all(is_loopback(_host_name(h)) for h in disk.hosts if h):
@@ -396,7 +398,9 @@ def network_storage_auth(host: HostFacts) -> Iterator[Result]:
                 problems.append(f"{name}: no <auth>")
             if disk.protocol in ("http", "ftp", "tftp"):
                 problems.append(f"{name}: unencrypted, unauthenticated protocol")
-        return problems
+            if len(problems) > before:
+                deciding += [f"devices/disk[{number}]/source", f"devices/disk[{number}]"]
+        return problems, None, deciding
 
     yield from each_domain(host, judge, applies=lambda d: any(x.type == "network" for x in d.disks),
                            none_reason="no domain uses network storage")

@@ -125,15 +125,21 @@ def backing_chains(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("qemu.conf:allow_disk_format_probing", "allow_disk_format_probing = 1: libvirt probes image formats")
     pools = tuple(p.rstrip("/") + "/" for p in host.libvirt.pools)
 
-    def judge(d: Domain) -> list[str]:
-        problems = []
-        for disk in d.disks:
+    def judge(d: Domain) -> tuple[list[str], Severity | None, list[str]]:
+        problems: list[str] = []
+        deciding = []
+        for number, disk in enumerate(d.disks, 1):
+            before = len(problems)
             if disk.driver_type in ("auto",):
                 problems.append(f"{disk.target or disk.source}: driver type 'auto' (format probing)")
             for backing in disk.backing:
                 if backing.startswith("/") and not backing.startswith(pools):
                     problems.append(f"{disk.target or disk.source}: backing file {backing} outside the storage pools")
-        return problems
+            if len(problems) > before:
+                disk_at = f"devices/disk[{number}]"
+                inner = "driver" if disk.driver_type == "auto" else "backingStore"
+                deciding += [f"{disk_at}/{inner}", disk_at]
+        return problems, None, deciding
 
     yield from each_domain(host, judge)
 

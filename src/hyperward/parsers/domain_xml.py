@@ -279,9 +279,9 @@ def _qemu_passthrough(root: ET.Element) -> list[str]:
 def element_lines(text: str | bytes) -> dict[str, int]:
     """Element path under <domain> -> line of its first occurrence, and each device (a child of
     <devices>) by its XPath position among its kind: "devices/graphics[2]" is the second <graphics>,
-    so a finding names the element that decided it. A second, event-only pass with expat
-    (ElementTree keeps no line numbers); run only on text _parse already accepted, which has no DTD
-    and so no entity to expand."""
+    "devices/interface[2]/vlan" the first <vlan> inside the second <interface>, so a finding names
+    the element that decided it. A second, event-only pass with expat (ElementTree keeps no line
+    numbers); run only on text _parse already accepted, which has no DTD and so no entity to expand."""
     lines: dict[str, int] = {}
     stack: list[str] = []
     devices: dict[str, int] = {}
@@ -292,9 +292,11 @@ def element_lines(text: str | bytes) -> dict[str, int]:
         inner = stack[2:] if stack[0] == "domstatus" else stack[1:]
         if inner and (stack[0] != "domstatus" or stack[1] == "domain"):
             lines.setdefault("/".join(inner), parser.CurrentLineNumber)
-            if len(inner) == 2 and inner[0] == "devices":
-                devices[tag] = devices.get(tag, 0) + 1
-                lines[f"devices/{tag}[{devices[tag]}]"] = parser.CurrentLineNumber
+            if len(inner) >= 2 and inner[0] == "devices":
+                if len(inner) == 2:
+                    devices[tag] = devices.get(tag, 0) + 1
+                device = f"devices/{inner[1]}[{devices[inner[1]]}]"
+                lines.setdefault("/".join([device, *inner[2:]]), parser.CurrentLineNumber)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = lambda _tag: stack.pop()
