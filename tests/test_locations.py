@@ -263,3 +263,19 @@ def test_host_side_domain_findings_name_the_deciding_disk_and_interface(scanned)
     assert (trunk["element"], trunk["line"]) == ("devices/interface[1]/vlan", 73)
     raw = by_key[("HV-ISO-015", vm)]
     assert (raw["element"], raw["line"]) == ("devices/disk[3]", 39)
+
+
+def test_firewall_findings_name_the_deciding_rule_logically(scanned, tmp_path):
+    """nft -j gives handles (new on every reload) and no lines: the location is the ruleset, the
+    chain and the rule's position in it, or its policy."""
+    weak = {(f.check_id, f.result.resource): f.result.details for f in scanned["weak"][1]}
+    assert {k: weak[("HV-FW-001", "input")][k] for k in ("ruleset", "chain", "rule")} == {
+        "ruleset": "nftables", "chain": "inet filter input", "rule": "policy"}
+    root = copy_root("hardened", tmp_path)
+    conf = root / "etc/nftables.conf"
+    conf.write_text(conf.read_text().replace('\t\tiifname "lo" accept\n', '\t\tiifname "lo" accept\n\t\ttcp dport 65000 accept\n'))
+    found = {(f.check_id, f.result.resource): f for f in _findings(root, tmp_path)}
+    opened = found[("HV-FW-001", "input")]
+    assert opened.status is Status.FAIL and "rule 4 of chain inet filter input" in opened.result.message
+    assert {k: opened.result.details[k] for k in ("ruleset", "chain", "rule")} == {
+        "ruleset": "nftables", "chain": "inet filter input", "rule": "4"}
