@@ -279,3 +279,25 @@ def test_firewall_findings_name_the_deciding_rule_logically(scanned, tmp_path):
     assert opened.status is Status.FAIL and "rule 4 of chain inet filter input" in opened.result.message
     assert {k: opened.result.details[k] for k in ("ruleset", "chain", "rule")} == {
         "ruleset": "nftables", "chain": "inet filter input", "rule": "4"}
+
+
+def test_password_length_names_the_rule_or_setting_that_decided(scanned, tmp_path):
+    hardened = {(f.check_id, f.result.resource): f.result.details for f in scanned["hardened"][1]}
+    conf = hardened[("HV-AUTH-015", "password policy")]
+    assert (conf["file"], conf["line"], conf["key"]) == ("/etc/security/pwquality.conf", 82, "minlen")
+    weak = {(f.check_id, f.result.resource): f.result.details for f in scanned["weak"][1]}
+    # libpwquality's default, and no pwquality.conf to name: no location rather than a missing file
+    assert "file" not in weak[("HV-AUTH-015", "password policy")]
+    assert weak[("HV-AUTH-014", "sshd")]["file"] == "/etc/pam.d/sshd"
+    root = copy_root("hardened", tmp_path)
+    (root / "etc/security/pwquality.conf.d").mkdir(exist_ok=True)
+    (root / "etc/security/pwquality.conf.d/50-short.conf").write_text("# for the kiosk accounts\nminlen = 9\n")
+    found = {(f.check_id, f.result.resource): f.result for f in _findings(root, tmp_path)}
+    short = found[("HV-AUTH-015", "password policy")]
+    assert short.status is Status.FAIL
+    assert (short.details["file"], short.details["line"]) == ("/etc/security/pwquality.conf.d/50-short.conf", 2)
+    pam = root / "etc/pam.d/common-password"
+    pam.write_text(pam.read_text().replace("pam_pwquality.so retry=3", "pam_pwquality.so retry=3 minlen=10"))
+    found = {(f.check_id, f.result.resource): f.result for f in _findings(root, tmp_path)}
+    argument = found[("HV-AUTH-015", "password policy")]
+    assert (argument.details["file"], argument.details["line"], argument.details["key"]) == ("/etc/pam.d/common-password", 25, "pam_pwquality")

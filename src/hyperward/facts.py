@@ -600,6 +600,9 @@ class AccessFacts:
     password_modules: Maybe[dict[str, str]] = Unavailable("/etc/pam.d/common-password", "missing", "not collected")
     #: file -> user or key -> line (/etc/shadow, UID 0 entries of /etc/passwd, /etc/login.defs), for a finding's line
     lines: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    #: module -> the file and line of its winning `password` rule; where pwquality's minlen was set
+    password_rules: dict[str, SourceLine] = dataclasses.field(default_factory=dict)
+    pwquality_minlen_at: SourceLine | None = None
 
 
 # --- intrusion detection, logging, time ------------------------------------------------------

@@ -37,6 +37,12 @@ def _length_verdict(minlen: int, how: str) -> Result:
     return Result.passed("password policy", how)
 
 
+def _rule_at(access: AccessFacts, module: str) -> Details:
+    """The file and line of MODULE's winning `password` rule (common-password or what it includes)."""
+    at = access.password_rules.get(module)
+    return {"file": at.file, "line": at.line, "key": module} if at else {}
+
+
 def _password_length(access: AccessFacts) -> Result:
     """The shortest password a passwd change accepts, from the module that enforces it: pam_pwquality
     (its minlen= argument, else pwquality.conf, else libpwquality's 8), else pam_unix's own check."""
@@ -59,7 +65,11 @@ def _password_length(access: AccessFacts) -> Result:
             minlen = int(value)
         except ValueError:
             minlen = 0
-        return _length_verdict(minlen, source)
+        at = access.pwquality_minlen_at
+        where_set: Details = (_rule_at(access, checker or "") if argument is not None else
+                              {"file": at.file, "line": at.line, "key": "minlen"} if at and "minlen" in conf else
+                              {"file": "/etc/security/pwquality.conf"} if isinstance(quality, dict) else {})
+        return _length_verdict(minlen, source).with_details(**where_set)
     if isinstance(stack, Unavailable):
         return Result.not_applicable("password policy unknown: no /etc/pam.d/common-password, /etc/pam.d/system-auth or /etc/security/pwquality.conf", "password policy")
     unix = modules.get("pam_unix")
@@ -70,10 +80,10 @@ def _password_length(access: AccessFacts) -> Result:
                 minlen = int(argument)
             except ValueError:
                 minlen = 0
-            return _length_verdict(minlen, f"pam_unix.so minlen={argument} ({where}), no pam_pwquality")
+            return _length_verdict(minlen, f"pam_unix.so minlen={argument} ({where}), no pam_pwquality").with_details(**_rule_at(access, "pam_unix"))
         if "obscure" in unix.split():
             return _length_verdict(PAM_UNIX_MINLEN, f"pam_unix.so obscure ({where}) without minlen= or pam_pwquality: "
-                                                    f"pam_unix's default minimum of {PAM_UNIX_MINLEN} characters")
+                                                    f"pam_unix's default minimum of {PAM_UNIX_MINLEN} characters").with_details(**_rule_at(access, "pam_unix"))
     return Result.fail("password policy", f"{where}: no pam_pwquality, and pam_unix without obscure or minlen=: no minimum password length is enforced")
 
 
@@ -211,7 +221,8 @@ def mfa(host: HostFacts) -> Iterator[Result]:
         if stack.mfa_modules:
             yield Result.passed(service, f"PAM auth stack requires {', '.join(stack.mfa_modules)}")
         else:
-            yield Result.fail(service, f"/etc/pam.d/{service}: auth stack {', '.join(stack.auth_modules) or '(empty)'}: no second factor")
+            yield Result.fail(service, f"/etc/pam.d/{service}: auth stack {', '.join(stack.auth_modules) or '(empty)'}: no second factor",
+                              details={"file": f"/etc/pam.d/{service}"})
 
 
 @check("HV-AUTH-015",

@@ -10,9 +10,21 @@ MFA_MODULES = ("pam_u2f", "pam_google_authenticator", "pam_oath", "pam_duo", "pa
 
 def pam_lines(text: str) -> list[tuple[str, str, str, str]]:
     """(type, control, module, args) for each rule; "@include NAME" as ("@include", "", NAME, "")."""
+    return [entry for entry, _ in _pam_entries(text)]
+
+
+def pam_line_numbers(text: str) -> list[int]:
+    """The line each of pam_lines' entries starts on (a continued rule: its first line)."""
+    return [number for _, number in _pam_entries(text)]
+
+
+def _pam_entries(text: str) -> list[tuple[tuple[str, str, str, str], int]]:
     out = []
     pending = ""
-    for raw in text.splitlines():
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not pending:
+            start = number
         line = pending + raw.split("#", 1)[0].rstrip()
         pending = ""
         if line.endswith("\\"):
@@ -24,12 +36,12 @@ def pam_lines(text: str) -> list[tuple[str, str, str, str]]:
         if line.startswith("@include"):
             parts = line.split()
             if len(parts) > 1:
-                out.append(("@include", "", parts[1], ""))
+                out.append((("@include", "", parts[1], ""), start))
             continue
         match = re.match(r"-?(\w+)\s+(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)", line)
         if match:
             kind, control, module, args = match.groups()
-            out.append((kind.lower(), control, module.rsplit("/", 1)[-1].removesuffix(".so"), args))
+            out.append(((kind.lower(), control, module.rsplit("/", 1)[-1].removesuffix(".so"), args), start))
     return out
 
 
