@@ -283,23 +283,34 @@ def element_lines(text: str | bytes) -> dict[str, int]:
     the element that decided it. A second, event-only pass with expat (ElementTree keeps no line
     numbers); run only on text _parse already accepted, which has no DTD and so no entity to expand."""
     lines: dict[str, int] = {}
-    stack: list[str] = []
+    # per open element: its path under <domain> ("" for <domain> itself, None outside the
+    # definition: the <domstatus> wrapper and its other children) and its indexed device path
+    paths: list[tuple[str | None, str]] = []
     devices: dict[str, int] = {}
     parser = xml.parsers.expat.ParserCreate()
 
     def start(tag: str, _attrs: object) -> None:
-        stack.append(tag)
-        inner = stack[2:] if stack[0] == "domstatus" else stack[1:]
-        if inner and (stack[0] != "domstatus" or stack[1] == "domain"):
-            lines.setdefault("/".join(inner), parser.CurrentLineNumber)
-            if len(inner) >= 2 and inner[0] == "devices":
-                if len(inner) == 2:
-                    devices[tag] = devices.get(tag, 0) + 1
-                device = f"devices/{inner[1]}[{devices[inner[1]]}]"
-                lines.setdefault("/".join([device, *inner[2:]]), parser.CurrentLineNumber)
+        if not paths:
+            paths.append((None if tag == "domstatus" else "", ""))
+            return
+        parent, parent_device = paths[-1]
+        if parent is None:
+            paths.append(("" if len(paths) == 1 and tag == "domain" else None, ""))
+            return
+        path = f"{parent}/{tag}" if parent else tag
+        number = parser.CurrentLineNumber
+        lines.setdefault(path, number)
+        if parent == "devices":
+            devices[tag] = devices.get(tag, 0) + 1
+            device = f"devices/{tag}[{devices[tag]}]"
+        else:
+            device = f"{parent_device}/{tag}" if parent_device else ""
+        if device:
+            lines.setdefault(device, number)
+        paths.append((path, device))
 
     parser.StartElementHandler = start
-    parser.EndElementHandler = lambda _tag: stack.pop()
+    parser.EndElementHandler = lambda _tag: paths.pop()
     try:
         parser.Parse(text, True)
     except xml.parsers.expat.ExpatError:
