@@ -61,17 +61,22 @@ def test_html_output_needs_the_html_reporter(tmp_path, weak):
 
 
 def test_framework_limits_the_scan(weak):
+    from hyperward.frameworks import checks_in
+
     done = hyperward("scan", "--root", str(weak), "--framework", "nist", "--format", "json")
     assert done.returncode == 0, done.stderr
     ids = {r["id"] for r in json.loads(done.stdout)["results"]}
     assert "HV-FW-001" in ids and "HV-PATCH-001" in ids
     assert "HV-SIDE-001" not in ids and "HV-AUTH-001" not in ids
     checks = json.loads(done.stdout)["checks"]
-    assert checks["HV-FW-001"]["frameworks"] == {"nist-800-125a": ["HY-SR-19"]}
+    assert checks["HV-FW-001"]["frameworks"] == {"nist-800-125a": ["HY-SR-19"], "cis-debian": ["4.3.8"]}
     unknown = hyperward("scan", "--root", str(weak), "--framework", "iso27001")
     assert unknown.returncode == 2 and "unknown framework 'iso27001'" in unknown.stderr
-    empty = hyperward("scan", "--root", str(weak), "--framework", "cis-debian")
-    assert empty.returncode == 2 and "no check mapped" in empty.stderr
+    cis = hyperward("scan", "--root", str(weak), "--framework", "cis", "--format", "json")
+    assert cis.returncode == 0, cis.stderr
+    report = json.loads(cis.stdout)
+    assert {r["id"] for r in report["results"]} <= checks_in("cis-debian")
+    assert report["checks"]["HV-AUTH-013"]["frameworks"]["cis-debian"] == ["5.1.19", "5.1.20"]
 
 
 def test_stig_ids_are_read_from_primary_sources():
@@ -81,7 +86,7 @@ def test_stig_ids_are_read_from_primary_sources():
         "ESXI-80-000005", "VMCH-80-000203"]
     assert stig_ids("DISA STIG overview") == []
     assert set(frameworks()) == {"nist-800-125a", "stig", "cis-debian"}
-    assert "HV-FW-001" in checks_in("nist-800-125a") and not checks_in("cis-debian")
+    assert "HV-FW-001" in checks_in("nist-800-125a") and "HV-FW-001" in checks_in("cis-debian")
 
 
 def test_each_output_refuses_a_symlink(tmp_path, weak):

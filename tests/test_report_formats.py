@@ -253,8 +253,8 @@ def test_ocsf_compliance_standards_come_from_the_framework_mappings(reports):
     report, root = reports["weak"]
     findings = json.loads(_render(report, root, "ocsf"))
     fw = next(x for x in findings if x["metadata"]["event_code"] == "HV-FW-001")
-    assert fw["compliance"]["standards"] == ["nist-800-125a"]
-    assert fw["compliance"]["requirements"] == ["HY-SR-19"]
+    assert fw["compliance"]["standards"] == ["cis-debian", "nist-800-125a"]
+    assert fw["compliance"]["requirements"] == ["4.3.8", "HY-SR-19"]
     assert fw["compliance"]["status"] == "Fail" and fw["status_code"] == "FAIL"
     suppressed = next(x for x in findings if x["metadata"]["event_code"] == SUPPRESSED[0] and x["resources"][0]["name"] == SUPPRESSED[1])
     assert suppressed["status"] == "Suppressed" and suppressed["comment"] == f"suppressed: {SUPPRESSED[2]}"

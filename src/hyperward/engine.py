@@ -135,6 +135,8 @@ def source_lines(facts: HostFacts) -> dict[str, dict[str, int]]:
     for config in facts.libvirt.configs.values():
         if config.lines:
             out[config.path] = config.lines
+    for path, keys in facts.access.lines.items():
+        out.setdefault(path, {}).update(keys)
     for name, platform_facts in facts.platforms.items():
         recorded = getattr(platform_facts, "source_lines", None)
         if callable(recorded):

@@ -42,12 +42,22 @@ class Meta:
 
 
 @frozen
+class SourceLine:
+    """Where in a configuration file a value was written, for a finding's file:line."""
+
+    file: str
+    line: int
+
+
+@frozen
 class CmdlineSource:
     """A kernel command line: the running one (/proc/cmdline) or one configured for next boot."""
 
     path: str
     running: bool
     tokens: Maybe[list[str]]
+    #: token -> the file and line that wrote it (GRUB defaults, /etc/kernel/cmdline), where certain
+    lines: dict[str, SourceLine] = dataclasses.field(default_factory=dict)
 
 
 @frozen
@@ -419,6 +429,8 @@ class SocketUnit:
     socket_group: str | None
     enabled: bool
     masked: bool
+    #: the unit file or drop-in and line that set the effective SocketMode
+    socket_mode_at: SourceLine | None = None
 
 
 @frozen
@@ -586,6 +598,11 @@ class AccessFacts:
     login_defs: Maybe[dict[str, str]]
     #: the password-changing stack (/etc/pam.d/common-password, or system-auth): module -> its arguments
     password_modules: Maybe[dict[str, str]] = Unavailable("/etc/pam.d/common-password", "missing", "not collected")
+    #: file -> user or key -> line (/etc/shadow, UID 0 entries of /etc/passwd, /etc/login.defs), for a finding's line
+    lines: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    #: module -> the file and line of its winning `password` rule; where pwquality's minlen was set
+    password_rules: dict[str, SourceLine] = dataclasses.field(default_factory=dict)
+    pwquality_minlen_at: SourceLine | None = None
 
 
 # --- intrusion detection, logging, time ------------------------------------------------------
@@ -618,6 +635,7 @@ class AuditWatch:
     path: str
     permissions: str
     file: str
+    line: int = 0
 
 
 @frozen

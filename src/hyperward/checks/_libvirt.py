@@ -91,7 +91,19 @@ def domains(host: HostFacts) -> tuple[list[Domain], list[Unavailable]]:
     return good, bad
 
 
-Judge = Callable[[Domain], list[str] | tuple[list[str], Severity | None] | Result]
+#: problems, optionally a severity and the element paths that produced them ("devices/disk[2]"):
+#: the first the definition has a line for is the finding's element and line
+Judge = Callable[[Domain], list[str] | tuple[list[str], Severity | None] | tuple[list[str], Severity | None, list[str]] | Result]
+
+
+def _deciding(domain: Domain, elements: list[str]) -> Details:
+    if not domain.origin.startswith("/"):
+        return {}
+    for element in elements:
+        line = domain.lines.get(element)
+        if line is not None:
+            return {"file": domain.origin, "element": element, "line": line}
+    return {}
 
 
 def each_domain(host: HostFacts, judge: Judge, *, applies: Callable[[Domain], bool] | None = None,
@@ -114,9 +126,16 @@ def each_domain(host: HostFacts, judge: Judge, *, applies: Callable[[Domain], bo
         if isinstance(verdict, Result):
             yield dataclasses.replace(verdict, resource=domain.label).with_details(**about)
             continue
-        problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
+        deciding: list[str] = []
+        if isinstance(verdict, tuple) and len(verdict) == 3:
+            problems, severity, deciding = verdict
+        elif isinstance(verdict, tuple):
+            problems, severity = verdict[0], verdict[1]
+        else:
+            problems, severity = verdict, None
         if problems:
-            yield Result.fail(domain.label, "; ".join(problems), severity=severity, details={**about, "problems": problems})
+            yield Result.fail(domain.label, "; ".join(problems), severity=severity,
+                              details={**about, **_deciding(domain, deciding), "problems": problems})
         else:
             yield Result.passed(domain.label, details=about)
     if not judged and not bad:

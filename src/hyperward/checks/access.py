@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import AccessFacts, HostFacts, SshFacts
-from ..model import Result, Unavailable, is_missing
+from ..model import Details, Result, Unavailable, is_missing
 from ..parsers.auth_files import WEAK_SCHEMES
 from ..parsers.sshd import DEFAULTS, resolve_algorithms, weak_algorithms
 
@@ -37,6 +37,12 @@ def _length_verdict(minlen: int, how: str) -> Result:
     return Result.passed("password policy", how)
 
 
+def _rule_at(access: AccessFacts, module: str) -> Details:
+    """The file and line of MODULE's winning `password` rule (common-password or what it includes)."""
+    at = access.password_rules.get(module)
+    return {"file": at.file, "line": at.line, "key": module} if at else {}
+
+
 def _password_length(access: AccessFacts) -> Result:
     """The shortest password a passwd change accepts, from the module that enforces it: pam_pwquality
     (its minlen= argument, else pwquality.conf, else libpwquality's 8), else pam_unix's own check."""
@@ -59,7 +65,11 @@ def _password_length(access: AccessFacts) -> Result:
             minlen = int(value)
         except ValueError:
             minlen = 0
-        return _length_verdict(minlen, source)
+        at = access.pwquality_minlen_at
+        where_set: Details = (_rule_at(access, checker or "") if argument is not None else
+                              {"file": at.file, "line": at.line, "key": "minlen"} if at and "minlen" in conf else
+                              {"file": "/etc/security/pwquality.conf"} if isinstance(quality, dict) else {})
+        return _length_verdict(minlen, source).with_details(**where_set)
     if isinstance(stack, Unavailable):
         return Result.not_applicable("password policy unknown: no /etc/pam.d/common-password, /etc/pam.d/system-auth or /etc/security/pwquality.conf", "password policy")
     unix = modules.get("pam_unix")
@@ -70,10 +80,10 @@ def _password_length(access: AccessFacts) -> Result:
                 minlen = int(argument)
             except ValueError:
                 minlen = 0
-            return _length_verdict(minlen, f"pam_unix.so minlen={argument} ({where}), no pam_pwquality")
+            return _length_verdict(minlen, f"pam_unix.so minlen={argument} ({where}), no pam_pwquality").with_details(**_rule_at(access, "pam_unix"))
         if "obscure" in unix.split():
             return _length_verdict(PAM_UNIX_MINLEN, f"pam_unix.so obscure ({where}) without minlen= or pam_pwquality: "
-                                                    f"pam_unix's default minimum of {PAM_UNIX_MINLEN} characters")
+                                                    f"pam_unix's default minimum of {PAM_UNIX_MINLEN} characters").with_details(**_rule_at(access, "pam_unix"))
     return Result.fail("password policy", f"{where}: no pam_pwquality, and pam_unix without obscure or minlen=: no minimum password length is enforced")
 
 
@@ -211,7 +221,8 @@ def mfa(host: HostFacts) -> Iterator[Result]:
         if stack.mfa_modules:
             yield Result.passed(service, f"PAM auth stack requires {', '.join(stack.mfa_modules)}")
         else:
-            yield Result.fail(service, f"/etc/pam.d/{service}: auth stack {', '.join(stack.auth_modules) or '(empty)'}: no second factor")
+            yield Result.fail(service, f"/etc/pam.d/{service}: auth stack {', '.join(stack.auth_modules) or '(empty)'}: no second factor",
+                              details={"file": f"/etc/pam.d/{service}"})
 
 
 @check("HV-AUTH-015",
@@ -231,18 +242,19 @@ def local_accounts(host: HostFacts) -> Iterator[Result]:
                and not (scheme == "empty" and access.login_shells.get(user, "") in NO_LOGIN_SHELLS)}
         for user, scheme in sorted(bad.items()):
             what = "no password" if scheme == "empty" else f"{scheme} password hash"
-            yield Result.fail(f"account {user}", f"{what} (/etc/shadow)")
+            yield Result.fail(f"account {user}", f"{what} (/etc/shadow)", details={"file": "/etc/shadow", "key": user})
         if not bad:
             yield Result.passed("/etc/shadow", f"{len(schemes)} accounts: no empty or weak password hash")
     extra_root = [u for u in access.uid0 if u != "root"]
     for user in extra_root:
-        yield Result.fail(f"account {user}", "UID 0 besides root (/etc/passwd)")
+        yield Result.fail(f"account {user}", "UID 0 besides root (/etc/passwd)", details={"file": "/etc/passwd", "key": user})
     rules = access.nopasswd_all
     if isinstance(rules, Unavailable):
         yield Result.unavailable(rules, rules.path)
     else:
         for rule in rules:
-            yield Result.fail(f"sudo {rule.who}", f"{rule.file}:{rule.line}: NOPASSWD for ALL commands")
+            yield Result.fail(f"sudo {rule.who}", f"{rule.file}:{rule.line}: NOPASSWD for ALL commands",
+                              details={"file": rule.file, "line": rule.line, "key": "NOPASSWD"})
         if not rules:
             yield Result.passed("sudoers", "no passwordless rule for ALL commands")
     yield _password_length(access)
@@ -250,4 +262,5 @@ def local_accounts(host: HostFacts) -> Iterator[Result]:
     if isinstance(defs, dict):
         method = defs.get("ENCRYPT_METHOD", "DES").upper()
         if method not in ("SHA512", "YESCRYPT", "SHA256", "GOST_YESCRYPT", "BCRYPT"):
-            yield Result.fail("login.defs", f"ENCRYPT_METHOD {method}: new passwords get a weak hash")
+            where: Details = {"file": "/etc/login.defs", "key": "ENCRYPT_METHOD"} if "ENCRYPT_METHOD" in defs else {"file": "/etc/login.defs"}
+            yield Result.fail("login.defs", f"ENCRYPT_METHOD {method}: new passwords get a weak hash", details=where)

@@ -229,9 +229,9 @@ def admin_ro_sockets(host: HostFacts) -> Iterator[Result]:
             continue
         mode = as_mode(unit.socket_mode or SYSTEMD_SOCKET_MODE)
         if mode is None or mode & 0o077:
-            yield Result.fail(unit.name, f"{_mode_text(unit)}: the admin socket is open beyond root")
+            yield Result.fail(unit.name, f"{_mode_text(unit)}: the admin socket is open beyond root", details=_unit_where(unit))
         else:
-            yield Result.passed(unit.name, f"{_mode_text(unit)}: the admin socket is root's alone")
+            yield Result.passed(unit.name, f"{_mode_text(unit)}: the admin socket is root's alone", details=_unit_where(unit))
     for node in host.libvirt.sockets:
         if "admin" in node.path and node.mode & 0o077:
             yield Result.fail(node.path, f"mode {node.mode:04o}: the admin socket is open beyond root")
@@ -243,6 +243,12 @@ SYSTEMD_SOCKET_MODE = "0666"
 
 def _mode_text(unit: SocketUnit) -> str:
     return f"SocketMode={unit.socket_mode}" if unit.socket_mode else f"SocketMode unset (systemd's default {SYSTEMD_SOCKET_MODE})"
+
+
+def _unit_where(unit: SocketUnit) -> Details:
+    """The file and line that set SocketMode; an unset one (systemd's default) names the unit file."""
+    at = unit.socket_mode_at
+    return {"file": at.file, "line": at.line, "key": "SocketMode"} if at else {"file": unit.path}
 
 
 def _unit_mode(unit: SocketUnit) -> str:
@@ -377,11 +383,13 @@ def network_storage_auth(host: HostFacts) -> Iterator[Result]:
     settings = qemu_settings(host)
     nbd_tls = isinstance(settings, dict) and as_int(qemu_setting(settings, "nbd_tls").value) == 1
 
-    def judge(d: Domain) -> list[str]:
-        problems = []
-        for disk in d.disks:
+    def judge(d: Domain) -> tuple[list[str], Severity | None, list[str]]:
+        problems: list[str] = []
+        deciding = []
+        for number, disk in enumerate(d.disks, 1):
             if disk.type != "network":
                 continue
+            before = len(problems)
             name = f"{disk.target or 'disk'} ({disk.protocol} {disk.source or ''})".replace(" )", ")")
             if disk.protocol == "nbd" and disk.tls != "yes" and not (nbd_tls and disk.tls != "no"):
                 if not all(is_loopback(_host_name(h)) for h in disk.hosts if h):
@@ -390,7 +398,9 @@ def network_storage_auth(host: HostFacts) -> Iterator[Result]:
                 problems.append(f"{name}: no <auth>")
             if disk.protocol in ("http", "ftp", "tftp"):
                 problems.append(f"{name}: unencrypted, unauthenticated protocol")
-        return problems
+            if len(problems) > before:
+                deciding += [f"devices/disk[{number}]/source", f"devices/disk[{number}]"]
+        return problems, None, deciding
 
     yield from each_domain(host, judge, applies=lambda d: any(x.type == "network" for x in d.disks),
                            none_reason="no domain uses network storage")

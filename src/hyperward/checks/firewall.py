@@ -3,12 +3,13 @@ each guest network reaches through the real nftables rules (hyperward.reach)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 
 from ..engine import check
 from ..facts import HostFacts
-from ..model import Result, Severity, Unavailable
+from ..model import Details, Result, Severity, Unavailable
 from ..parsers.nft import NOT_LOADED, Packet, evaluate_all
 from ..reach import Reach, firewall_rulesets, guest_sources, offline, port_label
 
@@ -25,6 +26,20 @@ def _no_ruleset(host: HostFacts) -> Result | None:
         if isinstance(source, Unavailable):
             return Result.unavailable(source, source.path)
     return None
+
+
+_DECIDED = re.compile(r"(?:^|; )(?:(nftables|iptables-legacy): )?(policy \w+|rule \d+) of chain (\S+ \S+ [^\s;()]+)")
+
+
+def rule_at(because: str) -> Details:
+    """The rule that decided, as a stable logical location (nft -j lists handles, which change on
+    every reload, and no lines): the ruleset, the chain ("inet filter input") and the rule's
+    position in it, or "policy" when the chain's policy decided."""
+    match = _DECIDED.search(because)
+    if match is None:
+        return {}
+    ruleset, what, chain = match.groups()
+    return {"ruleset": ruleset or "nftables", "chain": chain, "rule": what.split()[1] if what.startswith("rule") else "policy"}
 
 
 def not_loaded(host: HostFacts) -> str:
@@ -68,12 +83,13 @@ def input_default_deny(host: HostFacts) -> Iterator[Result]:
         return
     decision = evaluate_all(firewall_rulesets(host), PROBE)
     note = not_loaded(host)
+    at = rule_at(decision.because)
     if note and decision.verdict == "accept":
-        yield Result.fail("input", f"{note}: the host boots with no rule from it and accepts an unexpected packet ({decision.because})")
+        yield Result.fail("input", f"{note}: the host boots with no rule from it and accepts an unexpected packet ({decision.because})", details=at)
     elif decision.verdict == "drop":
-        yield Result.passed("input", f"an unexpected packet is dropped ({decision.because})")
+        yield Result.passed("input", f"an unexpected packet is dropped ({decision.because})", details=at)
     elif decision.verdict == "accept":
-        yield Result.fail("input", f"an unexpected packet is accepted ({decision.because})")
+        yield Result.fail("input", f"an unexpected packet is accepted ({decision.because})", details=at)
     else:
         yield Result.error(f"default verdict unknown: {decision.because}", "input")
 
@@ -110,6 +126,7 @@ def guest_reach(host: HostFacts) -> Iterator[Result]:
             yield Result.error(f"{what}: reachability unknown: {row.because}", resource)
         elif row.reachable and (row.protocol, row.port) not in DHCP_DNS:
             yield Result.fail(resource, f"{what} reachable from guests on {row.source} ({row.because})",
-                              severity=Severity.CRITICAL if label and row.port in (16509, 16514) or (label or "").endswith("console") else None)
+                              severity=Severity.CRITICAL if label and row.port in (16509, 16514) or (label or "").endswith("console") else None,
+                              details=rule_at(row.because))
         else:
             yield Result.passed(resource, f"{what}: {'allowed (DHCP/DNS)' if row.reachable else 'not reachable'} ({row.because})")

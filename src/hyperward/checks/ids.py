@@ -155,9 +155,17 @@ def audit_watches(host: HostFacts) -> Iterator[Result]:
         covering = [w for w in watches if (w.path.rstrip("/") == target or target.startswith(w.path.rstrip("/") + "/"))
                     and "w" in w.permissions]
         if covering:
-            yield Result.passed(target, f"watched for writes ({covering[0].file})")
+            at = covering[0]
+            yield Result.passed(target, f"watched for writes ({at.file})",
+                                details={"file": at.file, "line": at.line} if at.line else {"file": at.file})
         else:
-            yield Result.fail(target, "no audit watch for writes (-w /etc/libvirt/ -p wa)")
+            read_only = [w for w in watches if w.path.rstrip("/") == target or target.startswith(w.path.rstrip("/") + "/")]
+            if read_only and read_only[0].line:
+                w = read_only[0]
+                yield Result.fail(target, f"the audit watch on {w.path} has -p {w.permissions}, without w: writes are not recorded",
+                                  details={"file": w.file, "line": w.line, "key": w.path})
+            else:
+                yield Result.fail(target, "no audit watch for writes (-w /etc/libvirt/ -p wa)")
     active = _running(host, "auditd")
     if active is False or (active is None and not _enabled(host, "auditd.service")):
         yield Result.fail("auditd", "auditd is not " + ("running" if active is False else "enabled") + ": the rules are not loaded")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..engine import check
 from ..facts import Domain, HostFacts, NetInterface
-from ..model import Result, Unavailable
+from ..model import Result, Severity, Unavailable
 from ..reach import GUEST_PORT_PREFIXES
 from ._libvirt import NOT_INSTALLED, as_int, domains, each_domain, qemu_setting, qemu_settings
 
@@ -43,9 +43,10 @@ def network_forward_mode(host: HostFacts) -> Iterator[Result]:
 def vlan_trunk(host: HostFacts) -> Iterator[Result]:
     """A trunk puts the guest on several VLANs at once, bridging segments the network keeps apart."""
 
-    def judge(d: Domain) -> list[str]:
-        return [f"{i.target_dev or i.mac or i.source}: VLAN trunk ({', '.join(map(str, i.vlan_tags))})"
-                for i in d.interfaces if i.vlan_trunk or len(i.vlan_tags) > 1]
+    def judge(d: Domain) -> tuple[list[str], Severity | None, list[str]]:
+        trunks = [(n, i) for n, i in enumerate(d.interfaces, 1) if i.vlan_trunk or len(i.vlan_tags) > 1]
+        return ([f"{i.target_dev or i.mac or i.source}: VLAN trunk ({', '.join(map(str, i.vlan_tags))})" for _, i in trunks],
+                None, [e for n, _ in trunks for e in (f"devices/interface[{n}]/vlan", f"devices/interface[{n}]")])
 
     yield from each_domain(host, judge)
 
@@ -58,8 +59,10 @@ def trust_rx_filters(host: HostFacts) -> Iterator[Result]:
     """The host then follows the guest's MAC and multicast changes on the macvtap/VF: the guest can
     take over other MAC addresses (spoofing) and receive their traffic."""
 
-    def judge(d: Domain) -> list[str]:
-        return [f"{i.target_dev or i.mac or i.source}: trustGuestRxFilters='yes'" for i in d.interfaces if i.trust_guest_rx_filters]
+    def judge(d: Domain) -> tuple[list[str], Severity | None, list[str]]:
+        trusting = [(n, i) for n, i in enumerate(d.interfaces, 1) if i.trust_guest_rx_filters]
+        return ([f"{i.target_dev or i.mac or i.source}: trustGuestRxFilters='yes'" for _, i in trusting],
+                None, [f"devices/interface[{n}]" for n, _ in trusting])
 
     yield from each_domain(host, judge)
 

@@ -101,7 +101,9 @@ def cmdline_weakens_isolation(host: HostFacts) -> Iterator[Result]:
             effect = weakening_effect(token)
             if effect:
                 found = True
-                yield Result.fail(f"{source.path}: {token}", effect, remediation=_fix(source.path))
+                origin = source.lines.get(token)
+                where: Details = {"file": origin.file, "line": origin.line, "key": token.partition("=")[0]} if origin else {}
+                yield Result.fail(f"{source.path}: {token}", effect, remediation=_fix(source.path), details=where)
         if not found:
             yield Result.passed(source.path, "no weakening parameters")
 
@@ -123,15 +125,21 @@ def backing_chains(host: HostFacts) -> Iterator[Result]:
         yield Result.fail("qemu.conf:allow_disk_format_probing", "allow_disk_format_probing = 1: libvirt probes image formats")
     pools = tuple(p.rstrip("/") + "/" for p in host.libvirt.pools)
 
-    def judge(d: Domain) -> list[str]:
-        problems = []
-        for disk in d.disks:
+    def judge(d: Domain) -> tuple[list[str], Severity | None, list[str]]:
+        problems: list[str] = []
+        deciding = []
+        for number, disk in enumerate(d.disks, 1):
+            before = len(problems)
             if disk.driver_type in ("auto",):
                 problems.append(f"{disk.target or disk.source}: driver type 'auto' (format probing)")
             for backing in disk.backing:
                 if backing.startswith("/") and not backing.startswith(pools):
                     problems.append(f"{disk.target or disk.source}: backing file {backing} outside the storage pools")
-        return problems
+            if len(problems) > before:
+                disk_at = f"devices/disk[{number}]"
+                inner = "driver" if disk.driver_type == "auto" else "backingStore"
+                deciding += [f"{disk_at}/{inner}", disk_at]
+        return problems, None, deciding
 
     yield from each_domain(host, judge)
 

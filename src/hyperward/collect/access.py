@@ -7,11 +7,13 @@ from __future__ import annotations
 import fnmatch
 import os
 
-from ..facts import AccessFacts, MatchOverride, Maybe, PamStack, SshFacts, SudoRule
+from ..facts import AccessFacts, MatchOverride, Maybe, PamStack, SourceLine, SshFacts, SudoRule
 from ..model import Unavailable, is_missing
 from ..parsers.auth_files import (
     MFA_MODULES,
     key_values,
+    entry_lines,
+    pam_line_numbers,
     pam_lines,
     passwd_entries,
     shadow_schemes,
@@ -127,12 +129,14 @@ def collect_pam(fs: RootFS, service: str) -> Maybe[PamStack]:
     return PamStack(service, modules, mfa)
 
 
-def collect_password_stack(fs: RootFS) -> Maybe[dict[str, str]]:
+def collect_password_stack(fs: RootFS, rule_lines: dict[str, SourceLine] | None = None) -> Maybe[dict[str, str]]:
     """The `password` rules every passwd change runs through: Debian's common-password (Red Hat's
-    system-auth), includes followed; module name -> its arguments (the last rule of a module wins)."""
+    system-auth), includes followed; module name -> its arguments (the last rule of a module wins).
+    RULE_LINES, when given, receives the file and line of each module's winning rule."""
     first: Unavailable | None = None
     for start in ("common-password", "system-auth"):
         modules: dict[str, str] = {}
+        at: dict[str, SourceLine] = {}
         seen: set[str] = set()
 
         def walk(name: str, depth: int) -> Unavailable | None:
@@ -142,15 +146,18 @@ def collect_password_stack(fs: RootFS) -> Maybe[dict[str, str]]:
             text = fs.read_text(f"/etc/pam.d/{name}", 256 * 1024)
             if isinstance(text, Unavailable):
                 return text
-            for kind, _control, module, args in pam_lines(text):
+            for (kind, _control, module, args), number in zip(pam_lines(text), pam_line_numbers(text), strict=True):
                 if kind == "@include":
                     walk(module, depth + 1)
                 elif kind == "password":
                     modules[module] = args
+                    at[module] = SourceLine(f"/etc/pam.d/{name}", number)
             return None
 
         problem = walk(start, 0)
         if problem is None:
+            if rule_lines is not None:
+                rule_lines.update(at)
             return modules
         if not is_missing(problem):
             return problem
@@ -193,15 +200,25 @@ def collect_access(fs: RootFS) -> AccessFacts:
     passwd = fs.read_text("/etc/passwd", 16 * 1024 * 1024)
     entries = passwd_entries(passwd) if isinstance(passwd, str) else []
     pwquality = fs.read_text("/etc/security/pwquality.conf", 256 * 1024)
-    quality: Maybe[dict[str, str]] = pwquality if isinstance(pwquality, Unavailable) else key_values(pwquality, "=")
+    quality_lines: dict[str, int] = {}
+    quality: Maybe[dict[str, str]] = pwquality if isinstance(pwquality, Unavailable) else key_values(pwquality, "=", quality_lines)
+    minlen_at = SourceLine("/etc/security/pwquality.conf", quality_lines["minlen"]) if "minlen" in quality_lines else None
     if isinstance(quality, dict):
         listing = fs.listdir("/etc/security/pwquality.conf.d")
         for name in listing if isinstance(listing, list) else []:
             if name.endswith(".conf"):
                 text = fs.read_text(f"/etc/security/pwquality.conf.d/{name}", 256 * 1024)
                 if isinstance(text, str):
-                    quality.update(key_values(text, "="))
+                    dropin_lines: dict[str, int] = {}
+                    quality.update(key_values(text, "=", dropin_lines))
+                    if "minlen" in dropin_lines:
+                        minlen_at = SourceLine(f"/etc/security/pwquality.conf.d/{name}", dropin_lines["minlen"])
     defs = fs.read_text("/etc/login.defs", 256 * 1024)
+    defs_lines: dict[str, int] = {}
+    rule_lines: dict[str, SourceLine] = {}
+    lines = {"/etc/shadow": entry_lines(shadow) if isinstance(shadow, str) else {},
+             "/etc/passwd": entry_lines(passwd, uid=0) if isinstance(passwd, str) else {},
+             "/etc/login.defs": defs_lines}
     return AccessFacts(
         ssh=collect_ssh(fs),
         pam={service: collect_pam(fs, service) for service in ("sshd", "sudo")},
@@ -210,7 +227,10 @@ def collect_access(fs: RootFS) -> AccessFacts:
         uid0=[user for user, uid, _ in entries if uid == 0],
         nopasswd_all=_sudo_rules(fs),
         pwquality=quality,
-        login_defs=defs if isinstance(defs, Unavailable) else key_values(defs),
-        password_modules=collect_password_stack(fs),
+        login_defs=defs if isinstance(defs, Unavailable) else key_values(defs, lines=defs_lines),
+        password_modules=collect_password_stack(fs, rule_lines),
+        lines={path: found for path, found in lines.items() if found},
+        password_rules=rule_lines,
+        pwquality_minlen_at=minlen_at,
     )
 

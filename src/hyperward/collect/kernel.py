@@ -7,6 +7,7 @@ import re
 from ..facts import (
     VULN_DIR,
     CmdlineSource,
+    SourceLine,
     CpuFacts,
     KernelFacts,
     KsmFacts,
@@ -17,7 +18,7 @@ from ..facts import (
     SmtFacts,
 )
 from ..model import Unavailable, is_missing
-from ..parsers.cmdline import parse_cmdline, parse_grub_defaults
+from ..parsers.cmdline import grub_token_lines, parse_cmdline, parse_grub_defaults
 from ..parsers.config_files import parse_cpuinfo, parse_modprobe
 from .fs import RootFS
 from .grub import grub_defaults
@@ -44,12 +45,18 @@ def collect_cmdlines(fs: RootFS) -> list[CmdlineSource]:
     if grub.main_error is not None:
         out.append(CmdlineSource(grub.main_error.path, False, grub.main_error))
     if grub.files:
-        out.append(CmdlineSource(grub.label, False, parse_grub_defaults(grub.files)))
+        origins = {token: SourceLine(*where) for token, where in grub_token_lines(grub.files).items()}
+        out.append(CmdlineSource(grub.label, False, parse_grub_defaults(grub.files), origins))
 
     kernel_cmdline = fs.read_text("/etc/kernel/cmdline", CMDLINE_LIMIT)
     if not is_missing(kernel_cmdline):
         tokens = kernel_cmdline if isinstance(kernel_cmdline, Unavailable) else parse_cmdline(kernel_cmdline)
-        out.append(CmdlineSource("/etc/kernel/cmdline", False, tokens))
+        written = [] if isinstance(kernel_cmdline, Unavailable) else [
+            (number, line) for number, line in enumerate(kernel_cmdline.splitlines(), 1) if line.strip()]
+        # kernel-install joins the file into one line; a token's line is certain only when there is one
+        origins = ({t: SourceLine("/etc/kernel/cmdline", written[0][0]) for t in tokens}
+                   if len(written) == 1 and isinstance(tokens, list) else {})
+        out.append(CmdlineSource("/etc/kernel/cmdline", False, tokens, origins))
     return out
 
 

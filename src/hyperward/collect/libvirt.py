@@ -23,6 +23,7 @@ from ..facts import (
     PolkitRule,
     QemuProcess,
     SocketUnit,
+    SourceLine,
     TlsCertificate,
 )
 from ..model import Unavailable, is_missing
@@ -50,7 +51,7 @@ from ..parsers.proc import (
     split_cmdline,
     status_fields,
 )
-from ..parsers.systemd import last, parse_unit
+from ..parsers.systemd import key_lines, last, parse_unit
 from ..records import frozen
 from . import libvirt_api
 from .fs import RootFS
@@ -118,7 +119,7 @@ def _socket_units(fs: RootFS) -> list[SocketUnit]:
     units = []
     for name in SOCKET_UNITS:
         main_path: str | None = None
-        texts: list[str] = []
+        texts: list[tuple[str, str]] = []
         for directory in UNIT_DIRS:
             path = f"{directory}/{name}"
             if fs.is_masked_unit(path):
@@ -126,7 +127,7 @@ def _socket_units(fs: RootFS) -> list[SocketUnit]:
                 continue
             text = fs.read_text(path, 256 * 1024)
             if isinstance(text, str):
-                main_path, texts = path, [text]
+                main_path, texts = path, [(path, text)]
         if main_path is None:
             continue
         masked = any(fs.is_masked_unit(f"{d}/{name}") for d in ("/etc/systemd/system", "/run/systemd/system"))
@@ -139,8 +140,9 @@ def _socket_units(fs: RootFS) -> list[SocketUnit]:
         for _, path in sorted(dropins):
             text = fs.read_text(path, 256 * 1024)
             if isinstance(text, str):
-                texts.append(text)
-        unit = parse_unit(texts)
+                texts.append((path, text))
+        unit = parse_unit([text for _, text in texts])
+        mode_at = key_lines(texts).get(("Socket", "SocketMode"))
         units.append(SocketUnit(
             name=name,
             path=main_path,
@@ -149,6 +151,7 @@ def _socket_units(fs: RootFS) -> list[SocketUnit]:
             socket_group=last(unit, "Socket", "SocketGroup"),
             enabled=name in wants and not masked,
             masked=masked,
+            socket_mode_at=SourceLine(*mode_at) if mode_at else None,
         ))
     return units
 

@@ -134,17 +134,17 @@ def collect_audit_watches(fs: RootFS) -> Maybe[list[AuditWatch]]:
                 return text
             continue
         found = True
-        for line in text.splitlines():
+        for number, line in enumerate(text.splitlines(), 1):
             words = line.split("#", 1)[0].split()
             if "-w" in words:
                 target = words[words.index("-w") + 1] if words.index("-w") + 1 < len(words) else ""
                 perms = words[words.index("-p") + 1] if "-p" in words and words.index("-p") + 1 < len(words) else "rwxa"
-                watches.append(AuditWatch(target, perms, path))
+                watches.append(AuditWatch(target, perms, path, number))
             elif "dir=" in line or "path=" in line:
                 match = re.search(r"-F\s+(?:dir|path)=(\S+)", line)
                 perm = re.search(r"-F\s+perm=(\S+)", line)
                 if match:
-                    watches.append(AuditWatch(match.group(1), perm.group(1) if perm else "rwxa", path))
+                    watches.append(AuditWatch(match.group(1), perm.group(1) if perm else "rwxa", path, number))
     return watches if found else Unavailable("/etc/audit/rules.d", "missing", "no audit rules (auditd not installed)")
 
 

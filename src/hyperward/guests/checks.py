@@ -29,7 +29,9 @@ SINGLE_TENANT_LOW = {"single-tenant": Severity.LOW}
 #: host directories a guest must never see (a share of / or of a parent of these counts too)
 SENSITIVE_DIRS = ("/", "/etc", "/root", "/home", "/boot", "/var/lib/libvirt", "/usr", "/var", "/srv", "/run", "/dev", "/proc", "/sys")
 
-Judge = Callable[[Guest], list[str] | tuple[list[str], Severity | None] | Result]
+#: a judge's verdict: problems, optionally with a severity and the `where` of the items that
+#: produced them (the first one found in the guest's lines is the finding's element and line)
+Judge = Callable[[Guest], list[str] | tuple[list[str], Severity | None] | tuple[list[str], Severity | None, list[str]] | Result]
 
 
 def _unreadable(host: HostFacts) -> list[tuple[str, Unavailable]]:
@@ -50,6 +52,18 @@ def no_guests_reason(host: HostFacts) -> str:
 def guest_details(guest: Guest) -> Details:
     """The guest a result is about, as fields: its name, its platform's id and its UUID where known."""
     return {"guest": guest.name, "guest_id": guest.id, "guest_uuid": guest.uuid, "platform": guest.platform}
+
+
+def _deciding(guest: Guest, wheres: list[str]) -> Details:
+    """The definition file and the element that decided the finding: the first of WHERES the
+    guest's definition has a line for (none: locations.py names the element of the check's kind)."""
+    if not guest.origin.startswith("/"):
+        return {}
+    for where in wheres:
+        line = guest.lines.get(where)
+        if where and line is not None:
+            return {"file": guest.origin, "element": where, "line": line}
+    return {}
 
 
 def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool] | None = None,
@@ -73,9 +87,16 @@ def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool
         if isinstance(verdict, Result):
             yield dataclasses.replace(verdict, resource=guest.label).on(guest.platform).with_details(**about)
             continue
-        problems, severity = verdict if isinstance(verdict, tuple) else (verdict, None)
+        deciding: list[str] = []
+        if isinstance(verdict, tuple) and len(verdict) == 3:
+            problems, severity, deciding = verdict
+        elif isinstance(verdict, tuple):
+            problems, severity = verdict[0], verdict[1]
+        else:
+            problems, severity = verdict, None
         if problems:
-            yield Result.fail(guest.label, "; ".join(problems), severity=severity, details={**about, "problems": problems}).on(guest.platform)
+            yield Result.fail(guest.label, "; ".join(problems), severity=severity,
+                              details={**about, **_deciding(guest, deciding), "problems": problems}).on(guest.platform)
         else:
             yield Result.passed(guest.label, details=about).on(guest.platform)
     if not judged and not bad:
@@ -154,7 +175,8 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
     def uses(g: Guest) -> bool:
         return g.kind == "vm" and any(d.kind in ("pci", "hostdev-net") for d in g.devices)
 
-    def judge(g: Guest) -> list[str] | Result:
+    def judge(g: Guest) -> tuple[list[str], Severity | None, list[str]] | list[str] | Result:
+        passing = [d.where for d in g.devices if d.kind in ("pci", "hostdev-net")]
         if g.platform == "esxi":
             return Result.passed(g.label, "ESXi assigns DirectPath I/O devices only through the host's IOMMU "
                                           "(VT-d/AMD-Vi): it refuses passthrough without one")
@@ -167,13 +189,13 @@ def passthrough_iommu(host: HostFacts) -> Iterator[Result]:
             passed = ", ".join(dma_devices(g)) or "a device"
             if state is None:
                 return Result.not_applicable(f"passes through {passed}; {why}")
-            return [f"passes through {passed} but {why}"]
+            return [f"passes through {passed} but {why}"], None, passing
         if active:
             return []
         if isinstance(groups, Unavailable) and groups.kind != "missing":
             return [f"IOMMU state unknown ({groups.describe()})"]
         devices = dma_devices(g) or ["hostdev network interface"]
-        return [f"passes through {', '.join(devices)} but /sys/kernel/iommu_groups is empty: no IOMMU"]
+        return [f"passes through {', '.join(devices)} but /sys/kernel/iommu_groups is empty: no IOMMU"], None, passing
 
     yield from each_guest(host, judge, applies=uses, none_reason="no guest has a PCI device passed through")
 
@@ -231,10 +253,12 @@ def shared_folders(host: HostFacts) -> Iterator[Result]:
     with a root QEMU (or a privileged container) writes files as root. The fix names what the
     installed libvirt can do: before 11.0 a virtiofs share cannot be read-only."""
 
-    def judge(g: Guest) -> tuple[list[str], Severity | None]:
+    def judge(g: Guest) -> tuple[list[str], Severity | None, list[str]]:
         problems: list[str] = []
         severity = None
+        deciding: list[str] = []
         for share in g.shared_directories:
+            before = len(problems)
             src = share.host_path.rstrip("/") or "/"
             name = f"{src} -> {share.guest_tag or '?'}"
             if any(src == s or s.startswith(src + "/") or (src == "/" and s) for s in SENSITIVE_DIRS):
@@ -247,7 +271,9 @@ def shared_folders(host: HostFacts) -> Iterator[Result]:
                 what = f"accessmode {share.mode}" if share.mode else "host-side access"
                 problems.append(f"{name}: {what} with {'QEMU running as root' if g.kind == 'vm' else 'root on the host'}")
                 severity = Severity.CRITICAL
-        return problems, severity
+            if len(problems) > before:
+                deciding.append(share.where)
+        return problems, severity, deciding
 
     guests = {g.label: g for g in host.guests}
     for result in each_guest(host, judge, applies=lambda g: bool(g.shared_directories), none_reason="no guest shares a host directory"):
@@ -332,23 +358,25 @@ def console_auth(host: HostFacts) -> Iterator[Result]:
         if extra is not None:
             yield from (r.on(name) for r in extra(facts))
 
-    def exposed_consoles(g: Guest) -> list[tuple[str, list[str], list[str], bool | None, bool | None]]:
+    def exposed_consoles(g: Guest) -> list[tuple[str, list[str], list[str], bool | None, bool | None, str]]:
         out = []
         for c in g.consoles:
             if c.kind not in ("vnc", "spice") or c.listen is None:
                 continue
             exposed = [a for a in c.listen if not is_loopback(a)]
             if exposed:
-                out.append((c.kind, exposed, c.auth, c.tls, c.tls_verify))
+                out.append((c.kind, exposed, c.auth, c.tls, c.tls_verify, c.where))
         return out
 
-    def judge(g: Guest) -> tuple[list[str], Severity | None]:
+    def judge(g: Guest) -> tuple[list[str], Severity | None, list[str]]:
         problems: list[str] = []
         worst: Severity | None = None
-        for kind, exposed, auth, tls, verify in exposed_consoles(g):
+        deciding: list[str] = []
+        for kind, exposed, auth, tls, verify, element in exposed_consoles(g):
             where = f"{kind.upper()} on {', '.join(exposed)}"
             if (tls and verify) or "sasl" in auth:
                 continue
+            deciding.append(element)
             if tls:
                 problems.append(f"{where}: TLS without client certificate verification")
                 worst = worst or Severity.MEDIUM
@@ -358,7 +386,7 @@ def console_auth(host: HostFacts) -> Iterator[Result]:
             else:
                 problems.append(f"{where}: no password, no TLS")
                 worst = Severity.CRITICAL
-        return problems, worst
+        return problems, worst, deciding
 
     yield from each_guest(host, judge, applies=lambda g: any(c.kind in ("vnc", "spice") and c.listen is not None for c in g.consoles),
                           none_reason="no guest has a VNC or SPICE console of its own")
@@ -372,8 +400,9 @@ def network_chardevs(host: HostFacts) -> Iterator[Result]:
     """A serial console or channel on TCP/UDP (or telnet) is an unauthenticated shell prompt or
     agent channel for whoever reaches the port."""
 
-    def judge(g: Guest) -> list[str]:
+    def judge(g: Guest) -> tuple[list[str], Severity | None, list[str]]:
         problems = []
+        deciding = []
         for c in g.network_chardevs:
             if c.host is None or is_loopback(c.host):
                 continue
@@ -381,7 +410,8 @@ def network_chardevs(host: HostFacts) -> Iterator[Result]:
                 continue
             proto = f" ({c.protocol})" if c.protocol and c.protocol != "raw" else ""
             problems.append(f"{c.kind} {c.transport}{proto} on {c.host}:{c.port or '?'} without TLS")
-        return problems
+            deciding.append(c.where)
+        return problems, None, deciding
 
     yield from each_guest(host, judge)
 
@@ -396,9 +426,9 @@ def nic_anti_spoofing(host: HostFacts) -> Iterator[Result]:
     bridge. A NIC whose filtering the platform cannot tell (unreadable filter definitions) fails
     with the reason: a filter that cannot be read is not evidence of one."""
 
-    def judge(g: Guest) -> list[str]:
-        return [n.why or f"{n.name or n.mac or 'NIC'}: no anti-spoofing" for n in g.nics
-                if n.attachment in ("bridge", "network", "ethernet") and n.anti_spoofing is not True]
+    def judge(g: Guest) -> tuple[list[str], Severity | None, list[str]]:
+        bad = [n for n in g.nics if n.attachment in ("bridge", "network", "ethernet") and n.anti_spoofing is not True]
+        return [n.why or f"{n.name or n.mac or 'NIC'}: no anti-spoofing" for n in bad], None, [n.where for n in bad]
 
     yield from each_guest(host, judge, applies=lambda g: any(n.attachment in ("bridge", "network", "ethernet") for n in g.nics),
                           none_reason="no bridged, NAT or ethernet interface in any guest")
@@ -466,10 +496,12 @@ def raw_block_devices(host: HostFacts) -> Iterator[Result]:
     mounts = host.hardware.mounts
     mounted = [m for m in mounts if m.source.startswith("/dev/")] if isinstance(mounts, list) else []
 
-    def judge(g: Guest) -> list[str] | Result:
+    def judge(g: Guest) -> tuple[list[str], Severity | None, list[str]] | Result:
         problems: list[str] = []
         block: list[str] = []
+        deciding: list[str] = []
         for dev in g.devices:
+            before = len(problems)
             name = dev.target or dev.host_id or "disk"
             if dev.kind == "block" and dev.host_id:
                 block.append(dev.host_id)
@@ -484,14 +516,16 @@ def raw_block_devices(host: HostFacts) -> Iterator[Result]:
             problems.extend(f"{name}: {note}" for note in dev.notes)
             if dev.kind == "scsi":
                 problems.append(f"SCSI host device {dev.host_id or ''} assigned".strip())
+            if len(problems) > before:
+                deciding.append(dev.where)
         if problems:
-            return problems
+            return problems, None, deciding
         if block and isinstance(mounts, Unavailable):
             return Result.not_applicable(
                 f"passes host block device {', '.join(block)}; whether the host mounts it is unknown ({mounts.describe()})")
         if block:
             return Result.passed(g.label, f"host block device {', '.join(block)}: neither it nor a partition of it is mounted on the host")
-        return []
+        return [], None, []
 
     yield from each_guest(host, judge)
 

@@ -37,6 +37,9 @@ class Console:
     tls: bool | None = None
     tls_verify: bool | None = None
     source: str = ""
+    #: where in the guest's definition this item is, as a key of Guest.lines ("devices/graphics[2]",
+    #: Proxmox's "net1"): a finding about it names that element's line
+    where: str = ""
 
 
 @frozen
@@ -53,6 +56,9 @@ class SharedDirectory:
     as_root: bool | None = None
     #: the transport where the platform names one (libvirt: "virtiofs", "path"/"handle" for 9p)
     driver: str | None = None
+    #: where in the guest's definition this item is, as a key of Guest.lines ("devices/graphics[2]",
+    #: Proxmox's "net1"): a finding about it names that element's line
+    where: str = ""
 
 
 @frozen
@@ -67,6 +73,9 @@ class PassedDevice:
     #: the guest-side name (vdb, hostpci0) and the platform's words for each raw-access setting
     target: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: where in the guest's definition this item is, as a key of Guest.lines ("devices/graphics[2]",
+    #: Proxmox's "net1"): a finding about it names that element's line
+    where: str = ""
 
 
 @frozen
@@ -105,6 +114,9 @@ class GuestNic:
     #: the platform's name for the NIC (vnet3, net0) and, when anti_spoofing is not True, why
     name: str | None = None
     why: str | None = None
+    #: where in the guest's definition this item is, as a key of Guest.lines ("devices/graphics[2]",
+    #: Proxmox's "net1"): a finding about it names that element's line
+    where: str = ""
 
 
 @frozen
@@ -118,6 +130,9 @@ class NetworkChardev:
     tls: bool | None
     #: "tcp" or "udp"
     transport: str = "tcp"
+    #: where in the guest's definition this item is, as a key of Guest.lines ("devices/graphics[2]",
+    #: Proxmox's "net1"): a finding about it names that element's line
+    where: str = ""
 
 
 @frozen

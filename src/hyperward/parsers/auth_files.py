@@ -10,9 +10,21 @@ MFA_MODULES = ("pam_u2f", "pam_google_authenticator", "pam_oath", "pam_duo", "pa
 
 def pam_lines(text: str) -> list[tuple[str, str, str, str]]:
     """(type, control, module, args) for each rule; "@include NAME" as ("@include", "", NAME, "")."""
+    return [entry for entry, _ in _pam_entries(text)]
+
+
+def pam_line_numbers(text: str) -> list[int]:
+    """The line each of pam_lines' entries starts on (a continued rule: its first line)."""
+    return [number for _, number in _pam_entries(text)]
+
+
+def _pam_entries(text: str) -> list[tuple[tuple[str, str, str, str], int]]:
     out = []
     pending = ""
-    for raw in text.splitlines():
+    start = 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not pending:
+            start = number
         line = pending + raw.split("#", 1)[0].rstrip()
         pending = ""
         if line.endswith("\\"):
@@ -24,12 +36,12 @@ def pam_lines(text: str) -> list[tuple[str, str, str, str]]:
         if line.startswith("@include"):
             parts = line.split()
             if len(parts) > 1:
-                out.append(("@include", "", parts[1], ""))
+                out.append((("@include", "", parts[1], ""), start))
             continue
         match = re.match(r"-?(\w+)\s+(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)", line)
         if match:
             kind, control, module, args = match.groups()
-            out.append((kind.lower(), control, module.rsplit("/", 1)[-1].removesuffix(".so"), args))
+            out.append(((kind.lower(), control, module.rsplit("/", 1)[-1].removesuffix(".so"), args), start))
     return out
 
 
@@ -58,6 +70,20 @@ def shadow_schemes(text: str) -> dict[str, str]:
         parts = line.split(":")
         if len(parts) >= 2 and parts[0]:
             out[parts[0]] = hash_scheme(parts[1])
+    return out
+
+
+def entry_lines(text: str, uid: int | None = None) -> dict[str, int]:
+    """name -> line of its entry in a colon file (/etc/shadow, /etc/passwd), the last entry winning
+    as in shadow_schemes; with UID, only /etc/passwd entries with that UID."""
+    out = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split(":")
+        if not parts[0] or len(parts) < 2:
+            continue
+        if uid is not None and not (len(parts) >= 7 and parts[2].lstrip("-").isdigit() and int(parts[2]) == uid):
+            continue
+        out[parts[0]] = number
     return out
 
 
@@ -105,10 +131,11 @@ def sudoers_includes(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def key_values(text: str, separator: str | None = None) -> dict[str, str]:
-    """pwquality.conf (`key = value`) and login.defs (`KEY value`)."""
+def key_values(text: str, separator: str | None = None, lines: dict[str, int] | None = None) -> dict[str, str]:
+    """pwquality.conf (`key = value`) and login.defs (`KEY value`). LINES, when given, receives
+    each key's line (the last one, which wins)."""
     out = {}
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -118,4 +145,6 @@ def key_values(text: str, separator: str | None = None) -> dict[str, str]:
             parts = line.split(None, 1)
             key, value = parts[0], parts[1] if len(parts) > 1 else ""
         out[key.strip()] = value.strip()
+        if lines is not None:
+            lines[key.strip()] = number
     return out

@@ -66,6 +66,51 @@ def grub_variables(files: list[tuple[str, str]], names: tuple[str, ...]) -> dict
     return env
 
 
+_PLACEHOLDER = re.compile("\x00(\\w+)\x00")
+
+
+def grub_token_lines(files: list[tuple[str, str]]) -> dict[str, tuple[str, int]]:
+    """token -> (file, line) of the GRUB_CMDLINE_LINUX* assignment that wrote each parameter of a
+    normal boot entry, following the same sourcing and $VAR expansion as grub_variables, so a
+    parameter carried forward by "$GRUB_CMDLINE_LINUX ..." keeps the line that first wrote it. A
+    token whose origin is ambiguous (a variable glued into a word, quotes that regroup words, the
+    same token twice from different lines) gets no line rather than a guessed one."""
+    env: dict[str, list[tuple[str, tuple[str, int] | None]]] = {name: [] for name in LINUX_VARIABLES}
+    for path, text in files:
+        for number, line in enumerate(text.splitlines(), 1):
+            match = _GRUB_ASSIGN.match(line)
+            if not match or match.group(1) not in env:
+                continue
+            name, raw = match.groups()
+            marked = _VAR.sub(lambda m: f"\x00{m.group(1) or m.group(2)}\x00", raw)
+            try:
+                words = shlex.split(marked, comments=True)
+            except ValueError:
+                words = marked.strip("\"'").split()
+            value: list[tuple[str, tuple[str, int] | None]] = []
+            for piece in (p for word in words for p in word.split()):
+                whole = _PLACEHOLDER.fullmatch(piece)
+                if whole:
+                    value.extend(env.get(whole.group(1), []))
+                elif _PLACEHOLDER.search(piece):
+                    expanded = _PLACEHOLDER.sub(lambda m: " ".join(w for w, _ in env.get(m.group(1), [])), piece)
+                    value.extend((w, None) for w in expanded.split())
+                else:
+                    value.append((piece, (path, number)))
+            env[name] = value
+    joined = env["GRUB_CMDLINE_LINUX"] + env["GRUB_CMDLINE_LINUX_DEFAULT"]
+    if parse_cmdline(" ".join(w for w, _ in joined)) != [w for w, _ in joined]:
+        return {}
+    out: dict[str, tuple[str, int]] = {}
+    ambiguous: set[str] = set()
+    for word, origin in joined:
+        if origin is None or (word in out and out[word] != origin):
+            ambiguous.add(word)
+        else:
+            out[word] = origin
+    return {word: origin for word, origin in out.items() if word not in ambiguous}
+
+
 def parse_grub_defaults(files: list[tuple[str, str]]) -> list[str]:
     """The kernel parameters GRUB's defaults produce for a normal boot entry.
 

@@ -277,21 +277,40 @@ def _qemu_passthrough(root: ET.Element) -> list[str]:
 
 
 def element_lines(text: str | bytes) -> dict[str, int]:
-    """Element path under <domain> -> line of its first occurrence. A second, event-only pass with
-    expat (ElementTree keeps no line numbers); run only on text _parse already accepted, which has
-    no DTD and so no entity to expand."""
+    """Element path under <domain> -> line of its first occurrence, and each device (a child of
+    <devices>) by its XPath position among its kind: "devices/graphics[2]" is the second <graphics>,
+    "devices/interface[2]/vlan" the first <vlan> inside the second <interface>, so a finding names
+    the element that decided it. A second, event-only pass with expat (ElementTree keeps no line
+    numbers); run only on text _parse already accepted, which has no DTD and so no entity to expand."""
     lines: dict[str, int] = {}
-    stack: list[str] = []
+    # per open element: its path under <domain> ("" for <domain> itself, None outside the
+    # definition: the <domstatus> wrapper and its other children) and its indexed device path
+    paths: list[tuple[str | None, str]] = []
+    devices: dict[str, int] = {}
     parser = xml.parsers.expat.ParserCreate()
 
     def start(tag: str, _attrs: object) -> None:
-        stack.append(tag)
-        inner = stack[2:] if stack[0] == "domstatus" else stack[1:]
-        if inner and (stack[0] != "domstatus" or stack[1] == "domain"):
-            lines.setdefault("/".join(inner), parser.CurrentLineNumber)
+        if not paths:
+            paths.append((None if tag == "domstatus" else "", ""))
+            return
+        parent, parent_device = paths[-1]
+        if parent is None:
+            paths.append(("" if len(paths) == 1 and tag == "domain" else None, ""))
+            return
+        path = f"{parent}/{tag}" if parent else tag
+        number = parser.CurrentLineNumber
+        lines.setdefault(path, number)
+        if parent == "devices":
+            devices[tag] = devices.get(tag, 0) + 1
+            device = f"devices/{tag}[{devices[tag]}]"
+        else:
+            device = f"{parent_device}/{tag}" if parent_device else ""
+        if device:
+            lines.setdefault(device, number)
+        paths.append((path, device))
 
     parser.StartElementHandler = start
-    parser.EndElementHandler = lambda _tag: stack.pop()
+    parser.EndElementHandler = lambda _tag: paths.pop()
     try:
         parser.Parse(text, True)
     except xml.parsers.expat.ExpatError:

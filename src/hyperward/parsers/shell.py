@@ -15,10 +15,12 @@ class ShellQuoteError(ValueError):
     """An assignment whose quotes do not close."""
 
 
-def assignments(text: str, keep: Callable[[str], bool] = lambda _name: True) -> dict[str, str]:
-    """The variables the file sets (the last assignment wins), those `keep` accepts only."""
+def assignments(text: str, keep: Callable[[str], bool] = lambda _name: True,
+                lines: dict[str, int] | None = None) -> dict[str, str]:
+    """The variables the file sets (the last assignment wins), those `keep` accepts only. LINES,
+    when given, receives the line of each variable's winning assignment."""
     out: dict[str, str] = {}
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         match = _ASSIGN.match(raw.strip())
         if not match or not keep(match.group(1)):
             continue
@@ -27,4 +29,6 @@ def assignments(text: str, keep: Callable[[str], bool] = lambda _name: True) -> 
         except ValueError:
             raise ShellQuoteError(f"unbalanced quotes in {match.group(1)}") from None
         out[match.group(1)] = " ".join(words)
+        if lines is not None:
+            lines[match.group(1)] = number
     return out

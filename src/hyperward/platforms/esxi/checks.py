@@ -83,11 +83,33 @@ def each_vm(facts: EsxiFacts, judge: VmJudge, *, applies: Callable[[EsxiVm], boo
         if isinstance(verdict, Result):
             yield dataclasses.replace(verdict, resource=label).with_details(**_vm_details(vm))
         elif verdict:
-            yield Result.fail(label, "; ".join(verdict), details={**_vm_details(vm), "problems": verdict})
+            yield Result.fail(label, "; ".join(verdict), details={**_vm_details(vm), **_vmx_line(vm, verdict), "problems": verdict})
         else:
             yield Result.passed(label, details=_vm_details(vm))
     if not judged and not bad:
         yield Result.not_applicable(none_reason)
+
+
+#: the key or device prefix a problem starts with: "mks.enable3d = TRUE", "scsi0:1: independent-..."
+_LEADING_KEY = re.compile(r"^(\S+?)(?=: |\s|$)")
+
+
+def _vmx_line(vm: EsxiVm, problems: list[str]) -> dict[str, Any]:
+    """The .vmx file and the line of the key the first problem names ("isolation.tools.copy.disable
+    = FALSE"; "scsi0:1: independent-..." for its .mode, "serial0: ..." for serial0.present); only a
+    key the file really has, never a guess: a problem about a missing key names the file alone.
+    VMs read from vSphere have no file."""
+    if vm.source != "vmx":
+        return {}
+    for problem in problems:
+        match = _LEADING_KEY.match(problem)
+        if not match:
+            continue
+        word = match.group(1).lower()
+        for key in (word, f"{word}.mode", f"{word}.present"):
+            if key in vm.lines:
+                return {"file": vm.origin, "line": vm.lines[key], "key": key}
+    return {"file": vm.origin}
 
 
 #: how VMware spells the keys judged (the facts keep them lower-cased, as VMware compares them)

@@ -75,6 +75,8 @@ class EsxiVm:
     vbs: bool | None = None
     #: guest.toolsVersionStatus2 as the API names it (guestToolsCurrent, guestToolsTooOld, ...)
     tools_status: str | None = None
+    #: lower-cased .vmx key -> its line (offline .vmx files only)
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 @frozen

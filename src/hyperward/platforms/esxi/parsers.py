@@ -46,6 +46,8 @@ class Dictionary:
     conflicts: dict[str, list[str]] = field(default_factory=dict)
     ignored_lines: int = 0
     encoding: str = "UTF-8"
+    #: lower-cased name -> line of its last occurrence (the one VMware uses)
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 def unescape(value: str) -> str:
@@ -103,9 +105,13 @@ def parse_dictionary_text(text: str, encoding: str = "UTF-8") -> Dictionary:
     values: dict[str, str] = {}
     names: dict[str, str] = {}
     seen: dict[str, list[str]] = {}
+    lines: dict[str, int] = {}
     matched = 0
+    line, counted = 1, 0
     for match in _LINES.finditer(text):
         matched += 1
+        line += text.count("\n", counted, match.start())
+        counted = match.start()
         name, quoted, bare = match.groups()
         raw = quoted if quoted is not None else bare
         key = name.lower()
@@ -114,9 +120,10 @@ def parse_dictionary_text(text: str, encoding: str = "UTF-8") -> Dictionary:
             seen.setdefault(key, [values[key]]).append(value)
         values[key] = value
         names[key] = name
+        lines[key] = line
     ignored = len(_CONTENT.findall(text)) - matched
     conflicts = {k: v for k, v in seen.items() if len(set(v)) > 1}
-    return Dictionary(values, names, conflicts, ignored, encoding)
+    return Dictionary(values, names, conflicts, ignored, encoding, lines)
 
 
 def declared_encoding(data: bytes) -> str | None:

@@ -110,4 +110,5 @@ def vm_from_vmx(d: Dictionary, path: str) -> EsxiVm:
         ignored_lines=d.ignored_lines,
         template=is_true(c.get("templatevm")) is True,
         guest_id=c.get("guestos"),
+        lines=dict(d.lines),
     )

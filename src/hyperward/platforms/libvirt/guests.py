@@ -112,22 +112,26 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
     if d.firmware_features.get("secure-boot") == "no":
         secure = False
     enrolled = None if not secure else d.firmware_features.get("enrolled-keys") != "no"
-    consoles = [_console(g, settings, defaults) for g in d.graphics if g.type in ("vnc", "spice")]
+    consoles = [dataclasses.replace(_console(g, settings, defaults), where=f"devices/graphics[{n}]")
+                for n, g in enumerate(d.graphics, 1) if g.type in ("vnc", "spice")]
     if readable is None:
         # qemu.conf unreadable: listen addresses, TLS and SASL that rest on it are unknown
         consoles = [dataclasses.replace(c, listen=None, tls=None, tls_verify=None) for c in consoles]
     spice = [g for g in d.graphics if g.type == "spice"]
     chardev_tls = _flag(settings.get("chardev_tls", QEMU_CONF_DEFAULTS.get("chardev_tls", 0)))
     network_chardevs = []
+    seen_of: dict[str, int] = {}
     for c in d.chardevs:
+        seen_of[c.element] = seen_of.get(c.element, 0) + 1
         if c.type not in ("tcp", "udp"):
             continue
         host_addr = c.host if c.host else ("0.0.0.0" if c.mode == "bind" or c.type == "udp" else None)
         tls = c.type == "tcp" and c.tls != "no" and (c.tls == "yes" or chardev_tls)
-        network_chardevs.append(NetworkChardev(c.element, host_addr, c.service, c.protocol, tls, c.type))
+        network_chardevs.append(NetworkChardev(c.element, host_addr, c.service, c.protocol, tls, c.type,
+                                               where=f"devices/{c.element}[{seen_of[c.element]}]"))
     hostdev_nets = {n.name for n in facts.networks if not isinstance(n, Unavailable) and n.forward_mode == "hostdev"}
     nics = []
-    for i in d.interfaces:
+    for number, i in enumerate(d.interfaces, 1):
         name = i.target_dev or i.mac or i.source or "interface"
         why = None
         anti: bool | None = None
@@ -143,17 +147,18 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
             else:
                 anti = True
         nics.append(GuestNic(i.type, i.source, i.mac, anti, i.filterref, trusted=i.trust_guest_rx_filters,
-                             host_device=i.source if i.type in ("direct", "hostdev") else None, name=name, why=why))
+                             host_device=i.source if i.type in ("direct", "hostdev") else None, name=name, why=why,
+                             where=f"devices/interface[{number}]"))
     devices = []
-    for disk in d.disks:
+    for number, disk in enumerate(d.disks, 1):
         raw = [note for note, on in (("rawio='yes'", disk.rawio == "yes"), ("sgio='unfiltered'", disk.sgio == "unfiltered"))
                if on and disk.device == "lun"]
         if (disk.type == "block" and disk.source) or raw:
             devices.append(PassedDevice("block" if disk.type == "block" and disk.source else "lun",
                                         disk.source if disk.type == "block" else None, bool(raw),
-                                        disk.target or disk.source or "disk", raw))
-    devices += [PassedDevice(h.type or "unknown", h.address) for h in d.hostdevs]
-    devices += [PassedDevice("hostdev-net", i.source) for i in d.interfaces
+                                        disk.target or disk.source or "disk", raw, where=f"devices/disk[{number}]"))
+    devices += [PassedDevice(h.type or "unknown", h.address, where=f"devices/hostdev[{n}]") for n, h in enumerate(d.hostdevs, 1)]
+    devices += [PassedDevice("hostdev-net", i.source, where=f"devices/interface[{n}]") for n, i in enumerate(d.interfaces, 1)
                 if i.type == "hostdev" or (i.type == "network" and i.source in hostdev_nets)]
     nested_features = [n for n in ("vmx", "svm") if d.cpu_features.get(n) in ("require", "force", "optional")]
     disabled = any(d.cpu_features.get(n) in ("disable", "forbid") for n in ("vmx", "svm"))
@@ -179,8 +184,8 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
         consoles=consoles,
         shared_directories=[SharedDirectory(fs.source or "/", fs.target, not fs.readonly, fs.accessmode or "passthrough",
                                             None if root_qemu is None else (fs.accessmode or "passthrough") == "passthrough" and root_qemu,
-                                            fs.driver)
-                            for fs in d.filesystems if fs.type in ("mount", None)],
+                                            fs.driver, where=f"devices/filesystem[{n}]")
+                            for n, fs in enumerate(d.filesystems, 1) if fs.type in ("mount", None)],
         devices=devices,
         disks=[GuestDisk(disk.source, disk.driver_type, disk.readonly, disk.shareable,
                          True if disk.encryption else (None if disk.type == "network" else False),

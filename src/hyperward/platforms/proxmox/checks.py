@@ -260,7 +260,9 @@ def api_exposure(pve: ProxmoxFacts) -> Iterator[Result]:
         return
     why = "no /etc/default/pveproxy (defaults assumed)" if not settings else "no LISTEN_IP and no allow-list"
     extra = f"; DENY_FROM only blocks {_clean(','.join(sorted(deny)))}" if deny and not deny & _ANY else ""
-    yield Result.fail(resource, f"pveproxy/spiceproxy listen on every address and accept every client: {why}{extra}")
+    deciding = next((k for k in ("LISTEN_IP", "ALLOW_FROM", "POLICY", "DENY_FROM") if k in settings), None)
+    where: Details = {"file": resource, "key": deciding} if deciding else {"file": resource}
+    yield Result.fail(resource, f"pveproxy/spiceproxy listen on every address and accept every client: {why}{extra}", details=where)
 
 
 def _user_roles_on_root(users: UserConfig) -> dict[str, list[str]]:
@@ -279,6 +281,21 @@ def _user_roles_on_root(users: UserConfig) -> dict[str, list[str]]:
 
 def _is_admin_role(users: UserConfig, role: str) -> bool:
     return role == "Administrator" or bool(ADMIN_PRIVS & set(users.roles.get(role, [])))
+
+
+USER_CFG = "/etc/pve/user.cfg"
+
+
+def _granting_acl(users: UserConfig, member: str) -> Details:
+    """The first acl: line on / that gives MEMBER (directly or through a group) an administrative
+    role: the line to change."""
+    for acl in users.acls:
+        if acl.path != "/" or not acl.line or not any(_is_admin_role(users, r) for r in acl.roles):
+            continue
+        for written in acl.members:
+            if written == member or (written.startswith("@") and member in users.groups.get(written[1:], [])):
+                return {"file": USER_CFG, "line": acl.line, "key": written}
+    return {"file": USER_CFG}
 
 
 def admin_accounts(pve: ProxmoxFacts) -> Iterator[Result]:
@@ -302,7 +319,7 @@ def admin_accounts(pve: ProxmoxFacts) -> Iterator[Result]:
         user = users.users[userid]
         admin = [r for r in roles.get(userid, []) if _is_admin_role(users, r)]
         if admin and user.enabled:
-            yield Result.fail(f"user {userid}", f"{', '.join(admin)} on /")
+            yield Result.fail(f"user {userid}", f"{', '.join(admin)} on /", details=_granting_acl(users, userid))
         else:
             yield Result.passed(f"user {userid}", "disabled" if admin else "")
     for token in users.tokens:
@@ -316,7 +333,9 @@ def admin_accounts(pve: ProxmoxFacts) -> Iterator[Result]:
             problems.append("privsep=0: the token has every right of " + token.userid
                             + (" (an administrator)" if owner_admin else ""))
         if problems:
-            yield Result.fail(resource, "; ".join(problems))
+            where: Details = _granting_acl(users, token.full_id) if admin else (
+                {"file": USER_CFG, "line": token.line, "key": token.full_id} if token.line else {"file": USER_CFG})
+            yield Result.fail(resource, "; ".join(problems), details=where)
         else:
             yield Result.passed(resource, "privilege-separated")
 
@@ -358,7 +377,8 @@ def second_factor(pve: ProxmoxFacts) -> Iterator[Result]:
             yield Result.not_applicable(f"OpenID realm {realm.realm}: a second factor at the identity provider cannot be seen", resource)
         else:
             severity = Severity.HIGH if userid == "root@pam" else None
-            yield Result.fail(resource, "no second factor (password only)", severity=severity)
+            where: Details = {"file": USER_CFG, "line": user.line, "key": userid} if user.line else {"file": USER_CFG}
+            yield Result.fail(resource, "no second factor (password only)", severity=severity, details=where)
 
 
 # --- network -----------------------------------------------------------------------------------
@@ -411,7 +431,10 @@ def corosync_crypto(pve: ProxmoxFacts) -> Iterator[Result]:
     if cipher == "none":
         problems.append("crypto_cipher none (no encryption)")
     if problems:
-        yield Result.fail(resource, "; ".join(problems))
+        # the key that set the weak value; without one, the totem block that lacks it
+        first = "crypto_hash" if hashing == "none" else "crypto_cipher"
+        deciding = first if first in cs.totem else ("secauth" if "secauth" in cs.totem else "totem")
+        yield Result.fail(resource, "; ".join(problems), details={"file": cs.path, "key": deciding})
     else:
         yield Result.passed(resource, f"crypto_cipher {_clean(cipher)}, crypto_hash {_clean(hashing)}")
 
@@ -503,7 +526,8 @@ def pbs_encryption(pve: ProxmoxFacts) -> Iterator[Result]:
             yield Result.passed(resource, "client-side encryption key present")
         else:
             where = f" ({_clean(s.server or '')}:{_clean(s.datastore or '')})" if s.server else ""
-            yield Result.fail(resource, f"no encryption key{where}: backups readable on the server")
+            at: Details = {"file": "/etc/pve/storage.cfg", "line": s.line, "key": s.id} if s.line else {"file": "/etc/pve/storage.cfg"}
+            yield Result.fail(resource, f"no encryption key{where}: backups readable on the server", details=at)
 
 
 def vzdump_coverage(pve: ProxmoxFacts) -> dict[str, list[str]]:

@@ -116,6 +116,7 @@ def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
     users = _users(tree)
     datacenter_lines: dict[str, int] = {}
     datacenter = _colon_file(tree, "datacenter.cfg", datacenter_lines)
+    pveproxy_lines: dict[str, int] = {}
     return ProxmoxFacts(
         source=source,
         store=store,
@@ -134,9 +135,10 @@ def collect(fs: RootFS | None, now: int | None = None) -> ProxmoxFacts:
         job_states=_job_states(fs),
         tasks=_tasks(fs),
         corosync=_corosync(tree),
-        pveproxy=_pveproxy(fs),
+        pveproxy=_pveproxy(fs, pveproxy_lines),
         notes=notes,
         datacenter_lines=datacenter_lines,
+        pveproxy_lines=pveproxy_lines,
     )
 
 
@@ -267,15 +269,17 @@ def _users(tree: _Tree) -> UserConfig | Unavailable:
         for member in members:
             groups_of.setdefault(member, []).append(group)
     users = {
-        uid: PveUser(uid, u["enable"] == "1", int(u["expire"]), sorted(groups_of.get(uid, [])), u["keys"] == "set")
+        uid: PveUser(uid, u["enable"] == "1", int(u["expire"]), sorted(groups_of.get(uid, [])), u["keys"] == "set",
+                     parsed.lines.get(f"user:{uid}", 0))
         for uid, u in parsed.users.items()
     }
     return UserConfig(
         users=users,
-        tokens=[PveToken(u, t, privsep, expire) for u, t, privsep, expire in parsed.tokens],
+        tokens=[PveToken(u, t, privsep, expire, parsed.lines.get(f"token:{u}!{t}", 0)) for u, t, privsep, expire in parsed.tokens],
         groups=parsed.groups,
         roles=parsed.roles,
-        acls=[PveAcl(path, propagate, members, roles) for propagate, path, members, roles in parsed.acls],
+        acls=[PveAcl(path, propagate, members, roles, line)
+              for (propagate, path, members, roles), line in zip(parsed.acls, parsed.acl_lines, strict=True)],
         pools=parsed.pools,
     )
 
@@ -313,8 +317,9 @@ def _storage(tree: _Tree) -> list[PveStorage] | Unavailable:
     text = tree.text("storage.cfg")
     if isinstance(text, Unavailable):
         return text
+    section_lines: dict[str, int] = {}
     try:
-        sections = parsers.parse_section_config(text)
+        sections = parsers.parse_section_config(text, section_lines)
     except parsers.ParseError as exc:
         return Unavailable(f"{PVE_DIR}/storage.cfg", "invalid", str(exc))
     keys = tree.listdir("priv/storage")
@@ -332,7 +337,7 @@ def _storage(tree: _Tree) -> list[PveStorage] | Unavailable:
             id=sid, type=kind, content=parsers.split_list(props.get("content", "")),
             disabled=parsers.as_bool(props.get("disable"), False),
             server=props.get("server"), datastore=props.get("datastore"),
-            encryption_key=encryption,
+            encryption_key=encryption, line=section_lines.get(sid, 0),
         ))
     return out
 
@@ -422,18 +427,19 @@ def _corosync(tree: _Tree) -> CorosyncFacts | Unavailable:
     text = tree.text("corosync.conf")
     if isinstance(text, Unavailable):
         return text
+    lines: dict[str, int] = {}
     try:
-        totem, nodes, interfaces = parsers.parse_corosync(text)
+        totem, nodes, interfaces = parsers.parse_corosync(text, lines)
     except parsers.ParseError as exc:
         return Unavailable(f"{PVE_DIR}/corosync.conf", "invalid", str(exc))
-    return CorosyncFacts(f"{PVE_DIR}/corosync.conf", totem, nodes, interfaces)
+    return CorosyncFacts(f"{PVE_DIR}/corosync.conf", totem, nodes, interfaces, lines)
 
 
-def _pveproxy(fs: RootFS) -> dict[str, str] | Unavailable:
+def _pveproxy(fs: RootFS, lines: dict[str, int]) -> dict[str, str] | Unavailable:
     text = fs.read_text("/etc/default/pveproxy", 256 * 1024)
     if isinstance(text, Unavailable):
         return text
     try:
-        return parsers.parse_shell_defaults(text)
+        return parsers.parse_shell_defaults(text, lines)
     except parsers.ParseError as exc:
         return Unavailable("/etc/default/pveproxy", "invalid", str(exc))

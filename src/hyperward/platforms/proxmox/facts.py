@@ -87,6 +87,8 @@ class PveUser:
     expire: int
     groups: list[str]
     legacy_keys: bool
+    #: its user: line in user.cfg (0: none, the built-in root@pam)
+    line: int = 0
 
 
 @frozen
@@ -95,6 +97,7 @@ class PveToken:
     tokenid: str
     privsep: bool
     expire: int
+    line: int = 0
 
     @property
     def full_id(self) -> str:
@@ -109,6 +112,7 @@ class PveAcl:
     propagate: bool
     members: list[str]
     roles: list[str]
+    line: int = 0
 
 
 @frozen
@@ -143,6 +147,8 @@ class PveStorage:
     server: str | None = None
     datastore: str | None = None
     encryption_key: bool | None = None
+    #: its `type: id` line in storage.cfg
+    line: int = 0
 
 
 @frozen
@@ -191,6 +197,8 @@ class CorosyncFacts:
     totem: dict[str, str]
     nodes: int
     interfaces: int
+    #: totem key (and "totem", the block) -> line
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 @frozen
@@ -221,13 +229,20 @@ class ProxmoxFacts:
     notes: list[str] = field(default_factory=list)
     #: the line of each datacenter.cfg key
     datacenter_lines: dict[str, int] = field(default_factory=dict)
+    #: the line of each /etc/default/pveproxy variable
+    pveproxy_lines: dict[str, int] = field(default_factory=dict)
 
     def source_lines(self) -> dict[str, dict[str, int]]:
-        """file -> option -> line for the firewall files and datacenter.cfg, so a finding names its line."""
+        """file -> option -> line for the firewall files, datacenter.cfg, /etc/default/pveproxy and
+        corosync.conf's totem keys, so a finding names its line."""
         files = [self.cluster_fw, *(n.host_fw for n in self.nodes), *self.guest_fw.values()]
         out = {fw.path: fw.lines for fw in files if isinstance(fw, FirewallFile) and fw.lines}
         if self.datacenter_lines:
             out["/etc/pve/datacenter.cfg"] = self.datacenter_lines
+        if self.pveproxy_lines:
+            out["/etc/default/pveproxy"] = self.pveproxy_lines
+        if isinstance(self.corosync, CorosyncFacts) and self.corosync.lines:
+            out[self.corosync.path] = self.corosync.lines
         return out
 
     def scoped_nodes(self) -> list[PveNode]:

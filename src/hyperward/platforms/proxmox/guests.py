@@ -93,21 +93,21 @@ def _args_displays(args: str) -> tuple[list[Console], list[NetworkChardev]]:
             host = None if display.startswith("unix:") else display.rsplit(":", 1)[0] or "0.0.0.0"
             auth = ["password"] if "password" in value else (["sasl"] if "sasl" in value else ["none"])
             consoles.append(Console("vnc", [host] if host else [], socket=host is None, auth=auth,
-                                    tls="tls-creds" in value, source="args"))
+                                    tls="tls-creds" in value, source="args", where="args"))
         elif opt == "-spice":
             props = dict(p.partition("=")[::2] for p in value.split(","))
             host = props.get("addr", "0.0.0.0")
             auth = ["none"] if "disable-ticketing" in value else ["password"]
-            consoles.append(Console("spice", [host], auth=auth, tls="tls-port" in props, source="args"))
+            consoles.append(Console("spice", [host], auth=auth, tls="tls-port" in props, source="args", where="args"))
         elif opt in ("-serial", "-monitor", "-qmp", "-parallel"):
             match = re.match(r"^(tcp|telnet|udp):([^:,]*):(\d+)", value)
             if match:
-                chardevs.append(NetworkChardev(opt[1:], match.group(2) or "0.0.0.0", match.group(3), match.group(1), False))
+                chardevs.append(NetworkChardev(opt[1:], match.group(2) or "0.0.0.0", match.group(3), match.group(1), False, where="args"))
         elif opt == "-chardev" and value.startswith(("socket,", "udp,")):
             props = dict(p.partition("=")[::2] for p in value.split(",")[1:])
             if "port" in props:
                 chardevs.append(NetworkChardev("chardev", props.get("host", "0.0.0.0"), props["port"],
-                                               "tcp" if value.startswith("socket") else "udp", "tls-creds" in props))
+                                               "tcp" if value.startswith("socket") else "udp", "tls-creds" in props, where="args"))
     return consoles, chardevs
 
 
@@ -162,24 +162,24 @@ def vm_guest(pve: ProxmoxFacts, g: PveGuestConfig, storage_types: dict[str, str]
             props = parsers.parse_property_string(value, "host")
             kind = "mdev" if props.get("mdev") else "pci"
             if "mapping" in props:
-                devices.append(PassedDevice(kind, f"mapping:{props['mapping']}"))
+                devices.append(PassedDevice(kind, f"mapping:{props['mapping']}", where=key))
             for host in filter(None, props.get("host", "").split(";")):
-                devices.append(PassedDevice(kind, host))
+                devices.append(PassedDevice(kind, host, where=key))
         elif key.startswith("usb") and key[3:].isdigit():
             props = parsers.parse_property_string(value, "host")
             if props.get("host") == "spice":
                 continue
             if "mapping" in props:
-                devices.append(PassedDevice("usb", f"mapping:{props['mapping']}"))
+                devices.append(PassedDevice("usb", f"mapping:{props['mapping']}", where=key))
             elif "host" in props:
-                devices.append(PassedDevice("usb", props["host"]))
+                devices.append(PassedDevice("usb", props["host"], where=key))
         elif (key.startswith("serial") and key[6:].isdigit()) or (key.startswith("parallel") and key[8:].isdigit()):
             if value.startswith("/dev/"):
-                devices.append(PassedDevice("device-node", value))
+                devices.append(PassedDevice("device-node", value, where=key))
         elif key.startswith("virtiofs") and key[8:].isdigit():
             props = parsers.parse_property_string(value, "dirid")
             dirid = props.get("dirid", "")
-            shared.append(SharedDirectory(f"mapping:{dirid}", dirid, None, mode="virtiofs"))
+            shared.append(SharedDirectory(f"mapping:{dirid}", dirid, None, mode="virtiofs", where=key))
         elif DISK_KEY.match(key) or key == "efidisk0":
             props = parsers.parse_property_string(value, "file")
             volume = props.get("file", "")
@@ -194,13 +194,13 @@ def vm_guest(pve: ProxmoxFacts, g: PveGuestConfig, storage_types: dict[str, str]
             ))
             if raw and not cdrom:
                 devices.append(PassedDevice("scsi" if parsers.as_bool(props.get("scsiblock"), False) else "block",
-                                            volume, raw_io=parsers.as_bool(props.get("scsiblock"), False)))
+                                            volume, raw_io=parsers.as_bool(props.get("scsiblock"), False), where=key))
         elif NET_KEY.match(key):
             index = key[3:]
             props = parsers.parse_qemu_nic(value)
             bridge = props.get("bridge")
             anti, why = nic_filter(pve, g.vmid, index, props) if bridge else (False, "user-mode networking (no bridge)")
-            nics.append(GuestNic("bridge" if bridge else "user", bridge, props.get("macaddr"), anti, why))
+            nics.append(GuestNic("bridge" if bridge else "user", bridge, props.get("macaddr"), anti, why, where=key))
 
     cputype, flags = parsers.cpu_flags(c.get("cpu", ""))
     if "cpu" not in c:
@@ -256,35 +256,35 @@ def ct_guest(pve: ProxmoxFacts, g: PveGuestConfig, storage_types: dict[str, str]
             readonly = parsers.as_bool(props.get("ro"), False)
             target = props.get("mp", "/" if key == "rootfs" else None)
             if volume.startswith("/dev/"):
-                devices.append(PassedDevice("block", volume))
+                devices.append(PassedDevice("block", volume, where=key))
                 disks.append(GuestDisk(volume, None, readonly, False, None, raw_device=True, target=target))
             elif volume.startswith("/"):
-                shared.append(SharedDirectory(volume, target, not readonly, mode="bind", as_root=privileged))
+                shared.append(SharedDirectory(volume, target, not readonly, mode="bind", as_root=privileged, where=key))
             elif volume:
                 disks.append(GuestDisk(volume, None, readonly, False, None,
                                        network=_volume_network(volume, storage_types), target=target))
         elif key.startswith("dev") and key[3:].isdigit():
             props = parsers.parse_property_string(value, "path")
-            devices.append(PassedDevice("device-node", props.get("path")))
+            devices.append(PassedDevice("device-node", props.get("path"), where=key))
         elif key in ("lxc.cgroup2.devices.allow", "lxc.cgroup.devices.allow"):
-            for entry in value.split("\n"):
-                devices.append(PassedDevice("device-node", f"cgroup:{entry.strip()}"))
+            for n, entry in enumerate(value.split("\n"), 1):
+                devices.append(PassedDevice("device-node", f"cgroup:{entry.strip()}", where=f"{key}[{n}]"))
         elif key == "lxc.mount.entry":
-            for entry in value.split("\n"):
+            for n, entry in enumerate(value.split("\n"), 1):
                 fields = entry.split()
                 if len(fields) >= 4 and fields[0].startswith("/"):
                     options = fields[3].split(",")
                     if fields[0].startswith("/dev/"):
-                        devices.append(PassedDevice("device-node", fields[0]))
+                        devices.append(PassedDevice("device-node", fields[0], where=f"{key}[{n}]"))
                     else:
                         shared.append(SharedDirectory(fields[0], fields[1], "ro" not in options, mode="bind",
-                                                      as_root=privileged))
+                                                      as_root=privileged, where=f"{key}[{n}]"))
         elif NET_KEY.match(key):
             index = key[3:]
             props = parsers.parse_property_string(value, "name")
             bridge = props.get("bridge")
             anti, why = nic_filter(pve, g.vmid, index, props) if bridge else (False, "no bridge")
-            nics.append(GuestNic("bridge" if bridge else None, bridge, props.get("hwaddr"), anti, why))
+            nics.append(GuestNic("bridge" if bridge else None, bridge, props.get("hwaddr"), anti, why, where=key))
     kvm = any(d.host_id in ("/dev/kvm", "cgroup:c 10:232 rwm") for d in devices)
     memory = _int(c.get("memory")) or 512
     return Guest(

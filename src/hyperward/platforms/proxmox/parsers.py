@@ -62,7 +62,8 @@ def parse_guest_config(text: str) -> GuestConfigText:
     """A `<vmid>.conf`. Unknown keys are kept (the checks ignore what they do not know); lines
     Proxmox itself would skip are counted, not fatal; a file with no key line at all, or more
     garbage than configuration, is a ParseError. Repeated raw `lxc.*` keys accumulate, one per
-    line, separated by newlines (Proxmox keeps them as a list)."""
+    line, separated by newlines (Proxmox keeps them as a list); `lines` has each key's line, and
+    each `lxc.*` line also as `key[n]`."""
     out = GuestConfigText()
     target: dict[str, str] | None = out.current
     good = bad = 0
@@ -90,12 +91,17 @@ def parse_guest_config(text: str) -> GuestConfigText:
         key, value = match.group(1), match.group(2)
         if not _keep(key):
             continue
-        if target is out.current:
-            out.lines.setdefault(key, number)
         if key.startswith("lxc.") and key in target:
             target[key] = target[key] + "\n" + value
         else:
             target[key] = value
+        if target is out.current:
+            if key.startswith("lxc."):
+                # each accumulated line by its position, as the guest mapping names them ("lxc.mount.entry[2]")
+                out.lines.setdefault(key, number)
+                out.lines[f"{key}[{target[key].count(chr(10)) + 1}]"] = number
+            else:
+                out.lines[key] = number  # the value that wins is the last
     if good == 0:
         raise ParseError("no configuration lines (key: value) found; garbage or truncated file")
     if bad > good:
@@ -274,6 +280,9 @@ class UserCfgText:
     roles: dict[str, list[str]] = field(default_factory=dict)
     acls: list[tuple[bool, str, list[str], list[str]]] = field(default_factory=list)
     pools: dict[str, list[str]] = field(default_factory=dict)
+    #: "user:<userid>" / "token:<userid>!<tokenid>" -> line; acl_lines[i] is acls[i]'s line
+    lines: dict[str, int] = field(default_factory=dict)
+    acl_lines: list[int] = field(default_factory=list)
 
 
 _USERID = re.compile(r"^[^\s:/!]+@[A-Za-z][A-Za-z0-9.\-_]+$")
@@ -288,7 +297,7 @@ def parse_user_cfg(text: str) -> UserCfgText:
     The `keys` field holds legacy OTP secrets or yubico ids: only its presence is kept."""
     out = UserCfgText()
     out.users["root@pam"] = {"enable": "1", "expire": "0", "keys": ""}
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -304,12 +313,14 @@ def parse_user_cfg(text: str) -> UserCfgText:
                 continue
             out.users[userid] = {"enable": "1" if as_bool(data[1], False) else "0", "expire": expire,
                                  "keys": "x" if data[7] == "x" else ("set" if data[7] else "")}
+            out.lines[f"user:{userid}"] = number
         elif kind == "token":
             userid, _, tokenid = data[0].partition("!")
             expire = data[1] or "0"
             if not tokenid or not expire.isdigit() or userid not in out.users:
                 continue
             out.tokens.append((userid, tokenid, as_bool(data[2], False), int(expire)))
+            out.lines[f"token:{userid}!{tokenid}"] = number
         elif kind == "group":
             out.groups[data[0]] = split_list(data[1])
         elif kind == "role":
@@ -320,6 +331,7 @@ def parse_user_cfg(text: str) -> UserCfgText:
                 continue
             path = "/" + "/".join(p for p in path.split("/") if p)
             out.acls.append((as_bool(data[0], False), path, split_list(data[2]), split_list(data[3])))
+            out.acl_lines.append(number)
         elif kind == "pool":
             out.pools[data[0]] = [v for v in split_list(data[2]) if v.isdigit()]
     return out
@@ -383,13 +395,14 @@ def parse_tfa_cfg(text: str) -> dict[str, list[str]]:
 _SECTION_HEAD = re.compile(r"^([a-z][a-z0-9_\-]*):\s*(\S+)\s*$")
 
 
-def parse_section_config(text: str) -> list[tuple[str, str, dict[str, str]]]:
+def parse_section_config(text: str, lines: dict[str, int] | None = None) -> list[tuple[str, str, dict[str, str]]]:
     """`type: id` then indented `key value` lines until a blank line. A property line outside a
-    section, or more garbage than sections, is a ParseError."""
+    section, or more garbage than sections, is a ParseError. LINES, when given, receives each
+    section's `type: id` line, keyed by its id."""
     out: list[tuple[str, str, dict[str, str]]] = []
     current: dict[str, str] | None = None
     bad = 0
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             current = None
             continue
@@ -409,6 +422,8 @@ def parse_section_config(text: str) -> list[tuple[str, str, dict[str, str]]]:
             continue
         current = {}
         out.append((head.group(1), head.group(2), current))
+        if lines is not None:
+            lines[head.group(2)] = number
     if bad and bad >= len(out):
         raise ParseError(f"{bad} lines outside any `type: id` section")
     return out
@@ -459,19 +474,22 @@ def parse_vzdump_cron(text: str) -> list[dict[str, str]]:
 # --- corosync.conf(5) ---------------------------------------------------------------------------
 
 
-def parse_corosync(text: str) -> tuple[dict[str, str], int, int]:
+def parse_corosync(text: str, lines: dict[str, int] | None = None) -> tuple[dict[str, str], int, int]:
     """(totem's own keys, nodes in nodelist, totem interface blocks). Nested `name {` ... `}`
-    blocks; `key: value` inside."""
+    blocks; `key: value` inside. LINES, when given, receives the line of each totem key (the last,
+    which wins) and of the `totem {` block itself."""
     stack: list[str] = []
     totem: dict[str, str] = {}
     nodes = interfaces = 0
-    for raw in text.splitlines():
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         if line.endswith("{"):
             name = line[:-1].strip()
             stack.append(name)
+            if stack == ["totem"] and lines is not None:
+                lines.setdefault("totem", number)
             if stack == ["nodelist", "node"]:
                 nodes += 1
             if stack == ["totem", "interface"]:
@@ -487,6 +505,8 @@ def parse_corosync(text: str) -> tuple[dict[str, str], int, int]:
             raise ParseError(f"expected `key: value` or a block, found {line[:40]!r}")
         if stack == ["totem"]:
             totem[key.strip()] = value.strip()
+            if lines is not None:
+                lines[key.strip()] = number
     if stack:
         raise ParseError(f"unterminated block {stack[-1]!r} (truncated file)")
     return totem, nodes, interfaces
@@ -505,9 +525,9 @@ def corosync_crypto(totem: dict[str, str]) -> tuple[str, str]:
 
 
 
-def parse_shell_defaults(text: str) -> dict[str, str]:
+def parse_shell_defaults(text: str, lines: dict[str, int] | None = None) -> dict[str, str]:
     try:
-        return shell.assignments(text)
+        return shell.assignments(text, lines=lines)
     except shell.ShellQuoteError as exc:
         raise ParseError(str(exc)) from None
 
