@@ -15,7 +15,9 @@ want_tests=0
 # (`guests scan`, `scan --guests`; LGPL-2.1+, an optional dependency seen through the same
 # system site-packages); qemu-utils: qemu-img info for each image's format, chain and encryption;
 # xfsprogs, lvm2, cryptsetup-bin: what the appliance uses for xfs, LVM and LUKS volumes.
-packages=(python3 python3-venv python3-pip python3-libvirt python3-apt python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils xfsprogs lvm2 cryptsetup-bin)
+# distro-info-data: Debian's and Ubuntu's release and end-of-life dates (HV-PATCH-071 reads the
+# scanning host's copy, which the host's own updates keep current).
+packages=(python3 python3-venv python3-pip python3-libvirt python3-apt python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils xfsprogs lvm2 cryptsetup-bin distro-info-data)
 # The tests use the real dpkg (version-order oracle), setpriv (run as an unprivileged user),
 # script (a real terminal for colour output), and a real libvirt with QEMU (TCG guests), OVMF and
 # swtpm, started by the test session itself. The monitor's live test boots Debian's own kernel

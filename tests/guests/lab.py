@@ -80,6 +80,8 @@ def build(base: pathlib.Path) -> Lab:
     encq     qcow2 with LUKS encryption;  encluks  raw LUKS2 (cryptsetup)
     corrupt  random bytes declared qcow2;  trunc  a qcow2 cut to a third;  loop  a backing loop
     escape   a symlink in the pool to an image outside it
+    alp1     Alpine 3.18 (past its end of life) on ext4: apk's database with openssl 3.1.2-r0
+    old1     Debian 10 (buster, past Debian LTS) on ext4
     """
     keys, trees, root = base / "keys", base / "trees", base / "root"
     images = root / "var/lib/libvirt/images"
@@ -164,8 +166,16 @@ def build(base: pathlib.Path) -> Lab:
     os.symlink(str(outside / "host-secret.img"), images / "escape.raw")
     uuids["escape"] = _define(root, "escape", 12, [("/var/lib/libvirt/images/escape.raw", "raw", "disk")])
 
+    alp1 = k.alpine_tree(trees / "alp1", hostname="alp1", host_key=k.keypair(keys / "alp1_hostkey"))
+    k.ext4_image(alp1, images / "alp1.raw", 32)
+    uuids["alp1"] = _define(root, "alp1", 13, [("/var/lib/libvirt/images/alp1.raw", "raw", "disk")])
+    old1 = k.debian_tree(trees / "old1", hostname="old1", host_key=k.keypair(keys / "old1_hostkey"), weak=False,
+                         release=("10", "buster", "10.13"))
+    k.ext4_image(old1, images / "old1.raw")
+    uuids["old1"] = _define(root, "old1", 14, [("/var/lib/libvirt/images/old1.raw", "raw", "disk")])
+
     planted = [k.PLANTED_PASSWORD, k.PLANTED_LIBVIRT_PASSWORD, k.PLANTED_PVE_SECRET, k.ROOT_HASH, k.WEAK_MD5, HOST_ROOT_HASH]
-    planted += [k.unique_hash(f"{name}-{user}") for name in ("web1", "db1", "lvm1", "hostcopy", "template") for user in ("root", "alice")]
+    planted += [k.unique_hash(f"{name}-{user}") for name in ("web1", "db1", "lvm1", "hostcopy", "template", "alp1", "old1") for user in ("root", "alice")]
     for path in sorted(keys.iterdir()):
         text = path.read_text()
         if "PRIVATE KEY" in text:

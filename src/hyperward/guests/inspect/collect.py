@@ -23,10 +23,12 @@ from collections.abc import Iterable
 
 from ...collect.access import collect_access
 from ...collect.fs import RootFS
+from ...collect.lifecycle import release_lifecycle
 from ...collect.system import collect_patching
 from ...collect.vulns import collect_vulnerabilities
 from ...facts import (
     AccessFacts,
+    AptState,
     GuestDiskScan,
     GuestInside,
     GuestScanFacts,
@@ -487,6 +489,8 @@ def _read_root(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], not
         patching: PatchingFacts = collect_vulnerabilities(collect_patching(tree), vulndb, max_age)
         access: AccessFacts = collect_access(tree)
         product = _pretty_name(tree)
+        state = patching.apt_state
+        lifecycle = release_lifecycle(patching.os, state.sources if isinstance(state, AptState) else [])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     passwd = public.get("/etc/passwd", (b"", 0))[0].decode("utf-8", "replace")
@@ -501,7 +505,7 @@ def _read_root(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], not
     found_keys = _guest_keys(appliance, homes, secret)
     found_secrets = _guest_secrets(appliance, homes, secret)
     return GuestInside(guest.platform, guest.id, guest.name, guest.label, True, "", guest.running, disks, fs_list,
-                       patching.os, product, patching, access, found_keys, hashes, found_secrets, notes)
+                       patching.os, product, patching, access, found_keys, hashes, found_secrets, notes, lifecycle)
 
 
 def _pretty_name(tree: RootFS) -> str | None:
