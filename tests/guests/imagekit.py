@@ -256,6 +256,54 @@ def alpine_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str
     return root
 
 
+#: what Windows Server 2019's setup writes to HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion
+#: (the values hyperward reads; UBR 3372 = 0xd2c, a 2023 cumulative update)
+WINDOWS_REG = """Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft]
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT]
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion]
+"ProductName"="Windows Server 2019 Standard"
+"EditionID"="ServerStandard"
+"InstallationType"="Server"
+"CurrentVersion"="6.3"
+"CurrentBuild"="17763"
+"CurrentBuildNumber"="17763"
+"DisplayVersion"="1809"
+"ReleaseId"="1809"
+"UBR"=dword:00000d2c
+
+"""
+
+
+def software_hive(path: pathlib.Path, reg: str = WINDOWS_REG) -> pathlib.Path:
+    """A real SOFTWARE hive: the minimal empty regf (regf.py), the keys merged in by real hivex
+    (hivexregedit --merge), then read back by real hivex to prove the file is one it accepts."""
+    import regf
+
+    path.write_bytes(regf.minimal_hive())
+    source = path.with_suffix(".reg")
+    source.write_text(reg)
+    run("hivexregedit", "--merge", str(path), "--prefix", "HKEY_LOCAL_MACHINE\\SOFTWARE", str(source))
+    exported = run("hivexregedit", "--export", str(path), "\\Microsoft\\Windows NT\\CurrentVersion")
+    assert '"UBR"=dword:00000d2c' in exported or "UBR" not in reg, exported
+    return path
+
+
+def windows_tree(root: pathlib.Path, hive: pathlib.Path) -> pathlib.Path:
+    """The files libguestfs' own phony Windows guest has (test-data/phony-guests/make-windows-img.sh):
+    the SOFTWARE hive under Windows/System32/config, a cmd.exe, Program Files."""
+    (root / "Windows/System32/config").mkdir(parents=True, exist_ok=True)
+    (root / "Windows/System32/drivers").mkdir(parents=True, exist_ok=True)
+    (root / "Program Files").mkdir(parents=True, exist_ok=True)
+    shutil.copy(hive, root / "Windows/System32/config/SOFTWARE")
+    _w(root, "Windows/System32/cmd.exe", b"MZ" + bytes(62))
+    _w(root, "autoexec.bat", "")
+    return root
+
+
 def ext4_image(tree: pathlib.Path, path: pathlib.Path, size_mb: int = 64) -> pathlib.Path:
     run("mkfs.ext4", "-q", "-F", "-L", "guestroot", "-d", str(tree), str(path), f"{size_mb}M")
     return path
@@ -269,8 +317,9 @@ def tar_of(tree: pathlib.Path, path: pathlib.Path) -> pathlib.Path:
 
 
 def build_with_guestfs(jobs: list[tuple[pathlib.Path, str, pathlib.Path, int]]) -> None:
-    """(image, layout, tar of the tree, size MB): layout "xfs-part" (MBR, one xfs partition) or
-    "lvm" (MBR, an LVM PV, VG guestvg, LV root with ext4). One appliance writes them all."""
+    """(image, layout, tar of the tree, size MB): layout "xfs-part" (MBR, one xfs partition),
+    "ntfs-part" (MBR, one NTFS partition, made by the appliance's mkntfs) or "lvm" (MBR, an LVM PV,
+    VG guestvg, LV root with ext4). One appliance writes them all."""
     import guestfs  # type: ignore[import-not-found]
 
     for image, _, _, size in jobs:
@@ -293,8 +342,8 @@ def build_with_guestfs(jobs: list[tuple[pathlib.Path, str, pathlib.Path, int]]) 
     for index, (_, layout, tar, _) in enumerate(jobs):
         dev = f"/dev/sd{chr(ord('a') + index)}"
         g.part_disk(dev, "mbr")
-        if layout == "xfs-part":
-            g.mkfs("xfs", f"{dev}1")
+        if layout in ("xfs-part", "ntfs-part"):
+            g.mkfs(layout.split("-")[0], f"{dev}1")
             target = f"{dev}1"
         else:
             vg = f"guestvg{index}"

@@ -82,6 +82,7 @@ def build(base: pathlib.Path) -> Lab:
     escape   a symlink in the pool to an image outside it
     alp1     Alpine 3.18 (past its end of life) on ext4: apk's database with openssl 3.1.2-r0
     old1     Debian 10 (buster, past Debian LTS) on ext4
+    win1     Windows Server 2019 on an NTFS partition: a real SOFTWARE hive (written by hivex)
     """
     keys, trees, root = base / "keys", base / "trees", base / "root"
     images = root / "var/lib/libvirt/images"
@@ -128,8 +129,11 @@ def build(base: pathlib.Path) -> Lab:
     hostcopy = k.debian_tree(trees / "hostcopy", hostname="hostcopy", host_key=host_key, root_hash=HOST_ROOT_HASH, weak=False)
     lvm1 = k.debian_tree(trees / "lvm1", hostname="lvm1", host_key=k.keypair(keys / "lvm1_hostkey"), weak=False)
     _fresh_apt(lvm1)
+    win1 = k.windows_tree(trees / "win1", k.software_hive(trees / "SOFTWARE"))
     k.build_with_guestfs([(images / "hostcopy.raw", "xfs-part", k.tar_of(hostcopy, trees / "hostcopy.tar"), 320),
-                          (images / "lvm1.raw", "lvm", k.tar_of(lvm1, trees / "lvm1.tar"), 96)])
+                          (images / "lvm1.raw", "lvm", k.tar_of(lvm1, trees / "lvm1.tar"), 96),
+                          (images / "win1.raw", "ntfs-part", k.tar_of(win1, trees / "win1.tar"), 32)])
+    uuids["win1"] = _define(root, "win1", 15, [("/var/lib/libvirt/images/win1.raw", "raw", "disk")])
     uuids["hostcopy"] = _define(root, "hostcopy", 5, [("/var/lib/libvirt/images/hostcopy.raw", "raw", "disk")])
     uuids["lvm1"] = _define(root, "lvm1", 6, [("/var/lib/libvirt/images/lvm1.raw", "raw", "disk")])
 

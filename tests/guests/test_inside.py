@@ -247,6 +247,21 @@ def test_alpine_guest_packages_and_cves(lab: labmod.Lab, scanned: dict[str, obje
     assert f"{alp1}: sshd:PermitRootLogin" in _results(scanned, "HV-AUTH-070", "pass")
 
 
+def test_windows_guest_release_from_its_registry(lab: labmod.Lab, scanned: dict[str, object]) -> None:
+    """The SOFTWARE hive on the NTFS volume, read by hivex inside the appliance: product name,
+    feature release and build; everything else about a Windows guest is not applicable."""
+    inside = _inventory(scanned, "win1")
+    assert inside["scanned"], inside["reason"]
+    assert inside["os"] == {"id": "windows", "version_id": "17763.3372", "codename": "1809"}
+    assert inside["os_product"] == "Windows Server 2019 Standard 1809 (build 17763.3372)"
+    assert inside["filesystems"] == ["ntfs on /var/lib/libvirt/images/win1.raw partition 1"]
+    win1 = _label(lab, "win1")
+    assert f"{win1}: inside" in _results(scanned, "HV-SCAN-070", "pass")
+    for check in ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-076", "HV-PATCH-071"):
+        assert win1 in _results(scanned, check, "not_applicable"), check
+        assert not any(r.startswith(win1) for r in _results(scanned, check, "fail")), check
+
+
 def test_guests_scan_cli_by_name(lab: labmod.Lab) -> None:
     before = _images(lab)
     done = hyperward("guests", "scan", "--root", str(lab.root), "db1", "--format", "json", timeout=SCAN_TIMEOUT)

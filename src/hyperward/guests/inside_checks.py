@@ -47,7 +47,9 @@ def _scan(host: HostFacts) -> GuestScanFacts | Result:
     return scan
 
 
-def each_inside(host: HostFacts, judge: Callable[[GuestInside], Iterator[Result]]) -> Iterator[Result]:
+def each_inside(host: HostFacts, judge: Callable[[GuestInside], Iterator[Result]], windows: bool = False) -> Iterator[Result]:
+    """`windows`: the judge also reads Windows guests, of which only the registry's release is
+    known; other judges give them not applicable."""
     scan = _scan(host)
     if isinstance(scan, Result):
         yield scan
@@ -55,6 +57,10 @@ def each_inside(host: HostFacts, judge: Callable[[GuestInside], Iterator[Result]
     for inside in scan.guests:
         if not inside.scanned:
             yield _for(inside, Result.not_applicable(f"not scanned inside: {inside.reason}"), own_resource=False)
+            continue
+        if not windows and (inside.patching is None or inside.access is None):
+            yield _for(inside, Result.not_applicable(f"{inside.os_product or 'a guest without a Linux root'}: only its release is read "
+                                                     "(its packages, accounts, keys and credentials are not)"), own_resource=False)
             continue
         yield from (_for(inside, r) for r in judge(inside))
 
@@ -114,7 +120,7 @@ def guest_end_of_life(host: HostFacts) -> Iterator[Result]:
         else:
             yield Result.passed(f"release {found.name}", f"{found.name}: supported until {end} ({label}; {found.source})", details=details)
 
-    yield from each_inside(host, judge)
+    yield from each_inside(host, judge, windows=True)
 
 
 @check("HV-VULN-070",
