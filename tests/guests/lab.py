@@ -74,7 +74,8 @@ def build(base: pathlib.Path) -> Lab:
              NoCloud seed volume (VFAT, label cidata) with a plaintext password
     clone-a  qcow2 over a raw template (backing file); template host key and root hash
     clone-b  vdi converted from the same template: same host key and root hash as clone-a
-    db1      vmdk; alice's PEM RSA key trusted through AuthorizedKeysFile /etc/ssh/authorized_keys/%u
+    db1      vmdk; alice's PEM RSA key trusted through AuthorizedKeysFile /etc/ssh/authorized_keys/%u;
+             a Windows tree (SOFTWARE hive) planted on its Linux root
     hostcopy xfs on an MBR partition; holds the host's SSH host key and root's password hash
     lvm1     ext4 on LVM on an MBR partition; clean (the passing guest)
     encq     qcow2 with LUKS encryption;  encluks  raw LUKS2 (cryptsetup)
@@ -117,6 +118,9 @@ def build(base: pathlib.Path) -> Lab:
     uuids["clone-b"] = _define(root, "clone-b", 3, [("/var/lib/libvirt/images/clone-b.vdi", "vdi", "disk")])
 
     db1 = k.debian_tree(trees / "db1", hostname="db1", host_key=k.keypair(keys / "db1_hostkey"), weak=False, pem_key=pem)
+    # a Windows tree planted on a Linux root must not take the guest out of the Linux checks
+    hive = k.software_hive(trees / "SOFTWARE")
+    k.windows_tree(db1, hive)
     # a guest-chosen file name that would retitle a terminal, holding a key the host trusts
     hostile = k.keypair(keys / "db1_hostile")
     (db1 / f"home/alice/.ssh/{HOSTILE_NAME}").write_bytes(hostile[0])
@@ -129,7 +133,7 @@ def build(base: pathlib.Path) -> Lab:
     hostcopy = k.debian_tree(trees / "hostcopy", hostname="hostcopy", host_key=host_key, root_hash=HOST_ROOT_HASH, weak=False)
     lvm1 = k.debian_tree(trees / "lvm1", hostname="lvm1", host_key=k.keypair(keys / "lvm1_hostkey"), weak=False)
     _fresh_apt(lvm1)
-    win1 = k.windows_tree(trees / "win1", k.software_hive(trees / "SOFTWARE"))
+    win1 = k.windows_tree(trees / "win1", hive)
     k.build_with_guestfs([(images / "hostcopy.raw", "xfs-part", k.tar_of(hostcopy, trees / "hostcopy.tar"), 320),
                           (images / "lvm1.raw", "lvm", k.tar_of(lvm1, trees / "lvm1.tar"), 96),
                           (images / "win1.raw", "ntfs-part", k.tar_of(win1, trees / "win1.tar"), 32)])

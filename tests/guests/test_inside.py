@@ -260,6 +260,9 @@ def test_windows_guest_release_from_its_registry(lab: labmod.Lab, scanned: dict[
     for check in ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-076", "HV-PATCH-071"):
         assert win1 in _results(scanned, check, "not_applicable"), check
         assert not any(r.startswith(win1) for r in _results(scanned, check, "fail")), check
+    # db1 carries the same Windows tree on its Linux root: it stays a Linux guest, fully judged
+    assert _inventory(scanned, "db1")["os"]["id"] == "debian"  # type: ignore[index]
+    assert f"{_label(lab, 'db1')}: /home/alice/.ssh/deploy_rsa" in _results(scanned, "HV-AUTH-072", "fail")
 
 
 def test_guests_scan_cli_by_name(lab: labmod.Lab) -> None:

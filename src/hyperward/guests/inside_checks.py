@@ -124,12 +124,12 @@ def guest_end_of_life(host: HostFacts) -> Iterator[Result]:
 
 
 @check("HV-VULN-070",
-    fix="inside the guest: apt-get update && apt-get upgrade (dnf upgrade --security on RHEL rebuilds) for the listed packages",
+    fix="inside the guest: apt-get update && apt-get upgrade (dnf upgrade --security on RHEL rebuilds, apk upgrade on Alpine) for the listed packages",
     references=("OSV schema (ossf.github.io/osv-schema)", "Debian security tracker (security-tracker.debian.org)"),
 )
 def guest_known_cves(host: HostFacts) -> Iterator[Result]:
-    """The guest's installed packages (dpkg status or its rpm database) matched against the advisory
-    database in its own ecosystem and release, by the matching HV-VULN-001 uses for the host."""
+    """The guest's installed packages (dpkg status, its rpm database or apk's) matched against the
+    advisory database in its own ecosystem and release, by the matching HV-VULN-001 uses for the host."""
     yield from each_inside(host, lambda inside: known_cves(_as_guest(host, inside)))
 
 

@@ -348,6 +348,7 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
     appliance.umount_all()
     inside: GuestInside | None = None
     root_dev: str | None = None
+    windows: tuple[str, str] | None = None
     for dev, kind in sorted(found.items()):
         if kind in ("swap", "unknown", *ENCRYPTED_FS):
             continue
@@ -355,12 +356,11 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
             if failed:
                 notes.append(failed)
                 continue
-            hive = _windows_hive(appliance)
-            if hive is not None:
-                root_dev = dev
-                inside = _read_windows(guest, disks, fs_list, notes, appliance, hive, plan.describe(dev))
-                break
             if not (appliance.is_file("/etc/passwd") or appliance.is_file("/etc/os-release") or appliance.is_file("/usr/lib/os-release")):
+                # a Linux root anywhere on the guest's disks wins: a planted Windows tree on it (or
+                # a second, Windows volume) cannot take the guest out of the Linux checks
+                if windows is None and _windows_hive(appliance) is not None:
+                    windows = (dev, kind)
                 continue
             root_dev = dev
             extra = _mount_fstab(appliance, found, dev, notes)
@@ -373,6 +373,13 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
                     except RuntimeError:
                         pass
             break
+    if inside is None and windows is not None:
+        dev, kind = windows
+        with appliance.mounted(dev, kind) as failed:
+            hive = _windows_hive(appliance) if not failed else None
+            if hive is not None:
+                root_dev = dev
+                inside = _read_windows(guest, disks, fs_list, notes, appliance, hive, plan.describe(dev))
     seed = _seed_secrets(appliance, found, root_dev, plan)
     if inside is None:
         usable = [k for k in found.values() if k not in ("swap", "unknown")]
