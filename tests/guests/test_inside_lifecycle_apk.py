@@ -211,3 +211,40 @@ def test_alpine_tree_through_the_host_collectors(tmp_path: pathlib.Path) -> None
                                            "libssl3": "3.1.2-r0", "openssh-server": "9.3_p2-r0"}
     (tree / "etc/os-release").unlink()
     assert collect_patching(RootFS(str(tree))).os == OsRelease("alpine", "3.18.4", "")
+
+
+def _inside(name: str, lifecycle: object, scanned: bool = True) -> object:
+    from hyperward.facts import GuestInside
+
+    return GuestInside("libvirt", name, name, f"{name} (id-{name})", scanned, "" if scanned else "encrypted", False, [], [],
+                       OsRelease("debian", "10", "buster"), None, None, None, [], [], [], [], lifecycle)  # type: ignore[arg-type]
+
+
+def test_end_of_life_judgement(distro_info: None) -> None:
+    """HV-PATCH-071's verdicts on the scan date: past the free date fails naming guest and release;
+    an extended programme the sources use passes until its own end; a development release and an
+    unknown one are not applicable with the reason; a guest not scanned is not applicable."""
+    import types
+
+    from hyperward.facts import GuestScanFacts, HostTrust
+    from hyperward.guests.inside_checks import guest_end_of_life
+
+    buster = release_lifecycle(OsRelease("debian", "10", "buster"))
+    elts = release_lifecycle(OsRelease("debian", "10", "buster"), ["http://deb.freexian.com/extended-lts buster-lts"])
+    sid = release_lifecycle(OsRelease("debian", "", "sid"))
+    unknown = release_lifecycle(OsRelease("fedora", "40", ""))
+    guests = [_inside("old", buster), _inside("paid", elts), _inside("dev", sid), _inside("odd", unknown), _inside("enc", None, False)]
+    scan = GuestScanFacts("libguestfs", 0.0, 0.0, guests, HostTrust([], [], [], []), [])  # type: ignore[arg-type]
+    host = types.SimpleNamespace(guest_insides=scan, meta=types.SimpleNamespace(collected_at="2026-12-02T03:00:00+00:00"))
+    results = {(r.resource, r.status.value): r for r in guest_end_of_life(host)}  # type: ignore[arg-type]
+    assert set(results) == {("old (id-old): release Debian 10 (buster)", "fail"), ("paid (id-paid): release Debian 10 (buster)", "pass"),
+                            ("dev (id-dev)", "not_applicable"), ("odd (id-odd)", "not_applicable"), ("enc (id-enc)", "not_applicable")}
+    old = results[("old (id-old): release Debian 10 (buster)", "fail")]
+    assert "Debian LTS ended 2024-06-30" in old.message and "Freexian ELTS (paid) runs to 2029-06-30" in old.message
+    assert results[("paid (id-paid): release Debian 10 (buster)", "pass")].details["end_of_life"] == "2029-06-30"
+    assert "development release" in results[("dev (id-dev)", "not_applicable")].message
+    assert "fedora 40: no end-of-life date known" in results[("odd (id-odd)", "not_applicable")].message
+    # the day after the extended programme ends, it fails too
+    host.meta.collected_at = "2029-07-01T00:00:00+00:00"
+    late = {(r.resource, r.status.value) for r in guest_end_of_life(host)}  # type: ignore[arg-type]
+    assert ("paid (id-paid): release Debian 10 (buster)", "fail") in late
