@@ -15,13 +15,17 @@ want_tests=0
 # (`guests scan`, `scan --guests`; LGPL-2.1+, an optional dependency seen through the same
 # system site-packages); qemu-utils: qemu-img info for each image's format, chain and encryption;
 # xfsprogs, lvm2, cryptsetup-bin: what the appliance uses for xfs, LVM and LUKS volumes.
-packages=(python3 python3-venv python3-pip python3-libvirt python3-apt python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils xfsprogs lvm2 cryptsetup-bin)
+# distro-info-data: Debian's and Ubuntu's release and end-of-life dates (HV-PATCH-071 reads the
+# scanning host's copy, which the host's own updates keep current).
+packages=(python3 python3-venv python3-pip python3-libvirt python3-apt python3-guestfs libguestfs-tools libguestfs-xfs qemu-utils xfsprogs lvm2 cryptsetup-bin distro-info-data)
 # The tests use the real dpkg (version-order oracle), setpriv (run as an unprivileged user),
 # script (a real terminal for colour output), and a real libvirt with QEMU (TCG guests), OVMF and
 # swtpm, started by the test session itself. The monitor's live test boots Debian's own kernel
 # (downloaded with apt-get download) with a static busybox, and delivers to a real Prometheus
 # Alertmanager scraped by a real Prometheus, both started on loopback by the test. Headless
 # Chromium screenshots the history page (tests/test_monitor_ux.py counts its alert-band pixels).
+# The Windows guest test formats NTFS in the appliance (ntfs-3g's mkntfs) and writes its SOFTWARE
+# hive with real hivex (hivexregedit, libwin-hivex-perl).
 # virt-xml-validate (libvirt-clients) needs xmllint (libxml2-utils) to check fixture XML against libvirt's schemas.
 # The ESXi tests build govmomi's vCenter simulator from Debian's Go sources (golang-go,
 # golang-github-vmware-govmomi-dev; GOPATH mode, nothing downloaded) and make its certificates with openssl.
@@ -30,7 +34,7 @@ packages=(python3 python3-venv python3-pip python3-libvirt python3-apt python3-g
 # The guest-disk tests build images with mkfs.ext4 -d (e2fsprogs), mkfs.vfat and mcopy (dosfstools,
 # mtools), ssh-keygen (openssh-client), qemu-img, and LUKS2 with cryptsetup.
 # tests/test_fleet.py runs Debian's PostgreSQL (initdb into a temporary directory, private socket, no TCP).
-[ "$want_tests" = 1 ] && packages+=(e2fsprogs dosfstools mtools openssh-client kmod dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager prometheus-node-exporter systemd chromium libxml2-utils golang-go golang-github-vmware-govmomi-dev openssl postgresql)
+[ "$want_tests" = 1 ] && packages+=(e2fsprogs dosfstools mtools ntfs-3g libwin-hivex-perl openssh-client kmod dpkg util-linux bsdutils libvirt-daemon-system libvirt-clients dnsmasq-base qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools apt lz4 python3-rpm rpm openssh-server nftables iproute2 iptables restic borgbackup busybox-static prometheus prometheus-alertmanager prometheus-node-exporter systemd chromium libxml2-utils golang-go golang-github-vmware-govmomi-dev openssl postgresql)
 
 missing=()
 for p in "${packages[@]}"; do

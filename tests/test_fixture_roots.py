@@ -200,7 +200,7 @@ WEAK_FAILURES = {
 # SR-IOV VF settings exist only on a live host with such a NIC (tests/test_segmentation.py).
 #: the rows about what the guests' disks hold: not applicable unless a scan looks inside (--guests);
 #: judged pass and fail on real disk images in tests/guests/test_inside.py
-INSIDE_ROWS = {"HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
+INSIDE_ROWS = {"HV-PATCH-070", "HV-PATCH-071", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
                "HV-AUTH-075", "HV-AUTH-076", "HV-ISO-070", "HV-SCAN-070"}
 HARDENED_NOT_APPLICABLE = {"HV-SIDE-006", "HV-BAK-003", "HV-IDS-006", "HV-NET-006"} | INSIDE_ROWS
 HARDENED_NO_EVIDENCE = {

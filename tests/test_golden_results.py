@@ -33,7 +33,7 @@ WHY = {
     "weak-cpu": "issue 22: the weak root is the Skylake-SP its strings describe: with TSX (RTM) and mitigations=off, TAA is 'Vulnerable'",
     "issue-18": "issue 18: new rows judged inside the guests' disks; not applicable unless the scan is asked to look inside (--guests)",
 }
-INSIDE_ROWS = ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
+INSIDE_ROWS = ("HV-PATCH-070", "HV-PATCH-071", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
                "HV-AUTH-075", "HV-AUTH-076", "HV-ISO-070", "HV-SCAN-070")
 
 #: (root, check, resource) -> (status before or None when the row is new, status now or None when

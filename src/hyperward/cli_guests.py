@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .facts import HostFacts
 
 #: the checks `guests scan` runs: everything judged from inside the guests
-INSIDE_CHECKS = ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
+INSIDE_CHECKS = ("HV-PATCH-070", "HV-PATCH-071", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
                  "HV-AUTH-075", "HV-AUTH-076", "HV-ISO-070", "HV-SCAN-070")
 
 

@@ -857,6 +857,27 @@ class GuestDiskScan:
 
 
 @frozen
+class Lifecycle:
+    """Where a release stands in its vendor's support calendar, from the table named in `source`.
+    `eol`: the last day of support that needs no contract (None: no end announced yet);
+    `extended`: a later end that a paid or opt-in programme gives (Freexian ELTS, Ubuntu Pro ESM),
+    which counts only when `extended_in_use` (the guest's package sources name that programme).
+    `released`: the release date ("released" when the table gives none); None for a development
+    release (testing, unstable), which has no support calendar."""
+
+    distro: str
+    release: str
+    name: str
+    released: str | None
+    eol: str | None
+    eol_label: str
+    extended: str | None
+    extended_label: str
+    extended_in_use: bool
+    source: str
+
+
+@frozen
 class GuestInside:
     """What a guest's disks hold, read from the host without an agent. `scanned` False: no
     filesystem of the guest could be read (`reason` says why); the other fields are then empty.
@@ -879,6 +900,8 @@ class GuestInside:
     hashes: list[HashRef]
     secrets: list[SecretRef]
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: None in snapshots older than this field and for guests not scanned
+    lifecycle: Maybe[Lifecycle] | None = None
 
 
 @frozen

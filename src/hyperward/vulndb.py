@@ -27,6 +27,7 @@ from .parsers.advisories import (
     parse_debian_tracker,
     parse_osv,
 )
+from .parsers.apk import apk_compare
 from .parsers.versions import deb_compare, rpm_compare
 from .paths import data_file
 from .records import frozen
@@ -342,6 +343,9 @@ def coverage(conn: sqlite3.Connection) -> list[str]:
 
 
 RPM_FAMILIES = ("almalinux", "rocky")
+#: the package format and version order of each ecosystem (Debian and Ubuntu: dpkg)
+FORMATS: dict[str, tuple[str, Callable[[str, str], int]]] = {"almalinux": ("rpm", rpm_compare), "rocky": ("rpm", rpm_compare),
+                                                             "alpine": ("apk", apk_compare)}
 
 
 def _affects(version: str, introduced: str | None, fixed: str | None, last_affected: str | None,
@@ -358,8 +362,9 @@ def _affects(version: str, introduced: str | None, fixed: str | None, last_affec
 def advisory_source(pkg: Package) -> tuple[str, str]:
     """The source package and version advisories name. Debian's signed kernels are built from
     linux-signed-<arch> ("6.1.119+1") but advisories name `linux` at the image's version. rpm
-    advisories compare the full epoch:version-release of the binary."""
-    if pkg.format == "rpm":
+    advisories compare the full epoch:version-release of the binary; Alpine's name the aport (the
+    binary's origin) at the binary's version, which every subpackage of an aport shares."""
+    if pkg.format in ("rpm", "apk"):
         return pkg.source, pkg.version
     if pkg.source.startswith("linux-signed-"):
         return "linux", pkg.version
@@ -368,11 +373,10 @@ def advisory_source(pkg: Package) -> tuple[str, str]:
 
 def match(conn: sqlite3.Connection, path: str, ecosystem: str, release: str, packages: list[Package],
           pending: list[PendingUpdate]) -> VulnFacts:
-    rpm = ecosystem in RPM_FAMILIES
-    compare = rpm_compare if rpm else deb_compare
+    wanted_format, compare = FORMATS.get(ecosystem, ("deb", deb_compare))
     by_source: dict[tuple[str, str], list[Package]] = {}
     for pkg in packages:
-        if pkg.format == ("rpm" if rpm else "deb"):
+        if pkg.format == wanted_format:
             by_source.setdefault(advisory_source(pkg), []).append(pkg)
     versions_of: dict[str, list[tuple[str, list[Package]]]] = {}
     for (name, version), members in by_source.items():

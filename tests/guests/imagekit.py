@@ -72,11 +72,14 @@ def unique_hash(seed: str) -> str:
 
 def debian_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str], root_hash: str | None = None,
                 weak: bool = True, user_key: tuple[bytes, str] | None = None, cloud_password: bool = False,
-                libvirt_password: bool = False, pve_token: bool = False, pem_key: tuple[bytes, str] | None = None) -> pathlib.Path:
+                libvirt_password: bool = False, pve_token: bool = False, pem_key: tuple[bytes, str] | None = None,
+                release: tuple[str, str, str] = ("12", "bookworm", "12.7")) -> pathlib.Path:
+    """`release`: (VERSION_ID, codename, /etc/debian_version), as Debian's base-files writes them."""
     root.mkdir(parents=True, exist_ok=True)
-    _w(root, "etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
-                               'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n')
-    _w(root, "etc/debian_version", "12.7\n")
+    number, codename, point = release
+    _w(root, "etc/os-release", f'PRETTY_NAME="Debian GNU/Linux {number} ({codename})"\nNAME="Debian GNU/Linux"\nVERSION_ID="{number}"\n'
+                               f'VERSION="{number} ({codename})"\nVERSION_CODENAME={codename}\nID=debian\n')
+    _w(root, "etc/debian_version", point + "\n")
     _w(root, "etc/hostname", hostname + "\n")
     users = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/bash\n"
     root_hash = root_hash or unique_hash(f"{hostname}-root")
@@ -123,6 +126,184 @@ def debian_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str
     return root
 
 
+#: /lib/apk/db/installed as apk 2.14 writes it (Alpine 3.18): a stanza per package (C checksum, P
+#: name, V version, A arch, S size, I installed size, T description, U url, L licence, o origin,
+#: m maintainer, t build time, c aport commit, D dependencies, then F directory / R file / Z file
+#: checksum lines), blank-line separated (checksums and commits here are illustrative). libcrypto3 and libssl3 are subpackages of the openssl
+#: aport at 3.1.2-r0, which ALPINE-CVE-2023-5363 (fixed in 3.1.4-r0 on v3.18) affects.
+APK_INSTALLED = """C:Q1wTjvdr2MH3Nd1QxgxS3vHvOsgBM=
+P:musl
+V:1.2.4-r2
+A:x86_64
+S:407278
+I:663552
+T:the musl c library (libc) implementation
+U:https://musl.libc.org/
+L:MIT
+o:musl
+m:Timo Teräs <timo.teras@iki.fi>
+t:1697731398
+c:a3e7ad7b84ba2c1d4a4b2d8b69a5ef8a0f3e0c3a
+F:lib
+R:ld-musl-x86_64.so.1
+a:0:0:755
+Z:Q1Xuw3V7OtSmpnX5v5R6MB0PPmh3k=
+R:libc.musl-x86_64.so.1
+a:0:0:777
+Z:Q17yJ3JFNypA4mxhJJr0ou6CzsJVI=
+
+C:Q1Rp2kY3sSbmpYZu0uJcZMKy8Q1ew=
+P:busybox
+V:1.36.1-r7
+A:x86_64
+S:509591
+I:962560
+T:Size optimized toolbox of many common UNIX utilities
+U:https://busybox.net/
+L:GPL-2.0-only
+o:busybox
+m:Sören Tempel <soeren+alpine@soeren-tempel.net>
+t:1700158562
+c:d3af1b0d9d9c7e5f2f3a18d7c7f47c3b5d0a1e43
+D:so:libc.musl-x86_64.so.1
+F:bin
+R:busybox
+a:0:0:755
+Z:Q1sP2UfVvUQmtlQoshbFvY9j6h4jQ=
+
+C:Q1Hq7nY3mH0uTSAfhsZo8n2M1kqgA=
+P:libcrypto3
+V:3.1.2-r0
+A:x86_64
+S:1731066
+I:4239360
+T:Crypto library from openssl
+U:https://www.openssl.org/
+L:Apache-2.0
+o:openssl
+m:Ariadne Conill <ariadne@dereferenced.org>
+t:1690983030
+c:77f5c4bd1b6a8ee50bb4e5b5c4c5a2bc1c8e3b6e
+D:so:libc.musl-x86_64.so.1
+F:lib
+R:libcrypto.so.3
+a:0:0:755
+Z:Q1p0Qx6hL8r3mUFYt2yNHoxVxL3Wk=
+
+C:Q1J4tJ3o0V6NSvQ8HzM1YkF6wS2hg=
+P:libssl3
+V:3.1.2-r0
+A:x86_64
+S:354396
+I:606208
+T:SSL shared libraries
+U:https://www.openssl.org/
+L:Apache-2.0
+o:openssl
+m:Ariadne Conill <ariadne@dereferenced.org>
+t:1690983030
+c:77f5c4bd1b6a8ee50bb4e5b5c4c5a2bc1c8e3b6e
+D:so:libc.musl-x86_64.so.1 so:libcrypto.so.3
+F:lib
+R:libssl.so.3
+a:0:0:755
+Z:Q1Yt0uGdBJ4yN4q5E5dP8qXhVhnWk=
+
+C:Q1yb0fM3rsZQhP1r3o8nnPT4e4Kxo=
+P:openssh-server
+V:9.3_p2-r0
+A:x86_64
+S:381005
+I:905216
+T:OpenSSH server
+U:https://www.openssh.com/portable.html
+L:SSH-OpenSSH
+o:openssh
+m:Natanael Copa <ncopa@alpinelinux.org>
+t:1690470000
+c:0e0a0e8d0f0e4b4f9e6c2b3a1d0c9b8a7f6e5d4c
+D:openssh-keygen openssh-server-common so:libc.musl-x86_64.so.1 so:libcrypto.so.3
+F:usr/sbin
+R:sshd
+a:0:0:755
+Z:Q1W6DyyIh3O0v2B5yZ6C4zC3qWcMk=
+
+"""
+
+
+def alpine_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str], version: str = "3.18.4") -> pathlib.Path:
+    """An Alpine system's files as its packages write them: alpine-base's /etc/os-release and
+    /etc/alpine-release, apk's database, BusyBox-style accounts, a hardened sshd."""
+    root.mkdir(parents=True, exist_ok=True)
+    branch = ".".join(version.split(".")[:2])
+    _w(root, "etc/os-release", f'NAME="Alpine Linux"\nID=alpine\nVERSION_ID={version}\nPRETTY_NAME="Alpine Linux v{branch}"\n'
+                               'HOME_URL="https://alpinelinux.org/"\nBUG_REPORT_URL="https://gitlab.alpinelinux.org/alpine/aports/-/issues"\n')
+    _w(root, "etc/alpine-release", version + "\n")
+    _w(root, "etc/hostname", hostname + "\n")
+    _w(root, "etc/apk/repositories", f"https://dl-cdn.alpinelinux.org/alpine/v{branch}/main\nhttps://dl-cdn.alpinelinux.org/alpine/v{branch}/community\n")
+    _w(root, "etc/apk/world", "alpine-base\nopenssh-server\n")
+    _w(root, "lib/apk/db/installed", APK_INSTALLED)
+    _w(root, "etc/passwd", "root:x:0:0:root:/root:/bin/ash\nbin:x:1:1:bin:/bin:/sbin/nologin\nsshd:x:22:22:sshd:/dev/null:/sbin/nologin\n")
+    _w(root, "etc/shadow", f"root:{unique_hash(hostname + '-root')}:19600:0:::::\nbin:!::0:::::\nsshd:!::0:::::\n", 0o640)
+    _w(root, "etc/group", "root:x:0:root\nbin:x:1:root,bin\nsshd:x:22:\n")
+    _w(root, "etc/ssh/sshd_config", SSHD_HARDENED)
+    (root / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
+    _w(root, "etc/ssh/ssh_host_ed25519_key", host_key[0], 0o600)
+    _w(root, "etc/ssh/ssh_host_ed25519_key.pub", host_key[1] + "\n")
+    _w(root, "etc/fstab", "UUID=0000 / ext4 rw,relatime 0 1\n")
+    for d in ("root/.ssh", "tmp", "var/tmp"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+#: what Windows Server 2019's setup writes to HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion
+#: (the values hyperward reads; UBR 3372 = 0xd2c, a 2023 cumulative update)
+WINDOWS_REG = """Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft]
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT]
+
+[HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion]
+"ProductName"="Windows Server 2019 Standard"
+"EditionID"="ServerStandard"
+"InstallationType"="Server"
+"CurrentVersion"="6.3"
+"CurrentBuild"="17763"
+"CurrentBuildNumber"="17763"
+"DisplayVersion"="1809"
+"ReleaseId"="1809"
+"UBR"=dword:00000d2c
+
+"""
+
+
+def software_hive(path: pathlib.Path, reg: str = WINDOWS_REG) -> pathlib.Path:
+    """A real SOFTWARE hive: the minimal empty regf (regf.py), the keys merged in by real hivex
+    (hivexregedit --merge), then read back by real hivex to prove the file is one it accepts."""
+    import regf
+
+    path.write_bytes(regf.minimal_hive())
+    source = path.with_suffix(".reg")
+    source.write_text(reg)
+    run("hivexregedit", "--merge", str(path), "--prefix", "HKEY_LOCAL_MACHINE\\SOFTWARE", str(source))
+    exported = run("hivexregedit", "--export", str(path), "\\Microsoft\\Windows NT\\CurrentVersion")
+    assert '"UBR"=dword:00000d2c' in exported or "UBR" not in reg, exported
+    return path
+
+
+def windows_tree(root: pathlib.Path, hive: pathlib.Path) -> pathlib.Path:
+    """The files libguestfs' own phony Windows guest has (test-data/phony-guests/make-windows-img.sh):
+    the SOFTWARE hive under Windows/System32/config, a cmd.exe, Program Files."""
+    (root / "Windows/System32/config").mkdir(parents=True, exist_ok=True)
+    (root / "Windows/System32/drivers").mkdir(parents=True, exist_ok=True)
+    (root / "Program Files").mkdir(parents=True, exist_ok=True)
+    shutil.copy(hive, root / "Windows/System32/config/SOFTWARE")
+    _w(root, "Windows/System32/cmd.exe", b"MZ" + bytes(62))
+    _w(root, "autoexec.bat", "")
+    return root
+
+
 def ext4_image(tree: pathlib.Path, path: pathlib.Path, size_mb: int = 64) -> pathlib.Path:
     run("mkfs.ext4", "-q", "-F", "-L", "guestroot", "-d", str(tree), str(path), f"{size_mb}M")
     return path
@@ -136,8 +317,9 @@ def tar_of(tree: pathlib.Path, path: pathlib.Path) -> pathlib.Path:
 
 
 def build_with_guestfs(jobs: list[tuple[pathlib.Path, str, pathlib.Path, int]]) -> None:
-    """(image, layout, tar of the tree, size MB): layout "xfs-part" (MBR, one xfs partition) or
-    "lvm" (MBR, an LVM PV, VG guestvg, LV root with ext4). One appliance writes them all."""
+    """(image, layout, tar of the tree, size MB): layout "xfs-part" (MBR, one xfs partition),
+    "ntfs-part" (MBR, one NTFS partition, made by the appliance's mkntfs) or "lvm" (MBR, an LVM PV,
+    VG guestvg, LV root with ext4). One appliance writes them all."""
     import guestfs  # type: ignore[import-not-found]
 
     for image, _, _, size in jobs:
@@ -160,8 +342,8 @@ def build_with_guestfs(jobs: list[tuple[pathlib.Path, str, pathlib.Path, int]]) 
     for index, (_, layout, tar, _) in enumerate(jobs):
         dev = f"/dev/sd{chr(ord('a') + index)}"
         g.part_disk(dev, "mbr")
-        if layout == "xfs-part":
-            g.mkfs("xfs", f"{dev}1")
+        if layout in ("xfs-part", "ntfs-part"):
+            g.mkfs(layout.split("-")[0], f"{dev}1")
             target = f"{dev}1"
         else:
             vg = f"guestvg{index}"

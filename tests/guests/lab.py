@@ -74,12 +74,16 @@ def build(base: pathlib.Path) -> Lab:
              NoCloud seed volume (VFAT, label cidata) with a plaintext password
     clone-a  qcow2 over a raw template (backing file); template host key and root hash
     clone-b  vdi converted from the same template: same host key and root hash as clone-a
-    db1      vmdk; alice's PEM RSA key trusted through AuthorizedKeysFile /etc/ssh/authorized_keys/%u
+    db1      vmdk; alice's PEM RSA key trusted through AuthorizedKeysFile /etc/ssh/authorized_keys/%u;
+             a Windows tree (SOFTWARE hive) planted on its Linux root
     hostcopy xfs on an MBR partition; holds the host's SSH host key and root's password hash
     lvm1     ext4 on LVM on an MBR partition; clean (the passing guest)
     encq     qcow2 with LUKS encryption;  encluks  raw LUKS2 (cryptsetup)
     corrupt  random bytes declared qcow2;  trunc  a qcow2 cut to a third;  loop  a backing loop
     escape   a symlink in the pool to an image outside it
+    alp1     Alpine 3.18 (past its end of life) on ext4: apk's database with openssl 3.1.2-r0
+    old1     Debian 10 (buster, past Debian LTS) on ext4
+    win1     Windows Server 2019 on an NTFS partition: a real SOFTWARE hive (written by hivex)
     """
     keys, trees, root = base / "keys", base / "trees", base / "root"
     images = root / "var/lib/libvirt/images"
@@ -114,6 +118,9 @@ def build(base: pathlib.Path) -> Lab:
     uuids["clone-b"] = _define(root, "clone-b", 3, [("/var/lib/libvirt/images/clone-b.vdi", "vdi", "disk")])
 
     db1 = k.debian_tree(trees / "db1", hostname="db1", host_key=k.keypair(keys / "db1_hostkey"), weak=False, pem_key=pem)
+    # a Windows tree planted on a Linux root must not take the guest out of the Linux checks
+    hive = k.software_hive(trees / "SOFTWARE")
+    k.windows_tree(db1, hive)
     # a guest-chosen file name that would retitle a terminal, holding a key the host trusts
     hostile = k.keypair(keys / "db1_hostile")
     (db1 / f"home/alice/.ssh/{HOSTILE_NAME}").write_bytes(hostile[0])
@@ -126,8 +133,11 @@ def build(base: pathlib.Path) -> Lab:
     hostcopy = k.debian_tree(trees / "hostcopy", hostname="hostcopy", host_key=host_key, root_hash=HOST_ROOT_HASH, weak=False)
     lvm1 = k.debian_tree(trees / "lvm1", hostname="lvm1", host_key=k.keypair(keys / "lvm1_hostkey"), weak=False)
     _fresh_apt(lvm1)
+    win1 = k.windows_tree(trees / "win1", hive)
     k.build_with_guestfs([(images / "hostcopy.raw", "xfs-part", k.tar_of(hostcopy, trees / "hostcopy.tar"), 320),
-                          (images / "lvm1.raw", "lvm", k.tar_of(lvm1, trees / "lvm1.tar"), 96)])
+                          (images / "lvm1.raw", "lvm", k.tar_of(lvm1, trees / "lvm1.tar"), 96),
+                          (images / "win1.raw", "ntfs-part", k.tar_of(win1, trees / "win1.tar"), 32)])
+    uuids["win1"] = _define(root, "win1", 15, [("/var/lib/libvirt/images/win1.raw", "raw", "disk")])
     uuids["hostcopy"] = _define(root, "hostcopy", 5, [("/var/lib/libvirt/images/hostcopy.raw", "raw", "disk")])
     uuids["lvm1"] = _define(root, "lvm1", 6, [("/var/lib/libvirt/images/lvm1.raw", "raw", "disk")])
 
@@ -164,8 +174,16 @@ def build(base: pathlib.Path) -> Lab:
     os.symlink(str(outside / "host-secret.img"), images / "escape.raw")
     uuids["escape"] = _define(root, "escape", 12, [("/var/lib/libvirt/images/escape.raw", "raw", "disk")])
 
+    alp1 = k.alpine_tree(trees / "alp1", hostname="alp1", host_key=k.keypair(keys / "alp1_hostkey"))
+    k.ext4_image(alp1, images / "alp1.raw", 32)
+    uuids["alp1"] = _define(root, "alp1", 13, [("/var/lib/libvirt/images/alp1.raw", "raw", "disk")])
+    old1 = k.debian_tree(trees / "old1", hostname="old1", host_key=k.keypair(keys / "old1_hostkey"), weak=False,
+                         release=("10", "buster", "10.13"))
+    k.ext4_image(old1, images / "old1.raw")
+    uuids["old1"] = _define(root, "old1", 14, [("/var/lib/libvirt/images/old1.raw", "raw", "disk")])
+
     planted = [k.PLANTED_PASSWORD, k.PLANTED_LIBVIRT_PASSWORD, k.PLANTED_PVE_SECRET, k.ROOT_HASH, k.WEAK_MD5, HOST_ROOT_HASH]
-    planted += [k.unique_hash(f"{name}-{user}") for name in ("web1", "db1", "lvm1", "hostcopy", "template") for user in ("root", "alice")]
+    planted += [k.unique_hash(f"{name}-{user}") for name in ("web1", "db1", "lvm1", "hostcopy", "template", "alp1", "old1") for user in ("root", "alice")]
     for path in sorted(keys.iterdir()):
         text = path.read_text()
         if "PRIVATE KEY" in text:

@@ -48,12 +48,27 @@ def lab(appliance_env: dict[str, str]) -> Iterator[labmod.Lab]:  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def scanned(lab: labmod.Lab) -> dict[str, object]:
+def guest_vulndb(lab: labmod.Lab) -> str:
+    """The suite's advisory fixtures and the Alpine one (tests/fixtures/advisories-alpine)."""
+    from hyperward import vulndb
+
+    path = str(lab.root.parent / "advisories.sqlite")
+    conn = vulndb.open_for_writing(path)
+    for name in ("advisories", "advisories-alpine"):
+        report = vulndb.import_path(conn, str(k.FIXTURES / name), name=name)
+        assert report.imported and not report.errors, report.errors
+    conn.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def scanned(lab: labmod.Lab, guest_vulndb: str) -> dict[str, object]:
     """One `collect --guests` of the whole lab (one appliance), then `scan --snapshot` of it."""
     out = lab.root.parent / "facts.json"
     before = _images(lab)
     mirrors_before = set(glob.glob(os.path.join(tempfile.gettempdir(), "hyperward-guest-*")))
-    done = hyperward("collect", "--root", str(lab.root), "--guests", "-o", str(out), timeout=SCAN_TIMEOUT)
+    done = hyperward("collect", "--root", str(lab.root), "--guests", "-o", str(out), timeout=SCAN_TIMEOUT,
+                     env={"HYPERWARD_VULNDB": guest_vulndb})
     assert done.returncode == 0, done.stderr
     after = _images(lab)
     mirrors = sorted(set(glob.glob(os.path.join(tempfile.gettempdir(), "hyperward-guest-*"))) - mirrors_before)
@@ -68,7 +83,7 @@ def _images(lab: labmod.Lab) -> dict[str, str]:
     return {**k.hashes(lab.root), **k.hashes(lab.outside)}
 
 
-INSIDE = ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
+INSIDE = ("HV-PATCH-070", "HV-PATCH-071", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-073", "HV-AUTH-074",
           "HV-AUTH-075", "HV-AUTH-076", "HV-ISO-070", "HV-SCAN-070")
 
 
@@ -195,6 +210,59 @@ def test_guest_ssh_accounts_patches_cves(lab: labmod.Lab, scanned: dict[str, obj
     running = [r for r in scanned["report"]["results"] if r["resource"].startswith(web1) and r["status"] == "fail"]  # type: ignore[index]
     assert running and all("mid-write" in r["message"] for r in running)
     assert not any("mid-write" in r["message"] for r in scanned["report"]["results"] if r["resource"].startswith(lvm1))  # type: ignore[index]
+
+
+def test_end_of_life_per_guest(lab: labmod.Lab, scanned: dict[str, object]) -> None:
+    """Debian's dates from the scanning host's distro-info-data, Alpine's from hyperward's table;
+    the guests' own copies are never read."""
+    alp1, old1, web1 = _label(lab, "alp1"), _label(lab, "old1"), _label(lab, "web1")
+    assert _results(scanned, "HV-PATCH-071", "fail") == {f"{alp1}: release Alpine Linux 3.18", f"{old1}: release Debian 10 (buster)"}
+    report = scanned["report"]
+    assert isinstance(report, dict)
+    (old,) = [r for r in report["results"] if r["id"] == "HV-PATCH-071" and r["resource"].startswith(old1)]
+    assert old["details"]["end_of_life"] == "2024-06-30" and old["details"]["support"] == "Debian LTS"
+    assert "Freexian ELTS (paid) runs to 2029-06-30" in old["message"] and "/usr/share/distro-info/debian.csv" in old["message"]
+    (alp,) = [r for r in report["results"] if r["id"] == "HV-PATCH-071" and r["resource"].startswith(alp1)]
+    assert alp["details"]["end_of_life"] == "2025-05-09" and "alpinelinux.org/releases" in alp["message"]
+    passing = _results(scanned, "HV-PATCH-071", "pass")
+    assert f"{web1}: release Debian 12 (bookworm)" in passing and f"{_label(lab, 'lvm1')}: release Debian 12 (bookworm)" in passing
+    assert _inventory(scanned, "web1")["lifecycle"]["eol"] == "2028-06-30"  # type: ignore[index]
+    assert {_label(lab, "encq"), _label(lab, "corrupt")} <= _results(scanned, "HV-PATCH-071", "not_applicable")
+
+
+def test_alpine_guest_packages_and_cves(lab: labmod.Lab, scanned: dict[str, object]) -> None:
+    """apk's database read from the disk; the openssl aport (libcrypto3, libssl3) matched against
+    OSV's Alpine:v3.18 range in apk's version order."""
+    inside = _inventory(scanned, "alp1")
+    assert inside["scanned"], inside["reason"]
+    assert inside["os"] == {"id": "alpine", "version_id": "3.18.4", "codename": ""}
+    assert inside["os_product"] == "Alpine Linux v3.18" and inside["packages"] == 5
+    alp1 = _label(lab, "alp1")
+    assert {r for r in _results(scanned, "HV-VULN-070", "fail") if r.startswith(alp1)} == {f"{alp1}: CVE-2023-5363 openssl"}
+    report = scanned["report"]
+    assert isinstance(report, dict)
+    (hit,) = [r for r in report["results"] if r["id"] == "HV-VULN-070" and r["resource"] == f"{alp1}: CVE-2023-5363 openssl"]
+    assert hit["details"]["binaries"] == ["libcrypto3", "libssl3"] and hit["details"]["installed"] == "3.1.2-r0"
+    assert hit["details"]["fixed"] == "3.1.4-r0" and hit["details"]["advisory"] == "ALPINE-CVE-2023-5363"
+    assert f"{alp1}: sshd:PermitRootLogin" in _results(scanned, "HV-AUTH-070", "pass")
+
+
+def test_windows_guest_release_from_its_registry(lab: labmod.Lab, scanned: dict[str, object]) -> None:
+    """The SOFTWARE hive on the NTFS volume, read by hivex inside the appliance: product name,
+    feature release and build; everything else about a Windows guest is not applicable."""
+    inside = _inventory(scanned, "win1")
+    assert inside["scanned"], inside["reason"]
+    assert inside["os"] == {"id": "windows", "version_id": "17763.3372", "codename": "1809"}
+    assert inside["os_product"] == "Windows Server 2019 Standard 1809 (build 17763.3372)"
+    assert inside["filesystems"] == ["ntfs on /var/lib/libvirt/images/win1.raw partition 1"]
+    win1 = _label(lab, "win1")
+    assert f"{win1}: inside" in _results(scanned, "HV-SCAN-070", "pass")
+    for check in ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-076", "HV-PATCH-071"):
+        assert win1 in _results(scanned, check, "not_applicable"), check
+        assert not any(r.startswith(win1) for r in _results(scanned, check, "fail")), check
+    # db1 carries the same Windows tree on its Linux root: it stays a Linux guest, fully judged
+    assert _inventory(scanned, "db1")["os"]["id"] == "debian"  # type: ignore[index]
+    assert f"{_label(lab, 'db1')}: /home/alice/.ssh/deploy_rsa" in _results(scanned, "HV-AUTH-072", "fail")
 
 
 def test_guests_scan_cli_by_name(lab: labmod.Lab) -> None:

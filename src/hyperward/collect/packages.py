@@ -13,6 +13,7 @@ from typing import Protocol
 
 from ..facts import AptState, Maybe, OsRelease, Package, PendingUpdate
 from ..model import Unavailable
+from ..parsers.apk import parse_apk_installed
 from ..parsers.apt_lists import Available, Offer, Pin, Release, candidate, is_security_source, list_prefix, parse_preferences, parse_release, scan_packages, source_entries
 from ..parsers.rpm_header import ARCH, EPOCH, NAME, RELEASE, SOURCERPM, VERSION, HeaderError, parse_header, source_name
 from .fs import RootFS
@@ -34,6 +35,10 @@ def collect_os_release(fs: RootFS) -> Maybe[OsRelease]:
             return OsRelease(fields.get("ID", ""), fields.get("VERSION_ID", ""), fields.get("VERSION_CODENAME", ""))
         if text.kind != "missing":
             return text
+    # Alpine before os-release was standard (3.0-3.3) names its release here alone
+    alpine = fs.read_text("/etc/alpine-release", 4096)
+    if isinstance(alpine, str) and alpine.strip():
+        return OsRelease("alpine", alpine.strip().splitlines()[0][:40], "")
     return Unavailable("/etc/os-release", "missing", "not found")
 
 
@@ -219,6 +224,19 @@ def collect_apt_state(fs: RootFS, packages: list[Package], default_release: str 
 
 
 RPMDB_PATHS = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite")
+
+
+APK_INSTALLED = "/lib/apk/db/installed"
+
+
+def collect_apk_packages(fs: RootFS) -> Maybe[list[Package]] | None:
+    """Alpine's installed packages from apk's database; None when there is none."""
+    if not fs.exists(APK_INSTALLED):
+        return None
+    text = fs.read_text(APK_INSTALLED, 256 * 1024 * 1024)
+    if isinstance(text, Unavailable):
+        return text
+    return parse_apk_installed(text)
 
 
 def collect_rpm_packages(fs: RootFS) -> Maybe[list[Package]] | None:

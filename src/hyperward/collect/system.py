@@ -26,7 +26,7 @@ from ..parsers.config_files import (
     parse_passwd_uids,
 )
 from .fs import RootFS
-from .packages import collect_apt_state, collect_os_release, collect_rpm_packages
+from .packages import collect_apk_packages, collect_apt_state, collect_os_release, collect_rpm_packages
 
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
@@ -82,6 +82,11 @@ def collect_patching(fs: RootFS) -> PatchingFacts:
         if rpms is not None:
             packages = rpms
             installed = rpms if isinstance(rpms, Unavailable) else {p.name: p.version for p in rpms}
+        else:
+            apks = collect_apk_packages(fs)
+            if apks is not None:
+                packages = apks
+                installed = apks if isinstance(apks, Unavailable) else {p.name: p.version for p in apks}
     apt = collect_apt(fs, installed)
     default_release = apt.settings.get("apt::default-release") if apt is not None else None
     return PatchingFacts(

@@ -19,12 +19,15 @@ def collect_vulnerabilities(patching: PatchingFacts, path: str | None, max_age_d
         return dataclasses.replace(patching, vulnerabilities=packages)
     if isinstance(os_release, Unavailable):
         return dataclasses.replace(patching, vulnerabilities=os_release)
-    if os_release.id not in ("debian", "ubuntu", "almalinux", "rocky"):
+    if os_release.id not in ("debian", "ubuntu", "almalinux", "rocky", "alpine"):
         return dataclasses.replace(patching, vulnerabilities=Unavailable(
-            "/etc/os-release", "missing", f"no advisory matching for {os_release.id or 'this OS'} (Debian, Ubuntu, AlmaLinux and Rocky Linux are supported)"))
+            "/etc/os-release", "missing", f"no advisory matching for {os_release.id or 'this OS'} (Debian, Ubuntu, AlmaLinux, Rocky Linux "
+                                          "and Alpine are supported)"))
     release = os_release.version_id or DEBIAN_RELEASES.get(os_release.codename, os_release.codename)
     if os_release.id in ("almalinux", "rocky"):
         release = release.split(".")[0]
+    if os_release.id == "alpine":  # OSV's "Alpine:v3.19" is the branch: 3.19.4 and 3.19.0 are both on it
+        release = ".".join(release.split(".")[:2])
     try:
         conn = vulndb.open_read_only(path)
     except vulndb.DatabaseError as exc:

@@ -21,7 +21,7 @@ from ..checks.patching import pending_updates
 from ..checks.vulnerabilities import known_cves
 from ..engine import check
 from ..facts import GuestInside, GuestScanFacts, HostFacts, OsRelease
-from ..model import Result, Status
+from ..model import Details, Result, Status, Unavailable
 
 NOT_SCANNED = ("the guests' disks were not looked inside: their images (/var/lib/libvirt/images and the other pools) are read "
                "only when asked (hyperward scan --guests, or hyperward guests scan)")
@@ -47,7 +47,9 @@ def _scan(host: HostFacts) -> GuestScanFacts | Result:
     return scan
 
 
-def each_inside(host: HostFacts, judge: Callable[[GuestInside], Iterator[Result]]) -> Iterator[Result]:
+def each_inside(host: HostFacts, judge: Callable[[GuestInside], Iterator[Result]], windows: bool = False) -> Iterator[Result]:
+    """`windows`: the judge also reads Windows guests, of which only the registry's release is
+    known; other judges give them not applicable."""
     scan = _scan(host)
     if isinstance(scan, Result):
         yield scan
@@ -55,6 +57,10 @@ def each_inside(host: HostFacts, judge: Callable[[GuestInside], Iterator[Result]
     for inside in scan.guests:
         if not inside.scanned:
             yield _for(inside, Result.not_applicable(f"not scanned inside: {inside.reason}"), own_resource=False)
+            continue
+        if not windows and (inside.patching is None or inside.access is None):
+            yield _for(inside, Result.not_applicable(f"{inside.os_product or 'a guest without a Linux root'}: only its release is read "
+                                                     "(its packages, accounts, keys and credentials are not)"), own_resource=False)
             continue
         yield from (_for(inside, r) for r in judge(inside))
 
@@ -74,13 +80,56 @@ def guest_pending_updates(host: HostFacts) -> Iterator[Result]:
     yield from each_inside(host, lambda inside: pending_updates(_as_guest(host, inside)))
 
 
+@check("HV-PATCH-071",
+    fix="upgrade the guest to a supported release (Debian: apt full-upgrade to the next stable; Ubuntu: do-release-upgrade; Alpine: the next "
+        "branch in /etc/apk/repositories), or enrol it in the vendor's extended programme and rebuild it later",
+    references=("Debian distro-info-data (debian.csv, ubuntu.csv)", "Debian LTS (wiki.debian.org/LTS)", "Red Hat Enterprise Linux Life Cycle",
+                "Alpine Linux releases (alpinelinux.org/releases)"),
+)
+def guest_end_of_life(host: HostFacts) -> Iterator[Result]:
+    """A release past its end of life gets no more security updates: whatever is found in it from
+    then on stays open, and no advisory database lists it. The date is the vendor's (Debian's
+    distro-info-data on the scanning host, hyperward's sourced table for the others); a paid
+    extension counts only where the guest's sources show it is used."""
+
+    def judge(inside: GuestInside) -> Iterator[Result]:
+        found = inside.lifecycle
+        if found is None:
+            yield Result.not_applicable("the guest's release was not looked up (a snapshot older than this check)")
+            return
+        if isinstance(found, Unavailable):
+            yield Result.not_applicable(f"end of life unknown: {found.reason}")
+            return
+        if found.released is None:
+            yield Result.not_applicable(f"{found.name} is a development release (testing or unstable): it has no security support "
+                                        "calendar to judge")
+            return
+        if found.eol is None:
+            yield Result.passed("release", f"{found.name}: supported, no end of life announced yet ({found.source})")
+            return
+        today = host.meta.collected_at[:10]
+        end, label = found.eol, found.eol_label
+        if found.extended_in_use and found.extended:
+            end, label = found.extended, f"{found.extended_label}, which the guest's sources use"
+        details: Details = {"release": found.name, "end_of_life": end, "support": label, "source": found.source}
+        if today > end:
+            after = (f"; {found.extended_label} runs to {found.extended} for guests enrolled in it"
+                     if found.extended and not found.extended_in_use and found.extended > today else "")
+            yield Result.fail(f"release {found.name}", f"{found.name} is past its end of life: {label} ended {end}{after} ({found.source})",
+                              details=details)
+        else:
+            yield Result.passed(f"release {found.name}", f"{found.name}: supported until {end} ({label}; {found.source})", details=details)
+
+    yield from each_inside(host, judge, windows=True)
+
+
 @check("HV-VULN-070",
-    fix="inside the guest: apt-get update && apt-get upgrade (dnf upgrade --security on RHEL rebuilds) for the listed packages",
+    fix="inside the guest: apt-get update && apt-get upgrade (dnf upgrade --security on RHEL rebuilds, apk upgrade on Alpine) for the listed packages",
     references=("OSV schema (ossf.github.io/osv-schema)", "Debian security tracker (security-tracker.debian.org)"),
 )
 def guest_known_cves(host: HostFacts) -> Iterator[Result]:
-    """The guest's installed packages (dpkg status or its rpm database) matched against the advisory
-    database in its own ecosystem and release, by the matching HV-VULN-001 uses for the host."""
+    """The guest's installed packages (dpkg status, its rpm database or apk's) matched against the
+    advisory database in its own ecosystem and release, by the matching HV-VULN-001 uses for the host."""
     yield from each_inside(host, lambda inside: known_cves(_as_guest(host, inside)))
 
 

@@ -1,5 +1,5 @@
-"""Advisory formats to records: OSV JSON (https://ossf.github.io/osv-schema/; Debian and Ubuntu
-ecosystems) and the Debian security tracker's JSON (security-tracker.debian.org/tracker/data/json).
+"""Advisory formats to records: OSV JSON (https://ossf.github.io/osv-schema/; Debian, Ubuntu,
+AlmaLinux, Rocky Linux and Alpine ecosystems) and the Debian security tracker's JSON (security-tracker.debian.org/tracker/data/json).
 Pure functions; malformed entries raise AdvisoryError naming the entry."""
 
 from __future__ import annotations
@@ -42,9 +42,12 @@ RPM_ECOSYSTEMS = {"almalinux": "almalinux", "rocky linux": "rocky"}
 
 def split_ecosystem(value: str) -> tuple[str, str] | None:
     """"Debian:12" -> ("debian", "12"); "Ubuntu:22.04:LTS" -> ("ubuntu", "22.04");
-    "AlmaLinux:9" -> ("almalinux", "9"); "Rocky Linux:9" -> ("rocky", "9"); others None."""
+    "AlmaLinux:9" -> ("almalinux", "9"); "Rocky Linux:9" -> ("rocky", "9"); "Alpine:v3.19" ->
+    ("alpine", "3.19"); others None."""
     parts = value.split(":")
     name = parts[0].strip().lower()
+    if name == "alpine" and len(parts) >= 2 and parts[1].strip():
+        return "alpine", parts[1].strip().removeprefix("v")
     if name in RPM_ECOSYSTEMS and len(parts) >= 2 and parts[1].strip():
         return RPM_ECOSYSTEMS[name], parts[1].strip().split(".")[0]
     if name not in ("debian", "ubuntu") or len(parts) < 2 or not parts[1].strip():

@@ -109,7 +109,7 @@ def _guest(guest: Guest, insides: dict[tuple[str, str], GuestInside]) -> dict[st
     vulns = patching.vulnerabilities if patching is not None and not isinstance(patching.vulnerabilities, Unavailable) else None
     out["inside"] = {
         "scanned": inside.scanned, "reason": inside.reason, "running": inside.running,
-        "os": to_jsonable(inside.os), "os_product": inside.os_product,
+        "os": to_jsonable(inside.os), "os_product": inside.os_product, "lifecycle": to_jsonable(inside.lifecycle),
         "disks": to_jsonable(inside.disks), "filesystems": inside.filesystems,
         "packages": len(packages) if packages is not None else None,
         "pending_updates": len(state.pending) if state is not None else None,

@@ -23,15 +23,18 @@ from collections.abc import Iterable
 
 from ...collect.access import collect_access
 from ...collect.fs import RootFS
+from ...collect.lifecycle import release_lifecycle
 from ...collect.system import collect_patching
 from ...collect.vulns import collect_vulnerabilities
 from ...facts import (
     AccessFacts,
+    AptState,
     GuestDiskScan,
     GuestInside,
     GuestScanFacts,
     HostTrust,
     KeyRef,
+    OsRelease,
     PatchingFacts,
     SecretRef,
     SshFacts,
@@ -345,6 +348,7 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
     appliance.umount_all()
     inside: GuestInside | None = None
     root_dev: str | None = None
+    windows: tuple[str, str] | None = None
     for dev, kind in sorted(found.items()):
         if kind in ("swap", "unknown", *ENCRYPTED_FS):
             continue
@@ -352,10 +356,11 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
             if failed:
                 notes.append(failed)
                 continue
-            if appliance.is_dir("/Windows/System32"):
-                notes.append(f"{plan.describe(dev)}: a Windows system volume; its registry is not read by this version")
-                continue
             if not (appliance.is_file("/etc/passwd") or appliance.is_file("/etc/os-release") or appliance.is_file("/usr/lib/os-release")):
+                # a Linux root anywhere on the guest's disks wins: a planted Windows tree on it (or
+                # a second, Windows volume) cannot take the guest out of the Linux checks
+                if windows is None and _windows_hive(appliance) is not None:
+                    windows = (dev, kind)
                 continue
             root_dev = dev
             extra = _mount_fstab(appliance, found, dev, notes)
@@ -368,6 +373,13 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
                     except RuntimeError:
                         pass
             break
+    if inside is None and windows is not None:
+        dev, kind = windows
+        with appliance.mounted(dev, kind) as failed:
+            hive = _windows_hive(appliance) if not failed else None
+            if hive is not None:
+                root_dev = dev
+                inside = _read_windows(guest, disks, fs_list, notes, appliance, hive, plan.describe(dev))
     seed = _seed_secrets(appliance, found, root_dev, plan)
     if inside is None:
         usable = [k for k in found.values() if k not in ("swap", "unknown")]
@@ -379,6 +391,83 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
             reason = "no Linux root filesystem found"
         inside = _empty(guest, disks, reason, fs_list, notes)
     return dataclasses.replace(inside, secrets=[*inside.secrets, *seed]) if seed else inside
+
+
+#: HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion values that name the release
+WINDOWS_VALUES = ("ProductName", "EditionID", "InstallationType", "DisplayVersion", "ReleaseId", "CurrentBuild", "CurrentBuildNumber", "UBR")
+WINDOWS_NOTE = ("Windows guest: only its registry's product name, edition and build are read; its updates, accounts, keys and "
+                "credentials are not judged by this version")
+
+
+def _windows_hive(appliance: Appliance) -> str | None:
+    """The SOFTWARE hive of a mounted Windows system volume (NTFS keeps names' case, Windows
+    ignores it: the path is resolved case-insensitively by the appliance), else None."""
+    try:
+        path = str(appliance.g.case_sensitive_path("/windows/system32/config/software"))
+    except RuntimeError:
+        return None
+    return path if appliance.is_file(path) else None
+
+
+def _registry_values(appliance: Appliance, hive: str) -> dict[str, str] | str:
+    """The release values from the hive, parsed by hivex inside the appliance (never on the host:
+    the hive is the guest's to forge); a string says why they could not be read."""
+    g = appliance.g
+    try:
+        g.hivex_open(hive, write=False)
+    except RuntimeError as exc:
+        return f"{hive}: not a readable registry hive ({_short(exc)})"
+    try:
+        node = g.hivex_root()
+        for name in ("Microsoft", "Windows NT", "CurrentVersion"):
+            node = g.hivex_node_get_child(node, name)
+            if not node:
+                return f"{hive}: no Microsoft\\Windows NT\\CurrentVersion key"
+        out: dict[str, str] = {}
+        for key in WINDOWS_VALUES:
+            value = g.hivex_node_get_value(node, key)
+            if not value:
+                continue
+            kind = g.hivex_value_type(value)
+            if kind in (1, 2):  # REG_SZ, REG_EXPAND_SZ
+                text = str(g.hivex_value_string(value))
+            elif kind == 4:  # REG_DWORD, little-endian
+                raw = g.hivex_value_value(value)
+                data = raw if isinstance(raw, bytes) else str(raw).encode("latin-1")
+                text = str(int.from_bytes(data[:4], "little")) if len(data) >= 4 else ""
+            else:
+                continue
+            cleaned = "".join(ch for ch in text.split("\0", 1)[0] if ch.isprintable())[:120]
+            if cleaned:
+                out[key] = cleaned
+        return out
+    except RuntimeError as exc:
+        return f"{hive}: {_short(exc)}"
+    finally:
+        try:
+            g.hivex_close()
+        except RuntimeError:
+            pass
+
+
+def _short(exc: Exception) -> str:
+    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else str(exc))[:200]
+
+
+def _read_windows(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], notes: list[str], appliance: Appliance, hive: str,
+                  volume: str) -> GuestInside:
+    values = _registry_values(appliance, hive)
+    if isinstance(values, str):
+        return _empty(guest, disks, f"a Windows system volume ({volume}) whose registry could not be read: {values}", fs_list, notes)
+    build = values.get("CurrentBuild") or values.get("CurrentBuildNumber", "")
+    feature = values.get("DisplayVersion") or values.get("ReleaseId", "")
+    product = values.get("ProductName") or "Windows (no ProductName in the registry)"
+    full_build = f"{build}.{values['UBR']}" if build and values.get("UBR") else build
+    described = " ".join(p for p in (product, feature) if p) + (f" (build {full_build})" if full_build else "")
+    lifecycle = Unavailable(hive, "missing", "Windows releases are not in hyperward's end-of-life table")
+    return GuestInside(guest.platform, guest.id, guest.name, guest.label, True, "", guest.running, disks, fs_list,
+                       OsRelease("windows", full_build, feature), described, None, None, [], [], [], [*notes, WINDOWS_NOTE], lifecycle)
 
 
 def _mount_fstab(appliance: Appliance, found: dict[str, str], root_dev: str, notes: list[str]) -> list[str]:
@@ -487,6 +576,8 @@ def _read_root(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], not
         patching: PatchingFacts = collect_vulnerabilities(collect_patching(tree), vulndb, max_age)
         access: AccessFacts = collect_access(tree)
         product = _pretty_name(tree)
+        state = patching.apt_state
+        lifecycle = release_lifecycle(patching.os, state.sources if isinstance(state, AptState) else [])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     passwd = public.get("/etc/passwd", (b"", 0))[0].decode("utf-8", "replace")
@@ -501,7 +592,7 @@ def _read_root(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], not
     found_keys = _guest_keys(appliance, homes, secret)
     found_secrets = _guest_secrets(appliance, homes, secret)
     return GuestInside(guest.platform, guest.id, guest.name, guest.label, True, "", guest.running, disks, fs_list,
-                       patching.os, product, patching, access, found_keys, hashes, found_secrets, notes)
+                       patching.os, product, patching, access, found_keys, hashes, found_secrets, notes, lifecycle)
 
 
 def _pretty_name(tree: RootFS) -> str | None:

@@ -1,0 +1,118 @@
+"""A release's place in its vendor's support calendar (HV-PATCH-071).
+
+Debian and Ubuntu: Debian's distro-info-data (debian.csv, ubuntu.csv) as installed on the machine
+running hyperward, never the guest's own copy: a guest's copy is as old as the guest's last
+update, and the guests that matter here are the ones that stopped updating. The scanning host's
+package is kept current by the host's own updates (scripts/install.sh installs it);
+$HYPERWARD_DISTRO_INFO names another directory. Other distributions: the sourced table in
+data/lifecycle.json. A release in neither is not judged.
+
+The date judged is the last day of support that needs no contract: Debian LTS (eol-lts) after
+regular security support (eol); Ubuntu's standard support (eol, eol-server). The paid or opt-in
+programmes after it (Freexian's Debian ELTS, eol-elts; Ubuntu Pro ESM, eol-esm) count only when
+the guest's apt sources name their archives: a guest that pays for them says so there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from importlib import resources
+
+from ..facts import Lifecycle, Maybe, OsRelease
+from ..model import Unavailable
+
+DISTRO_INFO = "/usr/share/distro-info"
+CSV_LIMIT = 1024 * 1024
+#: apt source URIs that show the guest receives the extended programme
+ELTS_ARCHIVES = ("deb.freexian.com/extended-lts", "deb.freexian.com/elts")
+ESM_ARCHIVES = ("esm.ubuntu.com",)
+
+
+def distro_info_dir() -> str:
+    return os.environ.get("HYPERWARD_DISTRO_INFO") or DISTRO_INFO
+
+
+def _read_csv(name: str) -> list[dict[str, str]] | Unavailable:
+    path = os.path.join(distro_info_dir(), name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return Unavailable(path, "missing", "Debian's distro-info-data is not installed on the scanning host (apt install distro-info-data)")
+    except OSError as exc:
+        return Unavailable(path, "denied" if isinstance(exc, PermissionError) else "invalid", exc.strerror or str(exc))
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(CSV_LIMIT + 1)
+    if len(data) > CSV_LIMIT:
+        return Unavailable(path, "invalid", f"larger than {CSV_LIMIT} bytes; not read")
+    try:
+        return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in csv.DictReader(io.StringIO(data.decode("utf-8")))]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        return Unavailable(path, "invalid", f"not distro-info CSV ({exc})")
+
+
+def _uses(sources: list[str], archives: tuple[str, ...]) -> bool:
+    return any(a in s for s in sources for a in archives)
+
+
+def _debian(os_release: OsRelease, sources: list[str]) -> Maybe[Lifecycle]:
+    rows = _read_csv("debian.csv")
+    path = os.path.join(distro_info_dir(), "debian.csv")
+    if isinstance(rows, Unavailable):
+        return rows
+    major = os_release.version_id.split(".")[0]
+    row = next((r for r in rows if major and r.get("version") == major), None) or \
+        next((r for r in rows if os_release.codename and r.get("series") == os_release.codename.lower()), None)
+    if row is None:
+        return Unavailable(path, "missing", f"Debian {os_release.version_id or os_release.codename or '?'} is not in the scanning host's "
+                                            f"{path} (a newer release than its distro-info-data knows: update distro-info-data)")
+    name = f"Debian {row.get('version') or row.get('codename', '')} ({row.get('series', '')})".replace("Debian  (", "Debian (")
+    eol, lts, elts = row.get("eol") or None, row.get("eol-lts") or None, row.get("eol-elts") or None
+    return Lifecycle("debian", row.get("version", ""), name, row.get("release") or None, lts or eol,
+                     "Debian LTS" if lts else "regular security support", elts, "Freexian ELTS (paid)", _uses(sources, ELTS_ARCHIVES),
+                     f"{path} (distro-info-data on the scanning host)" + (f"; regular security support ended {eol}" if lts and eol else ""))
+
+
+def _ubuntu(os_release: OsRelease, sources: list[str]) -> Maybe[Lifecycle]:
+    rows = _read_csv("ubuntu.csv")
+    path = os.path.join(distro_info_dir(), "ubuntu.csv")
+    if isinstance(rows, Unavailable):
+        return rows
+    row = next((r for r in rows if os_release.version_id and r.get("version", "").split()[:1] == [os_release.version_id]), None) or \
+        next((r for r in rows if os_release.codename and r.get("series") == os_release.codename.lower()), None)
+    if row is None:
+        return Unavailable(path, "missing", f"Ubuntu {os_release.version_id or os_release.codename or '?'} is not in the scanning host's "
+                                            f"{path} (a newer release than its distro-info-data knows: update distro-info-data)")
+    ends = [d for d in (row.get("eol"), row.get("eol-server")) if d]
+    return Lifecycle("ubuntu", row.get("version", ""), f"Ubuntu {row.get('version', '')} ({row.get('series', '')})", row.get("release") or None,
+                     max(ends) if ends else None, "standard support", row.get("eol-esm") or None, "Ubuntu Pro ESM",
+                     _uses(sources, ESM_ARCHIVES), f"{path} (distro-info-data on the scanning host)")
+
+
+def _table() -> dict[tuple[str, str], dict[str, str]]:
+    raw = resources.files("hyperward").joinpath("data/lifecycle.json").read_text(encoding="utf-8")
+    return {(r["distro"], r["release"]): r for r in json.loads(raw)["releases"]}
+
+
+def release_lifecycle(os_release: Maybe[OsRelease], sources: list[str] | None = None) -> Maybe[Lifecycle]:
+    """`sources`: the guest's apt sources as "URI suite" strings (AptState.sources)."""
+    if isinstance(os_release, Unavailable):
+        return os_release
+    found = sources or []
+    if os_release.id == "debian":
+        return _debian(os_release, found)
+    if os_release.id == "ubuntu":
+        return _ubuntu(os_release, found)
+    version = os_release.version_id
+    release = ".".join(version.split(".")[:2]) if os_release.id == "alpine" else version.split(".")[0]
+    row = _table().get((os_release.id, release))
+    if row is None:
+        what = f"{os_release.id or 'an unnamed OS'} {version}".strip()
+        return Unavailable("data/lifecycle.json", "missing", f"{what}: no end-of-life date known for this release (hyperward's table "
+                                                           "covers Debian and Ubuntu through distro-info-data, RHEL 7-9, Rocky 8-9, "
+                                                           "AlmaLinux 8, CentOS 7-8 and Alpine 3.10-3.23)")
+    source = row["source"] + (f" (date read from {row['found_via']})" if row.get("found_via") else "")
+    return Lifecycle(os_release.id, release, row["name"], row.get("released", "released"), row["eol"], row["eol_label"], None, "", False,
+                     f"hyperward data/lifecycle.json: {source}")
