@@ -74,6 +74,9 @@ class _GuestPlan:
     indexes: list[int]
     #: appliance drive index -> the disk's source as the guest definition names it
     sources: dict[int, str] = dataclasses.field(default_factory=dict)
+    #: what the results must say about disks that were opened with a caveat (a differencing
+    #: image read through its base)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def describe(self, device: str) -> str:
         """An appliance device (/dev/sdc2) as the user knows it: the disk's source and partition."""
@@ -235,7 +238,7 @@ def _plan(fs: RootFS, guests: list[Guest], pools: list[str]) -> tuple[list[_Gues
                     continue
                 disk = dataclasses.replace(disk, format=disk.format or fmt)
                 source = path
-            p = prepare(fs, disk, [*pools, *pve_pools], source)
+            p = prepare(fs, disk, [*pools, *pve_pools], source, guest.disk_dirs or None)
             prepared.append(p)
             if p.drive is not None:
                 key = p.drive.path
@@ -243,7 +246,8 @@ def _plan(fs: RootFS, guests: list[Guest], pools: list[str]) -> tuple[list[_Gues
                     index[key] = len(drives)
                     drives.append(p.drive)
                 indexes.append(index[key])
-        plan = _GuestPlan(guest, prepared, indexes)
+        plan = _GuestPlan(guest, prepared, indexes, notes=[f"{p.scan.source}: {p.scan.reason}" for p in prepared
+                                                          if p.drive is not None and p.scan.reason])
         plan.sources = {i: p.scan.source for i, p in zip(indexes, [p for p in prepared if p.drive is not None])}
         plans.append(plan)
     return plans, drives
@@ -338,7 +342,7 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
         return _empty(guest, disks, problems[0] if problems else "the libguestfs appliance is not available")
     found = appliance.filesystems(plan.indexes)
     fs_list = [f"{kind} on {plan.describe(dev)}" for dev, kind in sorted(found.items())]
-    notes = [RUNNING_NOTE] if guest.running else []
+    notes = ([RUNNING_NOTE] if guest.running else []) + plan.notes
     encrypted = [dev for dev, kind in found.items() if kind in ENCRYPTED_FS]
     if encrypted:
         notes.append(f"encrypted filesystem(s) not opened: {', '.join(sorted(plan.describe(d) for d in encrypted))}")

@@ -136,7 +136,7 @@ def _absolute_media(media: list[Medium], home: str) -> list[Medium]:
         location = m.location
         if location and not location.startswith("/") and not _WINDOWS_PATH.match(location):
             location = f"{home.rstrip('/')}/{location}"
-        out.append(Medium(m.uuid, location, m.format, m.medium_type, m.encrypted))
+        out.append(Medium(m.uuid, location, m.format, m.medium_type, m.encrypted, m.parent))
     return out
 
 
