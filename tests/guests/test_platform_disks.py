@@ -151,3 +151,58 @@ def test_esxi_host_drive_is_not_read(tmp_path: pathlib.Path) -> None:
     assert guest.disk_dirs == ["/vmfs/volumes", "/vmfs/volumes/ds1/cd"]
     result = prepare(RootFS(str(tmp_path)), drive, [], within=guest.disk_dirs)
     assert result.scan.status == "not-applicable" and result.drive is None
+
+
+def test_vmdk_extent_preflight(tmp_path: pathlib.Path) -> None:
+    """Extents are checked from the descriptor before QEMU opens anything: a FIFO extent would
+    block qemu-img until its timeout, a missing one is named."""
+    import os
+    import time
+
+    from hyperward.collect.fs import RootFS
+    from hyperward.guests.inspect.images import prepare
+    from hyperward.guests.model import GuestDisk
+
+    vm = tmp_path / "vmfs/volumes/ds1/vm"
+    vm.mkdir(parents=True)
+    os.mkfifo(vm / "fifo-flat.vmdk")
+    (vm / "fifo.vmdk").write_text(plab.esxi_descriptor("fifo", 2048, "fifo-flat.vmdk"))
+    (vm / "gone.vmdk").write_text(plab.esxi_descriptor("gone", 2048, "gone-flat.vmdk"))
+    with open(vm / "ok-flat.vmdk", "wb") as handle:
+        handle.truncate(2048 * 512)
+    (vm / "ok.vmdk").write_text(plab.esxi_descriptor("ok", 2048, "ok-flat.vmdk"))
+    fs, within = RootFS(str(tmp_path)), ["/vmfs/volumes", "/vmfs/volumes/ds1/vm"]
+
+    def prep(name: str) -> object:
+        return prepare(fs, GuestDisk(f"/vmfs/volumes/ds1/vm/{name}.vmdk", "vmdk", False, False, None), [], within=within).scan
+
+    started = time.monotonic()
+    fifo = prep("fifo")
+    assert fifo.status == "error" and "fifo-flat.vmdk is not a regular file" in fifo.reason  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 10
+    gone = prep("gone")
+    assert gone.status == "error" and "extent gone-flat.vmdk" in gone.reason  # type: ignore[attr-defined]
+    ok = prep("ok")
+    assert ok.status == "opened" and ok.format == "vmdk" and ok.virtual_size == 2048 * 512  # type: ignore[attr-defined]
+
+
+def test_virtualbox_differencing_chain_parsed() -> None:
+    """Nested HardDisks give the attached child its ancestors, nearest first, resolved against the
+    machine folder; a parent cycle across registries (global and machine) stays bounded."""
+    from hyperward.platforms.virtualbox.facts import Medium
+    from hyperward.platforms.virtualbox.parsers import MAX_CHAIN, _ancestors, parse_machine
+
+    media = ('        <HardDisk uuid="{00000000-0000-0000-0000-000000000001}" location="base.vdi" format="VDI">\n'
+             '          <HardDisk uuid="{00000000-0000-0000-0000-000000000002}" location="Snapshots/s1.vdi" format="VDI">\n'
+             '            <HardDisk uuid="{00000000-0000-0000-0000-000000000003}" location="/abs/s2.vdi" format="VDI"/>\n'
+             "          </HardDisk>\n        </HardDisk>")
+    text = plab.vbox_machine("m", "00000000-0000-0000-0000-0000000000aa", media, ["00000000-0000-0000-0000-000000000003"])
+    _, _, config = parse_machine(text, "/home/u/VMs/m/m.vbox", "/home/u/VMs/m")
+    assert config is not None
+    (disk,) = config.disks
+    assert disk.location == "/abs/s2.vdi" and disk.format == "VDI"
+    assert disk.parents == ["/home/u/VMs/m/Snapshots/s1.vdi", "/home/u/VMs/m/base.vdi"]
+    # two registries can disagree on who is whose parent: the walk stays bounded
+    a = Medium("a", "a.vdi", "VDI", None, False, "b")
+    b = Medium("b", "b.vdi", "VDI", None, False, "a")
+    assert len(_ancestors({"a": a, "b": b}, a)) == MAX_CHAIN

@@ -213,9 +213,16 @@ def prepare(fs: RootFS, disk: GuestDisk, pools: list[str], source: str | None = 
 
     if fmt == "vmdk":
         for extent in _descriptor_extents(real) or []:
-            problem = outside(os.path.join(os.path.dirname(real), extent), "extent") if extent else "an extent without a file name"
+            named = os.path.join(os.path.dirname(real), extent)
+            problem = outside(named, "extent") if extent else "an extent without a file name"
             if problem:
                 return Prepared(scan("outside-pool", problem, fmt))
+            try:
+                kind = os.stat(named).st_mode
+            except OSError as exc:
+                return Prepared(scan("error", f"extent {extent}: {exc.strerror or exc}", fmt))
+            if not (stat.S_ISREG(kind) or stat.S_ISBLK(kind)):
+                return Prepared(scan("error", f"extent {extent} is not a regular file or block device; not opened", fmt))
     info = _qemu_img_info(real, fmt)
     if isinstance(info, Unavailable):
         return Prepared(scan("error", info.reason, format=fmt))
