@@ -342,17 +342,19 @@ def _isolate_clashes(appliance: Appliance, plans: list[_GuestPlan]) -> list[_Gue
     if not appliance.lvm_clash():
         return list(plans)
     pvs = appliance.physical_volumes()
-    owners: dict[str, list[_GuestPlan]] = {}
+    owners: dict[str, list[tuple[str, _GuestPlan]]] = {}
     for plan in plans:
         plan.isolate_pvs = appliance.own_pvs(plan.indexes)
         for dev in plan.isolate_pvs:
-            owners.setdefault(pvs[dev], []).append(plan)
+            owners.setdefault(pvs[dev], []).append((dev, plan))
     for plan in plans:
         if not plan.isolate_pvs:
             continue
-        others = list(dict.fromkeys(o.guest.label for dev in plan.isolate_pvs for o in owners[pvs[dev]] if o is not plan))
+        # another device with this PV UUID (one image attached to two guests is one device, not a clone)
+        copies = [(dev, o) for mine in plan.isolate_pvs for dev, o in owners[pvs[mine]] if dev not in plan.isolate_pvs]
+        others = list(dict.fromkeys(o.guest.label for _, o in copies))
         if others:
-            shared = sorted({pvs[dev] for dev in plan.isolate_pvs if any(o is not plan for o in owners[pvs[dev]])})
+            shared = sorted({pvs[dev] for dev, _ in copies})
             plan.notes.append(f"its LVM physical volume {', '.join(shared)} is also on the disks of {', '.join(others)}: block-level "
                               "copies of one disk (cloned images); read with LVM limited to this guest's own disks")
         else:
