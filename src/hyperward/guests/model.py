@@ -94,6 +94,9 @@ class GuestDisk:
     target: str | None = None
     #: "disk", "cdrom", "floppy", "lun" (a SCSI LUN passed as such)
     device: str = "disk"
+    #: the files of a differencing image's ancestors, nearest parent first, where the platform's
+    #: registry rather than the image header names them (VirtualBox's MediaRegistry)
+    parents: list[str] = field(default_factory=list)
 
 
 @frozen
@@ -193,6 +196,11 @@ class Guest:
     #: where in `origin` each part of the definition is: the platform's key ("devices/graphics" in a
     #: libvirt domain, "args" in a Proxmox qm.conf) -> line, for findings to name the deciding line
     lines: dict[str, int] = field(default_factory=dict)
+    #: where this guest's disks may be, as the audited host names the directories, when its
+    #: definition is written by someone the scanner must not lend its rights to (a VirtualBox
+    #: user's .vbox, a .vmx on a datastore): a disk resolving outside them is not opened. Empty:
+    #: the disk's own directory and the storage pools (libvirt's and Proxmox's root-owned definitions)
+    disk_dirs: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:

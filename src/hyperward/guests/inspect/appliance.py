@@ -58,6 +58,8 @@ class Appliance:
         self.g: Any = None
         self._partitions: list[str] | None = None
         self._lvs: dict[str, set[str]] | None = None
+        self._pv_devices: dict[str, str] | None = None
+        self._clash: bool | None = None
 
     def launch(self) -> None:
         guestfs = _guestfs()
@@ -106,23 +108,84 @@ class Appliance:
                 break
         return f"/dev/sd{letters}"
 
-    def filesystems(self, indexes: list[int]) -> dict[str, str]:
-        """device -> filesystem type for the filesystems on these drives (partitions, LVs on PVs
-        of these drives, whole-disk filesystems). Only these drives are probed, one blkid each:
-        list_filesystems probes every drive of the appliance (about a second each under TCG)."""
-        g = self.g
-        mine = {self.device(i) for i in indexes}
+    def _load(self) -> list[str]:
         if self._partitions is None:
             try:
-                self._partitions = list(g.list_partitions())
+                self._partitions = list(self.g.list_partitions())
             except RuntimeError:
                 self._partitions = []
             self._lvs = self._lv_drives()
-        candidates: list[str] = []
-        for drive in sorted(mine):
-            parts = [p for p in self._partitions if p.rstrip("0123456789") == drive and p != drive]
-            candidates.extend(parts or [drive])
-        candidates.extend(lv for lv, drives in (self._lvs or {}).items() if drives & mine)
+        return self._partitions
+
+    def _candidates(self, drives: set[str]) -> list[str]:
+        partitions = self._load()
+        out: list[str] = []
+        for drive in sorted(drives):
+            parts = [p for p in partitions if p.rstrip("0123456789") == drive and p != drive]
+            out.extend(parts or [drive])
+        return out
+
+    def physical_volumes(self) -> dict[str, str]:
+        """LVM PV device -> PV UUID for every drive of the appliance, as blkid reads each label
+        (LVM itself lists a UUID found on two devices once). Empty without LVM: one call."""
+        if self._pv_devices is None:
+            self._pv_devices = {}
+            try:
+                has_lvm = bool(self.g.pvs())
+            except RuntimeError:
+                has_lvm = False
+            if has_lvm:
+                for dev in self._candidates({self.device(i) for i in range(len(self.drives))}):
+                    try:
+                        if self.g.vfs_type(dev) == "LVM2_member":
+                            self._pv_devices[dev] = self.g.vfs_uuid(dev)
+                    except RuntimeError:
+                        continue
+        return self._pv_devices
+
+    def lvm_clash(self) -> bool:
+        """Whether two devices carry one PV UUID (block-level clones of an LVM disk) or two VGs
+        share a name (images installed alike: every Ubuntu server's ubuntu-vg). LVM then refuses
+        to activate those VGs ("PVs appear on duplicate devices") or activates one of them under
+        the name for every guest, so each such guest is read with an LVM filter of its own."""
+        if self._clash is None:
+            uuids = list(self.physical_volumes().values())
+            try:
+                names = list(self.g.vgs()) if uuids else []
+            except RuntimeError:
+                names = []
+            self._clash = len(set(uuids)) < len(uuids) or len(set(names)) < len(names)
+        return self._clash
+
+    def own_pvs(self, indexes: list[int]) -> list[str]:
+        mine = {self.device(i) for i in indexes}
+        return [dev for dev in self.physical_volumes() if dev.rstrip("0123456789") in mine or dev in mine]
+
+    def isolate_lvm(self, pvs: list[str]) -> list[str] | str:
+        """Let LVM see only these PVs (one guest's) and activate their VGs: the LVs then listed
+        are that guest's whatever the other drives hold. Returns the LVs, or why not."""
+        g = self.g
+        self.umount_all()
+        try:
+            g.vg_activate_all(False)
+            g.lvm_set_filter(pvs)
+            g.vg_activate_all(True)
+            return list(g.lvs())
+        except RuntimeError as exc:
+            return f"LVM could not be limited to this guest's physical volumes: {_last_line(str(exc))}"
+
+    def filesystems(self, indexes: list[int], lvs: list[str] | None = None) -> dict[str, str]:
+        """device -> filesystem type for the filesystems on these drives (partitions, LVs on PVs
+        of these drives, whole-disk filesystems). Only these drives are probed, one blkid each:
+        list_filesystems probes every drive of the appliance (about a second each under TCG).
+        `lvs`: the guest's LVs when isolate_lvm found them."""
+        g = self.g
+        mine = {self.device(i) for i in indexes}
+        candidates = self._candidates(mine)
+        if lvs is not None:
+            candidates.extend(lvs)
+        else:
+            candidates.extend(lv for lv, drives in (self._lvs or {}).items() if drives & mine)
         found: dict[str, str] = {}
         for dev in candidates:
             try:

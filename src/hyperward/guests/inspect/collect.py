@@ -77,6 +77,11 @@ class _GuestPlan:
     indexes: list[int]
     #: appliance drive index -> the disk's source as the guest definition names it
     sources: dict[int, str] = dataclasses.field(default_factory=dict)
+    #: what the results must say about disks that were opened with a caveat (a differencing
+    #: image read through its base)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    #: this guest's LVM PVs when LVM must be limited to them (Appliance.lvm_clash)
+    isolate_pvs: list[str] = dataclasses.field(default_factory=list)
 
     def describe(self, device: str) -> str:
         """An appliance device (/dev/sdc2) as the user knows it: the disk's source and partition."""
@@ -238,7 +243,7 @@ def _plan(fs: RootFS, guests: list[Guest], pools: list[str]) -> tuple[list[_Gues
                     continue
                 disk = dataclasses.replace(disk, format=disk.format or fmt)
                 source = path
-            p = prepare(fs, disk, [*pools, *pve_pools], source)
+            p = prepare(fs, disk, [*pools, *pve_pools], source, guest.disk_dirs or None)
             prepared.append(p)
             if p.drive is not None:
                 key = p.drive.path
@@ -246,7 +251,8 @@ def _plan(fs: RootFS, guests: list[Guest], pools: list[str]) -> tuple[list[_Gues
                     index[key] = len(drives)
                     drives.append(p.drive)
                 indexes.append(index[key])
-        plan = _GuestPlan(guest, prepared, indexes)
+        plan = _GuestPlan(guest, prepared, indexes, notes=[f"{p.scan.source}: {p.scan.reason}" for p in prepared
+                                                          if p.drive is not None and p.scan.reason])
         plan.sources = {i: p.scan.source for i, p in zip(indexes, [p for p in prepared if p.drive is not None])}
         plans.append(plan)
     return plans, drives
@@ -309,19 +315,55 @@ def _scan_group(fs: RootFS, guests: list[Guest], pools: list[str], key: bytes, v
         except EngineUnavailable as exc:
             problems.append(str(exc))
             appliance = None
-    insides = []
+    by_plan: dict[int, GuestInside] = {}
     try:
-        for plan in plans:
+        order = list(plans)
+        if appliance is not None:
             try:
-                insides.append(_scan_one(plan, appliance, problems, key, vulndb, max_age))
+                order = _isolate_clashes(appliance, plans)
+            except RuntimeError as exc:
+                problems.append(f"LVM physical volumes could not be listed: {str(exc)[:200]}")
+        for plan in order:
+            try:
+                by_plan[id(plan)] = _scan_one(plan, appliance, problems, key, vulndb, max_age)
             except RuntimeError as exc:  # the appliance died or a call failed in a way not foreseen: this guest only
                 disks = [p.scan for p in plan.prepared]
-                insides.append(_empty(plan.guest, disks, f"the appliance failed while reading this guest: {str(exc)[:200]}"))
+                by_plan[id(plan)] = _empty(plan.guest, disks, f"the appliance failed while reading this guest: {str(exc)[:200]}")
+        insides = [by_plan[id(plan)] for plan in plans]
     finally:
         launch_s = appliance.launch_s if appliance is not None else 0.0
         if appliance is not None:
             appliance.close()
     return insides, problems, launch_s, engine
+
+
+def _isolate_clashes(appliance: Appliance, plans: list[_GuestPlan]) -> list[_GuestPlan]:
+    """The order to read the guests in: when LVM sees one PV UUID on two devices or one VG name
+    twice, every guest with LVM is read last, each with LVM limited to its own PVs (switching
+    the filter deactivates the other guests' LVs), and a PV UUID on another guest's disk is
+    named as what it is: a block-level copy of one disk."""
+    if not appliance.lvm_clash():
+        return list(plans)
+    pvs = appliance.physical_volumes()
+    owners: dict[str, list[tuple[str, _GuestPlan]]] = {}
+    for plan in plans:
+        plan.isolate_pvs = appliance.own_pvs(plan.indexes)
+        for dev in plan.isolate_pvs:
+            owners.setdefault(pvs[dev], []).append((dev, plan))
+    for plan in plans:
+        if not plan.isolate_pvs:
+            continue
+        # another device with this PV UUID (one image attached to two guests is one device, not a clone)
+        copies = [(dev, o) for mine in plan.isolate_pvs for dev, o in owners[pvs[mine]] if dev not in plan.isolate_pvs]
+        others = list(dict.fromkeys(o.guest.label for _, o in copies))
+        if others:
+            shared = sorted({pvs[dev] for dev, _ in copies})
+            plan.notes.append(f"its LVM physical volume {', '.join(shared)} is also on the disks of {', '.join(others)}: block-level "
+                              "copies of one disk (cloned images); read with LVM limited to this guest's own disks")
+        else:
+            plan.notes.append("the guests of this scan hold LVM volume groups of one name: read with LVM limited to this "
+                              "guest's own disks")
+    return [p for p in plans if not p.isolate_pvs] + [p for p in plans if p.isolate_pvs]
 
 
 def _empty(guest: Guest, disks: list[GuestDiskScan], reason: str, fss: list[str] | None = None,
@@ -339,9 +381,17 @@ def _scan_one(plan: _GuestPlan, appliance: Appliance | None, problems: list[str]
         return _empty(guest, disks, "; ".join(reasons) if reasons else "the guest has no disk")
     if appliance is None:
         return _empty(guest, disks, problems[0] if problems else "the libguestfs appliance is not available")
-    found = appliance.filesystems(plan.indexes)
+    lvs: list[str] | None = None
+    if plan.isolate_pvs:
+        isolated = appliance.isolate_lvm(plan.isolate_pvs)
+        if isinstance(isolated, str):
+            plan.notes.append(isolated)
+            lvs = []
+        else:
+            lvs = isolated
+    found = appliance.filesystems(plan.indexes, lvs)
     fs_list = [f"{kind} on {plan.describe(dev)}" for dev, kind in sorted(found.items())]
-    notes = [RUNNING_NOTE] if guest.running else []
+    notes = ([RUNNING_NOTE] if guest.running else []) + plan.notes
     encrypted = [dev for dev, kind in found.items() if kind in ENCRYPTED_FS]
     if encrypted:
         notes.append(f"encrypted filesystem(s) not opened: {', '.join(sorted(plan.describe(d) for d in encrypted))}")

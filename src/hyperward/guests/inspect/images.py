@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ...collect import commands
@@ -51,12 +53,17 @@ def _inside(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory + "/") or directory == "/"
 
 
-def resolve(fs: RootFS, source: str, pools: list[str]) -> str | Unavailable:
+def resolve(fs: RootFS, source: str, pools: list[str], within: list[str] | None = None) -> str | Unavailable:
     """The disk's file on this machine, refused when a symlink leads outside both the directory
-    the definition names and every storage pool (pool paths as the audited host sees them)."""
+    the definition names and every storage pool (pool paths as the audited host sees them).
+    `within` (the guest's disk_dirs) replaces both: the path itself, `..` and symlinks resolved,
+    must lie in one of those directories."""
     try:
         local = fs.local_path(source)
-        allowed = [fs.local_path(os.path.dirname(source))] + [fs.local_path(p) for p in pools if p.startswith("/")]
+        if within:
+            allowed = [fs.local_path(d) for d in within if d.startswith("/")]
+        else:
+            allowed = [fs.local_path(os.path.dirname(source))] + [fs.local_path(p) for p in pools if p.startswith("/")]
     except _Loop:
         return Unavailable(source, "invalid", "too many levels of symbolic links (symlink loop)")
     root = fs.root if not fs.live else ""
@@ -66,8 +73,44 @@ def resolve(fs: RootFS, source: str, pools: list[str]) -> str | Unavailable:
         return Unavailable(source, "invalid", "resolves outside the audited root")
     if not any(_inside(real, a) for a in allowed):
         shown = real[len(root):] if root and real.startswith(root) else real
+        if within:
+            return Unavailable(source, "invalid", f"resolves to {shown}, outside the directories this guest's disks may be in "
+                                                  f"({', '.join(within)}); not opened")
         return Unavailable(source, "invalid", f"a symbolic link out of its storage directory (to {shown}); not opened")
     return real
+
+
+#: a VMDK descriptor's extent lines (VMware's Virtual Disk Format 5.0, "Extent Descriptions")
+_EXTENT = re.compile(rb'^\s*(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"]*)"', re.MULTILINE)
+DESCRIPTOR_LIMIT = 64 * 1024
+
+
+def _descriptor_extents(real: str) -> list[str] | None:
+    """The extent files a text VMDK descriptor names (None: not a text descriptor), read before
+    QEMU opens anything: an extent naming a FIFO or a device must not be opened even to probe it."""
+    try:
+        with open(real, "rb", buffering=0) as handle:
+            head = handle.read(DESCRIPTOR_LIMIT + 1)
+    except OSError:
+        return None
+    if not head.lstrip().startswith(b"#") or len(head) > DESCRIPTOR_LIMIT:
+        return None
+    return [m.decode("utf-8", "replace") for m in _EXTENT.findall(head)]
+
+
+def _qemu_extents(chain: Sequence[object]) -> list[tuple[str, str]]:
+    """(image, extent file) for every VMDK extent qemu-img saw in the chain."""
+    out = []
+    for element in chain:
+        if not isinstance(element, dict):
+            continue
+        spec = element.get("format-specific")
+        data = spec.get("data") if isinstance(spec, dict) else None
+        extents = data.get("extents") if isinstance(data, dict) else None
+        for extent in extents if isinstance(extents, list) else []:
+            if isinstance(extent, dict) and isinstance(extent.get("filename"), str):
+                out.append((str(element.get("filename", "")), extent["filename"]))
+    return out
 
 
 def _qemu_img_info(path: str, fmt: str) -> dict[str, object] | list[object] | Unavailable:
@@ -87,8 +130,10 @@ def _qemu_img_info(path: str, fmt: str) -> dict[str, object] | list[object] | Un
     return parsed
 
 
-def prepare(fs: RootFS, disk: GuestDisk, pools: list[str], source: str | None = None) -> Prepared:
-    """`source`: the disk's path as the audited host sees it (a Proxmox volume already mapped)."""
+def prepare(fs: RootFS, disk: GuestDisk, pools: list[str], source: str | None = None,
+            within: list[str] | None = None) -> Prepared:
+    """`source`: the disk's path as the audited host sees it (a Proxmox volume already mapped).
+    `within`: the guest's disk_dirs, where the disk and every file its header names must lie."""
     shown = disk.source or "(no source)"
     target, device = disk.target, disk.device
 
@@ -98,22 +143,38 @@ def prepare(fs: RootFS, disk: GuestDisk, pools: list[str], source: str | None = 
 
     if disk.network:
         return Prepared(scan("not-applicable", f"network disk ({disk.network}): not read from the host"))
+    if within and disk.raw_device:
+        return Prepared(scan("not-applicable", "a host drive passed to the guest: not read from the host"))
     path = source or disk.source
     if not path or not path.startswith("/"):
         return Prepared(scan("not-applicable", "no file path for this disk (a volume hyperward cannot map to a file)"))
     if disk.encrypted:
         return Prepared(scan("encrypted", "the definition marks the disk encrypted; not opened"))
-    real = resolve(fs, path, pools)
+    real = resolve(fs, path, pools, within)
     if isinstance(real, Unavailable):
-        status = "outside-pool" if "storage directory" in real.reason else "error"
+        status = "outside-pool" if "storage directory" in real.reason or "may be in" in real.reason else "error"
         return Prepared(scan(status, real.reason))
+    fmt = (disk.format or "raw").lower()
+    note = ""
+    if disk.parents and fmt in DIFFERENCING_UNREADABLE:
+        # QEMU's vdi and vpc drivers refuse differencing images (their parent is named by UUID
+        # only): the base the platform's registry names is read instead, and the result says so
+        base = disk.parents[-1]
+        if not os.path.isfile(real):
+            return Prepared(scan("error", "the differencing image is missing or not a regular file", fmt))
+        base_real = resolve(fs, base, pools, within)
+        if isinstance(base_real, Unavailable):
+            status = "outside-pool" if "may be in" in base_real.reason else "error"
+            return Prepared(scan(status, f"its base image {base} {base_real.reason}", fmt))
+        note = (f"a differencing image (snapshot): QEMU cannot read {fmt.upper()} differencing images, so its base {base} was read "
+                "instead; what the guest wrote since the snapshot is not seen")
+        real, fmt = base_real, _format_by_name(base, fmt)
     try:
         st = os.stat(real)
     except OSError as exc:
         return Prepared(scan("error", f"{exc.strerror or exc}"))
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISBLK(st.st_mode)):
         return Prepared(scan("error", "not a regular file or block device; not opened"))
-    fmt = (disk.format or "raw").lower()
     iso = device == "cdrom"
     if fmt in ("iso", "cdrom"):
         fmt = "raw"
@@ -129,6 +190,39 @@ def prepare(fs: RootFS, disk: GuestDisk, pools: list[str], source: str | None = 
             return Prepared(scan("error", exc.strerror or str(exc), format=fmt))
         if head == LUKS_MAGIC:
             return Prepared(scan("encrypted", "LUKS header; not opened", format=fmt))
+    # QEMU opens a backing file or VMDK extent by the name in the image, on this machine: for an
+    # offline root that name is the audited host's, and it must not reach a file outside the
+    # root; on any host it must stay where the image itself may be.
+    try:
+        if within:
+            allowed = [os.path.realpath(fs.local_path(d)) for d in within if d.startswith("/")]
+        else:
+            allowed = [os.path.dirname(real)] + [os.path.realpath(fs.local_path(p)) for p in pools if p.startswith("/")]
+    except _Loop:
+        allowed = [os.path.dirname(real)]
+
+    def outside(name: str, what: str) -> str | None:
+        target = os.path.realpath(name)
+        shown_name = target[len(fs.root):] if not fs.live and target.startswith(fs.root.rstrip("/") + "/") else os.path.normpath(name)
+        if not fs.live and not _inside(target, fs.root):
+            return f"{what} {shown_name} lies outside the audited root; not opened"
+        if not any(_inside(target, a) for a in allowed):
+            where = f"the directories this guest's disks may be in ({', '.join(within)})" if within else "the image's directory and every pool"
+            return f"{what} {shown_name} lies outside {where}; not opened"
+        return None
+
+    if fmt == "vmdk":
+        for extent in _descriptor_extents(real) or []:
+            named = os.path.join(os.path.dirname(real), extent)
+            problem = outside(named, "extent") if extent else "an extent without a file name"
+            if problem:
+                return Prepared(scan("outside-pool", problem, fmt))
+            try:
+                kind = os.stat(named).st_mode
+            except OSError as exc:
+                return Prepared(scan("error", f"extent {extent}: {exc.strerror or exc}", fmt))
+            if not (stat.S_ISREG(kind) or stat.S_ISBLK(kind)):
+                return Prepared(scan("error", f"extent {extent} is not a regular file or block device; not opened", fmt))
     info = _qemu_img_info(real, fmt)
     if isinstance(info, Unavailable):
         return Prepared(scan("error", info.reason, format=fmt))
@@ -138,24 +232,27 @@ def prepare(fs: RootFS, disk: GuestDisk, pools: list[str], source: str | None = 
     size = top.get("virtual-size")
     backing = [str(c.get("filename", "")) for c in chain[1:] if isinstance(c, dict)]
     shown_backing = [b[len(fs.root):] if not fs.live and b.startswith(fs.root) else b for b in backing]
-    # QEMU opens a backing file by the name in the image header, on this machine: for an offline
-    # root that name is the audited host's, and it must not reach a file outside the root; on any
-    # host it must stay in the image's directory or a pool, as the image itself must.
-    try:
-        allowed = [os.path.dirname(real)] + [os.path.realpath(fs.local_path(p)) for p in pools if p.startswith("/")]
-    except _Loop:
-        allowed = [os.path.dirname(real)]
     for name, shown_name in zip(backing, shown_backing):
-        target = os.path.realpath(name)
-        if not fs.live and not _inside(target, fs.root):
-            return Prepared(scan("outside-pool", f"backing file {shown_name} lies outside the audited root; not opened", fmt,
-                                 None, shown_backing))
-        if not any(_inside(target, a) for a in allowed):
-            return Prepared(scan("outside-pool", f"backing file {shown_name} lies outside the image's directory and every pool; not opened",
-                                 fmt, None, shown_backing))
-        allowed.append(os.path.dirname(target))
+        problem = outside(name, "backing file")
+        if problem:
+            return Prepared(scan("outside-pool", problem, fmt, None, shown_backing))
+        allowed.append(os.path.dirname(os.path.realpath(name)))
+    for image, extent in _qemu_extents(chain):
+        problem = outside(os.path.join(os.path.dirname(image), extent), "extent")
+        if problem:
+            return Prepared(scan("outside-pool", problem, fmt, None, shown_backing))
     vsize = size if isinstance(size, int) else None
     resolved = None if real == fs.local_path(path) else real
     if encrypted:
         return Prepared(scan("encrypted", "qcow2 encryption; not opened", fmt, vsize, shown_backing, resolved))
-    return Prepared(scan("opened", "", fmt, vsize, shown_backing, resolved), Drive(real, fmt, iso=iso))
+    return Prepared(scan("opened", note, fmt, vsize, shown_backing, resolved), Drive(real, fmt, iso=iso))
+
+
+#: formats whose differencing images QEMU cannot open (block/vdi.c accepts only dynamic and
+#: static images; block/vpc.c has no differencing support)
+DIFFERENCING_UNREADABLE = ("vdi", "vpc")
+
+
+def _format_by_name(path: str, default: str) -> str:
+    """A base image's format from its name where the registry gives it only for the child."""
+    return {".vdi": "vdi", ".vmdk": "vmdk", ".vhd": "vpc", ".vhdx": "vhdx"}.get(os.path.splitext(path)[1].lower(), default)

@@ -17,6 +17,7 @@ What ESXi decides for the guest, filled in truthfully:
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 from ...guests.model import (
@@ -67,8 +68,10 @@ def to_guest(vm: EsxiVm) -> Guest:
         defaults.append("clipboard off (isolation.tools.copy/paste.disable default TRUE)")
     if dnd is None:
         defaults.append("drag and drop off (isolation.tools.dnd.disable default TRUE)")
-    disks = [GuestDisk(d.backing, None, readonly=False, shared=(d.mode or "").lower() == "multi-writer",
-                       encrypted=vm.encrypted, target=d.name, device="cdrom" if d.kind == "cdrom" else "disk")
+    disks = [GuestDisk(disk_path(vm, d.backing), disk_format(vm, d.kind, d.backing), readonly=False,
+                       shared=(d.mode or "").lower() == "multi-writer",
+                       encrypted=vm.encrypted, target=d.name, device="cdrom" if d.kind == "cdrom" else "disk",
+                       raw_device=disk_format(vm, d.kind, d.backing) is None and vm.source == "vmx" and d.kind == "cdrom")
              for d in vm.devices if d.kind in ("disk", "cdrom")]
     passed = [PassedDevice("pci", d.backing, target=d.name) for d in vm.devices if d.kind == "pci-passthrough"]
     passed += [PassedDevice("usb", d.backing, target=d.name) for d in vm.devices if d.kind == "usb"]
@@ -105,7 +108,28 @@ def to_guest(vm: EsxiVm) -> Guest:
         arch="x86_64",
         nested_kind="requested" if nested else None,
         nested_detail="vhv.enable = TRUE (hardware virtualization exposed to the guest)" if nested else None,
+        disk_dirs=[VOLUMES, posixpath.dirname(vm.origin)] if vm.source == "vmx" else [],
     )
+
+
+VOLUMES = "/vmfs/volumes"
+
+
+def disk_path(vm: EsxiVm, backing: str | None) -> str | None:
+    """A .vmx `fileName` as ESXi opens it: relative names are relative to the .vmx's directory.
+    The API's `[datastore] dir/file.vmdk` names stay as they are (no local file)."""
+    if not backing or vm.source != "vmx" or backing.startswith("/"):
+        return backing
+    return posixpath.join(posixpath.dirname(vm.origin), backing)
+
+
+def disk_format(vm: EsxiVm, kind: str, backing: str | None) -> str | None:
+    """A disk's fileName names a descriptor .vmdk (its extents beside it); a CD-ROM image an ISO."""
+    if vm.source != "vmx" or not backing:
+        return None
+    if kind == "cdrom":
+        return "raw" if backing.lower().endswith(".iso") else None  # else a host drive (cdrom-raw, atapi-cdrom)
+    return "vmdk" if backing.lower().endswith(".vmdk") else None
 
 
 def to_guests(facts: EsxiFacts) -> list[Guest]:

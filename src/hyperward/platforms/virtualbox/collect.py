@@ -136,7 +136,7 @@ def _absolute_media(media: list[Medium], home: str) -> list[Medium]:
         location = m.location
         if location and not location.startswith("/") and not _WINDOWS_PATH.match(location):
             location = f"{home.rstrip('/')}/{location}"
-        out.append(Medium(m.uuid, location, m.format, m.medium_type, m.encrypted))
+        out.append(Medium(m.uuid, location, m.format, m.medium_type, m.encrypted, m.parent))
     return out
 
 
@@ -295,7 +295,13 @@ def _relabel(home: VBoxHome, real: str) -> VBoxHome:
         if isinstance(m, Unavailable):
             machines.append(fix_u(m))
         else:
-            machines.append(dataclasses.replace(m, path=fix(m.path), file=None, folder=None))
+            config = m.config
+            if config is not None:
+                # media were resolved inside the copy, as its own RootFS sees it
+                disks = [dataclasses.replace(d, location=fix(d.location) if d.location else d.location,
+                                             parents=[fix(p) for p in d.parents]) for d in config.disks]
+                config = dataclasses.replace(config, disks=disks)
+            machines.append(dataclasses.replace(m, path=fix(m.path), file=None, folder=None, config=config))
     glob = home.global_file
     glob = fix_u(glob) if isinstance(glob, Unavailable) else dataclasses.replace(glob, path=fix(glob.path))
     return dataclasses.replace(home, path=real, global_file=glob, machines=machines)

@@ -121,6 +121,9 @@ class Disk:
     host_drive: str | None
     passthrough: bool
     controller: str
+    #: a differencing image's ancestors in the media registry (their locations resolved as
+    #: `location` is), nearest parent first: its own header names the parent only by UUID
+    parents: list[str] = field(default_factory=list)
 
 
 @frozen
@@ -239,6 +242,8 @@ class Medium:
     format: str | None
     medium_type: str | None
     encrypted: bool
+    #: the parent medium's UUID for a differencing image (a HardDisk nested in another)
+    parent: str | None = None
 
 
 @frozen

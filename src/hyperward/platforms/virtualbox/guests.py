@@ -14,6 +14,8 @@ A machine is mapped in its current state; its snapshots' settings are judged by 
 
 from __future__ import annotations
 
+import posixpath
+
 from ...guests.model import (
     Console,
     Guest,
@@ -69,8 +71,9 @@ def machine_guest(facts: VirtualBoxFacts, home: VBoxHome, m: VBoxMachine) -> Gue
             devices.append(PassedDevice("block", d.host_drive, raw_io=d.passthrough, target=f"{d.device} {d.controller}"))
             continue
         readonly = d.device != "disk" or d.medium_type in ("Immutable", "Readonly")
-        disks.append(GuestDisk(d.location, d.format, readonly, d.medium_type in ("Shareable", "MultiAttach"),
-                               d.encrypted, target=d.controller, device="cdrom" if d.device == "dvd" else d.device))
+        disks.append(GuestDisk(d.location, image_format(d.format, d.device), readonly, d.medium_type in ("Shareable", "MultiAttach"),
+                               d.encrypted, target=d.controller, device="cdrom" if d.device == "dvd" else d.device,
+                               parents=list(d.parents)))
     nics = []
     for n in c.nics:
         if not n.enabled or n.attachment == "null":
@@ -94,7 +97,33 @@ def machine_guest(facts: VirtualBoxFacts, home: VBoxHome, m: VBoxMachine) -> Gue
         arch="aarch64" if c.architecture == "ARM" else "x86_64",
         nested_kind="requested" if c.cpu.nested_hw_virt else None,
         nested_detail="NestedHWVirt enabled (nested VT-x/AMD-V)" if c.cpu.nested_hw_virt else None,
+        disk_dirs=disk_dirs(home, m),
     )
+
+
+#: VirtualBox's medium formats (the MediaRegistry's `format`, VD backend names) as QEMU names them
+FORMATS = {"vdi": "vdi", "vmdk": "vmdk", "vhd": "vpc", "vhdx": "vhdx", "raw": "raw", "qed": "qed", "qcow": "qcow"}
+
+
+def image_format(vbox: str | None, device: str) -> str | None:
+    """None where VirtualBox names no format: an ISO or floppy image is raw, a hard disk unknown."""
+    if vbox is None:
+        return "raw" if device in ("dvd", "floppy") else None
+    return FORMATS.get(vbox.lower(), vbox.lower())
+
+
+def disk_dirs(home: VBoxHome, m: VBoxMachine) -> list[str]:
+    """The machine folder and the home of the user whose VirtualBox home registers the machine:
+    the .vbox is that user's file and VirtualBox opens its media with that user's rights, so a
+    location elsewhere (/etc/shadow, /dev/sda, another user's image) is not opened as root."""
+    out = [posixpath.dirname(m.path)]
+    for suffix in ("/.config/VirtualBox", "/.VirtualBox"):
+        if home.path.rstrip("/").endswith(suffix):
+            out.append(home.path.rstrip("/")[: -len(suffix)] or "/")
+            break
+    else:
+        out.append(home.path)
+    return list(dict.fromkeys(out))
 
 
 def to_guests(facts: VirtualBoxFacts) -> list[Guest]:

@@ -149,22 +149,22 @@ def _media(registry: ET.Element | None) -> list[Medium]:
     """Every medium of a MediaRegistry, children (differencing images) included; a child is
     encrypted when it or an ancestor carries the CRYPT/KeyStore property."""
     out: list[Medium] = []
-    stack: list[tuple[ET.Element, bool]] = []
+    stack: list[tuple[ET.Element, bool, str | None]] = []
     for kind in ("HardDisks", "DVDImages", "FloppyImages"):
         section = _child(registry, kind)
         if section is None:
             continue
         for el in section:
-            stack.append((el, False))
+            stack.append((el, False, None))
     while stack:
-        el, inherited = stack.pop()
+        el, inherited, parent = stack.pop()
         props = {p.get("name", ""): True for p in _children(el, "Property")}
         encrypted = inherited or "CRYPT/KeyStore" in props or "CRYPT/KeyId" in props
         uuid = el.get("uuid", "").strip("{}").lower()
         if uuid:
-            out.append(Medium(uuid, el.get("location", ""), el.get("format"), el.get("type"), encrypted))
+            out.append(Medium(uuid, el.get("location", ""), el.get("format"), el.get("type"), encrypted, parent))
         for child in _children(el, "HardDisk"):
-            stack.append((child, encrypted))
+            stack.append((child, encrypted, uuid or None))
     return out
 
 
@@ -387,14 +387,35 @@ def _disks(machine: ET.Element, hw: ET.Element, media: dict[str, Medium], base: 
                 image, drive = _child(att, "Image"), _child(att, "HostDrive")
                 uuid = image.get("uuid", "").strip("{}").lower() if image is not None else None
                 medium = media.get(uuid) if uuid else None
-                location = medium.location if medium else None
-                if location and not location.startswith("/") and not re.match(r"^[A-Za-z]:[\\/]", location):
-                    location = f"{base.rstrip('/')}/{location}"
-                out.append(Disk(kind, uuid, location, medium.format if medium else None,
+                location = _located(medium.location, base) if medium else None
+                ancestors = _ancestors(media, medium)
+                parents = [_located(m.location, base) for m in ancestors]
+                fmt = (medium.format if medium else None) or next((m.format for m in ancestors if m.format), None)
+                out.append(Disk(kind, uuid, location, fmt,
                                 medium.medium_type if medium else None,
                                 medium.encrypted if medium else None,
                                 drive.get("src") if drive is not None else None,
-                                _bool(att, "passthrough", False), ctl.get("name", "")))
+                                _bool(att, "passthrough", False), ctl.get("name", ""), parents))
+    return out
+
+
+#: differencing chains longer than this are cut (a registry naming a parent loop stays finite)
+MAX_CHAIN = 64
+
+
+def _located(location: str, base: str) -> str:
+    """A medium location as VirtualBox resolves it: relative to the machine folder."""
+    if location and not location.startswith("/") and not re.match(r"^[A-Za-z]:[\\/]", location):
+        return f"{base.rstrip('/')}/{location}"
+    return location
+
+
+def _ancestors(media: dict[str, Medium], medium: Medium | None) -> list[Medium]:
+    out: list[Medium] = []
+    while medium is not None and medium.parent and len(out) < MAX_CHAIN:
+        medium = media.get(medium.parent)
+        if medium is not None:
+            out.append(medium)
     return out
 
 
