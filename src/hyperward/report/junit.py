@@ -4,6 +4,7 @@ a failure's text carries the severity, the message, the fix and where it was dec
 
 from __future__ import annotations
 
+import functools
 import re
 
 from ..engine import ScanReport
@@ -26,7 +27,9 @@ def _where(f: Finding, shared: ReportView) -> str:
     return where.file + (f":{where.line}" if where.line else "") + (f" ({where.key})" if where.key else "")
 
 
+@functools.lru_cache(maxsize=None)
 def _attr(text: str) -> str:
+    """Memoized: check IDs, resources and messages recur across thousands of test cases."""
     return (_clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
             .replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#09;"))
 
@@ -77,4 +80,5 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         out.extend(_case(f, shared) for f in findings)
         out.append("</testsuite>")
     out.append("</testsuites>\n")
+    _attr.cache_clear()  # one report's strings are not kept for the next
     return "".join(out)
