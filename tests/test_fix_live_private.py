@@ -20,7 +20,12 @@ import shutil
 import sys
 
 import pytest
-from private_libvirtd import PrivateLibvirtd, private_libvirtd, sha256_tree, system_libvirtds
+from private_libvirtd import (
+    PrivateLibvirtd,
+    private_libvirtd,
+    sha256_tree,
+    system_libvirtds,
+)
 
 WEAK_CONF = """
 # hyperward test: weak settings
@@ -98,11 +103,11 @@ def mine(results: dict[tuple[str, str], tuple[str, str]], uuids: dict[str, str])
 @pytest.fixture
 def daemon(tmp_path: pathlib.Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     etc_before = sha256_tree("/etc/libvirt")
-    system_before = system_libvirtds(None)
+    system_before = system_libvirtds()
     with private_libvirtd(tmp_path / "ns", tmp_path_factory.getbasetemp(), WEAK_CONF) as d:
         yield d
     assert sha256_tree("/etc/libvirt") == etc_before, "this machine's /etc/libvirt changed"
-    assert system_libvirtds(None) == system_before, "a libvirtd or virtlogd outside the namespace started or stopped"
+    assert system_libvirtds() == system_before, "a libvirtd or virtlogd outside the namespace started or stopped"
     assert str(tmp_path / "ns") not in pathlib.Path("/proc/self/mountinfo").read_text()
 
 

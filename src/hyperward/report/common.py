@@ -63,7 +63,7 @@ class ReportView:
     made for, so no id can be reused by another object while the view lives, and `view()` makes a
     new view when the report's findings are no longer exactly those objects."""
 
-    __slots__ = ("findings", "host", "_locations", "_fingerprints", "_helps", "_counts")
+    __slots__ = ("_counts", "_fingerprints", "_helps", "_locations", "findings", "host")
 
     def __init__(self, report: ScanReport) -> None:
         self.findings = tuple(report.findings)

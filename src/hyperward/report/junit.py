@@ -27,7 +27,7 @@ def _where(f: Finding, shared: ReportView) -> str:
     return where.file + (f":{where.line}" if where.line else "") + (f" ({where.key})" if where.key else "")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _attr(text: str) -> str:
     """Memoized: check IDs, resources and messages recur across thousands of test cases."""
     return (_clean(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
