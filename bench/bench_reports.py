@@ -4,13 +4,17 @@
 
 Builds bench_domains.py's offline root (the `hardened` fixture with that many varied domain
 definitions), collects and checks it once in this process, then renders each registered format
-`--runs` times and prints the median and minimum render time and the size of the output.
+`--runs` times (each from a fresh copy of the report, so nothing is shared between runs) and prints
+the median and minimum render time, the median CPU time and the size of the output; then renders
+every format back to back from one report, as `scan -o a -o b ...` does (the formats share the
+report's view: locations, fingerprints, check help and counts computed once).
 Targets (issue 14): every format together under 0.5 s added to the scan; the HTML under 5 MB.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import statistics
 import sys
@@ -44,26 +48,41 @@ def main() -> None:
         scan_s = time.perf_counter() - started
     print(f"{args.domains} domains: {len(report.derived().guests)} guests, {len(report.findings)} results, "
           f"{len(report.derived().reachability)} reachability rows; collect + checks {scan_s:.3f} s (in process)")
-    print(f"{'format':>8} {'median s':>9} {'min s':>7} {'size MB':>8}")
-    total = 0.0
+    print(f"{'format':>8} {'median s':>9} {'min s':>7} {'cpu s':>7} {'size MB':>8}")
+    total = total_cpu = 0.0
     html_text = ""
     sizes: dict[str, float] = {}
     for name in FORMATS:
         reporter = get_reporter(name)
-        times = []
+        times, cpu = [], []
         out = ""
         for _ in range(args.runs):
-            t0 = time.perf_counter()
-            out = reporter.render(report, RenderOptions(width=100))
+            fresh = dataclasses.replace(report)  # no view shared with an earlier run: each run starts cold
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = reporter.render(fresh, RenderOptions(width=100))
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         size = len(out.encode()) / 1e6
         sizes[name] = size
         if name == "html":
             html_text = out
         median = statistics.median(times)
         total += median
-        print(f"{name:>8} {median:>9.3f} {min(times):>7.3f} {size:>8.2f}")
-    print(f"all formats: {total:.3f} s (target < {TARGET_TOTAL_S} s: {'met' if total < TARGET_TOTAL_S else 'MISSED'})")
+        total_cpu += statistics.median(cpu)
+        print(f"{name:>8} {median:>9.3f} {min(times):>7.3f} {statistics.median(cpu):>7.3f} {size:>8.2f}")
+    print(f"sum of medians: {total:.3f} s ({total_cpu:.3f} s CPU)")
+    # what `hyperward scan -o r.txt -o r.json -o r.sarif ...` does: every format from one report
+    together, together_cpu = [], []
+    for _ in range(args.runs):
+        fresh = dataclasses.replace(report)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for name in FORMATS:
+            get_reporter(name).render(fresh, RenderOptions(width=100))
+        together.append(time.perf_counter() - t0)
+        together_cpu.append(time.process_time() - c0)
+    both = statistics.median(together)
+    print(f"all formats from one report: median {both:.3f} s, min {min(together):.3f} s, CPU {statistics.median(together_cpu):.3f} s "
+          f"(target < {TARGET_TOTAL_S} s: {'met' if both < TARGET_TOTAL_S else 'MISSED'})")
     if "html" in sizes:
         print(f"html: {sizes['html']:.2f} MB (target < {TARGET_HTML_MB} MB: {'met' if sizes['html'] < TARGET_HTML_MB else 'MISSED'})")
     if args.browser and "html" in sizes:

@@ -370,6 +370,9 @@ def test_apply_on_an_offline_tree_reports_per_finding(tmp_path, weak):
     assert any(line.startswith("needs reboot   HV-VULN-002  /proc/cmdline: mitigations=off: run: update-grub; reboot") for line in lines)
     assert "fixed          HV-VULN-002  /etc/default/grub (with grub.d): nopti" in lines
     assert "summary: 7 fixed, 1 needs restart, 2 needs reboot, 3 by hand" in lines
+    # what the applied blocks still need, each once, after the summary (never done)
+    pending = lines[lines.index("to take effect (not done here):") + 1:]
+    assert "  restart libvirtd (systemctl restart libvirtd)" in pending and len(pending) == len(set(pending)), pending
     assert "virsh" not in done.stdout and "update-grub" in done.stdout  # named, never run
     assert (tmp_path / "backups" / "etc%libvirt%qemu.conf").exists()
 

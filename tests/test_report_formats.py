@@ -365,3 +365,44 @@ def test_one_scan_writes_every_format_and_real_node_exporter_and_prometheus_read
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def test_every_format_from_one_report_is_each_format_rendered_alone(reports):
+    """`-o a.sarif -o a.xml -o a.ocsf.json ...` renders all from one report and its shared view
+    (report/common.py); each must be what a report of its own gives."""
+    from hyperward.report import FORMATS as ALL
+
+    report, _root = reports["weak"]
+    together = {name: get_reporter(name).render(report, RenderOptions()) for name in ALL}
+    assert report.render_cache is not None
+    for name in ALL:
+        alone = dataclasses.replace(report)  # a new report: no view yet
+        assert alone.render_cache is None
+        assert get_reporter(name).render(alone, RenderOptions()) == together[name], name
+
+
+def test_the_shared_view_follows_findings_that_changed(reports):
+    """A report whose findings were replaced, added or removed after a render is never rendered
+    from the old view: the location, fingerprint and counts are the new findings'."""
+    from hyperward.report import sarif
+
+    base, _root = reports["weak"]
+    report = dataclasses.replace(base, findings=list(base.findings))
+    first = sarif.document(report)
+    i, old = next((i, f) for i, f in enumerate(report.findings) if f.status is Status.FAIL)
+    moved = dataclasses.replace(old, result=dataclasses.replace(
+        old.result, resource="moved-resource", details={**old.result.details, "file": "/etc/moved.conf", "line": 7}))
+    report.findings[i] = moved
+    second = sarif.document(report)["runs"][0]
+    result = next(r for r in second["results"] if r["properties"]["resource"] == "moved-resource")
+    assert result["partialFingerprints"]["hyperward/v1"] == fingerprint(moved, report.facts.meta.hostname)
+    assert result["partialFingerprints"]["hyperward/v1"] != fingerprint(old, report.facts.meta.hostname)
+    assert result["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "etc/moved.conf", "uriBaseId": "HOSTROOT"},
+                                                          "region": {"startLine": 7}}
+    assert location(moved).file == "/etc/moved.conf"
+    before = first["runs"][0]["properties"]["summary"]
+    report.findings.append(moved)
+    assert sarif.document(report)["runs"][0]["properties"]["summary"]["fail"] == before["fail"] + 1
+    report.findings.pop()
+    del report.findings[i]
+    assert sarif.document(report)["runs"][0]["properties"]["summary"]["fail"] == before["fail"] - 1

@@ -169,4 +169,11 @@ def _apply(blocks: list[Block], script: str, target: str, backup_dir: str, yes: 
             click.echo(line)
     click.echo("summary: " + ", ".join(f"{counts[k]} {k}" for k in
                                       ("fixed", "needs restart", "needs reboot", "still failing", "refused", "failed", "by hand") if k in counts))
+    # A rescan reads the files, not what the daemons and guests loaded: a result can pass while the
+    # change it judges waits for a restart. Each one the applied blocks need is named, once.
+    pending = dict.fromkeys(need.describe() for outcome in outcomes if outcome.script == "done" for need in outcome.block.needs)
+    if pending:
+        click.echo("to take effect (not done here):")
+        for text in pending:
+            click.echo(f"  {visible(text)}")
     sys.exit(1 if counts.get("refused") or counts.get("failed") else 0)

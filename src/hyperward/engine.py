@@ -98,6 +98,9 @@ class ScanReport:
     collect_s: float | None = None  # collecting (or loading) the facts, when the caller timed it
     total_s: float | None = None  # the whole command, from the CLI's entry to the report
     artifacts: Artifacts | None = None
+    #: report/common.py's per-report view (locations, fingerprints, check help), shared by every
+    #: format rendered from this report; it checks itself against `findings` before each use
+    render_cache: object | None = field(default=None, init=False, repr=False, compare=False)
 
     def derived(self) -> Artifacts:
         """The artifacts, computed on first use when the report was built without them."""
@@ -108,10 +111,10 @@ class ScanReport:
         return self.artifacts
 
     def counts_by_status(self) -> dict[str, int]:
-        out = {s.value: 0 for s in Status}
-        for f in self.findings:
-            out[f.status.value] += 1
-        return out
+        # list.count compares members by identity in C; Status.value per finding is a Python-level
+        # property lookup, 20 ms at 16,000 results
+        statuses = [f.status for f in self.findings]
+        return {s.value: statuses.count(s) for s in Status}
 
     def counts_by_severity(self) -> dict[str, int]:
         """Failing findings only: what needs fixing, by how bad it is."""

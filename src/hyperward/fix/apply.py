@@ -38,7 +38,10 @@ def run_script(script: str, root: str, backup_dir: str) -> tuple[dict[int, str],
     bash = shutil.which("bash", path=SYSTEM_PATH)
     if bash is None:
         raise ApplyError("bash is not installed: cannot apply the fix")
-    workdir = tempfile.mkdtemp(prefix="hyperward-fix-")
+    try:
+        workdir = tempfile.mkdtemp(prefix="hyperward-fix-")
+    except OSError as exc:
+        raise ApplyError(f"no writable temporary directory for the fix script ({exc.strerror or exc}); set TMPDIR") from None
     path = os.path.join(workdir, "fix.sh")
     try:
         safefile.write_text(path, script)

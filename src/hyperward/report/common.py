@@ -5,6 +5,7 @@ about which file and line a finding names."""
 from __future__ import annotations
 
 import hashlib
+import operator
 from typing import TYPE_CHECKING
 
 from ..model import Finding, Severity
@@ -51,6 +52,64 @@ def fingerprint(f: Finding, host: str) -> str:
     (which carries versions and counts that change while the finding stays the same)."""
     text = "\0".join((f.check_id, f.result.platform or "", f.result.resource, host))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
+class ReportView:
+    """Per report, what several formats ask of every finding: its location, its fingerprint, its
+    check's help and the status counts. `-o r.sarif -o r.xml -o r.ocsf.json` renders three formats
+    from one report; each used to compute every location and fingerprint again.
+
+    Entries are keyed by the finding object's id(); the view holds a tuple of the findings it was
+    made for, so no id can be reused by another object while the view lives, and `view()` makes a
+    new view when the report's findings are no longer exactly those objects."""
+
+    __slots__ = ("_counts", "_fingerprints", "_helps", "_locations", "findings", "host")
+
+    def __init__(self, report: ScanReport) -> None:
+        self.findings = tuple(report.findings)
+        self.host = report.facts.meta.hostname
+        self._locations: dict[int, Location] = {}
+        self._fingerprints: dict[int, str] = {}
+        self._helps: dict[str, CheckHelp] | None = None
+        self._counts: dict[str, int] | None = None
+
+    def fits(self, report: ScanReport) -> bool:
+        findings = report.findings
+        return (self.host == report.facts.meta.hostname and len(findings) == len(self.findings)
+                and all(map(operator.is_, findings, self.findings)))
+
+    def location(self, f: Finding) -> Location:
+        found = self._locations.get(id(f))
+        if found is None:
+            found = self._locations[id(f)] = location(f)
+        return found
+
+    def fingerprint(self, f: Finding) -> str:
+        found = self._fingerprints.get(id(f))
+        if found is None:
+            found = self._fingerprints[id(f)] = fingerprint(f, self.host)
+        return found
+
+    def helps(self, report: ScanReport) -> dict[str, CheckHelp]:
+        if self._helps is None:
+            self._helps = check_help(report)
+        return self._helps
+
+    def counts_by_status(self, report: ScanReport) -> dict[str, int]:
+        """A copy (callers may change theirs) of ScanReport.counts_by_status."""
+        if self._counts is None:
+            self._counts = report.counts_by_status()
+        return dict(self._counts)
+
+
+def view(report: ScanReport) -> ReportView:
+    """The report's shared view, made on first use (and again when its findings changed)."""
+    cached = report.render_cache
+    if isinstance(cached, ReportView) and cached.fits(report):
+        return cached
+    made = ReportView(report)
+    report.render_cache = made
+    return made
 
 
 #: GitHub's code-scanning convention: critical >= 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9

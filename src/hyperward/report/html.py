@@ -27,6 +27,7 @@ from ..model import Finding, Severity, Status
 from ..reach import Reach, port_label
 from ..textsafe import visible
 from . import RenderOptions
+from .common import view
 
 STYLE = """
 :root{--bg:#fff;--fg:#1b1f24;--mute:#5b6570;--line:#d5dae0;--card:#f5f7f9;--crit:#8b0000;--high:#c62828;--med:#b26a00;
@@ -221,7 +222,7 @@ def _cards(report: ScanReport) -> list[str]:
     fails = [f for f in report.findings if f.status is Status.FAIL]
     checks = len({f.check_id for f in fails})
     resources = len({f.result.resource for f in fails})
-    status = report.counts_by_status()
+    status = view(report).counts_by_status(report)
     platforms = ", ".join(sorted(report.facts.platforms)) or "none found"
     guests = report.derived().guests
     duration = report.total_s if report.total_s is not None else report.duration_s

@@ -11,6 +11,7 @@ from ..facts import GuestInside, to_jsonable
 from ..guests.model import Guest
 from ..model import Category, Status, Unavailable
 from . import RenderOptions
+from .common import view
 
 #: 2: each result has "details" (and "platform" for guest results); a top-level "checks" map gives
 #: each check's title, severity and reference URLs
@@ -81,7 +82,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         "collect_s": None if report.collect_s is None else round(report.collect_s, 4),
         "checks_s": round(report.duration_s, 4),
         "summary": {
-            "by_status": report.counts_by_status(),
+            "by_status": view(report).counts_by_status(report),
             "failing_by_severity": report.counts_by_severity(),
             "lacking_privilege": report.lacking_privilege(),
         },

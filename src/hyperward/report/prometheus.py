@@ -11,6 +11,7 @@ from .. import __version__
 from ..engine import ScanReport
 from ..model import Status
 from . import RenderOptions
+from .common import view
 
 
 def _label(value: str) -> str:
@@ -36,9 +37,8 @@ def render(report: ScanReport, options: RenderOptions) -> str:
     failing: Counter[tuple[str, str, str]] = Counter()
     per_check: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    statuses: Counter[str] = Counter()
+    statuses = view(report).counts_by_status(report)
     for f in report.findings:
-        statuses[f.status.value] += 1
         per_check[f.check_id] += 0
         if f.status is Status.FAIL:
             failing[(f.check_id, f.severity.label, f.result.platform or "host")] += 1

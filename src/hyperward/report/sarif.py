@@ -14,7 +14,7 @@ from .. import __version__, frameworks
 from ..engine import ScanReport
 from ..model import Finding, Severity, Status
 from . import RenderOptions
-from .common import SECURITY_SEVERITY, CheckHelp, check_help, fingerprint, location
+from .common import SECURITY_SEVERITY, CheckHelp, ReportView, view
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 _LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW: "note",
@@ -54,18 +54,21 @@ def _rule(cid: str, f: Finding, info: CheckHelp) -> dict[str, Any]:
     return rule
 
 
-def _locations(f: Finding) -> list[dict[str, Any]]:
-    where = location(f)
+def _locations(f: Finding, shared: ReportView, uris: dict[str, str]) -> list[dict[str, Any]]:
+    where = shared.location(f)
     logical: dict[str, Any] = {"name": f.result.resource, "fullyQualifiedName": where.logical, "kind": "resource"}
     if where.file is None:
         return [{"logicalLocations": [logical]}]
-    physical: dict[str, Any] = {"artifactLocation": {"uri": urllib.parse.quote(where.file.lstrip("/")), "uriBaseId": "HOSTROOT"}}
+    uri = uris.get(where.file)
+    if uri is None:  # a guest's definition file decides several of its findings
+        uri = uris[where.file] = urllib.parse.quote(where.file.lstrip("/"))
+    physical: dict[str, Any] = {"artifactLocation": {"uri": uri, "uriBaseId": "HOSTROOT"}}
     if where.line is not None:
         physical["region"] = {"startLine": where.line}
     return [{"physicalLocation": physical, "logicalLocations": [logical]}]
 
 
-def _result(f: Finding, rule_index: int, host: str) -> dict[str, Any]:
+def _result(f: Finding, rule_index: int, shared: ReportView, uris: dict[str, str]) -> dict[str, Any]:
     severity = f.severity
     out: dict[str, Any] = {
         "ruleId": f.check_id,
@@ -73,8 +76,8 @@ def _result(f: Finding, rule_index: int, host: str) -> dict[str, Any]:
         "kind": "fail",
         "level": _LEVEL[severity],
         "message": {"text": f.result.message or f.meta.title},
-        "locations": _locations(f),
-        "partialFingerprints": {"hyperward/v1": fingerprint(f, host)},
+        "locations": _locations(f, shared, uris),
+        "partialFingerprints": {"hyperward/v1": shared.fingerprint(f)},
         "properties": {
             "resource": f.result.resource,
             "severity": severity.label,
@@ -89,28 +92,30 @@ def _result(f: Finding, rule_index: int, host: str) -> dict[str, Any]:
     return out
 
 
-def _notification(f: Finding, rule_index: int) -> dict[str, Any]:
+def _notification(f: Finding, rule_index: int, shared: ReportView, uris: dict[str, str]) -> dict[str, Any]:
     """A check that could not run is no finding: SARIF's place for it is the invocation."""
     return {
         "level": "error",
         "message": {"text": f"{f.check_id} on {f.result.resource}: {f.result.message}"},
         "associatedRule": {"id": f.check_id, "index": rule_index},
-        "locations": _locations(f),
+        "locations": _locations(f, shared, uris),
         "properties": {"needs_privilege": f.result.needs_privilege},
     }
 
 
 def document(report: ScanReport) -> dict[str, Any]:
     meta = report.facts.meta
-    helps = check_help(report)
+    shared = view(report)
+    helps = shared.helps(report)
+    uris: dict[str, str] = {}
     first: dict[str, Finding] = {}
     for f in report.findings:
         first.setdefault(f.check_id, f)
     rule_ids = sorted(first)
     index = {cid: i for i, cid in enumerate(rule_ids)}
     host = meta.hostname
-    results = [_result(f, index[f.check_id], host) for f in report.findings if f.status in (Status.FAIL, Status.SUPPRESSED)]
-    notifications = [_notification(f, index[f.check_id]) for f in report.findings if f.status is Status.ERROR]
+    results = [_result(f, index[f.check_id], shared, uris) for f in report.findings if f.status in (Status.FAIL, Status.SUPPRESSED)]
+    notifications = [_notification(f, index[f.check_id], shared, uris) for f in report.findings if f.status is Status.ERROR]
     root = meta.root if meta.root.endswith("/") else meta.root + "/"
     run: dict[str, Any] = {
         "tool": {"driver": {
@@ -131,7 +136,7 @@ def document(report: ScanReport) -> dict[str, Any]:
         }],
         "results": results,
         "properties": {"host": host, "profile": report.profile, "warnings": list(report.warnings),
-                       "summary": report.counts_by_status()},
+                       "summary": shared.counts_by_status(report)},
     }
     return {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
 

@@ -14,6 +14,7 @@ from ..model import Category, Finding, Severity, Status
 from ..textsafe import visible
 from ..verified import verified
 from . import RenderOptions
+from .common import view
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -128,7 +129,7 @@ def summary_line(report: ScanReport) -> str:
     """Checks and resources counted apart: 160 failing results may be one check on 160 guests or 160
     checks on the host, and the two call for different work."""
     failing = report.counts_by_severity()
-    status = report.counts_by_status()
+    status = view(report).counts_by_status(report)
     checks = {f.check_id for f in report.findings if f.status is Status.FAIL}
     resources = {f.result.resource for f in report.findings if f.status is Status.FAIL}
     sev = ", ".join(f"{n} {label}" for label, n in failing.items())
