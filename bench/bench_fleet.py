@@ -24,6 +24,7 @@ import glob
 import json
 import os
 import pathlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,12 +43,20 @@ RUN_AS_PG = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups"
 
 
 def run(*args: str) -> float:
+    return run_cpu(*args)[0]
+
+
+def run_cpu(*args: str) -> tuple[float, float]:
+    """Wall seconds and the process's own CPU seconds (user + sys): on a machine shared with other
+    work the two differ by how long the process waited for a core."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([HYPERWARD, *args], capture_output=True, text=True, timeout=3600)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(args[:2])} failed: {proc.stderr.strip()}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def start_postgres(top: str) -> tuple[str, list[str]]:
@@ -125,7 +134,8 @@ def main() -> None:
             try:
                 ingest = run("fleet", "ingest", "--db", url, str(inbox))
                 again = run("fleet", "ingest", "--db", url, str(inbox))
-                times = [run("fleet", "report", "--db", url, "--format", "json") for _ in range(args.report_runs)]
+                timed = [run_cpu("fleet", "report", "--db", url, "--format", "json") for _ in range(args.report_runs)]
+                times, cpu = [t for t, _ in timed], [c for _, c in timed]
                 doc = json.loads(subprocess.run([HYPERWARD, "fleet", "report", "--db", url, "--format", "json"],
                                                 capture_output=True, text=True, timeout=3600).stdout)
             finally:
@@ -138,7 +148,8 @@ def main() -> None:
                   f"1,000 reports extrapolated {ingest / count * 1000:.1f} s, target {TARGET_INGEST_S:.0f} s)  "
                   f"re-ingest (all unchanged) {again:5.1f} s")
             print(f"{'':<10} fleet report median {report:5.2f} s over {len(times)} runs (min {min(times):.2f}, max {max(times):.2f}; "
-                  f"target {TARGET_REPORT_S:.0f} s); trends: {pairs} pairs, "
+                  f"target {TARGET_REPORT_S:.0f} s), its own CPU median {statistics.median(cpu):.2f} s; load {os.getloadavg()[0]:.1f}; "
+                  f"trends: {pairs} pairs, "
                   f"{sum(t['new'] for t in doc['trends'])} new, {sum(t['fixed'] for t in doc['trends'])} fixed")
 
 
