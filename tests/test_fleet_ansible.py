@@ -261,7 +261,7 @@ def _hyperward_wheel(out: pathlib.Path, work: pathlib.Path, version: str | None 
     out.mkdir(exist_ok=True)
     before = set(out.iterdir())
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                           "-w", str(out), str(tree)], capture_output=True, text=True, timeout=300)
+                           "-w", str(out), str(tree)], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (built,) = set(out.iterdir()) - before
     return built
@@ -366,7 +366,7 @@ def test_role_installs_from_shipped_wheels_with_no_route_out(tmp_path: pathlib.P
     from conftest import require
 
     packages = ["python3", "python3-venv", "python3-libvirt", "python3-apt"]
-    installed = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Status}\n", *packages], capture_output=True, text=True, timeout=30)
+    installed = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Status}\n", *packages], capture_output=True, text=True, timeout=30, check=False)
     require(installed.stdout.count("install ok installed") == len(packages), f"Debian packages {', '.join(packages)} installed")
     house = tmp_path / "wheelhouse"
     ours = _hyperward_wheel(house, tmp_path)
@@ -377,7 +377,7 @@ def test_role_installs_from_shipped_wheels_with_no_route_out(tmp_path: pathlib.P
     with _namespace_hosts(tmp_path, ["kvm-w"], interpreter="/usr/bin/python3", pythonpath=False) as connections:
         ns = connections["kvm-w"]["netns"]
         # the host has no route out: pip there could not reach an index even if it tried
-        route = subprocess.run(["ip", "netns", "exec", ns, "ip", "route", "get", "192.0.2.1"], capture_output=True, text=True, timeout=30)
+        route = subprocess.run(["ip", "netns", "exec", ns, "ip", "route", "get", "192.0.2.1"], capture_output=True, text=True, timeout=30, check=False)
         assert route.returncode != 0 and "unreachable" in route.stderr.lower(), route.stdout + route.stderr
         on_host = tmp_path / "kvm-w-fs"
         venv, wheel_dir, fetched = on_host / "opt/hyperward", on_host / "var/cache/hyperward/wheels", tmp_path / "fetched"
