@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import glob
+import itertools
 import json
 import os
 import pathlib
@@ -331,7 +332,7 @@ def test_newer_database_schema_refused(db: str, reports: dict[str, pathlib.Path]
         with sqlite3.connect(db) as conn:
             conn.execute("INSERT INTO schema_version VALUES (99)")
     proc = hyperward("fleet", "report", "--db", db)
-    assert proc.returncode == 2 and "fleet database schema 99 is newer than this hyperward (1)" in proc.stderr
+    assert proc.returncode == 2 and "fleet database schema 99 is newer than this hyperward (2)" in proc.stderr
 
 
 def test_postgres_down_is_one_clear_error_without_the_password(tmp_path: pathlib.Path, reports: dict[str, pathlib.Path]) -> None:
@@ -462,3 +463,208 @@ def test_report_of_a_missing_database_is_an_error_and_creates_nothing(tmp_path: 
         proc = hyperward("fleet", *command, "--db", str(path))
         assert proc.returncode == 2 and "no fleet database yet" in proc.stderr, proc.stderr
     assert not (tmp_path / "state").exists()
+
+
+# ---------------------------------------------------------------- trends counted in SQL (schema 2)
+
+#: the commit before trends moved into SQL: its hyperward writes a schema-1 database
+SCHEMA_1_COMMIT = "37728a3"
+
+
+def _python_trends(url: str, weeks: int, now: datetime.datetime, filters: object = None) -> list[dict]:
+    """The oracle: trends as fleet.py counted them in Python before schema 2, each host's
+    consecutive good reports compared over (check id, resource) -> status maps."""
+    from hyperward import fleet
+
+    db = fleet.open_database(url, create=False)
+    try:
+        since = (now - datetime.timedelta(weeks=weeks)).isoformat(timespec="seconds")
+        wanted = {r.host for r in fleet.latest(db, filters or fleet.Filters())}
+        per_week: dict[str, dict[str, int]] = {}
+        previous: dict[str, int] = {}
+
+        def statuses(report_id: int) -> tuple[dict[tuple[str, str], str], set[str]]:
+            rows = db.execute("SELECT check_id, resource, status FROM results WHERE report_id = ?", (report_id,)).fetchall()
+            return {(c, r): st for c, r, st in rows}, {c for c, _r, _st in rows}
+
+        for report_id, host, when in db.execute(
+                "SELECT id, host, collected_at FROM reports WHERE state = 'ok' ORDER BY host, collected_at, id").fetchall():
+            if host not in wanted:
+                continue
+            before = previous.get(host)
+            previous[host] = int(report_id)
+            if before is None or when < since:
+                continue
+            (old_map, old_checks), (new_map, _) = statuses(before), statuses(int(report_id))
+            week = per_week.setdefault(fleet._week(when), {"new": 0, "fixed": 0, "reports": 0})
+            week["new"] += sum(1 for k, s in new_map.items() if s == "fail" and old_map.get(k) != "fail" and k[0] in old_checks)
+            week["fixed"] += sum(1 for k, s in old_map.items() if s == "fail" and new_map.get(k) == "pass")
+            week["reports"] += 1
+        return [{"week": w, **c} for w, c in sorted(per_week.items())]
+    finally:
+        db.close()
+
+
+def _from_files(files: list[tuple[str, datetime.datetime, pathlib.Path]], weeks: int, now: datetime.datetime) -> list[dict]:
+    """The same trends straight from the report files through diff.compare, no database at all."""
+    since = now - datetime.timedelta(weeks=weeks)
+    per_week: dict[str, dict[str, int]] = {}
+    by_host: dict[str, list[tuple[datetime.datetime, pathlib.Path]]] = {}
+    for host, when, path in files:
+        by_host.setdefault(host, []).append((when, path))
+    for series in by_host.values():
+        series.sort()
+        for (_, old), (when, new) in itertools.pairwise(series):
+            if when < since:
+                continue
+            change = differ.compare(differ.load_report(str(old)), differ.load_report(str(new)))
+            year, week_no, _ = when.isocalendar()
+            week = per_week.setdefault(f"{year}-W{week_no:02d}", {"new": 0, "fixed": 0, "reports": 0})
+            week["new"] += len(change.of("new"))
+            week["fixed"] += len(change.of("fixed"))
+            week["reports"] += 1
+    return [{"week": w, **c} for w, c in sorted(per_week.items())]
+
+
+def _variant(source: pathlib.Path, dest: pathlib.Path, host: str, when: datetime.datetime,
+             drop_check: str | None = None, unjudge_check: str | None = None) -> pathlib.Path:
+    """A real report as another host and time; DROP_CHECK: that check did not run (its fails in
+    the next report are first_checked, not new); UNJUDGE_CHECK: its results not_applicable (its
+    earlier fails are not fixed)."""
+    doc = json.loads(source.read_text())
+    doc["host"], doc["collected_at"] = host, when.isoformat(timespec="seconds")
+    if drop_check:
+        doc["results"] = [r for r in doc["results"] if r["id"] != drop_check]
+    if unjudge_check:
+        doc["results"] = [dict(r, status="not_applicable") if r["id"] == unjudge_check else r for r in doc["results"]]
+    dest.write_text(json.dumps(doc))
+    return dest
+
+
+def _failing_check(path: pathlib.Path, other: pathlib.Path) -> str:
+    """A check that fails in PATH and passes somewhere in OTHER (so dropping it changes the counts)."""
+    mine = {r["id"] for r in json.loads(path.read_text())["results"] if r["status"] == "fail"}
+    theirs = {r["id"] for r in json.loads(other.read_text())["results"] if r["status"] == "pass"}
+    return min(mine & theirs)
+
+
+def _pairs(url: str) -> int:
+    """Consecutive good reports of a host, over all hosts."""
+    return _count(url, "SELECT coalesce(sum(n), 0) FROM (SELECT count(*) - 1 AS n FROM reports WHERE state = 'ok' GROUP BY host) h")
+
+
+def test_trends_in_sql_match_the_python_count_and_diff(db: str, reports: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> None:
+    """Three hosts over three weeks: weak <-> hardened flips (new and fixed), a check that did not
+    run (first_checked, not new), a check whose results became not_applicable (not fixed), a host
+    with no change, a bad report between two good ones; a report ingested late between two stored
+    ones; stored counts removed by hand; retention."""
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    weak, hard, pve = reports["kvm-a"], reports["kvm-b"], reports["pve-c"]
+    dropped, unjudged = _failing_check(weak, hard), _failing_check(weak, hard)
+    d = {n: now - datetime.timedelta(days=n) for n in (20, 15, 13, 9, 6, 3, 2, 1)}
+    files = [
+        ("h1", d[20], _variant(weak, tmp_path / "h1-20.json", "h1", d[20])),
+        ("h1", d[13], _variant(hard, tmp_path / "h1-13.json", "h1", d[13])),
+        ("h1", d[3], _variant(weak, tmp_path / "h1-3.json", "h1", d[3], drop_check=dropped)),
+        ("h1", d[1], _variant(weak, tmp_path / "h1-1.json", "h1", d[1])),
+        ("h2", d[20], _variant(hard, tmp_path / "h2-20.json", "h2", d[20])),
+        ("h2", d[9], _variant(weak, tmp_path / "h2-9.json", "h2", d[9])),
+        ("h2", d[2], _variant(weak, tmp_path / "h2-2.json", "h2", d[2], unjudge_check=unjudged)),
+        ("h2", d[1], _variant(hard, tmp_path / "h2-1.json", "h2", d[1])),
+        ("h3", d[15], _variant(pve, tmp_path / "h3-15.json", "h3", d[15])),
+        ("h3", d[1], _variant(pve, tmp_path / "h3-1.json", "h3", d[1])),
+    ]
+    (tmp_path / "late").mkdir()
+    late = ("h1", d[6], _variant(weak, tmp_path / "late" / "h1.json", "h1", d[6]))
+    bad = tmp_path / "bad" / "h2.json"
+    bad.parent.mkdir()
+    bad.write_text(weak.read_text()[:1000])
+    os.utime(bad, (d[6].timestamp(), d[6].timestamp()))
+    proc = hyperward("fleet", "ingest", "--db", db, "--group", "g1", *(str(p) for _h, _w, p in files if _h != "h3"), str(bad))
+    assert proc.returncode == 0 and "ingested: 8 stored, 0 unchanged, 1 bad input" in proc.stdout, proc.stdout + proc.stderr
+    assert hyperward("fleet", "ingest", "--db", db, "--group", "g3", *(str(p) for h, _w, p in files if h == "h3")).returncode == 0
+
+    def agree(all_files: list[tuple[str, datetime.datetime, pathlib.Path]]) -> list[dict]:
+        from hyperward import fleet
+
+        one_week = _report(db, "--weeks", "1")["trends"]
+        assert one_week == _python_trends(db, 1, now) == _from_files(all_files, 1, now)
+        g3 = _report(db, "--group", "g3")["trends"]
+        assert g3 == _python_trends(db, 12, now, fleet.Filters(group="g3")) == _from_files([f for f in all_files if f[0] == "h3"], 12, now)
+        got = _report(db)["trends"]
+        assert got == _python_trends(db, 12, now) == _from_files(all_files, 12, now)
+        return got
+
+    trends = agree(files)
+    assert sum(t["new"] for t in trends) > 0 and sum(t["fixed"] for t in trends) > 0
+    assert sum(t["reports"] for t in trends) == 7
+    # the rules that tell new from first_checked and fixed from not judged did something here
+    c13_3 = differ.compare(differ.load_report(str(files[1][2])), differ.load_report(str(files[2][2])))
+    c3_1 = differ.compare(differ.load_report(str(files[2][2])), differ.load_report(str(files[3][2])))
+    c2_1 = differ.compare(differ.load_report(str(files[6][2])), differ.load_report(str(files[7][2])))
+    assert c13_3.of("new") and c3_1.of("first_checked") and c2_1.of("not_judged")
+    assert _count(db, "SELECT count(*) FROM trend_pairs") == _pairs(db) == 7
+
+    # a report ingested late lands between two stored ones: their pair is forgotten, two counted
+    assert hyperward("fleet", "ingest", "--db", db, "--group", "g1", str(late[2])).returncode == 0
+    files.append(late)
+    agree(files)
+    assert _count(db, "SELECT count(*) FROM trend_pairs") == _pairs(db) == 8
+
+    # counts missing from trend_pairs (an ingest running beside the report): counted on the fly
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            conn.execute("DELETE FROM trend_pairs WHERE report_id IN (SELECT id FROM reports WHERE host = 'h1')")
+    else:
+        with sqlite3.connect(db) as conn:
+            conn.execute("DELETE FROM trend_pairs WHERE report_id IN (SELECT id FROM reports WHERE host = 'h1')")
+    assert _count(db, "SELECT count(*) FROM trend_pairs") == 4
+    agree(files)
+
+    # retention drops the reports before 10 days: the pairs of what is left, counted again
+    assert "old reports dropped" in hyperward("fleet", "ingest", "--db", db, "--retention-days", "10", str(files[3][2])).stdout
+    kept = [f for f in files if f[1] >= now - datetime.timedelta(days=10)]
+    agree(kept)
+    assert _count(db, "SELECT count(*) FROM trend_pairs") == _pairs(db) == 4
+
+
+def test_schema_1_database_migrates_with_its_trends(db: str, reports: dict[str, pathlib.Path], tmp_path: pathlib.Path) -> None:
+    """A database the previous hyperward (schema 1, its source from git) wrote: the next command
+    adds the index and trend_pairs, counts every stored pair, and reports the same trends."""
+    git = shutil.which("git")
+    require(git is not None and (REPO / ".git").exists(), "git and this checkout's history")
+    listed = subprocess.run([git, "-C", str(REPO), "cat-file", "-e", f"{SCHEMA_1_COMMIT}^{{commit}}"], capture_output=True, timeout=30,
+                            check=False)
+    require(listed.returncode == 0, f"commit {SCHEMA_1_COMMIT} in this checkout")
+    old = tmp_path / "schema-1"
+    old.mkdir()
+    archive = subprocess.run([git, "-C", str(REPO), "archive", SCHEMA_1_COMMIT, "src"], capture_output=True, timeout=60, check=True)
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True, timeout=60)
+    assert "SCHEMA_VERSION = 1\n" in (old / "src/hyperward/fleet.py").read_text()
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    files = []
+    for host, series in (("m1", (reports["kvm-a"], reports["kvm-b"], reports["kvm-a"])), ("m2", (reports["kvm-b"], reports["kvm-a"]))):
+        for k, source in enumerate(series):
+            when = now - datetime.timedelta(days=10 - 4 * k)
+            files.append((host, when, _retimed(source, tmp_path / f"{host}-{k}.json", host, when)))
+    first = files[:-1]
+    proc = hyperward("fleet", "ingest", "--db", db, *(str(p) for _h, _w, p in first), env={"PYTHONPATH": str(old / "src")})
+    assert proc.returncode == 0 and "ingested: 4 stored" in proc.stdout, proc.stdout + proc.stderr
+    assert _count(db, "SELECT max(version) FROM schema_version") == 1
+    old_report = hyperward("fleet", "report", "--db", db, "--format", "json", env={"PYTHONPATH": str(old / "src")})
+    assert old_report.returncode == 0, old_report.stderr
+    old_trends = json.loads(old_report.stdout)["trends"]
+    assert sum(t["reports"] for t in old_trends) == 2
+
+    doc = _report(db)
+    assert _count(db, "SELECT max(version) FROM schema_version") == 2
+    assert doc["trends"] == old_trends == _python_trends(db, 12, now) == _from_files(first, 12, now)
+    assert _count(db, "SELECT count(*) FROM trend_pairs") == 2
+    # the old hyperward now refuses the newer database in one line
+    refused = hyperward("fleet", "report", "--db", db, env={"PYTHONPATH": str(old / "src")})
+    assert refused.returncode == 2 and "schema 2 is newer than this hyperward (1)" in refused.stderr
+    assert hyperward("fleet", "ingest", "--db", db, str(files[-1][2])).returncode == 0
+    assert _report(db)["trends"] == _python_trends(db, 12, now) == _from_files(files, 12, now)
+    assert _count(db, "SELECT count(*) FROM trend_pairs") == 3

@@ -88,7 +88,7 @@ def ingest(paths: tuple[str, ...], db_url: str | None, site: str, group: str, re
             counts[outcome.state] += 1
             if outcome.state in ("bad_input", "scan_failed"):
                 click.echo(f"{outcome.state.replace('_', ' ')}: {visible(outcome.host)}: {visible(outcome.problem)}")
-        db.commit()
+        fl.commit_counted(db)
         days = retention_days or config.fleet_retention_days
         dropped = fl.apply_retention(db, days) if days else 0
     except fl.FleetError as exc:
