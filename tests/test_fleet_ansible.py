@@ -424,3 +424,20 @@ def test_role_installs_from_shipped_wheels_with_no_route_out(tmp_path: pathlib.P
         assert "hyperward.fleet.scan : Install hyperward from the copied wheels only" in _changed_tasks(upgrade.stdout)
         assert (site / "hyperward-0.1.1.dist-info").is_dir() and not (site / "hyperward-0.1.0.dist-info").exists()
         assert json.loads((fetched / "kvm-w.json").read_text())["version"] == "0.1.1"
+
+
+def test_collection_is_ansible_lint_clean_under_the_production_profile(tmp_path: pathlib.Path) -> None:
+    """The issue's "ansible-lint clean": the collection installed the way a user installs it
+    (ansible-galaxy from the directory), then linted offline at the production profile."""
+    lint = pathlib.Path(sys.executable).parent / "ansible-lint"
+    assert lint.exists(), "ansible-lint (the test extra installs it)"
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"), ANSIBLE_HOME=str(tmp_path / "ansible-home"),
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-tmp"), NO_COLOR="1")
+    galaxy = pathlib.Path(sys.executable).parent / "ansible-galaxy"
+    installed = subprocess.run([str(galaxy), "collection", "install", str(REPO / "contrib/ansible"), "-p", str(tmp_path / "collections")],
+                               capture_output=True, text=True, timeout=300, env=env, stdin=subprocess.DEVNULL)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    done = subprocess.run([str(lint), "--offline", "--profile", "production", "--nocolor"], cwd=REPO / "contrib/ansible",
+                          capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Profile 'production' was required, and it passed" in done.stdout + done.stderr
