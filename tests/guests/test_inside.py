@@ -245,6 +245,10 @@ def test_alpine_guest_packages_and_cves(lab: labmod.Lab, scanned: dict[str, obje
     assert hit["details"]["binaries"] == ["libcrypto3", "libssl3"] and hit["details"]["installed"] == "3.1.2-r0"
     assert hit["details"]["fixed"] == "3.1.4-r0" and hit["details"]["advisory"] == "ALPINE-CVE-2023-5363"
     assert f"{alp1}: sshd:PermitRootLogin" in _results(scanned, "HV-AUTH-070", "pass")
+    # pending updates from the index apk cached in the guest, read from its disk
+    assert {r for r in _results(scanned, "HV-PATCH-070", "fail") if r.startswith(alp1)} == {f"{alp1}: libcrypto3", f"{alp1}: libssl3"}
+    (update,) = [r for r in report["results"] if r["id"] == "HV-PATCH-070" and r["resource"] == f"{alp1}: libssl3"]
+    assert update["details"]["candidate"] == "3.1.4-r0" and "APKINDEX.2c4ac24e.tar.gz" in update["message"]
 
 
 def test_windows_guest_release_from_its_registry(lab: labmod.Lab, scanned: dict[str, object]) -> None:
