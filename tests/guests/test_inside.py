@@ -261,9 +261,12 @@ def test_windows_guest_release_from_its_registry(lab: labmod.Lab, scanned: dict[
     assert inside["filesystems"] == ["ntfs on /var/lib/libvirt/images/win1.raw partition 1"]
     win1 = _label(lab, "win1")
     assert f"{win1}: inside" in _results(scanned, "HV-SCAN-070", "pass")
-    for check in ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-076", "HV-PATCH-071"):
+    for check in ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-076"):
         assert win1 in _results(scanned, check, "not_applicable"), check
         assert not any(r.startswith(win1) for r in _results(scanned, check, "fail")), check
+    # its end of life by product and build (Microsoft's lifecycle data)
+    assert f"{win1}: release Windows Server 2019 (build 17763)" in _results(scanned, "HV-PATCH-071", "pass")
+    assert _inventory(scanned, "win1")["lifecycle"]["eol"] == "2029-01-09"  # type: ignore[index]
     # db1 carries the same Windows tree on its Linux root: it stays a Linux guest, fully judged
     assert _inventory(scanned, "db1")["os"]["id"] == "debian"  # type: ignore[index]
     assert f"{_label(lab, 'db1')}: /home/alice/.ssh/deploy_rsa" in _results(scanned, "HV-AUTH-072", "fail")

@@ -316,3 +316,43 @@ def test_alpine_pending_updates_from_the_cached_indexes(tmp_path: pathlib.Path) 
     late = _pending([_alpine_inside(same, "same")], "2023-11-25T00:00:00+00:00")
     assert ("same (id-same): apk indexes", "fail") in late
     assert "last updated 10 days ago (2023-11-14T22:13:20+00:00)" in late[("same (id-same): apk indexes", "fail")].message  # type: ignore[attr-defined]
+
+
+def test_windows_end_of_life_by_product_and_build() -> None:
+    """Rows keyed by ProductName and build together, from Microsoft's lifecycle data: the same
+    build under another product (Server's Semi-Annual twin, a client LTSC edition) or Windows 11's
+    "Windows 10" ProductName with its own build is not applicable, never borrowed."""
+    from hyperward.collect.lifecycle import windows_lifecycle
+
+    hive = "/Windows/System32/config/SOFTWARE"
+    server = windows_lifecycle("Windows Server 2019 Standard", "17763", hive)
+    assert isinstance(server, Lifecycle) and (server.name, server.eol) == ("Windows Server 2019 (build 17763)", "2029-01-09")
+    assert "learn.microsoft.com/lifecycle/products/windows-server-2019" in server.source and "extendedEnd 01/09/2029" in server.source
+    assert isinstance(windows_lifecycle("Windows Server 2022 Datacenter", "20348", hive), Lifecycle)
+    client = windows_lifecycle("Windows 10 Pro", "19045", hive)
+    assert isinstance(client, Lifecycle) and client.eol == "2025-10-14"
+    for product, build in (("Windows Server Datacenter", "17763"), ("Windows 10 Enterprise LTSC 2019", "17763"), ("Windows 10 Pro", "22631"),
+                           ("Windows Server 2019 Standard", "14393"), ("Windows Server 20190", "17763")):
+        found = windows_lifecycle(product, build, hive)
+        assert isinstance(found, Unavailable) and found.path == hive, (product, build)
+        assert found.reason.startswith(f"{product} build {build}: no end-of-life date known"), found.reason
+
+
+def test_windows_guests_judged_by_their_build() -> None:
+    import types
+
+    from hyperward.collect.lifecycle import windows_lifecycle
+    from hyperward.facts import GuestInside, GuestScanFacts, HostTrust
+    from hyperward.guests.inside_checks import guest_end_of_life
+
+    def win(name: str, product: str, build: str) -> GuestInside:
+        return GuestInside("libvirt", name, name, f"{name} (id-{name})", True, "", False, [], [], OsRelease("windows", build, ""), product,
+                           None, None, [], [], [], [], windows_lifecycle(product, build, "SOFTWARE"))
+
+    guests = [win("srv", "Windows Server 2019 Standard", "17763.3372"), win("pc", "Windows 10 Pro", "19045.5011"),
+              win("sac", "Windows Server Datacenter", "17763.3372")]
+    scan = GuestScanFacts("libguestfs", 0.0, 0.0, guests, HostTrust([], [], [], []), [])  # type: ignore[arg-type]
+    host = types.SimpleNamespace(guest_insides=scan, meta=types.SimpleNamespace(collected_at="2026-12-02T03:00:00+00:00"))
+    results = {(r.resource, r.status.value) for r in guest_end_of_life(host)}  # type: ignore[arg-type]
+    assert results == {("srv (id-srv): release Windows Server 2019 (build 17763)", "pass"),
+                       ("pc (id-pc): release Windows 10 22H2 (build 19045)", "fail"), ("sac (id-sac)", "not_applicable")}

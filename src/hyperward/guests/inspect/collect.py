@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from ...collect.access import collect_access
 from ...collect.fs import RootFS
-from ...collect.lifecycle import release_lifecycle
+from ...collect.lifecycle import release_lifecycle, windows_lifecycle
 from ...collect.packages import MAX_APK_INDEXES
 from ...parsers.apk import INDEX_COMPRESSED_LIMIT
 from ...collect.system import collect_patching
@@ -517,7 +517,7 @@ def _read_windows(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], 
     product = values.get("ProductName") or "Windows (no ProductName in the registry)"
     full_build = f"{build}.{values['UBR']}" if build and values.get("UBR") else build
     described = " ".join(p for p in (product, feature) if p) + (f" (build {full_build})" if full_build else "")
-    lifecycle = Unavailable(hive, "missing", "Windows releases are not in hyperward's end-of-life table")
+    lifecycle = windows_lifecycle(product, build, hive)
     return GuestInside(guest.platform, guest.id, guest.name, guest.label, True, "", guest.running, disks, fs_list,
                        OsRelease("windows", full_build, feature), described, None, None, [], [], [], [*notes, WINDOWS_NOTE], lifecycle)
 
