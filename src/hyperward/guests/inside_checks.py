@@ -90,9 +90,10 @@ def guest_pending_updates(host: HostFacts) -> Iterator[Result]:
 
 @check("HV-PATCH-071",
     fix="upgrade the guest to a supported release (Debian: apt full-upgrade to the next stable; Ubuntu: do-release-upgrade; Alpine: the next "
-        "branch in /etc/apk/repositories), or enrol it in the vendor's extended programme and rebuild it later",
+        "branch in /etc/apk/repositories; Windows: an in-place upgrade to a supported release), or enrol it in the vendor's extended "
+        "programme and rebuild it later",
     references=("Debian distro-info-data (debian.csv, ubuntu.csv)", "Debian LTS (wiki.debian.org/LTS)", "Red Hat Enterprise Linux Life Cycle",
-                "Alpine Linux releases (alpinelinux.org/releases)"),
+                "Alpine Linux releases (alpinelinux.org/releases)", "Microsoft Lifecycle (learn.microsoft.com/lifecycle/products)"),
 )
 def guest_end_of_life(host: HostFacts) -> Iterator[Result]:
     """A release past its end of life gets no more security updates: whatever is found in it from
