@@ -615,9 +615,13 @@ def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[byt
 
 def _apk_indexes(appliance: Appliance) -> dict[str, tuple[bytes, int]]:
     """apk's cached repository indexes by name, not the cache directory: beside them it may hold
-    every downloaded package (apk-cache(5)), hundreds of megabytes the checks never read."""
+    every downloaded package (apk-cache(5)), hundreds of megabytes the checks never read. A link
+    named like an index is not followed: pointed at /etc/shadow it would copy the secret into the
+    mirror on the host's disk."""
     out: dict[str, tuple[bytes, int]] = {}
     for path in appliance.glob("/var/cache/apk/APKINDEX.*.tar.gz")[:MAX_APK_INDEXES]:
+        if appliance.is_symlink(path):
+            continue
         found = appliance.regular_stat(path)
         if found is None or found[0] > INDEX_COMPRESSED_LIMIT or "/" in path[len("/var/cache/apk/"):]:
             continue
