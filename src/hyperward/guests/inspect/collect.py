@@ -25,7 +25,6 @@ from ...collect.access import collect_access
 from ...collect.fs import RootFS
 from ...collect.lifecycle import release_lifecycle, windows_lifecycle
 from ...collect.packages import MAX_APK_INDEXES
-from ...parsers.apk import INDEX_COMPRESSED_LIMIT
 from ...collect.system import collect_patching
 from ...collect.vulns import collect_vulnerabilities
 from ...facts import (
@@ -42,6 +41,7 @@ from ...facts import (
     SshFacts,
 )
 from ...model import Unavailable
+from ...parsers.apk import INDEX_COMPRESSED_LIMIT
 from ...parsers.auth_files import shadow_schemes
 from ..model import Guest
 from . import keys as keymod
