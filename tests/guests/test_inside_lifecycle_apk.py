@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import datetime
 import json
+import os
 import pathlib
 import sys
 
@@ -241,6 +242,12 @@ def test_cached_apkindex_in_its_real_layout_is_read_in_memory(tmp_path: pathlib.
     before = set(pathlib.Path("/tmp").iterdir())
     assert [p.name for p in parse_apkindex_archive(evil)[0]] == ["ok"]
     assert not any(p.name == "APKINDEX" for p in set(pathlib.Path("/tmp").iterdir()) - before)
+    from hyperward.parsers.apk import _gunzip_members
+
+    big = os.urandom(300_000) + bytes(2_000_000)  # members larger than zlib's buffers, ending exactly at the limit
+    assert _gunzip_members(gzip.compress(big[:1_000_000]) + gzip.compress(big[1_000_000:]), len(big)) == big
+    with pytest.raises(ApkIndexError, match=f"expands beyond {len(big) - 1} bytes"):
+        _gunzip_members(gzip.compress(big), len(big) - 1)
     with pytest.raises(ApkIndexError, match="expands beyond 4096 bytes"):
         parse_apkindex_archive(gzip.compress(bytes(1 << 20)), limit=4096)
     with pytest.raises(ApkIndexError, match="truncated gzip stream"):

@@ -153,12 +153,15 @@ def _gunzip_members(data: bytes, limit: int) -> bytes:
     while rest:
         decomp = zlib.decompressobj(wbits=31)
         try:
-            while rest and not decomp.eof:
+            while not decomp.eof:
+                # output still held by zlib once the input is all taken is asked for with b""
                 chunk = decomp.decompress(rest, limit - total + 1)
                 total += len(chunk)
                 out.append(chunk)
                 if total > limit:
                     raise ApkIndexError(f"expands beyond {limit} bytes")
+                if not chunk and not decomp.unconsumed_tail:
+                    break
                 rest = decomp.unconsumed_tail
         except zlib.error as exc:
             raise ApkIndexError(f"not gzip data ({exc})") from None
