@@ -174,6 +174,18 @@ class AptState:
 
 
 @frozen
+class ApkState:
+    """What `apk upgrade` would offer: the installed packages against the newest version of each in
+    the repository indexes apk cached under /var/cache/apk (no index: nothing is known)."""
+
+    indexes: list[str]
+    indexes_updated: str | None
+    repositories: list[str]
+    pending: list[PendingUpdate]
+    problems: list[Unavailable]
+
+
+@frozen
 class OsRelease:
     id: str
     version_id: str
@@ -215,6 +227,8 @@ class PatchingFacts:
     apt_state: Maybe[AptState] | None = None
     vulnerabilities: Maybe[VulnFacts] | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # None: no apk database (not Alpine), or a snapshot older than this field
+    apk_state: Maybe[ApkState] | None = None
 
 
 @frozen

@@ -256,6 +256,45 @@ def alpine_tree(root: pathlib.Path, *, hostname: str, host_key: tuple[bytes, str
     return root
 
 
+def _tar_member(name: str, data: bytes, mtime: int) -> bytes:
+    """One ustar member (header and padded data) with no end-of-archive blocks: a tar segment."""
+    import io
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.uid, info.gid = len(data), 0o644, mtime, 0, 0
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        archive.addfile(info, io.BytesIO(data))
+    return buf.getvalue()[: 512 + -(-len(data) // 512) * 512]
+
+
+def apkindex_archive(packages: list[tuple[str, str, str]], description: str = "v3.18.4-112-g3ef1c1e5ab1 [/home/buildozer/aports/main]",
+                     mtime: int = 1_700_000_000) -> bytes:
+    """An APKINDEX.tar.gz as apk fetches it and caches it (the Apk spec, "Index v2 layout"): a
+    gzip stream of the signature tar segment (.SIGN.RSA.<key>.pub, cut before the end-of-archive
+    blocks by abuild-tar --cut), then a gzip stream of the index tar with DESCRIPTION and APKINDEX,
+    whose stanzas are the installed database's. `packages`: (name, version, origin)."""
+    import gzip
+
+    stanzas = "".join(f"C:Q1{hashlib.sha1(f'{n}{v}'.encode()).hexdigest()[:27]}=\nP:{n}\nV:{v}\nA:x86_64\nS:1000\nI:4096\n"
+                      f"T:{n}\nU:https://alpinelinux.org/\nL:MIT\no:{o}\nm:Natanael Copa <ncopa@alpinelinux.org>\nt:{mtime}\n\n"
+                      for n, v, o in packages)
+    signature = _tar_member(".SIGN.RSA.alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub", os.urandom(512), mtime)
+    body = _tar_member("DESCRIPTION", description.encode(), mtime) + _tar_member("APKINDEX", stanzas.encode(), mtime) + bytes(1024)
+    return gzip.compress(signature, mtime=mtime) + gzip.compress(body, mtime=mtime)
+
+
+def write_apk_index(root: pathlib.Path, tag: str, packages: list[tuple[str, str, str]], mtime: float | None = None,
+                    description: str = "v3.18.4-112-g3ef1c1e5ab1 [/home/buildozer/aports/main]") -> pathlib.Path:
+    """/var/cache/apk/APKINDEX.<tag>.tar.gz as apk update leaves it; `mtime` when apk last updated it."""
+    path = root / "var/cache/apk" / f"APKINDEX.{tag}.tar.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(apkindex_archive(packages, description))
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
 #: what Windows Server 2019's setup writes to HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion
 #: (the values hyperward reads; UBR 3372 = 0xd2c, a 2023 cumulative update)
 WINDOWS_REG = """Windows Registry Editor Version 5.00

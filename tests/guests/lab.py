@@ -8,6 +8,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import time
 
 import imagekit as k
 
@@ -81,7 +82,8 @@ def build(base: pathlib.Path) -> Lab:
     encq     qcow2 with LUKS encryption;  encluks  raw LUKS2 (cryptsetup)
     corrupt  random bytes declared qcow2;  trunc  a qcow2 cut to a third;  loop  a backing loop
     escape   a symlink in the pool to an image outside it
-    alp1     Alpine 3.18 (past its end of life) on ext4: apk's database with openssl 3.1.2-r0
+    alp1     Alpine 3.18 (past its end of life) on ext4: apk's database with openssl 3.1.2-r0, and an
+             hour-old cached main index (APKINDEX.<hash>.tar.gz, its real layout) offering 3.1.4-r0
     old1     Debian 10 (buster, past Debian LTS) on ext4
     win1     Windows Server 2019 on an NTFS partition: a real SOFTWARE hive (written by hivex)
     """
@@ -175,6 +177,9 @@ def build(base: pathlib.Path) -> Lab:
     uuids["escape"] = _define(root, "escape", 12, [("/var/lib/libvirt/images/escape.raw", "raw", "disk")])
 
     alp1 = k.alpine_tree(trees / "alp1", hostname="alp1", host_key=k.keypair(keys / "alp1_hostkey"))
+    k.write_apk_index(alp1, "2c4ac24e", [("musl", "1.2.4-r2", "musl"), ("busybox", "1.36.1-r7", "busybox"),
+                                         ("libcrypto3", "3.1.4-r0", "openssl"), ("libssl3", "3.1.4-r0", "openssl"),
+                                         ("openssh-server", "9.3_p2-r0", "openssh")], time.time() - 3600)
     k.ext4_image(alp1, images / "alp1.raw", 32)
     uuids["alp1"] = _define(root, "alp1", 13, [("/var/lib/libvirt/images/alp1.raw", "raw", "disk")])
     old1 = k.debian_tree(trees / "old1", hostname="old1", host_key=k.keypair(keys / "old1_hostkey"), weak=False,

@@ -245,6 +245,10 @@ def test_alpine_guest_packages_and_cves(lab: labmod.Lab, scanned: dict[str, obje
     assert hit["details"]["binaries"] == ["libcrypto3", "libssl3"] and hit["details"]["installed"] == "3.1.2-r0"
     assert hit["details"]["fixed"] == "3.1.4-r0" and hit["details"]["advisory"] == "ALPINE-CVE-2023-5363"
     assert f"{alp1}: sshd:PermitRootLogin" in _results(scanned, "HV-AUTH-070", "pass")
+    # pending updates from the index apk cached in the guest, read from its disk
+    assert {r for r in _results(scanned, "HV-PATCH-070", "fail") if r.startswith(alp1)} == {f"{alp1}: libcrypto3", f"{alp1}: libssl3"}
+    (update,) = [r for r in report["results"] if r["id"] == "HV-PATCH-070" and r["resource"] == f"{alp1}: libssl3"]
+    assert update["details"]["candidate"] == "3.1.4-r0" and "APKINDEX.2c4ac24e.tar.gz" in update["message"]
 
 
 def test_windows_guest_release_from_its_registry(lab: labmod.Lab, scanned: dict[str, object]) -> None:
@@ -257,9 +261,12 @@ def test_windows_guest_release_from_its_registry(lab: labmod.Lab, scanned: dict[
     assert inside["filesystems"] == ["ntfs on /var/lib/libvirt/images/win1.raw partition 1"]
     win1 = _label(lab, "win1")
     assert f"{win1}: inside" in _results(scanned, "HV-SCAN-070", "pass")
-    for check in ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-076", "HV-PATCH-071"):
+    for check in ("HV-PATCH-070", "HV-VULN-070", "HV-AUTH-070", "HV-AUTH-071", "HV-AUTH-072", "HV-AUTH-076"):
         assert win1 in _results(scanned, check, "not_applicable"), check
         assert not any(r.startswith(win1) for r in _results(scanned, check, "fail")), check
+    # its end of life by product and build (Microsoft's lifecycle data)
+    assert f"{win1}: release Windows Server 2019 (build 17763)" in _results(scanned, "HV-PATCH-071", "pass")
+    assert _inventory(scanned, "win1")["lifecycle"]["eol"] == "2029-01-09"  # type: ignore[index]
     # db1 carries the same Windows tree on its Linux root: it stays a Linux guest, fully judged
     assert _inventory(scanned, "db1")["os"]["id"] == "debian"  # type: ignore[index]
     assert f"{_label(lab, 'db1')}: /home/alice/.ssh/deploy_rsa" in _results(scanned, "HV-AUTH-072", "fail")

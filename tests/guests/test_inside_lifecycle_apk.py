@@ -6,8 +6,10 @@ advisory database. The same pieces run against real disk images in test_inside.p
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import json
+import os
 import pathlib
 import sys
 
@@ -215,3 +217,149 @@ def test_end_of_life_judgement(distro_info: None) -> None:
     host.meta.collected_at = "2029-07-01T00:00:00+00:00"
     late = {(r.resource, r.status.value) for r in guest_end_of_life(host)}  # type: ignore[arg-type]
     assert ("paid (id-paid): release Debian 10 (buster)", "fail") in late
+
+
+#: Alpine 3.18's main index a few months on: openssl's aport moved to 3.1.4-r0; musl unchanged;
+#: busybox at an older revision than installed (a mirror behind: not an update)
+MAIN_INDEX = [("musl", "1.2.4-r2", "musl"), ("busybox", "1.36.1-r5", "busybox"), ("libcrypto3", "3.1.4-r0", "openssl"),
+              ("libssl3", "3.1.4-r0", "openssl"), ("openssh-server", "9.3_p2-r0", "openssh")]
+COMMUNITY_INDEX = [("openssh-server", "9.3_p2-r1", "openssh"), ("qemu-system-x86_64", "8.0.5-r0", "qemu")]
+
+
+def test_cached_apkindex_in_its_real_layout_is_read_in_memory(tmp_path: pathlib.Path) -> None:
+    """Two gzip streams (the signature segment without end blocks, then DESCRIPTION and APKINDEX),
+    read without a byte written: a member named to climb out of the tree is only a name."""
+    from hyperward.parsers.apk import ApkIndexError, parse_apkindex_archive
+
+    data = k.apkindex_archive(MAIN_INDEX)
+    assert data.count(b"\x1f\x8b\x08") >= 2
+    packages, description = parse_apkindex_archive(data)
+    assert [(p.name, p.version, p.source) for p in packages] == MAIN_INDEX
+    assert description.startswith("v3.18.4-112-g3ef1c1e5ab1")
+    import gzip
+
+    evil = gzip.compress(k._tar_member("../../../tmp/APKINDEX", b"P:evil\nV:9\n", 0) + k._tar_member("APKINDEX", b"P:ok\nV:1\n", 0) + bytes(1024))
+    before = set(pathlib.Path("/tmp").iterdir())
+    assert [p.name for p in parse_apkindex_archive(evil)[0]] == ["ok"]
+    assert not any(p.name == "APKINDEX" for p in set(pathlib.Path("/tmp").iterdir()) - before)
+    from hyperward.parsers.apk import _gunzip_members
+
+    big = os.urandom(300_000) + bytes(2_000_000)  # members larger than zlib's buffers, ending exactly at the limit
+    assert _gunzip_members(gzip.compress(big[:1_000_000]) + gzip.compress(big[1_000_000:]), len(big)) == big
+    with pytest.raises(ApkIndexError, match=f"expands beyond {len(big) - 1} bytes"):
+        _gunzip_members(gzip.compress(big), len(big) - 1)
+    with pytest.raises(ApkIndexError, match="expands beyond 4096 bytes"):
+        parse_apkindex_archive(gzip.compress(bytes(1 << 20)), limit=4096)
+    with pytest.raises(ApkIndexError, match="truncated gzip stream"):
+        parse_apkindex_archive(data[: len(data) - 40])
+    with pytest.raises(ApkIndexError, match="no APKINDEX member"):
+        parse_apkindex_archive(gzip.compress(k._tar_member("DESCRIPTION", b"x", 0) + bytes(1024)))
+
+
+def _alpine_inside(tree: pathlib.Path, name: str) -> object:
+    from hyperward.collect.access import collect_access
+    from hyperward.collect.fs import RootFS
+    from hyperward.collect.system import collect_patching
+    from hyperward.facts import GuestInside
+
+    fs = RootFS(str(tree))
+    patching = collect_patching(fs)
+    return GuestInside("libvirt", name, name, f"{name} (id-{name})", True, "", False, [], [], patching.os, "Alpine Linux v3.18",
+                       patching, collect_access(fs), [], [], [], [], None)
+
+
+def _pending(guests: list[object], collected_at: str = "2023-11-20T12:00:00+00:00") -> dict[tuple[str, str], object]:
+    import types
+
+    from hyperward.facts import GuestScanFacts, HostTrust
+    from hyperward.guests.inside_checks import guest_pending_updates
+
+    @dataclasses.dataclass
+    class Host:  # the fields the check reads, as a dataclass: the guest's view replaces patching and access
+        guest_insides: GuestScanFacts
+        meta: object
+        patching: object = None
+        access: object = None
+
+    scan = GuestScanFacts("libguestfs", 0.0, 0.0, guests, HostTrust([], [], [], []), [])  # type: ignore[arg-type]
+    host = Host(scan, types.SimpleNamespace(collected_at=collected_at))
+    return {(r.resource, r.status.value): r for r in guest_pending_updates(host)}  # type: ignore[arg-type]
+
+
+def test_alpine_pending_updates_from_the_cached_indexes(tmp_path: pathlib.Path) -> None:
+    """HV-PATCH-070 on Alpine: the newest version of each package across every cached index, in
+    apk's order; an older one in an index is no update; a package installed nowhere offered is
+    not named. A guest without a cached index is not applicable, naming its repositories; indexes
+    older than a week fail as apt's lists do; a corrupt index is named by path, not guessed past."""
+    fresh = 1_700_000_000.0  # 2023-11-14
+    old = k.alpine_tree(tmp_path / "old", hostname="old", host_key=k.keypair(tmp_path / "k1"))
+    k.write_apk_index(old, "2c4ac24e", MAIN_INDEX, fresh)
+    k.write_apk_index(old, "86de5faa", COMMUNITY_INDEX, fresh - 3600,
+                      description="v3.18.4-112-g3ef1c1e5ab1 [/home/buildozer/aports/community]")
+    same = k.alpine_tree(tmp_path / "same", hostname="same", host_key=k.keypair(tmp_path / "k2"))
+    k.write_apk_index(same, "2c4ac24e", [(n, v, o) for n, v, o in MAIN_INDEX if n not in ("libcrypto3", "libssl3")]
+                      + [("libcrypto3", "3.1.2-r0", "openssl"), ("libssl3", "3.1.2-r0", "openssl")], fresh)
+    never = k.alpine_tree(tmp_path / "never", hostname="never", host_key=k.keypair(tmp_path / "k3"))
+    broken = k.alpine_tree(tmp_path / "broken", hostname="broken", host_key=k.keypair(tmp_path / "k4"))
+    (broken / "var/cache/apk").mkdir(parents=True)
+    (broken / "var/cache/apk/APKINDEX.0badf00d.tar.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    results = _pending([_alpine_inside(t, t.name) for t in (old, same, never, broken)])
+    fails = {res for res, status in results if status == "fail"}
+    assert fails == {"old (id-old): libcrypto3", "old (id-old): libssl3", "old (id-old): openssh-server"}
+    crypto = results[("old (id-old): libcrypto3", "fail")]
+    assert crypto.details["installed"] == "3.1.2-r0" and crypto.details["candidate"] == "3.1.4-r0"  # type: ignore[attr-defined]
+    assert crypto.details["source_package"] == "openssl" and "APKINDEX.2c4ac24e.tar.gz (v3.18.4-112" in crypto.message  # type: ignore[attr-defined]
+    assert "9.3_p2-r1 from APKINDEX.86de5faa.tar.gz" in results[("old (id-old): openssh-server", "fail")].message  # type: ignore[attr-defined]
+    passed = results[("same (id-same): apk", "pass")]
+    assert "1 cached indexes, updated 2023-11-14T22:13:20+00:00" in passed.message  # type: ignore[attr-defined]
+    (never_na,) = [r for (res, status), r in results.items() if res.startswith("never") and status == "not_applicable"]
+    assert "no cached apk index under /var/cache/apk" in never_na.message  # type: ignore[attr-defined]
+    assert "https://dl-cdn.alpinelinux.org/alpine/v3.18/main" in never_na.message  # type: ignore[attr-defined]
+    broken_rows = {(res, status) for res, status in results if res.startswith("broken")}
+    assert broken_rows == {("broken (id-broken): /var/cache/apk/APKINDEX.0badf00d.tar.gz", "error"), ("broken (id-broken)", "not_applicable")}
+    assert "not gzip data" in results[("broken (id-broken): /var/cache/apk/APKINDEX.0badf00d.tar.gz", "error")].message  # type: ignore[attr-defined]
+    assert "(unreadable;" in results[("broken (id-broken)", "not_applicable")].message  # type: ignore[attr-defined]
+    # ten days on, the same indexes are stale
+    late = _pending([_alpine_inside(same, "same")], "2023-11-25T00:00:00+00:00")
+    assert ("same (id-same): apk indexes", "fail") in late
+    assert "last updated 10 days ago (2023-11-14T22:13:20+00:00)" in late[("same (id-same): apk indexes", "fail")].message  # type: ignore[attr-defined]
+
+
+def test_windows_end_of_life_by_product_and_build() -> None:
+    """Rows keyed by ProductName and build together, from Microsoft's lifecycle data: the same
+    build under another product (Server's Semi-Annual twin, a client LTSC edition) or Windows 11's
+    "Windows 10" ProductName with its own build is not applicable, never borrowed."""
+    from hyperward.collect.lifecycle import windows_lifecycle
+
+    hive = "/Windows/System32/config/SOFTWARE"
+    server = windows_lifecycle("Windows Server 2019 Standard", "17763", hive)
+    assert isinstance(server, Lifecycle) and (server.name, server.eol) == ("Windows Server 2019 (build 17763)", "2029-01-09")
+    assert "learn.microsoft.com/lifecycle/products/windows-server-2019" in server.source and "extendedEnd 01/09/2029" in server.source
+    assert isinstance(windows_lifecycle("Windows Server 2022 Datacenter", "20348", hive), Lifecycle)
+    client = windows_lifecycle("Windows 10 Pro", "19045", hive)
+    assert isinstance(client, Lifecycle) and client.eol == "2025-10-14"
+    for product, build in (("Windows Server Datacenter", "17763"), ("Windows 10 Enterprise LTSC 2019", "17763"), ("Windows 10 Pro", "22631"),
+                           ("Windows Server 2019 Standard", "14393"), ("Windows Server 20190", "17763")):
+        found = windows_lifecycle(product, build, hive)
+        assert isinstance(found, Unavailable) and found.path == hive, (product, build)
+        assert found.reason.startswith(f"{product} build {build}: no end-of-life date known"), found.reason
+
+
+def test_windows_guests_judged_by_their_build() -> None:
+    import types
+
+    from hyperward.collect.lifecycle import windows_lifecycle
+    from hyperward.facts import GuestInside, GuestScanFacts, HostTrust
+    from hyperward.guests.inside_checks import guest_end_of_life
+
+    def win(name: str, product: str, build: str) -> GuestInside:
+        return GuestInside("libvirt", name, name, f"{name} (id-{name})", True, "", False, [], [], OsRelease("windows", build, ""), product,
+                           None, None, [], [], [], [], windows_lifecycle(product, build, "SOFTWARE"))
+
+    guests = [win("srv", "Windows Server 2019 Standard", "17763.3372"), win("pc", "Windows 10 Pro", "19045.5011"),
+              win("sac", "Windows Server Datacenter", "17763.3372")]
+    scan = GuestScanFacts("libguestfs", 0.0, 0.0, guests, HostTrust([], [], [], []), [])  # type: ignore[arg-type]
+    host = types.SimpleNamespace(guest_insides=scan, meta=types.SimpleNamespace(collected_at="2026-12-02T03:00:00+00:00"))
+    results = {(r.resource, r.status.value) for r in guest_end_of_life(host)}  # type: ignore[arg-type]
+    assert results == {("srv (id-srv): release Windows Server 2019 (build 17763)", "pass"),
+                       ("pc (id-pc): release Windows 10 22H2 (build 19045)", "fail"), ("sac (id-sac)", "not_applicable")}

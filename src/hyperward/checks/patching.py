@@ -175,6 +175,42 @@ def is_virt_stack(name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in VIRT_STACK)
 
 
+def apk_pending_updates(host: HostFacts) -> Iterator[Result]:
+    """Alpine's counterpart of pending_updates, from the indexes apk cached (what `apk upgrade`
+    would install, pins and tags aside). Alpine's stable branches carry their security fixes as
+    ordinary updates with no archive of their own, so every pending update is medium (the
+    virtualization stack high). Indexes older than LISTS_MAX_AGE_DAYS fail as apt's lists do."""
+    state = host.patching.apk_state
+    if state is None:
+        yield Result.not_applicable("no apk database (/lib/apk/db/installed)")
+        return
+    if isinstance(state, Unavailable):
+        yield Result.unavailable(state, "apk")
+        return
+    for problem in state.problems:
+        yield Result.unavailable(problem, problem.path)
+    if not state.indexes:
+        repos = "; ".join(state.repositories) if state.repositories else "none in /etc/apk/repositories"
+        why = "unreadable" if state.problems else "none"
+        yield Result.not_applicable(f"no cached apk index under /var/cache/apk ({why}; repositories: {repos}): apk update was never run, "
+                                    "or its cache was cleared, so what is pending is unknown")
+        return
+    if state.indexes_updated:
+        age = datetime.datetime.fromisoformat(host.meta.collected_at) - datetime.datetime.fromisoformat(state.indexes_updated)
+        if age > datetime.timedelta(days=LISTS_MAX_AGE_DAYS):
+            yield Result.fail("apk indexes", f"last updated {age.days} days ago ({state.indexes_updated}): pending updates may be missing",
+                              severity=Severity.MEDIUM, remediation="run apk update (or any apk command once its cache expires)")
+    for update in sorted(state.pending, key=lambda u: u.name):
+        virt = is_virt_stack(update.name)
+        kind = "virtualization stack update" if virt else "pending update (Alpine ships security fixes as ordinary updates)"
+        yield Result.fail(update.name, f"{kind}: installed {update.installed}, candidate {update.candidate} from {update.origin}",
+                          severity=Severity.HIGH if virt else Severity.MEDIUM,
+                          details={"package": update.name, "arch": update.arch, "source_package": update.source or update.name,
+                                   "index": update.origin, "installed": update.installed, "candidate": update.candidate, "virt_stack": virt})
+    if not state.pending:
+        yield Result.passed("apk", f"no pending update ({len(state.indexes)} cached indexes, updated {state.indexes_updated})")
+
+
 @check("HV-PATCH-001",
     fix="apt-get update && apt-get upgrade (then restart the guests, HV-PATCH-002, or reboot for a kernel, HV-PATCH-003)",
     references=("apt_preferences(5) (candidate selection)", "Debian Security Advisories"),

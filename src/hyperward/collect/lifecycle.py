@@ -116,3 +116,23 @@ def release_lifecycle(os_release: Maybe[OsRelease], sources: list[str] | None = 
     source = row["source"] + (f" (date read from {row['found_via']})" if row.get("found_via") else "")
     return Lifecycle(os_release.id, release, row["name"], row.get("released", "released"), row["eol"], row["eol_label"], None, "", False,
                      f"hyperward data/lifecycle.json: {source}")
+
+
+def windows_lifecycle(product: str, build: str, where: str) -> Maybe[Lifecycle]:
+    """A Windows guest by its registry's ProductName and CurrentBuild together: build 17763 alone
+    is Windows Server 2019, Windows Server version 1809 (Semi-Annual, long ended) and Windows 10
+    Enterprise LTSC 2019 alike, and Windows 11 still writes "Windows 10" into ProductName (its build
+    tells it apart). LTSC/LTSB client editions have calendars of their own and are not judged."""
+    base = build.split(".")[0]
+    rows = [r for r in json.loads(resources.files("hyperward").joinpath("data/lifecycle.json").read_text(encoding="utf-8"))["releases"]
+            if r["distro"] == "windows"]
+    lts = any(t in product for t in ("LTSC", "LTSB"))
+    row = next((r for r in rows if r["build"] == base and not lts
+                and (product == r["product"] or product.startswith(r["product"] + " "))), None)
+    if row is None:
+        known = ", ".join(f"{r['product']} build {r['build']}" for r in rows)
+        return Unavailable(where, "missing", f"{product} build {base or '?'}: no end-of-life date known for this product and build "
+                                             f"(hyperward's table covers {known})")
+    source = row["source"] + (f" (date read from {row['found_via']})" if row.get("found_via") else "")
+    return Lifecycle("windows", row["build"], row["name"], row.get("released", "released"), row["eol"], row["eol_label"], None, "", False,
+                     f"hyperward data/lifecycle.json: {source}")

@@ -11,9 +11,9 @@ import zlib
 from collections import defaultdict
 from typing import Protocol
 
-from ..facts import AptState, Maybe, OsRelease, Package, PendingUpdate
+from ..facts import ApkState, AptState, Maybe, OsRelease, Package, PendingUpdate
 from ..model import Unavailable
-from ..parsers.apk import parse_apk_installed
+from ..parsers.apk import INDEX_COMPRESSED_LIMIT, ApkIndexError, apk_compare, parse_apk_installed, parse_apk_repositories, parse_apkindex_archive
 from ..parsers.apt_lists import Available, Offer, Pin, Release, candidate, is_security_source, list_prefix, parse_preferences, parse_release, scan_packages, source_entries
 from ..parsers.rpm_header import ARCH, EPOCH, NAME, RELEASE, SOURCERPM, VERSION, HeaderError, parse_header, source_name
 from .fs import RootFS
@@ -237,6 +237,67 @@ def collect_apk_packages(fs: RootFS) -> Maybe[list[Package]] | None:
     if isinstance(text, Unavailable):
         return text
     return parse_apk_installed(text)
+
+
+APK_CACHE = "/var/cache/apk"
+APK_REPOSITORIES = "/etc/apk/repositories"
+APK_REPOSITORIES_D = "/etc/apk/repositories.d"
+MAX_APK_INDEXES = 64
+
+
+def collect_apk_state(fs: RootFS, packages: list[Package]) -> Maybe[ApkState] | None:
+    """Pending apk updates from the cached indexes (apk-repositories(5): apk stores each
+    repository's index at /var/cache/apk); None when the host or guest has no apk packages.
+    Every cached index counts, as apk reads them all: one left behind by a repository since
+    removed from /etc/apk/repositories is not told apart (its file name is a hash of the URL)."""
+    installed = [p for p in packages if p.format == "apk"]
+    if not installed:
+        return None
+    repositories: list[str] = []
+    for path in [APK_REPOSITORIES] + _apk_repository_lists(fs):
+        text = fs.read_text(path, 1024 * 1024)
+        if isinstance(text, str):
+            repositories.extend(parse_apk_repositories(text))
+    listing = fs.listdir(APK_CACHE)
+    if isinstance(listing, Unavailable):
+        listing = []
+    problems: list[Unavailable] = []
+    newest: dict[str, tuple[str, str]] = {}
+    used, updated = [], 0.0
+    names = sorted(n for n in listing if n.startswith("APKINDEX.") and n.endswith(".tar.gz"))[:MAX_APK_INDEXES]
+    for name in names:
+        path = f"{APK_CACHE}/{name}"
+        data = fs.read_bytes(path, INDEX_COMPRESSED_LIMIT)
+        if isinstance(data, Unavailable):
+            problems.append(data)
+            continue
+        try:
+            offered, description = parse_apkindex_archive(data)
+        except ApkIndexError as exc:
+            problems.append(Unavailable(path, "invalid", str(exc)))
+            continue
+        used.append(path)
+        st = fs.stat(path)
+        if not isinstance(st, Unavailable):
+            updated = max(updated, st.st_mtime)
+        where = f"{name}{f' ({description})' if description else ''}"
+        for offer in offered:
+            known = newest.get(offer.name)
+            if known is None or apk_compare(offer.version, known[0]) > 0:
+                newest[offer.name] = (offer.version, where)
+    pending = []
+    for pkg in installed:
+        found = newest.get(pkg.name)
+        if found is not None and apk_compare(pkg.version, found[0]) < 0:
+            pending.append(PendingUpdate(pkg.name, pkg.arch, pkg.version, found[0], pkg.source, found[1], False))
+    stamp = datetime.datetime.fromtimestamp(updated, datetime.UTC).isoformat(timespec="seconds") if updated else None
+    return ApkState(indexes=used, indexes_updated=stamp, repositories=repositories, pending=pending, problems=problems)
+
+
+def _apk_repository_lists(fs: RootFS) -> list[str]:
+    """apk-tools 3's /etc/apk/repositories.d/*.list (apk-repositories(5))."""
+    listing = fs.listdir(APK_REPOSITORIES_D)
+    return [f"{APK_REPOSITORIES_D}/{n}" for n in sorted(listing) if n.endswith(".list")][:100] if isinstance(listing, list) else []
 
 
 def collect_rpm_packages(fs: RootFS) -> Maybe[list[Package]] | None:

@@ -26,7 +26,7 @@ from ..parsers.config_files import (
     parse_passwd_uids,
 )
 from .fs import RootFS
-from .packages import collect_apk_packages, collect_apt_state, collect_os_release, collect_rpm_packages
+from .packages import collect_apk_packages, collect_apk_state, collect_apt_state, collect_os_release, collect_rpm_packages
 
 SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
@@ -97,6 +97,7 @@ def collect_patching(fs: RootFS) -> PatchingFacts:
         os=collect_os_release(fs),
         apt_state=collect_apt_state(fs, packages, default_release) if isinstance(packages, list) else None,
         warnings=warnings,
+        apk_state=collect_apk_state(fs, packages) if isinstance(packages, list) else None,
     )
 
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from ..checks.access import local_accounts, ssh_config
-from ..checks.patching import pending_updates
+from ..checks.patching import apk_pending_updates, pending_updates
 from ..checks.vulnerabilities import known_cves
 from ..engine import check
 from ..facts import GuestInside, GuestScanFacts, HostFacts, OsRelease
@@ -71,20 +71,29 @@ def _as_guest(host: HostFacts, inside: GuestInside) -> HostFacts:
 
 
 @check("HV-PATCH-070",
-    fix="inside the guest: apt-get update && apt-get upgrade (then reboot it for a kernel)",
-    references=("apt_preferences(5) (candidate selection)", "Debian Security Advisories"),
+    fix="inside the guest: apt-get update && apt-get upgrade, or apk update && apk upgrade on Alpine (then reboot it for a kernel)",
+    references=("apt_preferences(5) (candidate selection)", "Debian Security Advisories", "apk-repositories(5) (indexes cached under /var/cache/apk)"),
 )
 def guest_pending_updates(host: HostFacts) -> Iterator[Result]:
     """A guest that can be broken into is a foothold next to the hypervisor. Its pending updates
-    are computed from its own apt lists, sources and pins exactly as HV-PATCH-001 does for the host."""
-    yield from each_inside(host, lambda inside: pending_updates(_as_guest(host, inside)))
+    are computed from its own apt lists, sources and pins exactly as HV-PATCH-001 does for the host;
+    an Alpine guest's from the indexes its apk cached, compared in apk's version order."""
+
+    def judge(inside: GuestInside) -> Iterator[Result]:
+        guest = _as_guest(host, inside)
+        if guest.patching.apk_state is not None and guest.patching.apt_state is None:
+            return apk_pending_updates(guest)
+        return pending_updates(guest)
+
+    yield from each_inside(host, judge)
 
 
 @check("HV-PATCH-071",
     fix="upgrade the guest to a supported release (Debian: apt full-upgrade to the next stable; Ubuntu: do-release-upgrade; Alpine: the next "
-        "branch in /etc/apk/repositories), or enrol it in the vendor's extended programme and rebuild it later",
+        "branch in /etc/apk/repositories; Windows: an in-place upgrade to a supported release), or enrol it in the vendor's extended "
+        "programme and rebuild it later",
     references=("Debian distro-info-data (debian.csv, ubuntu.csv)", "Debian LTS (wiki.debian.org/LTS)", "Red Hat Enterprise Linux Life Cycle",
-                "Alpine Linux releases (alpinelinux.org/releases)"),
+                "Alpine Linux releases (alpinelinux.org/releases)", "Microsoft Lifecycle (learn.microsoft.com/lifecycle/products)"),
 )
 def guest_end_of_life(host: HostFacts) -> Iterator[Result]:
     """A release past its end of life gets no more security updates: whatever is found in it from

@@ -130,3 +130,87 @@ def apk_compare(a: str, b: str) -> int:
     if kind_b > kind_a:
         return 1
     return 0
+
+
+# A repository index as apk caches it (/var/cache/apk/APKINDEX.<hash>.tar.gz, apk-repositories(5)):
+# two gzip streams, a signature tar segment cut before its end-of-archive blocks and the index tar
+# holding DESCRIPTION and APKINDEX, whose stanzas are the installed database's (the Apk spec).
+INDEX_COMPRESSED_LIMIT = 64 * 1024 * 1024
+INDEX_LIMIT = 256 * 1024 * 1024
+
+
+class ApkIndexError(ValueError):
+    pass
+
+
+def _gunzip_members(data: bytes, limit: int) -> bytes:
+    """Every concatenated gzip member, refusing more than `limit` bytes out (a gzip bomb stops here)."""
+    import zlib
+
+    out: list[bytes] = []
+    total = 0
+    rest = data
+    while rest:
+        decomp = zlib.decompressobj(wbits=31)
+        try:
+            while not decomp.eof:
+                # output still held by zlib once the input is all taken is asked for with b""
+                chunk = decomp.decompress(rest, limit - total + 1)
+                total += len(chunk)
+                out.append(chunk)
+                if total > limit:
+                    raise ApkIndexError(f"expands beyond {limit} bytes")
+                if not chunk and not decomp.unconsumed_tail:
+                    break
+                rest = decomp.unconsumed_tail
+        except zlib.error as exc:
+            raise ApkIndexError(f"not gzip data ({exc})") from None
+        if not decomp.eof:
+            raise ApkIndexError("truncated gzip stream")
+        rest = decomp.unused_data
+        if rest and not rest.startswith(b"\x1f\x8b"):
+            break  # trailing padding after the last member, as gzip(1) tolerates
+    return b"".join(out)
+
+
+def parse_apkindex_archive(data: bytes, limit: int = INDEX_LIMIT) -> tuple[list[Package], str]:
+    """(the index's packages, its DESCRIPTION) from a cached APKINDEX.tar.gz, read in memory:
+    members are only read, never extracted, so no path inside the archive reaches a filesystem."""
+    import io
+    import tarfile
+
+    if len(data) > INDEX_COMPRESSED_LIMIT:
+        raise ApkIndexError(f"larger than {INDEX_COMPRESSED_LIMIT} bytes")
+    raw = _gunzip_members(data, limit)
+    index: bytes | None = None
+    description = ""
+    try:
+        # ignore_zeros: a signature segment that kept its end-of-archive blocks still reads on
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:", ignore_zeros=True) as archive:
+            for member in archive:
+                if not member.isreg() or member.name not in ("APKINDEX", "DESCRIPTION"):
+                    continue
+                handle = archive.extractfile(member)
+                if handle is None:
+                    continue
+                body = handle.read(limit)
+                if member.name == "APKINDEX" and index is None:
+                    index = body
+                elif member.name == "DESCRIPTION":
+                    description = body[:200].decode("utf-8", "replace").strip()
+    except (tarfile.TarError, EOFError) as exc:
+        raise ApkIndexError(f"not a tar archive ({exc})") from None
+    if index is None:
+        raise ApkIndexError("no APKINDEX member")
+    return parse_apk_installed(index.decode("utf-8", "replace")), description
+
+
+def parse_apk_repositories(text: str) -> list[str]:
+    """The repository lines of /etc/apk/repositories (apk-repositories(5)): "[@tag ]location";
+    comments and blank lines skipped."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            out.append(line[:300])
+    return out

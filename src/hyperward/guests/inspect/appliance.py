@@ -257,6 +257,13 @@ class Appliance:
             return None
         return (int(st["st_size"]), int(st["st_mtime_sec"])) if stat.S_ISREG(int(st["st_mode"])) else None
 
+    def is_symlink(self, path: str) -> bool:
+        """Unreadable counts as a link: the caller then leaves the path alone."""
+        try:
+            return bool(self.g.is_symlink(path))
+        except RuntimeError:
+            return True
+
     def glob(self, pattern: str) -> list[str]:
         try:
             return [p for p in self.g.glob_expand(pattern) if not p.endswith("/")][:2000]

@@ -23,7 +23,8 @@ from collections.abc import Iterable
 
 from ...collect.access import collect_access
 from ...collect.fs import RootFS
-from ...collect.lifecycle import release_lifecycle
+from ...collect.lifecycle import release_lifecycle, windows_lifecycle
+from ...collect.packages import MAX_APK_INDEXES
 from ...collect.system import collect_patching
 from ...collect.vulns import collect_vulnerabilities
 from ...facts import (
@@ -40,6 +41,7 @@ from ...facts import (
     SshFacts,
 )
 from ...model import Unavailable
+from ...parsers.apk import INDEX_COMPRESSED_LIMIT
 from ...parsers.auth_files import shadow_schemes
 from ..model import Guest
 from . import keys as keymod
@@ -52,10 +54,10 @@ DEFAULT_POOLS = ("/var/lib/libvirt/images", "/var/lib/vz/images", "/var/lib/vz/t
 MIRROR_FILES = ("/etc/os-release", "/usr/lib/os-release", "/etc/debian_version", "/etc/redhat-release", "/etc/alpine-release",
                 "/var/lib/dpkg/status", "/etc/apt/sources.list", "/etc/apt/preferences", "/etc/apt/apt.conf",
                 "/etc/ssh/sshd_config", "/etc/sudoers", "/etc/passwd", "/etc/group", "/etc/login.defs",
-                "/etc/security/pwquality.conf", "/etc/dnf/automatic.conf", "/lib/apk/db/installed")
+                "/etc/security/pwquality.conf", "/etc/dnf/automatic.conf", "/lib/apk/db/installed", "/etc/apk/repositories")
 MIRROR_DIRS = ("/var/lib/apt/lists", "/etc/apt/sources.list.d", "/etc/apt/preferences.d", "/etc/apt/apt.conf.d",
                "/etc/ssh/sshd_config.d", "/etc/pam.d", "/etc/sudoers.d", "/etc/security/pwquality.conf.d",
-               "/var/lib/rpm", "/usr/lib/sysimage/rpm")
+               "/var/lib/rpm", "/usr/lib/sysimage/rpm", "/etc/apk/repositories.d")
 MIRROR_LIMIT = 512 * 1024 * 1024  # all of one guest's copied files
 FILE_LIMIT = 256 * 1024 * 1024
 SECRET_LIMIT = 1024 * 1024
@@ -515,7 +517,7 @@ def _read_windows(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], 
     product = values.get("ProductName") or "Windows (no ProductName in the registry)"
     full_build = f"{build}.{values['UBR']}" if build and values.get("UBR") else build
     described = " ".join(p for p in (product, feature) if p) + (f" (build {full_build})" if full_build else "")
-    lifecycle = Unavailable(hive, "missing", "Windows releases are not in hyperward's end-of-life table")
+    lifecycle = windows_lifecycle(product, build, hive)
     return GuestInside(guest.platform, guest.id, guest.name, guest.label, True, "", guest.running, disks, fs_list,
                        OsRelease("windows", full_build, feature), described, None, None, [], [], [], [*notes, WINDOWS_NOTE], lifecycle)
 
@@ -600,6 +602,7 @@ def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[byt
             data = appliance.stream("download", path, FILE_LIMIT)
             if data is not None:
                 public[path] = (data, found[1])
+    public.update(_apk_indexes(appliance))
     for directory, excludes in (("/var/lib/apt/lists", ["./partial", "./lock", "./auxfiles"]), ("/var/lib/rpm", []),
                                 ("/usr/lib/sysimage/rpm", [])):
         files = appliance.tree(directory, MIRROR_LIMIT, excludes)
@@ -608,6 +611,24 @@ def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[byt
             continue
         public.update({p: (v, m) for p, (v, m) in files.items() if isinstance(v, bytes)})
     return public, secret
+
+
+def _apk_indexes(appliance: Appliance) -> dict[str, tuple[bytes, int]]:
+    """apk's cached repository indexes by name, not the cache directory: beside them it may hold
+    every downloaded package (apk-cache(5)), hundreds of megabytes the checks never read. A link
+    named like an index is not followed: pointed at /etc/shadow it would copy the secret into the
+    mirror on the host's disk."""
+    out: dict[str, tuple[bytes, int]] = {}
+    for path in appliance.glob("/var/cache/apk/APKINDEX.*.tar.gz")[:MAX_APK_INDEXES]:
+        if appliance.is_symlink(path):
+            continue
+        found = appliance.regular_stat(path)
+        if found is None or found[0] > INDEX_COMPRESSED_LIMIT or "/" in path[len("/var/cache/apk/"):]:
+            continue
+        data = appliance.stream("download", path, INDEX_COMPRESSED_LIMIT)
+        if data is not None:
+            out[path] = (data, found[1])
+    return out
 
 
 def _is_secret(path: str) -> bool:
