@@ -18,7 +18,7 @@ from ..engine import ScanReport
 from ..model import Finding, Severity, Status
 from ..records import frozen
 from . import RenderOptions
-from .common import CheckHelp, Location, view
+from .common import CheckHelp, Location, json_dumps, view
 
 OCSF_VERSION = "1.5.0"
 CLASS_UID = 2003  # Compliance Finding
@@ -139,7 +139,7 @@ def render(report: ScanReport, options: RenderOptions) -> str:
     faster than building and encoding a dict per finding."""
     context, shared = _context(report), view(report)
     helps, host = context.helps, context.host
-    enc, dumps = encode_basestring_ascii, json.dumps
+    enc, dumps = encode_basestring_ascii, json_dumps()
     unmapped_host = ', "unmapped": {"host": ' + enc(host) + ', "frameworks": '
     heads: dict[tuple[str, Severity, Status, str], tuple[str, str, str, str]] = {}
     out: list[str] = []
