@@ -7,7 +7,8 @@ definitions), collects and checks it once in this process, then renders each reg
 `--runs` times (each from a fresh copy of the report, so nothing is shared between runs) and prints
 the median and minimum render time, the median CPU time and the size of the output; then renders
 every format back to back from one report, as `scan -o a -o b ...` does (the formats share the
-report's view: locations, fingerprints, check help and counts computed once).
+report's view: locations, fingerprints, check help and counts computed once). Like `hyperward scan`,
+it calls gc.freeze() after the scan (--no-freeze renders without).
 Targets (issue 14): every format together under 0.5 s added to the scan; the HTML under 5 MB.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import pathlib
 import statistics
 import sys
@@ -34,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--no-freeze", action="store_true", help="render without gc.freeze() after the scan (the CLI freezes)")
     parser.add_argument("--browser", action="store_true", help="also open the HTML in headless Chromium: load and filter times")
     args = parser.parse_args()
 
@@ -46,6 +49,8 @@ def main() -> None:
         started = time.perf_counter()
         report = run_checks(collect_host(str(root)), registry())
         scan_s = time.perf_counter() - started
+    if not args.no_freeze:
+        gc.freeze()  # as `hyperward scan` does after the checks, before it renders
     print(f"{args.domains} domains: {len(report.derived().guests)} guests, {len(report.findings)} results, "
           f"{len(report.derived().reachability)} reachability rows; collect + checks {scan_s:.3f} s (in process)")
     print(f"{'format':>8} {'median s':>9} {'min s':>7} {'cpu s':>7} {'size MB':>8}")

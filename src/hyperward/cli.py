@@ -4,6 +4,7 @@ error or a scan that could not run at all."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -202,10 +203,18 @@ def scan(
     report.collect_s = collect_s
     report.total_s = time.perf_counter() - started
     report.warnings.extend(f"{cid} is in the catalog but not implemented in hyperward {__version__}: --only/--skip ignore it" for cid in planned)
-    for name, output in targets:
-        width = shutil.get_terminal_size((100, 24)).columns if not output else 100
-        options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
-        _write(_reporter(name).render(report, options), output, config.ownership())
+    # The facts and findings outlive the rendering: frozen, the collector stops walking them. Rendering
+    # allocates enough containers for a 1,000-guest host to set off a full collection that otherwise
+    # traverses every fact and finding (0.08-0.14 s of the rendering; frozen 0.005-0.012 s). Unfrozen
+    # after, so a caller that scans in a loop still gets its cycles collected.
+    gc.freeze()
+    try:
+        for name, output in targets:
+            width = shutil.get_terminal_size((100, 24)).columns if not output else 100
+            options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
+            _write(_reporter(name).render(report, options), output, config.ownership())
+    finally:
+        gc.unfreeze()
     if record or config.history_record:
         from . import history
 

@@ -1022,21 +1022,31 @@ class SnapshotError(Exception):
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
+#: exact types to_jsonable returns as they are, tested by type() before recursing: a guest's
+#: inventory is ~110 values and most are these (a subclass of one still takes the full path)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float)):
         return value
+    plain = _PLAIN
     if isinstance(value, Unavailable):
         return {"$unavailable": {"path": value.path, "kind": value.kind, "reason": value.reason}}
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
+        return [v if type(v) in plain else to_jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {k if type(k) is str else str(k): v if type(v) in plain else to_jsonable(v) for k, v in value.items()}
     cls = type(value)
     names = _FIELD_NAMES.get(cls)
     if names is None and dataclasses.is_dataclass(cls):
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
     if names is not None:
-        return {name: to_jsonable(getattr(value, name)) for name in names}
+        out: dict[str, Any] = {}
+        for name in names:
+            v = getattr(value, name)
+            out[name] = v if type(v) in plain else to_jsonable(v)
+        return out
     return value
 
 

@@ -37,6 +37,10 @@ _SEVERITY_LABELS = {member: member.name.lower() for member in Severity}
 
 
 class Status(enum.Enum):
+    #: members are singletons that compare by identity: Enum's own __hash__ hashes the name in
+    #: Python code, ~100,000 calls when one report of 1,000 guests is rendered in every format
+    __hash__ = object.__hash__
+
     FAIL = "fail"
     ERROR = "error"
     SUPPRESSED = "suppressed"
@@ -46,6 +50,8 @@ class Status(enum.Enum):
 
 class Category(enum.Enum):
     """Value = the ID infix in the catalog (HV-<value>-NNN)."""
+
+    __hash__ = object.__hash__  # as Status's
 
     PATCH = "PATCH"
     VULN = "VULN"

@@ -5,8 +5,11 @@ about which file and line a finding names."""
 from __future__ import annotations
 
 import hashlib
+import json
 import operator
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from json import encoder as _json_encoder
+from typing import TYPE_CHECKING, Any
 
 from ..model import Finding, Severity
 from ..records import frozen
@@ -110,6 +113,34 @@ def view(report: ScanReport) -> ReportView:
     made = ReportView(report)
     report.render_cache = made
     return made
+
+
+#: values the C encoder must write exactly as json.dumps does before it is trusted
+_PROBE: list[Any] = [{"a": 1, "b": [1.5, -0.0, 1e300, True, None, "\u00e9\ud800\n\"x"], "c": {"d": []}}, (2, "e"), 10**20]
+
+
+def json_dumps() -> Callable[[Any], str]:
+    """json.dumps with its defaults, as a function made once per render: json.dumps builds a new C
+    encoder on every call, which is most of its time for the 16,000 small details dicts OCSF
+    encodes one by one. The C encoder's constructor is private and its arguments have changed
+    between Python versions, so it is used only when it writes the probe exactly as json.dumps
+    does; otherwise json.dumps itself."""
+    make = getattr(_json_encoder, "c_make_encoder", None)
+    if make is None:
+        return json.dumps
+    default = json.JSONEncoder().default
+    try:
+        encode = make({}, default, _json_encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+        if "".join(encode(_PROBE, 0)) != json.dumps(_PROBE):
+            return json.dumps
+    except (TypeError, ValueError):
+        return json.dumps
+    join = "".join
+
+    def dumps(obj: Any) -> str:
+        return join(encode(obj, 0))
+
+    return dumps
 
 
 #: GitHub's code-scanning convention: critical >= 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9

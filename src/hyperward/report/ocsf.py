@@ -18,7 +18,7 @@ from ..engine import ScanReport
 from ..model import Finding, Severity, Status
 from ..records import frozen
 from . import RenderOptions
-from .common import CheckHelp, Location, view
+from .common import CheckHelp, Location, json_dumps, view
 
 OCSF_VERSION = "1.5.0"
 CLASS_UID = 2003  # Compliance Finding
@@ -139,28 +139,38 @@ def render(report: ScanReport, options: RenderOptions) -> str:
     faster than building and encoding a dict per finding."""
     context, shared = _context(report), view(report)
     helps, host = context.helps, context.host
-    enc, dumps = encode_basestring_ascii, json.dumps
+    enc, dumps = encode_basestring_ascii, json_dumps()
     unmapped_host = ', "unmapped": {"host": ' + enc(host) + ', "frameworks": '
     heads: dict[tuple[str, Severity, Status, str], tuple[str, str, str, str]] = {}
+    uid_heads: dict[str, str] = {}  # '"hyperward-CID-' per check: the fingerprint after it is hex, nothing to escape
+    labels: dict[str | None, str] = {}
+    fingerprint, location = shared.fingerprint, shared.location
+    suppressed = Status.SUPPRESSED
     out: list[str] = []
     for f in report.findings:
-        cid, severity, status = f.check_id, f.severity, f.status
-        key = (cid, severity, status, f.remediation)
+        result, cid, status = f.result, f.check_id, f.status
+        key = (cid, f.severity, status, f.remediation)
         parts = heads.get(key)
         if parts is None:
             parts = heads[key] = _fragments(f, context)
         head, middle, tail, frameworks_json = parts
-        where = shared.location(f)
-        data = dumps(dict(f.result.details))
-        out += ('{"message": ', enc(f.result.message or helps[cid].title), head, enc(f.result.message), middle,
-                enc(f"hyperward-{cid}-{shared.fingerprint(f)}"), tail, enc(f.result.resource), ', "uid": ', enc(where.logical),
-                ', "type": "guest"' if f.result.details.get("guest") else ', "type": "host"', ', "data": {"details": ', data,
-                '}, "labels": [', enc(f"platform:{f.result.platform or 'host'}"), "]}]", unmapped_host, frameworks_json, "}",
-                ', "comment": ' + enc(f"suppressed: {f.suppression_reason}") if status is Status.SUPPRESSED and f.suppression_reason else "",
-                "}, ")
-    if out:
-        out[-1] = "}"
-    return "[" + "".join(out) + "]\n"
+        uid_head = uid_heads.get(cid)
+        if uid_head is None:
+            uid_head = uid_heads[cid] = enc(f"hyperward-{cid}-")[:-1]
+        platform = result.platform
+        label = labels.get(platform)
+        if label is None:
+            label = labels[platform] = enc(f"platform:{platform or 'host'}")
+        details = result.details
+        message = result.message
+        kind = '"guest"' if details.get("guest") else '"host"'
+        comment = (', "comment": ' + enc(f"suppressed: {f.suppression_reason}")
+                   if status is suppressed and f.suppression_reason else "")
+        out.append(f'{{"message": {enc(message or helps[cid].title)}{head}{enc(message)}{middle}{uid_head}{fingerprint(f)}"'
+                   f'{tail}{enc(result.resource)}, "uid": {enc(location(f).logical)}, "type": '
+                   f'{kind}, "data": {{"details": {dumps(dict(details))}}}, '
+                   f'"labels": [{label}]}}]{unmapped_host}{frameworks_json}}}{comment}}}')
+    return "[" + ", ".join(out) + "]\n"
 
 
 def _fragments(f: Finding, context: _Context) -> tuple[str, str, str, str]:
