@@ -209,6 +209,7 @@ LIBVIRT_NETS = {
 def test_reachability_through_the_rules_libvirt_installs(libvirtd, kind, tmp_path):
     """A real libvirt NAT/isolated network: its bridge, its dnsmasq and the rules libvirt put into
     the firewall; a guest namespace plugged into the bridge probes our listeners."""
+    import reach_lab
     import test_reach as harness
 
     require(shutil.which("nft") is not None and shutil.which("ip") is not None, "nftables and iproute2")
@@ -230,7 +231,7 @@ def test_reachability_through_the_rules_libvirt_installs(libvirtd, kind, tmp_pat
         while open("/sys/class/net/vnet-hwr/brport/state").read().strip() != "3":  # STP: wait until the port forwards
             assert time.monotonic() < deadline, "the bridge port never reached the forwarding state"
             time.sleep(0.2)
-        server = subprocess.Popen([sys.executable, "-c", harness.SERVER, *(f"{p}:0.0.0.0:{n}" for p, n in ports)],
+        server = subprocess.Popen([sys.executable, "-c", reach_lab.SERVER, json.dumps([(p, "0.0.0.0", n) for p, n in ports])],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         rows = json.loads(hyperward("reach", "--format", "json").stdout)
