@@ -93,7 +93,18 @@ def domains(host: HostFacts) -> tuple[list[Domain], list[Unavailable]]:
 
 #: problems, optionally a severity and the element paths that produced them ("devices/disk[2]"):
 #: the first the definition has a line for is the finding's element and line
-Judge = Callable[[Domain], list[str] | tuple[list[str], Severity | None] | tuple[list[str], Severity | None, list[str]] | Result]
+Verdict = list[str] | tuple[list[str], Severity | None] | tuple[list[str], Severity | None, list[str]]
+Judge = Callable[[Domain], Verdict | Result]
+
+
+def split_verdict(verdict: Verdict) -> tuple[list[str], Severity | None, list[str]]:
+    """A judge's problems, the severity it chose (None: the row's) and the elements that decided
+    them (for the finding's location); judges over domains and over neutral guests answer alike."""
+    if isinstance(verdict, tuple) and len(verdict) == 3:
+        return verdict
+    if isinstance(verdict, tuple):
+        return verdict[0], verdict[1], []
+    return verdict, None, []
 
 
 def _deciding(domain: Domain, elements: list[str]) -> Details:
@@ -126,13 +137,7 @@ def each_domain(host: HostFacts, judge: Judge, *, applies: Callable[[Domain], bo
         if isinstance(verdict, Result):
             yield dataclasses.replace(verdict, resource=domain.label).with_details(**about)
             continue
-        deciding: list[str] = []
-        if isinstance(verdict, tuple) and len(verdict) == 3:
-            problems, severity, deciding = verdict
-        elif isinstance(verdict, tuple):
-            problems, severity = verdict[0], verdict[1]
-        else:
-            problems, severity = verdict, None
+        problems, severity, deciding = split_verdict(verdict)
         if problems:
             yield Result.fail(domain.label, "; ".join(problems), severity=severity,
                               details={**about, **_deciding(domain, deciding), "problems": problems})

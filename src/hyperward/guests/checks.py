@@ -18,6 +18,7 @@ from ..checks.backups import (
     _repo_results,
     covers_guest,
 )
+from ..checks._libvirt import Verdict, split_verdict
 from ..checks.nested import _host_nested
 from ..engine import check
 from ..facts import BackupSnapshot, HostFacts
@@ -31,7 +32,7 @@ SENSITIVE_DIRS = ("/", "/etc", "/root", "/home", "/boot", "/var/lib/libvirt", "/
 
 #: a judge's verdict: problems, optionally with a severity and the `where` of the items that
 #: produced them (the first one found in the guest's lines is the finding's element and line)
-Judge = Callable[[Guest], list[str] | tuple[list[str], Severity | None] | tuple[list[str], Severity | None, list[str]] | Result]
+Judge = Callable[[Guest], Verdict | Result]
 
 
 def _unreadable(host: HostFacts) -> list[tuple[str, Unavailable]]:
@@ -87,13 +88,7 @@ def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool
         if isinstance(verdict, Result):
             yield dataclasses.replace(verdict, resource=guest.label).on(guest.platform).with_details(**about)
             continue
-        deciding: list[str] = []
-        if isinstance(verdict, tuple) and len(verdict) == 3:
-            problems, severity, deciding = verdict
-        elif isinstance(verdict, tuple):
-            problems, severity = verdict[0], verdict[1]
-        else:
-            problems, severity = verdict, None
+        problems, severity, deciding = split_verdict(verdict)
         if problems:
             yield Result.fail(guest.label, "; ".join(problems), severity=severity,
                               details={**about, **_deciding(guest, deciding), "problems": problems}).on(guest.platform)
