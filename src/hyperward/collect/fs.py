@@ -35,7 +35,7 @@ def _error(path: str, exc: BaseException) -> Unavailable:
     return Unavailable(path, "invalid", str(exc))
 
 
-def _read_fd(fd: int, path: str, limit: int, sized: bool = False) -> bytes | Unavailable:
+def read_fd(fd: int, path: str, limit: int, sized: bool = False) -> bytes | Unavailable:
     """Reads and closes fd: a regular file only (a FIFO would block, a device never end), at
     most `limit` bytes. `sized`: the file's size is believed (not so for /proc and /sys, which
     report 0 or 4096), so a larger (perhaps sparse) file is refused before any of it is read."""
@@ -76,7 +76,7 @@ def read_local(path: str, limit: int = DEFAULT_LIMIT) -> bytes | Unavailable:
         if exc.errno == errno.ELOOP and os.path.islink(path):
             return Unavailable(path, "invalid", "is a symbolic link; not followed (name the file itself)")
         return _error(path, exc)
-    return _read_fd(fd, path, limit, sized=True)
+    return read_fd(fd, path, limit, sized=True)
 
 
 class RootFS:
@@ -123,7 +123,7 @@ class RootFS:
             fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
         except (OSError, _Loop) as exc:
             return self._unavailable(path, exc)
-        return _read_fd(fd, path, limit)
+        return read_fd(fd, path, limit)
 
     def read_text(self, path: str, limit: int = DEFAULT_LIMIT) -> str | Unavailable:
         data = self.read_bytes(path, limit)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from ...collect.fs import RootFS
-from ...collect.fs import _read_fd as read_fd
+from ...collect.fs import read_fd
 from ...model import Unavailable
 from . import parsers
 from .builds import BOOT_BUILD
