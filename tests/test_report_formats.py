@@ -244,9 +244,10 @@ def test_ocsf_golden_validates_with_py_ocsf_models(name):
 @pytest.mark.parametrize("name", ROOTS)
 def test_ocsf_fast_render_is_the_dict_encoding(reports, name):
     from hyperward.report import ocsf
+    from hyperward.report.common import encode_json
 
     report, _ = reports[name]
-    assert ocsf.render(report, RenderOptions()) == json.dumps(ocsf.findings(report)) + "\n"
+    assert ocsf.render(report, RenderOptions()) == encode_json(ocsf.findings(report)) + "\n"
 
 
 def test_ocsf_compliance_standards_come_from_the_framework_mappings(reports):

@@ -6,6 +6,7 @@ acting through setpriv; hyperward runs as root through the real console script."
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import pwd
@@ -255,7 +256,7 @@ def test_an_empty_or_foreign_database_is_an_error_never_a_pass(tmp_path, root):
     empty = tmp_path / "empty.sqlite"
     vulndb.open_for_writing(str(empty)).close()
     result = hyperward("scan", "--root", str(root), "--only", "HV-VULN-001", "--vulndb", str(empty), "--format", "json")
-    assert '"status": "pass"' not in result.stdout
+    assert [r["status"] for r in json.loads(result.stdout)["results"]] == ["error"]
     assert "holds no imported advisories" in result.stdout
     foreign = tmp_path / "foreign.sqlite"
     conn = vulndb.open_for_writing(str(foreign))
@@ -265,7 +266,8 @@ def test_an_empty_or_foreign_database_is_an_error_never_a_pass(tmp_path, root):
     conn.commit()
     conn.close()
     result = hyperward("scan", "--root", str(root), "--only", "HV-VULN-001", "--vulndb", str(foreign), "--format", "json")
-    assert '"status": "pass"' not in result.stdout and "no advisory for debian:12" in result.stdout
+    assert [r["status"] for r in json.loads(result.stdout)["results"]] == ["error"]
+    assert "no advisory for debian:12" in result.stdout
     assert "ubuntu:24.04" in result.stdout
     with sqlite3.connect(foreign) as check:
         assert check.execute("SELECT COUNT(*) FROM affected").fetchone()[0] == 1

@@ -7,9 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from collections.abc import Callable
-from json import encoder as _json_encoder
+import re
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ..model import Finding, Severity
 from ..records import frozen
@@ -115,32 +116,37 @@ def view(report: ScanReport) -> ReportView:
     return made
 
 
-#: values the C encoder must write exactly as json.dumps does before it is trusted
-_PROBE: list[Any] = [{"a": 1, "b": [1.5, -0.0, 1e300, True, None, "\u00e9\ud800\n\"x"], "c": {"d": []}}, (2, "e"), 10**20]
+#: what json.dumps (ensure_ascii) escapes and orjson writes as it is: DEL and everything past ASCII.
+#: Guests and tenants choose names and messages; a report piped to a terminal must carry no raw C1
+#: control (U+009B is CSI) or bidirectional override, so the machine formats stay pure ASCII.
+_BEYOND_ASCII = re.compile("[\x7f-\U0010ffff]")
+#: dataclasses and datetimes raise as they do under json.dumps: a record that reached a report
+#: without its own serializer (one with a secret among its fields) must stop the render, not leak
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
-def json_dumps() -> Callable[[Any], str]:
-    """json.dumps with its defaults, as a function made once per render: json.dumps builds a new C
-    encoder on every call, which is most of its time for the 16,000 small details dicts OCSF
-    encodes one by one. The C encoder's constructor is private and its arguments have changed
-    between Python versions, so it is used only when it writes the probe exactly as json.dumps
-    does; otherwise json.dumps itself."""
-    make = getattr(_json_encoder, "c_make_encoder", None)
-    if make is None:
-        return json.dumps
-    default = json.JSONEncoder().default
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:
+        code -= 0x10000
+        return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def encode_json(value: Any) -> str:
+    """Compact, ASCII-only JSON: the same values json.dumps writes, 5-8x faster on a 1,000-guest
+    report (orjson). Strings orjson refuses (lone surrogates from undecodable file names, integers
+    beyond 64 bits, keys that are not strings) go through json.dumps, which writes them escaped or
+    converted as it always has; non-ASCII characters orjson writes as UTF-8 are escaped afterwards,
+    as json.dumps would (they occur only inside strings, so the escape cannot touch the structure).
+    A NaN becomes null, where json.dumps would write NaN, which is not JSON."""
     try:
-        encode = make({}, default, _json_encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
-        if "".join(encode(_PROBE, 0)) != json.dumps(_PROBE):
-            return json.dumps
-    except (TypeError, ValueError):
-        return json.dumps
-    join = "".join
-
-    def dumps(obj: Any) -> str:
-        return join(encode(obj, 0))
-
-    return dumps
+        data = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"))
+    if data.isascii() and b"\x7f" not in data:
+        return data.decode("ascii")
+    return _BEYOND_ASCII.sub(_escape, data.decode("utf-8"))
 
 
 #: GitHub's code-scanning convention: critical >= 9.0, high 7.0-8.9, medium 4.0-6.9, low 0.1-3.9

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -18,7 +17,7 @@ from ..engine import ScanReport
 from ..model import Finding, Severity, Status
 from ..records import frozen
 from . import RenderOptions
-from .common import CheckHelp, Location, json_dumps, view
+from .common import CheckHelp, Location, encode_json, view
 
 OCSF_VERSION = "1.5.0"
 CLASS_UID = 2003  # Compliance Finding
@@ -134,16 +133,15 @@ def findings(report: ScanReport) -> list[dict[str, Any]]:
 
 
 def render(report: ScanReport, options: RenderOptions) -> str:
-    """The same text as json.dumps(findings(report)) (a test holds them equal), spliced from JSON
-    fragments serialized once per check, severity and status: at 16,000 results this is 5x
-    faster than building and encoding a dict per finding."""
+    """The same text as encode_json(findings(report)) (a test holds them equal), spliced from JSON
+    fragments serialized once per check, severity, status and fix: at 16,000 results this is 3x
+    faster than building a dict per finding and encoding the list."""
     context, shared = _context(report), view(report)
     helps, host = context.helps, context.host
-    enc, dumps = encode_basestring_ascii, json_dumps()
-    unmapped_host = ', "unmapped": {"host": ' + enc(host) + ', "frameworks": '
-    heads: dict[tuple[str, Severity, Status, str], tuple[str, str, str, str]] = {}
-    uid_heads: dict[str, str] = {}  # '"hyperward-CID-' per check: the fingerprint after it is hex, nothing to escape
-    labels: dict[str | None, str] = {}
+    enc = encode_basestring_ascii  # a string alone: the C escaper writes it as encode_json does, without its checks
+    unmapped_host = ',"unmapped":{"host":' + enc(host) + ',"frameworks":'
+    heads: dict[tuple[str, Severity, Status, str], tuple[str, str, str]] = {}
+    ends: dict[tuple[str, str | None], str] = {}  # labels, unmapped and frameworks: per check and platform
     fingerprint, location = shared.fingerprint, shared.location
     suppressed = Status.SUPPRESSED
     out: list[str] = []
@@ -152,25 +150,25 @@ def render(report: ScanReport, options: RenderOptions) -> str:
         key = (cid, f.severity, status, f.remediation)
         parts = heads.get(key)
         if parts is None:
-            parts = heads[key] = _fragments(f, context)
-        head, middle, tail, frameworks_json = parts
-        uid_head = uid_heads.get(cid)
-        if uid_head is None:
-            uid_head = uid_heads[cid] = enc(f"hyperward-{cid}-")[:-1]
+            head, middle, tail, _ = _fragments(f, context)
+            # the uid's text up to the fingerprint: the fingerprint after it is hex, nothing to escape
+            parts = heads[key] = (head, middle + enc(f"hyperward-{cid}-")[:-1], tail)
+        head, middle, tail = parts
         platform = result.platform
-        label = labels.get(platform)
-        if label is None:
-            label = labels[platform] = enc(f"platform:{platform or 'host'}")
+        end = ends.get((cid, platform))
+        if end is None:
+            label = enc(f"platform:{platform or 'host'}")
+            end = ends[(cid, platform)] = f'"labels":[{label}]}}]{unmapped_host}{_fragments(f, context)[3]}}}'
         details = result.details
         message = result.message
         kind = '"guest"' if details.get("guest") else '"host"'
-        comment = (', "comment": ' + enc(f"suppressed: {f.suppression_reason}")
+        comment = (',"comment":' + enc(f"suppressed: {f.suppression_reason}")
                    if status is suppressed and f.suppression_reason else "")
-        out.append(f'{{"message": {enc(message or helps[cid].title)}{head}{enc(message)}{middle}{uid_head}{fingerprint(f)}"'
-                   f'{tail}{enc(result.resource)}, "uid": {enc(location(f).logical)}, "type": '
-                   f'{kind}, "data": {{"details": {dumps(dict(details))}}}, '
-                   f'"labels": [{label}]}}]{unmapped_host}{frameworks_json}}}{comment}}}')
-    return "[" + ", ".join(out) + "]\n"
+        out.append(f'{{"message":{enc(message or helps[cid].title)}{head}{enc(message)}{middle}{fingerprint(f)}"'
+                   f'{tail}{enc(result.resource)},"uid":{enc(location(f).logical)},"type":'
+                   f'{kind},"data":{{"details":{encode_json(dict(details))}}},'
+                   f'{end}{comment}}}')
+    return "[" + ",".join(out) + "]\n"
 
 
 def _fragments(f: Finding, context: _Context) -> tuple[str, str, str, str]:
@@ -181,12 +179,13 @@ def _fragments(f: Finding, context: _Context) -> tuple[str, str, str, str]:
                                  suppression_reason=None)
     raw = _finding(sample, Location(None, None, None, ""), marks[2], context, {})
     raw["message"] = marks[0]
-    text = json.dumps({k: raw[k] for k in raw if k not in ("unmapped", "comment")})
-    text = text[:text.rindex(', "uid": ')]  # cut inside resources[0], after "name"
-    start = len('{"message": ') + len(json.dumps(marks[0]))
-    head_end = text.index(json.dumps(marks[1]))
-    middle_end = text.index(json.dumps(marks[2]))
-    tail_end = text.index(json.dumps(marks[3]))
-    frameworks_json = json.dumps({k: list(v) for k, v in frameworks.for_check(f.check_id).items()})
-    return (text[start:head_end], text[head_end + len(json.dumps(marks[1])):middle_end],
-            text[middle_end + len(json.dumps(marks[2])):tail_end], frameworks_json)
+    text = encode_json({k: raw[k] for k in raw if k not in ("unmapped", "comment")})
+    text = text[:text.rindex(',"uid":')]  # cut inside resources[0], after "name"
+    encoded = [encode_json(mark) for mark in marks]
+    start = len('{"message":') + len(encoded[0])
+    head_end = text.index(encoded[1])
+    middle_end = text.index(encoded[2])
+    tail_end = text.index(encoded[3])
+    frameworks_json = encode_json({k: list(v) for k, v in frameworks.for_check(f.check_id).items()})
+    return (text[start:head_end], text[head_end + len(encoded[1]):middle_end],
+            text[middle_end + len(encoded[2]):tail_end], frameworks_json)

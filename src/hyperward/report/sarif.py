@@ -6,7 +6,6 @@ the same location and a different runAutomationDetails category: one upload per 
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import Any
 
@@ -14,7 +13,7 @@ from .. import __version__, frameworks
 from ..engine import ScanReport
 from ..model import Finding, Severity, Status
 from . import RenderOptions
-from .common import SECURITY_SEVERITY, CheckHelp, ReportView, view
+from .common import SECURITY_SEVERITY, CheckHelp, ReportView, encode_json, view
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 _LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW: "note",
@@ -142,5 +141,5 @@ def document(report: ScanReport) -> dict[str, Any]:
 
 
 def render(report: ScanReport, options: RenderOptions) -> str:
-    # one line: the C encoder runs only without indent (jq . for people)
-    return json.dumps(document(report)) + "\n"
+    # one line, compact (jq . for people)
+    return encode_json(document(report)) + "\n"
