@@ -8,9 +8,8 @@ import hashlib
 import json
 import operator
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from ..model import Finding, Severity
 from ..records import frozen
@@ -120,9 +119,20 @@ def view(report: ScanReport) -> ReportView:
 #: Guests and tenants choose names and messages; a report piped to a terminal must carry no raw C1
 #: control (U+009B is CSI) or bidirectional override, so the machine formats stay pure ASCII.
 _BEYOND_ASCII = re.compile("[\x7f-\U0010ffff]")
-#: dataclasses and datetimes raise as they do under json.dumps: a record that reached a report
-#: without its own serializer (one with a secret among its fields) must stop the render, not leak
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+_orjson_dumps: Callable[[Any], bytes] | None = None
+
+
+def _load_orjson() -> Callable[[Any], bytes]:
+    """orjson on first use: it imports uuid and platform (3 ms) that a text-only scan never needs."""
+    global _orjson_dumps
+    import functools
+
+    import orjson
+
+    # dataclasses and datetimes raise as they do under json.dumps: a record that reached a report
+    # without its own serializer (one with a secret among its fields) must stop the render, not leak
+    _orjson_dumps = functools.partial(orjson.dumps, option=orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME)
+    return _orjson_dumps
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -140,9 +150,10 @@ def encode_json(value: Any) -> str:
     converted as it always has; non-ASCII characters orjson writes as UTF-8 are escaped afterwards,
     as json.dumps would (they occur only inside strings, so the escape cannot touch the structure).
     A NaN becomes null, where json.dumps would write NaN, which is not JSON."""
+    dumps = _orjson_dumps or _load_orjson()
     try:
-        data = orjson.dumps(value, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
+        data = dumps(value)
+    except TypeError:  # orjson.JSONEncodeError; json.dumps then raises its own TypeError where it too cannot
         return json.dumps(value, separators=(",", ":"))
     if data.isascii() and b"\x7f" not in data:
         return data.decode("ascii")
