@@ -11,7 +11,7 @@ import pathlib
 from collections.abc import Iterator
 
 import pytest
-from live_libvirt import connect, running_libvirtd
+from live_libvirt import connect, running_libvirtd, weak_domain_xml
 
 from hyperward.collect import collect_host
 from hyperward.engine import registry, run_checks
@@ -20,21 +20,7 @@ from hyperward.fix.apply import run_script
 from hyperward.fix.plan import Context, Failing, build
 from hyperward.model import Status
 
-WEAK = """<domain type='qemu'>
-  <name>hwfix-weak</name>
-  <memory unit='MiB' dumpCore='on'>64</memory>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <serial type='tcp'>
-      <source mode='bind' host='0.0.0.0' service='24455'/>
-      <protocol type='raw'/>
-    </serial>
-    <graphics type='vnc' port='-1' autoport='yes' listen='0.0.0.0' passwd='Zq8%Pw3x'>
-      <listen type='address' address='0.0.0.0'/>
-    </graphics>
-  </devices>
-</domain>
-"""
+WEAK = weak_domain_xml("hwfix-weak", vnc_password="Zq8%Pw3x")
 CHECKS = {"HV-AUTH-010", "HV-AUTH-011", "HV-ISO-019"}
 
 

@@ -20,6 +20,7 @@ import shutil
 import sys
 
 import pytest
+from live_libvirt import weak_domain_xml
 from private_libvirtd import (
     PrivateLibvirtd,
     private_libvirtd,
@@ -34,21 +35,7 @@ dump_guest_core = 1
 seccomp_sandbox = 0
 """
 
-WEAK = """<domain type='qemu'>
-  <name>hwfixns-weak</name>
-  <memory unit='MiB' dumpCore='on'>64</memory>
-  <os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices>
-    <serial type='tcp'>
-      <source mode='bind' host='0.0.0.0' service='24455'/>
-      <protocol type='raw'/>
-    </serial>
-    <graphics type='vnc' port='-1' autoport='yes' listen='0.0.0.0'>
-      <listen type='address' address='0.0.0.0'/>
-    </graphics>
-  </devices>
-</domain>
-"""
+WEAK = weak_domain_xml("hwfixns-weak")
 
 #: no listen address and no dumpCore of its own: QEMU gets qemu.conf's as the daemon loaded them
 PLAIN = """<domain type='qemu'>
