@@ -982,6 +982,15 @@ class HostFacts:
         return [g for name, facts in self.platforms.items() if name in known for g in known[name].guests(facts)]
 
     @functools.cached_property
+    def guest_snapshots(self) -> list[Guest]:
+        """The settings the guests' snapshots bring back on restore, on the neutral model: the
+        per-guest checks judge them too, since a restore is one click away."""
+        from .platforms import registry
+
+        known = registry()
+        return [g for name, facts in self.platforms.items() if name in known for g in known[name].snapshots(facts)]
+
+    @functools.cached_property
     def reachability(self) -> list[Reach]:
         """Every (guest-facing bridge, host service) pair through the host's firewall, evaluated once
         per scan for HV-FW-002, the reports and `hyperward reach` alike."""

@@ -52,7 +52,10 @@ def no_guests_reason(host: HostFacts) -> str:
 
 def guest_details(guest: Guest) -> Details:
     """The guest a result is about, as fields: its name, its platform's id and its UUID where known."""
-    return {"guest": guest.name, "guest_id": guest.id, "guest_uuid": guest.uuid, "platform": guest.platform}
+    about: Details = {"guest": guest.name, "guest_id": guest.id, "guest_uuid": guest.uuid, "platform": guest.platform}
+    if guest.snapshot is not None:
+        about["snapshot"], about["snapshot_id"] = guest.snapshot, guest.snapshot_id
+    return about
 
 
 def _deciding(guest: Guest, wheres: list[str]) -> Details:
@@ -69,7 +72,8 @@ def _deciding(guest: Guest, wheres: list[str]) -> Details:
 
 def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool] | None = None,
                none_reason: str = "") -> Iterator[Result]:
-    """One result per guest: fail with every problem the judge found, or pass; unreadable
+    """One result per guest and per snapshot whose settings a restore brings back
+    (`machine (uuid)@snapshot`): fail with every problem the judge found, or pass; unreadable
     definitions are errors naming their file."""
     guests = host.guests
     bad = _unreadable(host)
@@ -79,7 +83,7 @@ def each_guest(host: HostFacts, judge: Judge, *, applies: Callable[[Guest], bool
     for platform, problem in bad:
         yield Result.unavailable(problem, problem.path).on(platform)
     judged = 0
-    for guest in guests:
+    for guest in (*guests, *host.guest_snapshots):
         if applies is not None and not applies(guest):
             continue
         judged += 1
@@ -270,7 +274,7 @@ def shared_folders(host: HostFacts) -> Iterator[Result]:
                 deciding.append(share.where)
         return problems, severity, deciding
 
-    guests = {g.label: g for g in host.guests}
+    guests = {g.label: g for g in (*host.guests, *host.guest_snapshots)}
     for result in each_guest(host, judge, applies=lambda g: bool(g.shared_directories), none_reason="no guest shares a host directory"):
         guest = guests.get(result.resource)
         if result.status is Status.FAIL and guest is not None:

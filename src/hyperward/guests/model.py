@@ -201,13 +201,18 @@ class Guest:
     #: user's .vbox, a .vmx on a datastore): a disk resolving outside them is not opened. Empty:
     #: the disk's own directory and the storage pools (libvirt's and Proxmox's root-owned definitions)
     disk_dirs: list[str] = field(default_factory=list)
+    #: set when this is not the guest as it is but the settings one of its snapshots brings back on
+    #: restore (`id` stays the guest's): the snapshot's name and the platform's id for it
+    snapshot: str | None = None
+    snapshot_id: str | None = None
 
     @property
     def label(self) -> str:
         """How results name the guest: `name (id)` and the platform, since names repeat across
-        platforms on one host (a workstation's VirtualBox VM and its KVM guest)."""
+        platforms on one host (a workstation's VirtualBox VM and its KVM guest); a snapshot's
+        settings as `name (id)@snapshot`."""
         ident = f" ({self.id})" if self.id and self.id != self.name else ""
-        return f"{self.name}{ident}"
+        return f"{self.name}{ident}@{self.snapshot}" if self.snapshot is not None else f"{self.name}{ident}"
 
     @property
     def running(self) -> bool:

@@ -66,6 +66,11 @@ class Platform(Protocol):
         """Its VMs and containers on the neutral model."""
         ...
 
+    def snapshots(self, facts: Any) -> list[Guest]:
+        """The settings its guests' snapshots bring back on restore, each on the neutral model with
+        `snapshot` set, where the platform's collector reads them (empty where it does not)."""
+        ...
+
     def guest_bridges(self, facts: Any) -> list[str]:
         """Host bridges its guests attach to: reachability and IDS coverage treat them as guest-facing."""
         ...

@@ -200,3 +200,22 @@ def test_a_hostile_snapshot_name_is_shortened_and_escaped_on_the_terminal(tmp_pa
     assert result.returncode == 0, result.stderr
     assert "\u202e" not in result.stdout and "ok\\u202egnp.exe" in result.stdout
     assert "x" * 120 not in result.stdout
+
+
+def test_the_neutral_guest_checks_judge_each_snapshot_too(root):
+    """A restore brings the weak snapshot's writable share of / and its clipboard back: the neutral
+    rows (HV-ISO-014, HV-ISO-026) judge it as the VirtualBox rows do, under the same name, while
+    the machine's current state and its "hardened" snapshot share nothing. Snapshots are judged,
+    not inventoried: the report's guests are the machines alone."""
+    report = scan(root, only=["HV-ISO-014", "HV-ISO-026", "HV-NEST-002"])
+    assert failing(report, "HV-ISO-014") == {WEAK_SNAP}
+    assert failing(report, "HV-ISO-026") == {WEAK_SNAP}
+    share = next(f for f in report.findings if f.check_id == "HV-ISO-014")
+    assert "/ -> root: writable" in share.result.message
+    assert share.result.details["snapshot"] == "before-hardening"
+    assert share.result.details["snapshot_id"] == "c0ffee00-0000-4000-8000-00000000a001"
+    assert share.result.details["guest_id"] == "5e1f0c3a-77aa-4c2b-9d10-aa00bb11cc04"
+    nested = statuses(report, "HV-NEST-002")
+    assert nested[SNAP70] is nested[WEAK_SNAP] is nested[GOOD_SNAP] is Status.PASS
+    assert not [g for g in report.derived().guests if g.snapshot is not None or "@" in g.label]
+    assert {g.label for g in report.derived().guests} >= {SNAP70, SNAP71}

@@ -56,6 +56,10 @@ class EsxiPlatform:
 
         return to_guests(facts)
 
+    def snapshots(self, facts: Any) -> list[Guest]:
+        """A VM's snapshot files (.vmsd, .vmsn) are not read: what a revert brings back is unknown here."""
+        return []
+
     def guest_bridges(self, facts: EsxiFacts) -> list[str]:
         """ESXi guests attach to vSwitch port groups, not to bridges of the Linux host scanned."""
         return []

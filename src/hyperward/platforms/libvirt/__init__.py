@@ -38,6 +38,10 @@ class LibvirtPlatform:
 
         return domain_guests(facts)
 
+    def snapshots(self, facts: LibvirtFacts) -> list[Guest]:
+        """libvirt's snapshot definitions (qemu/snapshot/<domain>/*.xml) are not read."""
+        return []
+
     def guest_bridges(self, facts: LibvirtFacts) -> list[str]:
         return facts.guest_bridges()
 

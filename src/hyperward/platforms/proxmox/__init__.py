@@ -41,6 +41,10 @@ class ProxmoxPlatform:
 
         return to_guests(facts)
 
+    def snapshots(self, facts: Any) -> list[Guest]:
+        """A qm.conf's snapshot sections are kept as names only (history, not the configuration)."""
+        return []
+
     def guest_bridges(self, facts: ProxmoxFacts) -> list[str]:
         """vmbrN bridges that carry a guest NIC (qemu-server's tapVMIDiN, or veth for containers);
         with the guest firewall on, the fwbrVMIDiN bridge in between carries it too."""

@@ -40,6 +40,11 @@ class VirtualBoxPlatform:
 
         return to_guests(facts)
 
+    def snapshots(self, facts: Any) -> list[Guest]:
+        from .guests import snapshot_guests
+
+        return snapshot_guests(facts)
+
     def guest_bridges(self, facts: VirtualBoxFacts) -> list[str]:
         """VirtualBox bridges a guest onto a host NIC itself (vboxnetflt), without a Linux bridge;
         host-only adapters (vboxnetN) are guest-facing host interfaces."""

@@ -43,7 +43,7 @@ def _details(home: VBoxHome, m: VBoxMachine) -> dict[str, Detail]:
 
 def snapshot_label(m: VBoxMachine, snapshot: VBoxSnapshot) -> str:
     """A snapshot's resource: its machine's, then @ and the snapshot's name."""
-    return f"{m.label}@{_short(snapshot.name, 80)}"
+    return f"{m.label}@{snapshot.label}"
 
 
 def each_machine(facts: VirtualBoxFacts, judge: MachineJudge, none_reason: str, snapshots: bool = True) -> Iterator[Result]:

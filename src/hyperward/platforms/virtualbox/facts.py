@@ -207,6 +207,11 @@ class VBoxSnapshot:
     parent: str | None
     config: MachineConfig
 
+    @property
+    def label(self) -> str:
+        """How results name it after its machine's label and "@": its name, cut at 80 characters."""
+        return self.name if len(self.name) <= 80 else self.name[:80] + "..."
+
 
 @frozen
 class VBoxMachine:

@@ -8,12 +8,14 @@ KSM merges VirtualBox's guest memory is not something the settings tell either. 
 VM process runs as the user who owns the machine, so host-side access of a shared folder has root's
 rights only for root's own machines. Bridged adapters have no MAC or IP filtering in VirtualBox.
 Machines whose settings are encrypted (MachineEncrypted) are not mapped: nothing about them is known.
-A machine is mapped in its current state; its snapshots' settings are judged by the VirtualBox rows
-(checks.each_machine), not by the neutral ones.
+A machine is mapped in its current state, and each snapshot's settings (its own Hardware and
+storage, which restoring it brings back) as one more Guest with `snapshot` set, named
+`machine (uuid)@snapshot` as the VirtualBox rows name it (checks.each_machine).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 
 from ...guests.model import (
@@ -132,4 +134,18 @@ def to_guests(facts: VirtualBoxFacts) -> list[Guest]:
         guest = machine_guest(facts, home, m)
         if guest is not None:
             out.append(guest)
+    return out
+
+
+def snapshot_guests(facts: VirtualBoxFacts) -> list[Guest]:
+    """Each snapshot's settings as its machine would run after a restore: never running, the
+    machine-wide settings (name, UUID, home) the machine's own."""
+    out = []
+    for home, m in facts.machines():
+        if m.config is None:
+            continue
+        for snap in m.snapshots:
+            guest = machine_guest(facts, home, dataclasses.replace(m, config=snap.config))
+            if guest is not None:
+                out.append(dataclasses.replace(guest, state=None, snapshot=snap.label, snapshot_id=snap.uuid))
     return out

@@ -49,6 +49,10 @@ class XenPlatform:
 
         return to_guests(facts)
 
+    def snapshots(self, facts: Any) -> list[Guest]:
+        """Saved domain images (`xl save`, which carry the configuration they restore with) are not read."""
+        return []
+
     def guest_bridges(self, facts: XenFacts) -> list[str]:
         """Bridges in dom0 a vif joins (xl.conf's vif.default.bridge, else xenbr0, when it names
         none); a vif served by a driver domain joins a bridge in that domain, not in dom0."""
