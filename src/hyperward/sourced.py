@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from .model import Unavailable
 from .paths import data_file
 from .records import frozen
+from .textsafe import visible
 
 if TYPE_CHECKING:
     from .safefile import Ownership
@@ -172,10 +173,18 @@ def document(data: bytes) -> Any:
 
 
 def text(obj: dict[str, Any], key: str, where: str, limit: int = 2000) -> str:
+    """A non-empty string of at most LIMIT characters with no control or invisible formatting
+    character: a table's text goes into results as it is, and a refreshed table is a download."""
     value = obj.get(key)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise TableError(f"{where}: {key!r} must be a non-empty string")
+    printable(value, f"{where}: {key!r}")
     return value
+
+
+def printable(value: str, where: str) -> None:
+    if visible(value) != value:
+        raise TableError(f"{where} holds a control or invisible formatting character ({visible(value)[:60]})")
 
 
 def date(obj: dict[str, Any], key: str, where: str) -> str:
