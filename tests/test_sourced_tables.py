@@ -482,3 +482,26 @@ def test_a_table_url_that_is_not_a_url_is_a_config_error_naming_the_key(key: str
         load_config(str(config))
     config.write_text(f'[vulndb]\n{key} = "https://tables.example.invalid/t.json"\n')
     assert getattr(load_config(str(config)), key) == "https://tables.example.invalid/t.json"
+
+
+def test_db_status_says_which_copy_of_each_table_a_scan_uses(tmp_path: pathlib.Path) -> None:
+    db = tmp_path / "db.sqlite"
+    assert hyperward("db", "import", "--db", str(db), str(ADVISORY)).returncode == 0
+    esxi, vbox, life = tmp_path / "esxi.json", tmp_path / "vbox.json", tmp_path / "life.json"
+    esxi.write_bytes(_dated("esxi", "2099-01-02"))
+    vbox.write_text("{garbage")
+    env = {ESXI.env: str(esxi), VIRTUALBOX.env: str(vbox), LIFECYCLE.env: str(life)}
+    done = hyperward("db", "status", "--db", str(db), env=env)
+    assert done.returncode == 0, done.stderr
+    today = datetime.datetime.now(datetime.UTC).date()
+    age = (today - COMPILED).days
+    lines = done.stdout.splitlines()
+    assert f"ESXi build table: compiled 2099-01-02 ({esxi}), {(today - datetime.date(2099, 1, 2)).days} days old (limit 120 days)" in lines
+    assert (f"VirtualBox security table: compiled 2026-12-02 (packaged copy), {age} days old (limit 120 days)"
+            f"{': STALE, passes that lean on it are not applicable; run hyperward db update' if age > 120 else ''}; ignored {vbox}: not JSON"
+            in done.stdout)
+    assert f"lifecycle table: compiled 2026-12-02 (packaged copy), {age} days old (limit 365 days)" in done.stdout
+    status = json.loads(hyperward("db", "status", "--db", str(db), "--format", "json", env=env).stdout)
+    assert [(t["format"], t["origin"], t["url_key"]) for t in status["tables"]] == [
+        ("hyperward-esxi-builds", str(esxi), "esxi_builds_url"), ("hyperward-virtualbox-security", "bundled", "virtualbox_security_url"),
+        ("hyperward-lifecycle", "bundled", "lifecycle_url")]

@@ -23,6 +23,7 @@ from .report import FORMATS
 from .textsafe import rich_text, visible
 
 if TYPE_CHECKING:
+    import datetime
     from collections.abc import Iterator
     from typing import Any
 
@@ -706,16 +707,46 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
     newest = max((r.imported_at for r in rows), default=None)
     age = (now - datetime.datetime.fromisoformat(newest)).total_seconds() / 86400 if newest else None
     stale = age is None or age > max_age
+    tables = _table_status(now.date())
     if fmt == "json":
         click.echo(json.dumps({"database": db_file, "advisories": total, "updated_at": newest, "age_days": age, "max_age_days": max_age,
-                               "stale": stale, "sources": [r.__dict__ for r in rows]}, indent=2))
+                               "stale": stale, "sources": [r.__dict__ for r in rows], "tables": tables}, indent=2))
     else:
         click.echo(f"{visible(db_file)}: {total} advisories from {len(rows)} source(s)")
         for r in rows:
             click.echo(f"  {visible(r.name)}  [{visible(r.kind)}]  {r.advisories} advisories, {r.errors} skipped, imported {r.imported_at}")
         state = "no sources imported" if age is None else f"updated {age:.1f} days ago"
         click.echo(f"{state} (limit {max_age} days){': STALE, run hyperward db update' if stale else ''}")
+        for t in tables:
+            if t["error"]:
+                click.echo(f"{t['title']}: cannot be used: {visible(t['error'])}")
+                continue
+            where = "packaged copy" if t["origin"] == "bundled" else visible(t["origin"])
+            note = f"; ignored {visible(t['ignored'])}" if t["ignored"] else ""
+            click.echo(f"{t['title']}: compiled {t['compiled']} ({where}), {t['age_days']} days old (limit {t['max_age_days']} days)"
+                       f"{': STALE, passes that lean on it are not applicable; run hyperward db update' if t['stale'] else ''}{note}")
     sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
+
+
+def _table_status(today: datetime.date) -> list[dict[str, Any]]:
+    """Each sourced table a scan would judge with today: which copy, how old, whether it is past its
+    max age (shown, but the exit status stays the advisory database's: a scan still runs)."""
+    from .model import Unavailable
+    from .sourced import all_specs, load
+
+    out: list[dict[str, Any]] = []
+    for spec in all_specs():
+        found = load(spec)
+        row: dict[str, Any] = {"title": spec.title, "format": spec.format, "url_key": spec.config_key, "error": None}
+        if isinstance(found, Unavailable):
+            row["error"] = found.describe()
+        else:
+            about = spec.about(found)
+            age = about.age_days(today)
+            row.update(compiled=about.compiled, origin=about.origin, ignored=about.ignored, age_days=age,
+                       max_age_days=about.max_age_days, stale=age > about.max_age_days)
+        out.append(row)
+    return out
 
 
 @main.command()
