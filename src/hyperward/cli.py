@@ -397,6 +397,8 @@ def _with_tables(facts: HostFacts) -> HostFacts:
     own collection time."""
     import dataclasses
 
+    if "esxi" not in facts.platforms and "virtualbox" not in facts.platforms:
+        return facts
     platforms = dict(facts.platforms)
     if "esxi" in platforms:
         from .platforms.esxi import builds
@@ -406,8 +408,6 @@ def _with_tables(facts: HostFacts) -> HostFacts:
         from .platforms.virtualbox import security
 
         platforms["virtualbox"] = dataclasses.replace(platforms["virtualbox"], security_table=security.load())
-    if platforms == facts.platforms:
-        return facts
     return dataclasses.replace(facts, platforms=type(facts.platforms)(platforms))
 
 

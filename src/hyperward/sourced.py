@@ -121,7 +121,6 @@ class Spec(Generic[T]):
     build: Callable[[dict[str, Any], About], T]
     count: Callable[[T], str]
     about: Callable[[T], About]
-    optional: tuple[str, ...] = ()
 
     def packaged_path(self) -> str:
         return str(resources.files("hyperward").joinpath(self.packaged))
@@ -211,10 +210,10 @@ def envelope(spec: Spec[Any], doc: Any, origin: str, ignored: str | None = None)
         raise TableError(f"not a hyperward {spec.title} (\"format\" is not {spec.format!r})")
     if doc.get("schema") != spec.schema:
         raise TableError(f"schema {repr(doc.get('schema'))[:20]} is not {spec.schema} (a newer hyperward may read it)")
-    unknown = sorted(set(doc) - set(ENVELOPE) - set(spec.rows) - set(spec.optional))
+    unknown = sorted(set(doc) - set(ENVELOPE) - set(spec.rows))
     if unknown:
         raise TableError(f"table: unknown key {unknown[0][:40]!r} (a {spec.format} schema {spec.schema} table has "
-                         f"{', '.join((*ENVELOPE, *spec.rows, *spec.optional))})")
+                         f"{', '.join((*ENVELOPE, *spec.rows))})")
     try:
         compiled = date(doc, "compiled", "table")
     except TableError:
