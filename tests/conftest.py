@@ -72,6 +72,39 @@ def esxi_build_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathl
         os.environ[ESXI_BUILDS_ENV] = previous
 
 
+#: the other sourced tables with an age rule (HV-PATCH-032: 120 days, HV-PATCH-071: 365 days)
+DATED_TABLES = {"HYPERWARD_VIRTUALBOX_SECURITY": "virtualbox_security.json", "HYPERWARD_LIFECYCLE": "lifecycle.json"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dated_tables(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, pathlib.Path]]:
+    """As esxi_build_table, for the VirtualBox security and lifecycle tables: the suite judges with
+    copies of the packaged tables (same rows) compiled today, so fixture roots scanned now keep their
+    verdicts whatever the calendar says. tests/test_sourced_tables.py points the variables
+    elsewhere to exercise the packaged tables and the age rule at fixed dates."""
+    folder = tmp_path_factory.mktemp("dated-tables")
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    previous = {env: os.environ.get(env) for env in DATED_TABLES}
+    paths = {}
+    for env, name in DATED_TABLES.items():
+        doc = json.loads((REPO / "src/hyperward/data" / name).read_text())
+        doc["compiled"] = today
+        paths[env] = folder / name
+        paths[env].write_text(json.dumps(doc))
+        os.environ[env] = str(paths[env])
+    yield paths
+    for env, value in previous.items():
+        if value is None:
+            os.environ.pop(env, None)
+        else:
+            os.environ[env] = value
+
+
+def suite_table_compiled(env: str) -> str:
+    """The compile date of the copy the suite judges with (dated_tables, esxi_build_table)."""
+    return str(json.loads(pathlib.Path(os.environ[env]).read_text())["compiled"])
+
+
 def esxi_table_said() -> str:
     """How HV-PATCH-100's messages name the table the suite judges with (esxi_build_table)."""
     path = os.environ[ESXI_BUILDS_ENV]

@@ -23,7 +23,9 @@ from .report import FORMATS
 from .textsafe import rich_text, visible
 
 if TYPE_CHECKING:
+    import datetime
     from collections.abc import Iterator
+    from typing import Any
 
     from .background import Pending
     from .config import BackupConfig, Config, VirtualBoxConfig
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from .facts import HostFacts, PatchingFacts
     from .report import Reporter
     from .safefile import Ownership
+    from .sourced import Spec
     from .vulndb import Build, ImportReport
 
 FORMAT_NAMES = tuple(FORMATS)
@@ -350,7 +353,7 @@ def _load_facts(root: str | None, snapshot: str | None, connect: str | None = No
         try:
             with open(snapshot, "rb") as handle:
                 data = handle.read(512 * 1024 * 1024)
-            return _with_virtualbox(load_snapshot(data.decode("utf-8", errors="strict"), snapshot), virtualbox)
+            return _with_tables(_with_virtualbox(load_snapshot(data.decode("utf-8", errors="strict"), snapshot), virtualbox))
         except OSError as exc:
             _die(f"{snapshot}: {exc.strerror or exc}")
         except UnicodeDecodeError:
@@ -385,6 +388,27 @@ def _with_virtualbox(facts: HostFacts, virtualbox: VirtualBoxConfig | None) -> H
     platforms = type(facts.platforms)({**facts.platforms, "virtualbox": dataclasses.replace(
         found, sensitive=list(virtualbox.sensitive), sensitive_source=virtualbox.source)})
     return dataclasses.replace(facts, platforms=platforms)
+
+
+def _with_tables(facts: HostFacts) -> HostFacts:
+    """A snapshot records the sourced tables it was collected with; a scan of it judges with the
+    scanning machine's (packaged or refreshed by `db update`), as a live scan here would, so a
+    refreshed table takes effect on old snapshots too. The age rule still counts from the facts'
+    own collection time."""
+    import dataclasses
+
+    if "esxi" not in facts.platforms and "virtualbox" not in facts.platforms:
+        return facts
+    platforms = dict(facts.platforms)
+    if "esxi" in platforms:
+        from .platforms.esxi import builds
+
+        platforms["esxi"] = dataclasses.replace(platforms["esxi"], build_table=builds.load())
+    if "virtualbox" in platforms:
+        from .platforms.virtualbox import security
+
+        platforms["virtualbox"] = dataclasses.replace(platforms["virtualbox"], security_table=security.load())
+    return dataclasses.replace(facts, platforms=type(facts.platforms)(platforms))
 
 
 @main.command()
@@ -615,9 +639,8 @@ def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str 
     db_file, _, configured, ownership = _db_config(config_path, path)
     targets = list(urls) or configured
     failed = imported = 0
-    builds_url = _builds_url(config_path)
-    if builds_url:
-        failed += not _update_esxi_builds(builds_url, timeout, deadline, ownership)
+    for spec, table_url in _table_urls(config_path):
+        failed += not _refresh_table(spec, table_url, timeout, deadline, ownership)
     with _building(db_file, ownership) as build, tempfile.TemporaryDirectory(prefix="hyperward-db-") as tmp:
         for url in targets:
             name = url.rstrip("/").rsplit("/", 1)[-1] or "download"
@@ -636,47 +659,30 @@ def db_update(urls: tuple[str, ...], timeout: float, deadline: float, path: str 
     sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
 
-def _builds_url(config_path: str | None) -> str | None:
+def _table_urls(config_path: str | None) -> list[tuple[Spec[Any], str]]:
+    """The sourced tables the config's [vulndb] names a URL for (esxi_builds_url,
+    virtualbox_security_url, lifecycle_url), in sourced.all_specs() order."""
     from .config import ConfigError, load_config
+    from .sourced import all_specs
 
     try:
-        return load_config(config_path).esxi_builds_url
+        config = load_config(config_path)
     except ConfigError as exc:
         _die(str(exc))
+    return [(spec, url) for spec in all_specs() if (url := getattr(config, spec.config_key, None))]
 
 
-def _update_esxi_builds(url: str, timeout: float, deadline: float, ownership: Ownership) -> bool:
-    """The ESXi build table from URL, validated whole, then written over the installed copy
+def _refresh_table(spec: Spec[Any], url: str, timeout: float, deadline: float, ownership: Ownership) -> bool:
+    """One sourced table from URL, validated whole, then written over the refreshed copy
     atomically; anything wrong is one error and the copy on disk stays as it was."""
-    import tempfile
+    from .sourced import refresh
 
-    from . import safefile
-    from .download import DownloadError, download
-    from .platforms.esxi import builds
-
-    target = builds.installed_path()
-    with tempfile.TemporaryDirectory(prefix="hyperward-esxi-") as tmp:
-        local = os.path.join(tmp, "esxi-builds.json")
-        try:
-            download(url, local, timeout=timeout, deadline=deadline, show_progress=False, limit=builds.MAX_SIZE)
-            with open(local, "rb") as handle:
-                data = handle.read()
-            table = builds.parse(data, url)
-        except (DownloadError, builds.TableError, OSError) as exc:
-            click.echo(f"hyperward: {visible(url)}: ESXi build table rejected ({visible(exc)}); {visible(target)} is unchanged", err=True)
-            return False
-    if table.compiled < builds.bundled().compiled:
-        click.echo(f"hyperward: {visible(url)}: ESXi build table compiled {table.compiled} is older than the bundled one "
-                   f"({builds.bundled().compiled}); {visible(target)} is unchanged", err=True)
-        return False
-    try:
-        safefile.ensure_directory(os.path.dirname(os.path.abspath(target)))
-        safefile.write_bytes(target, data, ownership)
-    except OSError as exc:
-        click.echo(f"hyperward: {visible(target)}: {visible(exc)}; the ESXi build table is unchanged", err=True)
-        return False
-    click.echo(f"{visible(url)}: ESXi build table compiled {table.compiled}, {len(table.lines)} release lines, written to {visible(target)}")
-    return True
+    written, said = refresh(spec, url, timeout=timeout, deadline=deadline, ownership=ownership)
+    if written:
+        click.echo(visible(said))
+    else:
+        click.echo(f"hyperward: {visible(said)}", err=True)
+    return written
 
 
 @db.command("status")
@@ -701,16 +707,46 @@ def db_status(fmt: str, path: str | None, config_path: str | None) -> None:
     newest = max((r.imported_at for r in rows), default=None)
     age = (now - datetime.datetime.fromisoformat(newest)).total_seconds() / 86400 if newest else None
     stale = age is None or age > max_age
+    tables = _table_status(now.date())
     if fmt == "json":
         click.echo(json.dumps({"database": db_file, "advisories": total, "updated_at": newest, "age_days": age, "max_age_days": max_age,
-                               "stale": stale, "sources": [r.__dict__ for r in rows]}, indent=2))
+                               "stale": stale, "sources": [r.__dict__ for r in rows], "tables": tables}, indent=2))
     else:
         click.echo(f"{visible(db_file)}: {total} advisories from {len(rows)} source(s)")
         for r in rows:
             click.echo(f"  {visible(r.name)}  [{visible(r.kind)}]  {r.advisories} advisories, {r.errors} skipped, imported {r.imported_at}")
         state = "no sources imported" if age is None else f"updated {age:.1f} days ago"
         click.echo(f"{state} (limit {max_age} days){': STALE, run hyperward db update' if stale else ''}")
+        for t in tables:
+            if t["error"]:
+                click.echo(f"{t['title']}: cannot be used: {visible(t['error'])}")
+                continue
+            where = "packaged copy" if t["origin"] == "bundled" else visible(t["origin"])
+            note = f"; ignored {visible(t['ignored'])}" if t["ignored"] else ""
+            click.echo(f"{t['title']}: compiled {t['compiled']} ({where}), {t['age_days']} days old (limit {t['max_age_days']} days)"
+                       f"{': STALE, passes that lean on it are not applicable; run hyperward db update' if t['stale'] else ''}{note}")
     sys.exit(EXIT_FINDINGS if stale else EXIT_OK)
+
+
+def _table_status(today: datetime.date) -> list[dict[str, Any]]:
+    """Each sourced table a scan would judge with today: which copy, how old, whether it is past its
+    max age (shown, but the exit status stays the advisory database's: a scan still runs)."""
+    from .model import Unavailable
+    from .sourced import all_specs, load
+
+    out: list[dict[str, Any]] = []
+    for spec in all_specs():
+        found = load(spec)
+        row: dict[str, Any] = {"title": spec.title, "format": spec.format, "url_key": spec.config_key, "error": None}
+        if isinstance(found, Unavailable):
+            row["error"] = found.describe()
+        else:
+            about = spec.about(found)
+            age = about.age_days(today)
+            row.update(compiled=about.compiled, origin=about.origin, ignored=about.ignored, age_days=age,
+                       max_age_days=about.max_age_days, stale=age > about.max_age_days)
+        out.append(row)
+    return out
 
 
 @main.command()

@@ -34,7 +34,9 @@ _SINK_KEYS = {"jsonl": {"path"}, "syslog": {"address", "facility"}, "webhook": {
 _HISTORY_KEYS = {"path", "record", "reports"}
 _BACKUPS_KEYS = {"guest_max_age_hours", "host_max_age_days", "repository"}
 _REPOSITORY_KEYS = {"kind", "location", "password_file", "password_env", "name", "binary"}
-_VULNDB_KEYS = {"path", "max_age_days", "sources", "esxi_builds_url"}
+_VULNDB_KEYS = {"path", "max_age_days", "sources", "esxi_builds_url", "virtualbox_security_url", "lifecycle_url"}
+#: [vulndb] keys naming where `hyperward db update` fetches each sourced table (hyperward.sourced)
+TABLE_URL_KEYS = ("esxi_builds_url", "virtualbox_security_url", "lifecycle_url")
 _SCAN_KEYS = {"profile", "fail_on", "only", "skip"}
 _SUPPRESS_KEYS = {"check", "resource", "reason", "expires"}
 
@@ -102,6 +104,10 @@ class Config:
     fleet_stale_days: float | None = None
     #: [vulndb] esxi_builds_url: where `hyperward db update` fetches a newer ESXi build table
     esxi_builds_url: str | None = None
+    #: [vulndb] virtualbox_security_url: where it fetches a newer VirtualBox security table (HV-PATCH-032)
+    virtualbox_security_url: str | None = None
+    #: [vulndb] lifecycle_url: where it fetches a newer guest OS end-of-life table (HV-PATCH-071)
+    lifecycle_url: str | None = None
     virtualbox: VirtualBoxConfig = field(default_factory=VirtualBoxConfig)
 
     def ownership(self) -> Ownership:
@@ -203,9 +209,12 @@ def parse_config(text: str, path: str) -> Config:
     urls = vulndb.get("sources", [])
     if not (isinstance(urls, list) and all(isinstance(u, str) and u.startswith(("http://", "https://", "file://")) for u in urls)):
         raise fail("[vulndb] sources must be a list of http(s):// or file:// URLs", _key_line(text, "sources"))
-    builds_url = vulndb.get("esxi_builds_url")
-    if builds_url is not None and not (isinstance(builds_url, str) and builds_url.startswith(("http://", "https://", "file://"))):
-        raise fail("[vulndb] esxi_builds_url must be an http(s):// or file:// URL", _key_line(text, "esxi_builds_url"))
+    table_urls: dict[str, str | None] = {}
+    for key in TABLE_URL_KEYS:
+        table_url = vulndb.get(key)
+        if table_url is not None and not (isinstance(table_url, str) and table_url.startswith(("http://", "https://", "file://"))):
+            raise fail(f"[vulndb] {key} must be an http(s):// or file:// URL", _key_line(text, key))
+        table_urls[key] = table_url
     hist = data.get("history", {})
     if not isinstance(hist, dict):
         raise fail("[history] must be a table", _key_line(text, "history"))
@@ -229,7 +238,8 @@ def parse_config(text: str, path: str) -> Config:
     return Config(path, profile, fail_on, list(scan.get("only", [])), list(scan.get("skip", [])), suppressions,
                   vulndb.get("path"), max_age, list(urls), _backups(data.get("backups"), text, fail),
                   hist.get("path"), hist.get("record", False), list(reports), _monitor(data.get("monitor"), text, fail), group,
-                  _vsphere(data.get("vsphere"), text, fail), **_fleet(data.get("fleet"), text, fail), esxi_builds_url=builds_url,
+                  _vsphere(data.get("vsphere"), text, fail), **_fleet(data.get("fleet"), text, fail), esxi_builds_url=table_urls["esxi_builds_url"],
+                  virtualbox_security_url=table_urls["virtualbox_security_url"], lifecycle_url=table_urls["lifecycle_url"],
                   virtualbox=_virtualbox(data.get("virtualbox"), text, path, fail))
 
 

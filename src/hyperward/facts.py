@@ -889,6 +889,10 @@ class Lifecycle:
     extended_label: str
     extended_in_use: bool
     source: str
+    #: the compile date and max age of hyperward's sourced lifecycle table when the date came from
+    #: it (None from distro-info-data, which the scanning host's package updates keep current)
+    table_compiled: str | None = None
+    table_max_age_days: int | None = None
 
 
 @frozen

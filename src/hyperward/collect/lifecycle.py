@@ -11,18 +11,26 @@ The date judged is the last day of support that needs no contract: Debian LTS (e
 regular security support (eol); Ubuntu's standard support (eol, eol-server). The paid or opt-in
 programmes after it (Freexian's Debian ELTS, eol-elts; Ubuntu Pro ESM, eol-esm) count only when
 the guest's apt sources name their archives: a guest that pays for them says so there.
+
+data/lifecycle.json is a sourced table (hyperward.sourced): `hyperward db update` refreshes it
+from `[vulndb] lifecycle_url` into lifecycle.json in hyperward's state directory
+(HYPERWARD_LIFECYCLE names another path). A Lifecycle from it carries the table's compile date
+and max age, so HV-PATCH-071 can tell a current "supported until" from a stale one.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-from importlib import resources
+import re
+from typing import Any
 
+from .. import sourced
 from ..facts import Lifecycle, Maybe, OsRelease
 from ..model import Unavailable
+from ..records import frozen
+from ..sourced import About, TableError
 
 DISTRO_INFO = "/usr/share/distro-info"
 CSV_LIMIT = 1024 * 1024
@@ -91,13 +99,108 @@ def _ubuntu(os_release: OsRelease, sources: list[str]) -> Maybe[Lifecycle]:
                      _uses(sources, ESM_ARCHIVES), f"{path} (distro-info-data on the scanning host)")
 
 
-def _table() -> dict[tuple[str, str], dict[str, str]]:
-    raw = resources.files("hyperward").joinpath("data/lifecycle.json").read_text(encoding="utf-8")
-    return {(r["distro"], r["release"]): r for r in json.loads(raw)["releases"]}
+FORMAT = "hyperward-lifecycle"
+SCHEMA = 1
+ENV = "HYPERWARD_LIFECYCLE"
+#: vendors announce end-of-life dates years ahead and seldom move them (CentOS 8 did, by eight
+#: years): a calendar a year old still needs checking before it vouches for a release
+MAX_AGE_DAYS = 365
+_REQUIRED = ("distro", "release", "name", "eol", "eol_label", "source")
+_OPTIONAL = ("found_via", "released", "product", "build")
+_TOKEN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,30}$")
 
 
-def release_lifecycle(os_release: Maybe[OsRelease], sources: list[str] | None = None) -> Maybe[Lifecycle]:
-    """`sources`: the guest's apt sources as "URI suite" strings (AptState.sources)."""
+@frozen
+class Release:
+    """One row: a release's end of support as its vendor states it (`source`), read where
+    `found_via` says when the vendor page itself could not be read. Windows rows also name the
+    registry's ProductName prefix and CurrentBuild that identify them."""
+
+    distro: str
+    release: str
+    name: str
+    eol: str
+    eol_label: str
+    source: str
+    found_via: str | None = None
+    released: str | None = None
+    product: str | None = None
+    build: str | None = None
+
+
+@frozen
+class LifecycleTable:
+    about: About
+    releases: list[Release]
+
+    def find(self, distro: str, release: str) -> Release | None:
+        return next((r for r in self.releases if (r.distro, r.release) == (distro, release)), None)
+
+    @property
+    def label(self) -> str:
+        """How a Lifecycle's source names the table: the packaged file, or the refreshed copy's path."""
+        return "data/lifecycle.json" if self.about.bundled else self.about.origin
+
+
+def _release(index: int, raw: object) -> Release:
+    where = f"releases[{index}]"
+    if not isinstance(raw, dict):
+        raise TableError(f"{where}: must be an object")
+    unknown = sorted(set(raw) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise TableError(f"{where}: unknown key {unknown[0][:40]!r}")
+    for key in ("distro", "release"):
+        value = sourced.text(raw, key, where, limit=40)
+        if not _TOKEN.match(value):
+            raise TableError(f"{where}: {key!r} {value[:40]!r} is not a lower-case name")
+    where = f"release {raw['distro']} {raw['release']}"
+    source = sourced.text(raw, "source", where, limit=500)
+    if not source.startswith("https://"):
+        raise TableError(f"{where}: 'source' must be an https:// URL")
+    optional = {k: sourced.text(raw, k, where) for k in _OPTIONAL if k in raw}
+    if "released" in raw:
+        optional["released"] = sourced.date(raw, "released", where)
+    if raw["distro"] == "windows" and not ("product" in raw and "build" in raw and str(raw["build"]).isdigit()):
+        raise TableError(f"{where}: a Windows row names its 'product' and its numeric 'build'")
+    return Release(raw["distro"], raw["release"], sourced.text(raw, "name", where, limit=200), sourced.date(raw, "eol", where),
+                   sourced.text(raw, "eol_label", where, limit=200), source, **optional)
+
+
+def _build(raw: dict[str, Any], about: About) -> LifecycleTable:
+    """The releases of a document whose envelope is valid; one row per distribution and release."""
+    found = raw["releases"]
+    if not isinstance(found, list) or not found:
+        raise TableError("table: 'releases' must be a non-empty list")
+    releases = [_release(i, r) for i, r in enumerate(found)]
+    seen: set[tuple[str, str]] = set()
+    for row in releases:
+        if (row.distro, row.release) in seen:
+            raise TableError(f"release {row.distro} {row.release}: given twice")
+        seen.add((row.distro, row.release))
+    return LifecycleTable(about, releases)
+
+
+SPEC: sourced.Spec[LifecycleTable] = sourced.Spec(
+    title="lifecycle table", format=FORMAT, schema=SCHEMA, packaged="data/lifecycle.json", file="lifecycle.json", env=ENV,
+    config_key="lifecycle_url", rows=("releases",), max_age_days=MAX_AGE_DAYS, build=_build,
+    count=lambda t: f"{len(t.releases)} releases", about=lambda t: t.about)
+
+
+def load() -> LifecycleTable | Unavailable:
+    """The table a guest scan looks releases up in (the refreshed copy when valid and newer)."""
+    return sourced.load(SPEC)
+
+
+def _from_table(table: LifecycleTable, row: Release, release: str) -> Lifecycle:
+    source = row.source + (f" (date read from {row.found_via})" if row.found_via else "")
+    return Lifecycle(row.distro, release, row.name, row.released or "released", row.eol, row.eol_label, None, "", False,
+                     f"hyperward {table.label}: {source}", table_compiled=table.about.compiled, table_max_age_days=table.about.max_age_days)
+
+
+def release_lifecycle(os_release: Maybe[OsRelease], sources: list[str] | None = None,
+                      table: Maybe[LifecycleTable] | None = None) -> Maybe[Lifecycle]:
+    """`sources`: the guest's apt sources as "URI suite" strings (AptState.sources); `table` the
+    lifecycle table when the caller loaded it once for many guests (else it is loaded here)."""
     if isinstance(os_release, Unavailable):
         return os_release
     found = sources or []
@@ -107,32 +210,33 @@ def release_lifecycle(os_release: Maybe[OsRelease], sources: list[str] | None = 
         return _ubuntu(os_release, found)
     version = os_release.version_id
     release = ".".join(version.split(".")[:2]) if os_release.id == "alpine" else version.split(".")[0]
-    row = _table().get((os_release.id, release))
+    loaded = load() if table is None else table
+    if isinstance(loaded, Unavailable):
+        return loaded
+    row = loaded.find(os_release.id, release)
     if row is None:
         what = f"{os_release.id or 'an unnamed OS'} {version}".strip()
-        return Unavailable("data/lifecycle.json", "missing", f"{what}: no end-of-life date known for this release (hyperward's table "
+        return Unavailable(loaded.label, "missing", f"{what}: no end-of-life date known for this release (hyperward's table "
                                                            "covers Debian and Ubuntu through distro-info-data, RHEL 7-9, Rocky 8-9, "
                                                            "AlmaLinux 8, CentOS 7-8 and Alpine 3.10-3.23)")
-    source = row["source"] + (f" (date read from {row['found_via']})" if row.get("found_via") else "")
-    return Lifecycle(os_release.id, release, row["name"], row.get("released", "released"), row["eol"], row["eol_label"], None, "", False,
-                     f"hyperward data/lifecycle.json: {source}")
+    return _from_table(loaded, row, release)
 
 
-def windows_lifecycle(product: str, build: str, where: str) -> Maybe[Lifecycle]:
+def windows_lifecycle(product: str, build: str, where: str, table: Maybe[LifecycleTable] | None = None) -> Maybe[Lifecycle]:
     """A Windows guest by its registry's ProductName and CurrentBuild together: build 17763 alone
     is Windows Server 2019, Windows Server version 1809 (Semi-Annual, long ended) and Windows 10
     Enterprise LTSC 2019 alike, and Windows 11 still writes "Windows 10" into ProductName (its build
     tells it apart). LTSC/LTSB client editions have calendars of their own and are not judged."""
     base = build.split(".")[0]
-    rows = [r for r in json.loads(resources.files("hyperward").joinpath("data/lifecycle.json").read_text(encoding="utf-8"))["releases"]
-            if r["distro"] == "windows"]
+    found = load() if table is None else table
+    if isinstance(found, Unavailable):
+        return found
+    rows = [r for r in found.releases if r.distro == "windows" and r.product and r.build]
     lts = any(t in product for t in ("LTSC", "LTSB"))
-    row = next((r for r in rows if r["build"] == base and not lts
-                and (product == r["product"] or product.startswith(r["product"] + " "))), None)
+    row = next((r for r in rows if r.build == base and not lts
+                and (product == r.product or product.startswith(f"{r.product} "))), None)
     if row is None:
-        known = ", ".join(f"{r['product']} build {r['build']}" for r in rows)
+        known = ", ".join(f"{r.product} build {r.build}" for r in rows)
         return Unavailable(where, "missing", f"{product} build {base or '?'}: no end-of-life date known for this product and build "
                                              f"(hyperward's table covers {known})")
-    source = row["source"] + (f" (date read from {row['found_via']})" if row.get("found_via") else "")
-    return Lifecycle("windows", row["build"], row["name"], row.get("released", "released"), row["eol"], row["eol_label"], None, "", False,
-                     f"hyperward data/lifecycle.json: {source}")
+    return _from_table(found, row, row.build or base)

@@ -13,6 +13,7 @@ corrupt, outside its pool), never a pass.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
@@ -20,7 +21,7 @@ from ..checks.access import local_accounts, ssh_config
 from ..checks.patching import apk_pending_updates, pending_updates
 from ..checks.vulnerabilities import known_cves
 from ..engine import check
-from ..facts import GuestInside, GuestScanFacts, HostFacts, OsRelease
+from ..facts import GuestInside, GuestScanFacts, HostFacts, Lifecycle, OsRelease
 from ..model import Details, Result, Status, Unavailable
 
 NOT_SCANNED = ("the guests' disks were not looked inside: their images (/var/lib/libvirt/images and the other pools) are read "
@@ -88,6 +89,19 @@ def guest_pending_updates(host: HostFacts) -> Iterator[Result]:
     yield from each_inside(host, judge)
 
 
+def _table_age(found: Lifecycle, day: str) -> int | None:
+    """How many days past its max age the sourced table behind FOUND was on DAY (YYYY-MM-DD);
+    None when it was within it or the date did not come from the table. A compile date that is
+    not a date (a hand-edited snapshot) counts as past it: it vouches for nothing."""
+    if not found.table_compiled or not found.table_max_age_days:
+        return None
+    try:
+        age = (datetime.date.fromisoformat(day) - datetime.date.fromisoformat(found.table_compiled)).days
+    except ValueError:
+        return found.table_max_age_days + 1
+    return age if age > found.table_max_age_days else None
+
+
 @check("HV-PATCH-071",
     fix="upgrade the guest to a supported release (Debian: apt full-upgrade to the next stable; Ubuntu: do-release-upgrade; Alpine: the next "
         "branch in /etc/apk/repositories; Windows: an in-place upgrade to a supported release), or enrol it in the vendor's extended "
@@ -99,7 +113,12 @@ def guest_end_of_life(host: HostFacts) -> Iterator[Result]:
     """A release past its end of life gets no more security updates: whatever is found in it from
     then on stays open, and no advisory database lists it. The date is the vendor's (Debian's
     distro-info-data on the scanning host, hyperward's sourced table for the others); a paid
-    extension counts only where the guest's sources show it is used."""
+    extension counts only where the guest's sources show it is used. A "supported until" from
+    the sourced table holds only while the table is younger than its max_age_days (365) at the
+    facts' collection: past that the release is not applicable, naming the table's age and
+    `hyperward db update` (a vendor may have moved the date); a date already passed fails
+    whatever the table's age. A table that cannot be loaded is not applicable with its path and
+    reason, as every unknown end of life is here."""
 
     def judge(inside: GuestInside) -> Iterator[Result]:
         found = inside.lifecycle
@@ -126,6 +145,11 @@ def guest_end_of_life(host: HostFacts) -> Iterator[Result]:
                      if found.extended and not found.extended_in_use and found.extended > today else "")
             yield Result.fail(f"release {found.name}", f"{found.name} is past its end of life: {label} ended {end}{after} ({found.source})",
                               details=details)
+        elif (age := _table_age(found, today)) is not None:
+            yield Result.not_applicable(f"{found.name}: supported until {end} by hyperward's lifecycle table, but the table is {age} days "
+                                        f"older than the scan (compiled {found.table_compiled}, trusted for {found.table_max_age_days} "
+                                        "days): the vendor may have moved the date since; run `hyperward db update`",
+                                        f"release {found.name}", details=details)
         else:
             yield Result.passed(f"release {found.name}", f"{found.name}: supported until {end} ({label}; {found.source})", details=details)
 

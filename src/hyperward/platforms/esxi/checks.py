@@ -853,18 +853,26 @@ def _version(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts)
 
 
-#: a table older than this when the facts were collected cannot vouch for a build: VMware publishes
-#: ESXi advisories every few months, so a pass would only say "patched as of long ago"
-MAX_TABLE_AGE_DAYS = 120
+#: a table older than this when the facts were collected cannot vouch for a build (the table's
+#: own max_age_days, by default this)
+MAX_TABLE_AGE_DAYS = builds.MAX_AGE_DAYS
 
 
 def build_patch(facts: EsxiFacts) -> Iterator[Result]:
     """HV-PATCH-100: every ESXi VM escape and hostd/SLP remote code execution fixed since the
     host's build is open on it; a release line past its support gets no fixes at all. Judged
-    against the build table (VMSA advisories by release line, `hyperward db update` refreshes it)."""
-    table = builds.current()
+    against the build table the facts carry (VMSA advisories by release line; `hyperward db
+    update` refreshes it). A table compiled more than its max_age_days (120) before the facts
+    were collected vouches for no build: a host at its latest fix is not applicable, saying the
+    table's age and to run `hyperward db update`; a build below a fix it lists still fails,
+    since a missing patch stays missing. A table that cannot be loaded is an error naming its path."""
+    table = facts.build_table
+    if isinstance(table, Unavailable):
+        fact = table
+        yield from each_host(facts, lambda h, _f: Result.unavailable(fact, h.location))
+        return
     collected = datetime.datetime.fromtimestamp(facts.collected_at, datetime.UTC).date()
-    age = (collected - table.compiled).days
+    age = table.about.stale(collected)
     said = f"build table compiled {table.compiled.isoformat()}" + ("" if table.origin == "bundled" else f" ({_clean(table.origin, 300)})")
     if table.ignored:
         said += f"; ignored {_clean(table.ignored, 300)}"
@@ -894,7 +902,7 @@ def build_patch(facts: EsxiFacts) -> Iterator[Result]:
             named = "; ".join(f"{advisory} ({', '.join(ids)})" for advisory, ids in cves.items())
             return [f"{where} is below {latest.build} ({latest.release}), the latest security patch of {line.name}: "
                     f"missing {named} [{said}]"]
-        if age > MAX_TABLE_AGE_DAYS:
+        if age is not None:
             return Result.not_applicable(f"{where} is at or above {latest.release}, but the build table is {age} days older than the "
                                          f"scan (compiled {table.compiled.isoformat()}): later advisories are unknown; run `hyperward db update`")
         return Result.passed(h.location, f"{where} is at or above {latest.release}, the latest security patch of {line.name} [{said}]")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ...collect.fs import RootFS
 from ...collect.fs import read_fd
 from ...model import Unavailable
-from . import parsers
+from . import builds, parsers
 from .builds import BOOT_BUILD
 from .facts import EsxiFacts, EsxiHost, EsxiVm, PortGroup, SecurityPolicy, VSwitch
 from .vmx import vm_from_vmx
@@ -329,4 +329,5 @@ def collect(fs: RootFS | None, endpoints: list[str], settings: object = None, no
         errors=list(errors),
         notes=notes,
         framework=framework,
+        build_table=builds.load(),
     )

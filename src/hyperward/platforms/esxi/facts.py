@@ -14,8 +14,11 @@ from dataclasses import field
 from ...facts import Maybe
 from ...model import Unavailable
 from ...records import frozen
+from .builds import Table as BuildTable
 
 NOT_COLLECTED = Unavailable("esxi", "missing", "not in this snapshot (collected by an older hyperward)")
+TABLE_NOT_COLLECTED = Unavailable("data/esxi-builds.json", "missing", "the ESXi build table is not in this snapshot (collected by an "
+                                                                     "older hyperward)")
 
 
 @frozen
@@ -187,7 +190,9 @@ class EsxiFacts:
     """`source` "files", "api" or "files+api". `endpoints` the vSphere endpoints asked;
     `errors` one per endpoint that failed (refused login, timeout, dropped session), each
     naming the endpoint; the rest of the scan runs without it. `framework` which guide judges
-    where the two differ ("stig", the default, or "scg")."""
+    where the two differ ("stig", the default, or "scg"). `build_table` the sourced table
+    HV-PATCH-100 judges builds against, loaded by the collector (a scan of a snapshot loads the
+    scanning machine's, as a live scan would)."""
 
     source: str
     collected_at: int
@@ -197,3 +202,4 @@ class EsxiFacts:
     errors: list[Maybe[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     framework: str = "stig"
+    build_table: Maybe[BuildTable] = TABLE_NOT_COLLECTED

@@ -9,6 +9,7 @@ whose settings are encrypted is not applicable, and a result names the defaults 
 
 from __future__ import annotations
 
+import datetime
 import fnmatch
 import posixpath
 import re
@@ -584,20 +585,32 @@ def guest_additions(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
 def vbox_security(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
     """HV-PATCH-032: VirtualBox runs its VM processes and the vboxdrv/vboxnetflt kernel modules
     with the bugs every CPU since the installed release fixed; a branch past its end of life gets
-    no fixes at all. Judged against data/virtualbox_security.json, whose compile date and newest
-    advisory every result names: a newer CPU than the table holds is not known to it."""
-    from .security import standing, table
+    no fixes at all. Judged against the VirtualBox security table the facts carry
+    (data/virtualbox_security.json, or the copy `hyperward db update` refreshed), whose compile
+    date and newest advisory every result names: a newer CPU than the table holds is not known to
+    it. Oracle publishes a CPU every quarter, so a table more than its max_age_days (120) older
+    than the facts' collection vouches for no release: a version it would pass is not applicable,
+    naming the table's age and `hyperward db update`; a version it names as affected, or a branch
+    past its end of life, still fails. A table that cannot be loaded is an error naming its path."""
+    from .security import standing
 
     version, source = vbox_version(facts, host)
     if version is None:
         yield Result.not_applicable("VirtualBox's own version is unknown (no virtualbox package, no INSTALL_VER in "
                                     "/etc/vbox/vbox.cfg)")
         return
-    data = table()
-    found = standing(version, data)
     resource = f"VirtualBox {_short(version, 40)}"
+    data = facts.security_table
+    if isinstance(data, Unavailable):
+        yield Result.unavailable(data, resource)
+        return
+    found = standing(version, data)
     about: dict[str, Detail] = {"virtualbox_version": version, "version_source": source, "branch": found.branch,
-                                "table_compiled": data.compiled, "table_covers_through": data.covers_through}
+                                "table_compiled": data.compiled, "table_covers_through": data.covers_through,
+                                "table": "bundled" if data.about.bundled else data.about.origin}
+    said = "" if data.about.bundled else f" [table {_short(data.about.origin, 300)}]"
+    if data.about.ignored:
+        said += f" [ignored {_short(data.about.ignored, 300)}]"
     if found.status == "affected":
         newest = found.advisories[0]
         bound = (f"fixed in {newest.fixed_in}" if newest.fixed_in else f"affects {found.branch} up to {newest.affected_through}")
@@ -605,18 +618,31 @@ def vbox_security(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:
         older = f"; {len(found.advisories) - 1} older CPU(s) also name it" if len(found.advisories) > 1 else ""
         about.update({"advisories": [a.advisory for a in found.advisories], "cves": sorted({c for a in found.advisories for c in a.cves}),
                       "advisory_url": newest.url})
-        yield Result.fail(resource, f"{newest.advisory} ({bound}): {cves}{older} ({_short(source, 80)})", details=about)
+        yield Result.fail(resource, f"{newest.advisory} ({bound}): {cves}{older} ({_short(source, 80)}){said}", details=about)
     elif found.status == "eol" and found.eol is not None:
         about["eol_source"] = data.eol_source
         yield Result.fail(resource, f"branch {found.branch} is unsupported: end of life since {found.eol.eol} (last release "
-                                    f"{found.eol.last}); no CPU fixes it any more ({_short(source, 80)})", details=about)
+                                    f"{found.eol.last}); no CPU fixes it any more ({_short(source, 80)}){said}", details=about)
     elif found.status == "unknown":
         yield Result.not_applicable(f"branch {_short(found.branch, 20)} is not in hyperward's VirtualBox table (compiled "
-                                    f"{data.compiled}, through the {data.covers_through})", resource, details=about)
+                                    f"{data.compiled}, through the {data.covers_through}){said}", resource, details=about)
+    elif (age := data.about.stale(_collected_day(host))) is not None:
+        yield Result.not_applicable(f"newer than every {found.branch} release the table names as affected, but the VirtualBox table is "
+                                    f"{age} days older than the scan (compiled {data.compiled}, through the {data.covers_through}): "
+                                    f"later CPUs are unknown; run `hyperward db update`{said}", resource, details=about)
     else:
         yield Result.passed(resource, f"newer than every {found.branch} release the table names as affected (compiled "
-                                      f"{data.compiled}, through the {data.covers_through}; later CPUs are not in it)",
+                                      f"{data.compiled}, through the {data.covers_through}; later CPUs are not in it){said}",
                             details=about)
+
+
+def _collected_day(host: Any) -> datetime.date:
+    """The day the facts were collected (HostFacts.meta.collected_at, ISO 8601); today when it is
+    not a date, so a hand-edited snapshot is judged as of now, not as of a date it invents."""
+    try:
+        return datetime.date.fromisoformat(str(host.meta.collected_at)[:10])
+    except (AttributeError, ValueError):
+        return datetime.datetime.now(datetime.UTC).date()
 
 
 def websrv(facts: VirtualBoxFacts, host: Any) -> Iterator[Result]:

@@ -21,7 +21,7 @@ import stat
 from ...collect.fs import RootFS
 from ...model import Unavailable
 from ..base import Source
-from . import parsers
+from . import parsers, security
 from .detect import INSTALL_DIRS, VBOX_CFG, _vbox_dirs
 from .facts import (
     ExtPackInfo,
@@ -277,7 +277,7 @@ def collect(source: Source) -> VirtualBoxFacts:
     return VirtualBoxFacts(installed=install_dir is not None, install_dir=install_dir, cfg_version=cfg_version,
                            ext_packs=ext_packs, websrv=websrv, homes=homes, running=running,
                            running_source=running_source, notes=notes, sensitive=sensitive,
-                           sensitive_source=getattr(marked, "source", None) if sensitive else None)
+                           sensitive_source=getattr(marked, "source", None) if sensitive else None, security_table=security.load())
 
 
 def _relabel(home: VBoxHome, real: str) -> VBoxHome:

@@ -15,7 +15,12 @@ from __future__ import annotations
 from dataclasses import field
 
 from ...facts import Maybe
+from ...model import Unavailable
 from ...records import frozen
+from .security import SecurityTable
+
+TABLE_NOT_COLLECTED = Unavailable("data/virtualbox_security.json", "missing",
+                                  "the VirtualBox security table is not in this snapshot (collected by an older hyperward)")
 
 
 @frozen
@@ -316,6 +321,9 @@ class VirtualBoxFacts:
     sensitive: list[str] = field(default_factory=list)
     #: where that list was set (the config file and line)
     sensitive_source: str | None = None
+    #: the sourced table HV-PATCH-032 judges the version against, loaded by the collector (a scan
+    #: of a snapshot loads the scanning machine's, as a live scan would)
+    security_table: Maybe[SecurityTable] = TABLE_NOT_COLLECTED
 
     def machines(self) -> list[tuple[VBoxHome, VBoxMachine]]:
         return [(h, m) for h in self.homes for m in h.machines if isinstance(m, VBoxMachine)]
