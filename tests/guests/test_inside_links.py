@@ -185,3 +185,35 @@ def test_a_linked_etc_leaves_the_guest_unscanned(scanned: dict[str, object]) -> 
         rows = _rows(scanned, check, "lnketc")
         assert rows and {r["status"] for r in rows} == {"not_applicable"}, rows
         assert all(LINK_REFUSED in str(r["message"]) for r in rows), rows
+
+
+# --- the pieces, without the appliance ----------------------------------------------------------------
+
+
+def test_a_link_in_the_etc_stream_resolves_only_within_it() -> None:
+    from hyperward.guests.inspect.collect import _in_stream
+
+    files: dict[str, tuple[bytes | str, int]] = {
+        "/etc/ssh/sshd_config.real": (b"PermitRootLogin no\n", 5), "/etc/ssh/sshd_config": ("sshd_config.real", 1),
+        "/etc/a": ("/etc/b", 1), "/etc/b": ("ssh/../ssh/sshd_config", 1), "/etc/out": ("../usr/lib/os-release", 1),
+        "/etc/abs-out": ("/srv/planted/x", 1), "/etc/loop1": ("loop2", 1), "/etc/loop2": ("/etc/loop1", 1),
+        "/etc/passwd": ("shadow", 1), "/etc/shadow": (b"root:$6$secret:1::::::\n", 1), "/etc/dangling": ("nothere", 1)}
+    assert _in_stream(files, "/etc/ssh/sshd_config") == (b"PermitRootLogin no\n", 5)
+    assert _in_stream(files, "/etc/a") == (b"PermitRootLogin no\n", 5)  # two hops, absolute then relative
+    for path in ("/etc/out", "/etc/abs-out", "/etc/loop1", "/etc/dangling"):
+        assert _in_stream(files, path) is None, path
+    assert _in_stream(files, "/etc/passwd") is None  # a secret is never copied into the public mirror
+
+
+def test_the_mirror_answers_a_refused_file_with_its_reason(tmp_path: pathlib.Path) -> None:
+    from hyperward.guests.inspect.collect import _Mirror, _refused
+
+    (tmp_path / "etc/sudoers.d").mkdir(parents=True)
+    (tmp_path / "etc/sudoers.d/real").write_text("root ALL=(ALL) ALL\n")
+    status, entry = _refused("/var/lib/dpkg/status", LINK_REFUSED), _refused("/etc/sudoers.d/ops", LINK_REFUSED)
+    assert (status.kind, entry.kind) == ("missing", "invalid")
+    fs = _Mirror(str(tmp_path), {status.path: status, entry.path: entry})
+    assert fs.read_text("/var/lib/dpkg/status") == status and fs.stat("/var/lib/dpkg/status") == status
+    assert fs.exists("/var/lib/dpkg/status") and fs.read_bytes("/etc/sudoers.d/ops") == entry
+    assert fs.listdir("/etc/sudoers.d") == ["ops", "real"]
+    assert fs.read_text("/etc/sudoers.d/real") == "root ALL=(ALL) ALL\n"
