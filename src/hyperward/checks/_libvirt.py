@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..facts import Domain, HostFacts, LibvirtConfig, Maybe, QemuProcess, SocketOwner
-from ..model import Details, Result, Severity, Unavailable, is_missing
+from ..model import Details, Result, Unavailable, is_missing
 from ..parsers.libvirt_defaults import (
     LIBVIRTD_CONF_DEFAULTS,
     QEMU_CONF_DEFAULTS,
@@ -16,6 +16,7 @@ from ..parsers.libvirt_defaults import (
     Setting,
     effective,
 )
+from .verdicts import Verdict, split_verdict
 
 NOT_INSTALLED = "libvirt is not installed (no /etc/libvirt)"
 DAEMON_CONFIGS = ("libvirtd.conf", "virtproxyd.conf", "virtqemud.conf")
@@ -91,20 +92,7 @@ def domains(host: HostFacts) -> tuple[list[Domain], list[Unavailable]]:
     return good, bad
 
 
-#: problems, optionally a severity and the element paths that produced them ("devices/disk[2]"):
-#: the first the definition has a line for is the finding's element and line
-Verdict = list[str] | tuple[list[str], Severity | None] | tuple[list[str], Severity | None, list[str]]
 Judge = Callable[[Domain], Verdict | Result]
-
-
-def split_verdict(verdict: Verdict) -> tuple[list[str], Severity | None, list[str]]:
-    """A judge's problems, the severity it chose (None: the row's) and the elements that decided
-    them (for the finding's location); judges over domains and over neutral guests answer alike."""
-    if isinstance(verdict, tuple) and len(verdict) == 3:
-        return verdict
-    if isinstance(verdict, tuple):
-        return verdict[0], verdict[1], []
-    return verdict, None, []
 
 
 def _deciding(domain: Domain, elements: list[str]) -> Details:

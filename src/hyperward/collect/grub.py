@@ -5,9 +5,10 @@
 the Xen collectors each take their variables from the same texts (parsers.cmdline.grub_variables)
 instead of reading the files twice.
 
-The texts are remembered per RootFS (a RootFS is one scan's view of a root) and only while every
-file still has the identity it had when read (inode, size, modification time, and the drop-in
-directory's own), so a long-lived RootFS never sees stale text.
+The texts are remembered per RootFS: collect_host makes one RootFS per collection, so GRUB is
+read once per scan and a later scan (a new RootFS, of this root or another) reads it afresh.
+Nothing is stat'ed to decide: a reader that keeps one RootFS across scans must make a new one
+per scan to see edited files.
 """
 
 from __future__ import annotations
@@ -37,24 +38,16 @@ class GrubDefaults:
         return self.files[0][0] if len(self.files) == 1 else f"{GRUB} (with grub.d)"
 
 
-_MEMO: weakref.WeakKeyDictionary[RootFS, tuple[tuple[object, ...], GrubDefaults]] = weakref.WeakKeyDictionary()
-
-
-def _identity(fs: RootFS, paths: list[str]) -> tuple[object, ...]:
-    out: list[object] = []
-    for path in paths:
-        st = fs.stat(path)
-        out.append((path, None) if isinstance(st, Unavailable) else (path, st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(out)
+#: one scan's answer per RootFS; the entry goes when the scan drops its RootFS
+_MEMO: weakref.WeakKeyDictionary[RootFS, GrubDefaults] = weakref.WeakKeyDictionary()
 
 
 def grub_defaults(fs: RootFS) -> GrubDefaults:
+    held = _MEMO.get(fs)
+    if held is not None:
+        return held
     dropins = fs.listdir(GRUB_D)
     names = [f"{GRUB_D}/{n}" for n in dropins if n.endswith(".cfg")] if isinstance(dropins, list) else []
-    key = _identity(fs, [GRUB, GRUB_D, *names])
-    held = _MEMO.get(fs)
-    if held is not None and held[0] == key:
-        return held[1]
     files: list[tuple[str, str]] = []
     main_error: Unavailable | None = None
     grub = fs.read_text(GRUB)
@@ -71,5 +64,5 @@ def grub_defaults(fs: RootFS) -> GrubDefaults:
         else:
             files.append((path, text))
     found = GrubDefaults(files, main_error, errors)
-    _MEMO[fs] = (key, found)
+    _MEMO[fs] = found
     return found

@@ -18,8 +18,8 @@ from ..checks.backups import (
     _repo_results,
     covers_guest,
 )
-from ..checks._libvirt import Verdict, split_verdict
 from ..checks.nested import _host_nested
+from ..checks.verdicts import Verdict, split_verdict
 from ..engine import check
 from ..facts import BackupSnapshot, HostFacts
 from ..model import Details, Result, Severity, Status, Unavailable

@@ -82,6 +82,9 @@ def guest_pending_updates(host: HostFacts) -> Iterator[Result]:
 
     def judge(inside: GuestInside) -> Iterator[Result]:
         guest = _as_guest(host, inside)
+        if isinstance(guest.patching.packages, Unavailable):
+            # no inventory, so no apt or apk state: the reason is the inventory's (a refused link names it)
+            return iter([Result.unavailable(guest.patching.packages, "packages")])
         if guest.patching.apk_state is not None and guest.patching.apt_state is None:
             return apk_pending_updates(guest)
         return pending_updates(guest)

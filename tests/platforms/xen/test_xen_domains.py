@@ -10,6 +10,7 @@ exact domains that fail. Xen cannot run here: the live path uses fake `xl` and `
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 
@@ -363,15 +364,24 @@ def test_live_scheduling_granularity_of_pool_0(tmp_path):
 
 
 class CountingFS(RootFS):
-    """A real RootFS that counts what it reads."""
+    """A real RootFS that counts what it reads and what it looks up under /etc/default."""
 
     def __init__(self, root: str) -> None:
         super().__init__(root)
         self.reads: dict[str, int] = {}
+        self.lookups = 0
 
     def read_bytes(self, path: str, limit: int = DEFAULT_LIMIT) -> bytes | Unavailable:
         self.reads[path] = self.reads.get(path, 0) + 1
         return super().read_bytes(path, limit)
+
+    def stat(self, path: str) -> os.stat_result | Unavailable:
+        self.lookups += path.startswith("/etc/default/grub")
+        return super().stat(path)
+
+    def listdir(self, path: str) -> list[str] | Unavailable:
+        self.lookups += path.startswith("/etc/default/grub")
+        return super().listdir(path)
 
 
 def test_grub_defaults_are_read_once_for_both_command_lines(tmp_path):
@@ -388,9 +398,34 @@ def test_grub_defaults_are_read_once_for_both_command_lines(tmp_path):
     assert [c.tokens for c in xen.cmdlines if not isinstance(c, Unavailable) and c.source == GRUB] == [[
         "dom0_mem=4096M,max:4096M", "spec-ctrl=no-xen,rsb=0", "xpti=false", "pv-l1tf=false", "ept=exec-sp", "iommu=no-intremap",
         "dom0-iommu=passthrough", "xsm=flask", "flask=permissive"]]
-    edit(root / "etc/default/grub.d/xen.cfg", "xpti=false", "xpti=true    ")  # a changed file is read again
-    assert "xpti=true" in next(c for c in collect(fs).cmdlines if not isinstance(c, Unavailable)).tokens
-    assert fs.reads["/etc/default/grub.d/xen.cfg"] == 2 and fs.reads["/etc/default/grub"] == 2  # the set is read anew, once
+    assert fs.lookups == 1  # the drop-in directory, listed once; the second collector looked nothing up
+    edit(root / "etc/default/grub.d/xen.cfg", "xpti=false", "xpti=true    ")
+    again = CountingFS(str(root))  # the next scan: a changed file is read again, the set once
+    assert "xpti=true" in next(c for c in collect(again).cmdlines if not isinstance(c, Unavailable)).tokens
+    [grub] = [c for c in collect_cmdlines(again) if c.path == GRUB]
+    assert grub.tokens == ["mitigations=off", "quiet"]
+    assert again.reads["/etc/default/grub.d/xen.cfg"] == 1 and again.reads["/etc/default/grub"] == 1
+    assert fs.reads["/etc/default/grub.d/xen.cfg"] == 1  # the first scan's RootFS keeps its own answer
+
+
+def test_two_scans_of_two_roots_each_read_their_own_grub(tmp_path):
+    """Two collections alive at once (two RootFS), of two roots: neither sees the other's
+    command line, whichever ran first."""
+    from hyperward.collect.kernel import collect_cmdlines
+
+    one, two = tree("weak", tmp_path / "one"), tree("weak", tmp_path / "two")
+    edit(one / "etc/default/grub", 'GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="mitigations=off"')
+    edit(two / "etc/default/grub", 'GRUB_CMDLINE_LINUX=""', 'GRUB_CMDLINE_LINUX="nosmt"')
+    edit(two / "etc/default/grub.d/xen.cfg", "xpti=false", "xpti=true")
+    first, second = RootFS(str(one)), RootFS(str(two))
+    for fs in (first, second, first):
+        collect_cmdlines(fs)
+    [a] = [c for c in collect_cmdlines(first) if c.path == GRUB]
+    [b] = [c for c in collect_cmdlines(second) if c.path == GRUB]
+    assert (a.tokens, b.tokens) == (["mitigations=off", "quiet"], ["nosmt", "quiet"])
+    xen_one = next(c for c in collect(first).cmdlines if not isinstance(c, Unavailable))
+    xen_two = next(c for c in collect(second).cmdlines if not isinstance(c, Unavailable))
+    assert "xpti=false" in xen_one.tokens and "xpti=true" in xen_two.tokens
 
 
 def test_a_whole_scan_reads_grub_once_and_judges_as_before(tmp_path):

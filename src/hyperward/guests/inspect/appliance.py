@@ -31,6 +31,10 @@ MOUNT_OPTIONS = {"ext2": "ro", "ext3": "ro,noload", "ext4": "ro,noload", "xfs": 
                  "vfat": "ro", "iso9660": "ro", "udf": "ro", "ntfs": "ro"}
 ENCRYPTED_FS = ("crypto_LUKS", "BitLocker")
 MAX_DRIVES = 250
+#: merged /usr's top-level links, followed on the way to a file (their targets are under /usr)
+MERGED_USR = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+LINK_REFUSED = "a symbolic link inside the guest; not followed (the guest's links may point anywhere in it)"
+LINKED_DIR_REFUSED = "a directory on its path is a symbolic link inside the guest; not followed"
 
 
 class EngineUnavailable(Exception):
@@ -250,12 +254,56 @@ class Appliance:
             return False
 
     def regular_stat(self, path: str) -> tuple[int, int] | None:
-        """(size, mtime) of a regular file, None for anything else."""
+        """(size, mtime) of a regular file reached without following a symbolic link, None for
+        anything else (absent, a link, a directory, a device, or a link on the way to it)."""
+        found = self.lookup(path)
+        return found if isinstance(found, tuple) else None
+
+    def lookup(self, path: str) -> tuple[int, int] | str | None:
+        """(size, mtime) of a regular file at `path` itself; why not when a symbolic link is in
+        the way (the file, or a directory on the path); None when it is absent or not a regular file.
+
+        A guest's links are its own to point anywhere in it (its shadow file, a key, a file its
+        owner wrote for the purpose): a fetch by name reads only what is at that name. The file is
+        checked with lstat and its directory with realpath, then read by name on the same handle:
+        no check-then-use race, as the drives are attached read-only and mounted ro,noload, and
+        this handle is the appliance's only client, its calls made one after another."""
+        g = self.g
         try:
-            st = self.g.statns(path)
+            st = g.lstatns(path)
         except RuntimeError:
             return None
-        return (int(st["st_size"]), int(st["st_mtime_sec"])) if stat.S_ISREG(int(st["st_mode"])) else None
+        mode = int(st["st_mode"])
+        if stat.S_ISLNK(mode):
+            return LINK_REFUSED
+        if not stat.S_ISREG(mode):
+            return None
+        if self.linked_dir(path.rsplit("/", 1)[0] or "/"):
+            return LINKED_DIR_REFUSED
+        return int(st["st_size"]), int(st["st_mtime_sec"])
+
+    def linked_dir(self, directory: str) -> bool:
+        """Whether reaching `directory` goes through a symbolic link, merged /usr's own top-level
+        links (/lib -> usr/lib and the like, which Debian and Fedora ship) aside. Unreadable counts
+        as linked: the caller then leaves the path alone."""
+        if directory == "/":
+            return False
+        allowed = {directory}
+        top = directory.split("/")[1]
+        if top in MERGED_USR:
+            allowed.add("/usr" + directory)
+        try:
+            return str(self.g.realpath(directory)) not in allowed
+        except RuntimeError:
+            return True
+
+    def real_dir(self, directory: str) -> bool:
+        """A directory reached without following a symbolic link (a mount point, a tree to stream)."""
+        try:
+            st = self.g.lstatns(directory)
+        except RuntimeError:
+            return False
+        return stat.S_ISDIR(int(st["st_mode"])) and not self.linked_dir(directory)
 
     def is_symlink(self, path: str) -> bool:
         """Unreadable counts as a link: the caller then leaves the path alone."""
@@ -271,7 +319,8 @@ class Appliance:
             return []
 
     def read_small(self, path: str, limit: int) -> bytes | None:
-        """A regular file of at most `limit` bytes (symlinks resolved inside the guest), else None."""
+        """A regular file of at most `limit` bytes at `path` itself (a symbolic link, or one on
+        the way to it, is not followed: lookup), else None."""
         found = self.regular_stat(path)
         if found is None or found[0] > limit:
             return None
@@ -313,15 +362,24 @@ class Appliance:
             return None
         return b"".join(chunks)
 
-    def tree(self, directory: str, limit: int, excludes: list[str] | None = None) -> dict[str, tuple[bytes | str, int]] | None:
+    def tree(self, directory: str, limit: int, excludes: list[str] | None = None) -> dict[str, tuple[bytes | str, int]] | str:
         """A directory's regular files (path -> (bytes, mtime)) and symlinks (path -> (target as
         str, mtime)), read from one tar stream in memory; devices, FIFOs and sockets are left out.
-        The mtime is kept: apt's lists are judged stale by it."""
-        if not self.is_dir(directory):
+        The mtime is kept: apt's lists are judged stale by it. tar stores a link inside the
+        directory as a link (it does not follow it); the directory itself is streamed only when
+        no link leads to it (a guest's /etc pointing at /root would stream /root). A string says
+        why nothing was read."""
+        try:
+            st = self.g.lstatns(directory)
+        except RuntimeError:
+            return {}
+        if stat.S_ISLNK(int(st["st_mode"])) or (stat.S_ISDIR(int(st["st_mode"])) and self.linked_dir(directory)):
+            return f"{directory}: {LINK_REFUSED if stat.S_ISLNK(int(st['st_mode'])) else LINKED_DIR_REFUSED}"
+        if not stat.S_ISDIR(int(st["st_mode"])):
             return {}
         data = self.stream("tar_out", directory, limit, excludes=excludes or [])
         if data is None:
-            return None
+            return f"{directory} could not be read whole (larger than {limit} bytes or unreadable)"
         out: dict[str, tuple[bytes | str, int]] = {}
         base = directory.rstrip("/")
         try:
@@ -338,7 +396,7 @@ class Appliance:
                     elif member.issym():
                         out[path] = (member.linkname, int(member.mtime))
         except (tarfile.TarError, EOFError):
-            return None
+            return f"{directory}: the tar stream of it could not be read"
         return out
 
 def _last_line(text: str) -> str:

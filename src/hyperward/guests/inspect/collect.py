@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 import re
 import secrets as _secrets
 import shutil
@@ -22,7 +23,7 @@ import time
 from collections.abc import Iterable
 
 from ...collect.access import collect_access
-from ...collect.fs import RootFS
+from ...collect.fs import DEFAULT_LIMIT, MAX_SYMLINKS, RootFS
 from ...collect.lifecycle import release_lifecycle, windows_lifecycle
 from ...collect.packages import MAX_APK_INDEXES
 from ...collect.system import collect_patching
@@ -45,7 +46,13 @@ from ...parsers.apk import INDEX_COMPRESSED_LIMIT
 from ...parsers.auth_files import shadow_schemes
 from ..model import Guest
 from . import keys as keymod
-from .appliance import ENCRYPTED_FS, MOUNT_OPTIONS, Appliance, EngineUnavailable
+from .appliance import (
+    ENCRYPTED_FS,
+    LINK_REFUSED,
+    MOUNT_OPTIONS,
+    Appliance,
+    EngineUnavailable,
+)
 from .images import Drive, Prepared, prepare
 from .secrets import cloud_init_passwords, hash_tokens, hypervisor_credentials
 
@@ -458,7 +465,7 @@ def _windows_hive(appliance: Appliance) -> str | None:
         path = str(appliance.g.case_sensitive_path("/windows/system32/config/software"))
     except RuntimeError:
         return None
-    return path if appliance.is_file(path) else None
+    return path if appliance.regular_stat(path) is not None else None
 
 
 def _registry_values(appliance: Appliance, hive: str) -> dict[str, str] | str:
@@ -551,7 +558,8 @@ def _mount_fstab(appliance: Appliance, found: dict[str, str], root_dev: str, not
         if not any(where == p or where.startswith(p + "/") for p in ("/var", "/home", "/usr", "/root", "/srv", "/opt")):
             continue
         match = ids.get(spec) or (spec if spec in found else None)
-        if match is None or not appliance.is_dir(where):
+        # a mount point reached through a link would put the filesystem wherever the guest chose
+        if match is None or not appliance.real_dir(where):
             continue
         try:
             g.mount_options(MOUNT_OPTIONS.get(found[match], "ro"), match, where)
@@ -574,22 +582,87 @@ def _write_mirror(target: str, path: str, data: bytes, mtime: int) -> None:
     os.utime(local, (mtime, mtime))
 
 
-def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[bytes, int]], dict[str, bytes]]:
-    """(files for the mirror with their mtimes, secrets kept in memory), from a handful of
-    transfers: /etc and apt's lists as tar streams, dpkg's status, the rpm database."""
+class _Mirror(RootFS):
+    """The private copy of a guest's files, and the fetches that were refused (a file that is a
+    symbolic link inside the guest, or is reached through one): the host's collectors then read
+    an Unavailable naming the guest's path where they would have read the file, so the checks
+    that need it are not applicable with that reason, never judged on what a link pointed at."""
+
+    def __init__(self, root: str, refused: dict[str, Unavailable]) -> None:
+        super().__init__(root)
+        self.refused = refused
+
+    def read_bytes(self, path: str, limit: int = DEFAULT_LIMIT) -> bytes | Unavailable:
+        return self.refused.get(path) or super().read_bytes(path, limit)
+
+    def stat(self, path: str) -> os.stat_result | Unavailable:
+        return self.refused.get(path) or super().stat(path)
+
+    def exists(self, path: str) -> bool:
+        return path in self.refused or super().exists(path)
+
+    def listdir(self, path: str) -> list[str] | Unavailable:
+        """A refused entry is listed, as the guest's own software would see it: a collector then
+        reads it and meets the refusal instead of never knowing the file was there."""
+        listing = super().listdir(path)
+        names = {p[len(path.rstrip("/")) + 1:] for p in self.refused if p.rsplit("/", 1)[0] == path.rstrip("/")}
+        if not names:
+            return listing
+        return sorted(set(listing if isinstance(listing, list) else []) | names)
+
+
+#: files whose absence the collectors answer by a fallback or as not applicable: refused, they are
+#: absent with the reason; any other refused file is an error naming it wherever a collector
+#: meets it (a sudoers.d entry skipped as absent would let the sudo rules pass without it)
+ABSENT_WHEN_REFUSED = ("/etc/os-release", "/etc/debian_version", "/etc/redhat-release", "/etc/alpine-release",
+                       "/var/lib/dpkg/status", "/lib/apk/db/installed")
+
+
+def _refused(path: str, why: str) -> Unavailable:
+    return Unavailable(path, "missing" if path in ABSENT_WHEN_REFUSED else "invalid", why)
+
+
+def _in_stream(files: dict[str, tuple[bytes | str, int]], path: str) -> tuple[bytes, int] | None:
+    """A link inside a streamed directory resolved within the stream itself, never through the
+    guest's filesystem: a link to a file the same stream holds reads that file; a link leading
+    out of it (or through a linked directory, or in a loop) gives None, and so does one to a
+    secret (/etc/passwd pointed at /etc/shadow would copy the hashes into the public mirror)."""
+    current = path
+    for _ in range(MAX_SYMLINKS):
+        value = files.get(current)
+        if value is None:
+            return None
+        data, mtime = value
+        if isinstance(data, bytes):
+            return (data, mtime) if not _is_secret(current) else None
+        target = data if data.startswith("/") else f"{current.rsplit('/', 1)[0]}/{data}"
+        current = posixpath.normpath(target)
+        if current.startswith("//"):
+            current = current[1:]
+    return None
+
+
+def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[bytes, int]], dict[str, bytes], dict[str, Unavailable]]:
+    """(files for the mirror with their mtimes, secrets kept in memory, the fetches refused), from
+    a handful of transfers: /etc and apt's lists as tar streams, dpkg's status, the rpm database.
+    No fetch follows a symbolic link of the guest's (Appliance.lookup): a link in /etc is read
+    only when it points at a file of the /etc stream."""
     public: dict[str, tuple[bytes, int]] = {}
+    refused: dict[str, Unavailable] = {}
     etc = appliance.tree("/etc", ETC_LIMIT)
-    if etc is None:
-        notes.append(f"/etc could not be read whole (larger than {ETC_LIMIT} bytes or unreadable)")
+    if isinstance(etc, str):
+        notes.append(etc)
         etc = {}
     secret = {p: v for p, (v, _) in etc.items() if isinstance(v, bytes) and _is_secret(p)}
     for path, (value, mtime) in etc.items():
         if not _is_mirrored(path):
             continue
-        if isinstance(value, str):  # a symlink: the appliance resolves it inside the guest
-            data = appliance.read_small(path, SECRET_LIMIT)
-            if data is not None:
-                public[path] = (data, mtime)
+        if isinstance(value, str):
+            resolved = _in_stream(etc, path)
+            if resolved is None:
+                refused[path] = _refused(path, f"{LINK_REFUSED}; it leads out of /etc")
+            else:
+                public[path] = resolved
         else:
             public[path] = (value, mtime)
     if "/etc/os-release" not in public:
@@ -597,8 +670,10 @@ def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[byt
         if data is not None:
             public["/usr/lib/os-release"] = (data, 0)
     for path in ("/var/lib/dpkg/status", "/lib/apk/db/installed"):
-        found = appliance.regular_stat(path)
-        if found is not None and found[0] <= FILE_LIMIT:
+        found = appliance.lookup(path)
+        if isinstance(found, str):
+            refused[path] = _refused(path, found)
+        elif found is not None and found[0] <= FILE_LIMIT:
             data = appliance.stream("download", path, FILE_LIMIT)
             if data is not None:
                 public[path] = (data, found[1])
@@ -606,11 +681,13 @@ def _gather(appliance: Appliance, notes: list[str]) -> tuple[dict[str, tuple[byt
     for directory, excludes in (("/var/lib/apt/lists", ["./partial", "./lock", "./auxfiles"]), ("/var/lib/rpm", []),
                                 ("/usr/lib/sysimage/rpm", [])):
         files = appliance.tree(directory, MIRROR_LIMIT, excludes)
-        if files is None:
-            notes.append(f"{directory} could not be read whole (larger than {MIRROR_LIMIT} bytes or unreadable)")
+        if isinstance(files, str):
+            # Fedora's /var/lib/rpm is a link to ../../usr/lib/sysimage/rpm, which is read itself
+            if directory != "/var/lib/rpm" or not appliance.real_dir("/usr/lib/sysimage/rpm"):
+                notes.append(files)
             continue
         public.update({p: (v, m) for p, (v, m) in files.items() if isinstance(v, bytes)})
-    return public, secret
+    return public, secret, refused
 
 
 def _apk_indexes(appliance: Appliance) -> dict[str, tuple[bytes, int]]:
@@ -620,8 +697,6 @@ def _apk_indexes(appliance: Appliance) -> dict[str, tuple[bytes, int]]:
     mirror on the host's disk."""
     out: dict[str, tuple[bytes, int]] = {}
     for path in appliance.glob("/var/cache/apk/APKINDEX.*.tar.gz")[:MAX_APK_INDEXES]:
-        if appliance.is_symlink(path):
-            continue
         found = appliance.regular_stat(path)
         if found is None or found[0] > INDEX_COMPRESSED_LIMIT or "/" in path[len("/var/cache/apk/"):]:
             continue
@@ -638,12 +713,15 @@ def _is_secret(path: str) -> bool:
 
 def _read_root(guest: Guest, disks: list[GuestDiskScan], fs_list: list[str], notes: list[str], appliance: Appliance,
                key: bytes, vulndb: str | None, max_age: int | None) -> GuestInside:
-    public, secret = _gather(appliance, notes)
+    if not appliance.real_dir("/etc") and appliance.is_dir("/etc"):
+        # every file the checks read is under it: judged without them, a missing sudoers would pass
+        return _empty(guest, disks, f"/etc: {LINK_REFUSED}", fs_list, notes)
+    public, secret, refused = _gather(appliance, notes)
     tmp = tempfile.mkdtemp(prefix="hyperward-guest-")
     try:
         for path, (data, mtime) in public.items():
             _write_mirror(tmp, path, data, mtime)
-        tree = RootFS(tmp)
+        tree = _Mirror(tmp, refused)
         patching: PatchingFacts = collect_vulnerabilities(collect_patching(tree), vulndb, max_age)
         access: AccessFacts = collect_access(tree)
         product = _pretty_name(tree)

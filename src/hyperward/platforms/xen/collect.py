@@ -78,30 +78,31 @@ def _auto_dir(fs: RootFS, defaults: dict[str, str] | Unavailable) -> str:
     return AUTO_DIR
 
 
+def _listing(fs: RootFS, directory: str, problems: list[Unavailable]) -> list[str]:
+    """A directory's names: none when it does not exist (no guest configured there), and an
+    unreadable one is recorded in `problems`, never taken for an empty one."""
+    names = fs.listdir(directory)
+    if isinstance(names, Unavailable):
+        if names.kind != "missing":
+            problems.append(names)
+        return []
+    return names
+
+
 def _configs(fs: RootFS, auto_dir: str) -> list[XenGuestConfig | Unavailable]:
     """/etc/xen/*.cfg and every file of the auto directory; a link in auto/ to a .cfg is the same
     guest (marked autostart), never a second one."""
     found: dict[str, tuple[str, bool]] = {}
     order: list[str] = []
     problems: list[Unavailable] = []
-    names = fs.listdir(XEN_DIR)
-    if isinstance(names, Unavailable):
-        if names.kind != "missing":
-            problems.append(names)
-        names = []
-    for name in names:
+    for name in _listing(fs, XEN_DIR, problems):
         if name.endswith(".cfg"):
             path = f"{XEN_DIR}/{name}"
             key = _identity(fs, path)
             if key not in found:
                 found[key] = (path, False)
                 order.append(key)
-    autos = fs.listdir(auto_dir)
-    if isinstance(autos, Unavailable):
-        if autos.kind != "missing":
-            problems.append(autos)
-        autos = []
-    for name in autos:
+    for name in _listing(fs, auto_dir, problems):
         if name.startswith("."):
             continue
         path = f"{auto_dir}/{name}"
