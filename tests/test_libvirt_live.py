@@ -115,6 +115,48 @@ def test_live_scan_judges_real_domains_networks_and_qemu(guests):
     assert results[("HV-AUTH-010", guests["weak"])]["severity"] == "critical"
 
 
+def test_a_snapshot_taken_by_libvirtd_is_judged_as_it_would_come_back(libvirtd, tmp_path):
+    """A real internal snapshot of a shut-off guest whose VNC listened on every address, then the
+    guest made safe: the definition passes and the snapshot (which `virsh snapshot-revert` would
+    bring back, password and all) fails HV-AUTH-010 under its own name; the password stays out."""
+    require(shutil.which("qemu-img") is not None, "qemu-img (qemu-utils)")
+    disk = tmp_path / "hwtest-snap.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True, timeout=60)
+    ident = str(uuid.uuid4())
+
+    def definition(listen: str) -> str:
+        return f"""<domain type='qemu'>
+  <name>hwtest-snap</name>
+  <uuid>{ident}</uuid>
+  <memory unit='MiB'>64</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <graphics type='vnc' port='-1' autoport='yes' listen='{listen}' passwd='{PASSWORD}'/>
+  </devices>
+</domain>
+"""
+
+    conn = connect()
+    try:
+        dom = conn.defineXML(definition("0.0.0.0"))
+        dom.snapshotCreateXML("<domainsnapshot><name>before lockdown</name></domainsnapshot>", 0)
+        conn.defineXML(definition("127.0.0.1"))
+    finally:
+        conn.close()
+    done = hyperward("scan", "--only", "HV-AUTH-010", "--format", "json")
+    status = {r["resource"]: r["status"] for r in json.loads(done.stdout)["results"]}
+    assert status[f"hwtest-snap ({ident})"] == "pass"
+    assert status[f"hwtest-snap ({ident})@before lockdown"] == "fail"
+    [found] = [r for r in json.loads(done.stdout)["results"] if r["resource"].endswith("@before lockdown")]
+    assert found["details"]["file"] == "/var/lib/libvirt/qemu/snapshot/hwtest-snap/before lockdown.xml"
+    assert PASSWORD not in done.stdout + done.stderr
+
+
 def test_live_console_password_is_seen_as_set_and_never_shown(guests, tmp_path):
     snapshot = tmp_path / "facts.json"
     assert hyperward("collect", "-o", str(snapshot)).returncode == 0

@@ -423,6 +423,17 @@ class Domain:
 
 
 @frozen
+class DomainSnapshot:
+    """One of libvirt's snapshot metadata files: the snapshot's name and the definition a revert
+    restores (its `origin` the metadata file, so findings name its lines); `current`: libvirt's
+    <active>1</active>, the snapshot the domain was last taken or reverted to."""
+
+    name: str
+    domain: Domain
+    current: bool
+
+
+@frozen
 class Network:
     name: str
     uuid: str
@@ -523,6 +534,9 @@ class LibvirtFacts:
     api: ApiFacts | None
     #: the line of /etc/sasl2/libvirt.conf's mech_list (a finding names it)
     sasl_mech_line: int | None = None
+    #: /var/lib/libvirt/qemu/snapshot/<domain>/*.xml; Unavailable for a file or directory that
+    #: could not be read (denied: a scan without root's rights)
+    snapshots: list[Maybe[DomainSnapshot]] = dataclasses.field(default_factory=list)
 
     def guest_bridges(self) -> list[str]:
         """Bridges guests attach to: libvirt networks' bridges and bridges named by guest NICs."""

@@ -15,6 +15,7 @@ import stat
 from ..facts import (
     STACK_DAEMONS,
     Domain,
+    DomainSnapshot,
     FileNode,
     LibvirtConfig,
     LibvirtFacts,
@@ -30,6 +31,7 @@ from ..model import Unavailable, is_missing
 from ..parsers.domain_xml import (
     XmlError,
     parse_domain,
+    parse_domain_snapshot,
     parse_network,
     parse_nwfilter,
     pool_target,
@@ -188,6 +190,49 @@ def _domains(fs: RootFS, api_domains: list[Maybe[Domain]]) -> list[Maybe[Domain]
             persistent[key] = item
     ordered: list[Maybe[Domain]] = [*sorted(persistent.values(), key=lambda d: (d.name, d.uuid)), *problems]
     return ordered
+
+
+SNAPSHOT_DIR = "/var/lib/libvirt/qemu/snapshot"
+#: snapshots read per domain and in all: a directory of more is named, never walked to the end
+MAX_SNAPSHOTS, MAX_SNAPSHOTS_TOTAL = 1000, 20000
+
+
+def _snapshots(fs: RootFS) -> list[Maybe[DomainSnapshot]]:
+    """Each snapshot's metadata, as the QEMU driver keeps it (SNAPSHOT_DIR/<domain name>/<snapshot
+    name>.xml, root's and mode 0600): a revert brings its <domain> back. A directory or file that
+    cannot be read is kept as Unavailable, so a scan without root's rights says what it missed."""
+    listing = fs.listdir(SNAPSHOT_DIR)
+    if isinstance(listing, Unavailable):
+        return [] if listing.kind == "missing" else [listing]
+    out: list[Maybe[DomainSnapshot]] = []
+    for domain_dir in sorted(listing):
+        directory = f"{SNAPSHOT_DIR}/{domain_dir}"
+        info = fs.stat(directory)
+        if not isinstance(info, Unavailable) and not stat.S_ISDIR(info.st_mode):
+            continue
+        files = fs.listdir(directory)
+        if isinstance(files, Unavailable):
+            out.append(files)
+            continue
+        names = sorted(n for n in files if n.endswith(".xml"))
+        if len(names) > MAX_SNAPSHOTS or len(out) + len(names) > MAX_SNAPSHOTS_TOTAL:
+            out.append(Unavailable(directory, "invalid", f"{len(names)} snapshot files: more than hyperward reads "
+                                   f"({MAX_SNAPSHOTS} per domain, {MAX_SNAPSHOTS_TOTAL} in all)"))
+            continue
+        for name in names:
+            path = f"{directory}/{name}"
+            text = fs.read_text(path, XML_LIMIT)
+            if isinstance(text, Unavailable):
+                out.append(text)
+                continue
+            try:
+                snapshot = parse_domain_snapshot(text, path)
+            except XmlError as exc:
+                out.append(Unavailable(path, "invalid", f"cannot read snapshot XML: {exc}"))
+                continue
+            if snapshot is not None:
+                out.append(snapshot)
+    return out
 
 
 def _networks(fs: RootFS, api_networks: list[Maybe[Network]]) -> list[Maybe[Network]]:
@@ -480,6 +525,7 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
         result = libvirt_api.collect(uri or "qemu:///system")
         api, api_domains, api_networks, api_filters = result.api, result.domains, result.networks, result.nwfilters
     domains = _domains(fs, api_domains)
+    snapshots = _snapshots(fs) if installed else []
     paths: dict[str, Maybe[FileNode]] = {}
     qemu_settings = configs["qemu.conf"].settings
     dump_path = effective(qemu_settings if isinstance(qemu_settings, dict) else {}, "", "auto_dump_path", QEMU_CONF_DEFAULTS).value
@@ -493,7 +539,7 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
             paths[f"{directory}/*"] = listing
         for name in (listing if isinstance(listing, list) else [])[:MAX_STATE_FILES]:
             paths.setdefault(f"{directory}/{name}", _node(fs, f"{directory}/{name}", names))
-    for domain in domains:
+    for domain in (*domains, *(s.domain for s in snapshots if isinstance(s, DomainSnapshot))):
         if isinstance(domain, Unavailable):
             continue
         for disk in domain.disks:
@@ -542,6 +588,7 @@ def collect_libvirt(fs: RootFS, names: tuple[dict[int, str], dict[int, str]], ur
         host_lsms=_host_lsms(fs),
         sasl_mechs=sasl,
         sasl_mech_line=sasl_line,
+        snapshots=snapshots,
         polkit_rules=_polkit(fs),
         tls_key=_node(fs, key_file, names),
         tls_cert=_certificate(fs, cert_file),

@@ -17,6 +17,7 @@ from ..facts import (
     CharDev,
     Disk,
     Domain,
+    DomainSnapshot,
     Filesystem,
     Graphics,
     HostDev,
@@ -37,17 +38,19 @@ class XmlError(ValueError):
     pass
 
 
-def _parse(text: str | bytes, root_tag: str) -> ET.Element:
+def _parse(text: str | bytes, root_tag: str, wrapper: str = "domstatus") -> ET.Element:
+    """The <ROOT_TAG> element, inside WRAPPER when the file wraps it: the daemon's live state
+    (<domstatus>) or a snapshot's metadata (<domainsnapshot>) hold the definition as <domain>."""
     try:
         root = DET.fromstring(text, forbid_dtd=True)
     except DefusedXmlException as exc:
         raise XmlError(f"refused unsafe XML ({type(exc).__name__}: DTDs and entities are not allowed)") from None
     except ET.ParseError as exc:
         raise XmlError(f"not well-formed XML ({exc})") from None
-    if root.tag == "domstatus":
+    if root.tag == wrapper:
         inner = root.find("domain")
         if inner is None:
-            raise XmlError("<domstatus> without a <domain>")
+            raise XmlError(f"<{wrapper}> without a <domain>")
         root = inner
     if root.tag != root_tag:
         raise XmlError(f"root element is <{root.tag}>, expected <{root_tag}>")
@@ -276,7 +279,7 @@ def _qemu_passthrough(root: ET.Element) -> list[str]:
     return out
 
 
-def element_lines(text: str | bytes) -> dict[str, int]:
+def element_lines(text: str | bytes, wrapper: str = "domstatus") -> dict[str, int]:
     """Element path under <domain> -> line of its first occurrence, and each device (a child of
     <devices>) by its XPath position among its kind: "devices/graphics[2]" is the second <graphics>,
     "devices/interface[2]/vlan" the first <vlan> inside the second <interface>, so a finding names
@@ -284,14 +287,14 @@ def element_lines(text: str | bytes) -> dict[str, int]:
     numbers); run only on text _parse already accepted, which has no DTD and so no entity to expand."""
     lines: dict[str, int] = {}
     # per open element: its path under <domain> ("" for <domain> itself, None outside the
-    # definition: the <domstatus> wrapper and its other children) and its indexed device path
+    # definition: the wrapper and its other children) and its indexed device path
     paths: list[tuple[str | None, str]] = []
     devices: dict[str, int] = {}
     parser = xml.parsers.expat.ParserCreate()
 
     def start(tag: str, _attrs: object) -> None:
         if not paths:
-            paths.append((None if tag == "domstatus" else "", ""))
+            paths.append((None if tag == wrapper else "", ""))
             return
         parent, parent_device = paths[-1]
         if parent is None:
@@ -318,8 +321,8 @@ def element_lines(text: str | bytes) -> dict[str, int]:
     return lines
 
 
-def parse_domain(text: str | bytes, origin: str, running: bool = False) -> Domain:
-    root = _parse(text, "domain")
+def parse_domain(text: str | bytes, origin: str, running: bool = False, wrapper: str = "domstatus") -> Domain:
+    root = _parse(text, "domain", wrapper)
     name = (root.findtext("name") or "").strip()
     if not name:
         raise XmlError("domain without a <name>")
@@ -403,8 +406,23 @@ def parse_domain(text: str | bytes, origin: str, running: bool = False) -> Domai
         legacy_devices=_legacy_devices(devices),
         redirdevs=len(devices.findall("redirdev")),
         redirfilter_default_allow=filter_default,
-        lines=element_lines(text) if origin.startswith("/") else {},
+        lines=element_lines(text, wrapper) if origin.startswith("/") else {},
     )
+
+
+def parse_domain_snapshot(text: str | bytes, origin: str) -> DomainSnapshot | None:
+    """A snapshot's metadata file (/var/lib/libvirt/qemu/snapshot/<domain>/<name>.xml, as
+    virDomainSnapshotDefFormat writes it): its name and the <domain> definition
+    `virsh snapshot-revert` brings back. None for a snapshot without a <domain> (redefined bare):
+    it restores disks, no settings to judge."""
+    root = _parse(text, "domainsnapshot", wrapper="")
+    name = (root.findtext("name") or "").strip()
+    if not name:
+        raise XmlError("<domainsnapshot> without a <name>")
+    if root.find("domain") is None:
+        return None
+    return DomainSnapshot(name=name, domain=parse_domain(text, origin, wrapper="domainsnapshot"),
+                          current=(root.findtext("active") or "").strip() == "1")
 
 
 def _fs_source(el: ET.Element) -> str | None:

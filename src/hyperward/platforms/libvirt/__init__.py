@@ -39,8 +39,9 @@ class LibvirtPlatform:
         return domain_guests(facts)
 
     def snapshots(self, facts: LibvirtFacts) -> list[Guest]:
-        """libvirt's snapshot definitions (qemu/snapshot/<domain>/*.xml) are not read."""
-        return []
+        from .guests import snapshot_guests
+
+        return snapshot_guests(facts)
 
     def guest_bridges(self, facts: LibvirtFacts) -> list[str]:
         return facts.guest_bridges()
@@ -52,7 +53,10 @@ class LibvirtPlatform:
         return {n.name: n.bridge for n in facts.networks if isinstance(n, Network) and n.bridge}
 
     def unreadable(self, facts: LibvirtFacts) -> list[Unavailable]:
-        return [d for d in facts.domains if isinstance(d, Unavailable)]
+        """Definitions that could not be read, and snapshot metadata that could be read but not
+        parsed (a snapshot denied to a scan without root's rights is a warning: see warnings())."""
+        snapshots = [s for s in facts.snapshots if isinstance(s, Unavailable) and s.kind != "denied"]
+        return [*(d for d in facts.domains if isinstance(d, Unavailable)), *snapshots]
 
     def no_guests(self, facts: LibvirtFacts) -> str:
         return "no libvirt domains defined" if facts.installed else "libvirt is not installed (no /etc/libvirt)"
@@ -78,10 +82,16 @@ class LibvirtPlatform:
                 yield Result.fail(f"qemu.conf:{kind}_listen", f"{listen.describe()}: consoles without their own listen address are exposed")
 
     def warnings(self, facts: LibvirtFacts) -> list[str]:
+        out = []
         api = facts.api
         if api is not None and not api.connected:
-            return [f"libvirt API {api.uri}: {api.error}; libvirt checks judged the files under /etc/libvirt and /run/libvirt only"]
-        return []
+            out.append(f"libvirt API {api.uri}: {api.error}; libvirt checks judged the files under /etc/libvirt and /run/libvirt only")
+        denied = [s.path for s in facts.snapshots if isinstance(s, Unavailable) and s.kind == "denied"]
+        if denied:
+            more = f" and {len(denied) - 1} more" if len(denied) > 1 else ""
+            out.append(f"libvirt snapshot metadata not readable ({denied[0]}{more}: permission denied): "
+                       "the settings a snapshot revert brings back were not judged")
+        return out
 
 
 PLATFORM = LibvirtPlatform()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ...facts import Domain, Graphics, LibvirtFacts
+from ...facts import Domain, DomainSnapshot, Graphics, LibvirtFacts
 from ...guests.model import (
     Console,
     Guest,
@@ -211,3 +211,10 @@ def domain_guest(d: Domain, facts: LibvirtFacts) -> Guest:
 
 def domain_guests(facts: LibvirtFacts) -> list[Guest]:
     return [domain_guest(d, facts) for d in facts.domains if isinstance(d, Domain)]
+
+
+def snapshot_guests(facts: LibvirtFacts) -> list[Guest]:
+    """Each snapshot's definition as `virsh snapshot-revert` would bring it back: never running,
+    its origin the metadata file (findings name its lines)."""
+    return [dataclasses.replace(domain_guest(s.domain, facts), state=None, snapshot=s.name, snapshot_id=s.name)
+            for s in facts.snapshots if isinstance(s, DomainSnapshot)]
