@@ -152,6 +152,14 @@ def test_snapshots_map_through_the_current_mapping(root: pathlib.Path) -> None:
     assert PLATFORM.snapshots(collect(RootFS(str(FIXTURES / "hardened")))) == []
 
 
+def test_a_long_section_name_is_cut_in_results_and_kept_whole_as_the_id(root: pathlib.Path) -> None:
+    conf = root / QM.lstrip("/")
+    name = "s" + "x" * 199
+    conf.write_text(conf.read_text() + f"\n[{name}]\nargs: -vnc 0.0.0.0:2\n")
+    (long,) = [g for g in PLATFORM.snapshots(collect(RootFS(str(root)))) if g.snapshot_id == name]
+    assert long.label == f"{VM}@{name[:80]}..."
+
+
 def test_snapshot_sections_survive_a_facts_snapshot_and_old_facts_still_load(root: pathlib.Path) -> None:
     facts = collect_host(str(root))
     again = load_snapshot(dump_snapshot(facts))
@@ -161,6 +169,7 @@ def test_snapshot_sections_survive_a_facts_snapshot_and_old_facts_still_load(roo
     assert {g.label for g in again.guest_snapshots} == {g.label for g in facts.guest_snapshots}
     # facts written before the sections were kept: no `snapshot_sections` key, the names alone
     doc = json.loads(dump_snapshot(facts))
+    assert "AAAAC3Nza" not in dump_snapshot(facts)  # [special:cloudinit] is not kept
     for node in doc["facts"]["platforms"]["proxmox"]["nodes"]:
         for guest in node["guests"]:
             guest.pop("snapshot_sections", None)
