@@ -42,8 +42,11 @@ class ProxmoxPlatform:
         return to_guests(facts)
 
     def snapshots(self, facts: Any) -> list[Guest]:
-        """A qm.conf's snapshot sections are kept as names only (history, not the configuration)."""
-        return []
+        """Each `[name]` snapshot section of a qm.conf or pct.conf holds the full configuration a
+        rollback writes back: mapped like the current one, as `name (vmid)@snapshot`."""
+        from .guests import snapshot_guests
+
+        return snapshot_guests(facts)
 
     def guest_bridges(self, facts: ProxmoxFacts) -> list[str]:
         """vmbrN bridges that carry a guest NIC (qemu-server's tapVMIDiN, or veth for containers);

@@ -27,6 +27,7 @@ from .facts import (
     PveGuestConfig,
     PveNode,
     PveRealm,
+    PveSnapshotSection,
     PveStorage,
     PveToken,
     PveUser,
@@ -195,13 +196,14 @@ def _guest(fs: RootFS, tree: _Tree, kind: str, node: str, vmid: str, local: bool
     if isinstance(text, Unavailable):
         return text
     try:
-        parsed = parsers.parse_guest_config(text)
+        parsed = parsers.parse_guest_config(text, kind)
     except parsers.ParseError as exc:
         return Unavailable(path, "invalid", str(exc))
     pid_file = fs.exists(f"/var/run/qemu-server/{vmid}.pid") if (local and kind == "qemu") else None
     running = _qemu_running(fs, vmid) if (local and kind == "qemu" and fs.live) else None
     return PveGuestConfig(kind, vmid, node, path, parsed.current, parsed.pending, parsed.snapshots,
-                          parsed.ignored_lines, pid_file, running, parsed.lines)
+                          parsed.ignored_lines, pid_file, running, parsed.lines,
+                          [PveSnapshotSection(s.name, s.config, s.lines) for s in parsed.snapshot_sections])
 
 
 def _qemu_running(fs: RootFS, vmid: str) -> bool:

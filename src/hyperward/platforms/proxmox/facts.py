@@ -21,10 +21,22 @@ CONFIG_DB = "/var/lib/pve-cluster/config.db"
 
 
 @frozen
+class PveSnapshotSection:
+    """A `[name]` snapshot section of a guest config: the full configuration `qm rollback` /
+    `pct rollback` restores (raw values, secrets and free text dropped as in the current section),
+    with the snapshot's own keys (snaptime, vmstate, parent); `lines` has each key's line."""
+
+    name: str
+    config: dict[str, str]
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+@frozen
 class PveGuestConfig:
     """One VM (`kind` "qemu") or container ("lxc") from nodes/<node>/{qemu-server,lxc}/<vmid>.conf.
-    `pending` is the [PENDING] section, `snapshots` the snapshot section names (history, not
-    current). `pid_file`: /var/run/qemu-server/<vmid>.pid exists (a QEMU process may run; the /proc
+    `pending` is the [PENDING] ([pve:pending]) section, `snapshots` the snapshot section names in
+    file order and `snapshot_sections` what each restores (facts written before they were kept
+    load with none). `pid_file`: /var/run/qemu-server/<vmid>.pid exists (a QEMU process may run; the /proc
     machinery decides), None where not looked at (other nodes, containers)."""
 
     kind: str
@@ -41,6 +53,7 @@ class PveGuestConfig:
     running: bool | None = None
     #: the line of each key of `config` in `path`
     lines: dict[str, int] = field(default_factory=dict)
+    snapshot_sections: list[PveSnapshotSection] = field(default_factory=list)
 
     @property
     def name(self) -> str:

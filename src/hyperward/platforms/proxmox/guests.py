@@ -4,10 +4,15 @@ Semantics from qm.conf(5), pct.conf(5), pve-firewall(8) and qemu-server's comman
 the VNC display is a UNIX socket (/var/run/qemu-server/<vmid>.vnc) reached only through
 pveproxy with a ticket; SPICE listens on localhost with TLS and a ticket password, reached through
 spiceproxy; only raw `args:` can open a display on the network.
+
+A guest is mapped in its current section, and each snapshot section (the full configuration
+`qm rollback` / `pct rollback` writes back, PVE::AbstractConfig snapshot_rollback) through the same
+mapping as one more Guest with `snapshot` set, named `name (vmid)@snapshot`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 
@@ -304,3 +309,29 @@ def to_guests(pve: ProxmoxFacts) -> list[Guest]:
     storage_types = _storage_types(pve)
     good, _bad = pve.guest_configs()
     return [vm_guest(pve, g, storage_types) if g.kind == "qemu" else ct_guest(pve, g, storage_types) for g in good]
+
+
+def _short(name: str) -> str:
+    """A snapshot's name in results: Proxmox's API takes at most 40 characters (pve-snapshot-name),
+    but its parser takes a section header of any length; cut at 80 as VirtualBox's are."""
+    return name if len(name) <= 80 else name[:80] + "..."
+
+
+def snapshot_guests(pve: ProxmoxFacts) -> list[Guest]:
+    """Each snapshot section as its guest would be after a rollback (a snapshot with saved RAM,
+    `vmstate`, resumes running in these settings): no state of its own, under the guest's current
+    name and SMBIOS UUID (what results name the guest by), its lines the section's own."""
+    storage_types = _storage_types(pve)
+    good, _bad = pve.guest_configs()
+    out = []
+    for g in good:
+        if not g.snapshot_sections:
+            continue
+        mapping = vm_guest if g.kind == "qemu" else ct_guest
+        uuid = parsers.parse_property_string(g.config.get("smbios1", ""), None).get("uuid") if g.kind == "qemu" else None
+        for section in g.snapshot_sections:
+            restored = dataclasses.replace(g, config=section.config, pending={}, lines=section.lines, running=None)
+            guest = mapping(pve, restored, storage_types)
+            out.append(dataclasses.replace(guest, name=g.name, uuid=uuid, state=None,
+                                           snapshot=_short(section.name), snapshot_id=section.name))
+    return out

@@ -33,7 +33,23 @@ NIC_MODELS = frozenset({
 # ':' or '='. Newer releases add keys with '-' (allow-ksm, pre-enrolled-keys in values).
 _KEY_LINE = re.compile(r"^([a-z][a-z0-9_\-]*)\s*:\s*(.*?)\s*$")
 _LXC_LINE = re.compile(r"^(lxc\.[a-z0-9_\-.]+)\s*(?::|=)\s*(.*?)\s*$")
-_SECTION = re.compile(r"^\[([^\]]+)\]\s*$")
+# Section headers, matched on the raw line as Proxmox matches them (no leading blank). qemu-server's
+# parse_vm_config, in this order: [PENDING], [special:cloudinit] / [special:fleecing] (generated
+# cloud-init values, backup fleecing images), a snapshot `[name]` (pve-configid: a letter, then at
+# least one letter, digit, '_' or '-'; any case), and any other `[...]`, an unknown section whose
+# lines are skipped. pve-container's parse_pct_config knows only [pve:pending] and the snapshot
+# form: any other bracketed line is a line it cannot parse, and the lines after it stay in the
+# section before. Both compare the section names case-insensitively; a repeated pending or
+# snapshot section starts afresh (the later one is what applies, or what a rollback restores).
+_QEMU_PENDING = re.compile(r"^\[PENDING\]\s*$", re.IGNORECASE)
+_QEMU_SPECIAL = re.compile(r"^\[special:(?:cloudinit|fleecing)\]\s*$", re.IGNORECASE)
+_LXC_PENDING = re.compile(r"^\[pve:pending\]\s*$", re.IGNORECASE)
+_SNAPSHOT = re.compile(r"^\[([a-z][a-z0-9_\-]+)\]\s*$", re.IGNORECASE)
+_QEMU_UNKNOWN = re.compile(r"^\[([^\]]*)\]\s*$")
+
+#: Proxmox sets no count; every snapshot section is judged by every neutral guest check, so a
+#: config of thousands of them would cost a scan minutes and bury the report
+SNAPSHOT_SECTIONS_MAX = 1000
 
 
 class ParseError(ValueError):
@@ -41,14 +57,27 @@ class ParseError(ValueError):
 
 
 @dataclass
+class SnapshotSection:
+    """One snapshot section: the full configuration `qm rollback` / `pct rollback` brings back,
+    plus the snapshot's own keys (snaptime, vmstate, parent, ...), secrets and free text dropped
+    as in `current`; `lines` has each key's line in the file."""
+
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class GuestConfigText:
     """A qemu-server or lxc config split into its sections. `current` is the top section (what
-    runs); `pending` the [PENDING] section (applied at next start); `snapshots` the names of
-    snapshot sections, which are history, not the current configuration."""
+    runs); `pending` the pending section (applied at next start); `snapshots` the names of the
+    snapshot sections in file order and `snapshot_sections` their contents (what a rollback
+    restores); special sections ([special:cloudinit]) are neither."""
 
     current: dict[str, str] = field(default_factory=dict)
     pending: dict[str, str] = field(default_factory=dict)
     snapshots: list[str] = field(default_factory=list)
+    snapshot_sections: list[SnapshotSection] = field(default_factory=list)
     ignored_lines: int = 0
     #: the line of each key of `current` (a finding names it)
     lines: dict[str, int] = field(default_factory=dict)
@@ -58,28 +87,59 @@ def _keep(key: str) -> bool:
     return key not in SECRET_KEYS and not key.startswith(SECRET_PREFIXES)
 
 
-def parse_guest_config(text: str) -> GuestConfigText:
-    """A `<vmid>.conf`. Unknown keys are kept (the checks ignore what they do not know); lines
-    Proxmox itself would skip are counted, not fatal; a file with no key line at all, or more
-    garbage than configuration, is a ParseError. Repeated raw `lxc.*` keys accumulate, one per
-    line, separated by newlines (Proxmox keeps them as a list); `lines` has each key's line, and
-    each `lxc.*` line also as `key[n]`."""
+def _section(line: str, kind: str) -> tuple[str, str] | None:
+    """("pending" | "special" | "unknown" | "snapshot", name) for a section header of KIND's
+    config ("qemu" or "lxc"), None for any other line."""
+    if kind == "lxc":
+        if _LXC_PENDING.match(line):
+            return "pending", "pve:pending"
+        match = _SNAPSHOT.match(line)
+        return ("snapshot", match.group(1)) if match else None
+    if _QEMU_PENDING.match(line):
+        return "pending", "PENDING"
+    if _QEMU_SPECIAL.match(line):
+        return "special", line.strip()[1:-1]
+    match = _SNAPSHOT.match(line)
+    if match:
+        return "snapshot", match.group(1)
+    match = _QEMU_UNKNOWN.match(line)
+    return ("unknown", match.group(1)) if match else None
+
+
+def parse_guest_config(text: str, kind: str = "qemu") -> GuestConfigText:
+    """A `<vmid>.conf` of KIND "qemu" (qm.conf(5)) or "lxc" (pct.conf(5)). Unknown keys are kept
+    (the checks ignore what they do not know); lines Proxmox itself would skip are counted, not
+    fatal; a file with no key line at all, or more garbage than configuration, is a ParseError,
+    and so is one of more than SNAPSHOT_SECTIONS_MAX snapshot sections. Repeated raw `lxc.*` keys
+    accumulate, one per line, separated by newlines (Proxmox keeps them as a list); `lines` has
+    each key's line, and each `lxc.*` line also as `key[n]` (snapshot sections likewise)."""
     out = GuestConfigText()
     target: dict[str, str] | None = out.current
+    target_lines: dict[str, int] | None = out.lines
+    sections: dict[str, SnapshotSection] = {}
     good = bad = 0
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#"):
+        if not line:
             continue
-        section = _SECTION.match(line)
-        if section:
-            name = section.group(1).strip()
-            if name == "PENDING":
-                target = out.pending
-            else:
-                target = None
-                if not name.startswith("special:"):
+        section = _section(raw, kind) if raw.startswith("[") else None
+        if section is not None:
+            what, name = section
+            if what == "pending":
+                out.pending.clear()
+                target, target_lines = out.pending, None
+            elif what == "snapshot":
+                if name not in sections and len(sections) >= SNAPSHOT_SECTIONS_MAX:
+                    raise ParseError(f"more than {SNAPSHOT_SECTIONS_MAX} snapshot sections: not audited "
+                                     "(hyperward's bound; Proxmox sets none)")
+                sections[name] = SnapshotSection(name)
+                if name not in out.snapshots:
                     out.snapshots.append(name)
+                target, target_lines = sections[name].config, sections[name].lines
+            else:
+                target = target_lines = None
+            continue
+        if line.startswith("#"):
             continue
         match = _LXC_LINE.match(line) or _KEY_LINE.match(line)
         if not match:
@@ -95,18 +155,19 @@ def parse_guest_config(text: str) -> GuestConfigText:
             target[key] = target[key] + "\n" + value
         else:
             target[key] = value
-        if target is out.current:
+        if target_lines is not None:
             if key.startswith("lxc."):
                 # each accumulated line by its position, as the guest mapping names them ("lxc.mount.entry[2]")
-                out.lines.setdefault(key, number)
-                out.lines[f"{key}[{target[key].count(chr(10)) + 1}]"] = number
+                target_lines.setdefault(key, number)
+                target_lines[f"{key}[{target[key].count(chr(10)) + 1}]"] = number
             else:
-                out.lines[key] = number  # the value that wins is the last
+                target_lines[key] = number  # the value that wins is the last
     if good == 0:
         raise ParseError("no configuration lines (key: value) found; garbage or truncated file")
     if bad > good:
         raise ParseError(f"{bad} unparseable lines against {good} valid ones; garbage or truncated file")
     out.ignored_lines = bad
+    out.snapshot_sections = [sections[name] for name in out.snapshots]
     return out
 
 
