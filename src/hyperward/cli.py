@@ -212,10 +212,15 @@ def scan(
     # after, so a caller that scans in a loop still gets its cycles collected.
     gc.freeze()
     try:
+        from .report.outputs import write_all
+
+        jobs = []
         for name, output in targets:
+            _reporter(name)  # a format missing from this build ends the scan before anything is written
             width = shutil.get_terminal_size((100, 24)).columns if not output else 100
-            options = RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width))
-            _write(_reporter(name).render(report, options), output, config.ownership())
+            jobs.append((name, RenderOptions(color=_use_color(output), verbose=verbose, quiet=quiet, width=max(60, width)), output))
+        ownership = config.ownership()
+        write_all(report, jobs, lambda text, output: _write(text, output, ownership))
     finally:
         gc.unfreeze()
     if record or config.history_record:
