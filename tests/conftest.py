@@ -231,3 +231,23 @@ def as_user(user: str, *cmd: str) -> subprocess.CompletedProcess:
     """Run CMD as USER with only that user's own group (setpriv: no PAM, no login)."""
     return subprocess.run(["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *cmd],
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def served(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
+    """A real HTTP server on loopback serving tmp_path/www (a refresh's download, `db update`)."""
+    import functools
+    import http.server
+    import threading
+
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", www
+    finally:
+        server.shutdown()
+        server.server_close()

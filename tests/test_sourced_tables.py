@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
-import http.server
 import json
 import os
 import pathlib
 import re
-import threading
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -361,22 +358,6 @@ def test_a_stale_lifecycle_table_vouches_for_no_release(tmp_path: pathlib.Path, 
 
 
 # --- db update --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def served(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
-    """A real HTTP server on loopback serving tmp_path/www."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", www
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _newer_virtualbox() -> bytes:

@@ -11,6 +11,8 @@ import datetime
 import os
 import re
 import stat
+from collections.abc import Callable
+from typing import TypeVar
 
 from ..facts import (
     STACK_DAEMONS,
@@ -165,18 +167,27 @@ def _xml_dir(fs: RootFS, directory: str) -> list[tuple[str, str | Unavailable]]:
     return [(f"{directory}/{n}", fs.read_text(f"{directory}/{n}", XML_LIMIT)) for n in listing if n.endswith(".xml")]
 
 
+T = TypeVar("T")
+
+
+def _parsed(path: str, text: str | Unavailable, parse: Callable[[str, str], T], what: str) -> T | Unavailable:
+    """One definition file's parse; a file that could not be read or parsed is Unavailable naming it."""
+    if isinstance(text, Unavailable):
+        return text
+    try:
+        return parse(text, path)
+    except XmlError as exc:
+        return Unavailable(path, "invalid", f"cannot read {what} XML: {exc}")
+
+
 def _domains(fs: RootFS, api_domains: list[Maybe[Domain]]) -> list[Maybe[Domain]]:
     persistent: dict[str, Domain] = {}
     problems: list[Unavailable] = []
     for source, running in (("/etc/libvirt/qemu", False), ("/run/libvirt/qemu", True)):
         for path, text in _xml_dir(fs, source):
-            if isinstance(text, Unavailable):
-                problems.append(text)
-                continue
-            try:
-                domain = parse_domain(text, path, running=running)
-            except XmlError as exc:
-                problems.append(Unavailable(path, "invalid", f"cannot read domain XML: {exc}"))
+            domain = _parsed(path, text, lambda t, p: parse_domain(t, p, running=running), "domain")
+            if isinstance(domain, Unavailable):
+                problems.append(domain)
                 continue
             key = domain.uuid or domain.name
             if running or key not in persistent:
@@ -221,15 +232,7 @@ def _snapshots(fs: RootFS) -> list[Maybe[DomainSnapshot]]:
             continue
         for name in names:
             path = f"{directory}/{name}"
-            text = fs.read_text(path, XML_LIMIT)
-            if isinstance(text, Unavailable):
-                out.append(text)
-                continue
-            try:
-                snapshot = parse_domain_snapshot(text, path)
-            except XmlError as exc:
-                out.append(Unavailable(path, "invalid", f"cannot read snapshot XML: {exc}"))
-                continue
+            snapshot = _parsed(path, fs.read_text(path, XML_LIMIT), parse_domain_snapshot, "snapshot")
             if snapshot is not None:
                 out.append(snapshot)
     return out
@@ -239,13 +242,9 @@ def _networks(fs: RootFS, api_networks: list[Maybe[Network]]) -> list[Maybe[Netw
     found: dict[str, Network] = {}
     problems: list[Unavailable] = []
     for path, text in _xml_dir(fs, "/etc/libvirt/qemu/networks"):
-        if isinstance(text, Unavailable):
-            problems.append(text)
-            continue
-        try:
-            network = parse_network(text, path)
-        except XmlError as exc:
-            problems.append(Unavailable(path, "invalid", f"cannot read network XML: {exc}"))
+        network = _parsed(path, text, parse_network, "network")
+        if isinstance(network, Unavailable):
+            problems.append(network)
             continue
         found[network.name] = network
     for item in api_networks:

@@ -14,14 +14,11 @@ tests hold whatever the calendar says, and they are the ones that run the bundle
 from __future__ import annotations
 
 import copy
-import functools
-import http.server
 import json
 import os
 import pathlib
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,22 +78,6 @@ def _mutated(change: Any) -> bytes:
 def test_bad_tables_are_rejected_naming_the_problem(data: bytes, message: str) -> None:
     with pytest.raises(builds.TableError, match=re.escape(message)):
         builds.parse(data, "test")
-
-
-@pytest.fixture
-def served(tmp_path: pathlib.Path) -> Iterator[tuple[str, pathlib.Path]]:
-    """A real HTTP server on loopback serving tmp_path/www."""
-    www = tmp_path / "www"
-    www.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", www
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _update(tmp_path: pathlib.Path, url: str, installed: pathlib.Path) -> Any:
