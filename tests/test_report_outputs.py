@@ -8,6 +8,8 @@ import json
 import os
 import pathlib
 import stat
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -33,13 +35,51 @@ def _write(text: str, output: str | None) -> None:
     pathlib.Path(output).write_text(text)
 
 
-def test_forked_writing_writes_byte_for_byte_what_one_process_writes(report, tmp_path):
-    together, alone = tmp_path / "together", tmp_path / "alone"
-    together.mkdir()
-    alone.mkdir()
-    forked = write_all(report, _jobs(together), _write)
-    assert forked is (_cores() >= 2)
-    assert write_all(report, _jobs(alone), _write, parallel=False) is False
+#: run in a fresh interpreter: pytest's own process keeps threads of earlier tests alive (loopback
+#: servers, the libvirt API's worker), and write_all rightly never forks beside a thread
+FRESH = """
+import pathlib, sys
+from hyperward.collect import collect_host
+from hyperward.engine import registry, run_checks
+from hyperward.report import FORMATS, RenderOptions
+from hyperward.report.outputs import split, write_all
+
+root, folder, mode = sys.argv[1:4]
+suffix = {suffixes!r}
+report = run_checks(collect_host(root), registry())
+
+
+def jobs(where):
+    return [(name, RenderOptions(), f"{{where}}/report.{{suffix[name]}}") for name in FORMATS]
+
+doomed = {{j[2] for j in split(jobs(folder))[0]}} if mode == "fail-child" else set()
+
+def write(text, output):
+    if output in doomed:
+        raise SystemExit(2)
+    pathlib.Path(output).write_text(text)
+
+if mode == "compare":  # one report, written both ways
+    for sub in ("together", "alone"):
+        pathlib.Path(folder, sub).mkdir()
+    print(write_all(report, jobs(folder + "/together"), write), write_all(report, jobs(folder + "/alone"), write, parallel=False))
+else:
+    print(write_all(report, jobs(folder), write))
+"""
+
+
+def _fresh(root: pathlib.Path, folder: pathlib.Path, mode: str) -> subprocess.CompletedProcess[str]:
+    folder.mkdir()
+    code = FRESH.format(suffixes=SUFFIX)
+    return subprocess.run([sys.executable, "-c", code, str(root), str(folder), mode], capture_output=True, text=True, timeout=300)
+
+
+def test_forked_writing_writes_byte_for_byte_what_one_process_writes(tmp_path):
+    root = copy_root("weak", tmp_path)
+    done = _fresh(root, tmp_path / "out", "compare")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(_cores() >= 2), "False"]
+    together, alone = tmp_path / "out" / "together", tmp_path / "out" / "alone"
     names = sorted(p.name for p in alone.iterdir())
     assert names == sorted(p.name for p in together.iterdir()) and len(names) == len(FORMATS)
     for name in names:
@@ -66,22 +106,16 @@ def test_a_second_thread_keeps_the_writing_in_one_process(report, tmp_path):
     assert len(list(tmp_path.iterdir())) == len(FORMATS)
 
 
-def test_a_failing_file_in_the_child_ends_the_scan_with_its_code(report, tmp_path):
-    jobs = _jobs(tmp_path)
-    child, _ = split(jobs)
-    doomed = {j[2] for j in child}
-
-    def write(text: str, output: str | None) -> None:
-        if output in doomed:
-            raise SystemExit(2)
-        _write(text, output)
-
+def test_a_failing_file_in_the_child_ends_the_scan_with_its_code(tmp_path):
     if _cores() < 2:
         pytest.skip("one core: nothing is forked")  # the CLI test below covers the failure alone
-    with pytest.raises(SystemExit) as raised:
-        write_all(report, jobs, write)
-    assert raised.value.code == 2
-    assert {p.name for p in tmp_path.iterdir()} == {pathlib.Path(j[2] or "").name for j in jobs if j[2] not in doomed}
+    root = copy_root("weak", tmp_path)
+    folder = tmp_path / "out"
+    done = _fresh(root, folder, "fail-child")
+    assert done.returncode == 2, done.stderr
+    jobs = [(name, RenderOptions(), f"{folder}/report.{SUFFIX[name]}") for name in FORMATS]
+    theirs, mine = split(jobs)
+    assert {p.name for p in folder.iterdir()} == {pathlib.Path(j[2] or "").name for j in mine} and theirs
 
 
 def test_the_cli_writes_every_file_privately_and_fails_on_one_it_cannot_write(tmp_path):
