@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -96,15 +97,21 @@ def db(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def _count(url: str, sql: str) -> int:
+def _execute(url: str, sql: str) -> Any:
+    """SQL against either backend, committed; the first row it returns."""
     if url.startswith("postgresql://"):
         import psycopg
 
         with psycopg.connect(url) as conn:
-            row = conn.execute(sql).fetchone()
-    else:
-        with sqlite3.connect(url) as conn:
-            row = conn.execute(sql).fetchone()
+            cursor = conn.execute(sql)
+            return cursor.fetchone() if cursor.description else None
+    with sqlite3.connect(url) as conn:
+        cursor = conn.execute(sql)
+        return cursor.fetchone() if cursor.description else None
+
+
+def _count(url: str, sql: str) -> int:
+    row = _execute(url, sql)
     assert row is not None
     return int(row[0])
 
@@ -323,14 +330,7 @@ def test_locked_sqlite_is_one_clear_error(reports: dict[str, pathlib.Path], tmp_
 
 def test_newer_database_schema_refused(db: str, reports: dict[str, pathlib.Path]) -> None:
     assert hyperward("fleet", "ingest", "--db", db, str(reports["kvm-b"])).returncode == 0
-    if db.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(db) as conn:
-            conn.execute("INSERT INTO schema_version VALUES (99)")
-    else:
-        with sqlite3.connect(db) as conn:
-            conn.execute("INSERT INTO schema_version VALUES (99)")
+    _execute(db, "INSERT INTO schema_version VALUES (99)")
     proc = hyperward("fleet", "report", "--db", db)
     assert proc.returncode == 2 and "fleet database schema 99 is newer than this hyperward (2)" in proc.stderr
 
@@ -612,14 +612,7 @@ def test_trends_in_sql_match_the_python_count_and_diff(db: str, reports: dict[st
     assert _count(db, "SELECT count(*) FROM trend_pairs") == _pairs(db) == 8
 
     # counts missing from trend_pairs (an ingest running beside the report): counted on the fly
-    if db.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(db) as conn:
-            conn.execute("DELETE FROM trend_pairs WHERE report_id IN (SELECT id FROM reports WHERE host = 'h1')")
-    else:
-        with sqlite3.connect(db) as conn:
-            conn.execute("DELETE FROM trend_pairs WHERE report_id IN (SELECT id FROM reports WHERE host = 'h1')")
+    _execute(db, "DELETE FROM trend_pairs WHERE report_id IN (SELECT id FROM reports WHERE host = 'h1')")
     assert _count(db, "SELECT count(*) FROM trend_pairs") == 4
     agree(files)
 

@@ -148,6 +148,13 @@ class GuestTpm:
     state_encrypted: bool | None
 
 
+def snapshot_label(name: str) -> str:
+    """A snapshot's name as results show it after "@": cut at 80 characters, since the platforms
+    take names of any length (Proxmox's parser, VirtualBox's settings, libvirt's metadata) and the
+    whole name stays in the result's details."""
+    return name if len(name) <= 80 else name[:80] + "..."
+
+
 @frozen
 class Guest:
     """One VM or container. `platform` is the platform's name ("libvirt", "proxmox", ...), `id` its
@@ -212,7 +219,7 @@ class Guest:
         platforms on one host (a workstation's VirtualBox VM and its KVM guest); a snapshot's
         settings as `name (id)@snapshot`."""
         ident = f" ({self.id})" if self.id and self.id != self.name else ""
-        return f"{self.name}{ident}@{self.snapshot}" if self.snapshot is not None else f"{self.name}{ident}"
+        return f"{self.name}{ident}@{snapshot_label(self.snapshot)}" if self.snapshot is not None else f"{self.name}{ident}"
 
     @property
     def running(self) -> bool:

@@ -305,13 +305,6 @@ class Appliance:
             return False
         return stat.S_ISDIR(int(st["st_mode"])) and not self.linked_dir(directory)
 
-    def is_symlink(self, path: str) -> bool:
-        """Unreadable counts as a link: the caller then leaves the path alone."""
-        try:
-            return bool(self.g.is_symlink(path))
-        except RuntimeError:
-            return True
-
     def glob(self, pattern: str) -> list[str]:
         try:
             return [p for p in self.g.glob_expand(pattern) if not p.endswith("/")][:2000]

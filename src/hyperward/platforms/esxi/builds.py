@@ -99,10 +99,7 @@ class Table:
 
 
 def _str(obj: dict[str, Any], key: str, where: str, pattern: re.Pattern[str] | None = None, limit: int = 2000) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise TableError(f"{where}: {key!r} must be a non-empty string")
-    sourced.printable(value, f"{where}: {key!r}")
+    value = sourced.text(obj, key, where, limit)
     if pattern is not None and not pattern.match(value):
         raise TableError(f"{where}: {key!r} is {value[:40]!r}, not in the expected form")
     return value

@@ -311,12 +311,6 @@ def to_guests(pve: ProxmoxFacts) -> list[Guest]:
     return [vm_guest(pve, g, storage_types) if g.kind == "qemu" else ct_guest(pve, g, storage_types) for g in good]
 
 
-def _short(name: str) -> str:
-    """A snapshot's name in results: Proxmox's API takes at most 40 characters (pve-snapshot-name),
-    but its parser takes a section header of any length; cut at 80 as VirtualBox's are."""
-    return name if len(name) <= 80 else name[:80] + "..."
-
-
 def snapshot_guests(pve: ProxmoxFacts) -> list[Guest]:
     """Each snapshot section as its guest would be after a rollback (a snapshot with saved RAM,
     `vmstate`, resumes running in these settings): no state of its own, under the guest's current
@@ -333,5 +327,5 @@ def snapshot_guests(pve: ProxmoxFacts) -> list[Guest]:
             restored = dataclasses.replace(g, config=section.config, pending={}, lines=section.lines, running=None)
             guest = mapping(pve, restored, storage_types)
             out.append(dataclasses.replace(guest, name=g.name, uuid=uuid, state=None,
-                                           snapshot=_short(section.name), snapshot_id=section.name))
+                                           snapshot=section.name, snapshot_id=section.name))
     return out

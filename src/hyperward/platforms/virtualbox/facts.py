@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import field
 
 from ...facts import Maybe
+from ...guests.model import snapshot_label
 from ...model import Unavailable
 from ...records import frozen
 from .security import SecurityTable
@@ -214,8 +215,8 @@ class VBoxSnapshot:
 
     @property
     def label(self) -> str:
-        """How results name it after its machine's label and "@": its name, cut at 80 characters."""
-        return self.name if len(self.name) <= 80 else self.name[:80] + "..."
+        """How results name it after its machine's label and "@" (guests.model.snapshot_label)."""
+        return snapshot_label(self.name)
 
 
 @frozen

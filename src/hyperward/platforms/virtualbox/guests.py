@@ -147,5 +147,5 @@ def snapshot_guests(facts: VirtualBoxFacts) -> list[Guest]:
         for snap in m.snapshots:
             guest = machine_guest(facts, home, dataclasses.replace(m, config=snap.config))
             if guest is not None:
-                out.append(dataclasses.replace(guest, state=None, snapshot=snap.label, snapshot_id=snap.uuid))
+                out.append(dataclasses.replace(guest, state=None, snapshot=snap.name, snapshot_id=snap.uuid))
     return out
